@@ -1,0 +1,159 @@
+"""Pulling every configured feed into the store; one feed's failure never stops the others."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.articles import Placement, mark_trending, slugify, store_entries
+from newsletter.db import unit_of_work
+from newsletter.errors import FeedError
+from newsletter.feeds import parse_feed
+from newsletter.fetching import fetch, make_client
+from newsletter.models import Feed, utcnow
+from newsletter.settings import FeedSettings, Settings
+
+log = logging.getLogger("newsletter.feeds")
+
+
+@dataclass
+class FeedReport:
+    """What one feed's fetch did; `status` is ok, not-modified, partial or error."""
+
+    url: str
+    status: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problem: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def read(self) -> bool:
+        return self.status in ("ok", "not-modified")
+
+
+def sections(settings: Settings) -> dict[str, str]:
+    """The site's sections by slug: the configured list plus every category feed's category."""
+    found = {slugify(name): name for name in settings.site.categories}
+    for feed in settings.feeds:
+        if feed.category:
+            found.setdefault(slugify(feed.category), feed.category_name or feed.category.title())
+    return found if settings.site.categories else {}
+
+
+def fetch_feeds(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    on_report: Callable[[FeedReport], None] = lambda _report: None,
+    client: httpx.Client | None = None,
+) -> list[FeedReport]:
+    """Fetch, parse and store every feed in order; a report for each, good or bad."""
+    reports = []
+    known = sections(settings)
+    with client or make_client(settings.fetch) as http:
+        for feed in settings.feeds:
+            report = fetch_feed(settings, factory, http, feed, known)
+            _log(report)
+            on_report(report)
+            reports.append(report)
+    return reports
+
+
+def _log(report: FeedReport) -> None:
+    for warning in report.warnings:
+        log.warning("%s: %s", report.url, warning)
+    if report.problem:
+        log.error("%s: %s", report.url, report.problem)
+    log.info(
+        "%s: %s, %d new, %d updated, %d unchanged",
+        report.url,
+        report.status,
+        report.new,
+        report.updated,
+        report.unchanged,
+    )
+
+
+def fetch_feed(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    client: httpx.Client,
+    config: FeedSettings,
+    known_sections: dict[str, str],
+) -> FeedReport:
+    with unit_of_work(factory) as session:
+        row = session.scalars(select(Feed).where(Feed.url == config.url)).one_or_none()
+        if row is None:
+            row = Feed(url=config.url, entries_seen=0)
+            session.add(row)
+        validators = (row.etag, row.last_modified)
+    now = utcnow()
+    try:
+        fetched = fetch(client, config.url, settings.fetch, *validators)
+        parsed = (
+            None
+            if fetched.content is None
+            else parse_feed(fetched.content, config.url, fetched.headers)
+        )
+    except FeedError as exc:
+        _record(factory, config.url, now, status="error", error=exc.problem)
+        return FeedReport(config.url, "error", problem=exc.problem)
+    if parsed is None:
+        _record(factory, config.url, now, status="not-modified", http_status=304)
+        return FeedReport(config.url, "not-modified")
+    language = config.language or parsed.language or settings.site.language
+    own = (
+        (slugify(config.category), config.category_name or config.category.title())
+        if (config.category)
+        else None
+    )
+    placement = Placement(language, own, known_sections)
+    status = "partial" if parsed.problem else "ok"
+    with unit_of_work(factory) as session:
+        stored = store_entries(session, parsed.entries, placement, now)
+        if config.trending:
+            mark_trending(session, stored.article_ids)
+        row = session.scalars(select(Feed).where(Feed.url == config.url)).one()
+        row.etag, row.last_modified = fetched.etag, fetched.last_modified
+        row.entries_seen = len(parsed.entries)
+        _apply(row, now, status, fetched.status, parsed.problem)
+    return FeedReport(
+        config.url,
+        status,
+        new=stored.new,
+        updated=stored.updated,
+        unchanged=stored.unchanged,
+        problem=parsed.problem,
+        warnings=parsed.warnings + stored.warnings,
+    )
+
+
+def _apply(
+    row: Feed, now: datetime, status: str, http_status: int | None, error: str | None
+) -> None:
+    row.last_fetched_at = now
+    row.last_status = status
+    row.last_http_status = http_status
+    row.last_error = error
+    if status in ("ok", "not-modified"):
+        row.last_ok_at = now
+
+
+def _record(
+    factory: sessionmaker[Session],
+    url: str,
+    now: datetime,
+    status: str,
+    error: str | None = None,
+    http_status: int | None = None,
+) -> None:
+    with unit_of_work(factory) as session:
+        row = session.scalars(select(Feed).where(Feed.url == url)).one()
+        _apply(row, now, status, http_status, error)

@@ -1,0 +1,218 @@
+"""Settings: defaults < TOML file < NEWSLETTER_* environment variables.
+
+Secrets come from the environment only; a secret in the TOML file is refused so it never
+lands in a repository. Nothing here runs at import time: entry points call `load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import zoneinfo
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from newsletter.errors import SettingsError
+
+DEFAULT_CONFIG = Path("config/newsletter.toml")
+SECRET_KEYS = ("smtp_password", "sendgrid_api_key", "secret_key")
+# Values that mean "somebody copied the example": refused unless the demo flag is on.
+PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "demo-only-secret-key", ""}
+
+
+class Strict(BaseModel):
+    """A settings group: unknown keys are errors, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteSettings(Strict):
+    name: str = "The European Times"
+    url: HttpUrl = HttpUrl("https://www.europeantimes.news")
+    language: str = "en"
+    from_name: str = "The European Times"
+    from_address: str = "newsletter@example.com"
+    reply_to: str = "editors@example.com"
+    postal_address: str = "Example Street 1, 1000 Brussels, Belgium"
+    # The site's sections; feed <category> terms matching none of these are tags.
+    # Empty means every term is taken as a category.
+    categories: list[str] = Field(default_factory=list)
+
+    @field_validator("from_address", "reply_to")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", value):
+            raise ValueError(f"not an email address: {value!r}")
+        return value
+
+
+class FetchSettings(Strict):
+    timeout_seconds: float = Field(20.0, gt=0)
+    max_bytes: int = Field(20_000_000, gt=0)
+    max_redirects: int = Field(5, ge=0)
+    user_agent: str = "newsletter/0.1 (+https://github.com/newsletter; feed reader)"
+
+
+class FeedSettings(Strict):
+    url: str
+    category: str | None = None
+    category_name: str | None = None
+    language: str | None = None
+    trending: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a feed needs a url or a file path")
+        if re.match(r"^[a-z][a-z0-9+.-]*://", value, re.I) and not value.lower().startswith(
+            ("http://", "https://", "file://")
+        ):
+            raise ValueError(f"only http(s) URLs and file paths are feeds: {value!r}")
+        return value
+
+    @property
+    def is_remote(self) -> bool:
+        return self.url.lower().startswith(("http://", "https://"))
+
+
+class Settings(BaseSettings):
+    """Every setting; each top-level key is also the environment variable NEWSLETTER_<KEY>."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSLETTER_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database_url: str = "sqlite:///subscribers/newsletter.db"
+    provider: Literal["outbox", "smtp", "sendgrid"] = "outbox"
+    outbox_dir: Path = Path("outbox")
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "ssl"] = "starttls"
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_host: HttpUrl = HttpUrl("https://api.sendgrid.com")
+    public_url: HttpUrl = HttpUrl("http://localhost:8000")
+    secret_key: SecretStr | None = None
+    timezone: str = "UTC"
+    # Allows placeholder secrets; set only by the bundled demo configuration.
+    demo: bool = False
+    site: SiteSettings = Field(default_factory=SiteSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    feeds: list[FeedSettings] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("use sqlite:///PATH or postgresql://USER@HOST/DB")
+        return value
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> Settings:
+        if self.provider == "sendgrid" and self.sendgrid_api_key is None:
+            raise ValueError("provider sendgrid needs NEWSLETTER_SENDGRID_API_KEY")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: it overrides the file, which load_settings passes as init values.
+        return (env_settings, init_settings)
+
+    def signing_key(self) -> bytes:
+        """The key for unsubscribe and preference tokens; refuses a missing or placeholder one."""
+        if self.secret_key is None:
+            raise SettingsError("secret_key", "NEWSLETTER_SECRET_KEY is not set")
+        value = self.secret_key.get_secret_value()
+        if not self.demo and (value.lower() in PLACEHOLDER_SECRETS or len(value) < 16):
+            raise SettingsError("secret_key", "placeholder or shorter than 16 characters")
+        return value.encode()
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+def config_path(environ: dict[str, str] | None = None) -> Path | None:
+    """The TOML file in use: NEWSLETTER_CONFIG, else config/newsletter.toml when present."""
+    environ = os.environ if environ is None else environ
+    named = environ.get("NEWSLETTER_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise SettingsError("NEWSLETTER_CONFIG", f"no such file: {path}")
+        return path
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read the file, refuse secrets in it, and make feed file paths relative to it."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(str(path), f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SettingsError(str(path), f"cannot read: {exc.strerror}") from None
+    for key in SECRET_KEYS:
+        if key in data:
+            raise SettingsError(
+                key, f"secrets come from the environment only: set NEWSLETTER_{key.upper()}"
+            )
+    for feed in data.get("feeds", []):
+        url = feed.get("url") if isinstance(feed, dict) else None
+        if isinstance(url, str) and "://" not in url and not Path(url).is_absolute():
+            feed["url"] = str((path.parent / url).resolve())
+    return data
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Build settings once, at an entry point; errors become one SettingsError line."""
+    path = path if path is not None else config_path()
+    data = read_toml(path) if path else {}
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "settings"
+        message = first["msg"]
+        secret = any(part in SECRET_KEYS for part in first["loc"])
+        if not secret and first.get("input") is not None and first["type"] != "extra_forbidden":
+            shown = first["input"]
+            if not isinstance(shown, dict | list):
+                message += f" (got {shown!r})"
+        if first["type"] == "extra_forbidden":
+            message = "unknown setting"
+        more = len(exc.errors()) - 1
+        if more:
+            message += f" (and {more} more)"
+        raise SettingsError(key, message) from None
