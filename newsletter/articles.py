@@ -36,7 +36,7 @@ class Stored:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a feed's entries belong: their language, the feed's own category, the site's sections."""
+    """Where a feed's entries go: their language, the feed's category, the site's sections."""
 
     language: str
     category: tuple[str, str] | None  # (slug, display name) of a category feed
@@ -103,9 +103,11 @@ def store_entries(
         article = by_key.get(entry.key)
         if article is None and (article := by_url.get(entry.url)) is not None:
             result.warnings.append(
-                f"{entry.url}: guid changed from {article.key!r} to {entry.key!r}; same article kept"
+                f"{entry.url}: guid changed from {article.key!r} to {entry.key!r}; "
+                "same article kept"
             )
             article.key = entry.key
+            by_key[entry.key] = article
         published = entry.published_at
         if published is None:
             published = article.published_at if article else now

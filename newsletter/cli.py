@@ -157,10 +157,10 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except SettingsError as exc:
-        err.print(f"newsletter: {exc}", highlight=False, markup=False)
+        print(f"newsletter: {exc}", file=sys.stderr)
         sys.exit(2)
     except NewsletterError as exc:
-        err.print(f"newsletter: {exc}", highlight=False, markup=False)
+        print(f"newsletter: {exc}", file=sys.stderr)
         sys.exit(1)
     except typer.Abort:
         err.print("aborted")

@@ -113,7 +113,8 @@ def _language(code: str | None) -> str | None:
 
 
 def _when(raw: Mapping[str, Any], name: str) -> datetime | None:
-    value = raw.get(f"{name}_parsed")
+    # dict.get: feedparser's own lookup maps a missing updated_parsed to published, noisily.
+    value = dict.get(raw, f"{name}_parsed")
     if not isinstance(value, time.struct_time):
         return None
     return datetime.fromtimestamp(calendar.timegm(value), UTC)

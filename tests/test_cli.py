@@ -1,0 +1,53 @@
+"""The command line end to end, as an operator runs it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from tests.conftest import ROOT, SAMPLE
+from tests.feedserver import FeedServer, Route
+from tests.test_settings import run_cli
+
+
+def demo_tree(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    return tmp_path
+
+
+def test_demo_stores_the_sample_site(tmp_path) -> None:
+    cwd = demo_tree(tmp_path)
+    env = {"NEWSLETTER_CONFIG": "config/demo.toml", "NEWSLETTER_SECRET_KEY": "demo-only-secret-key"}
+    result = run_cli("demo", env=env, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert "Stored articles" in result.stdout
+    assert re.search(r"all\s+│\s+en\s+│\s+46", result.stdout)
+    assert re.search(r"Politics\s+│\s+en\s+│\s+8", result.stdout)
+    assert (cwd / "demo-output" / "newsletter.db").exists()
+    again = run_cli("demo", env=env, cwd=cwd)  # idempotent: nothing new the second time
+    assert again.returncode == 0 and re.search(r"all\s+│\s+en\s+│\s+46", again.stdout)
+
+
+def test_fetch_exit_status_says_whether_every_feed_was_read(
+    tmp_path, feed_server: FeedServer
+) -> None:
+    feed_server.routes["/ok/"] = Route(body=(SAMPLE / "category-health.xml").read_bytes())
+    feed_server.routes["/down/"] = Route(status=503, body=b"down")
+    config = tmp_path / "newsletter.toml"
+    db = f"sqlite:///{tmp_path / 'n.db'}"
+    config.write_text(f'database_url = "{db}"\n[[feeds]]\nurl = "{feed_server.url("/ok/")}"\n')
+    ok = run_cli("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "ok" in ok.stdout and "7" in ok.stdout
+    config.write_text(config.read_text() + f'[[feeds]]\nurl = "{feed_server.url("/down/")}"\n')
+    bad = run_cli("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "HTTP 503" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_no_feeds_is_a_clear_error(tmp_path) -> None:
+    config = tmp_path / "empty.toml"
+    config.write_text(f'database_url = "sqlite:///{tmp_path / "n.db"}"\n')
+    result = run_cli("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
+    assert result.returncode == 1 and "no feeds configured" in result.stderr

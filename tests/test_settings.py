@@ -1,0 +1,143 @@
+"""Settings: precedence, secrets, one clear line for a wrong value, and an honest example file."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from newsletter.errors import SettingsError
+from newsletter.settings import Settings, load_settings
+from tests.conftest import ROOT
+
+EXAMPLE = ROOT / "config" / "newsletter.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "settings.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_file_then_environment(tmp_path, monkeypatch) -> None:
+    assert Settings().database_url == "sqlite:///subscribers/newsletter.db"
+    assert Settings().provider == "outbox"
+    path = write(
+        tmp_path,
+        'provider = "smtp"\nsmtp_port = 2525\n[site]\nname = "File"\n'
+        '[[feeds]]\nurl = "feeds/site.xml"\n',
+    )
+    settings = load_settings(path)
+    assert (settings.provider, settings.smtp_port, settings.site.name) == ("smtp", 2525, "File")
+    assert settings.feeds[0].url == str(tmp_path / "feeds" / "site.xml")  # relative to the file
+    monkeypatch.setenv("NEWSLETTER_SMTP_PORT", "2526")
+    monkeypatch.setenv("NEWSLETTER_SITE__NAME", "Env")
+    monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", "hunter2-from-env")
+    settings = load_settings(path)
+    assert (settings.smtp_port, settings.site.name) == (2526, "Env")
+    assert settings.smtp_password.get_secret_value() == "hunter2-from-env"
+    assert "hunter2" not in repr(settings)
+
+
+def test_config_file_from_environment(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_CONFIG", str(write(tmp_path, 'timezone = "Europe/Brussels"\n')))
+    assert load_settings().timezone == "Europe/Brussels"
+    monkeypatch.setenv("NEWSLETTER_CONFIG", str(tmp_path / "absent.toml"))
+    with pytest.raises(SettingsError, match="NEWSLETTER_CONFIG"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('secret_key = "in-the-file-0123456789"', "secret_key"),
+        ('sendgrid_api_key = "SG.x"', "sendgrid_api_key"),
+        ("smtp_port = 99999", "smtp_port"),
+        ('smtp_tls = "maybe"', "smtp_tls"),
+        ('timezone = "Mars/Olympus"', "timezone"),
+        ('provder = "smtp"', "provder"),
+        ('[site]\nfrom_address = "not-an-address"', "site.from_address"),
+        ('[[feeds]]\nurl = "ftp://x.example/feed"', "feeds.0.url"),
+        ('database_url = "mysql://x"', "database_url"),
+        ("this is not toml", "settings.toml"),
+    ],
+)
+def test_bad_settings_name_the_key(tmp_path, text, key) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(write(tmp_path, text + "\n"))
+    assert caught.value.key.endswith(key)
+    assert "\n" not in str(caught.value)
+
+
+def test_placeholder_secret_refused_outside_the_demo() -> None:
+    with pytest.raises(SettingsError, match="secret_key"):
+        Settings().signing_key()
+    with pytest.raises(SettingsError, match="placeholder"):
+        Settings(secret_key="change-me").signing_key()
+    assert Settings(secret_key="change-me", demo=True).signing_key() == b"change-me"
+    assert Settings(secret_key="a-long-and-random-key-0123").signing_key()
+
+
+def test_sendgrid_needs_a_key() -> None:
+    with pytest.raises(ValueError, match="NEWSLETTER_SENDGRID_API_KEY"):
+        Settings(provider="sendgrid")
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args],
+        env={**base, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_wrong_setting_stops_any_command_with_one_line(tmp_path) -> None:
+    for args in (["fetch"], ["db", "upgrade"], ["demo"]):
+        result = run_cli(
+            *args,
+            env={"NEWSLETTER_SMTP_PORT": "abc", "NEWSLETTER_CONFIG": str(EXAMPLE)},
+            cwd=tmp_path,
+        )
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "smtp_port" in lines[0], result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    found = []
+    for name, field in model.model_fields.items():
+        found.append(prefix + name)
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        for candidate in inner:
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                found.extend(_keys(candidate, prefix + name + "."))
+    return found
+
+
+def test_example_file_documents_every_setting_and_loads() -> None:
+    text = EXAMPLE.read_text()
+    for key in _keys(Settings):
+        name = key.rsplit(".", 1)[-1]
+        assert (
+            re.search(rf"^#?\s*\[*{re.escape(name)}\]*\s*[=:\]]", text, re.M) or f"[{name}]" in text
+        ), f"{key} is missing from {EXAMPLE.name}"
+    settings = load_settings(EXAMPLE)
+    assert settings.feeds and settings.site.name
+
+
+def test_shipped_config_files_load() -> None:
+    for path in (ROOT / "config").glob("*.toml"):
+        load_settings(path)
