@@ -78,9 +78,7 @@ def _categories(
         wanted[slug] = (name, True)
     found: dict[str, Category] = {}
     for slugs in _chunks(list(wanted)):
-        found.update(
-            (c.slug, c) for c in session.scalars(select(Category).where(Category.slug.in_(slugs)))
-        )
+        found.update((c.slug, c) for c in session.scalars(select(Category).where(Category.slug.in_(slugs))))
     for slug, (name, section) in wanted.items():
         category = found.get(slug)
         if category is None:
@@ -103,8 +101,7 @@ def store_entries(
         article = by_key.get(entry.key)
         if article is None and (article := by_url.get(entry.url)) is not None:
             result.warnings.append(
-                f"{entry.url}: guid changed from {article.key!r} to {entry.key!r}; "
-                "same article kept"
+                f"{entry.url}: guid changed from {article.key!r} to {entry.key!r}; same article kept"
             )
             article.key = entry.key
             by_key[entry.key] = article

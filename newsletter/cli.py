@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -12,12 +13,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import func, select
 
-from newsletter import logs
+from newsletter import cli_editions, logs
+from newsletter.db import unit_of_work
 from newsletter.errors import NewsletterError, SettingsError
 from newsletter.ingest import FeedReport, fetch_feeds
-from newsletter.models import Article, Category, article_categories
+from newsletter.models import Article, Category, Edition, article_categories
 from newsletter.runtime import Runtime, open_runtime
 from newsletter.settings import load_settings
+from newsletter.slots import last_slot
+from newsletter.subscribers import ImportReport, export_csv, import_csv
 
 app = typer.Typer(
     help="Pull a news site's feeds, compose per-reader digests and send them exactly once.",
@@ -26,6 +30,13 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+subscribers_app = typer.Typer(help="Subscribers in bulk: CSV import and export.", no_args_is_help=True)
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(cli_editions.edition_app, name="edition")
+app.command()(cli_editions.trending)
+app.command()(cli_editions.preview)
+app.command()(cli_editions.send)
+app.command()(cli_editions.editions)
 
 out = Console()
 err = Console(stderr=True)
@@ -124,9 +135,7 @@ def _stored_table(runtime: Runtime) -> Table:
             .order_by(Category.name, Article.language)
         ).all()
         by_language = session.execute(
-            select(Article.language, func.count())
-            .group_by(Article.language)
-            .order_by(Article.language)
+            select(Article.language, func.count()).group_by(Article.language).order_by(Article.language)
         ).all()
     table = Table(title="Stored articles")
     table.add_column("category")
@@ -139,9 +148,56 @@ def _stored_table(runtime: Runtime) -> Table:
     return table
 
 
+@subscribers_app.command("import")
+def subscribers_import(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A CSV file with an email column.")],
+) -> None:
+    """Add or update subscribers from a CSV; bad rows are reported and kept aside, never lost."""
+    report = _import(ctx.obj.runtime(), path)
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+def _import(runtime: Runtime, path: Path) -> ImportReport:
+    if not path.is_file():
+        raise NewsletterError(f"no such file: {path}")
+    try:
+        with unit_of_work(runtime.factory) as session:
+            report = import_csv(session, runtime.settings, path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise NewsletterError(f"cannot import {path}: {exc}") from None
+    out.print(
+        f"{path}: {report.added} added, {report.updated} updated, "
+        f"{report.kept} kept as they were (unsubscribed), {len(report.rejected)} rejected"
+    )
+    for line, _raw, error in report.rejected:
+        err.print(f"  line {line}: {error}", highlight=False)
+    if report.rejects_file:
+        err.print(f"rejected rows written to {report.rejects_file}, with the reason for each")
+    return report
+
+
+@subscribers_app.command("export")
+def subscribers_export(
+    ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Where to write the CSV.")]
+) -> None:
+    """Write every subscriber to a CSV in the import format."""
+    runtime = ctx.obj.runtime()
+    with runtime.factory() as session:
+        count = export_csv(session, path)
+    out.print(f"{count} subscribers written to {path}")
+
+
 @app.command()
-def demo(ctx: typer.Context) -> None:
-    """Run the whole job on the bundled sample site: fetch, store, and show what was stored."""
+def demo(
+    ctx: typer.Context,
+    subscribers: Annotated[Path, typer.Option(help="Demo subscribers to import.")] = Path(
+        "subscribers/demo-subscribers.csv"
+    ),
+) -> None:
+    """The whole job on the bundled sample site: fetch, import readers, compose and send the
+    weekly edition to the local outbox, and say where it is."""
     state: State = ctx.obj
     if not state.settings.demo:
         raise NewsletterError("`newsletter demo` runs with the demo settings: make demo")
@@ -149,7 +205,24 @@ def demo(ctx: typer.Context) -> None:
     reports = _fetch_with_progress(runtime)
     _print_reports(reports)
     out.print(_stored_table(runtime))
-    out.print(f"Database: {runtime.settings.database_url}")
+    _import(runtime, subscribers)
+    settings = runtime.settings
+    with runtime.factory() as session:
+        newest = session.scalar(select(func.max(Article.published_at)))
+    # The sample is dated: send the first weekly slot after its newest article, as if on time.
+    weekly = settings.newsletter("weekly")
+    slot = last_slot(weekly.days, weekly.at, settings.zone, newest + timedelta(days=7))
+    report = cli_editions.send_edition(runtime, "weekly", slot)
+    cli_editions.print_send_report(report)
+    with runtime.factory() as session:
+        edition = session.get(Edition, report.edition_id)
+    folder = settings.outbox_dir / f"edition-{report.edition_id}"
+    files = sorted(folder.glob("*.eml")) if folder.is_dir() else []
+    out.print(f"\nThe {edition.newsletter} edition of {edition.slot}: {len(files)} messages in {folder}/")
+    if files:
+        out.print(f"Open one in a mail client, e.g.:  xdg-open {files[0]}")
+        out.print(f"or read its source:              less {files[0]}")
+    out.print(f"Database: {settings.database_url}")
 
 
 def main() -> None:

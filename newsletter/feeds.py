@@ -89,9 +89,7 @@ def parse_feed(data: bytes, url: str, headers: Mapping[str, str]) -> ParsedFeed:
         if entry is None:
             continue
         if entry.key in seen:
-            feed.warnings.append(
-                f"entry {index}: duplicate guid {entry.key!r} in the feed, kept once"
-            )
+            feed.warnings.append(f"entry {index}: duplicate guid {entry.key!r} in the feed, kept once")
             continue
         seen.add(entry.key)
         feed.entries.append(entry)
@@ -130,9 +128,7 @@ def _html(detail: Mapping[str, Any] | None, value: str | None, base: str) -> str
     return clean_html(value, base)
 
 
-def _entry(
-    raw: Mapping[str, Any], base: str, warnings: list[str], index: int
-) -> ParsedEntry | None:
+def _entry(raw: Mapping[str, Any], base: str, warnings: list[str], index: int) -> ParsedEntry | None:
     link = safe_url(raw.get("link"), base)
     guid = (raw.get("id") or "").strip()
     if not link:
@@ -169,9 +165,7 @@ def _entry(
         comment_count=_comments(raw.get("slash_comments")),
         terms=tuple(
             dict.fromkeys(
-                term
-                for tag in raw.get("tags") or []
-                if (term := plain_text(tag.get("term") or "")[:200])
+                term for tag in raw.get("tags") or [] if (term := plain_text(tag.get("term") or "")[:200])
             )
         ),
     )

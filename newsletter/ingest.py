@@ -97,11 +97,7 @@ def fetch_feed(
     now = utcnow()
     try:
         fetched = fetch(client, config.url, settings.fetch, *validators)
-        parsed = (
-            None
-            if fetched.content is None
-            else parse_feed(fetched.content, config.url, fetched.headers)
-        )
+        parsed = None if fetched.content is None else parse_feed(fetched.content, config.url, fetched.headers)
     except FeedError as exc:
         _record(factory, config.url, now, status="error", error=exc.problem)
         return FeedReport(config.url, "error", problem=exc.problem)
@@ -135,9 +131,7 @@ def fetch_feed(
     )
 
 
-def _apply(
-    row: Feed, now: datetime, status: str, http_status: int | None, error: str | None
-) -> None:
+def _apply(row: Feed, now: datetime, status: str, http_status: int | None, error: str | None) -> None:
     row.last_fetched_at = now
     row.last_status = status
     row.last_http_status = http_status

@@ -20,7 +20,5 @@ def configure(verbose: bool = False, interactive: bool | None = None) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("newsletter")
     root.handlers[:] = [handler]
-    root.setLevel(
-        logging.DEBUG if verbose else logging.INFO if not interactive else logging.WARNING
-    )
+    root.setLevel(logging.DEBUG if verbose else logging.INFO if not interactive else logging.WARNING)
     root.propagate = False

@@ -196,12 +196,8 @@ class EditionPick(Base):
     """An editor's pin or exclusion of an article for one edition."""
 
     __tablename__ = "edition_picks"
-    edition_id: Mapped[int] = mapped_column(
-        ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True
-    )
-    article_id: Mapped[int] = mapped_column(
-        ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True
-    )
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
     action: Mapped[str] = mapped_column(String(10))  # pin or exclude
 
 
@@ -225,9 +221,7 @@ class VariantArticle(Base):
     """What a variant carried: how 'never the same article twice' is checked."""
 
     __tablename__ = "variant_articles"
-    variant_id: Mapped[int] = mapped_column(
-        ForeignKey("variants.id", ondelete="CASCADE"), primary_key=True
-    )
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"), primary_key=True)
     article_id: Mapped[int] = mapped_column(
         ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True, index=True
     )
@@ -244,9 +238,7 @@ class Delivery(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
-    subscriber_id: Mapped[int] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
-    )
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"))
     # pending, sending, sent, failed, skipped, suppressed
     status: Mapped[str] = mapped_column(String(20), default="pending")
@@ -263,11 +255,7 @@ class Click(Base):
 
     __tablename__ = "clicks"
     id: Mapped[int] = mapped_column(primary_key=True)
-    article_id: Mapped[int] = mapped_column(
-        ForeignKey("articles.id", ondelete="CASCADE"), index=True
-    )
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), index=True)
     edition_id: Mapped[int | None] = mapped_column(ForeignKey("editions.id", ondelete="SET NULL"))
-    subscriber_id: Mapped[int | None] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="SET NULL")
-    )
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
     clicked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

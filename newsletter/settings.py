@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from newsletter.errors import SettingsError
+from newsletter.slots import weekdays
 
 DEFAULT_CONFIG = Path("config/newsletter.toml")
 SECRET_KEYS = ("smtp_password", "sendgrid_api_key", "secret_key")
@@ -47,14 +48,16 @@ class SiteSettings(Strict):
     from_address: str = "newsletter@example.com"
     reply_to: str = "editors@example.com"
     postal_address: str = "Example Street 1, 1000 Brussels, Belgium"
+    # The mailto: in List-Unsubscribe, beside the one-click link; default: reply_to.
+    unsubscribe_mailto: str | None = None
     # The site's sections; feed <category> terms matching none of these are tags.
     # Empty means every term is taken as a category.
     categories: list[str] = Field(default_factory=list)
 
-    @field_validator("from_address", "reply_to")
+    @field_validator("from_address", "reply_to", "unsubscribe_mailto")
     @classmethod
-    def _email(cls, value: str) -> str:
-        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", value):
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", value):
             raise ValueError(f"not an email address: {value!r}")
         return value
 
@@ -89,12 +92,73 @@ class FeedSettings(Strict):
         return self.url.lower().startswith(("http://", "https://"))
 
 
+class NewsletterSettings(Strict):
+    """One newsletter (weekly, daily, ...): when it goes out and what a digest holds."""
+
+    title: str = "Weekly digest"
+    # Days it goes out, as cron day-of-week names: "mon", "mon,thu", "mon-fri" or "*".
+    days: str = "mon"
+    at: str = "07:00"  # local time, in `timezone`
+    # The first edition looks back this far; later ones take everything since the last.
+    first_window_days: int = Field(7, ge=1, le=366)
+    per_category: int = Field(5, ge=1, le=50)
+    trending: int = Field(5, ge=0, le=50)
+    subject: str = (
+        "{{ newsletter.title }}: {{ top.title }}{% if count > 1 %} and {{ count - 1 }} more{% endif %}"
+    )
+    preheader: str = "{{ headlines | join(' · ') }}"
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: str) -> str:
+        weekdays(value)
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"use HH:MM, 24-hour: {value!r}")
+        return value
+
+
+def _default_newsletters() -> dict[str, NewsletterSettings]:
+    return {
+        "weekly": NewsletterSettings(),
+        "daily": NewsletterSettings(
+            title="Daily briefing",
+            days="*",
+            at="06:30",
+            first_window_days=1,
+            per_category=3,
+            trending=3,
+        ),
+    }
+
+
+class RankingSettings(Strict):
+    """Weights of the trending signals; a weight of 0 turns a signal off."""
+
+    trending_weight: float = Field(3.0, ge=0)
+    comments_weight: float = Field(1.0, ge=0)
+    clicks_weight: float = Field(1.5, ge=0)
+    recency_weight: float = Field(2.0, ge=0)
+    half_life_hours: float = Field(48.0, gt=0)
+
+
+class LinkSettings(Strict):
+    """UTM parameters added to article links; empty values are left out."""
+
+    utm_source: str = "newsletter"
+    utm_medium: str = "email"
+    # {newsletter} and {slot} are filled in per edition.
+    utm_campaign: str = "{newsletter}-{slot}"
+
+
 class Settings(BaseSettings):
     """Every setting; each top-level key is also the environment variable NEWSLETTER_<KEY>."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NEWSLETTER_", env_nested_delimiter="__", extra="forbid"
-    )
+    model_config = SettingsConfigDict(env_prefix="NEWSLETTER_", env_nested_delimiter="__", extra="forbid")
 
     database_url: str = "sqlite:///subscribers/newsletter.db"
     provider: Literal["outbox", "smtp", "sendgrid"] = "outbox"
@@ -114,6 +178,11 @@ class Settings(BaseSettings):
     site: SiteSettings = Field(default_factory=SiteSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     feeds: list[FeedSettings] = Field(default_factory=list)
+    newsletters: dict[str, NewsletterSettings] = Field(default_factory=_default_newsletters)
+    ranking: RankingSettings = Field(default_factory=RankingSettings)
+    links: LinkSettings = Field(default_factory=LinkSettings)
+    # Email templates; default: the project's templates/ folder.
+    templates_dir: Path | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -162,6 +231,15 @@ class Settings(BaseSettings):
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
 
+    def newsletter(self, name: str) -> NewsletterSettings:
+        if name not in self.newsletters:
+            known = ", ".join(sorted(self.newsletters)) or "none"
+            raise SettingsError("newsletters", f"no newsletter {name!r} (configured: {known})")
+        return self.newsletters[name]
+
+    def templates_path(self) -> Path:
+        return self.templates_dir or Path(__file__).resolve().parent.parent / "templates"
+
 
 def config_path(environ: dict[str, str] | None = None) -> Path | None:
     """The TOML file in use: NEWSLETTER_CONFIG, else config/newsletter.toml when present."""
@@ -185,9 +263,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(str(path), f"cannot read: {exc.strerror}") from None
     for key in SECRET_KEYS:
         if key in data:
-            raise SettingsError(
-                key, f"secrets come from the environment only: set NEWSLETTER_{key.upper()}"
-            )
+            raise SettingsError(key, f"secrets come from the environment only: set NEWSLETTER_{key.upper()}")
     for feed in data.get("feeds", []):
         url = feed.get("url") if isinstance(feed, dict) else None
         if isinstance(url, str) and "://" not in url and not Path(url).is_absolute():

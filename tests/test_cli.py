@@ -29,9 +29,7 @@ def test_demo_stores_the_sample_site(tmp_path) -> None:
     assert again.returncode == 0 and re.search(r"all\s+│\s+en\s+│\s+46", again.stdout)
 
 
-def test_fetch_exit_status_says_whether_every_feed_was_read(
-    tmp_path, feed_server: FeedServer
-) -> None:
+def test_fetch_exit_status_says_whether_every_feed_was_read(tmp_path, feed_server: FeedServer) -> None:
     feed_server.routes["/ok/"] = Route(body=(SAMPLE / "category-health.xml").read_bytes())
     feed_server.routes["/down/"] = Route(status=503, body=b"down")
     config = tmp_path / "newsletter.toml"

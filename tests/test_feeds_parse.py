@@ -14,9 +14,7 @@ from newsletter.sanitize import clean_html
 from tests.conftest import FIXTURES, SAMPLE
 
 RSS = {"content-type": "application/rss+xml; charset=utf-8"}
-DANGER = re.compile(
-    r"<script|<style|<iframe|<object|<embed|<form|\bon[a-z]+\s*=|javascript:|data:", re.I
-)
+DANGER = re.compile(r"<script|<style|<iframe|<object|<embed|<form|\bon[a-z]+\s*=|javascript:|data:", re.I)
 
 
 def parse(name: str, headers: dict[str, str] = RSS):

@@ -21,9 +21,7 @@ def serve(server: FeedServer, path: str, body: bytes, **route: object) -> str:
 
 
 def site(make_runtime, feeds: list[dict], **overrides):
-    return make_runtime(
-        feeds=[FeedSettings(**f) for f in feeds], site={"categories": SECTIONS}, **overrides
-    )
+    return make_runtime(feeds=[FeedSettings(**f) for f in feeds], site={"categories": SECTIONS}, **overrides)
 
 
 def snapshot(runtime) -> list[tuple]:
@@ -102,9 +100,7 @@ def test_site_and_category_feeds_share_articles(make_runtime, feed_server) -> No
     assert count(runtime, Article) == 46 + 12
     with runtime.factory() as session:
         health = session.scalars(
-            select(Article).where(
-                Article.categories.any(Category.slug == "health"), Article.language == "en"
-            )
+            select(Article).where(Article.categories.any(Category.slug == "health"), Article.language == "en")
         ).all()
         assert len(health) == 7
         sections = {c.slug for c in session.scalars(select(Category).where(Category.is_section))}
@@ -117,19 +113,13 @@ def test_site_and_category_feeds_share_articles(make_runtime, feed_server) -> No
             "culture",
             "human-rights",
         }
-        assert (
-            session.scalar(select(Category).where(Category.slug == "europol")).is_section is False
-        )
+        assert session.scalar(select(Category).where(Category.slug == "europol")).is_section is False
         ranked = session.scalars(
-            select(Article)
-            .where(Article.trending_rank.is_not(None))
-            .order_by(Article.trending_rank)
+            select(Article).where(Article.trending_rank.is_not(None)).order_by(Article.trending_rank)
         ).all()
         assert len(ranked) == 8 and ranked[0].title.startswith("25 arrested")
         german = session.scalars(select(Article).where(Article.language == "de")).all()
-        originals = {
-            a.key for a in session.scalars(select(Article).where(Article.language == "en"))
-        }
+        originals = {a.key for a in session.scalars(select(Article).where(Article.language == "en"))}
         assert all(a.key in originals for a in german)  # a translation shares its original's key
 
 
@@ -145,9 +135,7 @@ def test_trending_rank_follows_the_latest_list(make_runtime, feed_server) -> Non
     fetch_feeds(runtime.settings, runtime.factory)
     with runtime.factory() as session:
         ranked = session.scalars(
-            select(Article)
-            .where(Article.trending_rank.is_not(None))
-            .order_by(Article.trending_rank)
+            select(Article).where(Article.trending_rank.is_not(None)).order_by(Article.trending_rank)
         ).all()
     assert len(ranked) == 3 and ranked[-1].title.startswith("25 arrested")
 
@@ -232,8 +220,7 @@ def test_failing_feeds_are_reported_and_the_others_ingested(make_runtime, feed_s
     ]
     runtime = site(make_runtime, feeds, fetch={"timeout_seconds": 0.5})
     reports = {
-        r.url.rsplit(":", 1)[-1].split("/", 1)[1]: r
-        for r in fetch_feeds(runtime.settings, runtime.factory)
+        r.url.rsplit(":", 1)[-1].split("/", 1)[1]: r for r in fetch_feeds(runtime.settings, runtime.factory)
     }
     assert reports["broken/"].status == "partial" and reports["broken/"].new >= 1
     assert "malformed" in reports["broken/"].problem

@@ -29,8 +29,7 @@ def test_defaults_file_then_environment(tmp_path, monkeypatch) -> None:
     assert Settings().provider == "outbox"
     path = write(
         tmp_path,
-        'provider = "smtp"\nsmtp_port = 2525\n[site]\nname = "File"\n'
-        '[[feeds]]\nurl = "feeds/site.xml"\n',
+        'provider = "smtp"\nsmtp_port = 2525\n[site]\nname = "File"\n[[feeds]]\nurl = "feeds/site.xml"\n',
     )
     settings = load_settings(path)
     assert (settings.provider, settings.smtp_port, settings.site.name) == ("smtp", 2525, "File")
@@ -88,9 +87,7 @@ def test_sendgrid_needs_a_key() -> None:
         Settings(provider="sendgrid")
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
-) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     return subprocess.run(
         [sys.executable, "-m", "newsletter", *args],
@@ -131,9 +128,9 @@ def test_example_file_documents_every_setting_and_loads() -> None:
     text = EXAMPLE.read_text()
     for key in _keys(Settings):
         name = key.rsplit(".", 1)[-1]
-        assert (
-            re.search(rf"^#?\s*\[*{re.escape(name)}\]*\s*[=:\]]", text, re.M) or f"[{name}]" in text
-        ), f"{key} is missing from {EXAMPLE.name}"
+        assert re.search(rf"^#?\s*\[*{re.escape(name)}\]*\s*[=:\]]", text, re.M) or f"[{name}]" in text, (
+            f"{key} is missing from {EXAMPLE.name}"
+        )
     settings = load_settings(EXAMPLE)
     assert settings.feeds and settings.site.name
 

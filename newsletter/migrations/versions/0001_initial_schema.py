@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("key", "language", name="uq_articles_key_language"),
     )
     with op.batch_alter_table("articles", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_articles_published_at"), ["published_at"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_articles_published_at"), ["published_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_articles_url"), ["url"], unique=False)
 
     op.create_table(
@@ -188,9 +186,7 @@ def upgrade() -> None:
             name=op.f("fk_subscriber_categories_subscriber_id_subscribers"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "subscriber_id", "category_id", name=op.f("pk_subscriber_categories")
-        ),
+        sa.PrimaryKeyConstraint("subscriber_id", "category_id", name=op.f("pk_subscriber_categories")),
     )
     op.create_table(
         "subscriber_newsletters",
@@ -202,9 +198,7 @@ def upgrade() -> None:
             name=op.f("fk_subscriber_newsletters_subscriber_id_subscribers"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "subscriber_id", "newsletter", name=op.f("pk_subscriber_newsletters")
-        ),
+        sa.PrimaryKeyConstraint("subscriber_id", "newsletter", name=op.f("pk_subscriber_newsletters")),
     )
     op.create_table(
         "variants",
@@ -261,12 +255,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_deliveries_edition_status", ["edition_id", "status"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_deliveries_subscriber_id"), ["subscriber_id"], unique=False
-        )
+        batch_op.create_index("ix_deliveries_edition_status", ["edition_id", "status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_deliveries_subscriber_id"), ["subscriber_id"], unique=False)
 
     op.create_table(
         "variant_articles",
@@ -288,9 +278,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("variant_id", "article_id", name=op.f("pk_variant_articles")),
     )
     with op.batch_alter_table("variant_articles", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_variant_articles_article_id"), ["article_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_variant_articles_article_id"), ["article_id"], unique=False)
 
     # ### end Alembic commands ###
 

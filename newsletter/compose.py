@@ -1,0 +1,154 @@
+"""Rendering a digest variant: Jinja2 templates, CSS inlined by premailer, a text part,
+subject and preheader. Pure: data in, strings out.
+
+Personal bits (unsubscribe and preference links, the greeting) are left as placeholders
+so one rendering, and one premailer pass, serves every reader of the variant.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import premailer
+
+from newsletter.settings import NewsletterSettings, SiteSettings
+
+log = logging.getLogger("newsletter.compose")
+
+# Gmail clips HTML near 102 KB, hiding what follows: the unsubscribe link included.
+CLIP_WARNING_BYTES = 100_000
+PLACEHOLDERS = {
+    "unsubscribe_url": "__NL_UNSUBSCRIBE_URL__",
+    "preferences_url": "__NL_PREFERENCES_URL__",
+    "greeting": "__NL_GREETING__",
+}
+
+
+@dataclass(frozen=True)
+class Card:
+    """An article as a reader sees it, in the reader's language where a translation exists."""
+
+    url: str
+    title: str
+    author: str | None
+    published: str
+    excerpt: str
+    image_url: str | None
+    category: str | None
+    comments: int | None
+    note: str | None  # "Machine translation" or "In English" where the language differs
+
+
+@dataclass(frozen=True)
+class DigestView:
+    newsletter: NewsletterSettings
+    site: SiteSettings
+    language: str
+    edition_label: str
+    trending: list[Card]
+    sections: list[tuple[str, list[Card]]]
+    category_names: list[str]
+
+    @property
+    def cards(self) -> list[Card]:
+        return self.trending + [card for _name, cards in self.sections for card in cards]
+
+
+@dataclass(frozen=True)
+class Composed:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    warnings: list[str] = field(default_factory=list)
+
+
+class Composer:
+    """Templates loaded once; `compose` is called once per variant, never per recipient."""
+
+    def __init__(self, templates: Path) -> None:
+        self.templates = templates
+        loader = jinja2.FileSystemLoader(str(templates))
+        self.html_env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+        # Text and subject lines are not HTML: escaping would show '&amp;' to the reader.
+        self.text_env = jinja2.Environment(
+            loader=loader,
+            autoescape=False,
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self.stylesheet = (templates / "email" / "digest.css").read_text(encoding="utf-8")
+        self.responsive = (templates / "email" / "responsive.css").read_text(encoding="utf-8")
+
+    def compose(self, view: DigestView) -> Composed:
+        cards = view.cards
+        if not cards:
+            raise ValueError("an empty digest is never composed")
+        lines = {
+            "newsletter": view.newsletter,
+            "top": cards[0],
+            "count": len(cards),
+            "headlines": [card.title for card in cards[:3]],
+            "site": view.site,
+        }
+        subject = _one_line(self.text_env.from_string(view.newsletter.subject).render(lines))
+        preheader = _one_line(self.text_env.from_string(view.newsletter.preheader).render(lines))
+        context = {
+            "newsletter": view.newsletter,
+            "site": view.site,
+            "site_url": str(view.site.url),
+            "language": view.language,
+            "edition_label": view.edition_label,
+            "trending": view.trending,
+            "sections": view.sections,
+            "category_names": view.category_names,
+            "subject": subject,
+            "preheader": preheader,
+            **PLACEHOLDERS,
+        }
+        html = self.html_env.get_template("email/digest.html").render(
+            context, stylesheet=self.stylesheet, responsive=self.responsive
+        )
+        text = self.text_env.get_template("email/digest.txt").render(context)
+        inlined = inline_css(html)
+        warnings = []
+        size = len(inlined.encode("utf-8"))
+        if size > CLIP_WARNING_BYTES:
+            warning = (
+                f"digest HTML is {size / 1000:.0f} KB: Gmail clips near 102 KB and would hide "
+                "the unsubscribe link; lower per_category or trending"
+            )
+            log.warning(warning)
+            warnings.append(warning)
+        return Composed(subject, preheader, inlined, _tidy_text(text), warnings)
+
+
+def inline_css(html: str) -> str:
+    """premailer: rules become style attributes; media queries stay in their <style> block."""
+    return premailer.Premailer(
+        html,
+        allow_network=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+        remove_classes=False,
+        strip_important=False,
+        keep_style_tags=False,
+    ).transform(pretty_print=False)
+
+
+def _one_line(text: str) -> str:
+    """Subjects and preheaders come from feed titles: no line break may reach a header."""
+    return " ".join(text.split())
+
+
+def _tidy_text(text: str) -> str:
+    """Collapse the blank runs template logic leaves behind; keep paragraphs apart."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    tidy: list[str] = []
+    for line in lines:
+        if line or (tidy and tidy[-1]):
+            tidy.append(line)
+    return "\n".join(tidy).strip() + "\n"

@@ -1,0 +1,51 @@
+"""Per-recipient substitution into a composed variant: the only per-reader work on content.
+
+A variant is split at its placeholders once; a reader's copy is a join of the pieces with
+their values, so a million readers cost a million joins, not a million renderings.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+from newsletter.compose import PLACEHOLDERS
+
+_NAMES = {token: name for name, token in PLACEHOLDERS.items()}
+_SPLIT = re.compile("(" + "|".join(re.escape(token) for token in PLACEHOLDERS.values()) + ")")
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What personalization knows of a recipient."""
+
+    name: str | None
+    unsubscribe_url: str
+    preferences_url: str
+
+    def values(self) -> dict[str, str]:
+        greeting = f"Hello {self.name}," if self.name else "Hello,"
+        return {
+            "unsubscribe_url": self.unsubscribe_url,
+            "preferences_url": self.preferences_url,
+            "greeting": greeting,
+        }
+
+
+class Personalizable:
+    """A text cut at its placeholders; `fill` joins it with one reader's values."""
+
+    def __init__(self, text: str, escape: bool) -> None:
+        pieces = _SPLIT.split(text)
+        self.literals = pieces[0::2]
+        self.names = [_NAMES[token] for token in pieces[1::2]]
+        self.escape = escape
+
+    def fill(self, values: dict[str, str]) -> str:
+        quote = html.escape if self.escape else str
+        out = [self.literals[0]]
+        for name, literal in zip(self.names, self.literals[1:], strict=True):
+            out.append(quote(values[name]))
+            out.append(literal)
+        return "".join(out)

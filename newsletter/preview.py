@@ -1,0 +1,106 @@
+"""What a reader would get next: the editors' preview, through the very code that sends.
+
+Nothing is written to the store: the upcoming edition is used as it stands (with the editors'
+picks) or as it would be created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.articles import slugify
+from newsletter.compose import Composed, Composer
+from newsletter.digest import Plan
+from newsletter.editions import EditionError, draft, load_offer, upcoming_slot
+from newsletter.errors import SettingsError
+from newsletter.ledger import DELIVERED
+from newsletter.models import Delivery, Edition, Subscriber, VariantArticle
+from newsletter.personalize import Personalizable, Reader
+from newsletter.settings import Settings
+from newsletter.tokens import sign
+from newsletter.variants import Variants
+
+
+@dataclass
+class Preview:
+    edition: Edition
+    plan: Plan
+    sections: list[str]
+    language: str
+    titles: dict[int, str]
+    composed: Composed | None
+    html: str | None
+    text: str | None
+
+
+def reader_for(settings: Settings, subscriber: Subscriber | None) -> Reader:
+    """Real signed links for a real subscriber when the key is set; obvious dummies otherwise."""
+    base = str(settings.public_url).rstrip("/")
+    try:
+        key = settings.signing_key() if subscriber is not None else None
+    except SettingsError:
+        key = None
+    if key is None or subscriber is None:
+        return Reader(None, f"{base}/unsubscribe/PREVIEW", f"{base}/preferences/PREVIEW")
+    return Reader(
+        subscriber.name,
+        f"{base}/unsubscribe/{sign(key, 'unsubscribe', subscriber.id)}",
+        f"{base}/preferences/{sign(key, 'preferences', subscriber.id)}",
+    )
+
+
+def preview(
+    session: Session,
+    settings: Settings,
+    composer: Composer,
+    newsletter: str,
+    at: datetime,
+    categories: list[str] | None = None,
+    language: str | None = None,
+    email: str | None = None,
+) -> Preview:
+    edition = draft(session, settings, newsletter, upcoming_slot(settings, newsletter, at))
+    subscriber = None
+    received: frozenset[int] = frozenset()
+    if email:
+        subscriber = session.scalars(
+            select(Subscriber).where(Subscriber.email == email.strip())
+        ).one_or_none()
+        if subscriber is None:
+            raise EditionError(f"no subscriber {email!r}")
+        received = frozenset(
+            session.scalars(
+                select(VariantArticle.article_id)
+                .join(Delivery, Delivery.variant_id == VariantArticle.variant_id)
+                .where(Delivery.subscriber_id == subscriber.id, Delivery.status.in_(DELIVERED))
+            )
+        )
+    sections = [slugify(c) for c in categories or []]
+    if subscriber is not None and not sections:
+        sections = [c.slug for c in subscriber.categories]
+    language = language or (subscriber.language if subscriber else settings.site.language)
+    offer = load_offer(session, settings, edition)
+    unknown = [s for s in sections if s not in offer.names]
+    if unknown:
+        raise EditionError(f"unknown category {unknown[0]!r} (known: {', '.join(offer.section_order)})")
+    variants = Variants(settings, offer, composer)
+    plan = variants.plan(sections, received)
+    titles = {i: offer.stories[i].title for i in offer.stories}
+    if plan.empty:
+        return Preview(edition, plan, offer.reader_sections(sections), language, titles, None, None, None)
+    composed = variants.build(plan, language).composed
+    values = reader_for(settings, subscriber).values()
+    return Preview(
+        edition,
+        plan,
+        offer.reader_sections(sections),
+        language,
+        titles,
+        composed,
+        Personalizable(composed.html, escape=True).fill(values),
+        Personalizable(composed.text, escape=False).fill(values),
+    )

@@ -1,0 +1,89 @@
+"""Where messages go: one small interface, three providers (outbox, smtp, sendgrid).
+
+A provider takes a batch of outgoing messages and says, for each, whether it was accepted.
+Trouble that may pass (rate limits, 5xx, dropped connections) raises `ProviderBusy`, so the
+sender waits and tries again; trouble that will not pass (bad credentials) raises
+`ProviderRefused`, so the send stops with nothing marked sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from newsletter.errors import NewsletterError
+from newsletter.messages import MessageTemplate
+from newsletter.personalize import Reader
+from newsletter.settings import Settings
+
+
+@dataclass(frozen=True)
+class VariantContent:
+    """A composed variant as providers need it: raw parts, and the MIME template built once."""
+
+    id: int
+    subject: str
+    html: str
+    text: str
+    template: MessageTemplate
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    delivery_id: int
+    subscriber_id: int
+    edition_id: int
+    newsletter: str
+    email: str
+    name: str | None
+    variant: VariantContent
+    reader: Reader
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery_id: int
+    sent: bool
+    message_id: str | None = None
+    detail: str | None = None
+
+
+class ProviderError(NewsletterError):
+    """Base of provider trouble; carries the provider's own words."""
+
+
+class ProviderBusy(ProviderError):
+    """Try again later (429, 5xx, connection trouble); `retry_after` in seconds when told."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderRefused(ProviderError):
+    """Will not work until a person fixes something (401/403, bad configuration)."""
+
+
+class Provider(Protocol):
+    name: str
+    batch_size: int
+
+    def send(self, batch: Sequence[Outgoing]) -> list[Outcome]: ...
+
+    def close(self) -> None: ...
+
+
+def make_provider(settings: Settings) -> Provider:
+    """The configured provider (imported on demand: the outbox needs no network library)."""
+    if settings.provider == "smtp":
+        from newsletter.providers.smtp import SMTPProvider
+
+        return SMTPProvider(settings)
+    if settings.provider == "sendgrid":
+        from newsletter.providers.sendgrid import SendGridProvider
+
+        return SendGridProvider(settings)
+    from newsletter.providers.outbox import OutboxProvider
+
+    return OutboxProvider(settings.outbox_dir)

@@ -1,0 +1,52 @@
+"""The default provider: one complete .eml file per message, in a folder per edition.
+
+A file is written under a temporary name and renamed into place, so it is either whole or
+absent; a delivery whose file exists was sent, which makes resuming after a crash exact.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from newsletter.providers import Outcome, Outgoing
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]+")
+
+
+class OutboxProvider:
+    name = "outbox"
+    batch_size = 500
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, message: Outgoing) -> Path:
+        name = f"{message.delivery_id:09d}-{_UNSAFE.sub('_', message.email)[:80]}.eml"
+        return self.folder / f"edition-{message.edition_id}" / name
+
+    def send(self, batch: Sequence[Outgoing]) -> list[Outcome]:
+        outcomes = []
+        for message in batch:
+            path = self.path(message)
+            if path.exists():  # written before a crash: sent already
+                outcomes.append(Outcome(message.delivery_id, True, path.name, "already in outbox"))
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            envelope = message.variant.template.render(
+                message.email,
+                message.name,
+                message.reader,
+                f"{message.edition_id}.{message.subscriber_id}",
+            )
+            partial = path.with_suffix(".part")
+            with open(partial, "wb") as handle:
+                handle.write(envelope.data)
+            os.replace(partial, path)
+            outcomes.append(Outcome(message.delivery_id, True, envelope.message_id))
+        return outcomes
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,273 @@
+"""Sending an edition: claim a batch from the ledger, hand it to the provider, record each outcome.
+
+A batch is marked `sending` before the provider is called and `sent`/`failed` right after, in
+its own transactions, so a crash leaves a trace: the next `newsletter send` puts the batches of
+dead senders back and finishes the edition. Busy providers are retried with capped
+exponential backoff and jitter; refused credentials stop the send with nothing marked sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.db import unit_of_work
+from newsletter.errors import NewsletterError
+from newsletter.ledger import claim, counts, recover, worker_name
+from newsletter.messages import MessageTemplate, list_id
+from newsletter.models import Delivery, Edition, Subscriber, Suppression, Variant, utcnow
+from newsletter.personalize import Reader
+from newsletter.providers import (
+    Outcome,
+    Outgoing,
+    Provider,
+    ProviderBusy,
+    ProviderRefused,
+    VariantContent,
+)
+from newsletter.settings import Settings
+from newsletter.tokens import sign
+
+log = logging.getLogger("newsletter.send")
+
+
+class SendError(NewsletterError):
+    """The send stopped; the ledger says exactly what went out."""
+
+
+@dataclass
+class SendReport:
+    edition_id: int
+    status: str = "sending"
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    recovered: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How hard to push: batch size, a messages-per-second cap, and the retry schedule."""
+
+    rate: float | None = None
+    max_retries: int = 8
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    lease: timedelta = timedelta(minutes=10)
+
+
+class Sender:
+    """One worker sending one edition; several may run at once on PostgreSQL."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        factory: sessionmaker[Session],
+        provider: Provider,
+        pace: Pace = Pace(),
+        on_progress: Callable[[SendReport], None] = lambda _r: None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.provider = provider
+        self.pace = pace
+        self.on_progress = on_progress
+        self.sleep = sleep
+        self.worker = worker_name()
+        self.key = settings.signing_key()
+        self.base = str(settings.public_url).rstrip("/")
+        self._variants: dict[int, VariantContent] = {}
+
+    def send(self, edition_id: int, retry_failed: bool = False) -> SendReport:
+        report = SendReport(edition_id)
+        with unit_of_work(self.factory) as session:
+            edition = session.get(Edition, edition_id)
+            if edition is None:
+                raise SendError(f"no edition {edition_id}")
+            if edition.status == "draft":
+                raise SendError(f"edition {edition_id} is not prepared yet")
+            if retry_failed:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.edition_id == edition_id, Delivery.status == "failed")
+                    .values(status="pending", detail=None)
+                )
+            report.recovered = recover(session, edition_id, self.pace.lease, self.worker)
+            if edition.status in ("ready", "complete", "partial"):
+                edition.status = "sending"
+                edition.started_at = edition.started_at or utcnow()
+            self.newsletter = edition.newsletter
+        if report.recovered:
+            log.warning(
+                "edition %d: %d deliveries of a stopped sender put back",
+                edition_id,
+                report.recovered,
+            )
+        started = time.monotonic()
+        while True:
+            with unit_of_work(self.factory) as session:
+                ids = claim(session, edition_id, self.worker, self.provider.batch_size)
+            if not ids:
+                break
+            batch = self._outgoing(edition_id, ids, report)
+            outcomes = self._deliver(batch, ids) if batch else []
+            self._record(outcomes, report)
+            self.on_progress(report)
+            self._pace(started, report)
+        return self._finish(edition_id, report)
+
+    def _outgoing(self, edition_id: int, ids: list[int], report: SendReport) -> list[Outgoing]:
+        """The batch's messages; readers who left since the edition was prepared are dropped."""
+        with unit_of_work(self.factory) as session:
+            rows = session.execute(
+                select(
+                    Delivery.id,
+                    Delivery.variant_id,
+                    Subscriber.id,
+                    Subscriber.email,
+                    Subscriber.name,
+                    Subscriber.status,
+                    Suppression.id,
+                )
+                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                .outerjoin(Suppression, Suppression.email == Subscriber.email)
+                .where(Delivery.id.in_(ids))
+                .order_by(Delivery.id)
+            ).all()
+            gone = [row[0] for row in rows if row[5] != "active" or row[6] is not None]
+            if gone:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(gone))
+                    .values(status="suppressed", detail="unsubscribed or suppressed during the send")
+                )
+                report.suppressed += len(gone)
+            batch = []
+            for delivery_id, variant_id, subscriber_id, email, name, status, suppressed in rows:
+                if status != "active" or suppressed is not None:
+                    continue
+                batch.append(
+                    Outgoing(
+                        delivery_id=delivery_id,
+                        subscriber_id=subscriber_id,
+                        edition_id=edition_id,
+                        newsletter=self.newsletter,
+                        email=email,
+                        name=name,
+                        variant=self._variant(session, variant_id),
+                        reader=self.reader(subscriber_id, name),
+                    )
+                )
+            return batch
+
+    def reader(self, subscriber_id: int, name: str | None) -> Reader:
+        return Reader(
+            name=name,
+            unsubscribe_url=f"{self.base}/unsubscribe/{sign(self.key, 'unsubscribe', subscriber_id)}",
+            preferences_url=f"{self.base}/preferences/{sign(self.key, 'preferences', subscriber_id)}",
+        )
+
+    def _variant(self, session: Session, variant_id: int) -> VariantContent:
+        if variant_id not in self._variants:
+            row = session.get(Variant, variant_id)
+            site = self.settings.site
+            config = self.settings.newsletter(self.newsletter)
+            template = MessageTemplate(
+                subject=row.subject,
+                html=row.html,
+                text=row.text,
+                from_name=site.from_name,
+                from_address=site.from_address,
+                reply_to=site.reply_to,
+                list_name=f"{site.name} {config.title}",
+                list_id=list_id(self.newsletter, str(site.url)),
+                unsubscribe_mailto=site.unsubscribe_mailto or site.reply_to,
+            )
+            self._variants[variant_id] = VariantContent(row.id, row.subject, row.html, row.text, template)
+        return self._variants[variant_id]
+
+    def _deliver(self, batch: Sequence[Outgoing], ids: list[int]) -> list[Outcome]:
+        """The provider's answer, retrying while it is busy; a refusal stops everything."""
+        for attempt in range(self.pace.max_retries + 1):
+            try:
+                return self.provider.send(batch)
+            except ProviderRefused as exc:
+                self._release(ids)
+                raise SendError(f"{self.provider.name} refused the send: {exc}") from None
+            except ProviderBusy as exc:
+                if attempt == self.pace.max_retries:
+                    self._release(ids)
+                    raise SendError(
+                        f"{self.provider.name} still busy after {attempt + 1} tries: {exc}"
+                    ) from None
+                delay = min(self.pace.max_delay, self.pace.base_delay * 2**attempt)
+                delay = random.uniform(delay / 2, delay)
+                if exc.retry_after is not None:
+                    delay = max(delay, min(exc.retry_after, self.pace.max_delay * 5))
+                log.warning("%s busy (%s); retrying in %.1f s", self.provider.name, exc, delay)
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _release(self, ids: list[int]) -> None:
+        """Give a batch back to pending: nothing in it was accepted."""
+        with unit_of_work(self.factory) as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), Delivery.status == "sending")
+                .values(status="pending", claimed_by=None, claimed_at=None)
+            )
+
+    def _record(self, outcomes: list[Outcome], report: SendReport) -> None:
+        now = utcnow()
+        sent = [o for o in outcomes if o.sent]
+        failed = [o for o in outcomes if not o.sent]
+        with unit_of_work(self.factory) as session:
+            if sent:
+                session.execute(
+                    update(Delivery),
+                    [
+                        {
+                            "id": o.delivery_id,
+                            "status": "sent",
+                            "sent_at": now,
+                            "provider_message_id": o.message_id,
+                            "detail": o.detail,
+                        }
+                        for o in sent
+                    ],
+                )
+            if failed:
+                session.execute(
+                    update(Delivery),
+                    [{"id": o.delivery_id, "status": "failed", "detail": o.detail} for o in failed],
+                )
+        report.sent += len(sent)
+        report.failed += len(failed)
+
+    def _pace(self, started: float, report: SendReport) -> None:
+        if not self.pace.rate:
+            return
+        ahead = (report.sent + report.failed) / self.pace.rate - (time.monotonic() - started)
+        if ahead > 0:
+            self.sleep(ahead)
+
+    def _finish(self, edition_id: int, report: SendReport) -> SendReport:
+        """complete when every delivery ended well, partial when some failed; else still sending."""
+        with unit_of_work(self.factory) as session:
+            report.counts = counts(session, edition_id)
+            edition = session.get(Edition, edition_id)
+            open_rows = report.counts.get("pending", 0) + report.counts.get("sending", 0)
+            if not open_rows:
+                edition.status = "partial" if report.counts.get("failed") else "complete"
+                edition.finished_at = utcnow()
+            report.status = edition.status
+        return report

@@ -1,0 +1,144 @@
+"""Digest variants: readers with the same plan and language share one composed digest.
+
+Plans are cached per (sections, what the reader already got) and compositions per
+(plan, language), so an edition composes each distinct digest exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from newsletter.compose import Card, Composed, Composer, DigestView
+from newsletter.digest import Plan, plan_digest
+from newsletter.editions import Offer, Story
+from newsletter.sanitize import plain_text
+from newsletter.settings import Settings
+
+EXCERPT = 280
+LANGUAGES = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "nl": "Dutch",
+    "pt": "Portuguese",
+    "pl": "Polish",
+    "ro": "Romanian",
+    "el": "Greek",
+}
+_ELLIPSIS = re.compile(r"\s*\[(…|\.\.\.|&#8230;)\]\s*$")
+
+
+@dataclass(frozen=True)
+class Built:
+    key: str
+    plan: Plan
+    language: str
+    composed: Composed
+
+
+def tagged(url: str, params: dict[str, str]) -> str:
+    """The URL with UTM parameters added (existing query kept, existing utm_* replaced)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    query += [(k, v) for k, v in params.items() if v]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def excerpt(summary_html: str) -> str:
+    text = _ELLIPSIS.sub("", plain_text(summary_html))
+    if len(text) <= EXCERPT:
+        return text
+    return text[:EXCERPT].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
+
+
+class Variants:
+    """Plans and composes the edition's digests, each once."""
+
+    def __init__(self, settings: Settings, offer: Offer, composer: Composer) -> None:
+        self.settings = settings
+        self.offer = offer
+        self.composer = composer
+        self.newsletter = settings.newsletter(offer.edition.newsletter)
+        links = settings.links
+        self.utm = {
+            "utm_source": links.utm_source,
+            "utm_medium": links.utm_medium,
+            "utm_campaign": links.utm_campaign.format(
+                newsletter=offer.edition.newsletter, slot=offer.edition.slot
+            ),
+        }
+        self._plans: dict[tuple[tuple[str, ...], frozenset[int]], Plan] = {}
+        self._built: dict[tuple[object, str], Built] = {}
+
+    def plan(self, sections: list[str], received: frozenset[int]) -> Plan:
+        chosen = tuple(self.offer.reader_sections(sections))
+        relevant = received & self.offer.stories.keys()
+        cache_key = (chosen, frozenset(relevant))
+        if cache_key not in self._plans:
+            self._plans[cache_key] = plan_digest(
+                self.offer.candidates,
+                self.offer.scores,
+                chosen,
+                frozenset(relevant),
+                self.offer.rules,
+                self.offer.names,
+            )
+        return self._plans[cache_key]
+
+    def build(self, plan: Plan, language: str) -> Built:
+        """The composed digest for a plan in a language (composed on first use only)."""
+        cache_key = (plan.key(), language)
+        if cache_key not in self._built:
+            digest = hashlib.sha256(repr(cache_key).encode()).hexdigest()[:32]
+            composed = self.composer.compose(self.view(plan, language))
+            self._built[cache_key] = Built(digest, plan, language, composed)
+        return self._built[cache_key]
+
+    @property
+    def composed_count(self) -> int:
+        return len(self._built)
+
+    def view(self, plan: Plan, language: str) -> DigestView:
+        slot = self.offer.edition.window_end.astimezone(self.settings.zone)
+        return DigestView(
+            newsletter=self.newsletter,
+            site=self.settings.site,
+            language=language,
+            edition_label=f"{slot.day} {slot:%B %Y}",
+            trending=[self.card(i, language, list(plan.chosen)) for i in plan.trending],
+            sections=[
+                (self.offer.names[slug], [self.card(i, language, [slug]) for i in ids])
+                for slug, ids in plan.sections
+            ],
+            category_names=[self.offer.names[s] for s in plan.chosen],
+        )
+
+    def card(self, article_id: int, language: str, prefer: list[str]) -> Card:
+        original = self.offer.stories[article_id]
+        site_language = self.settings.site.language
+        story: Story = original
+        note = None
+        if language != site_language:
+            translation = self.offer.translations.get((original.key, language))
+            if translation is not None:
+                story, note = translation, "Machine translation"
+            else:
+                note = f"In {LANGUAGES.get(site_language, site_language.upper())}"
+        section = next((s for s in original.sections if s in prefer), original.sections[0])
+        published = original.published_at.astimezone(self.settings.zone)
+        return Card(
+            url=tagged(story.url, self.utm),
+            title=story.title,
+            author=story.author,
+            published=f"{published.day} {published:%B %Y}",
+            excerpt=excerpt(story.summary_html),
+            image_url=original.image_url,
+            category=self.offer.names.get(section),
+            comments=original.comment_count,
+            note=note,
+        )
