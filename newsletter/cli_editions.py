@@ -23,22 +23,14 @@ from sqlalchemy import func, select
 from newsletter.articles import slugify
 from newsletter.compose import Composer
 from newsletter.db import unit_of_work
-from newsletter.editions import (
-    EditionError,
-    due_slot,
-    find_article,
-    open_edition,
-    pick,
-    upcoming_slot,
-)
+from newsletter.editions import find_article, open_edition, pick, upcoming_slot
 from newsletter.errors import SettingsError
-from newsletter.ledger import prepare
 from newsletter.models import Article, Category, Click, Delivery, Edition, utcnow
 from newsletter.preview import preview as make_preview
 from newsletter.providers import make_provider
 from newsletter.ranking import SIGNALS, Signals, rank
 from newsletter.runtime import Runtime
-from newsletter.send import Pace, Sender, SendReport
+from newsletter.send import Pace, SendReport, publish
 
 out = Console()
 err = Console(stderr=True)
@@ -181,9 +173,9 @@ def preview(
 def _edition_pick(ctx: typer.Context, article: str, newsletter: str, at: str | None, action: str) -> None:
     runtime: Runtime = ctx.obj.runtime()
     with unit_of_work(runtime.factory) as session:
+        found = find_article(session, article)
         slot = upcoming_slot(runtime.settings, newsletter, moment(runtime, at))
         edition = open_edition(session, runtime.settings, newsletter, slot)
-        found = find_article(session, article)
         pick(session, edition, found, action)
     verb = "pinned to" if action == "pin" else "excluded from"
     out.print(f"{found.title!r} {verb} the {newsletter} edition of {edition.slot}", highlight=False)
@@ -255,6 +247,8 @@ def send(
         retry_failed is not None,
         rate,
     )
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
     print_send_report(report)
     if report.status != "complete":
         raise typer.Exit(1)
@@ -268,31 +262,11 @@ def send_edition(
     retry_failed: bool = False,
     rate: float | None = None,
 ) -> SendReport:
-    """The operator's job: open the due edition, prepare it, send it, with progress."""
-    settings = runtime.settings
-    settings.signing_key()  # refuse a missing or placeholder key before any work
-    if edition_id is None:
-        composer = Composer(settings.templates_path())
-        with unit_of_work(runtime.factory) as session:
-            edition = open_edition(session, settings, newsletter, due_slot(settings, newsletter, now))
-            prepared = prepare(session, settings, edition, composer)
-            edition_id = edition.id
-        for warning in prepared.warnings or []:
-            err.print(f"[yellow]warning:[/] {warning}")
-    with runtime.factory() as session:
-        if session.get(Edition, edition_id) is None:
-            raise EditionError(f"no edition {edition_id}")
-        total = session.scalar(
-            select(func.count()).where(
-                Delivery.edition_id == edition_id,
-                Delivery.status.in_(("pending", "sending", "failed")),
-            )
-        )
-    provider = make_provider(settings)
-    pace = Pace(rate=rate)
+    """`publish` with a progress bar on a terminal and warnings shown."""
+    provider = make_provider(runtime.settings)
     try:
         if not err.is_terminal:
-            return Sender(settings, runtime.factory, provider, pace).send(edition_id, retry_failed)
+            return publish(runtime, provider, newsletter, now, edition_id, retry_failed, Pace(rate=rate))
         columns = (
             TextColumn("[bold]sending"),
             BarColumn(),
@@ -303,16 +277,22 @@ def send_edition(
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=err, transient=True) as progress:
-            task = progress.add_task("", total=total, failed=0, rate="-")
+            task = progress.add_task("", total=None, failed=0, rate="-")
             began = datetime.now()
 
             def show(report: SendReport) -> None:
                 done = report.sent + report.failed + report.suppressed
                 seconds = max((datetime.now() - began).total_seconds(), 1e-6)
-                progress.update(task, completed=done, failed=report.failed, rate=f"{done / seconds:.0f}")
+                progress.update(
+                    task,
+                    total=report.total,
+                    completed=done,
+                    failed=report.failed,
+                    rate=f"{done / seconds:.0f}",
+                )
 
-            return Sender(settings, runtime.factory, provider, pace, on_progress=show).send(
-                edition_id, retry_failed
+            return publish(
+                runtime, provider, newsletter, now, edition_id, retry_failed, Pace(rate=rate), show
             )
     finally:
         provider.close()

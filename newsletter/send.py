@@ -13,14 +13,16 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.compose import Composer
 from newsletter.db import unit_of_work
+from newsletter.editions import due_slot, open_edition
 from newsletter.errors import NewsletterError
-from newsletter.ledger import claim, counts, recover, worker_name
+from newsletter.ledger import claim, counts, prepare, recover, worker_name
 from newsletter.messages import MessageTemplate, list_id
 from newsletter.models import Delivery, Edition, Subscriber, Suppression, Variant, utcnow
 from newsletter.personalize import Reader
@@ -32,6 +34,7 @@ from newsletter.providers import (
     ProviderRefused,
     VariantContent,
 )
+from newsletter.runtime import Runtime
 from newsletter.settings import Settings
 from newsletter.tokens import sign
 
@@ -50,7 +53,9 @@ class SendReport:
     failed: int = 0
     suppressed: int = 0
     recovered: int = 0
+    total: int | None = None  # deliveries to work through, when known
     counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,9 @@ class Sender:
                     .values(status="pending", detail=None)
                 )
             report.recovered = recover(session, edition_id, self.pace.lease, self.worker)
+            report.total = sum(
+                n for status, n in counts(session, edition_id).items() if status in ("pending", "sending")
+            )
             if edition.status in ("ready", "complete", "partial"):
                 edition.status = "sending"
                 edition.started_at = edition.started_at or utcnow()
@@ -271,3 +279,28 @@ class Sender:
                 edition.finished_at = utcnow()
             report.status = edition.status
         return report
+
+
+def publish(
+    runtime: Runtime,
+    provider: Provider,
+    newsletter: str,
+    now: datetime,
+    edition_id: int | None = None,
+    retry_failed: bool = False,
+    pace: Pace = Pace(),
+    on_progress: Callable[[SendReport], None] = lambda _r: None,
+) -> SendReport:
+    """The operator's job: open the due edition, prepare it once, and send it (or resume it)."""
+    settings = runtime.settings
+    settings.signing_key()  # refuse a missing or placeholder key before any work
+    warnings: list[str] = []
+    if edition_id is None:
+        composer = Composer(settings.templates_path())
+        with unit_of_work(runtime.factory) as session:
+            edition = open_edition(session, settings, newsletter, due_slot(settings, newsletter, now))
+            warnings = prepare(session, settings, edition, composer).warnings or []
+            edition_id = edition.id
+    report = Sender(settings, runtime.factory, provider, pace, on_progress).send(edition_id, retry_failed)
+    report.warnings = warnings
+    return report

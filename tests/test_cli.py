@@ -13,6 +13,7 @@ from tests.test_settings import run_cli
 
 def demo_tree(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "subscribers", tmp_path / "subscribers")
     return tmp_path
 
 
@@ -25,8 +26,12 @@ def test_demo_stores_the_sample_site(tmp_path) -> None:
     assert re.search(r"all\s+│\s+en\s+│\s+46", result.stdout)
     assert re.search(r"Politics\s+│\s+en\s+│\s+8", result.stdout)
     assert (cwd / "demo-output" / "newsletter.db").exists()
-    again = run_cli("demo", env=env, cwd=cwd)  # idempotent: nothing new the second time
+    messages = sorted((cwd / "demo-output" / "outbox").glob("edition-*/*.eml"))
+    assert len(messages) == 9  # 10 active readers; one takes only the daily
+    assert "9 messages in" in " ".join(result.stdout.split()) and "xdg-open" in result.stdout
+    again = run_cli("demo", env=env, cwd=cwd)  # idempotent: nothing stored or sent twice
     assert again.returncode == 0 and re.search(r"all\s+│\s+en\s+│\s+46", again.stdout)
+    assert sorted((cwd / "demo-output" / "outbox").glob("edition-*/*.eml")) == messages
 
 
 def test_fetch_exit_status_says_whether_every_feed_was_read(tmp_path, feed_server: FeedServer) -> None:

@@ -128,9 +128,9 @@ def test_example_file_documents_every_setting_and_loads() -> None:
     text = EXAMPLE.read_text()
     for key in _keys(Settings):
         name = key.rsplit(".", 1)[-1]
-        assert re.search(rf"^#?\s*\[*{re.escape(name)}\]*\s*[=:\]]", text, re.M) or f"[{name}]" in text, (
-            f"{key} is missing from {EXAMPLE.name}"
-        )
+        as_key = re.search(rf"^#?\s*{re.escape(name)}\s*[=:]", text, re.M)
+        as_table = re.search(rf"\[\[?(\w+\.)?{re.escape(name)}[\].]", text)
+        assert as_key or as_table, f"{key} is missing from {EXAMPLE.name}"
     settings = load_settings(EXAMPLE)
     assert settings.feeds and settings.site.name
 
