@@ -292,3 +292,20 @@ def test_pin_and_exclude_from_the_command_line(newsroom, tmp_path) -> None:
     with newsroom.factory() as session:
         edition = session.scalars(select(Edition)).one()
         assert (edition.newsletter, edition.slot, edition.status) == ("weekly", "2026-11-23T07:00", "draft")
+
+
+def test_trending_command_explains_each_score(newsroom, tmp_path) -> None:
+    config = tmp_path / "n.toml"
+    config.write_text(f'database_url = "{newsroom.settings.database_url}"\ntimezone = "Europe/Brussels"\n')
+    env = {"NEWSLETTER_CONFIG": str(config), "COLUMNS": "250"}
+    result = run_cli("trending", "--at", "2026-11-23T07:00", "--days", "30", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "│" in line]
+    first = [cell.strip() for cell in lines[0].split("│")]
+    shares = [int(cell.rstrip("%")) for cell in first[3:7]]
+    assert first[1] == "1" and 98 <= sum(shares) <= 102  # each signal's share of the score
+    assert shares[0] > 0  # the top article is on the site's Trending list
+    scores = [float(line.split("│")[2]) for line in lines]
+    assert scores == sorted(scores, reverse=True)
+    health = run_cli("trending", "--category", "Health", "--at", "2026-11-23T07:00", env=env, cwd=tmp_path)
+    assert "Health" in health.stdout and "Politics" not in health.stdout.replace("Politics,", "")
