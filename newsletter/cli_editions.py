@@ -250,7 +250,9 @@ def send(
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/] {warning}")
     print_send_report(report)
-    if report.status != "complete":
+    if report.status == "sending":  # this sender is done; others still hold batches
+        out.print("other senders are finishing their batches; `newsletter editions` shows the end")
+    elif report.status != "complete":
         raise typer.Exit(1)
 
 
@@ -266,7 +268,15 @@ def send_edition(
     provider = make_provider(runtime.settings)
     try:
         if not err.is_terminal:
-            return publish(runtime, provider, newsletter, now, edition_id, retry_failed, Pace(rate=rate))
+            return publish(
+                runtime,
+                provider,
+                newsletter,
+                now,
+                edition_id,
+                retry_failed,
+                Pace.from_settings(runtime.settings.sending, rate),
+            )
         columns = (
             TextColumn("[bold]sending"),
             BarColumn(),
@@ -292,7 +302,14 @@ def send_edition(
                 )
 
             return publish(
-                runtime, provider, newsletter, now, edition_id, retry_failed, Pace(rate=rate), show
+                runtime,
+                provider,
+                newsletter,
+                now,
+                edition_id,
+                retry_failed,
+                Pace.from_settings(runtime.settings.sending, rate),
+                show,
             )
     finally:
         provider.close()

@@ -234,7 +234,8 @@ def claim(
     query = (
         select(Delivery.id)
         .where(Delivery.edition_id == edition_id, Delivery.status.in_(statuses))
-        .order_by(Delivery.id)
+        # one variant at a time: a SendGrid request carries one content for all its readers
+        .order_by(Delivery.variant_id, Delivery.id)
         .limit(size)
     )
     if session.get_bind().dialect.name == "postgresql":

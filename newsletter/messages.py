@@ -103,10 +103,7 @@ class MessageTemplate:
         personal = (
             _fold("To", to)
             + f"Date: {formatdate(usegmt=True)}\r\nMessage-ID: {message_id}\r\n".encode()
-            + _fold(
-                "List-Unsubscribe",
-                f"<{reader.unsubscribe_url}>, <mailto:{self.mailto}?subject=unsubscribe>",
-            )
+            + _fold("List-Unsubscribe", list_unsubscribe(reader.unsubscribe_url, self.mailto))
         )
         data = b"".join(
             (
@@ -121,6 +118,11 @@ class MessageTemplate:
             )
         )
         return Envelope(email, message_id, data)
+
+
+def list_unsubscribe(url: str, mailto: str) -> str:
+    """RFC 2369/8058: the one-click HTTPS link first, then a mailto for clients that want one."""
+    return f"<{url}>, <mailto:{mailto}?subject=unsubscribe>"
 
 
 def list_id(newsletter: str, site_url: str) -> str:

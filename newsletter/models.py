@@ -234,7 +234,7 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
-        Index("ix_deliveries_edition_status", "edition_id", "status"),
+        Index("ix_deliveries_claim", "edition_id", "status", "variant_id", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))

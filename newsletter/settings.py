@@ -155,6 +155,19 @@ class LinkSettings(Strict):
     utm_campaign: str = "{newsletter}-{slot}"
 
 
+class SendingSettings(Strict):
+    """How hard the sender pushes and how patiently it retries."""
+
+    rate: float | None = Field(None, gt=0)  # messages per second at most; None: as fast as it can
+    smtp_connections: int = Field(2, ge=1, le=32)  # a small pool of persistent connections
+    sendgrid_batch: int = Field(1000, ge=1, le=1000)  # personalizations per request (API max 1000)
+    timeout_seconds: float = Field(30.0, gt=0)  # per SMTP command or API request
+    max_retries: int = Field(8, ge=0)  # a busy provider is retried this often before the send stops
+    max_backoff_seconds: float = Field(60.0, gt=0)
+    # A sender silent this long is taken for dead and its batch handed to another.
+    lease_minutes: float = Field(10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Every setting; each top-level key is also the environment variable NEWSLETTER_<KEY>."""
 
@@ -181,6 +194,7 @@ class Settings(BaseSettings):
     newsletters: dict[str, NewsletterSettings] = Field(default_factory=_default_newsletters)
     ranking: RankingSettings = Field(default_factory=RankingSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
+    sending: SendingSettings = Field(default_factory=SendingSettings)
     # Email templates; default: the project's templates/ folder.
     templates_dir: Path | None = None
 

@@ -139,8 +139,15 @@ def populate(runtime, subscribers: int, variants: int = 200) -> None:
         rows, news, cats = [], [], []
         for i in range(1, subscribers + 1):
             combo, language = choices[i % len(choices)]
-            rows.append({"id": i, "email": f"reader{i}@example.com", "name": f"Reader {i}",
-                         "status": "active", "language": language})
+            rows.append(
+                {
+                    "id": i,
+                    "email": f"reader{i}@example.com",
+                    "name": f"Reader {i}",
+                    "status": "active",
+                    "language": language,
+                }
+            )
             news.append({"subscriber_id": i, "newsletter": "weekly"})
             cats.extend({"subscriber_id": i, "category_id": c} for c in combo)
         for table, data in ((Subscriber, rows), (SubscriberNewsletter, news), (subscriber_categories, cats)):
@@ -193,29 +200,58 @@ def personalize_all(workdir: Path) -> dict[str, object]:
     from tests.test_editions import Card, DigestView
 
     settings = Settings()
-    card = Card("https://x.example/a?utm_source=newsletter", "A headline of usual length for the site",
-                "Author", "23 November 2026", "An excerpt " * 20, "https://x.example/i.jpg", "Politics", 3, None)
-    view = DigestView(settings.newsletter("weekly"), settings.site, "en", "23 November 2026",
-                      [card] * 3, [("Politics", [card] * 5), ("Health", [card] * 5)], ["Politics", "Health"])
+    card = Card(
+        "https://x.example/a?utm_source=newsletter",
+        "A headline of usual length for the site",
+        "Author",
+        "23 November 2026",
+        "An excerpt " * 20,
+        "https://x.example/i.jpg",
+        "Politics",
+        3,
+        None,
+    )
+    view = DigestView(
+        settings.newsletter("weekly"),
+        settings.site,
+        "en",
+        "23 November 2026",
+        [card] * 3,
+        [("Politics", [card] * 5), ("Health", [card] * 5)],
+        ["Politics", "Health"],
+    )
     composed = Composer(settings.templates_path()).compose(view)
     html, text = Personalizable(composed.html, True), Personalizable(composed.text, False)
     key = b"benchmark-secret-key-0123"
     began = time.perf_counter()
     for i in range(100_000):
-        reader = Reader(f"Reader {i}", f"https://n.example/unsubscribe/{sign(key, 'unsubscribe', i)}",
-                        f"https://n.example/preferences/{sign(key, 'preferences', i)}")
+        reader = Reader(
+            f"Reader {i}",
+            f"https://n.example/unsubscribe/{sign(key, 'unsubscribe', i)}",
+            f"https://n.example/preferences/{sign(key, 'preferences', i)}",
+        )
         values = reader.values()
         html.fill(values)
         text.fill(values)
     substitution = time.perf_counter() - began
-    template = MessageTemplate(subject=composed.subject, html=composed.html, text=composed.text,
-                               from_name="The European Times", from_address="n@x.example",
-                               reply_to="e@x.example", list_name="Weekly", list_id="weekly.x.example",
-                               unsubscribe_mailto="e@x.example")
+    template = MessageTemplate(
+        subject=composed.subject,
+        html=composed.html,
+        text=composed.text,
+        from_name="The European Times",
+        from_address="n@x.example",
+        reply_to="e@x.example",
+        list_name="Weekly",
+        list_id="weekly.x.example",
+        unsubscribe_mailto="e@x.example",
+    )
     began = time.perf_counter()
     for i in range(20_000):
-        reader = Reader(f"Reader {i}", f"https://n.example/unsubscribe/{sign(key, 'unsubscribe', i)}",
-                        f"https://n.example/preferences/{sign(key, 'preferences', i)}")
+        reader = Reader(
+            f"Reader {i}",
+            f"https://n.example/unsubscribe/{sign(key, 'unsubscribe', i)}",
+            f"https://n.example/preferences/{sign(key, 'preferences', i)}",
+        )
         template.render(f"reader{i}@example.com", reader.name, reader, f"1.{i}")
     mime = (time.perf_counter() - began) / 20_000
     return {

@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from newsletter.db import make_engine, upgrade
+from newsletter.db import make_engine, unit_of_work, upgrade
+from newsletter.ingest import fetch_feeds
 from newsletter.models import Base
 from newsletter.runtime import Runtime, open_runtime
 from newsletter.settings import Settings
+from newsletter.subscribers import import_csv
 from tests.feedserver import FeedServer, start
+from tests.sendgrid_server import MailAPI
+from tests.sendgrid_server import start as start_mail_api
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "config" / "demo" / "feeds"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 POSTGRES_URL = os.environ.get("NEWSLETTER_TEST_POSTGRES_URL")
+SECTIONS = ["Politics", "Health", "Europe", "Business", "Technology", "Culture", "Human Rights"]
+ZONE = ZoneInfo("Europe/Brussels")
+WEEKLY_NOV_23 = datetime(2026, 11, 23, 7, 0, tzinfo=ZONE)
 
 
 @pytest.fixture(autouse=True)
@@ -112,3 +122,75 @@ def feed_server() -> Iterator[FeedServer]:
     yield state
     server.shutdown()
     server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SMTPSink:
+    """An aiosmtpd handler that keeps what it accepts; it can refuse addresses or drop connections."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+        self.refuse: dict[str, str] = {}
+        self.drop_at: set[int] = set()
+        self.data_commands = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.data_commands += 1
+        if self.data_commands in self.drop_at:
+            server.transport.close()  # the connection drops before the message is accepted
+            return "421 closing"
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+    def recipients(self) -> list[str]:
+        return [to for tos, _data in self.messages for to in tos]
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[SMTPSink, int]]:
+    """A real SMTP server on loopback (it answers '500 Line too long' past 1,000 octets)."""
+    from aiosmtpd.controller import Controller
+
+    handler = SMTPSink()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+@pytest.fixture
+def mail_api() -> Iterator[MailAPI]:
+    api, server = start_mail_api()
+    yield api
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def newsroom(make_runtime):
+    runtime = make_runtime(
+        feeds=[
+            {"url": str(SAMPLE / "site.xml")},
+            {"url": str(SAMPLE / "trending.xml"), "trending": True},
+            {"url": str(SAMPLE / "site-de.xml"), "language": "de"},
+        ],
+        site={"categories": SECTIONS, "url": "https://www.europeantimes.example"},
+        timezone="Europe/Brussels",
+    )
+    fetch_feeds(runtime.settings, runtime.factory)
+    with unit_of_work(runtime.factory) as session:
+        report = import_csv(session, runtime.settings, ROOT / "subscribers" / "demo-subscribers.csv")
+    assert not report.rejected
+    return runtime

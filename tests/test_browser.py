@@ -11,7 +11,7 @@ from PIL import Image
 
 from newsletter.compose import Composer
 from newsletter.preview import preview
-from tests.test_editions import WEEKLY_NOV_23, newsroom  # noqa: F401  (fixture)
+from tests.conftest import WEEKLY_NOV_23
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -44,7 +44,7 @@ def screenshot(html_path, png_path, tmp_path, width: int = 1000) -> Image.Image:
     return Image.open(png_path).convert("RGB")
 
 
-def test_preview_renders_a_600px_newsletter(newsroom, tmp_path) -> None:  # noqa: F811
+def test_preview_renders_a_600px_newsletter(newsroom, tmp_path) -> None:
     composer = Composer(newsroom.settings.templates_path())
     with newsroom.factory() as session:
         result = preview(

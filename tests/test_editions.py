@@ -8,46 +8,21 @@ import logging
 import re
 from collections import Counter
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import select
 
 from newsletter.compose import Card, Composer, DigestView
 from newsletter.db import unit_of_work
 from newsletter.editions import find_article, open_edition, pick
-from newsletter.ingest import fetch_feeds
 from newsletter.models import Delivery, Edition, Subscriber, Variant, VariantArticle
 from newsletter.preview import preview
 from newsletter.providers.outbox import OutboxProvider
 from newsletter.send import publish
-from newsletter.subscribers import import_csv
 from newsletter.tokens import verify
-from tests.conftest import ROOT, SAMPLE
-from tests.test_fetch import SECTIONS
+from tests.conftest import WEEKLY_NOV_23, ZONE
 from tests.test_settings import run_cli
 
-ZONE = ZoneInfo("Europe/Brussels")
-WEEKLY_NOV_23 = datetime(2026, 11, 23, 7, 0, tzinfo=ZONE)
 DAILY_NOV_22 = datetime(2026, 11, 22, 6, 30, tzinfo=ZONE)
-
-
-@pytest.fixture
-def newsroom(make_runtime):
-    runtime = make_runtime(
-        feeds=[
-            {"url": str(SAMPLE / "site.xml")},
-            {"url": str(SAMPLE / "trending.xml"), "trending": True},
-            {"url": str(SAMPLE / "site-de.xml"), "language": "de"},
-        ],
-        site={"categories": SECTIONS, "url": "https://www.europeantimes.example"},
-        timezone="Europe/Brussels",
-    )
-    fetch_feeds(runtime.settings, runtime.factory)
-    with unit_of_work(runtime.factory) as session:
-        report = import_csv(session, runtime.settings, ROOT / "subscribers" / "demo-subscribers.csv")
-    assert not report.rejected
-    return runtime
 
 
 def send(runtime, newsletter: str, at: datetime):

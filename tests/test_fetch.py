@@ -9,10 +9,8 @@ from sqlalchemy import func, select
 from newsletter.ingest import fetch_feeds
 from newsletter.models import Article, Category, Feed
 from newsletter.settings import FeedSettings
-from tests.conftest import FIXTURES, SAMPLE
+from tests.conftest import FIXTURES, SAMPLE, SECTIONS
 from tests.feedserver import FeedServer, Route
-
-SECTIONS = ["Politics", "Health", "Europe", "Business", "Technology", "Culture", "Human Rights"]
 
 
 def serve(server: FeedServer, path: str, body: bytes, **route: object) -> str:

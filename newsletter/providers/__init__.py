@@ -1,14 +1,15 @@
 """Where messages go: one small interface, three providers (outbox, smtp, sendgrid).
 
-A provider takes a batch of outgoing messages and says, for each, whether it was accepted.
-Trouble that may pass (rate limits, 5xx, dropped connections) raises `ProviderBusy`, so the
-sender waits and tries again; trouble that will not pass (bad credentials) raises
-`ProviderRefused`, so the send stops with nothing marked sent.
+A provider takes a batch of outgoing messages and reports each one's outcome the moment it
+knows it (`report`), so the ledger records an accepted message right away and a crash loses
+as little as possible. Trouble that may pass (rate limits, 5xx, dropped connections) raises
+`ProviderBusy` for the messages not yet reported, so the sender waits and tries them again;
+trouble that will not pass (bad credentials) raises `ProviderRefused`, and the send stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,10 +44,13 @@ class Outgoing:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What became of one message: sent, failed for good, or to be tried again later."""
+
     delivery_id: int
-    sent: bool
+    status: str  # sent, failed or retry
     message_id: str | None = None
     detail: str | None = None
+    retry_after: float | None = None
 
 
 class ProviderError(NewsletterError):
@@ -65,11 +69,14 @@ class ProviderRefused(ProviderError):
     """Will not work until a person fixes something (401/403, bad configuration)."""
 
 
+Report = Callable[[list[Outcome]], None]
+
+
 class Provider(Protocol):
     name: str
     batch_size: int
 
-    def send(self, batch: Sequence[Outgoing]) -> list[Outcome]: ...
+    def send(self, batch: Sequence[Outgoing], report: Report) -> None: ...
 
     def close(self) -> None: ...
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from newsletter.providers import Outcome, Outgoing
+from newsletter.providers import Outcome, Outgoing, Report
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]+")
 
@@ -27,12 +27,11 @@ class OutboxProvider:
         name = f"{message.delivery_id:09d}-{_UNSAFE.sub('_', message.email)[:80]}.eml"
         return self.folder / f"edition-{message.edition_id}" / name
 
-    def send(self, batch: Sequence[Outgoing]) -> list[Outcome]:
-        outcomes = []
+    def send(self, batch: Sequence[Outgoing], report: Report) -> None:
         for message in batch:
             path = self.path(message)
             if path.exists():  # written before a crash: sent already
-                outcomes.append(Outcome(message.delivery_id, True, path.name, "already in outbox"))
+                report([Outcome(message.delivery_id, "sent", path.name, "already in the outbox")])
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             envelope = message.variant.template.render(
@@ -45,8 +44,7 @@ class OutboxProvider:
             with open(partial, "wb") as handle:
                 handle.write(envelope.data)
             os.replace(partial, path)
-            outcomes.append(Outcome(message.delivery_id, True, envelope.message_id))
-        return outcomes
+            report([Outcome(message.delivery_id, "sent", envelope.message_id)])
 
     def close(self) -> None:
         pass

@@ -255,7 +255,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("edition_id", "subscriber_id", name="uq_deliveries_edition_subscriber"),
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.create_index("ix_deliveries_edition_status", ["edition_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_deliveries_claim", ["edition_id", "status", "variant_id", "id"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_deliveries_subscriber_id"), ["subscriber_id"], unique=False)
 
     op.create_table(
@@ -291,7 +293,7 @@ def downgrade() -> None:
     op.drop_table("variant_articles")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deliveries_subscriber_id"))
-        batch_op.drop_index("ix_deliveries_edition_status")
+        batch_op.drop_index("ix_deliveries_claim")
 
     op.drop_table("deliveries")
     op.drop_table("variants")

@@ -1,0 +1,149 @@
+"""A loopback server that speaks SendGrid's v3 mail-send API, for tests and benchmarks.
+
+It checks what the real API checks that matters here (the key, at most 1,000
+personalizations, no address twice, string custom_args, a From and content) and answers
+202 with an X-Message-Id, or the API's error bodies. Tests script extra answers
+(429, 500, 413, ...) and may act on the n-th request (kill the sender mid-request).
+Run alone for benchmarks: `python -m tests.sendgrid_server PORT`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+API_KEY = "SG.test-key"
+
+
+@dataclass
+class Scripted:
+    status: int
+    body: dict | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MailAPI:
+    port: int = 0
+    # answers to give before behaving normally, one per request
+    script: list[Scripted] = field(default_factory=list)
+    bad_addresses: set[str] = field(default_factory=set)
+    max_personalizations: int = 1000  # lower it to make the server answer 413
+    accepted: list[dict] = field(default_factory=list)  # one entry per accepted personalization
+    requests: int = 0
+    payloads: list[dict] = field(default_factory=list)
+    keep_payloads: bool = True
+    # called with the request number before answering; returning False drops the request unanswered
+    on_request: Callable[[int], bool] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def recipients(self) -> list[str]:
+        return [p["to"][0]["email"] for p in self.accepted]
+
+
+def error(message: str, field_name: str | None = None) -> dict:
+    return {"errors": [{"message": message, "field": field_name, "help": None}]}
+
+
+def check(payload: dict, api: MailAPI) -> tuple[int, dict | None]:
+    personalizations = payload.get("personalizations") or []
+    if not personalizations:
+        return 400, error("The personalizations field is required.", "personalizations")
+    if len(personalizations) > 1000:
+        return 400, error("The personalizations field must have at most 1000 items.", "personalizations")
+    if len(personalizations) > api.max_personalizations:
+        return 413, error("Payload too large.")
+    if not payload.get("from", {}).get("email") or not payload.get("content"):
+        return 400, error("The from and content fields are required.")
+    seen = set()
+    for index, item in enumerate(personalizations):
+        address = item["to"][0]["email"].lower()
+        if address in seen:
+            return 400, error(
+                "Each email address in the personalization block should be unique.",
+                f"personalizations.{index}.to",
+            )
+        seen.add(address)
+        if address in api.bad_addresses:
+            return 400, error("Does not contain a valid address.", f"personalizations.{index}.to.0.email")
+        if any(not isinstance(v, str) for v in item.get("custom_args", {}).values()):
+            return 400, error("custom_args values must be strings.", f"personalizations.{index}.custom_args")
+    return 202, None
+
+
+def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, ThreadingHTTPServer]:
+    api = api or MailAPI()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            raw = self.rfile.read(length)
+            with api.lock:
+                api.requests += 1
+                number = api.requests
+            if api.on_request is not None and api.on_request(number) is False:
+                self.close_connection = True
+                return
+            if self.path != "/v3/mail/send":
+                return self.answer(404, error("Not found"))
+            if self.headers.get("Authorization") != f"Bearer {API_KEY}":
+                return self.answer(
+                    401, error("The provided authorization grant is invalid, expired, or revoked")
+                )
+            with api.lock:
+                scripted = api.script.pop(0) if api.script else None
+            if scripted is not None:
+                return self.answer(scripted.status, scripted.body, scripted.headers)
+            try:
+                payload = json.loads(raw)
+            except ValueError:
+                return self.answer(400, error("Bad Request"))
+            status, body = check(payload, api)
+            if status == 202:
+                with api.lock:
+                    api.accepted.extend(payload["personalizations"])
+                    if api.keep_payloads:
+                        api.payloads.append(payload)
+                return self.answer(202, None, {"X-Message-Id": uuid.uuid4().hex[:22]})
+            return self.answer(status, body)
+
+        def answer(self, status: int, body: dict | None, headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(body).encode() if body is not None else b""
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    api.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return api, server
+
+
+if __name__ == "__main__":
+    api, server = start(MailAPI(keep_payloads=False), int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    print(api.port, flush=True)
+    try:
+        for line in sys.stdin:  # "count" prints how many personalizations were accepted
+            if line.strip() == "count":
+                print(len(api.accepted), len(set(api.recipients())), flush=True)
+    finally:
+        server.shutdown()

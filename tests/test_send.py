@@ -1,0 +1,409 @@
+"""Sending: SMTP into aiosmtpd, SendGrid into a local v3 server, the ledger's guarantees."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import func, select, update
+
+from newsletter.compose import Composer
+from newsletter.db import unit_of_work
+from newsletter.editions import open_edition
+from newsletter.ledger import prepare
+from newsletter.models import Article, Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression
+from newsletter.providers.outbox import OutboxProvider
+from newsletter.providers.sendgrid import SendGridProvider
+from newsletter.providers.smtp import SMTPProvider
+from newsletter.send import Pace, Sender, SendError
+from newsletter.settings import Settings
+from tests.conftest import ROOT, WEEKLY_NOV_23
+from tests.sendgrid_server import API_KEY, Scripted
+
+
+def add_readers(runtime, count: int) -> None:
+    with unit_of_work(runtime.factory) as session:
+        for i in range(count):
+            subscriber = Subscriber(
+                email=f"reader{i:03d}@example.com", name=f"Reader {i}", status="active", language="en"
+            )
+            subscriber.newsletters = [SubscriberNewsletter(newsletter="weekly")]
+            session.add(subscriber)
+
+
+def prepared(runtime) -> int:
+    with unit_of_work(runtime.factory) as session:
+        edition = open_edition(session, runtime.settings, "weekly", WEEKLY_NOV_23)
+        prepare(session, runtime.settings, edition, Composer(runtime.settings.templates_path()))
+        return edition.id
+
+
+def recipients_of(runtime, edition_id: int) -> list[str]:
+    with runtime.factory() as session:
+        return sorted(
+            session.scalars(
+                select(Subscriber.email)
+                .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                .where(Delivery.edition_id == edition_id, Delivery.status.in_(("pending", "sent")))
+            )
+        )
+
+
+def statuses(runtime, edition_id: int) -> dict[str, int]:
+    with runtime.factory() as session:
+        return dict(
+            session.execute(
+                select(Delivery.status, func.count())
+                .where(Delivery.edition_id == edition_id)
+                .group_by(Delivery.status)
+            ).all()
+        )
+
+
+def with_settings(runtime, **changes) -> Settings:
+    """The runtime's settings with some changed, validated as from a file."""
+    return Settings(**{**runtime.settings.model_dump(), **changes})
+
+
+class Sleeps(list):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+# --- SMTP -------------------------------------------------------------------------------------
+
+
+def smtp_settings(runtime, port: int, **sending) -> Settings:
+    return with_settings(
+        runtime,
+        provider="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_tls="none",
+        sending={**runtime.settings.sending.model_dump(), **sending},
+    )
+
+
+def test_smtp_delivers_every_message_with_short_crlf_lines(newsroom, smtp_sink) -> None:
+    sink, port = smtp_sink
+    add_readers(newsroom, 30)
+    edition_id = prepared(newsroom)
+    expected = recipients_of(newsroom, edition_id)
+    settings = smtp_settings(newsroom, port)
+    sink.drop_at = {5, 17}  # the connection drops twice mid-batch
+    provider = SMTPProvider(settings)
+    try:
+        report = Sender(settings, newsroom.factory, provider).send(edition_id)
+    finally:
+        provider.close()
+    assert report.status == "complete"
+    assert sorted(sink.recipients()) == expected  # every reader exactly once
+    for _tos, data in sink.messages:
+        assert max(len(line) for line in data.split(b"\r\n")) <= 998
+        message = email.message_from_bytes(data, policy=email.policy.default)
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message["List-Unsubscribe"].startswith("<http")
+        assert message["Message-ID"] and message["Date"] and message["List-Id"]
+        assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_smtp_refused_address_fails_alone_and_retry_failed_resends_it(newsroom, smtp_sink) -> None:
+    sink, port = smtp_sink
+    edition_id = prepared(newsroom)
+    sink.refuse["tom.obrien@example.ie"] = "550 5.1.1 <tom.obrien@example.ie>: mailbox unavailable"
+    settings = smtp_settings(newsroom, port)
+    provider = SMTPProvider(settings)
+    report = Sender(settings, newsroom.factory, provider).send(edition_id)
+    assert report.status == "partial" and (report.sent, report.failed) == (8, 1)
+    with newsroom.factory() as session:
+        failed = session.scalars(select(Delivery).where(Delivery.status == "failed")).one()
+        assert "550 5.1.1" in failed.detail and "mailbox unavailable" in failed.detail
+    sink.refuse.clear()
+    again = Sender(settings, newsroom.factory, provider).send(edition_id, retry_failed=True)
+    provider.close()
+    assert again.status == "complete" and (again.sent, again.failed) == (1, 0)
+    assert sorted(sink.recipients()) == recipients_of(newsroom, edition_id)
+
+
+def test_smtp_unreachable_server_is_busy_then_stops_with_nothing_lost(newsroom) -> None:
+    edition_id = prepared(newsroom)
+    from tests.conftest import free_port
+
+    settings = smtp_settings(newsroom, free_port(), max_retries=2)
+    sleeps = Sleeps()
+    provider = SMTPProvider(settings)
+    with pytest.raises(SendError, match="still busy"):
+        Sender(settings, newsroom.factory, provider, Pace.from_settings(settings.sending), sleep=sleeps).send(
+            edition_id
+        )
+    provider.close()
+    assert len(sleeps) == 2 and statuses(newsroom, edition_id) == {"pending": 9}
+
+
+# --- SendGrid ---------------------------------------------------------------------------------
+
+
+def sendgrid_settings(runtime, api, **sending) -> Settings:
+    return with_settings(
+        runtime,
+        provider="sendgrid",
+        sendgrid_api_key=API_KEY,
+        sendgrid_host=api.host,
+        sending={**runtime.settings.sending.model_dump(), **sending},
+    )
+
+
+def send_with_sendgrid(runtime, api, edition_id, sleeps=None, **sending):
+    settings = sendgrid_settings(runtime, api, **sending)
+    return Sender(
+        settings,
+        runtime.factory,
+        SendGridProvider(settings),
+        Pace.from_settings(settings.sending),
+        sleep=sleeps if sleeps is not None else Sleeps(),
+    ).send(edition_id)
+
+
+def test_sendgrid_202_posts_personalizations(newsroom, mail_api) -> None:
+    edition_id = prepared(newsroom)
+    report = send_with_sendgrid(newsroom, mail_api, edition_id)
+    assert report.status == "complete" and report.sent == 9
+    assert sorted(mail_api.recipients()) == recipients_of(newsroom, edition_id)
+    payload = mail_api.payloads[0]
+    assert payload["categories"] == ["weekly"]
+    assert payload["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert [c["type"] for c in payload["content"]] == ["text/plain", "text/html"]
+    for item in mail_api.accepted:
+        assert item["headers"]["List-Unsubscribe"].startswith("<http://localhost:8000/unsubscribe/")
+        assert set(item["custom_args"]) == {"edition_id", "subscriber_id", "delivery_id"}
+        assert item["custom_args"]["edition_id"] == str(edition_id)
+        assert item["substitutions"]["__NL_UNSUBSCRIBE_URL__"] in item["headers"]["List-Unsubscribe"]
+    with newsroom.factory() as session:
+        ids = session.scalars(select(Delivery.provider_message_id).where(Delivery.status == "sent")).all()
+    assert all(ids)
+
+
+def test_sendgrid_400_isolates_the_bad_address(newsroom, mail_api) -> None:
+    add_readers(newsroom, 20)
+    edition_id = prepared(newsroom)
+    mail_api.bad_addresses = {"reader007@example.com"}
+    report = send_with_sendgrid(newsroom, mail_api, edition_id)
+    assert report.status == "partial" and report.failed == 1 and report.sent == 28
+    with newsroom.factory() as session:
+        failed = session.execute(
+            select(Subscriber.email, Delivery.detail)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.status == "failed")
+        ).one()
+    assert failed[0] == "reader007@example.com" and "HTTP 400: Does not contain a valid address" in failed[1]
+    assert "reader007@example.com" not in mail_api.recipients() and len(set(mail_api.recipients())) == 28
+
+
+def test_sendgrid_401_stops_with_nothing_marked_sent(newsroom, mail_api) -> None:
+    edition_id = prepared(newsroom)
+    settings = with_settings(
+        newsroom, provider="sendgrid", sendgrid_api_key="SG.wrong", sendgrid_host=mail_api.host
+    )
+    with pytest.raises(SendError, match="refused the send: HTTP 401"):
+        Sender(settings, newsroom.factory, SendGridProvider(settings)).send(edition_id)
+    assert statuses(newsroom, edition_id) == {"pending": 9} and mail_api.accepted == []
+    with newsroom.factory() as session:
+        assert session.get(Edition, edition_id).status == "sending"  # explicit: not complete
+
+
+def test_sendgrid_413_splits_the_request(newsroom, mail_api) -> None:
+    add_readers(newsroom, 20)
+    edition_id = prepared(newsroom)
+    mail_api.max_personalizations = 4
+    report = send_with_sendgrid(newsroom, mail_api, edition_id)
+    assert report.status == "complete" and report.sent == 29
+    assert sorted(mail_api.recipients()) == recipients_of(newsroom, edition_id)
+
+
+def test_sendgrid_429_and_500_slow_down_and_retry(newsroom, mail_api) -> None:
+    edition_id = prepared(newsroom)
+    mail_api.script = [
+        Scripted(429, {"errors": [{"message": "too many requests"}]}, {"Retry-After": "7"}),
+        Scripted(500, {"errors": [{"message": "internal error"}]}),
+        Scripted(503, None),
+    ]
+    sleeps = Sleeps()
+    report = send_with_sendgrid(newsroom, mail_api, edition_id, sleeps=sleeps)
+    assert report.status == "complete" and report.sent == 9 and report.failed == 0
+    assert len(sleeps) == 3 and sleeps[0] >= 7  # Retry-After honoured
+    assert sleeps[1] <= 60 and sleeps[2] <= 60
+    assert sorted(mail_api.recipients()) == recipients_of(newsroom, edition_id)
+
+
+def test_rate_limit_paces_the_send(newsroom, mail_api) -> None:
+    add_readers(newsroom, 11)
+    edition_id = prepared(newsroom)
+    settings = sendgrid_settings(newsroom, mail_api, sendgrid_batch=5)
+    sleeps = Sleeps()
+    Sender(settings, newsroom.factory, SendGridProvider(settings), Pace(rate=10), sleep=sleeps).send(
+        edition_id
+    )
+    assert sum(sleeps) >= 20 / 10 - 0.5  # 20 messages at 10/s take about two seconds
+
+
+def test_readers_who_leave_mid_send_are_not_mailed(newsroom, mail_api) -> None:
+    edition_id = prepared(newsroom)
+    with unit_of_work(newsroom.factory) as session:
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.email == "tom.obrien@example.ie")
+            .values(status="unsubscribed")
+        )
+        session.add(Suppression(email="sofia.rossi@example.net", reason="bounce"))
+        late = Subscriber(email="late@example.com", status="active", language="en")
+        late.newsletters = [SubscriberNewsletter(newsletter="weekly")]
+        session.add(late)
+    report = send_with_sendgrid(newsroom, mail_api, edition_id)
+    assert report.status == "complete" and report.sent == 7 and report.suppressed == 2
+    assert {"tom.obrien@example.ie", "sofia.rossi@example.net", "late@example.com"}.isdisjoint(
+        mail_api.recipients()
+    )
+
+
+def test_no_header_injection_from_titles_or_names(newsroom, tmp_path) -> None:
+    with unit_of_work(newsroom.factory) as session:
+        article = session.scalars(select(Article).where(Article.trending_rank == 1)).first()
+        session.execute(
+            update(Article)
+            .where(Article.key == article.key)
+            .values(title="Breaking\r\nBcc: victim@example.com\r\nX-Injected: yes")
+        )
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.email == "tom.obrien@example.ie")
+            .values(name="Tom\r\nBcc: evil@example.com")
+        )
+    edition_id = prepared(newsroom)
+    settings = with_settings(newsroom, outbox_dir=tmp_path / "outbox")
+    Sender(settings, newsroom.factory, OutboxProvider(settings.outbox_dir)).send(edition_id)
+    files = sorted((tmp_path / "outbox").glob("*/*.eml"))
+    assert len(files) == 9
+    for path in files:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert message["Bcc"] is None and message["X-Injected"] is None
+        assert "\n" not in str(message["Subject"]) and "\n" not in str(message["To"])
+        assert len(message.get_all("To")) == 1
+
+
+# --- crashes and several senders ---------------------------------------------------------------
+
+
+def cli_env(runtime, **extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    return {
+        **base,
+        "NEWSLETTER_DATABASE_URL": runtime.settings.database_url,
+        "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
+        "NEWSLETTER_TIMEZONE": "Europe/Brussels",
+        "NEWSLETTER_CONFIG": str(ROOT / "config" / "demo.toml"),
+        "NEWSLETTER_DEMO": "false",
+        **extra,
+    }
+
+
+def sender_process(runtime, edition_id: int, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "send", "--edition", str(edition_id)],
+        env=cli_env(runtime, **env),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_killed_sender_resumes_exactly_once_sendgrid(newsroom, mail_api) -> None:
+    add_readers(newsroom, 40)
+    edition_id = prepared(newsroom)
+    expected = recipients_of(newsroom, edition_id)
+    victim: dict[str, subprocess.Popen] = {}
+
+    def kill_on_fourth(number: int) -> bool:
+        if number == 4:  # mid-edition, while this request is in flight: it is never answered
+            os.kill(victim["process"].pid, signal.SIGKILL)
+            return False
+        return True
+
+    mail_api.on_request = kill_on_fourth
+    env = {
+        "NEWSLETTER_PROVIDER": "sendgrid",
+        "NEWSLETTER_SENDGRID_API_KEY": API_KEY,
+        "NEWSLETTER_SENDGRID_HOST": mail_api.host,
+        "NEWSLETTER_SENDING__SENDGRID_BATCH": "5",
+    }
+    victim["process"] = sender_process(newsroom, edition_id, **env)
+    victim["process"].wait(timeout=60)
+    assert victim["process"].returncode == -signal.SIGKILL
+    assert 0 < len(mail_api.accepted) < len(expected)
+    assert statuses(newsroom, edition_id).get("sending", 0) > 0  # the dead sender's claim
+    mail_api.on_request = None
+    again = sender_process(newsroom, edition_id, **env)
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert "complete" in out
+    assert sorted(mail_api.recipients()) == expected  # everyone, exactly once
+    assert statuses(newsroom, edition_id) == {"sent": len(expected)}
+
+
+def test_a_killed_sender_resumes_exactly_once_outbox(newsroom, tmp_path) -> None:
+    add_readers(newsroom, 300)
+    edition_id = prepared(newsroom)
+    expected = recipients_of(newsroom, edition_id)
+    outbox = tmp_path / "outbox"
+    env = {"NEWSLETTER_PROVIDER": "outbox", "NEWSLETTER_OUTBOX_DIR": str(outbox)}
+    process = sender_process(newsroom, edition_id, **env)
+    deadline = time.monotonic() + 60
+    while len(list(outbox.glob("*/*.eml"))) < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()  # SIGKILL, wherever it is
+    process.wait(timeout=30)
+    written = len(list(outbox.glob("*/*.eml")))
+    assert 40 <= written < len(expected)
+    again = sender_process(newsroom, edition_id, **env)
+    _out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    files = sorted(outbox.glob("*/*.eml"))
+    addresses = [path.name.split("-", 1)[1].removesuffix(".eml") for path in files]
+    assert sorted(addresses) == expected  # one complete file per reader
+    assert not list(outbox.glob("*/*.part"))
+    assert statuses(newsroom, edition_id) == {"sent": len(expected)}
+
+
+@pytest.mark.postgres
+def test_two_senders_share_an_edition_on_postgres(newsroom, mail_api) -> None:
+    if newsroom.engine.dialect.name != "postgresql":
+        pytest.skip("several senders share an edition on PostgreSQL (FOR UPDATE SKIP LOCKED)")
+    add_readers(newsroom, 400)
+    edition_id = prepared(newsroom)
+    expected = recipients_of(newsroom, edition_id)
+
+    def slow(_number: int) -> bool:
+        time.sleep(0.05)  # let both senders hold batches at once
+        return True
+
+    mail_api.on_request = slow
+    env = {
+        "NEWSLETTER_PROVIDER": "sendgrid",
+        "NEWSLETTER_SENDGRID_API_KEY": API_KEY,
+        "NEWSLETTER_SENDGRID_HOST": mail_api.host,
+        "NEWSLETTER_SENDING__SENDGRID_BATCH": "10",
+    }
+    workers = [sender_process(newsroom, edition_id, **env) for _ in range(2)]
+    for worker in workers:
+        _out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+    assert sorted(mail_api.recipients()) == expected  # exactly once
+    with newsroom.factory() as session:
+        claimants = session.scalars(select(func.count(func.distinct(Delivery.claimed_by)))).one()
+    assert claimants == 2  # both did part of the work
