@@ -3,20 +3,36 @@
 Preparing freezes the recipient list (people who join later wait for the next edition),
 composes each distinct digest once, and records who gets which variant, who is skipped
 (nothing new) and who is suppressed. It runs in one transaction: all or nothing.
+Sending claims batches of rows, marks them `sending`, then `sent` or `failed`.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Subquery,
+    Table,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from newsletter.compose import Composer
@@ -48,105 +64,179 @@ class Prepared:
     skipped: int = 0
     suppressed: int = 0
     variants: int = 0
-    warnings: list[str] | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Recipient:
-    id: int
-    email: str
-    language: str
-    sections: list[str]
-    suppressed: bool
-
-
-def recipients(session: Session, newsletter: str) -> Iterator[Recipient]:
-    """Active subscribers of a newsletter with their sections, streamed in id order."""
-    query = (
+def audience(newsletter: str, section_bits: dict[int, int]) -> Subquery:
+    """Per active subscriber of the newsletter: language, chosen sections as a bit mask, and
+    whether the address is suppressed. The database does this grouping, in one pass."""
+    bits = case(section_bits, value=subscriber_categories.c.category_id, else_=0) if section_bits else 0
+    return (
         select(
-            Subscriber.id,
-            Subscriber.email,
-            Subscriber.language,
-            Category.slug,
-            Suppression.id.is_not(None),
+            Subscriber.id.label("subscriber_id"),
+            Subscriber.language.label("language"),
+            cast(func.coalesce(func.sum(bits), 0), BigInteger).label("mask"),
+            case((func.count(Suppression.id) > 0, 1), else_=0).label("suppressed"),
         )
         .join(SubscriberNewsletter, SubscriberNewsletter.subscriber_id == Subscriber.id)
         .outerjoin(subscriber_categories, subscriber_categories.c.subscriber_id == Subscriber.id)
-        .outerjoin(Category, Category.id == subscriber_categories.c.category_id)
         .outerjoin(Suppression, Suppression.email == Subscriber.email)
         .where(Subscriber.status == "active", SubscriberNewsletter.newsletter == newsletter)
-        .order_by(Subscriber.id)
-        .execution_options(yield_per=BATCH)
+        .group_by(Subscriber.id, Subscriber.language)
+        .subquery("audience")
     )
-    rows = session.execute(query)
-    for subscriber_id, group in itertools.groupby(rows, key=lambda row: row[0]):
-        first, *rest = list(group)
-        yield Recipient(
-            id=subscriber_id,
-            email=first[1],
-            language=first[2],
-            sections=[row[3] for row in (first, *rest) if row[3]],
-            suppressed=bool(first[4]),
+
+
+def received(session: Session, article_ids: list[int]) -> dict[int, frozenset[int]]:
+    """Which of these articles each subscriber already got (only those who got any)."""
+    found: dict[int, set[int]] = {}
+    for start in range(0, len(article_ids), BATCH):
+        rows = session.execute(
+            select(Delivery.subscriber_id, VariantArticle.article_id)
+            .join(VariantArticle, VariantArticle.variant_id == Delivery.variant_id)
+            .where(
+                Delivery.status.in_(DELIVERED),
+                VariantArticle.article_id.in_(article_ids[start : start + BATCH]),
+            )
         )
+        for subscriber_id, article_id in rows:
+            found.setdefault(subscriber_id, set()).add(article_id)
+    return {subscriber_id: frozenset(ids) for subscriber_id, ids in found.items()}
 
 
-def received(session: Session, article_ids: list[int]) -> Iterator[tuple[int, frozenset[int]]]:
-    """(subscriber id, which of these articles they already got), streamed in id order."""
-    if not article_ids:
-        return
-    query = (
-        select(Delivery.subscriber_id, VariantArticle.article_id)
-        .join(VariantArticle, VariantArticle.variant_id == Delivery.variant_id)
-        .where(Delivery.status.in_(DELIVERED), VariantArticle.article_id.in_(article_ids))
-        .order_by(Delivery.subscriber_id)
-        .execution_options(yield_per=BATCH)
-    )
-    for subscriber_id, group in itertools.groupby(session.execute(query), key=lambda r: r[0]):
-        yield subscriber_id, frozenset(row[1] for row in group)
+class _Assigner:
+    """Turns a kind of reader into a delivery row's variant, status and detail."""
+
+    def __init__(self, session: Session, edition: Edition, variants: Variants, summary: Prepared) -> None:
+        self.session = session
+        self.edition = edition
+        self.variants = variants
+        self.summary = summary
+        self.saved: dict[str, int] = {}
+
+    def __call__(self, sections: list[str], language: str, suppressed: bool, got: frozenset[int]) -> dict:
+        if suppressed:
+            return {
+                "variant_id": None,
+                "status": "suppressed",
+                "detail": "address is on the suppression list",
+            }
+        plan = self.variants.plan(sections, got)
+        if plan.empty:
+            return {
+                "variant_id": None,
+                "status": "skipped",
+                "detail": "nothing new for this reader's categories",
+            }
+        built = self.variants.build(plan, language)
+        if built.key not in self.saved:
+            self.saved[built.key] = _save_variant(self.session, self.edition, built)
+            self.summary.warnings.extend(built.composed.warnings)
+        return {"variant_id": self.saved[built.key], "status": "pending", "detail": None}
 
 
 def prepare(session: Session, settings: Settings, edition: Edition, composer: Composer) -> Prepared:
-    """Create the edition's variants and deliveries (once: a prepared edition is left as is)."""
+    """Create the edition's variants and deliveries, once: a prepared edition is left as is.
+
+    The database groups the readers by (sections, language, suppressed); each group's digest is
+    planned and composed once, and its deliveries are written by one INSERT ... SELECT. Only
+    readers who already got some of this edition's candidates are handled one by one.
+    """
+    summary = Prepared()
     if edition.status != "draft":
-        return Prepared()
+        return summary
     offer = load_offer(session, settings, edition)
-    variants = Variants(settings, offer, composer)
-    saved: dict[str, int] = {}
-    summary = Prepared(warnings=[])
-    history = received(session, list(offer.stories))
-    pending_history = next(history, None)
-    batch: list[dict[str, object]] = []
-    for reader in recipients(session, edition.newsletter):
-        while pending_history is not None and pending_history[0] < reader.id:
-            pending_history = next(history, None)
-        got = (
-            pending_history[1]
-            if pending_history is not None and pending_history[0] == reader.id
-            else frozenset()
+    assign = _Assigner(session, edition, Variants(settings, offer, composer), summary)
+    slugs = offer.section_order
+    ids = dict(session.execute(select(Category.slug, Category.id).where(Category.slug.in_(slugs))).all())
+    bit = {slug: 1 << index for index, slug in enumerate(slugs)}
+    readers = audience(edition.newsletter, {ids[slug]: bit[slug] for slug in slugs})
+
+    def sections(mask: int) -> list[str]:
+        return [slug for slug in slugs if mask & bit[slug]]
+
+    plan_map = Table(
+        "prepare_map",
+        MetaData(),
+        Column("mask", BigInteger),
+        Column("language", String(16)),
+        Column("suppressed", Integer),
+        Column("variant_id", Integer),
+        Column("status", String(20)),
+        Column("detail", Text),
+        prefixes=["TEMPORARY"],
+    )
+    connection = session.connection()
+    plan_map.create(connection)
+    groups = session.execute(
+        select(readers.c.mask, readers.c.language, readers.c.suppressed).group_by(
+            readers.c.mask, readers.c.language, readers.c.suppressed
         )
-        row: dict[str, object] = {"edition_id": edition.id, "subscriber_id": reader.id}
-        plan = variants.plan(reader.sections, got)
-        if reader.suppressed:
-            row.update(status="suppressed", detail="address is on the suppression list")
-            summary.suppressed += 1
-        elif plan.empty:
-            row.update(status="skipped", detail="nothing new for this reader's categories")
-            summary.skipped += 1
-        else:
-            built = variants.build(plan, reader.language)
-            if built.key not in saved:
-                saved[built.key] = _save_variant(session, edition, built)
-                summary.warnings.extend(built.composed.warnings)
-            row.update(status="pending", variant_id=saved[built.key])
-            summary.recipients += 1
-        batch.append(row)
-        if len(batch) >= BATCH:
-            session.execute(insert(Delivery), batch)
-            batch.clear()
-    if batch:
-        session.execute(insert(Delivery), batch)
+    ).all()
+    rows = [
+        {
+            "mask": mask,
+            "language": language,
+            "suppressed": suppressed,
+            **assign(sections(mask), language, bool(suppressed), frozenset()),
+        }
+        for mask, language, suppressed in groups
+    ]
+    if rows:
+        session.execute(insert(plan_map), rows)
+    session.execute(
+        insert(Delivery).from_select(
+            ["edition_id", "subscriber_id", "variant_id", "status", "detail", "attempts"],
+            select(
+                literal(edition.id),
+                readers.c.subscriber_id,
+                plan_map.c.variant_id,
+                plan_map.c.status,
+                plan_map.c.detail,
+                literal(0),
+            ).join(
+                plan_map,
+                (plan_map.c.mask == readers.c.mask)
+                & (plan_map.c.language == readers.c.language)
+                & (plan_map.c.suppressed == readers.c.suppressed),
+            ),
+        )
+    )
+    plan_map.drop(connection)
+    history = received(session, list(offer.stories))
+    readers_with_history = list(history)
+    for start in range(0, len(readers_with_history), BATCH):
+        chunk = readers_with_history[start : start + BATCH]
+        changes = [
+            {
+                "row_id": delivery_id,
+                **assign(sections(mask), language, bool(suppressed), history[subscriber_id]),
+            }
+            for delivery_id, subscriber_id, mask, language, suppressed in session.execute(
+                select(
+                    Delivery.id,
+                    readers.c.subscriber_id,
+                    readers.c.mask,
+                    readers.c.language,
+                    readers.c.suppressed,
+                )
+                .join(
+                    Delivery,
+                    (Delivery.subscriber_id == readers.c.subscriber_id) & (Delivery.edition_id == edition.id),
+                )
+                .where(readers.c.subscriber_id.in_(chunk))
+            )
+        ]
+        if changes:
+            session.execute(
+                update(Delivery.__table__).where(Delivery.__table__.c.id == bindparam("row_id")), changes
+            )
+    tally = counts(session, edition.id)
+    summary.recipients = tally.get("pending", 0)
+    summary.skipped = tally.get("skipped", 0)
+    summary.suppressed = tally.get("suppressed", 0)
+    summary.variants = len(assign.saved)
     edition.status = "ready"
-    summary.variants = len(saved)
     log.info(
         "edition %s %s prepared: %d recipients in %d variants, %d skipped, %d suppressed",
         edition.newsletter,

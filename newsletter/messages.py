@@ -23,7 +23,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 def header_safe(value: str) -> str:
     """No CR, LF or other control character from data (feeds, imports) may reach a header."""
-    return _CONTROL.sub(" ", value).strip()
+    return value.strip() if value.isprintable() else _CONTROL.sub(" ", value).strip()
 
 
 def _fold(name: str, value: str) -> bytes:

@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -138,31 +139,49 @@ class Sender:
                 report.recovered,
             )
         started = time.monotonic()
-        streak = 0  # batches in a row the provider was too busy for
-        while True:
-            with unit_of_work(self.factory) as session:
-                ids = claim(session, edition_id, self.worker, self.provider.batch_size)
-            if not ids:
-                break
-            batch = self._outgoing(edition_id, ids, report)
-            outcomes = self._deliver(batch, ids, report) if batch else []
-            self.on_progress(report)
-            retries = [o for o in outcomes if o.status == "retry"]
-            if not retries:
-                streak = 0
-                self._pace(started, report)
-                continue
-            streak += 1
-            if streak > self.pace.max_retries:
-                raise SendError(
-                    f"{self.provider.name} still busy after {streak} tries ({retries[0].detail}); "
-                    "nothing was lost: run `newsletter send` again to resume"
-                )
-            told = max((o.retry_after for o in retries if o.retry_after is not None), default=None)
-            delay = self.pace.backoff(streak, told)
-            log.warning("%s busy (%s); retrying in %.1f s", self.provider.name, retries[0].detail, delay)
-            self.sleep(delay)
+        self._streak = 0
+        # One batch in flight while the next is claimed and built: the provider's wait overlaps our work.
+        in_flight: Future[list[Outcome]] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="deliver") as courier:
+            while True:
+                with unit_of_work(self.factory) as session:
+                    ids = claim(session, edition_id, self.worker, self.provider.batch_size)
+                batch = self._outgoing(edition_id, ids, report) if ids else []
+                if in_flight is not None:
+                    try:
+                        retried = self._settle(in_flight.result(), report, started)
+                    except SendError:
+                        self._release(ids)
+                        raise
+                    in_flight = None
+                    if retried and not ids:
+                        continue  # the batch came back to pending: claim it again
+                if not ids:
+                    break
+                if batch:
+                    in_flight = courier.submit(self._deliver, batch, ids, report)
         return self._finish(edition_id, report)
+
+    def _settle(self, outcomes: list[Outcome], report: SendReport, started: float) -> bool:
+        """After a batch: keep pace, or back off while the provider is busy (and give up at last).
+        True when some of the batch is to be tried again."""
+        self.on_progress(report)
+        retries = [o for o in outcomes if o.status == "retry"]
+        if not retries:
+            self._streak = 0
+            self._pace(started, report)
+            return False
+        self._streak += 1
+        if self._streak > self.pace.max_retries:
+            raise SendError(
+                f"{self.provider.name} still busy after {self._streak} tries ({retries[0].detail}); "
+                "nothing was lost: run `newsletter send` again to resume"
+            )
+        told = max((o.retry_after for o in retries if o.retry_after is not None), default=None)
+        delay = self.pace.backoff(self._streak, told)
+        log.warning("%s busy (%s); retrying in %.1f s", self.provider.name, retries[0].detail, delay)
+        self.sleep(delay)
+        return True
 
     def _outgoing(self, edition_id: int, ids: list[int], report: SendReport) -> list[Outgoing]:
         """The batch's messages; readers who left since the edition was prepared are dropped."""
@@ -275,48 +294,34 @@ class Sender:
             )
 
     def _record(self, outcomes: list[Outcome], report: SendReport) -> None:
-        """Write each outcome at once: sent and failed are final, retry goes back to pending."""
+        """Write outcomes at once: sent and failed are final, retry goes back to pending.
+        Outcomes alike (a SendGrid request's readers share one message id) are one UPDATE."""
         now = utcnow()
-        rows = {
-            "sent": [
-                {
-                    "id": o.delivery_id,
-                    "status": "sent",
-                    "sent_at": now,
-                    "provider_message_id": o.message_id,
-                    "detail": o.detail,
-                }
-                for o in outcomes
-                if o.status == "sent"
-            ],
-            "failed": [
-                {"id": o.delivery_id, "status": "failed", "detail": o.detail}
-                for o in outcomes
-                if o.status == "failed"
-            ],
-            "retry": [
-                {
-                    "id": o.delivery_id,
-                    "status": "pending",
-                    "detail": o.detail,
-                    "claimed_by": None,
-                    "claimed_at": None,
-                }
-                for o in outcomes
-                if o.status == "retry"
-            ],
-        }
+        alike: dict[tuple[str, str | None, str | None], list[int]] = {}
+        for o in outcomes:
+            alike.setdefault((o.status, o.message_id, o.detail), []).append(o.delivery_id)
+        table = Delivery.__table__
         with unit_of_work(self.factory) as session:
             if session.get_bind().dialect.name == "postgresql":
                 # A lost sender loses nothing this way; only a database crash could lose the last
                 # few hundred milliseconds of marks, and the cost of one flush per mark is spared.
                 session.execute(text("SET LOCAL synchronous_commit = off"))
-            for values in rows.values():
-                if values:
-                    session.execute(update(Delivery), values)
+            for (status, message_id, detail), ids in alike.items():
+                if status == "sent":
+                    values = {
+                        "status": "sent",
+                        "sent_at": now,
+                        "provider_message_id": message_id,
+                        "detail": detail,
+                    }
+                elif status == "failed":
+                    values = {"status": "failed", "detail": detail}
+                else:
+                    values = {"status": "pending", "detail": detail, "claimed_by": None, "claimed_at": None}
+                session.execute(update(table).where(table.c.id.in_(ids)).values(**values))
         with self._counting:
-            report.sent += len(rows["sent"])
-            report.failed += len(rows["failed"])
+            report.sent += sum(len(ids) for (status, _m, _d), ids in alike.items() if status == "sent")
+            report.failed += sum(len(ids) for (status, _m, _d), ids in alike.items() if status == "failed")
 
     def _pace(self, started: float, report: SendReport) -> None:
         if not self.pace.rate:

@@ -7,7 +7,6 @@ without the secret key, and one purpose's token is useless for another.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import time
 
@@ -27,8 +26,7 @@ def _b64(data: bytes) -> str:
 
 
 def _mac(key: bytes, purpose: str, payload: str) -> str:
-    digest = hmac.new(key, f"{purpose}:{payload}".encode(), hashlib.sha256).digest()
-    return _b64(digest[:18])
+    return _b64(hmac.digest(key, f"{purpose}:{payload}".encode(), "sha256")[:18])
 
 
 def sign(key: bytes, purpose: str, subscriber_id: int, now: float | None = None) -> str:
