@@ -109,6 +109,7 @@ class Sender:
         self.base = str(settings.public_url).rstrip("/")
         self._variants: dict[int, VariantContent] = {}
         self._counting = threading.Lock()
+        self._claims = 0
 
     def send(self, edition_id: int, retry_failed: bool = False) -> SendReport:
         report = SendReport(edition_id)
@@ -144,9 +145,11 @@ class Sender:
         in_flight: Future[list[Outcome]] | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="deliver") as courier:
             while True:
+                self._claims += 1
+                token = f"{self.worker}#{self._claims}"
                 with unit_of_work(self.factory) as session:
-                    ids = claim(session, edition_id, self.worker, self.provider.batch_size)
-                batch = self._outgoing(edition_id, ids, report) if ids else []
+                    ids = claim(session, edition_id, token, self.provider.batch_size)
+                batch = self._outgoing(edition_id, token, report) if ids else []
                 if in_flight is not None:
                     try:
                         retried = self._settle(in_flight.result(), report, started)
@@ -183,7 +186,7 @@ class Sender:
         self.sleep(delay)
         return True
 
-    def _outgoing(self, edition_id: int, ids: list[int], report: SendReport) -> list[Outgoing]:
+    def _outgoing(self, edition_id: int, token: str, report: SendReport) -> list[Outgoing]:
         """The batch's messages; readers who left since the edition was prepared are dropped."""
         with unit_of_work(self.factory) as session:
             rows = session.execute(
@@ -198,7 +201,11 @@ class Sender:
                 )
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .outerjoin(Suppression, Suppression.email == Subscriber.email)
-                .where(Delivery.id.in_(ids))
+                .where(
+                    Delivery.edition_id == edition_id,
+                    Delivery.status == "sending",
+                    Delivery.claimed_by == token,
+                )
                 .order_by(Delivery.id)
             ).all()
             gone = [row[0] for row in rows if row[5] != "active" or row[6] is not None]

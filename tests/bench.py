@@ -139,14 +139,26 @@ def populate(runtime, subscribers: int, variants: int = 200) -> None:
         chunk = 50_000
         for first in range(1, subscribers + 1, chunk):
             ids = range(first, min(first + chunk, subscribers + 1))
-            session.execute(insert(Subscriber), [
-                {"id": i, "email": f"reader{i}@example.com", "name": f"Reader {i}", "status": "active",
-                 "language": choices[i % len(choices)][1]} for i in ids
-            ])
-            session.execute(insert(SubscriberNewsletter), [{"subscriber_id": i, "newsletter": "weekly"} for i in ids])
-            session.execute(insert(subscriber_categories), [
-                {"subscriber_id": i, "category_id": c} for i in ids for c in choices[i % len(choices)][0]
-            ])
+            session.execute(
+                insert(Subscriber),
+                [
+                    {
+                        "id": i,
+                        "email": f"reader{i}@example.com",
+                        "name": f"Reader {i}",
+                        "status": "active",
+                        "language": choices[i % len(choices)][1],
+                    }
+                    for i in ids
+                ],
+            )
+            session.execute(
+                insert(SubscriberNewsletter), [{"subscriber_id": i, "newsletter": "weekly"} for i in ids]
+            )
+            session.execute(
+                insert(subscriber_categories),
+                [{"subscriber_id": i, "category_id": c} for i in ids for c in choices[i % len(choices)][0]],
+            )
 
 
 def _sample_runtime(workdir: Path):
@@ -258,7 +270,8 @@ def _populated(workdir: Path, subscribers: int):
     """A store with `subscribers` readers, filled by a child process so its memory is not counted."""
     done = subprocess.run(
         [sys.executable, "-m", "tests.bench", "--populate", str(workdir), str(subscribers)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if done.returncode:
         raise RuntimeError(done.stderr)
@@ -277,11 +290,21 @@ def _send_sendgrid(workdir: Path, subscribers: int) -> dict[str, object]:
     from newsletter.settings import Settings
 
     runtime = _populated(workdir, subscribers)
-    server = subprocess.Popen([sys.executable, "-m", "tests.sendgrid_server"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.sendgrid_server"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     port = int(server.stdout.readline())
-    settings = Settings(**{**runtime.settings.model_dump(), "provider": "sendgrid",
-                           "sendgrid_api_key": "SG.test-key", "sendgrid_host": f"http://127.0.0.1:{port}"})
+    settings = Settings(
+        **{
+            **runtime.settings.model_dump(),
+            "provider": "sendgrid",
+            "sendgrid_api_key": "SG.test-key",
+            "sendgrid_host": f"http://127.0.0.1:{port}",
+        }
+    )
     slot = datetime(2026, 11, 23, 7, tzinfo=ZoneInfo("Europe/Brussels"))
     began = time.perf_counter()
     with runtime.factory() as session, session.begin():
@@ -289,7 +312,9 @@ def _send_sendgrid(workdir: Path, subscribers: int) -> dict[str, object]:
         prepared = prepare(session, settings, edition, Composer(settings.templates_path()))
     composed = time.perf_counter()
     provider = SendGridProvider(settings)
-    report = Sender(settings, runtime.factory, provider, Pace.from_settings(settings.sending)).send(edition.id)
+    report = Sender(settings, runtime.factory, provider, Pace.from_settings(settings.sending)).send(
+        edition.id
+    )
     end = time.perf_counter()
     server.stdin.write("count\n")
     server.stdin.flush()

@@ -405,5 +405,5 @@ def test_two_senders_share_an_edition_on_postgres(newsroom, mail_api) -> None:
         assert worker.returncode == 0, err
     assert sorted(mail_api.recipients()) == expected  # exactly once
     with newsroom.factory() as session:
-        claimants = session.scalars(select(func.count(func.distinct(Delivery.claimed_by)))).one()
-    assert claimants == 2  # both did part of the work
+        claims = session.scalars(select(Delivery.claimed_by).where(Delivery.edition_id == edition_id)).all()
+    assert len({claim.partition("#")[0] for claim in claims}) == 2  # both did part of the work

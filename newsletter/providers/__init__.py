@@ -30,7 +30,7 @@ class VariantContent:
     template: MessageTemplate
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     delivery_id: int
     subscriber_id: int
@@ -42,7 +42,7 @@ class Outgoing:
     reader: Reader
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one message: sent, failed for good, or to be tried again later."""
 
