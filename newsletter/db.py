@@ -39,8 +39,10 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        # IMMEDIATE: take the write lock up front, so two writers wait rather than deadlock.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # IMMEDIATE: a unit of work takes the write lock up front, so two writers wait rather than
+        # deadlock; a read-only session (`reading`) begins DEFERRED and blocks nobody.
+        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 
@@ -61,6 +63,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A read-only session: on SQLite it takes no write lock, so readers never queue behind writers."""
+    with factory() as session:
+        session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+        yield session
 
 
 @contextmanager

@@ -18,7 +18,6 @@ from datetime import timedelta
 from sqlalchemy import (
     BigInteger,
     Column,
-    Index,
     Integer,
     MetaData,
     String,
@@ -156,20 +155,9 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
     def sections(mask: int) -> list[str]:
         return [slug for slug in slugs if mask & bit[slug]]
 
-    scratch = MetaData()
-    # The audience is grouped once, into a scratch table the rest of the work reads.
-    people = Table(
-        "prepare_audience",
-        scratch,
-        Column("subscriber_id", Integer),
-        Column("language", String(16)),
-        Column("mask", BigInteger),
-        Column("suppressed", Integer),
-        prefixes=["TEMPORARY"],
-    )
     plan_map = Table(
         "prepare_map",
-        scratch,
+        MetaData(),
         Column("mask", BigInteger),
         Column("language", String(16)),
         Column("suppressed", Integer),
@@ -179,13 +167,10 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
         prefixes=["TEMPORARY"],
     )
     connection = session.connection()
-    scratch.create_all(connection)
-    session.execute(
-        insert(people).from_select(["subscriber_id", "language", "mask", "suppressed"], select(readers))
-    )
+    plan_map.create(connection)
     groups = session.execute(
-        select(people.c.mask, people.c.language, people.c.suppressed).group_by(
-            people.c.mask, people.c.language, people.c.suppressed
+        select(readers.c.mask, readers.c.language, readers.c.suppressed).group_by(
+            readers.c.mask, readers.c.language, readers.c.suppressed
         )
     ).all()
     rows = [
@@ -204,22 +189,21 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
             ["edition_id", "subscriber_id", "variant_id", "status", "detail", "attempts"],
             select(
                 literal(edition.id),
-                people.c.subscriber_id,
+                readers.c.subscriber_id,
                 plan_map.c.variant_id,
                 plan_map.c.status,
                 plan_map.c.detail,
                 literal(0),
             ).join(
                 plan_map,
-                (plan_map.c.mask == people.c.mask)
-                & (plan_map.c.language == people.c.language)
-                & (plan_map.c.suppressed == people.c.suppressed),
+                (plan_map.c.mask == readers.c.mask)
+                & (plan_map.c.language == readers.c.language)
+                & (plan_map.c.suppressed == readers.c.suppressed),
             ),
         )
     )
+    plan_map.drop(connection)
     history = received(session, list(offer.stories))
-    if history:
-        Index("ix_prepare_audience", people.c.subscriber_id).create(connection)
     readers_with_history = list(history)
     for start in range(0, len(readers_with_history), BATCH):
         chunk = readers_with_history[start : start + BATCH]
@@ -231,23 +215,22 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
             for delivery_id, subscriber_id, mask, language, suppressed in session.execute(
                 select(
                     Delivery.id,
-                    people.c.subscriber_id,
-                    people.c.mask,
-                    people.c.language,
-                    people.c.suppressed,
+                    readers.c.subscriber_id,
+                    readers.c.mask,
+                    readers.c.language,
+                    readers.c.suppressed,
                 )
                 .join(
                     Delivery,
-                    (Delivery.subscriber_id == people.c.subscriber_id) & (Delivery.edition_id == edition.id),
+                    (Delivery.subscriber_id == readers.c.subscriber_id) & (Delivery.edition_id == edition.id),
                 )
-                .where(people.c.subscriber_id.in_(chunk))
+                .where(readers.c.subscriber_id.in_(chunk))
             )
         ]
         if changes:
             session.execute(
                 update(Delivery.__table__).where(Delivery.__table__.c.id == bindparam("row_id")), changes
             )
-    scratch.drop_all(connection)
     tally = counts(session, edition.id)
     summary.recipients = tally.get("pending", 0)
     summary.skipped = tally.get("skipped", 0)
@@ -332,24 +315,25 @@ def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> int
 
 
 def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]:
-    """Take the next batch, marked with this claim's token, in one statement; on PostgreSQL other
-    workers skip the rows locked here. Ordered by variant: a SendGrid request has one content."""
-    table = Delivery.__table__
-    chosen = (
-        select(table.c.id)
-        .where(table.c.edition_id == edition_id, table.c.status == "pending")
-        .order_by(table.c.variant_id, table.c.id)
+    """Take the next batch for this worker; on PostgreSQL other workers skip the locked rows.
+    Ordered by variant: a SendGrid request carries one content for all its readers."""
+    query = (
+        select(Delivery.id)
+        .where(Delivery.edition_id == edition_id, Delivery.status == "pending")
+        .order_by(Delivery.variant_id, Delivery.id)
         .limit(size)
     )
     if session.get_bind().dialect.name == "postgresql":
-        chosen = chosen.with_for_update(skip_locked=True)
-    claimed = session.execute(
-        update(table)
-        .where(table.c.id.in_(chosen.scalar_subquery()))
-        .values(status="sending", claimed_by=token, claimed_at=utcnow(), attempts=table.c.attempts + 1)
-        .returning(table.c.id)
-    )
-    return sorted(claimed.scalars())
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    if ids:
+        table = Delivery.__table__
+        session.execute(
+            update(table)
+            .where(table.c.id.in_(ids))
+            .values(status="sending", claimed_by=token, claimed_at=utcnow(), attempts=table.c.attempts + 1)
+        )
+    return ids
 
 
 def counts(session: Session, edition_id: int) -> dict[str, int]:

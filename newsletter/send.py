@@ -21,7 +21,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.compose import Composer
-from newsletter.db import unit_of_work
+from newsletter.db import reading, unit_of_work
 from newsletter.editions import due_slot, open_edition
 from newsletter.errors import NewsletterError
 from newsletter.ledger import claim, counts, prepare, recover, worker_name
@@ -149,7 +149,7 @@ class Sender:
                 token = f"{self.worker}#{self._claims}"
                 with unit_of_work(self.factory) as session:
                     ids = claim(session, edition_id, token, self.provider.batch_size)
-                batch = self._outgoing(edition_id, token, report) if ids else []
+                batch = self._outgoing(edition_id, ids, report) if ids else []
                 if in_flight is not None:
                     try:
                         retried = self._settle(in_flight.result(), report, started)
@@ -186,9 +186,9 @@ class Sender:
         self.sleep(delay)
         return True
 
-    def _outgoing(self, edition_id: int, token: str, report: SendReport) -> list[Outgoing]:
+    def _outgoing(self, edition_id: int, ids: list[int], report: SendReport) -> list[Outgoing]:
         """The batch's messages; readers who left since the edition was prepared are dropped."""
-        with unit_of_work(self.factory) as session:
+        with reading(self.factory) as session:
             rows = session.execute(
                 select(
                     Delivery.id,
@@ -201,38 +201,34 @@ class Sender:
                 )
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .outerjoin(Suppression, Suppression.email == Subscriber.email)
-                .where(
-                    Delivery.edition_id == edition_id,
-                    Delivery.status == "sending",
-                    Delivery.claimed_by == token,
-                )
+                .where(Delivery.id.in_(ids))
                 .order_by(Delivery.id)
             ).all()
-            gone = [row[0] for row in rows if row[5] != "active" or row[6] is not None]
-            if gone:
+            for variant_id in {row[1] for row in rows} - self._variants.keys():
+                self._variant(session, variant_id)
+        gone = [row[0] for row in rows if row[5] != "active" or row[6] is not None]
+        if gone:
+            with unit_of_work(self.factory) as session:
                 session.execute(
                     update(Delivery)
                     .where(Delivery.id.in_(gone))
                     .values(status="suppressed", detail="unsubscribed or suppressed during the send")
                 )
-                report.suppressed += len(gone)
-            batch = []
-            for delivery_id, variant_id, subscriber_id, email, name, status, suppressed in rows:
-                if status != "active" or suppressed is not None:
-                    continue
-                batch.append(
-                    Outgoing(
-                        delivery_id=delivery_id,
-                        subscriber_id=subscriber_id,
-                        edition_id=edition_id,
-                        newsletter=self.newsletter,
-                        email=email,
-                        name=name,
-                        variant=self._variant(session, variant_id),
-                        reader=self.reader(subscriber_id, name),
-                    )
-                )
-            return batch
+            report.suppressed += len(gone)
+        return [
+            Outgoing(
+                delivery_id=delivery_id,
+                subscriber_id=subscriber_id,
+                edition_id=edition_id,
+                newsletter=self.newsletter,
+                email=email,
+                name=name,
+                variant=self._variants[variant_id],
+                reader=self.reader(subscriber_id, name),
+            )
+            for delivery_id, variant_id, subscriber_id, email, name, status, suppressed in rows
+            if status == "active" and suppressed is None
+        ]
 
     def reader(self, subscriber_id: int, name: str | None) -> Reader:
         return Reader(

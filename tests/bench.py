@@ -278,26 +278,11 @@ def _populated(workdir: Path, subscribers: int):
     return _sample_runtime(workdir)
 
 
-def _send_sendgrid(workdir: Path, subscribers: int) -> dict[str, object]:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    from newsletter.compose import Composer
-    from newsletter.editions import open_edition
-    from newsletter.ledger import prepare
-    from newsletter.providers.sendgrid import SendGridProvider
-    from newsletter.send import Pace, Sender
+def _sendgrid_settings(workdir: Path, port: int):
     from newsletter.settings import Settings
 
-    runtime = _populated(workdir, subscribers)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.sendgrid_server"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    port = int(server.stdout.readline())
-    settings = Settings(
+    runtime = _sample_runtime(workdir)
+    return runtime, Settings(
         **{
             **runtime.settings.model_dump(),
             "provider": "sendgrid",
@@ -305,28 +290,72 @@ def _send_sendgrid(workdir: Path, subscribers: int) -> dict[str, object]:
             "sendgrid_host": f"http://127.0.0.1:{port}",
         }
     )
+
+
+def send_worker(workdir: Path, port: int, edition_id: int) -> None:
+    """One sender process, as `newsletter send --edition` runs it; prints its peak memory."""
+    from newsletter.providers.sendgrid import SendGridProvider
+    from newsletter.send import Pace, Sender
+
+    runtime, settings = _sendgrid_settings(workdir, port)
+    report = Sender(
+        settings, runtime.factory, SendGridProvider(settings), Pace.from_settings(settings.sending)
+    ).send(edition_id)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(report.sent, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, flush=True)
+
+
+def _send_sendgrid(workdir: Path, subscribers: int, workers: int = 2) -> dict[str, object]:
+    """Prepare in this process, then `workers` sender processes share the edition (the claim
+    is atomic on SQLite too), all against a v3 API server in its own process."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from newsletter.compose import Composer
+    from newsletter.editions import open_edition
+    from newsletter.ledger import prepare
+
+    _populated(workdir, subscribers)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.sendgrid_server"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    port = int(server.stdout.readline())
+    runtime, settings = _sendgrid_settings(workdir, port)
     slot = datetime(2026, 11, 23, 7, tzinfo=ZoneInfo("Europe/Brussels"))
     began = time.perf_counter()
     with runtime.factory() as session, session.begin():
         edition = open_edition(session, settings, "weekly", slot)
         prepared = prepare(session, settings, edition, Composer(settings.templates_path()))
     composed = time.perf_counter()
-    provider = SendGridProvider(settings)
-    report = Sender(settings, runtime.factory, provider, Pace.from_settings(settings.sending)).send(
-        edition.id
-    )
+    senders = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.bench", "--send-worker", str(workdir), str(port), str(edition.id)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(workers)
+    ]
+    results = [sender.communicate()[0].split() for sender in senders]
     end = time.perf_counter()
     server.stdin.write("count\n")
     server.stdin.flush()
-    accepted, unique = (int(n) for n in server.stdout.readline().split())
+    accepted, unique, server_cpu = server.stdout.readline().split()
     server.stdin.close()
     server.wait()
-    assert accepted == unique == report.sent == subscribers, (accepted, unique, report)
+    sent = sum(int(r[0]) for r in results)
+    assert int(accepted) == int(unique) == sent == subscribers, (accepted, unique, sent)
+    worker_peak = max(float(r[1]) for r in results)
+    worker_cpu = sum(float(r[2]) for r in results)
     return {
         "seconds": end - began,
-        "note": f"{report.status}: {accepted:,} accepted once each, {prepared.variants} variants; "
-        f"prepare {composed - began:.1f} s + send {end - composed:.1f} s "
-        f"({accepted / (end - began):,.0f} per second end to end)",
+        "peak_note": f"{worker_peak:.0f} MB per sender",
+        "note": f"{int(accepted):,} accepted once each, {prepared.variants} variants; prepare "
+        f"{composed - began:.1f} s + {workers} senders {end - composed:.1f} s "
+        f"({int(accepted) / (end - began):,.0f}/s end to end); CPU: senders {worker_cpu:.0f} s, "
+        f"API server {float(server_cpu):.0f} s; sender peak {worker_peak:.0f} MB",
     }
 
 
@@ -355,6 +384,9 @@ def run_case(name: str) -> None:
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--case":
         run_case(sys.argv[2])
+        return
+    if len(sys.argv) == 5 and sys.argv[1] == "--send-worker":
+        send_worker(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
         return
     if len(sys.argv) == 4 and sys.argv[1] == "--populate":
         populate(_sample_runtime(Path(sys.argv[2])), int(sys.argv[3]))
