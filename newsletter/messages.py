@@ -9,6 +9,7 @@ Every line ends in CRLF and stays under 78 octets, so SMTP servers take it as is
 from __future__ import annotations
 
 import binascii
+import html
 import re
 import secrets
 from dataclasses import dataclass
@@ -41,8 +42,35 @@ def _fold(name: str, value: str) -> bytes:
 
 
 def _qp(text: str) -> bytes:
+    """Quoted-printable with CRLF line ends, ending in a soft line break, so that encoded pieces
+    can be joined: the join decodes to the joined text, and no line passes 76 characters."""
+    if not text:
+        return b""
     encoded = binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
-    return encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    encoded = encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    head, _, last = encoded.rpartition(b"\r\n")
+    if len(last) > 75:  # room for the soft break's "=": cut the line, never inside an =XX escape
+        cut = 70 - (2 if last[68:69] == b"=" else 1 if last[69:70] == b"=" else 0)
+        last = last[:cut] + b"=\r\n" + last[cut:]
+    return (head + b"\r\n" if head or encoded.startswith(b"\r\n") else b"") + last + b"=\r\n"
+
+
+class EncodedPart:
+    """A personalizable part with its fixed pieces encoded once; a reader's copy encodes only
+    their few values and joins."""
+
+    def __init__(self, text: str, escape: bool) -> None:
+        split = Personalizable(text, escape)
+        self.pieces = [_qp(literal) for literal in split.literals]
+        self.names = split.names
+        self.quote = html.escape if escape else str
+
+    def encode(self, values: dict[str, str]) -> bytes:
+        out = [self.pieces[0]]
+        for name, piece in zip(self.names, self.pieces[1:], strict=True):
+            out.append(_qp(self.quote(values[name])))
+            out.append(piece)
+        return b"".join(out)
 
 
 @dataclass(frozen=True)
@@ -71,8 +99,8 @@ class MessageTemplate:
         unsubscribe_mailto: str,
         extra_headers: dict[str, str] | None = None,
     ) -> None:
-        self.html = Personalizable(html, escape=True)
-        self.text = Personalizable(text, escape=False)
+        self.html = EncodedPart(html, escape=True)
+        self.text = EncodedPart(text, escape=False)
         self.domain = from_address.rsplit("@", 1)[-1]
         self.mailto = unsubscribe_mailto
         self.boundary = f"=_nl_{secrets.token_hex(12)}"
@@ -111,9 +139,9 @@ class MessageTemplate:
                 self.common,
                 b"\r\nThis is a multipart message in MIME format.\r\n",
                 self.text_head,
-                _qp(self.text.fill(values)),
+                self.text.encode(values),
                 self.html_head,
-                _qp(self.html.fill(values)),
+                self.html.encode(values),
                 self.end,
             )
         )

@@ -374,6 +374,95 @@ def send_1m(workdir: Path) -> dict[str, object]:
     return _send_sendgrid(workdir, 1_000_000)
 
 
+SMTP_MESSAGES = int(os.environ.get("BENCH_SMTP_MESSAGES", "100000"))
+
+
+def _sink_count(sink: subprocess.Popen) -> tuple[int, int, float]:
+    sink.stdin.write("count\n")
+    sink.stdin.flush()
+    messages, recipients, cpu = sink.stdout.readline().split()
+    return int(messages), int(recipients), float(cpu)
+
+
+@case(f"send: SMTP, {SMTP_MESSAGES:,} messages into a loopback aiosmtpd sink, as a share of a plain loop")
+def send_smtp(workdir: Path) -> dict[str, object]:
+    import smtplib
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from newsletter.compose import Composer
+    from newsletter.editions import open_edition
+    from newsletter.ledger import prepare
+    from newsletter.providers.smtp import SMTPProvider
+    from newsletter.send import Pace, Sender
+    from newsletter.settings import Settings
+
+    runtime = _populated(workdir, SMTP_MESSAGES)
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "tests.smtp_sink"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    port = int(sink.stdout.readline())
+    settings = Settings(
+        **{
+            **runtime.settings.model_dump(),
+            "provider": "smtp",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "smtp_tls": "none",
+        }
+    )
+    slot = datetime(2026, 11, 23, 7, tzinfo=ZoneInfo("Europe/Brussels"))
+    with runtime.factory() as session, session.begin():
+        edition = open_edition(session, settings, "weekly", slot)
+        prepare(session, settings, edition, Composer(settings.templates_path()))
+    # The ceiling: one plain smtplib loop sending pre-built copies of a real message.
+    message = _one_message(settings, runtime, edition.id)
+    began = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", port) as plain:
+        for i in range(SMTP_MESSAGES):
+            plain.sendmail("newsletter@europeantimes.example", [f"ceiling{i}@example.com"], message)
+    ceiling = SMTP_MESSAGES / (time.perf_counter() - began)
+    _sink_count(sink)
+    sink.stdin.write("reset\n")
+    sink.stdin.flush()
+    provider = SMTPProvider(settings)
+    began = time.perf_counter()
+    report = Sender(settings, runtime.factory, provider, Pace.from_settings(settings.sending)).send(
+        edition.id
+    )
+    seconds = time.perf_counter() - began
+    provider.close()
+    messages, recipients, sink_cpu = _sink_count(sink)
+    sink.stdin.close()
+    sink.wait()
+    assert messages == recipients == report.sent == SMTP_MESSAGES, (messages, recipients, report)
+    rate = SMTP_MESSAGES / seconds
+    return {
+        "seconds": seconds,
+        "note": f"{rate:,.0f} msg/s vs plain loop {ceiling:,.0f} msg/s: {rate / ceiling:.2f} of the ceiling "
+        f"({settings.sending.smtp_connections} connections; sink CPU {sink_cpu:.0f} s)",
+    }
+
+
+def _one_message(settings, runtime, edition_id: int) -> bytes:
+    """A complete message as the sender would build it, for the plain loop to repeat."""
+    from sqlalchemy import select
+
+    from newsletter.models import Delivery
+    from newsletter.send import Sender
+
+    with runtime.factory() as session:
+        variant_id = session.scalars(
+            select(Delivery.variant_id).where(
+                Delivery.edition_id == edition_id, Delivery.variant_id.is_not(None)
+            )
+        ).first()
+        sender = Sender(settings, runtime.factory, None)  # type: ignore[arg-type]
+        sender.newsletter = "weekly"
+        content = sender._variant(session, variant_id)
+    return content.template.render("reader@example.com", "A Reader", sender.reader(1, "A Reader"), "1.1").data
+
+
 def run_case(name: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         result = CASES[name](Path(folder))
