@@ -181,6 +181,8 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_tls: Literal["none", "starttls", "ssl"] = "starttls"
+    # A CA bundle to trust as well as the system's, for a server with a private certificate.
+    smtp_ca_file: Path | None = None
     sendgrid_api_key: SecretStr | None = None
     sendgrid_host: HttpUrl = HttpUrl("https://api.sendgrid.com")
     public_url: HttpUrl = HttpUrl("http://localhost:8000")

@@ -18,6 +18,7 @@ from newsletter.db import unit_of_work
 from newsletter.editions import open_edition
 from newsletter.ledger import prepare
 from newsletter.models import Article, Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression
+from newsletter.providers import ProviderRefused
 from newsletter.providers.outbox import OutboxProvider
 from newsletter.providers.sendgrid import SendGridProvider
 from newsletter.providers.smtp import SMTPProvider
@@ -241,6 +242,23 @@ def test_sendgrid_429_and_500_slow_down_and_retry(newsroom, mail_api) -> None:
     assert sorted(mail_api.recipients()) == recipients_of(newsroom, edition_id)
 
 
+def test_sendgrid_timeout_after_sending_is_uncertain_not_resent(newsroom, mail_api) -> None:
+    edition_id = prepared(newsroom)
+
+    def late(_number: int) -> bool:
+        time.sleep(1.0)  # answers after the client gave up; the request was still taken
+        return True
+
+    mail_api.on_request = late
+    report = send_with_sendgrid(newsroom, mail_api, edition_id, timeout_seconds=0.3)
+    assert report.status == "partial" and report.failed == 9 and report.sent == 0
+    time.sleep(1.2)
+    assert len(mail_api.accepted) == 9  # it did go: resending blindly would have doubled it
+    with newsroom.factory() as session:
+        details = set(session.scalars(select(Delivery.detail).where(Delivery.edition_id == edition_id)))
+    assert len(details) == 1 and next(iter(details)).startswith("uncertain:")
+
+
 def test_rate_limit_paces_the_send(newsroom, mail_api) -> None:
     add_readers(newsroom, 11)
     edition_id = prepared(newsroom)
@@ -407,3 +425,102 @@ def test_two_senders_share_an_edition_on_postgres(newsroom, mail_api) -> None:
     with newsroom.factory() as session:
         claims = session.scalars(select(Delivery.claimed_by).where(Delivery.edition_id == edition_id)).all()
     assert len({claim.partition("#")[0] for claim in claims}) == 2  # both did part of the work
+
+
+# --- SMTP security ------------------------------------------------------------------------------
+
+
+def self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and its key, as a private CA would issue."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+def test_smtp_starttls_and_authentication(newsroom, tmp_path) -> None:
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from tests.conftest import SMTPSink, free_port
+
+    cert_file, key_file = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    logins: list[bytes] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append(auth_data.login)
+        return AuthResult(success=auth_data.password == b"s3cret-password", handled=False)
+
+    sink, port = SMTPSink(), free_port()
+    controller = Controller(
+        sink,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
+    controller.start()
+    try:
+        edition_id = prepared(newsroom)
+        wrong = smtp_settings(newsroom, port)
+        wrong = with_settings(
+            newsroom,
+            **{
+                **wrong.model_dump(),
+                "smtp_tls": "starttls",
+                "smtp_ca_file": cert_file,
+                "smtp_username": "newsletter",
+                "smtp_password": "wrong",
+            },
+        )
+        with pytest.raises(SendError, match="authentication failed: 535"):
+            Sender(wrong, newsroom.factory, SMTPProvider(wrong)).send(edition_id)
+        assert statuses(newsroom, edition_id) == {"pending": 9} and sink.messages == []
+        right = with_settings(newsroom, **{**wrong.model_dump(), "smtp_password": "s3cret-password"})
+        provider = SMTPProvider(right)
+        report = Sender(right, newsroom.factory, provider).send(edition_id)
+        provider.close()
+        assert report.status == "complete" and sorted(sink.recipients()) == recipients_of(
+            newsroom, edition_id
+        )
+        assert {login.decode() for login in logins} == {"newsletter"}
+        untrusted = with_settings(newsroom, **{**right.model_dump(), "smtp_ca_file": None})
+        with pytest.raises(ProviderRefused, match="CERTIFICATE_VERIFY_FAILED"):
+            SMTPProvider(untrusted)._connect()
+    finally:
+        controller.stop()

@@ -31,6 +31,9 @@ class SMTPProvider:
         self.host = settings.smtp_host
         self.port = settings.smtp_port
         self.tls = settings.smtp_tls
+        self.context = ssl.create_default_context()
+        if settings.smtp_ca_file:
+            self.context.load_verify_locations(cafile=str(settings.smtp_ca_file))
         self.username = settings.smtp_username
         self.password = settings.smtp_password
         self.timeout = settings.sending.timeout_seconds
@@ -44,12 +47,12 @@ class SMTPProvider:
         try:
             if self.tls == "ssl":
                 connection: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                    self.host, self.port, timeout=self.timeout, context=self.context
                 )
             else:
                 connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.tls == "starttls":
-                    connection.starttls(context=ssl.create_default_context())
+                    connection.starttls(context=self.context)
             if self.username:
                 password = self.password.get_secret_value() if self.password else ""
                 connection.login(self.username, password)
@@ -57,6 +60,8 @@ class SMTPProvider:
             raise ProviderRefused(f"authentication failed: {_reply(exc.smtp_code, exc.smtp_error)}") from None
         except smtplib.SMTPNotSupportedError as exc:
             raise ProviderRefused(f"{self.host}:{self.port}: {exc}") from None
+        except ssl.SSLError as exc:  # an untrusted certificate will not fix itself
+            raise ProviderRefused(f"TLS with {self.host}:{self.port} failed: {exc}") from None
         except (OSError, smtplib.SMTPException) as exc:
             raise ProviderBusy(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         return connection
