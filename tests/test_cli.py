@@ -29,6 +29,11 @@ def test_demo_stores_the_sample_site(tmp_path) -> None:
     messages = sorted((cwd / "demo-output" / "outbox").glob("edition-*/*.eml"))
     assert len(messages) == 9  # 10 active readers; one takes only the daily
     assert "9 messages in" in " ".join(result.stdout.split()) and "xdg-open" in result.stdout
+    editions = run_cli("editions", env={**env, "COLUMNS": "200"}, cwd=cwd)
+    assert editions.returncode == 0
+    row = next(line for line in editions.stdout.splitlines() if "weekly" in line)
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[3:5] == ["2026-11-23T07:00", "complete"] and cells[7] == "9"  # sent
     again = run_cli("demo", env=env, cwd=cwd)  # idempotent: nothing stored or sent twice
     assert again.returncode == 0 and re.search(r"all\s+│\s+en\s+│\s+46", again.stdout)
     assert sorted((cwd / "demo-output" / "outbox").glob("edition-*/*.eml")) == messages

@@ -114,6 +114,16 @@ def test_smtp_delivers_every_message_with_short_crlf_lines(newsroom, smtp_sink) 
         assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
 
 
+def test_the_sink_really_refuses_long_lines(smtp_sink) -> None:
+    """The check above is real: a line past 1,000 octets is refused by the server."""
+    import smtplib
+
+    _sink, port = smtp_sink
+    with smtplib.SMTP("127.0.0.1", port) as client, pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail("a@example.com", ["b@example.com"], b"Subject: x\r\n\r\n" + b"y" * 1200 + b"\r\n")
+    assert refused.value.smtp_code == 500 and b"too long" in refused.value.smtp_error.lower()
+
+
 def test_smtp_refused_address_fails_alone_and_retry_failed_resends_it(newsroom, smtp_sink) -> None:
     sink, port = smtp_sink
     edition_id = prepared(newsroom)
