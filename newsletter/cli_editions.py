@@ -23,12 +23,12 @@ from sqlalchemy import func, select
 from newsletter.articles import slugify
 from newsletter.compose import Composer
 from newsletter.db import unit_of_work
-from newsletter.editions import find_article, open_edition, pick, upcoming_slot
+from newsletter.editions import find_article, open_edition, pick, trending_signals, upcoming_slot
 from newsletter.errors import SettingsError
-from newsletter.models import Article, Category, Click, Delivery, Edition, utcnow
+from newsletter.models import Article, Category, Delivery, Edition, utcnow
 from newsletter.preview import preview as make_preview
 from newsletter.providers import make_provider
-from newsletter.ranking import SIGNALS, Signals, rank
+from newsletter.ranking import SIGNALS, rank
 from newsletter.runtime import Runtime
 from newsletter.send import Pace, SendReport, publish
 
@@ -75,21 +75,8 @@ def trending(
         if category:
             query = query.where(Article.categories.any(Category.slug == slugify(category)))
         articles = {a.id: a for a in session.scalars(query)}
-        clicks = dict(
-            session.execute(
-                select(Click.article_id, func.count())
-                .where(Click.article_id.in_(list(articles)))
-                .group_by(Click.article_id)
-            ).all()
-        )
-    scores = rank(
-        [
-            Signals(a.id, a.published_at, a.trending_rank, a.comment_count, clicks.get(a.id, 0))
-            for a in articles.values()
-        ],
-        settings.ranking,
-        now,
-    )
+        signals = trending_signals(session, list(articles.values()))
+    scores = rank(signals, settings.ranking, now)
     table = Table(title=f"Trending as of {now.astimezone(settings.zone):%Y-%m-%d %H:%M}")
     for column in ("#", "score", *SIGNALS, "title", "categories"):
         table.add_column(column, justify="right" if column not in ("title", "categories") else "left")

@@ -6,6 +6,7 @@ first creates the edition and every other one finds it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -135,6 +136,20 @@ class Offer:
         return [s for s in self.section_order if s in chosen] if chosen else list(self.section_order)
 
 
+def trending_signals(session: Session, articles: Sequence[Article]) -> list[Signals]:
+    """The ranking's inputs for these articles: what they carry, plus clicks from earlier editions."""
+    clicks = dict(
+        session.execute(
+            select(Click.article_id, func.count())
+            .where(Click.article_id.in_([a.id for a in articles]))
+            .group_by(Click.article_id)
+        ).all()
+    )
+    return [
+        Signals(a.id, a.published_at, a.trending_rank, a.comment_count, clicks.get(a.id, 0)) for a in articles
+    ]
+
+
 def _story(article: Article, sections: set[str]) -> Story:
     return Story(
         id=article.id,
@@ -180,18 +195,7 @@ def load_offer(session: Session, settings: Settings, edition: Edition) -> Offer:
     ).all()
     stories = {a.id: _story(a, set(names)) for a in articles}
     stories = {i: s for i, s in stories.items() if s.sections}
-    clicks = dict(
-        session.execute(
-            select(Click.article_id, func.count())
-            .where(Click.article_id.in_(list(stories)))
-            .group_by(Click.article_id)
-        ).all()
-    )
-    signals = [
-        Signals(a.id, a.published_at, a.trending_rank, a.comment_count, clicks.get(a.id, 0))
-        for a in articles
-        if a.id in stories
-    ]
+    signals = trending_signals(session, [a for a in articles if a.id in stories])
     scores = {s.article_id: s for s in rank(signals, settings.ranking, edition.window_end)}
     translations = {
         (t.key, t.language): _story(t, set(names))
