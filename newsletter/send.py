@@ -393,6 +393,11 @@ def publish(
     """The operator's job: open the due edition, prepare it once, and send it (or resume it)."""
     settings = runtime.settings
     settings.signing_key()  # refuse a missing or placeholder key before any work
+    if settings.public_url.scheme != "https" and not settings.demo:
+        log.warning(
+            "public_url %s is not HTTPS: Gmail and Yahoo ignore one-click unsubscribe links that are not",
+            settings.public_url,
+        )
     warnings: list[str] = []
     if edition_id is None:
         composer = Composer(settings.templates_path())
