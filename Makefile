@@ -25,6 +25,7 @@ test: install
 lint: install
 	$(BIN)/ruff check newsletter tests
 	$(BIN)/ruff format --check newsletter tests
+	$(BIN)/mypy newsletter
 
 bench: install
 	$(BIN)/python -m tests.bench

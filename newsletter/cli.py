@@ -209,6 +209,8 @@ def demo(
     settings = runtime.settings
     with runtime.factory() as session:
         newest = session.scalar(select(func.max(Article.published_at)))
+    if newest is None:
+        raise NewsletterError("no articles were stored: the demo has nothing to send")
     # The sample is dated: send the first weekly slot after its newest article, as if on time.
     weekly = settings.newsletter("weekly")
     slot = last_slot(weekly.days, weekly.at, settings.zone, newest + timedelta(days=7))
@@ -216,6 +218,7 @@ def demo(
     cli_editions.print_send_report(report)
     with runtime.factory() as session:
         edition = session.get(Edition, report.edition_id)
+    assert edition is not None
     folder = settings.outbox_dir / f"edition-{report.edition_id}"
     files = sorted(folder.glob("*.eml")) if folder.is_dir() else []
     out.print(f"\nThe {edition.newsletter} edition of {edition.slot}: {len(files)} messages in {folder}/")

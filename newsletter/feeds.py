@@ -110,7 +110,7 @@ def _language(code: str | None) -> str | None:
     return code.split("-")[0]
 
 
-def _when(raw: Mapping[str, Any], name: str) -> datetime | None:
+def _when(raw: dict[str, Any], name: str) -> datetime | None:
     # dict.get: feedparser's own lookup maps a missing updated_parsed to published, noisily.
     value = dict.get(raw, f"{name}_parsed")
     if not isinstance(value, time.struct_time):
@@ -128,7 +128,7 @@ def _html(detail: Mapping[str, Any] | None, value: str | None, base: str) -> str
     return clean_html(value, base)
 
 
-def _entry(raw: Mapping[str, Any], base: str, warnings: list[str], index: int) -> ParsedEntry | None:
+def _entry(raw: dict[str, Any], base: str, warnings: list[str], index: int) -> ParsedEntry | None:
     link = safe_url(raw.get("link"), base)
     guid = (raw.get("id") or "").strip()
     if not link:

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from newsletter.compose import Composer
 from newsletter.editions import load_offer
 from newsletter.models import (
+    DELIVERIES,
     Category,
     Delivery,
     Edition,
@@ -228,9 +229,7 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
             )
         ]
         if changes:
-            session.execute(
-                update(Delivery.__table__).where(Delivery.__table__.c.id == bindparam("row_id")), changes
-            )
+            session.execute(update(DELIVERIES).where(DELIVERIES.c.id == bindparam("row_id")), changes)
     tally = counts(session, edition.id)
     summary.recipients = tally.get("pending", 0)
     summary.skipped = tally.get("skipped", 0)
@@ -327,7 +326,7 @@ def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]
         query = query.with_for_update(skip_locked=True)
     ids = list(session.scalars(query))
     if ids:
-        table = Delivery.__table__
+        table = DELIVERIES
         session.execute(
             update(table)
             .where(table.c.id.in_(ids))

@@ -6,6 +6,7 @@ Alembic migrations in `newsletter/migrations` create these; a test checks they a
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import (
     Boolean,
@@ -248,6 +249,9 @@ class Delivery(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+DELIVERIES = cast(Table, Delivery.__table__)  # the ledger's table, for set-based statements
 
 
 class Click(Base):

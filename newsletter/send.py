@@ -26,7 +26,7 @@ from newsletter.editions import due_slot, open_edition
 from newsletter.errors import NewsletterError
 from newsletter.ledger import claim, counts, prepare, recover, worker_name
 from newsletter.messages import MessageTemplate, list_id
-from newsletter.models import Delivery, Edition, Subscriber, Suppression, Variant, utcnow
+from newsletter.models import DELIVERIES, Delivery, Edition, Subscriber, Suppression, Variant, utcnow
 from newsletter.personalize import Reader
 from newsletter.providers import (
     Outcome,
@@ -243,8 +243,8 @@ class Sender:
                 .where(Delivery.id.in_(ids))
                 .order_by(Delivery.id)
             ).all()
-            for variant_id in {row[1] for row in rows} - self._variants.keys():
-                self._variant(session, variant_id)
+            for missing in {row[1] for row in rows if row[1] is not None} - self._variants.keys():
+                self._variant(session, missing)
         gone = [row[0] for row in rows if row[5] != "active" or row[6] is not None]
         if gone:
             with unit_of_work(self.factory) as session:
@@ -254,20 +254,23 @@ class Sender:
                     .values(status="suppressed", detail="unsubscribed or suppressed during the send")
                 )
             report.suppressed += len(gone)
-        return [
-            Outgoing(
-                delivery_id=delivery_id,
-                subscriber_id=subscriber_id,
-                edition_id=edition_id,
-                newsletter=self.newsletter,
-                email=email,
-                name=name,
-                variant=self._variants[variant_id],
-                reader=self.reader(subscriber_id, name),
+        batch: list[Outgoing] = []
+        for delivery_id, variant_id, subscriber_id, email, name, status, suppressed in rows:
+            if status != "active" or suppressed is not None or variant_id is None:
+                continue
+            batch.append(
+                Outgoing(
+                    delivery_id=delivery_id,
+                    subscriber_id=subscriber_id,
+                    edition_id=edition_id,
+                    newsletter=self.newsletter,
+                    email=email,
+                    name=name,
+                    variant=self._variants[variant_id],
+                    reader=self.reader(subscriber_id, name),
+                )
             )
-            for delivery_id, variant_id, subscriber_id, email, name, status, suppressed in rows
-            if status == "active" and suppressed is None
-        ]
+        return batch
 
     def reader(self, subscriber_id: int, name: str | None) -> Reader:
         return Reader(
@@ -279,6 +282,8 @@ class Sender:
     def _variant(self, session: Session, variant_id: int) -> VariantContent:
         if variant_id not in self._variants:
             row = session.get(Variant, variant_id)
+            if row is None:
+                raise SendError(f"variant {variant_id} is missing from the store")
             site = self.settings.site
             config = self.settings.newsletter(self.newsletter)
             template = MessageTemplate(
@@ -337,7 +342,7 @@ class Sender:
         alike: dict[tuple[str, str | None, str | None], list[int]] = {}
         for o in outcomes:
             alike.setdefault((o.status, o.message_id, o.detail), []).append(o.delivery_id)
-        table = Delivery.__table__
+        table = DELIVERIES
         with unit_of_work(self.factory) as session:
             if session.get_bind().dialect.name == "postgresql":
                 # A lost sender loses nothing this way; only a database crash could lose the last
@@ -372,6 +377,7 @@ class Sender:
         with unit_of_work(self.factory) as session:
             report.counts = counts(session, edition_id)
             edition = session.get(Edition, edition_id)
+            assert edition is not None  # checked when the send began
             open_rows = report.counts.get("pending", 0) + report.counts.get("sending", 0)
             if not open_rows:
                 edition.status = "partial" if report.counts.get("failed") else "complete"

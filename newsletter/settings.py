@@ -10,6 +10,7 @@ import os
 import re
 import tomllib
 import zoneinfo
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -257,10 +258,9 @@ class Settings(BaseSettings):
         return self.templates_dir or Path(__file__).resolve().parent.parent / "templates"
 
 
-def config_path(environ: dict[str, str] | None = None) -> Path | None:
+def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
     """The TOML file in use: NEWSLETTER_CONFIG, else config/newsletter.toml when present."""
-    environ = os.environ if environ is None else environ
-    named = environ.get("NEWSLETTER_CONFIG")
+    named = (os.environ if environ is None else environ).get("NEWSLETTER_CONFIG")
     if named:
         path = Path(named)
         if not path.is_file():
