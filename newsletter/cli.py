@@ -46,6 +46,7 @@ class State:
     """Made by the callback; commands ask it for the runtime, which connects on first use."""
 
     def __init__(self, config: Path | None) -> None:
+        self.config = config
         self.settings = load_settings(config)
         self._runtime: Runtime | None = None
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import tempfile
+import time
+from contextlib import ExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -18,19 +22,20 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from newsletter.articles import slugify
 from newsletter.compose import Composer
 from newsletter.db import unit_of_work
 from newsletter.editions import find_article, open_edition, pick, trending_signals, upcoming_slot
 from newsletter.errors import SettingsError
+from newsletter.ledger import counts
 from newsletter.models import Article, Category, Delivery, Edition, utcnow
 from newsletter.preview import preview as make_preview
 from newsletter.providers import make_provider
 from newsletter.ranking import SIGNALS, rank
 from newsletter.runtime import Runtime
-from newsletter.send import Pace, SendReport, publish
+from newsletter.send import Pace, SendReport, prepare_due, publish
 
 out = Console()
 err = Console(stderr=True)
@@ -223,9 +228,24 @@ def send(
     ] = None,
     edition_id: Annotated[int | None, typer.Option("--edition", help="Resume this edition.")] = None,
     rate: Annotated[float | None, typer.Option(help="At most this many messages per second.")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=32, help="Sender processes sharing the edition (one per core).")
+    ] = 1,
 ) -> None:
     """Prepare the due edition (once) and send it; run again to resume after any stop."""
     runtime: Runtime = ctx.obj.runtime()
+    if workers > 1:
+        send_with_workers(
+            ctx,
+            runtime,
+            newsletter,
+            moment(runtime, at),
+            retry_failed or edition_id,
+            retry_failed is not None,
+            rate,
+            workers,
+        )
+        return
     report = send_edition(
         runtime,
         newsletter,
@@ -300,6 +320,79 @@ def send_edition(
             )
     finally:
         provider.close()
+
+
+def send_with_workers(
+    ctx: typer.Context,
+    runtime: Runtime,
+    newsletter: str,
+    now: datetime,
+    edition_id: int | None,
+    retry_failed: bool,
+    rate: float | None,
+    workers: int,
+) -> None:
+    """Prepare here, then let `workers` sender processes share the edition through the ledger,
+    showing their joint progress from it."""
+    if edition_id is None:
+        edition_id, warnings = prepare_due(runtime, newsletter, now)
+        for warning in warnings:
+            err.print(f"[yellow]warning:[/] {warning}")
+    if retry_failed:
+        with unit_of_work(runtime.factory) as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.edition_id == edition_id, Delivery.status == "failed")
+                .values(status="pending", detail=None)
+            )
+    command = [sys.executable, "-m", "newsletter"]
+    if ctx.obj.config is not None:
+        command += ["--config", str(ctx.obj.config)]
+    command += ["send", "--edition", str(edition_id)]
+    if rate:
+        command += ["--rate", str(rate / workers)]
+    problems = []
+    with (
+        ExitStack() as files,
+        Progress(
+            TextColumn(f"[bold]sending with {workers} senders"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        ) as progress,
+    ):
+        # Logs go to files: a full pipe would stall a sender.
+        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers)]
+        children = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log) for log in logs]
+        task = progress.add_task("", total=None)
+        while any(child.poll() is None for child in children):
+            with runtime.factory() as session:
+                tally = counts(session, edition_id)
+            progress.update(
+                task,
+                total=sum(tally.values()),
+                completed=sum(n for s, n in tally.items() if s not in ("pending", "sending")),
+            )
+            time.sleep(0.5)
+        for child, log in zip(children, logs, strict=True):
+            if child.returncode != 0:
+                log.seek(0)
+                problems.append("\n".join(log.read().strip().splitlines()[-5:]))
+    with runtime.factory() as session:
+        edition = session.get(Edition, edition_id)
+        tally = counts(session, edition_id)
+    assert edition is not None
+    report = SendReport(
+        edition_id, edition.status, tally.get("sent", 0), tally.get("failed", 0), counts=tally
+    )
+    print_send_report(report)
+    for problem in problems:
+        err.print(problem, highlight=False, markup=False)
+    if problems or report.status != "complete":
+        raise typer.Exit(1)
 
 
 def print_send_report(report: SendReport) -> None:

@@ -386,6 +386,21 @@ class Sender:
         return report
 
 
+def prepare_due(runtime: Runtime, newsletter: str, now: datetime) -> tuple[int, list[str]]:
+    """Open the edition due at `now` and prepare it (once); its id and any composing warnings."""
+    settings = runtime.settings
+    settings.signing_key()  # refuse a missing or placeholder key before any work
+    if settings.public_url.scheme != "https" and not settings.demo:
+        log.warning(
+            "public_url %s is not HTTPS: Gmail and Yahoo ignore one-click unsubscribe links that are not",
+            settings.public_url,
+        )
+    with unit_of_work(runtime.factory) as session:
+        edition = open_edition(session, settings, newsletter, due_slot(settings, newsletter, now))
+        prepared = prepare(session, settings, edition, Composer(settings.templates_path()))
+        return edition.id, prepared.warnings
+
+
 def publish(
     runtime: Runtime,
     provider: Provider,
@@ -398,19 +413,11 @@ def publish(
 ) -> SendReport:
     """The operator's job: open the due edition, prepare it once, and send it (or resume it)."""
     settings = runtime.settings
-    settings.signing_key()  # refuse a missing or placeholder key before any work
-    if settings.public_url.scheme != "https" and not settings.demo:
-        log.warning(
-            "public_url %s is not HTTPS: Gmail and Yahoo ignore one-click unsubscribe links that are not",
-            settings.public_url,
-        )
     warnings: list[str] = []
     if edition_id is None:
-        composer = Composer(settings.templates_path())
-        with unit_of_work(runtime.factory) as session:
-            edition = open_edition(session, settings, newsletter, due_slot(settings, newsletter, now))
-            warnings = prepare(session, settings, edition, composer).warnings or []
-            edition_id = edition.id
+        edition_id, warnings = prepare_due(runtime, newsletter, now)
+    else:
+        settings.signing_key()  # refuse a missing or placeholder key before any work
     pace = pace or Pace.from_settings(settings.sending)
     report = Sender(settings, runtime.factory, provider, pace, on_progress).send(edition_id, retry_failed)
     report.warnings = warnings

@@ -534,3 +534,36 @@ def test_smtp_starttls_and_authentication(newsroom, tmp_path) -> None:
             SMTPProvider(untrusted)._connect()
     finally:
         controller.stop()
+
+
+def test_send_with_two_worker_processes(newsroom, mail_api) -> None:
+    add_readers(newsroom, 200)
+    edition_id = prepared(newsroom)
+    expected = recipients_of(newsroom, edition_id)
+    env = cli_env(
+        newsroom,
+        NEWSLETTER_PROVIDER="sendgrid",
+        NEWSLETTER_SENDGRID_API_KEY=API_KEY,
+        NEWSLETTER_SENDGRID_HOST=mail_api.host,
+        NEWSLETTER_SENDING__SENDGRID_BATCH="10",
+    )
+
+    def slow(_number: int) -> bool:
+        time.sleep(0.02)  # both workers hold batches at once
+        return True
+
+    mail_api.on_request = slow
+    done = subprocess.run(
+        [sys.executable, "-m", "newsletter", "send", "--edition", str(edition_id), "--workers", "2"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "complete" in done.stdout
+    assert sorted(mail_api.recipients()) == expected  # exactly once
+    with newsroom.factory() as session:
+        claims = session.scalars(select(Delivery.claimed_by).where(Delivery.edition_id == edition_id)).all()
+    assert len({claim.partition("#")[0] for claim in claims}) == 2
