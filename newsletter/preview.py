@@ -21,6 +21,7 @@ from newsletter.ledger import DELIVERED
 from newsletter.models import Delivery, Edition, Subscriber, VariantArticle
 from newsletter.personalize import Personalizable, Reader
 from newsletter.settings import Settings
+from newsletter.subscribers import normalize_email
 from newsletter.tokens import sign
 from newsletter.variants import Variants
 
@@ -68,7 +69,7 @@ def preview(
     received: frozenset[int] = frozenset()
     if email:
         subscriber = session.scalars(
-            select(Subscriber).where(Subscriber.email == email.strip())
+            select(Subscriber).where(Subscriber.email == normalize_email(email))
         ).one_or_none()
         if subscriber is None:
             raise EditionError(f"no subscriber {email!r}")

@@ -28,9 +28,9 @@ _LIST = re.compile(r"[;|]")
 
 
 def normalize_email(address: str) -> str:
-    """Trimmed, with the domain lowercased (the local part is the mailbox owner's business)."""
-    local, _, domain = address.strip().rpartition("@")
-    return f"{local}@{domain.lower()}"
+    """Trimmed and lowercased: one mailbox is one subscriber, however the address was typed
+    (mailbox providers treat the local part without case, so two rows would mean two copies)."""
+    return address.strip().lower()
 
 
 @dataclass
@@ -104,12 +104,12 @@ def import_csv(session: Session, settings: Settings, path: Path) -> ImportReport
     for line, raw in _rows(path):
         try:
             row = parse_row(raw, sections, settings)
-            if row.email.lower() in seen:
+            if row.email in seen:
                 raise ValueError("the same address appears earlier in the file")
         except ValueError as exc:
             report.rejected.append((line, raw, str(exc)))
             continue
-        seen.add(row.email.lower())
+        seen.add(row.email)
         subscriber = session.scalars(select(Subscriber).where(Subscriber.email == row.email)).one_or_none()
         if subscriber is not None and subscriber.status in ENDED:
             report.kept += 1  # consent withdrawn: an import never overrides it

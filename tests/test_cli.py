@@ -59,3 +59,20 @@ def test_no_feeds_is_a_clear_error(tmp_path) -> None:
     config.write_text(f'database_url = "sqlite:///{tmp_path / "n.db"}"\n')
     result = run_cli("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
     assert result.returncode == 1 and "no feeds configured" in result.stderr
+
+
+def test_readme_documents_every_command() -> None:
+    """Docs stay honest: a command missing from the README fails here."""
+    import typer.main
+
+    from newsletter.cli import app
+
+    readme = (ROOT / "README.md").read_text()
+    group = typer.main.get_command(app)
+    names = []
+    for name, command in group.commands.items():
+        subcommands = getattr(command, "commands", None)
+        names += [f"{name} {sub}" for sub in subcommands] if subcommands else [name]
+    assert len(names) >= 10
+    for name in names:
+        assert f"newsletter {name}" in readme, f"`newsletter {name}` is not in the README"
