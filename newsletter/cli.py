@@ -17,7 +17,7 @@ from newsletter import cli_editions, logs
 from newsletter.db import unit_of_work
 from newsletter.errors import NewsletterError, SettingsError
 from newsletter.ingest import FeedReport, fetch_feeds
-from newsletter.models import Article, Category, Edition, article_categories
+from newsletter.models import Article, Category, Edition, Feed, Subscriber, article_categories
 from newsletter.runtime import Runtime, open_runtime
 from newsletter.settings import load_settings
 from newsletter.slots import last_slot
@@ -147,6 +147,38 @@ def _stored_table(runtime: Runtime) -> Table:
     for language, count in by_language:
         table.add_row("[bold]all[/]", language, f"[bold]{count}[/]")
     return table
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """What needs a person's eye: each feed's last fetch and error, readers, recent editions."""
+    runtime: Runtime = ctx.obj.runtime()
+    with runtime.factory() as session:
+        feeds = session.scalars(select(Feed).order_by(Feed.id)).all()
+        readers = session.execute(
+            select(Subscriber.status, func.count()).group_by(Subscriber.status).order_by(Subscriber.status)
+        ).all()
+        articles = session.scalar(select(func.count()).select_from(Article))
+    table = Table(title="Feeds")
+    for column in ("feed", "status", "HTTP", "last fetched (UTC)", "last read well", "entries", "problem"):
+        table.add_column(column, overflow="fold")
+    for feed in feeds:
+        colour = {"ok": "green", "not-modified": "cyan", "partial": "yellow"}.get(
+            feed.last_status or "", "red"
+        )
+        table.add_row(
+            feed.url,
+            f"[{colour}]{feed.last_status or 'never fetched'}[/]",
+            str(feed.last_http_status or ""),
+            f"{feed.last_fetched_at:%Y-%m-%d %H:%M}" if feed.last_fetched_at else "",
+            f"{feed.last_ok_at:%Y-%m-%d %H:%M}" if feed.last_ok_at else "",
+            str(feed.entries_seen),
+            feed.last_error or "",
+        )
+    out.print(table)
+    people = ", ".join(f"{count} {state}" for state, count in readers) or "none"
+    out.print(f"{articles} articles stored; subscribers: {people}")
+    out.print(cli_editions.editions_table(runtime, limit=10))
 
 
 @subscribers_app.command("import")

@@ -197,10 +197,14 @@ def edition_exclude(
 
 def editions(ctx: typer.Context) -> None:
     """List editions with their deliveries per status."""
-    runtime: Runtime = ctx.obj.runtime()
+    out.print(editions_table(ctx.obj.runtime()))
+
+
+def editions_table(runtime: Runtime, limit: int = 50) -> Table:
+    """The latest editions with their deliveries per status."""
     statuses = ("pending", "sending", "sent", "failed", "skipped", "suppressed")
     with runtime.factory() as session:
-        rows = session.scalars(select(Edition).order_by(Edition.id.desc()).limit(50)).all()
+        rows = session.scalars(select(Edition).order_by(Edition.id.desc()).limit(limit)).all()
         tallies = session.execute(
             select(Delivery.edition_id, Delivery.status, func.count())
             .where(Delivery.edition_id.in_([e.id for e in rows]))
@@ -215,7 +219,7 @@ def editions(ctx: typer.Context) -> None:
     for e in rows:
         tally = by_edition.get(e.id, {})
         table.add_row(str(e.id), e.newsletter, e.slot, e.status, *(str(tally.get(s, 0)) for s in statuses))
-    out.print(table)
+    return table
 
 
 def send(

@@ -19,7 +19,8 @@ class SettingsError(NewsletterError):
 class FeedError(NewsletterError):
     """A feed could not be fetched or read; carries the feed's URL."""
 
-    def __init__(self, url: str, problem: str) -> None:
+    def __init__(self, url: str, problem: str, status: int | None = None) -> None:
         super().__init__(f"{url}: {problem}")
         self.url = url
         self.problem = problem
+        self.status = status  # the HTTP status, when the server answered one

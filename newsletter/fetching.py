@@ -61,7 +61,9 @@ def fetch(
             if response.status_code == 304:
                 return Fetched(304, None, dict(response.headers), etag, last_modified)
             if response.status_code >= 400:
-                raise FeedError(url, f"HTTP {response.status_code} {response.reason_phrase}")
+                raise FeedError(
+                    url, f"HTTP {response.status_code} {response.reason_phrase}", response.status_code
+                )
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk

@@ -99,7 +99,7 @@ def fetch_feed(
         fetched = fetch(client, config.url, settings.fetch, *validators)
         parsed = None if fetched.content is None else parse_feed(fetched.content, config.url, fetched.headers)
     except FeedError as exc:
-        _record(factory, config.url, now, status="error", error=exc.problem)
+        _record(factory, config.url, now, status="error", error=exc.problem, http_status=exc.status)
         return FeedReport(config.url, "error", problem=exc.problem)
     if parsed is None:
         _record(factory, config.url, now, status="not-modified", http_status=304)

@@ -52,6 +52,17 @@ def test_fetch_exit_status_says_whether_every_feed_was_read(tmp_path, feed_serve
     bad = run_cli("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
     assert bad.returncode == 1
     assert "HTTP 503" in bad.stderr and "Traceback" not in bad.stderr
+    status = run_cli("status", env={"NEWSLETTER_CONFIG": str(config), "COLUMNS": "250"}, cwd=tmp_path)
+    assert status.returncode == 0
+    rows = {
+        line.split("│")[1].strip(): line
+        for line in status.stdout.splitlines()
+        if "/down/" in line or "/ok/" in line
+    }
+    down = next(line for url, line in rows.items() if url.endswith("/down/"))
+    assert "error" in down and "503" in down and "HTTP 503 Service Unavailable" in down
+    assert "ok" in next(line for url, line in rows.items() if url.endswith("/ok/"))
+    assert "7 articles stored" in status.stdout
 
 
 def test_no_feeds_is_a_clear_error(tmp_path) -> None:

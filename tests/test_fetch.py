@@ -231,6 +231,7 @@ def test_failing_feeds_are_reported_and_the_others_ingested(make_runtime, feed_s
     with runtime.factory() as session:
         errors = {f.url.rsplit("/", 2)[-2]: f for f in session.scalars(select(Feed))}
         assert errors["500"].last_status == "error" and "500" in errors["500"].last_error
+        assert errors["500"].last_http_status == 500
         assert errors["broken"].last_status == "partial"
 
 
