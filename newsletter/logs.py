@@ -18,6 +18,8 @@ def configure(verbose: bool = False, interactive: bool | None = None) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # The SendGrid client logs request headers, the API key among them, at DEBUG: never let it.
+    logging.getLogger("python_http_client").setLevel(logging.WARNING)
     root = logging.getLogger("newsletter")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO if not interactive else logging.WARNING)

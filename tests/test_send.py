@@ -567,3 +567,28 @@ def test_send_with_two_worker_processes(newsroom, mail_api) -> None:
     with newsroom.factory() as session:
         claims = session.scalars(select(Delivery.claimed_by).where(Delivery.edition_id == edition_id)).all()
     assert len({claim.partition("#")[0] for claim in claims}) == 2
+
+
+def test_secrets_never_reach_the_output(newsroom, mail_api) -> None:
+    edition_id = prepared(newsroom)
+    secret = "SG.test-key"
+    mail_api.script = [Scripted(500, {"errors": [{"message": "internal error"}]})]
+    env = cli_env(
+        newsroom,
+        NEWSLETTER_PROVIDER="sendgrid",
+        NEWSLETTER_SENDGRID_API_KEY=secret,
+        NEWSLETTER_SENDGRID_HOST=mail_api.host,
+        NEWSLETTER_SENDING__MAX_BACKOFF_SECONDS="0.1",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "newsletter", "--verbose", "send", "--edition", str(edition_id)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "busy" in done.stderr  # the retry was logged...
+    assert secret not in done.stdout + done.stderr  # ...and the key never was
+    assert "test-secret-key" not in done.stdout + done.stderr
