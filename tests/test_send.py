@@ -340,6 +340,16 @@ def cli_env(runtime, **extra: str) -> dict[str, str]:
     }
 
 
+def sendgrid_env(api, **extra: str) -> dict[str, str]:
+    """The environment that points a `newsletter` process at the local v3 server."""
+    return {
+        "NEWSLETTER_PROVIDER": "sendgrid",
+        "NEWSLETTER_SENDGRID_API_KEY": API_KEY,
+        "NEWSLETTER_SENDGRID_HOST": api.host,
+        **extra,
+    }
+
+
 def sender_process(runtime, edition_id: int, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "newsletter", "send", "--edition", str(edition_id)],
@@ -364,12 +374,7 @@ def test_a_killed_sender_resumes_exactly_once_sendgrid(newsroom, mail_api) -> No
         return True
 
     mail_api.on_request = kill_on_fourth
-    env = {
-        "NEWSLETTER_PROVIDER": "sendgrid",
-        "NEWSLETTER_SENDGRID_API_KEY": API_KEY,
-        "NEWSLETTER_SENDGRID_HOST": mail_api.host,
-        "NEWSLETTER_SENDING__SENDGRID_BATCH": "5",
-    }
+    env = sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="5")
     victim["process"] = sender_process(newsroom, edition_id, **env)
     victim["process"].wait(timeout=60)
     assert victim["process"].returncode == -signal.SIGKILL
@@ -421,12 +426,7 @@ def test_two_senders_share_an_edition_on_postgres(newsroom, mail_api) -> None:
         return True
 
     mail_api.on_request = slow
-    env = {
-        "NEWSLETTER_PROVIDER": "sendgrid",
-        "NEWSLETTER_SENDGRID_API_KEY": API_KEY,
-        "NEWSLETTER_SENDGRID_HOST": mail_api.host,
-        "NEWSLETTER_SENDING__SENDGRID_BATCH": "10",
-    }
+    env = sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="10")
     workers = [sender_process(newsroom, edition_id, **env) for _ in range(2)]
     for worker in workers:
         _out, err = worker.communicate(timeout=120)
@@ -540,13 +540,7 @@ def test_send_with_two_worker_processes(newsroom, mail_api) -> None:
     add_readers(newsroom, 200)
     edition_id = prepared(newsroom)
     expected = recipients_of(newsroom, edition_id)
-    env = cli_env(
-        newsroom,
-        NEWSLETTER_PROVIDER="sendgrid",
-        NEWSLETTER_SENDGRID_API_KEY=API_KEY,
-        NEWSLETTER_SENDGRID_HOST=mail_api.host,
-        NEWSLETTER_SENDING__SENDGRID_BATCH="10",
-    )
+    env = cli_env(newsroom, **sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="10"))
 
     def slow(_number: int) -> bool:
         time.sleep(0.02)  # both workers hold batches at once
@@ -571,15 +565,9 @@ def test_send_with_two_worker_processes(newsroom, mail_api) -> None:
 
 def test_secrets_never_reach_the_output(newsroom, mail_api) -> None:
     edition_id = prepared(newsroom)
-    secret = "SG.test-key"
+    secret = API_KEY
     mail_api.script = [Scripted(500, {"errors": [{"message": "internal error"}]})]
-    env = cli_env(
-        newsroom,
-        NEWSLETTER_PROVIDER="sendgrid",
-        NEWSLETTER_SENDGRID_API_KEY=secret,
-        NEWSLETTER_SENDGRID_HOST=mail_api.host,
-        NEWSLETTER_SENDING__MAX_BACKOFF_SECONDS="0.1",
-    )
+    env = cli_env(newsroom, **sendgrid_env(mail_api, NEWSLETTER_SENDING__MAX_BACKOFF_SECONDS="0.1"))
     done = subprocess.run(
         [sys.executable, "-m", "newsletter", "--verbose", "send", "--edition", str(edition_id)],
         env=env,
