@@ -1,5 +1,5 @@
 """`python -m newsletter` is the `newsletter` command."""
 
-from newsletter.cli import main
+from newsletter.cli.app import main
 
 main()

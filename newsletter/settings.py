@@ -26,8 +26,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from newsletter.editions.slots import weekdays
 from newsletter.errors import SettingsError
-from newsletter.slots import weekdays
 
 DEFAULT_CONFIG = Path("config/newsletter.toml")
 SECRET_KEYS = ("smtp_password", "sendgrid_api_key", "secret_key")

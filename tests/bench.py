@@ -61,8 +61,8 @@ def big_feed(entries: int) -> bytes:
 
 
 def _runtime(workdir: Path, feeds: list[dict]):
-    from newsletter.runtime import open_runtime
     from newsletter.settings import Settings
+    from newsletter.store.runtime import open_runtime
 
     settings = Settings(
         database_url=f"sqlite:///{workdir / 'bench.db'}",
@@ -84,7 +84,7 @@ def _runtime(workdir: Path, feeds: list[dict]):
 
 @case("fetch: bundled sample (6 feeds, 58 articles)")
 def fetch_sample(workdir: Path) -> dict[str, object]:
-    from newsletter.ingest import fetch_feeds
+    from newsletter.ingest.run import fetch_feeds
     from newsletter.settings import load_settings
 
     sample = load_settings(Path("config/demo.toml"))
@@ -97,7 +97,7 @@ def fetch_sample(workdir: Path) -> dict[str, object]:
 
 @case("fetch: 1,000-entry feed over loopback HTTP, first and second time")
 def fetch_big(workdir: Path) -> dict[str, object]:
-    from newsletter.ingest import fetch_feeds
+    from newsletter.ingest.run import fetch_feeds
     from tests.feedserver import Route, start
 
     state, server = start()
@@ -124,8 +124,8 @@ def populate(runtime, subscribers: int, variants: int = 200) -> None:
 
     from sqlalchemy import insert, select
 
-    from newsletter.ingest import fetch_feeds
-    from newsletter.models import Category, Subscriber, SubscriberNewsletter, subscriber_categories
+    from newsletter.ingest.run import fetch_feeds
+    from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, subscriber_categories
 
     fetch_feeds(runtime.settings, runtime.factory)
     with runtime.factory() as session, session.begin():
@@ -176,9 +176,9 @@ def compose_edition(workdir: Path) -> dict[str, object]:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from newsletter.compose import Composer
-    from newsletter.editions import open_edition
-    from newsletter.ledger import prepare
+    from newsletter.editions.compose import Composer
+    from newsletter.editions.editions import open_edition
+    from newsletter.editions.prepare import prepare
 
     runtime = _populated(workdir, 100_000)
     composer = Composer(runtime.settings.templates_path())
@@ -197,11 +197,11 @@ def compose_edition(workdir: Path) -> dict[str, object]:
 
 @case("personalize: 100,000 recipients (signed links + substitution; + full MIME copy)")
 def personalize_all(workdir: Path) -> dict[str, object]:
-    from newsletter.compose import Composer
-    from newsletter.messages import MessageTemplate
-    from newsletter.personalize import Personalizable, Reader
+    from newsletter.editions.compose import Composer
+    from newsletter.editions.personalize import Personalizable, Reader
+    from newsletter.sending.messages import MessageTemplate
     from newsletter.settings import Settings
-    from newsletter.tokens import sign
+    from newsletter.subscribers.tokens import sign
     from tests.test_editions import Card, DigestView
 
     settings = Settings()
@@ -294,8 +294,8 @@ def _sendgrid_settings(workdir: Path, port: int):
 
 def send_worker(workdir: Path, port: int, edition_id: int) -> None:
     """One sender process, as `newsletter send --edition` runs it; prints its peak memory."""
-    from newsletter.providers.sendgrid import SendGridProvider
-    from newsletter.send import Pace, Sender
+    from newsletter.sending.providers.sendgrid import SendGridProvider
+    from newsletter.sending.sender import Pace, Sender
 
     runtime, settings = _sendgrid_settings(workdir, port)
     report = Sender(
@@ -311,9 +311,9 @@ def _send_sendgrid(workdir: Path, subscribers: int, workers: int = 2) -> dict[st
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from newsletter.compose import Composer
-    from newsletter.editions import open_edition
-    from newsletter.ledger import prepare
+    from newsletter.editions.compose import Composer
+    from newsletter.editions.editions import open_edition
+    from newsletter.editions.prepare import prepare
 
     _populated(workdir, subscribers)
     server = subprocess.Popen(
@@ -390,11 +390,11 @@ def send_smtp(workdir: Path) -> dict[str, object]:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from newsletter.compose import Composer
-    from newsletter.editions import open_edition
-    from newsletter.ledger import prepare
-    from newsletter.providers.smtp import SMTPProvider
-    from newsletter.send import Pace, Sender
+    from newsletter.editions.compose import Composer
+    from newsletter.editions.editions import open_edition
+    from newsletter.editions.prepare import prepare
+    from newsletter.sending.providers.smtp import SMTPProvider
+    from newsletter.sending.sender import Pace, Sender
     from newsletter.settings import Settings
 
     runtime = _populated(workdir, SMTP_MESSAGES)
@@ -448,8 +448,8 @@ def _one_message(settings, runtime, edition_id: int) -> bytes:
     """A complete message as the sender would build it, for the plain loop to repeat."""
     from sqlalchemy import select
 
-    from newsletter.models import Delivery
-    from newsletter.send import Sender
+    from newsletter.sending.sender import Sender
+    from newsletter.store.models import Delivery
 
     with runtime.factory() as session:
         variant_id = session.scalars(

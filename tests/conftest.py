@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from newsletter.db import make_engine, unit_of_work, upgrade
-from newsletter.ingest import fetch_feeds
-from newsletter.models import Base
-from newsletter.runtime import Runtime, open_runtime
+from newsletter.ingest.run import fetch_feeds
 from newsletter.settings import Settings
-from newsletter.subscribers import import_csv
+from newsletter.store.db import make_engine, unit_of_work, upgrade
+from newsletter.store.models import Base
+from newsletter.store.runtime import Runtime, open_runtime
+from newsletter.subscribers.bulk import import_csv
 from tests.feedserver import FeedServer, start
 from tests.sendgrid_server import MailAPI
 from tests.sendgrid_server import start as start_mail_api

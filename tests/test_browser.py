@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
-from newsletter.compose import Composer
-from newsletter.preview import preview
+from newsletter.editions.compose import Composer
+from newsletter.editions.preview import preview
 from tests.conftest import WEEKLY_NOV_23
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -76,7 +76,7 @@ def test_readme_documents_every_command() -> None:
     """Docs stay honest: a command missing from the README fails here."""
     import typer.main
 
-    from newsletter.cli import app
+    from newsletter.cli.app import app
 
     readme = (ROOT / "README.md").read_text()
     group = typer.main.get_command(app)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from newsletter.digest import Candidate, Rules, plan_digest
-from newsletter.ranking import Signals, rank
+from newsletter.editions.plan import Candidate, Rules, plan_digest
+from newsletter.editions.ranking import Signals, rank
 from newsletter.settings import RankingSettings
 
 END = datetime(2026, 11, 23, 6, tzinfo=UTC)

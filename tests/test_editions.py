@@ -11,14 +11,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from newsletter.compose import Card, Composer, DigestView
-from newsletter.db import unit_of_work
-from newsletter.editions import find_article, open_edition, pick
-from newsletter.models import Delivery, Edition, Subscriber, Variant, VariantArticle
-from newsletter.preview import preview
-from newsletter.providers.outbox import OutboxProvider
-from newsletter.send import publish
-from newsletter.tokens import verify
+from newsletter.editions.compose import Card, Composer, DigestView
+from newsletter.editions.editions import find_article, open_edition, pick
+from newsletter.editions.preview import preview
+from newsletter.sending.providers.outbox import OutboxProvider
+from newsletter.sending.sender import publish
+from newsletter.store.db import unit_of_work
+from newsletter.store.models import Delivery, Edition, Subscriber, Variant, VariantArticle
+from newsletter.subscribers.tokens import verify
 from tests.conftest import WEEKLY_NOV_23, ZONE
 from tests.test_settings import run_cli
 

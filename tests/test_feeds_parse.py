@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter.errors import FeedError
-from newsletter.feeds import parse_feed
-from newsletter.sanitize import clean_html
+from newsletter.ingest.parse import parse_feed
+from newsletter.ingest.sanitize import clean_html
 from tests.conftest import FIXTURES, SAMPLE
 
 RSS = {"content-type": "application/rss+xml; charset=utf-8"}

@@ -6,9 +6,9 @@ import re
 
 from sqlalchemy import func, select
 
-from newsletter.ingest import fetch_feeds
-from newsletter.models import Article, Category, Feed
+from newsletter.ingest.run import fetch_feeds
 from newsletter.settings import FeedSettings
+from newsletter.store.models import Article, Category, Feed
 from tests.conftest import FIXTURES, SAMPLE, SECTIONS
 from tests.feedserver import FeedServer, Route
 

@@ -9,8 +9,8 @@ import quopri
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.messages import MessageTemplate, _fold, _qp
-from newsletter.personalize import Reader
+from newsletter.editions.personalize import Reader
+from newsletter.sending.messages import MessageTemplate, _fold, _qp
 
 
 @settings(max_examples=300, deadline=None)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from newsletter.ranking import Signals, rank, score
+from newsletter.editions.ranking import Signals, rank, score
 from newsletter.settings import RankingSettings
 
 NOW = datetime(2026, 11, 23, 7, tzinfo=UTC)

@@ -13,17 +13,17 @@ import time
 import pytest
 from sqlalchemy import func, select, update
 
-from newsletter.compose import Composer
-from newsletter.db import unit_of_work
-from newsletter.editions import open_edition
-from newsletter.ledger import prepare
-from newsletter.models import Article, Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression
-from newsletter.providers import ProviderRefused
-from newsletter.providers.outbox import OutboxProvider
-from newsletter.providers.sendgrid import SendGridProvider
-from newsletter.providers.smtp import SMTPProvider
-from newsletter.send import Pace, Sender, SendError
+from newsletter.editions.compose import Composer
+from newsletter.editions.editions import open_edition
+from newsletter.editions.prepare import prepare
+from newsletter.sending.providers import ProviderRefused
+from newsletter.sending.providers.outbox import OutboxProvider
+from newsletter.sending.providers.sendgrid import SendGridProvider
+from newsletter.sending.providers.smtp import SMTPProvider
+from newsletter.sending.sender import Pace, Sender, SendError
 from newsletter.settings import Settings
+from newsletter.store.db import unit_of_work
+from newsletter.store.models import Article, Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression
 from tests.conftest import ROOT, WEEKLY_NOV_23
 from tests.sendgrid_server import API_KEY, Scripted
 

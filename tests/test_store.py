@@ -10,8 +10,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.db import make_engine, unit_of_work, upgrade
-from newsletter.models import Article, Base, Delivery, Edition, Subscriber
+from newsletter.store.db import make_engine, unit_of_work, upgrade
+from newsletter.store.models import Article, Base, Delivery, Edition, Subscriber
 
 
 def test_migrations_match_the_models(database_url) -> None:

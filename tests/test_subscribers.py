@@ -6,9 +6,9 @@ import csv
 
 from sqlalchemy import select
 
-from newsletter.db import unit_of_work
-from newsletter.models import Subscriber
-from newsletter.subscribers import export_csv, import_csv
+from newsletter.store.db import unit_of_work
+from newsletter.store.models import Subscriber
+from newsletter.subscribers.bulk import export_csv, import_csv
 from tests.test_settings import run_cli
 
 ROWS = """\ufeffEmail,Name,Language,Categories,Newsletters,Status

@@ -24,18 +24,18 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import func, select, update
 
-from newsletter.articles import slugify
-from newsletter.compose import Composer
-from newsletter.db import unit_of_work
-from newsletter.editions import find_article, open_edition, pick, trending_signals, upcoming_slot
+from newsletter.editions.compose import Composer
+from newsletter.editions.editions import find_article, open_edition, pick, trending_signals, upcoming_slot
+from newsletter.editions.prepare import counts
+from newsletter.editions.preview import preview as make_preview
+from newsletter.editions.ranking import SIGNALS, rank
 from newsletter.errors import SettingsError
-from newsletter.ledger import counts
-from newsletter.models import Article, Category, Delivery, Edition, utcnow
-from newsletter.preview import preview as make_preview
-from newsletter.providers import make_provider
-from newsletter.ranking import SIGNALS, rank
-from newsletter.runtime import Runtime
-from newsletter.send import Pace, SendReport, prepare_due, publish
+from newsletter.ingest.articles import slugify
+from newsletter.sending.providers import make_provider
+from newsletter.sending.sender import Pace, SendReport, prepare_due, publish
+from newsletter.store.db import unit_of_work
+from newsletter.store.models import Article, Category, Delivery, Edition, utcnow
+from newsletter.store.runtime import Runtime
 
 out = Console()
 err = Console(stderr=True)

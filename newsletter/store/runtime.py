@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.db import make_engine, session_factory, upgrade
 from newsletter.settings import Settings
+from newsletter.store.db import make_engine, session_factory, upgrade
 
 
 @dataclass

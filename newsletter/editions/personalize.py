@@ -10,7 +10,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from newsletter.compose import PLACEHOLDERS
+from newsletter.editions.compose import PLACEHOLDERS
 
 _NAMES = {token: name for name, token in PLACEHOLDERS.items()}
 _SPLIT = re.compile("(" + "|".join(re.escape(token) for token in PLACEHOLDERS.values()) + ")")

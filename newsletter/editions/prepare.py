@@ -35,9 +35,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from newsletter.compose import Composer
-from newsletter.editions import load_offer
-from newsletter.models import (
+from newsletter.editions.compose import Composer
+from newsletter.editions.editions import load_offer
+from newsletter.editions.variants import Built, Variants
+from newsletter.settings import Settings
+from newsletter.store.models import (
     DELIVERIES,
     Category,
     Delivery,
@@ -50,8 +52,6 @@ from newsletter.models import (
     subscriber_categories,
     utcnow,
 )
-from newsletter.settings import Settings
-from newsletter.variants import Built, Variants
 
 log = logging.getLogger("newsletter.send")
 BATCH = 2000

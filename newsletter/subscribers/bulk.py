@@ -16,9 +16,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.articles import slugify
-from newsletter.models import Category, Subscriber, SubscriberNewsletter, utcnow
+from newsletter.ingest.articles import slugify
 from newsletter.settings import Settings
+from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, utcnow
 
 COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
 IMPORTABLE_STATUSES = ("active", "pending")

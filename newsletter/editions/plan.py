@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from newsletter.ranking import Score
+from newsletter.editions.ranking import Score
 
 
 @dataclass(frozen=True)

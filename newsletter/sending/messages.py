@@ -17,7 +17,7 @@ from email.header import Header
 from email.utils import formataddr, formatdate
 from urllib.parse import urlsplit
 
-from newsletter.personalize import Personalizable, Reader
+from newsletter.editions.personalize import Personalizable, Reader
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 

@@ -1,8 +1,8 @@
-"""Alembic environment: runs on the connection the caller passes (see newsletter.db.upgrade)."""
+"""Alembic environment: runs on the connection the caller passes (see newsletter.store.db.upgrade)."""
 
 from alembic import context
 
-from newsletter.models import Base
+from newsletter.store.models import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:

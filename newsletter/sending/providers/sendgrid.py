@@ -19,8 +19,15 @@ from typing import Any
 from python_http_client import exceptions as http
 from sendgrid import SendGridAPIClient
 
-from newsletter.messages import header_safe, list_id, list_unsubscribe
-from newsletter.providers import Outcome, Outgoing, ProviderBusy, ProviderRefused, Report, VariantContent
+from newsletter.sending.messages import header_safe, list_id, list_unsubscribe
+from newsletter.sending.providers import (
+    Outcome,
+    Outgoing,
+    ProviderBusy,
+    ProviderRefused,
+    Report,
+    VariantContent,
+)
 from newsletter.settings import Settings
 
 # Substitutions apply to both parts, but only the HTML part wants its values escaped.

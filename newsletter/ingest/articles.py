@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from newsletter.feeds import ParsedEntry
-from newsletter.models import Article, Category
+from newsletter.ingest.parse import ParsedEntry
+from newsletter.store.models import Article, Category
 
 # Clocks differ: a date this far ahead is still taken as given.
 FUTURE_TOLERANCE = timedelta(minutes=15)

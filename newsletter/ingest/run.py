@@ -11,13 +11,13 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.articles import Placement, mark_trending, slugify, store_entries
-from newsletter.db import unit_of_work
 from newsletter.errors import FeedError
-from newsletter.feeds import parse_feed
-from newsletter.fetching import fetch, make_client
-from newsletter.models import Feed, utcnow
+from newsletter.ingest.articles import Placement, mark_trending, slugify, store_entries
+from newsletter.ingest.fetch import fetch, make_client
+from newsletter.ingest.parse import parse_feed
 from newsletter.settings import FeedSettings, Settings
+from newsletter.store.db import unit_of_work
+from newsletter.store.models import Feed, utcnow
 
 log = logging.getLogger("newsletter.feeds")
 

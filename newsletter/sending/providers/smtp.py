@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from newsletter.providers import Outcome, Outgoing, ProviderBusy, ProviderRefused, Report
+from newsletter.sending.providers import Outcome, Outgoing, ProviderBusy, ProviderRefused, Report
 from newsletter.settings import Settings
 
 log = logging.getLogger("newsletter.send")

@@ -12,18 +12,18 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.articles import slugify
-from newsletter.compose import Composed, Composer
-from newsletter.digest import Plan
-from newsletter.editions import EditionError, draft, load_offer, upcoming_slot
+from newsletter.editions.compose import Composed, Composer
+from newsletter.editions.editions import EditionError, draft, load_offer, upcoming_slot
+from newsletter.editions.personalize import Personalizable, Reader
+from newsletter.editions.plan import Plan
+from newsletter.editions.prepare import DELIVERED
+from newsletter.editions.variants import Variants
 from newsletter.errors import SettingsError
-from newsletter.ledger import DELIVERED
-from newsletter.models import Delivery, Edition, Subscriber, VariantArticle
-from newsletter.personalize import Personalizable, Reader
+from newsletter.ingest.articles import slugify
 from newsletter.settings import Settings
-from newsletter.subscribers import normalize_email
-from newsletter.tokens import sign
-from newsletter.variants import Variants
+from newsletter.store.models import Delivery, Edition, Subscriber, VariantArticle
+from newsletter.subscribers.bulk import normalize_email
+from newsletter.subscribers.tokens import sign
 
 
 @dataclass

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from newsletter.providers import Outcome, Outgoing, Report
+from newsletter.sending.providers import Outcome, Outgoing, Report
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]+")
 

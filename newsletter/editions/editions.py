@@ -14,13 +14,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter.articles import slugify
-from newsletter.digest import Candidate, Rules
+from newsletter.editions.plan import Candidate, Rules
+from newsletter.editions.ranking import Score, Signals, rank
+from newsletter.editions.slots import last_slot, slot_name
 from newsletter.errors import NewsletterError
-from newsletter.models import Article, Category, Click, Edition, EditionPick
-from newsletter.ranking import Score, Signals, rank
+from newsletter.ingest.articles import slugify
 from newsletter.settings import Settings
-from newsletter.slots import last_slot, slot_name
+from newsletter.store.models import Article, Category, Click, Edition, EditionPick
 
 
 class EditionError(NewsletterError):

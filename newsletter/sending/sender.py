@@ -20,15 +20,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.compose import Composer
-from newsletter.db import reading, unit_of_work
-from newsletter.editions import due_slot, open_edition
+from newsletter.editions.compose import Composer
+from newsletter.editions.editions import due_slot, open_edition
+from newsletter.editions.personalize import Reader
+from newsletter.editions.prepare import claim, counts, prepare, recover, worker_name
 from newsletter.errors import NewsletterError
-from newsletter.ledger import claim, counts, prepare, recover, worker_name
-from newsletter.messages import MessageTemplate, list_id
-from newsletter.models import DELIVERIES, Delivery, Edition, Subscriber, Suppression, Variant, utcnow
-from newsletter.personalize import Reader
-from newsletter.providers import (
+from newsletter.sending.messages import MessageTemplate, list_id
+from newsletter.sending.providers import (
     Outcome,
     Outgoing,
     Provider,
@@ -36,9 +34,11 @@ from newsletter.providers import (
     ProviderRefused,
     VariantContent,
 )
-from newsletter.runtime import Runtime
 from newsletter.settings import SendingSettings, Settings
-from newsletter.tokens import sign
+from newsletter.store.db import reading, unit_of_work
+from newsletter.store.models import DELIVERIES, Delivery, Edition, Subscriber, Suppression, Variant, utcnow
+from newsletter.store.runtime import Runtime
+from newsletter.subscribers.tokens import sign
 
 log = logging.getLogger("newsletter.send")
 

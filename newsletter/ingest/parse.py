@@ -1,7 +1,7 @@
 """Reading a feed's bytes into clean entries: pure, no I/O.
 
 feedparser is given the bytes and the response headers (Content-Type included, or a valid
-feed comes back bozo), with its own sanitizer off: `newsletter.sanitize` does that job.
+feed comes back bozo), with its own sanitizer off: `newsletter.ingest.sanitize` does that job.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import feedparser
 
 from newsletter.errors import FeedError
-from newsletter.sanitize import clean_html, plain_text, safe_url, text_to_html
+from newsletter.ingest.sanitize import clean_html, plain_text, safe_url, text_to_html
 
 MAX_TITLE = 500
 MAX_AUTHOR = 300

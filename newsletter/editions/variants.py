@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from newsletter.compose import Card, Composed, Composer, DigestView
-from newsletter.digest import Plan, plan_digest
-from newsletter.editions import Offer, Story
-from newsletter.sanitize import plain_text
+from newsletter.editions.compose import Card, Composed, Composer, DigestView
+from newsletter.editions.editions import Offer, Story
+from newsletter.editions.plan import Plan, plan_digest
+from newsletter.ingest.sanitize import plain_text
 from newsletter.settings import Settings
 
 EXCERPT = 280

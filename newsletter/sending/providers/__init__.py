@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from newsletter.editions.personalize import Reader
 from newsletter.errors import NewsletterError
-from newsletter.messages import MessageTemplate
-from newsletter.personalize import Reader
+from newsletter.sending.messages import MessageTemplate
 from newsletter.settings import Settings
 
 
@@ -84,13 +84,13 @@ class Provider(Protocol):
 def make_provider(settings: Settings) -> Provider:
     """The configured provider (imported on demand: the outbox needs no network library)."""
     if settings.provider == "smtp":
-        from newsletter.providers.smtp import SMTPProvider
+        from newsletter.sending.providers.smtp import SMTPProvider
 
         return SMTPProvider(settings)
     if settings.provider == "sendgrid":
-        from newsletter.providers.sendgrid import SendGridProvider
+        from newsletter.sending.providers.sendgrid import SendGridProvider
 
         return SendGridProvider(settings)
-    from newsletter.providers.outbox import OutboxProvider
+    from newsletter.sending.providers.outbox import OutboxProvider
 
     return OutboxProvider(settings.outbox_dir)

@@ -13,15 +13,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import func, select
 
-from newsletter import cli_editions, logs
-from newsletter.db import unit_of_work
+from newsletter import logs
+from newsletter.cli import editions as cli_editions
+from newsletter.editions.slots import last_slot
 from newsletter.errors import NewsletterError, SettingsError
-from newsletter.ingest import FeedReport, fetch_feeds
-from newsletter.models import Article, Category, Edition, Feed, Subscriber, article_categories
-from newsletter.runtime import Runtime, open_runtime
+from newsletter.ingest.run import FeedReport, fetch_feeds
 from newsletter.settings import load_settings
-from newsletter.slots import last_slot
-from newsletter.subscribers import ImportReport, export_csv, import_csv
+from newsletter.store.db import unit_of_work
+from newsletter.store.models import Article, Category, Edition, Feed, Subscriber, article_categories
+from newsletter.store.runtime import Runtime, open_runtime
+from newsletter.subscribers.bulk import ImportReport, export_csv, import_csv
 
 app = typer.Typer(
     help="Pull a news site's feeds, compose per-reader digests and send them exactly once.",

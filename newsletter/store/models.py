@@ -1,6 +1,6 @@
 """The store's tables, one typed SQLAlchemy model each; the same schema on SQLite and PostgreSQL.
 
-Alembic migrations in `newsletter/migrations` create these; a test checks they agree.
+Alembic migrations in `newsletter/store/migrations` create these; a test checks they agree.
 """
 
 from __future__ import annotations
