@@ -294,8 +294,9 @@ def _sendgrid_settings(workdir: Path, port: int):
 
 def send_worker(workdir: Path, port: int, edition_id: int) -> None:
     """One sender process, as `newsletter send --edition` runs it; prints its peak memory."""
+    from newsletter.sending.pace import Pace
     from newsletter.sending.providers.sendgrid import SendGridProvider
-    from newsletter.sending.sender import Pace, Sender
+    from newsletter.sending.sender import Sender
 
     runtime, settings = _sendgrid_settings(workdir, port)
     report = Sender(
@@ -393,8 +394,9 @@ def send_smtp(workdir: Path) -> dict[str, object]:
     from newsletter.editions.compose import Composer
     from newsletter.editions.editions import open_edition
     from newsletter.editions.prepare import prepare
+    from newsletter.sending.pace import Pace
     from newsletter.sending.providers.smtp import SMTPProvider
-    from newsletter.sending.sender import Pace, Sender
+    from newsletter.sending.sender import Sender
     from newsletter.settings import Settings
 
     runtime = _populated(workdir, SMTP_MESSAGES)

@@ -12,10 +12,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from newsletter.editions.compose import Card, Composer, DigestView
-from newsletter.editions.editions import find_article, open_edition, pick
+from newsletter.editions.editions import open_edition
+from newsletter.editions.picks import find_article, pick
 from newsletter.editions.preview import preview
 from newsletter.sending.providers.outbox import OutboxProvider
-from newsletter.sending.sender import publish
+from newsletter.services.sending import publish
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Edition, Subscriber, Variant, VariantArticle
 from newsletter.subscribers.tokens import verify

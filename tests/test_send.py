@@ -16,11 +16,13 @@ from sqlalchemy import func, select, update
 from newsletter.editions.compose import Composer
 from newsletter.editions.editions import open_edition
 from newsletter.editions.prepare import prepare
+from newsletter.sending.pace import Pace
 from newsletter.sending.providers import ProviderRefused
 from newsletter.sending.providers.outbox import OutboxProvider
 from newsletter.sending.providers.sendgrid import SendGridProvider
 from newsletter.sending.providers.smtp import SMTPProvider
-from newsletter.sending.sender import Pace, Sender, SendError
+from newsletter.sending.report import SendError
+from newsletter.sending.sender import Sender
 from newsletter.settings import Settings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Article, Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression

@@ -1,4 +1,4 @@
-"""Editions: one newsletter for one slot, its window, the editor's picks, and what it offers.
+"""Editions: one newsletter for one slot, and the window of articles it covers.
 
 The (newsletter, slot) pair is unique in the database, so whichever process or scheduler asks
 first creates the edition and every other one finds it.
@@ -6,7 +6,6 @@ first creates the edition and every other one finds it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,17 +13,38 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter.editions.plan import Candidate, Rules
-from newsletter.editions.ranking import Score, Signals, rank
 from newsletter.editions.slots import last_slot, slot_name
 from newsletter.errors import NewsletterError
-from newsletter.ingest.articles import slugify
 from newsletter.settings import Settings
-from newsletter.store.models import Article, Category, Click, Edition, EditionPick
+from newsletter.store.models import Edition
+from newsletter.store.statuses import EditionStatus
 
 
 class EditionError(NewsletterError):
     """An edition or article named on the command line does not exist or cannot change."""
+
+
+@dataclass(frozen=True)
+class EditionInfo:
+    """An edition as entry points show it: plain data, readable after the session is gone."""
+
+    id: int | None  # None for an edition not yet created
+    newsletter: str
+    slot: str
+    status: EditionStatus
+    window_start: datetime
+    window_end: datetime
+
+    @classmethod
+    def of(cls, edition: Edition) -> EditionInfo:
+        return cls(
+            edition.id,
+            edition.newsletter,
+            edition.slot,
+            EditionStatus(edition.status),
+            edition.window_start,
+            edition.window_end,
+        )
 
 
 def due_slot(settings: Settings, newsletter: str, now: datetime) -> datetime:
@@ -57,7 +77,9 @@ def draft(session: Session, settings: Settings, newsletter: str, slot: datetime)
         )
     )
     start = previous_end or slot - timedelta(days=settings.newsletter(newsletter).first_window_days)
-    return Edition(newsletter=newsletter, slot=name, window_start=start, window_end=slot, status="draft")
+    return Edition(
+        newsletter=newsletter, slot=name, window_start=start, window_end=slot, status=EditionStatus.DRAFT
+    )
 
 
 def open_edition(session: Session, settings: Settings, newsletter: str, slot: datetime) -> Edition:
@@ -73,146 +95,3 @@ def open_edition(session: Session, settings: Settings, newsletter: str, slot: da
             select(Edition).where(Edition.newsletter == newsletter, Edition.slot == edition.slot)
         ).one()
     return edition
-
-
-def find_article(session: Session, reference: str) -> Article:
-    """An article by id or URL, as an editor would name it."""
-    query = select(Article)
-    query = (
-        query.where(Article.id == int(reference))
-        if reference.isdigit()
-        else query.where(Article.url == reference)
-    )
-    article = session.scalars(query.order_by(Article.id)).first()
-    if article is None:
-        raise EditionError(f"no article {reference!r} (give its id or its URL)")
-    return article
-
-
-def pick(session: Session, edition: Edition, article: Article, action: str) -> None:
-    """Pin or exclude an article for an edition that has not been prepared yet."""
-    if edition.status != "draft":
-        raise EditionError(f"edition {edition.newsletter} {edition.slot} is {edition.status}: too late")
-    existing = session.get(EditionPick, (edition.id, article.id))
-    if existing is None:
-        session.add(EditionPick(edition_id=edition.id, article_id=article.id, action=action))
-    else:
-        existing.action = action
-
-
-@dataclass(frozen=True)
-class Story:
-    """An article's content as a card needs it."""
-
-    id: int
-    key: str
-    language: str
-    url: str
-    title: str
-    author: str | None
-    published_at: datetime
-    summary_html: str
-    image_url: str | None
-    comment_count: int | None
-    sections: tuple[str, ...]
-
-
-@dataclass
-class Offer:
-    """Everything the edition can offer, loaded once: every reader's plan draws on it."""
-
-    edition: Edition
-    rules: Rules
-    candidates: list[Candidate]
-    scores: dict[int, Score]
-    stories: dict[int, Story]
-    translations: dict[tuple[str, str], Story]
-    names: dict[str, str]
-    section_order: list[str]
-
-    def reader_sections(self, slugs: list[str]) -> list[str]:
-        """A reader's sections in the site's order; no choice means every section."""
-        chosen = set(slugs) & set(self.section_order)
-        return [s for s in self.section_order if s in chosen] if chosen else list(self.section_order)
-
-
-def trending_signals(session: Session, articles: Sequence[Article]) -> list[Signals]:
-    """The ranking's inputs for these articles: what they carry, plus clicks from earlier editions."""
-    clicks = dict(
-        session.execute(
-            select(Click.article_id, func.count())
-            .where(Click.article_id.in_([a.id for a in articles]))
-            .group_by(Click.article_id)
-        ).all()
-    )
-    return [
-        Signals(a.id, a.published_at, a.trending_rank, a.comment_count, clicks.get(a.id, 0)) for a in articles
-    ]
-
-
-def _story(article: Article, sections: set[str]) -> Story:
-    return Story(
-        id=article.id,
-        key=article.key,
-        language=article.language,
-        url=article.url,
-        title=article.title,
-        author=article.author,
-        published_at=article.published_at,
-        summary_html=article.summary_html,
-        image_url=article.image_url,
-        comment_count=article.comment_count,
-        sections=tuple(c.slug for c in article.categories if c.slug in sections),
-    )
-
-
-def load_offer(session: Session, settings: Settings, edition: Edition) -> Offer:
-    """Candidates (with a look back as far again as the window, for explanations), scores,
-    translations and section names."""
-    config = settings.newsletter(edition.newsletter)
-    picks = (
-        {
-            p.article_id: p.action
-            for p in session.scalars(select(EditionPick).where(EditionPick.edition_id == edition.id))
-        }
-        if edition.id is not None
-        else {}
-    )
-    span = edition.window_end - edition.window_start
-    section_rows = session.scalars(select(Category).where(Category.is_section)).all()
-    names = {c.slug: c.name for c in section_rows}
-    configured = [slugify(name) for name in settings.site.categories]
-    order = [s for s in configured if s in names] + sorted(set(names) - set(configured))
-    articles = session.scalars(
-        select(Article).where(
-            Article.language == settings.site.language,
-            (
-                (Article.published_at >= edition.window_start - span)
-                & (Article.published_at < edition.window_end)
-            )
-            | Article.id.in_(list(picks)),
-        )
-    ).all()
-    stories = {a.id: _story(a, set(names)) for a in articles}
-    stories = {i: s for i, s in stories.items() if s.sections}
-    signals = trending_signals(session, [a for a in articles if a.id in stories])
-    scores = {s.article_id: s for s in rank(signals, settings.ranking, edition.window_end)}
-    translations = {
-        (t.key, t.language): _story(t, set(names))
-        for t in session.scalars(
-            select(Article).where(
-                Article.language != settings.site.language,
-                Article.key.in_([s.key for s in stories.values()]),
-            )
-        )
-    }
-    rules = Rules(
-        window_start=edition.window_start,
-        window_end=edition.window_end,
-        per_category=config.per_category,
-        trending=config.trending,
-        pinned=frozenset(i for i, action in picks.items() if action == "pin"),
-        excluded=frozenset(i for i, action in picks.items() if action == "exclude"),
-    )
-    candidates = [Candidate(s.id, s.title, s.published_at, frozenset(s.sections)) for s in stories.values()]
-    return Offer(edition, rules, candidates, scores, stories, translations, names, order)

@@ -13,22 +13,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.compose import Composed, Composer
-from newsletter.editions.editions import EditionError, draft, load_offer, upcoming_slot
+from newsletter.editions.editions import EditionError, EditionInfo, draft, upcoming_slot
+from newsletter.editions.offer import load_offer
 from newsletter.editions.personalize import Personalizable, Reader
 from newsletter.editions.plan import Plan
-from newsletter.editions.prepare import DELIVERED
 from newsletter.editions.variants import Variants
 from newsletter.errors import SettingsError
-from newsletter.ingest.articles import slugify
 from newsletter.settings import Settings
-from newsletter.store.models import Delivery, Edition, Subscriber, VariantArticle
-from newsletter.subscribers.bulk import normalize_email
-from newsletter.subscribers.tokens import sign
+from newsletter.store.categories import slugify
+from newsletter.store.models import Delivery, Subscriber, VariantArticle
+from newsletter.store.statuses import DELIVERED
+from newsletter.subscribers.addresses import normalize_email
+from newsletter.subscribers.links import Links
 
 
 @dataclass
 class Preview:
-    edition: Edition
+    edition: EditionInfo
     plan: Plan
     sections: list[str]
     language: str
@@ -40,18 +41,14 @@ class Preview:
 
 def reader_for(settings: Settings, subscriber: Subscriber | None) -> Reader:
     """Real signed links for a real subscriber when the key is set; obvious dummies otherwise."""
-    base = str(settings.public_url).rstrip("/")
     try:
         key = settings.signing_key() if subscriber is not None else None
     except SettingsError:
         key = None
-    if key is None or subscriber is None:
-        return Reader(None, f"{base}/unsubscribe/PREVIEW", f"{base}/preferences/PREVIEW")
-    return Reader(
-        subscriber.name,
-        f"{base}/unsubscribe/{sign(key, 'unsubscribe', subscriber.id)}",
-        f"{base}/preferences/{sign(key, 'preferences', subscriber.id)}",
-    )
+    links = Links(str(settings.public_url), key)
+    if subscriber is None:
+        return Reader(None, links.unsubscribe(0), links.preferences(0))
+    return Reader(subscriber.name, links.unsubscribe(subscriber.id), links.preferences(subscriber.id))
 
 
 def preview(
@@ -92,11 +89,13 @@ def preview(
     plan = variants.plan(sections, received)
     titles = {i: offer.stories[i].title for i in offer.stories}
     if plan.empty:
-        return Preview(edition, plan, offer.reader_sections(sections), language, titles, None, None, None)
+        return Preview(
+            EditionInfo.of(edition), plan, offer.reader_sections(sections), language, titles, None, None, None
+        )
     composed = variants.build(plan, language).composed
     values = reader_for(settings, subscriber).values()
     return Preview(
-        edition,
+        EditionInfo.of(edition),
         plan,
         offer.reader_sections(sections),
         language,

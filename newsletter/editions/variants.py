@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from newsletter.editions.compose import Card, Composed, Composer, DigestView
-from newsletter.editions.editions import Offer, Story
+from newsletter.editions.offer import Offer, Story
 from newsletter.editions.plan import Plan, plan_digest
 from newsletter.ingest.sanitize import plain_text
 from newsletter.settings import Settings

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -12,17 +10,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from newsletter.ingest.parse import ParsedEntry
+from newsletter.store.categories import slugify
 from newsletter.store.models import Article, Category
 
 # Clocks differ: a date this far ahead is still taken as given.
 FUTURE_TOLERANCE = timedelta(minutes=15)
 _CHUNK = 500
-
-
-def slugify(name: str) -> str:
-    """WordPress-like slug: 'Health & Science' -> 'health-science'."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-") or "uncategorized"
 
 
 @dataclass

@@ -12,22 +12,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.errors import FeedError
-from newsletter.ingest.articles import Placement, mark_trending, slugify, store_entries
+from newsletter.ingest.articles import Placement, mark_trending, store_entries
 from newsletter.ingest.fetch import fetch, make_client
 from newsletter.ingest.parse import parse_feed
 from newsletter.settings import FeedSettings, Settings
+from newsletter.store.categories import slugify
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Feed, utcnow
+from newsletter.store.statuses import READ, FeedStatus
 
 log = logging.getLogger("newsletter.feeds")
 
 
 @dataclass
 class FeedReport:
-    """What one feed's fetch did; `status` is ok, not-modified, partial or error."""
+    """What one feed's fetch did."""
 
     url: str
-    status: str
+    status: FeedStatus
     new: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -36,7 +38,7 @@ class FeedReport:
 
     @property
     def read(self) -> bool:
-        return self.status in ("ok", "not-modified")
+        return self.status in READ
 
 
 def sections(settings: Settings) -> dict[str, str]:
@@ -99,11 +101,11 @@ def fetch_feed(
         fetched = fetch(client, config.url, settings.fetch, *validators)
         parsed = None if fetched.content is None else parse_feed(fetched.content, config.url, fetched.headers)
     except FeedError as exc:
-        _record(factory, config.url, now, status="error", error=exc.problem, http_status=exc.status)
-        return FeedReport(config.url, "error", problem=exc.problem)
+        _record(factory, config.url, now, FeedStatus.ERROR, error=exc.problem, http_status=exc.status)
+        return FeedReport(config.url, FeedStatus.ERROR, problem=exc.problem)
     if parsed is None:
-        _record(factory, config.url, now, status="not-modified", http_status=304)
-        return FeedReport(config.url, "not-modified")
+        _record(factory, config.url, now, FeedStatus.NOT_MODIFIED, http_status=304)
+        return FeedReport(config.url, FeedStatus.NOT_MODIFIED)
     language = config.language or parsed.language or settings.site.language
     own = (
         (slugify(config.category), config.category_name or config.category.title())
@@ -111,7 +113,7 @@ def fetch_feed(
         else None
     )
     placement = Placement(language, own, known_sections)
-    status = "partial" if parsed.problem else "ok"
+    status = FeedStatus.PARTIAL if parsed.problem else FeedStatus.OK
     with unit_of_work(factory) as session:
         stored = store_entries(session, parsed.entries, placement, now)
         if config.trending:
@@ -131,12 +133,12 @@ def fetch_feed(
     )
 
 
-def _apply(row: Feed, now: datetime, status: str, http_status: int | None, error: str | None) -> None:
+def _apply(row: Feed, now: datetime, status: FeedStatus, http_status: int | None, error: str | None) -> None:
     row.last_fetched_at = now
     row.last_status = status
     row.last_http_status = http_status
     row.last_error = error
-    if status in ("ok", "not-modified"):
+    if status in READ:
         row.last_ok_at = now
 
 
@@ -144,7 +146,7 @@ def _record(
     factory: sessionmaker[Session],
     url: str,
     now: datetime,
-    status: str,
+    status: FeedStatus,
     error: str | None = None,
     http_status: int | None = None,
 ) -> None:

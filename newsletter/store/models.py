@@ -25,6 +25,16 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from newsletter.store.statuses import (
+    DeliveryStatus,
+    EditionStatus,
+    FeedStatus,
+    PickAction,
+    StatusType,
+    SubscriberStatus,
+    SuppressionReason,
+)
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in and out, whatever the database keeps (SQLite keeps naive)."""
@@ -89,8 +99,7 @@ class Feed(Base):
     last_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_http_status: Mapped[int | None] = mapped_column(Integer)
-    # ok, not-modified, partial (malformed but entries kept) or error
-    last_status: Mapped[str | None] = mapped_column(String(20))
+    last_status: Mapped[FeedStatus | None] = mapped_column(StatusType(FeedStatus))
     last_error: Mapped[str | None] = mapped_column(Text)
     entries_seen: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -135,14 +144,15 @@ class Article(Base):
 
 
 class Subscriber(Base):
-    """A reader; status is pending until double opt-in, then active."""
+    """A reader; pending until the double opt-in, then active (see `SubscriberStatus`)."""
 
     __tablename__ = "subscribers"
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(300))
-    # pending, active, unsubscribed, bounced, complained
-    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    status: Mapped[SubscriberStatus] = mapped_column(
+        StatusType(SubscriberStatus), default=SubscriberStatus.PENDING, index=True
+    )
     language: Mapped[str] = mapped_column(String(16), default="en")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -171,7 +181,7 @@ class Suppression(Base):
     __tablename__ = "suppressions"
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    reason: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[SuppressionReason] = mapped_column(StatusType(SuppressionReason, 40))
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -186,8 +196,7 @@ class Edition(Base):
     slot: Mapped[str] = mapped_column(String(64))
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime] = mapped_column(UTCDateTime)
-    # draft, sending, complete, partial
-    status: Mapped[str] = mapped_column(String(20), default="draft")
+    status: Mapped[EditionStatus] = mapped_column(StatusType(EditionStatus), default=EditionStatus.DRAFT)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -199,7 +208,7 @@ class EditionPick(Base):
     __tablename__ = "edition_picks"
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True)
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
-    action: Mapped[str] = mapped_column(String(10))  # pin or exclude
+    action: Mapped[PickAction] = mapped_column(StatusType(PickAction, 10))
 
 
 class Variant(Base):
@@ -241,8 +250,7 @@ class Delivery(Base):
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"))
-    # pending, sending, sent, failed, skipped, suppressed
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[DeliveryStatus] = mapped_column(StatusType(DeliveryStatus), default=DeliveryStatus.PENDING)
     detail: Mapped[str | None] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(300))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

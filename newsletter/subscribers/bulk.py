@@ -16,21 +16,15 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.ingest.articles import slugify
 from newsletter.settings import Settings
+from newsletter.store.categories import slugify
 from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, utcnow
+from newsletter.store.statuses import ENDED, SubscriberStatus
+from newsletter.subscribers.addresses import normalize_email
 
 COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
-IMPORTABLE_STATUSES = ("active", "pending")
-ENDED = ("unsubscribed", "bounced", "complained")
 _EMAIL = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _LIST = re.compile(r"[;|]")
-
-
-def normalize_email(address: str) -> str:
-    """Trimmed and lowercased: one mailbox is one subscriber, however the address was typed
-    (mailbox providers treat the local part without case, so two rows would mean two copies)."""
-    return address.strip().lower()
 
 
 @dataclass
@@ -49,7 +43,7 @@ class Row:
     language: str
     categories: tuple[str, ...]
     newsletters: tuple[str, ...]
-    status: str
+    status: SubscriberStatus
 
 
 def _split(value: str | None) -> list[str]:
@@ -79,9 +73,10 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
         if item not in settings.newsletters:
             configured = ", ".join(settings.newsletters)
             raise ValueError(f"unknown newsletter {item!r} (configured: {configured})")
-    status = (raw.get("status") or "active").strip().lower()
-    if status not in IMPORTABLE_STATUSES + ENDED:
-        raise ValueError(f"status must be one of {', '.join(IMPORTABLE_STATUSES + ENDED)}")
+    try:
+        status = SubscriberStatus((raw.get("status") or "active").strip().lower())
+    except ValueError:
+        raise ValueError(f"status must be one of {', '.join(SubscriberStatus)}") from None
     return Row(email, name, language, tuple(dict.fromkeys(categories)), tuple(newsletters), status)
 
 
@@ -123,7 +118,7 @@ def import_csv(session: Session, settings: Settings, path: Path) -> ImportReport
         subscriber.name = row.name or subscriber.name
         subscriber.language = row.language
         subscriber.status = row.status
-        if row.status == "active" and subscriber.confirmed_at is None:
+        if row.status == SubscriberStatus.ACTIVE and subscriber.confirmed_at is None:
             subscriber.confirmed_at = utcnow()
         subscriber.categories = [categories[slug] for slug in row.categories]
         have = {n.newsletter: n for n in subscriber.newsletters}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from newsletter.editions.personalize import Reader
@@ -42,12 +43,18 @@ class Outgoing:
     reader: Reader
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class OutcomeStatus(StrEnum):
     """What became of one message: sent, failed for good, or to be tried again later."""
 
+    SENT = "sent"
+    FAILED = "failed"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
     delivery_id: int
-    status: str  # sent, failed or retry
+    status: OutcomeStatus
     message_id: str | None = None
     detail: str | None = None
     retry_after: float | None = None

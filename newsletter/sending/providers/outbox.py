@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from newsletter.sending.providers import Outcome, Outgoing, Report
+from newsletter.sending.providers import Outcome, OutcomeStatus, Outgoing, Report
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]+")
 
@@ -31,7 +31,7 @@ class OutboxProvider:
         for message in batch:
             path = self.path(message)
             if path.exists():  # written before a crash: sent already
-                report([Outcome(message.delivery_id, "sent", path.name, "already in the outbox")])
+                report([Outcome(message.delivery_id, OutcomeStatus.SENT, path.name, "already in the outbox")])
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             envelope = message.variant.template.render(
@@ -44,7 +44,7 @@ class OutboxProvider:
             with open(partial, "wb") as handle:
                 handle.write(envelope.data)
             os.replace(partial, path)
-            report([Outcome(message.delivery_id, "sent", envelope.message_id)])
+            report([Outcome(message.delivery_id, OutcomeStatus.SENT, envelope.message_id)])
 
     def close(self) -> None:
         pass

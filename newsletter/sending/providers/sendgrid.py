@@ -22,6 +22,7 @@ from sendgrid import SendGridAPIClient
 from newsletter.sending.messages import header_safe, list_id, list_unsubscribe
 from newsletter.sending.providers import (
     Outcome,
+    OutcomeStatus,
     Outgoing,
     ProviderBusy,
     ProviderRefused,
@@ -134,7 +135,7 @@ class SendGridProvider:
             response = self.client.client.mail.send.post(request_body=payload, timeout=self.timeout)
         except (http.BadRequestsError, http.PayloadTooLargeError) as error:
             if len(group) == 1:
-                report([Outcome(group[0].delivery_id, "failed", None, _problem(error))])
+                report([Outcome(group[0].delivery_id, OutcomeStatus.FAILED, None, _problem(error))])
                 return
             middle = len(group) // 2
             self._post(group[:middle], report)
@@ -147,16 +148,16 @@ class SendGridProvider:
         except http.HTTPError as error:
             if error.status_code >= 500:
                 raise ProviderBusy(_problem(error), _retry_after(error)) from None
-            report([Outcome(m.delivery_id, "failed", None, _problem(error)) for m in group])
+            report([Outcome(m.delivery_id, OutcomeStatus.FAILED, None, _problem(error)) for m in group])
             return
         except urllib.error.URLError as error:  # not connected: nothing was sent
             raise ProviderBusy(f"cannot reach the API: {error.reason}") from None
         except (TimeoutError, ConnectionError) as error:
             detail = f"uncertain: {type(error).__name__} after the request was sent; may have been delivered"
-            report([Outcome(m.delivery_id, "failed", None, detail) for m in group])
+            report([Outcome(m.delivery_id, OutcomeStatus.FAILED, None, detail) for m in group])
             return
         message_id = response.headers.get("X-Message-Id") if response.headers else None
-        report([Outcome(m.delivery_id, "sent", message_id) for m in group])
+        report([Outcome(m.delivery_id, OutcomeStatus.SENT, message_id) for m in group])
 
     def close(self) -> None:
         pass

@@ -13,7 +13,14 @@ import ssl
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from newsletter.sending.providers import Outcome, Outgoing, ProviderBusy, ProviderRefused, Report
+from newsletter.sending.providers import (
+    Outcome,
+    OutcomeStatus,
+    Outgoing,
+    ProviderBusy,
+    ProviderRefused,
+    Report,
+)
 from newsletter.settings import Settings
 
 log = logging.getLogger("newsletter.send")
@@ -106,14 +113,14 @@ class SMTPProvider:
                     continue
                 except smtplib.SMTPRecipientsRefused as exc:
                     code, text = exc.recipients[message.email]
-                    status = "retry" if 400 <= code < 500 else "failed"
+                    status = OutcomeStatus.RETRY if 400 <= code < 500 else OutcomeStatus.FAILED
                     report([Outcome(message.delivery_id, status, None, _reply(code, text))])
                     self._reset(slot)
                 except smtplib.SMTPSenderRefused as exc:
                     answer = _reply(exc.smtp_code, exc.smtp_error)
                     raise ProviderRefused(f"the server refuses the sender {self.sender}: {answer}") from None
                 except smtplib.SMTPResponseException as exc:
-                    status = "retry" if 400 <= exc.smtp_code < 500 else "failed"
+                    status = OutcomeStatus.RETRY if 400 <= exc.smtp_code < 500 else OutcomeStatus.FAILED
                     report(
                         [Outcome(message.delivery_id, status, None, _reply(exc.smtp_code, exc.smtp_error))]
                     )
@@ -122,7 +129,7 @@ class SMTPProvider:
                     self.connections[slot] = None
                     raise ProviderBusy(f"{self.host}:{self.port}: {exc}") from None
                 else:
-                    report([Outcome(message.delivery_id, "sent", envelope.message_id)])
+                    report([Outcome(message.delivery_id, OutcomeStatus.SENT, envelope.message_id)])
                 break
 
     def _reset(self, slot: int) -> None:

@@ -1,0 +1,47 @@
+"""`newsletter demo`: the whole job on the bundled sample site, and where its output went."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from newsletter.cli import output
+from newsletter.cli.feeds import fetch_with_progress, show_reports
+from newsletter.cli.output import out
+from newsletter.cli.send import send_with_progress
+from newsletter.cli.state import state
+from newsletter.cli.subscribers import import_and_show
+from newsletter.errors import NewsletterError
+from newsletter.services import feeds
+from newsletter.services.demo import demo_moment, outbox_messages
+from newsletter.services.editions import edition
+
+
+def demo(
+    ctx: typer.Context,
+    subscribers: Annotated[Path, typer.Option(help="Demo subscribers to import.")] = Path(
+        "subscribers/demo-subscribers.csv"
+    ),
+) -> None:
+    """The whole job on the bundled sample site: fetch, import readers, compose and send the
+    weekly edition to the local outbox, and say where it is."""
+    if not state(ctx).settings.demo:
+        raise NewsletterError("`newsletter demo` runs with the demo settings: make demo")
+    runtime = state(ctx).runtime()
+    show_reports(fetch_with_progress(runtime))
+    out.print(output.stored_articles(feeds.stored_articles(runtime)))
+    import_and_show(runtime, subscribers)
+    report = send_with_progress(runtime, "weekly", demo_moment(runtime))
+    output.send_report(report)
+    folder, files = outbox_messages(runtime, report.edition_id)
+    summary = edition(runtime, report.edition_id).edition
+    out.print(
+        f"\nThe {summary.newsletter} edition of {summary.slot}: {len(files)} messages in {folder}/",
+        markup=False,
+    )
+    if files:
+        out.print(f"Open one in a mail client, e.g.:  xdg-open {files[0]}", markup=False)
+        out.print(f"or read its source:              less {files[0]}", markup=False)
+    out.print(f"Database: {runtime.settings.database_url}", markup=False)

@@ -1,0 +1,115 @@
+"""`newsletter send`: the due edition, prepared once and sent, by one sender or several."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from newsletter.cli import output
+from newsletter.cli.options import AtOption, NewsletterOption, moment
+from newsletter.cli.output import err, out
+from newsletter.cli.state import state
+from newsletter.sending.report import SendReport
+from newsletter.services import sending
+from newsletter.store.runtime import Runtime
+from newsletter.store.statuses import EditionStatus
+
+
+def send(
+    ctx: typer.Context,
+    newsletter: NewsletterOption = "weekly",
+    at: AtOption = None,
+    retry_failed: Annotated[
+        int | None,
+        typer.Option("--retry-failed", help="Resend only this edition's failed deliveries."),
+    ] = None,
+    edition_id: Annotated[int | None, typer.Option("--edition", help="Resume this edition.")] = None,
+    rate: Annotated[float | None, typer.Option(help="At most this many messages per second.")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=32, help="Sender processes sharing the edition (one per core).")
+    ] = 1,
+) -> None:
+    """Prepare the due edition (once) and send it; run again to resume after any stop."""
+    runtime = state(ctx).runtime()
+    now = moment(runtime.settings, at)
+    edition = retry_failed or edition_id
+    if workers > 1:
+        with Progress(
+            TextColumn(f"[bold]sending with {workers} senders"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        ) as progress:
+            task = progress.add_task("", total=None)
+            report, problems = sending.send_with_workers(
+                runtime,
+                state(ctx).config,
+                newsletter,
+                now,
+                workers,
+                edition,
+                retry_failed is not None,
+                rate,
+                lambda done, total: progress.update(task, total=total, completed=done),
+            )
+        output.warnings(report.warnings)
+        output.send_report(report)
+        for problem in problems:
+            err.print(problem, highlight=False, markup=False)
+        if problems or report.status != EditionStatus.COMPLETE:
+            raise typer.Exit(1)
+        return
+    report = send_with_progress(runtime, newsletter, now, edition, retry_failed is not None, rate)
+    output.warnings(report.warnings)
+    output.send_report(report)
+    if report.status == EditionStatus.SENDING:  # this sender is done; others still hold batches
+        out.print("other senders are finishing their batches; `newsletter editions` shows the end")
+    elif report.status != EditionStatus.COMPLETE:
+        raise typer.Exit(1)
+
+
+def send_with_progress(
+    runtime: Runtime,
+    newsletter: str,
+    now: datetime,
+    edition_id: int | None = None,
+    retry_failed: bool = False,
+    rate: float | None = None,
+) -> SendReport:
+    """`sending.send` with a progress bar on a terminal."""
+    if not err.is_terminal:
+        return sending.send(runtime, newsletter, now, edition_id, retry_failed, rate)
+    columns = (
+        TextColumn("[bold]sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[failed]} failed"),
+        TextColumn("{task.fields[rate]}/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("", total=None, failed=0, rate="-")
+        began = datetime.now()
+
+        def show(report: SendReport) -> None:
+            done = report.sent + report.failed + report.suppressed
+            seconds = max((datetime.now() - began).total_seconds(), 1e-6)
+            progress.update(
+                task, total=report.total, completed=done, failed=report.failed, rate=f"{done / seconds:.0f}"
+            )
+
+        return sending.send(runtime, newsletter, now, edition_id, retry_failed, rate, show)

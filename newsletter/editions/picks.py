@@ -1,0 +1,35 @@
+"""The editors' picks: an article pinned to, or excluded from, an edition not yet prepared."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.editions.editions import EditionError
+from newsletter.store.models import Article, Edition, EditionPick
+from newsletter.store.statuses import EditionStatus, PickAction
+
+
+def find_article(session: Session, reference: str) -> Article:
+    """An article by id or URL, as an editor would name it."""
+    query = select(Article)
+    query = (
+        query.where(Article.id == int(reference))
+        if reference.isdigit()
+        else query.where(Article.url == reference)
+    )
+    article = session.scalars(query.order_by(Article.id)).first()
+    if article is None:
+        raise EditionError(f"no article {reference!r} (give its id or its URL)")
+    return article
+
+
+def pick(session: Session, edition: Edition, article: Article, action: PickAction) -> None:
+    """Pin or exclude an article for an edition that has not been prepared yet."""
+    if edition.status != EditionStatus.DRAFT:
+        raise EditionError(f"edition {edition.newsletter} {edition.slot} is {edition.status}: too late")
+    existing = session.get(EditionPick, (edition.id, article.id))
+    if existing is None:
+        session.add(EditionPick(edition_id=edition.id, article_id=article.id, action=action))
+    else:
+        existing.action = action

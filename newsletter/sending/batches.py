@@ -1,0 +1,97 @@
+"""Turning a claimed batch of deliveries into outgoing messages: each variant's message is built
+once per sender, each reader's copy carries their own signed links, and readers who left since
+the edition was prepared are dropped from the ledger rather than mailed."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.editions.personalize import Reader
+from newsletter.sending.messages import MessageTemplate, list_id
+from newsletter.sending.providers import Outgoing, VariantContent
+from newsletter.sending.report import SendError
+from newsletter.settings import Settings
+from newsletter.store import ledger
+from newsletter.store.db import reading, unit_of_work
+from newsletter.store.models import Delivery, Subscriber, Suppression, Variant
+from newsletter.store.statuses import SubscriberStatus
+from newsletter.subscribers.links import Links
+
+
+class BatchBuilder:
+    """One sender's view of one edition: the variants it has built, the links it signs."""
+
+    def __init__(
+        self, settings: Settings, factory: sessionmaker[Session], edition_id: int, newsletter: str
+    ) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.edition_id = edition_id
+        self.newsletter = newsletter
+        self.links = Links.from_settings(settings)
+        self.variants: dict[int, VariantContent] = {}
+
+    def build(self, ids: list[int]) -> tuple[list[Outgoing], int]:
+        """The messages for these claimed deliveries, and how many readers had left."""
+        with reading(self.factory) as session:
+            rows = session.execute(
+                select(
+                    Delivery.id,
+                    Delivery.variant_id,
+                    Subscriber.id,
+                    Subscriber.email,
+                    Subscriber.name,
+                    Subscriber.status,
+                    Suppression.id,
+                )
+                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                .outerjoin(Suppression, Suppression.email == Subscriber.email)
+                .where(Delivery.id.in_(ids))
+                .order_by(Delivery.id)
+            ).all()
+            for missing in {row[1] for row in rows if row[1] is not None} - self.variants.keys():
+                self.variants[missing] = self._variant(session, missing)
+        gone = [row[0] for row in rows if row[5] != SubscriberStatus.ACTIVE or row[6] is not None]
+        if gone:
+            with unit_of_work(self.factory) as session:
+                ledger.suppress_claimed(session, gone)
+        batch: list[Outgoing] = []
+        for delivery_id, variant_id, subscriber_id, email, name, status, suppressed in rows:
+            if status != SubscriberStatus.ACTIVE or suppressed is not None or variant_id is None:
+                continue
+            batch.append(
+                Outgoing(
+                    delivery_id=delivery_id,
+                    subscriber_id=subscriber_id,
+                    edition_id=self.edition_id,
+                    newsletter=self.newsletter,
+                    email=email,
+                    name=name,
+                    variant=self.variants[variant_id],
+                    reader=self.reader(subscriber_id, name),
+                )
+            )
+        return batch, len(gone)
+
+    def reader(self, subscriber_id: int, name: str | None) -> Reader:
+        return Reader(name, self.links.unsubscribe(subscriber_id), self.links.preferences(subscriber_id))
+
+    def _variant(self, session: Session, variant_id: int) -> VariantContent:
+        row = session.get(Variant, variant_id)
+        if row is None:
+            raise SendError(f"variant {variant_id} is missing from the store")
+        site = self.settings.site
+        config = self.settings.newsletter(self.newsletter)
+        template = MessageTemplate(
+            subject=row.subject,
+            html=row.html,
+            text=row.text,
+            from_name=site.from_name,
+            from_address=site.from_address,
+            reply_to=site.reply_to,
+            list_name=f"{site.name} {config.title}",
+            list_id=list_id(self.newsletter, str(site.url)),
+            unsubscribe_mailto=site.unsubscribe_mailto or site.reply_to,
+        )
+        return VariantContent(row.id, row.subject, row.html, row.text, template)

@@ -1,0 +1,25 @@
+"""What a send did, and the error that stops one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from newsletter.errors import NewsletterError
+from newsletter.store.statuses import DeliveryStatus, EditionStatus
+
+
+class SendError(NewsletterError):
+    """The send stopped; the ledger says exactly what went out."""
+
+
+@dataclass
+class SendReport:
+    edition_id: int
+    status: EditionStatus = EditionStatus.SENDING
+    sent: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    recovered: int = 0
+    total: int | None = None  # deliveries to work through, when known
+    counts: dict[DeliveryStatus, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,275 @@
+"""The delivery ledger: one row per (edition, subscriber), and every change of a row's status.
+
+    open (prepare) -> pending | skipped | suppressed
+    pending -> sending (claim) -> sent | failed (record) | pending (release, record a retry)
+    sending -> pending (recover: the sender died or went silent past its lease)
+    sending -> suppressed (the reader left after the edition was prepared)
+    failed -> pending (retry_failed)
+
+The row is unique per (edition, subscriber), so a delivery can never be made twice. Claims,
+releases and recoveries change only rows in the status they expect; a provider's answer is
+written whatever the row says, since it is the truth about the message.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Subquery,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from newsletter.store.models import DELIVERIES, Delivery, VariantArticle, utcnow
+from newsletter.store.statuses import DELIVERED, DeliveryStatus
+
+BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What preparation decided for a reader: a variant to send, or why none."""
+
+    status: DeliveryStatus
+    variant_id: int | None = None
+    detail: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        return {"status": self.status, "variant_id": self.variant_id, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A provider's word on one delivery: sent (with its message id), failed, or to retry."""
+
+    delivery_id: int
+    status: DeliveryStatus  # SENT, FAILED, or PENDING for a retry
+    message_id: str | None = None
+    detail: str | None = None
+
+
+def open_deliveries(
+    session: Session, edition_id: int, readers: Subquery, groups: list[tuple[int, str, int, Assignment]]
+) -> None:
+    """One delivery per reader in `readers` (columns subscriber_id, mask, language, suppressed),
+    as its group's assignment says: one INSERT ... SELECT whatever the number of readers."""
+    plan_map = Table(
+        "prepare_map",
+        MetaData(),
+        Column("mask", BigInteger),
+        Column("language", String(16)),
+        Column("suppressed", Integer),
+        Column("variant_id", Integer),
+        Column("status", String(20)),
+        Column("detail", Text),
+        prefixes=["TEMPORARY"],
+    )
+    connection = session.connection()
+    plan_map.create(connection)
+    rows = [
+        {"mask": mask, "language": language, "suppressed": suppressed, **assignment.values()}
+        for mask, language, suppressed, assignment in groups
+    ]
+    if rows:
+        session.execute(insert(plan_map), rows)
+    session.execute(
+        insert(Delivery).from_select(
+            ["edition_id", "subscriber_id", "variant_id", "status", "detail", "attempts"],
+            select(
+                literal(edition_id),
+                readers.c.subscriber_id,
+                plan_map.c.variant_id,
+                plan_map.c.status,
+                plan_map.c.detail,
+                literal(0),
+            ).join(
+                plan_map,
+                (plan_map.c.mask == readers.c.mask)
+                & (plan_map.c.language == readers.c.language)
+                & (plan_map.c.suppressed == readers.c.suppressed),
+            ),
+        )
+    )
+    plan_map.drop(connection)
+
+
+def reassign(session: Session, changes: Sequence[tuple[int, Assignment]]) -> None:
+    """Change the assignment of deliveries not yet claimed (readers with a history)."""
+    if changes:
+        session.execute(
+            update(DELIVERIES).where(DELIVERIES.c.id == bindparam("row_id")),
+            [{"row_id": delivery_id, **assignment.values()} for delivery_id, assignment in changes],
+        )
+
+
+def received(session: Session, article_ids: list[int]) -> dict[int, frozenset[int]]:
+    """Which of these articles each subscriber already got (only those who got any)."""
+    found: dict[int, set[int]] = {}
+    for start in range(0, len(article_ids), BATCH):
+        rows = session.execute(
+            select(Delivery.subscriber_id, VariantArticle.article_id)
+            .join(VariantArticle, VariantArticle.variant_id == Delivery.variant_id)
+            .where(
+                Delivery.status.in_(DELIVERED),
+                VariantArticle.article_id.in_(article_ids[start : start + BATCH]),
+            )
+        )
+        for subscriber_id, article_id in rows:
+            found.setdefault(subscriber_id, set()).add(article_id)
+    return {subscriber_id: frozenset(ids) for subscriber_id, ids in found.items()}
+
+
+def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]:
+    """Take the next batch for this worker; on PostgreSQL other workers skip the locked rows.
+    Ordered by variant: a SendGrid request carries one content for all its readers."""
+    query = (
+        select(Delivery.id)
+        .where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.PENDING)
+        .order_by(Delivery.variant_id, Delivery.id)
+        .limit(size)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    if ids:
+        session.execute(
+            update(DELIVERIES)
+            .where(DELIVERIES.c.id.in_(ids))
+            .values(
+                status=DeliveryStatus.SENDING,
+                claimed_by=token,
+                claimed_at=utcnow(),
+                attempts=DELIVERIES.c.attempts + 1,
+            )
+        )
+    return ids
+
+
+def release(session: Session, ids: Iterable[int]) -> None:
+    """Give claimed deliveries back to pending: none of them was accepted."""
+    _unclaim(session, list(ids))
+
+
+def suppress_claimed(session: Session, ids: list[int]) -> None:
+    """Claimed deliveries whose reader left (unsubscribed, bounced, suppressed) since preparation."""
+    session.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.id.in_(ids), DELIVERIES.c.status == DeliveryStatus.SENDING)
+        .values(status=DeliveryStatus.SUPPRESSED, detail="unsubscribed or suppressed during the send")
+    )
+
+
+def record(session: Session, marks: Sequence[Mark]) -> None:
+    """Write a provider's outcomes: sent and failed are final, a retry goes back to pending.
+    Marks alike (a SendGrid request's readers share one message id) are one UPDATE."""
+    now = utcnow()
+    alike: dict[tuple[DeliveryStatus, str | None, str | None], list[int]] = {}
+    for mark in marks:
+        alike.setdefault((mark.status, mark.message_id, mark.detail), []).append(mark.delivery_id)
+    if session.get_bind().dialect.name == "postgresql":
+        # A lost sender loses nothing this way; only a database crash could lose the last few
+        # hundred milliseconds of marks, and the cost of one flush per mark is spared.
+        session.execute(text("SET LOCAL synchronous_commit = off"))
+    for (status, message_id, detail), ids in alike.items():
+        values: dict[str, Any] = {"status": status, "detail": detail}
+        if status == DeliveryStatus.SENT:
+            values.update(sent_at=now, provider_message_id=message_id)
+        elif status == DeliveryStatus.PENDING:
+            values.update(claimed_by=None, claimed_at=None)
+        session.execute(update(DELIVERIES).where(DELIVERIES.c.id.in_(ids)).values(**values))
+
+
+def worker_name() -> str:
+    """host:pid:start, so a restarted sender on the same host can tell a dead claim from a live one."""
+    return f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
+
+
+def _claim_is_dead(claimed_by: str | None, me: str) -> bool:
+    claimed_by = (claimed_by or "").partition("#")[0]
+    host, _, rest = claimed_by.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or claimed_by == me:
+        return False
+    if int(pid) == os.getpid():  # our pid, another start: a previous life of this process id
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> int:
+    """Put back to pending the batches of senders that died (same host) or went silent
+    (any host, past the lease); returns how many deliveries were put back."""
+    stale = session.execute(
+        select(Delivery.id, Delivery.claimed_by, Delivery.claimed_at).where(
+            Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.SENDING
+        )
+    ).all()
+    cutoff = utcnow() - lease
+    ids = [i for i, by, at in stale if _claim_is_dead(by, me) or (at is not None and at < cutoff)]
+    _unclaim(session, ids)
+    return len(ids)
+
+
+def _unclaim(session: Session, ids: list[int]) -> None:
+    for start in range(0, len(ids), BATCH):
+        session.execute(
+            update(DELIVERIES)
+            .where(
+                DELIVERIES.c.id.in_(ids[start : start + BATCH]),
+                DELIVERIES.c.status == DeliveryStatus.SENDING,
+            )
+            .values(status=DeliveryStatus.PENDING, claimed_by=None, claimed_at=None)
+        )
+
+
+def retry_failed(session: Session, edition_id: int) -> int:
+    """Put an edition's failed deliveries back to pending; how many."""
+    result = session.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.edition_id == edition_id, DELIVERIES.c.status == DeliveryStatus.FAILED)
+        .values(status=DeliveryStatus.PENDING, detail=None)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def counts(session: Session, edition_id: int) -> dict[DeliveryStatus, int]:
+    """The edition's deliveries per status."""
+    return tallies(session, [edition_id]).get(edition_id, {})
+
+
+def tallies(session: Session, edition_ids: Sequence[int]) -> dict[int, dict[DeliveryStatus, int]]:
+    """Deliveries per status for each of these editions, in one query."""
+    found: dict[int, dict[DeliveryStatus, int]] = {}
+    rows = session.execute(
+        select(Delivery.edition_id, Delivery.status, func.count())
+        .where(Delivery.edition_id.in_(list(edition_ids)))
+        .group_by(Delivery.edition_id, Delivery.status)
+    )
+    for edition_id, status, count in rows:
+        found.setdefault(edition_id, {})[status] = count
+    return found

@@ -1,0 +1,97 @@
+"""Every status the store keeps, one `str` enum each: the database stores the readable value.
+
+They live with the store because every part reads them: ingest writes a feed's, editions write
+an edition's and its first deliveries', sending moves the deliveries on.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import String
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class FeedStatus(StrEnum):
+    """How a feed's last fetch went."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not-modified"  # 304: nothing new
+    PARTIAL = "partial"  # malformed, but the entries that could be read were kept
+    ERROR = "error"
+
+
+class SubscriberStatus(StrEnum):
+    """A reader's standing: only `active` readers get digests."""
+
+    PENDING = "pending"  # waiting for the double opt-in
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+# A fetch that read the feed in full (or learnt it had not changed).
+READ = (FeedStatus.OK, FeedStatus.NOT_MODIFIED)
+
+
+class SuppressionReason(StrEnum):
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+    MANUAL = "manual"
+
+
+# Consent withdrawn or the mailbox gone: an import or an editor never brings such a reader back.
+ENDED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
+
+
+class EditionStatus(StrEnum):
+    """draft (picks allowed) -> ready (deliveries written) -> sending -> complete or partial."""
+
+    DRAFT = "draft"
+    READY = "ready"
+    SENDING = "sending"
+    COMPLETE = "complete"
+    PARTIAL = "partial"  # finished with some deliveries failed
+
+
+class PickAction(StrEnum):
+    PIN = "pin"
+    EXCLUDE = "exclude"
+
+
+class DeliveryStatus(StrEnum):
+    """A delivery's place in the ledger; see `newsletter.store.ledger` for every move."""
+
+    PENDING = "pending"  # to be sent
+    SENDING = "sending"  # claimed by a sender, handed or about to be handed to the provider
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # nothing new for this reader
+    SUPPRESSED = "suppressed"  # suppressed, unsubscribed or bounced: never mailed
+
+
+# Still to be worked through by a sender.
+OPEN = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+# A delivery in these states may have reached the reader: its articles count as received.
+DELIVERED = (DeliveryStatus.SENT, DeliveryStatus.SENDING)
+
+
+class StatusType(TypeDecorator[Any]):
+    """A status column: VARCHAR in the database, its enum in Python; an unknown value is an error."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int = 20) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> StrEnum | None:
+        return None if value is None else self.enum(value)
