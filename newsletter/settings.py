@@ -13,6 +13,7 @@ import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -27,8 +28,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from newsletter.errors import SettingsError
+from newsletter.paths import default_home, packaged_templates, sqlite_under, under
 
+# The settings file when none is named, under the home folder.
 DEFAULT_CONFIG = Path("config/newsletter.toml")
+# Settings that are paths: in a file they are relative to the file, elsewhere to `home`.
+PATH_KEYS = ("outbox_dir", "smtp_ca_file", "templates_dir", "home")
 SECRET_KEYS = ("smtp_password", "sendgrid_api_key", "secret_key")
 # Values that mean "somebody copied the example": refused unless the demo flag is on.
 PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "demo-only-secret-key", ""}
@@ -191,6 +196,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NEWSLETTER_", env_nested_delimiter="__", extra="forbid")
 
+    # The base of relative paths that come from the defaults or the environment.
+    home: Path | None = None
     database_url: str = "sqlite:///subscribers/newsletter.db"
     provider: Literal["outbox", "smtp", "sendgrid"] = "outbox"
     outbox_dir: Path = Path("outbox")
@@ -215,7 +222,7 @@ class Settings(BaseSettings):
     ranking: RankingSettings = Field(default_factory=RankingSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
     sending: SendingSettings = Field(default_factory=SendingSettings)
-    # Email templates; default: the project's templates/ folder.
+    # The editors' templates; default: templates/ under home, else the copy installed with the package.
     templates_dir: Path | None = None
 
     @field_validator("timezone")
@@ -271,23 +278,55 @@ class Settings(BaseSettings):
             raise SettingsError("newsletters", f"no newsletter {name!r} (configured: {known})")
         return self.newsletters[name]
 
+    def base(self) -> Path:
+        """The home folder, against which relative paths from outside a settings file resolve."""
+        return under(Path.cwd(), self.home) if self.home else default_home()
+
+    def resolved(self) -> Settings:
+        """These settings with every relative path made absolute against the home folder."""
+        base = self.base()
+        return self.model_copy(
+            update={
+                "home": base,
+                "database_url": sqlite_under(base, self.database_url),
+                "outbox_dir": under(base, self.outbox_dir),
+                "smtp_ca_file": under(base, self.smtp_ca_file) if self.smtp_ca_file else None,
+                "templates_dir": under(base, self.templates_dir) if self.templates_dir else None,
+            }
+        )
+
+    def database_label(self) -> str:
+        """The store's URL fit to print or log: a password in it is masked."""
+        parts = urlsplit(self.database_url)
+        if parts.password is None:
+            return self.database_url
+        user, _, host = parts.netloc.rpartition("@")
+        return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+
     def templates_path(self) -> Path:
-        return self.templates_dir or Path(__file__).resolve().parent.parent / "templates"
+        if self.templates_dir:
+            return under(self.base(), self.templates_dir)
+        own = self.base() / "templates"
+        return own if own.is_dir() else packaged_templates()
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    """The TOML file in use: NEWSLETTER_CONFIG, else config/newsletter.toml when present."""
-    named = (os.environ if environ is None else environ).get("NEWSLETTER_CONFIG")
+    """The TOML file in use: NEWSLETTER_CONFIG, else config/newsletter.toml under the home
+    folder (NEWSLETTER_HOME or the default) when present."""
+    environ = os.environ if environ is None else environ
+    named = environ.get("NEWSLETTER_CONFIG")
     if named:
         path = Path(named)
         if not path.is_file():
             raise SettingsError("NEWSLETTER_CONFIG", f"no such file: {path}")
         return path
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    home = environ.get("NEWSLETTER_HOME")
+    path = (Path(home) if home else default_home()) / DEFAULT_CONFIG
+    return path if path.is_file() else None
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Read the file, refuse secrets in it, and make feed file paths relative to it."""
+    """Read the file, refuse secrets in it, and make its relative paths relative to its folder."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -297,19 +336,26 @@ def read_toml(path: Path) -> dict[str, Any]:
     for key in SECRET_KEYS:
         if key in data:
             raise SettingsError(key, f"secrets come from the environment only: set NEWSLETTER_{key.upper()}")
+    folder = path.resolve().parent
     for feed in data.get("feeds", []):
         url = feed.get("url") if isinstance(feed, dict) else None
         if isinstance(url, str) and "://" not in url and not Path(url).is_absolute():
-            feed["url"] = str((path.parent / url).resolve())
+            feed["url"] = str(under(folder, Path(url)))
+    for key in PATH_KEYS:
+        if isinstance(data.get(key), str):
+            data[key] = str(under(folder, Path(data[key])))
+    if isinstance(data.get("database_url"), str):
+        data["database_url"] = sqlite_under(folder, data["database_url"])
     return data
 
 
 def load_settings(path: Path | None = None) -> Settings:
-    """Build settings once, at an entry point; errors become one SettingsError line."""
+    """Build settings once, at an entry point, every path absolute; errors become one
+    SettingsError line."""
     path = path if path is not None else config_path()
     data = read_toml(path) if path else {}
     try:
-        return Settings(**data)
+        return Settings(**data).resolved()
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "settings"

@@ -87,3 +87,49 @@ def test_readme_documents_every_command() -> None:
     assert len(names) >= 10
     for name in names:
         assert f"newsletter {name}" in readme, f"`newsletter {name}` is not in the README"
+
+
+def test_a_command_from_another_directory_uses_the_same_store_and_outbox(tmp_path) -> None:
+    """Relative paths in a settings file follow the file, never the working directory."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "config").mkdir(parents=True)
+    elsewhere.mkdir()
+    config = project / "config" / "newsletter.toml"
+    feeds = "".join(f'[[feeds]]\nurl = "{SAMPLE / name}"\n' for name in ("site.xml", "trending.xml"))
+    config.write_text(
+        'database_url = "sqlite:///../subscribers/newsletter.db"\noutbox_dir = "../outbox"\n'
+        'timezone = "Europe/Brussels"\n[site]\ncategories = ["Politics", "Health", "Europe", "Business", '
+        '"Technology", "Culture", "Human Rights"]\n' + feeds
+    )
+    env = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789", "COLUMNS": "300"}
+    far = ["--config", str(config)]
+    assert run_cli(*far, "fetch", env=env, cwd=elsewhere).returncode == 0
+    readers = ROOT / "subscribers" / "demo-subscribers.csv"
+    assert run_cli(*far, "subscribers", "import", str(readers), env=env, cwd=elsewhere).returncode == 0
+    sent = run_cli(*far, "send", "--at", "2026-11-23T07:00", env=env, cwd=elsewhere)
+    assert sent.returncode == 0, sent.stderr
+    assert list(elsewhere.iterdir()) == []  # nothing where the command was started
+    assert (project / "subscribers" / "newsletter.db").is_file()
+    assert len(list((project / "outbox").glob("edition-*/*.eml"))) == 9
+    near = ["--config", "config/newsletter.toml"]
+    upgrades = [
+        run_cli(*args, "db", "upgrade", env=env, cwd=cwd).stdout
+        for args, cwd in ((far, elsewhere), (near, project))
+    ]
+    assert (
+        upgrades[0] == upgrades[1] == f"database up to date: sqlite:///{project}/subscribers/newsletter.db\n"
+    )
+    listed = run_cli(*near, "editions", env=env, cwd=project)
+    assert "2026-11-23T07:00" in listed.stdout and "complete" in listed.stdout
+
+
+def test_shipped_settings_keep_the_store_and_outbox_at_the_top() -> None:
+    from newsletter.settings import load_settings
+
+    live = load_settings(ROOT / "config" / "newsletter.toml")
+    assert live.database_url == f"sqlite:///{ROOT}/subscribers/newsletter.db"
+    assert live.outbox_dir == ROOT / "outbox"
+    demo = load_settings(ROOT / "config" / "demo.toml")
+    assert demo.database_url == f"sqlite:///{ROOT}/demo-output/newsletter.db"
+    assert demo.outbox_dir == ROOT / "demo-output" / "outbox"
+    assert demo.templates_path() == ROOT / "templates"

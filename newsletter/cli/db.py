@@ -14,4 +14,4 @@ db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply the database migrations (every command does this itself when needed)."""
     state(ctx).runtime()
-    out.print(f"database up to date: {state(ctx).settings.database_url}", markup=False)
+    out.print(f"database up to date: {state(ctx).settings.database_label()}", markup=False)

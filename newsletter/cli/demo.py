@@ -18,12 +18,15 @@ from newsletter.services import feeds
 from newsletter.services.demo import demo_moment, outbox_messages
 from newsletter.services.editions import edition
 
+DEMO_SUBSCRIBERS = Path("subscribers/demo-subscribers.csv")
+
 
 def demo(
     ctx: typer.Context,
-    subscribers: Annotated[Path, typer.Option(help="Demo subscribers to import.")] = Path(
-        "subscribers/demo-subscribers.csv"
-    ),
+    subscribers: Annotated[
+        Path | None,
+        typer.Option(help="Demo subscribers to import (default: subscribers/demo-subscribers.csv in home)."),
+    ] = None,
 ) -> None:
     """The whole job on the bundled sample site: fetch, import readers, compose and send the
     weekly edition to the local outbox, and say where it is."""
@@ -32,7 +35,7 @@ def demo(
     runtime = state(ctx).runtime()
     show_reports(fetch_with_progress(runtime))
     out.print(output.stored_articles(feeds.stored_articles(runtime)))
-    import_and_show(runtime, subscribers)
+    import_and_show(runtime, subscribers or runtime.settings.base() / DEMO_SUBSCRIBERS)
     report = send_with_progress(runtime, "weekly", demo_moment(runtime))
     output.send_report(report)
     folder, files = outbox_messages(runtime, report.edition_id)
@@ -44,4 +47,4 @@ def demo(
     if files:
         out.print(f"Open one in a mail client, e.g.:  xdg-open {files[0]}", markup=False)
         out.print(f"or read its source:              less {files[0]}", markup=False)
-    out.print(f"Database: {runtime.settings.database_url}", markup=False)
+    out.print(f"Database: {runtime.settings.database_label()}", markup=False)
