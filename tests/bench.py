@@ -177,7 +177,7 @@ def compose_edition(workdir: Path) -> dict[str, object]:
     from zoneinfo import ZoneInfo
 
     from newsletter.editions.compose import Composer
-    from newsletter.editions.editions import open_edition
+    from newsletter.editions.edition import open_edition
     from newsletter.editions.prepare import prepare
 
     runtime = _populated(workdir, 100_000)
@@ -313,7 +313,7 @@ def _send_sendgrid(workdir: Path, subscribers: int, workers: int = 2) -> dict[st
     from zoneinfo import ZoneInfo
 
     from newsletter.editions.compose import Composer
-    from newsletter.editions.editions import open_edition
+    from newsletter.editions.edition import open_edition
     from newsletter.editions.prepare import prepare
 
     _populated(workdir, subscribers)
@@ -392,7 +392,7 @@ def send_smtp(workdir: Path) -> dict[str, object]:
     from zoneinfo import ZoneInfo
 
     from newsletter.editions.compose import Composer
-    from newsletter.editions.editions import open_edition
+    from newsletter.editions.edition import open_edition
     from newsletter.editions.prepare import prepare
     from newsletter.sending.pace import Pace
     from newsletter.sending.providers.smtp import SMTPProvider

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from newsletter.editions.compose import Card, Composer, DigestView
-from newsletter.editions.editions import open_edition
+from newsletter.editions.edition import open_edition
 from newsletter.editions.picks import find_article, pick
 from newsletter.editions.preview import preview
 from newsletter.sending.providers.outbox import OutboxProvider

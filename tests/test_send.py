@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from newsletter.editions.compose import Composer
-from newsletter.editions.editions import open_edition
+from newsletter.editions.edition import open_edition
 from newsletter.editions.prepare import prepare
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import ProviderRefused

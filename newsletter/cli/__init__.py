@@ -1,0 +1,1 @@
+"""The `newsletter` command: parses arguments, calls the services, prints what comes back."""

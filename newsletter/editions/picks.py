@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.editions.editions import EditionError
+from newsletter.editions.edition import EditionError
 from newsletter.store.models import Article, Edition, EditionPick
 from newsletter.store.statuses import EditionStatus, PickAction
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.compose import Composed, Composer
-from newsletter.editions.editions import EditionError, EditionInfo, draft, upcoming_slot
+from newsletter.editions.edition import EditionError, EditionInfo, draft, upcoming_slot
 from newsletter.editions.offer import load_offer
 from newsletter.editions.personalize import Personalizable, Reader
 from newsletter.editions.plan import Plan

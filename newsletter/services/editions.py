@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from newsletter.editions.compose import Composer
-from newsletter.editions.editions import EditionError, EditionInfo, due_slot, open_edition, upcoming_slot
+from newsletter.editions.edition import EditionError, EditionInfo, due_slot, open_edition, upcoming_slot
 from newsletter.editions.offer import trending_signals
 from newsletter.editions.picks import find_article, pick
 from newsletter.editions.prepare import prepare

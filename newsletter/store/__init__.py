@@ -1,0 +1,1 @@
+"""Parts of the store: the schema, its statuses, the delivery ledger, sessions and migrations."""

@@ -74,7 +74,7 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
             configured = ", ".join(settings.newsletters)
             raise ValueError(f"unknown newsletter {item!r} (configured: {configured})")
     try:
-        status = SubscriberStatus((raw.get("status") or "active").strip().lower())
+        status = SubscriberStatus((raw.get("status") or SubscriberStatus.ACTIVE).strip().lower())
     except ValueError:
         raise ValueError(f"status must be one of {', '.join(SubscriberStatus)}") from None
     return Row(email, name, language, tuple(dict.fromkeys(categories)), tuple(newsletters), status)
