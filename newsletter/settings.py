@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from newsletter.errors import SettingsError
-from newsletter.paths import default_home, packaged_templates, sqlite_under, under
+from newsletter.paths import home_folder, sqlite_under, template_folders, under
 
 # The settings file when none is named, under the home folder.
 DEFAULT_CONFIG = Path("config/newsletter.toml")
@@ -196,7 +196,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NEWSLETTER_", env_nested_delimiter="__", extra="forbid")
 
-    # The base of relative paths that come from the defaults or the environment.
+    # The base of relative paths that come from the defaults or the environment (absolute).
     home: Path | None = None
     database_url: str = "sqlite:///subscribers/newsletter.db"
     provider: Literal["outbox", "smtp", "sendgrid"] = "outbox"
@@ -233,6 +233,11 @@ class Settings(BaseSettings):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
         return value
+
+    @field_validator("home")
+    @classmethod
+    def _home(cls, value: Path | None) -> Path | None:
+        return home_folder(value) if value is not None else None
 
     @field_validator("database_url")
     @classmethod
@@ -278,36 +283,52 @@ class Settings(BaseSettings):
             raise SettingsError("newsletters", f"no newsletter {name!r} (configured: {known})")
         return self.newsletters[name]
 
-    def base(self) -> Path:
-        """The home folder, against which relative paths from outside a settings file resolve."""
-        return under(Path.cwd(), self.home) if self.home else default_home()
+    def home_folder(self) -> Path:
+        """The base of relative paths from outside a settings file (see `newsletter.paths`)."""
+        return home_folder(self.home)
 
     def resolved(self) -> Settings:
         """These settings with every relative path made absolute against the home folder."""
-        base = self.base()
+        home = self.home_folder()
+        feeds = [
+            feed
+            if feed.is_remote or feed.url.startswith("file://")
+            else feed.model_copy(update={"url": str(under(home, Path(feed.url)))})
+            for feed in self.feeds
+        ]
         return self.model_copy(
             update={
-                "home": base,
-                "database_url": sqlite_under(base, self.database_url),
-                "outbox_dir": under(base, self.outbox_dir),
-                "smtp_ca_file": under(base, self.smtp_ca_file) if self.smtp_ca_file else None,
-                "templates_dir": under(base, self.templates_dir) if self.templates_dir else None,
+                "home": home,
+                "database_url": sqlite_under(home, self.database_url),
+                "outbox_dir": under(home, self.outbox_dir),
+                "smtp_ca_file": under(home, self.smtp_ca_file) if self.smtp_ca_file else None,
+                "templates_dir": under(home, self.templates_dir) if self.templates_dir else None,
+                "feeds": feeds,
             }
         )
 
     def database_label(self) -> str:
         """The store's URL fit to print or log: a password in it is masked."""
-        parts = urlsplit(self.database_url)
-        if parts.password is None:
-            return self.database_url
-        user, _, host = parts.netloc.rpartition("@")
-        return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+        return masked(self.database_url)
 
     def templates_path(self) -> Path:
+        """`templates_dir`, else the first of `newsletter.paths.template_folders` that exists."""
         if self.templates_dir:
-            return under(self.base(), self.templates_dir)
-        own = self.base() / "templates"
-        return own if own.is_dir() else packaged_templates()
+            return under(self.home_folder(), self.templates_dir)
+        folders = template_folders(self.home_folder())
+        found = next((folder for folder in folders if (folder / "email").is_dir()), None)
+        if found is None:
+            raise SettingsError("templates_dir", f"no templates in {', '.join(map(str, folders))}")
+        return found
+
+
+def masked(url: str) -> str:
+    """A URL with its password, if any, replaced by ***."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -320,8 +341,11 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
         if not path.is_file():
             raise SettingsError("NEWSLETTER_CONFIG", f"no such file: {path}")
         return path
-    home = environ.get("NEWSLETTER_HOME")
-    path = (Path(home) if home else default_home()) / DEFAULT_CONFIG
+    try:
+        home = home_folder(environ.get("NEWSLETTER_HOME"))
+    except ValueError as exc:
+        raise SettingsError("home", str(exc)) from None
+    path = home / DEFAULT_CONFIG
     return path if path.is_file() else None
 
 
@@ -336,7 +360,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     for key in SECRET_KEYS:
         if key in data:
             raise SettingsError(key, f"secrets come from the environment only: set NEWSLETTER_{key.upper()}")
-    folder = path.resolve().parent
+    folder = Path(os.path.abspath(path)).parent  # a linked file's paths follow the link
     for feed in data.get("feeds", []):
         url = feed.get("url") if isinstance(feed, dict) else None
         if isinstance(url, str) and "://" not in url and not Path(url).is_absolute():
@@ -363,6 +387,8 @@ def load_settings(path: Path | None = None) -> Settings:
         secret = any(part in SECRET_KEYS for part in first["loc"])
         if not secret and first.get("input") is not None and first["type"] != "extra_forbidden":
             shown = first["input"]
+            if isinstance(shown, str):
+                shown = masked(shown)
             if not isinstance(shown, dict | list):
                 message += f" (got {shown!r})"
         if first["type"] == "extra_forbidden":

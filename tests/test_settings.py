@@ -138,3 +138,28 @@ def test_example_file_documents_every_setting_and_loads() -> None:
 def test_shipped_config_files_load() -> None:
     for path in (ROOT / "config").glob("*.toml"):
         load_settings(path)
+
+
+def test_home_folder_is_absolute_and_the_same_for_every_lookup(tmp_path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "newsletter.toml").write_text('timezone = "Europe/Brussels"\n')
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NEWSLETTER_HOME", "~/home")
+    settings = load_settings()  # the file under ~/home was found, and paths follow it
+    assert settings.timezone == "Europe/Brussels"
+    assert settings.database_url == f"sqlite:///{home}/subscribers/newsletter.db"
+    assert settings.outbox_dir == home / "outbox"
+    assert settings.templates_path() == ROOT / "templates"  # home has none: the checkout's
+    monkeypatch.setenv("NEWSLETTER_HOME", "relative/home")
+    result = run_cli("status", env={"NEWSLETTER_HOME": "relative/home"}, cwd=tmp_path)
+    assert result.returncode == 2 and "absolute" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "relative").exists()
+
+
+def test_a_database_password_is_never_echoed(tmp_path) -> None:
+    result = run_cli(
+        "status", env={"NEWSLETTER_DATABASE_URL": "mysql://bob:hunter2secret@db/n"}, cwd=tmp_path
+    )
+    assert result.returncode == 2 and "database_url" in result.stderr
+    assert "hunter2secret" not in result.stderr and "bob:***@db" in result.stderr

@@ -38,7 +38,9 @@ def _root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option(help="Settings file (default: $NEWSLETTER_CONFIG or config/newsletter.toml)."),
+        typer.Option(
+            help="Settings file (default: $NEWSLETTER_CONFIG, else config/newsletter.toml under home)."
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Annotated
 
@@ -20,7 +25,7 @@ from newsletter.cli.options import AtOption, NewsletterOption, moment
 from newsletter.cli.output import err, out
 from newsletter.cli.state import state
 from newsletter.sending.report import SendReport
-from newsletter.services import sending
+from newsletter.services import editions, sending
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import EditionStatus
 
@@ -44,33 +49,7 @@ def send(
     now = moment(runtime.settings, at)
     edition = retry_failed or edition_id
     if workers > 1:
-        with Progress(
-            TextColumn(f"[bold]sending with {workers} senders"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as progress:
-            task = progress.add_task("", total=None)
-            report, problems = sending.send_with_workers(
-                runtime,
-                state(ctx).config,
-                newsletter,
-                now,
-                workers,
-                edition,
-                retry_failed is not None,
-                rate,
-                lambda done, total: progress.update(task, total=total, completed=done),
-            )
-        output.warnings(report.warnings)
-        output.send_report(report)
-        for problem in problems:
-            err.print(problem, highlight=False, markup=False)
-        if problems or report.status != EditionStatus.COMPLETE:
-            raise typer.Exit(1)
+        with_workers(ctx, newsletter, now, workers, edition, retry_failed is not None, rate)
         return
     report = send_with_progress(runtime, newsletter, now, edition, retry_failed is not None, rate)
     output.warnings(report.warnings)
@@ -113,3 +92,59 @@ def send_with_progress(
             )
 
         return sending.send(runtime, newsletter, now, edition_id, retry_failed, rate, show)
+
+
+def with_workers(
+    ctx: typer.Context,
+    newsletter: str,
+    now: datetime,
+    workers: int,
+    edition_id: int | None,
+    retry_failed: bool,
+    rate: float | None,
+) -> None:
+    """Prepare here, then let `workers` sender processes (`newsletter send --edition ID`) share the
+    edition through the ledger, showing their joint progress from it."""
+    runtime = state(ctx).runtime()
+    if edition_id is None:
+        edition_id, warnings = editions.prepare_due(runtime, newsletter, now)
+        output.warnings(warnings)
+    if retry_failed:
+        sending.retry_failed(runtime, edition_id)
+    command = [sys.executable, "-m", "newsletter"]
+    if state(ctx).config is not None:
+        command += ["--config", str(state(ctx).config)]
+    command += ["send", "--edition", str(edition_id)]
+    if rate:
+        command += ["--rate", str(rate / workers)]
+    problems = []
+    with (
+        ExitStack() as files,
+        Progress(
+            TextColumn(f"[bold]sending with {workers} senders"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        ) as bar,
+    ):
+        # Logs go to files: a full pipe would stall a sender.
+        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers)]
+        children = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log) for log in logs]
+        task = bar.add_task("", total=None)
+        while any(child.poll() is None for child in children):
+            done, total = sending.progress(runtime, edition_id)
+            bar.update(task, total=total, completed=done)
+            time.sleep(0.5)
+        for child, log in zip(children, logs, strict=True):
+            if child.returncode != 0:
+                log.seek(0)
+                problems.append("\n".join(log.read().strip().splitlines()[-5:]))
+    report = sending.report(runtime, edition_id)
+    output.send_report(report)
+    for problem in problems:
+        err.print(problem, highlight=False, markup=False)
+    if problems or report.status != EditionStatus.COMPLETE:
+        raise typer.Exit(1)

@@ -46,7 +46,7 @@ def reader_for(settings: Settings, subscriber: Subscriber | None) -> Reader:
     except SettingsError:
         key = None
     links = Links(str(settings.public_url), key)
-    if subscriber is None:
+    if subscriber is None or key is None:
         return Reader(None, links.unsubscribe(0), links.preferences(0))
     return Reader(subscriber.name, links.unsubscribe(subscriber.id), links.preferences(subscriber.id))
 

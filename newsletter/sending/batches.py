@@ -23,13 +23,18 @@ class BatchBuilder:
     """One sender's view of one edition: the variants it has built, the links it signs."""
 
     def __init__(
-        self, settings: Settings, factory: sessionmaker[Session], edition_id: int, newsletter: str
+        self,
+        settings: Settings,
+        factory: sessionmaker[Session],
+        links: Links,
+        edition_id: int,
+        newsletter: str,
     ) -> None:
         self.settings = settings
         self.factory = factory
+        self.links = links
         self.edition_id = edition_id
         self.newsletter = newsletter
-        self.links = Links.from_settings(settings)
         self.variants: dict[int, VariantContent] = {}
 
     def build(self, ids: list[int]) -> tuple[list[Outgoing], int]:
@@ -53,9 +58,10 @@ class BatchBuilder:
             for missing in {row[1] for row in rows if row[1] is not None} - self.variants.keys():
                 self.variants[missing] = self._variant(session, missing)
         gone = [row[0] for row in rows if row[5] != SubscriberStatus.ACTIVE or row[6] is not None]
+        dropped = 0
         if gone:
             with unit_of_work(self.factory) as session:
-                ledger.suppress_claimed(session, gone)
+                dropped = ledger.suppress_claimed(session, gone)
         batch: list[Outgoing] = []
         for delivery_id, variant_id, subscriber_id, email, name, status, suppressed in rows:
             if status != SubscriberStatus.ACTIVE or suppressed is not None or variant_id is None:
@@ -72,7 +78,7 @@ class BatchBuilder:
                     reader=self.reader(subscriber_id, name),
                 )
             )
-        return batch, len(gone)
+        return batch, dropped
 
     def reader(self, subscriber_id: int, name: str | None) -> Reader:
         return Reader(name, self.links.unsubscribe(subscriber_id), self.links.preferences(subscriber_id))

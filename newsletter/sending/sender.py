@@ -34,6 +34,7 @@ from newsletter.store.db import unit_of_work
 from newsletter.store.ledger import Mark
 from newsletter.store.models import Edition, utcnow
 from newsletter.store.statuses import OPEN, DeliveryStatus, EditionStatus
+from newsletter.subscribers.links import Links
 
 log = logging.getLogger("newsletter.send")
 # How a provider's outcome moves its delivery in the ledger.
@@ -62,6 +63,7 @@ class Sender:
         self.pace = pace
         self.on_progress = on_progress
         self.sleep = sleep
+        self.links = Links.from_settings(settings)  # refuses a missing or placeholder key up front
         self.worker = ledger.worker_name()
         self.claims = 0  # numbers this worker's batches: a claim token is worker#n
         self.streak = 0  # batches in a row that the provider was too busy for
@@ -70,7 +72,7 @@ class Sender:
     def send(self, edition_id: int, retry_failed: bool = False) -> SendReport:
         """Work through the edition's open deliveries until none is left."""
         report, newsletter = self._begin(edition_id, retry_failed)
-        builder = BatchBuilder(self.settings, self.factory, edition_id, newsletter)
+        builder = BatchBuilder(self.settings, self.factory, self.links, edition_id, newsletter)
         started = time.monotonic()
         self.streak = 0
         # One batch in flight while the next is claimed and built: the provider's wait overlaps our work.

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from datetime import datetime
-from pathlib import Path
 
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import Provider, make_provider
@@ -63,55 +57,26 @@ def send(
         provider.close()
 
 
-def send_with_workers(
-    runtime: Runtime,
-    config: Path | None,
-    newsletter: str,
-    now: datetime,
-    workers: int,
-    edition_id: int | None = None,
-    retry_failed: bool = False,
-    rate: float | None = None,
-    on_tick: Callable[[int, int], None] = lambda _done, _total: None,
-) -> tuple[SendReport, list[str]]:
-    """Prepare here, then let `workers` sender processes share the edition through the ledger.
+def retry_failed(runtime: Runtime, edition_id: int) -> int:
+    """Put an edition's failed deliveries back to pending, for senders to try again; how many."""
+    with unit_of_work(runtime.factory) as session:
+        return ledger.retry_failed(session, edition_id)
 
-    `on_tick(done, total)` follows their joint progress, read from the ledger; returns the
-    edition's report and the last lines of every sender that failed.
-    """
-    warnings: list[str] = []
-    if edition_id is None:
-        edition_id, warnings = prepare_due(runtime, newsletter, now)
-    if retry_failed:
-        with unit_of_work(runtime.factory) as session:
-            ledger.retry_failed(session, edition_id)
-    command = [sys.executable, "-m", "newsletter"]
-    if config is not None:
-        command += ["--config", str(config)]
-    command += ["send", "--edition", str(edition_id)]
-    if rate:
-        command += ["--rate", str(rate / workers)]
-    problems = []
-    with ExitStack() as files:
-        # Logs go to files: a full pipe would stall a sender.
-        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers)]
-        children = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log) for log in logs]
-        while any(child.poll() is None for child in children):
-            with reading(runtime.factory) as session:
-                tally = ledger.counts(session, edition_id)
-            on_tick(sum(n for s, n in tally.items() if s not in OPEN), sum(tally.values()))
-            time.sleep(0.5)
-        for child, log in zip(children, logs, strict=True):
-            if child.returncode != 0:
-                log.seek(0)
-                problems.append("\n".join(log.read().strip().splitlines()[-5:]))
+
+def progress(runtime: Runtime, edition_id: int) -> tuple[int, int]:
+    """(done, total) deliveries of an edition, whoever is sending it."""
+    with reading(runtime.factory) as session:
+        tally = ledger.counts(session, edition_id)
+    return sum(n for status, n in tally.items() if status not in OPEN), sum(tally.values())
+
+
+def report(runtime: Runtime, edition_id: int) -> SendReport:
+    """An edition's state as a send report, read from the ledger (after other processes sent it)."""
     summary = edition(runtime, edition_id)
-    report = SendReport(
+    return SendReport(
         edition_id,
         summary.edition.status,
         summary.counts.get(DeliveryStatus.SENT, 0),
         summary.counts.get(DeliveryStatus.FAILED, 0),
         counts=summary.counts,
-        warnings=warnings,
     )
-    return report, problems

@@ -1,13 +1,14 @@
 """The delivery ledger: one row per (edition, subscriber), and every change of a row's status.
 
-    open (prepare) -> pending | skipped | suppressed
+    (none) -> pending | skipped | suppressed (open_deliveries, reassign: while preparing)
     pending -> sending (claim) -> sent | failed (record) | pending (release, record a retry)
     sending -> pending (recover: the sender died or went silent past its lease)
     sending -> suppressed (the reader left after the edition was prepared)
     failed -> pending (retry_failed)
 
 The row is unique per (edition, subscriber), so a delivery can never be made twice. Claims,
-releases and recoveries change only rows in the status they expect; a provider's answer is
+releases and recoveries change only rows in the status they expect (a claim's rows are also
+locked: SQLite's write lock, PostgreSQL's FOR UPDATE SKIP LOCKED); a provider's answer is
 written whatever the row says, since it is the truth about the message.
 """
 
@@ -114,7 +115,8 @@ def open_deliveries(
 
 
 def reassign(session: Session, changes: Sequence[tuple[int, Assignment]]) -> None:
-    """Change the assignment of deliveries not yet claimed (readers with a history)."""
+    """Change the assignment of deliveries just opened, before any sender can see them
+    (readers with a history); part of the preparing transaction."""
     if changes:
         session.execute(
             update(DELIVERIES).where(DELIVERIES.c.id == bindparam("row_id")),
@@ -154,7 +156,7 @@ def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]
     if ids:
         session.execute(
             update(DELIVERIES)
-            .where(DELIVERIES.c.id.in_(ids))
+            .where(DELIVERIES.c.id.in_(ids), DELIVERIES.c.status == DeliveryStatus.PENDING)
             .values(
                 status=DeliveryStatus.SENDING,
                 claimed_by=token,
@@ -170,13 +172,15 @@ def release(session: Session, ids: Iterable[int]) -> None:
     _unclaim(session, list(ids))
 
 
-def suppress_claimed(session: Session, ids: list[int]) -> None:
-    """Claimed deliveries whose reader left (unsubscribed, bounced, suppressed) since preparation."""
-    session.execute(
+def suppress_claimed(session: Session, ids: list[int]) -> int:
+    """Claimed deliveries whose reader left (unsubscribed, bounced, suppressed) since preparation;
+    how many were still claimed."""
+    result = session.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.id.in_(ids), DELIVERIES.c.status == DeliveryStatus.SENDING)
         .values(status=DeliveryStatus.SUPPRESSED, detail="unsubscribed or suppressed during the send")
     )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def record(session: Session, marks: Sequence[Mark]) -> None:

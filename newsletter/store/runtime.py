@@ -23,6 +23,7 @@ class Runtime:
 
 def open_runtime(settings: Settings, migrate: bool = True) -> Runtime:
     """Connect and bring the schema up to date, as every command that touches the store does."""
+    settings = settings.resolved()  # idempotent: however the settings were built, no path follows the cwd
     engine = make_engine(settings.database_url)
     if migrate:
         upgrade(engine)

@@ -23,6 +23,10 @@ class FeedStatus(StrEnum):
     ERROR = "error"
 
 
+# A fetch that read the feed in full (or learnt it had not changed).
+READ = (FeedStatus.OK, FeedStatus.NOT_MODIFIED)
+
+
 class SubscriberStatus(StrEnum):
     """A reader's standing: only `active` readers get digests."""
 
@@ -33,8 +37,8 @@ class SubscriberStatus(StrEnum):
     COMPLAINED = "complained"
 
 
-# A fetch that read the feed in full (or learnt it had not changed).
-READ = (FeedStatus.OK, FeedStatus.NOT_MODIFIED)
+# Consent withdrawn or the mailbox gone: an import or an editor never brings such a reader back.
+ENDED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
 
 
 class SuppressionReason(StrEnum):
@@ -44,12 +48,9 @@ class SuppressionReason(StrEnum):
     MANUAL = "manual"
 
 
-# Consent withdrawn or the mailbox gone: an import or an editor never brings such a reader back.
-ENDED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
-
-
 class EditionStatus(StrEnum):
-    """draft (picks allowed) -> ready (deliveries written) -> sending -> complete or partial."""
+    """draft (picks allowed) -> ready (deliveries written) -> sending -> complete or partial;
+    a resumed send or a retry of its failures takes a finished edition back to sending."""
 
     DRAFT = "draft"
     READY = "ready"
