@@ -89,6 +89,8 @@ class FetchSettings(Strict):
     timeout_seconds: float = Field(20.0, gt=0)
     max_bytes: int = Field(20_000_000, gt=0)
     max_redirects: int = Field(5, ge=0)
+    # Feeds (and redirects) to loopback, private or link-local addresses are refused unless on.
+    allow_private: bool = False
     user_agent: str = "newsletter/0.1 (+https://github.com/newsletter; feed reader)"
 
 
@@ -186,6 +188,8 @@ class SendingSettings(Strict):
     sendgrid_batch: int = Field(1000, ge=1, le=1000)  # personalizations per request (API max 1000)
     timeout_seconds: float = Field(30.0, gt=0)  # per SMTP command or API request
     max_retries: int = Field(8, ge=0)  # a busy provider is retried this often before the send stops
+    # A reader's mailbox refusing for now (SMTP 45x) is tried this often in all, then failed.
+    max_attempts: int = Field(5, ge=1, le=100)
     max_backoff_seconds: float = Field(60.0, gt=0)
     # A sender silent this long is taken for dead and its batch handed to another.
     lease_minutes: float = Field(10.0, gt=0)

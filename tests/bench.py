@@ -67,6 +67,7 @@ def _runtime(workdir: Path, feeds: list[dict]):
     settings = Settings(
         database_url=f"sqlite:///{workdir / 'bench.db'}",
         feeds=feeds,
+        fetch={"allow_private": True},  # the benchmark's feed server is on loopback
         site={
             "categories": [
                 "Politics",

@@ -105,6 +105,7 @@ def make_runtime(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Ru
             "database_url": database_url,
             "outbox_dir": tmp_path / "outbox",
             "secret_key": "test-secret-key-0123456789",
+            "fetch": {"allow_private": True},  # the test servers are on loopback
         }
         values.update(overrides)
         runtime = open_runtime(Settings(**values))

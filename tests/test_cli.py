@@ -44,7 +44,9 @@ def test_fetch_exit_status_says_whether_every_feed_was_read(tmp_path, feed_serve
     feed_server.routes["/down/"] = Route(status=503, body=b"down")
     config = tmp_path / "newsletter.toml"
     db = f"sqlite:///{tmp_path / 'n.db'}"
-    config.write_text(f'database_url = "{db}"\n[[feeds]]\nurl = "{feed_server.url("/ok/")}"\n')
+    config.write_text(
+        f'database_url = "{db}"\n[fetch]\nallow_private = true\n[[feeds]]\nurl = "{feed_server.url("/ok/")}"\n'
+    )
     ok = run_cli("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "ok" in ok.stdout and "7" in ok.stdout
