@@ -2,17 +2,48 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class NewsletterError(Exception):
-    """Base of the project's errors; `str()` is the one line shown to the operator."""
+    """Base of the project's errors; `str()` is the one line shown to the operator.
+
+    `exit_code` is the command's exit status: 1 when it ran and could not do it all, 2 when
+    what was asked is wrong whatever the store holds (see `InputError`, `SettingsError`).
+    """
+
+    exit_code: ClassVar[int] = 1
 
 
 class SettingsError(NewsletterError):
     """A setting is missing or wrong; carries the key so the message can name it."""
 
+    exit_code = 2
+
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(f"bad setting {key}: {problem}")
         self.key = key
+        self.problem = problem
+
+
+class InputError(NewsletterError):
+    """A value given to a command can never be right (out of range, malformed); carries the
+    option or argument it came from."""
+
+    exit_code = 2
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+class StoreError(NewsletterError):
+    """The store could not be opened; carries its URL with any password masked."""
+
+    def __init__(self, database: str, problem: str) -> None:
+        super().__init__(f"cannot open the database {database}: {problem}")
+        self.database = database
         self.problem = problem
 
 

@@ -13,8 +13,9 @@ import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
+from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2.sandbox import SandboxedEnvironment
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as EnvironmentValueError
 
 from newsletter.errors import SettingsError
 from newsletter.paths import home_folder, sqlite_under, template_folders, under
@@ -35,6 +37,8 @@ DEFAULT_CONFIG = Path("config/newsletter.toml")
 # Settings that are paths: in a file they are relative to the file, elsewhere to `home`.
 PATH_KEYS = ("outbox_dir", "smtp_ca_file", "templates_dir", "home")
 SECRET_KEYS = ("smtp_password", "sendgrid_api_key", "secret_key")
+# What the subject and preheader templates may name (newsletter/editions/compose.py passes them).
+TEMPLATE_NAMES = frozenset({"newsletter", "top", "count", "headlines", "site"})
 # Values that mean "somebody copied the example": refused unless the demo flag is on.
 PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "demo-only-secret-key", ""}
 
@@ -133,6 +137,12 @@ class NewsletterSettings(Strict):
     )
     preheader: str = "{{ headlines | join(' · ') }}"
 
+    @field_validator("subject", "preheader")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        check_template(value)
+        return value
+
     @field_validator("days")
     @classmethod
     def _days(cls, value: str) -> str:
@@ -145,6 +155,41 @@ class NewsletterSettings(Strict):
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
             raise ValueError(f"use HH:MM, 24-hour: {value!r}")
         return value
+
+
+def check_template(source: str) -> None:
+    """Refuse a subject or preheader template when the settings load rather than at send time:
+    bad syntax, a filter or test Jinja lacks (even in a branch not taken), an unknown name, or an
+    attribute the sandbox would refuse."""
+    environment = SandboxedEnvironment()
+    try:
+        tree = environment.parse(source)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"not a valid template: {exc.message} (line {exc.lineno})") from None
+    for kind, word, known in (
+        (nodes.Filter, "filter", environment.filters),
+        (nodes.Test, "test", environment.tests),
+    ):
+        for node in tree.find_all(kind):
+            if node.name not in known:
+                raise ValueError(f"no {word} named {node.name!r} in the template")
+    unknown = meta.find_undeclared_variables(tree) - TEMPLATE_NAMES - environment.globals.keys()
+    if unknown:
+        raise ValueError(
+            f"unknown name {min(unknown)!r} in the template (use {', '.join(sorted(TEMPLATE_NAMES))})"
+        )
+    reached = [
+        *(node.attr for node in tree.find_all(nodes.Getattr)),
+        *(node.arg.value for node in tree.find_all(nodes.Getitem) if isinstance(node.arg, nodes.Const)),
+        *(
+            node.args[0].value
+            for node in tree.find_all(nodes.Filter)
+            if node.name == "attr" and node.args and isinstance(node.args[0], nodes.Const)
+        ),
+    ]
+    for name in reached:
+        if isinstance(name, str) and not environment.is_safe_attribute(None, name, None):
+            raise ValueError(f"the template may not reach the attribute {name!r}")
 
 
 def _default_newsletters() -> dict[str, NewsletterSettings]:
@@ -188,8 +233,10 @@ class SendingSettings(Strict):
     sendgrid_batch: int = Field(1000, ge=1, le=1000)  # personalizations per request (API max 1000)
     timeout_seconds: float = Field(30.0, gt=0)  # per SMTP command or API request
     max_retries: int = Field(8, ge=0)  # a busy provider is retried this often before the send stops
-    # A reader's mailbox refusing for now (SMTP 45x) is tried this often in all, then failed.
+    # A reader's mailbox refusing for now (SMTP 45x) is tried this often in all, then failed;
+    # the first wait before trying again, doubling each time (at most an hour).
     max_attempts: int = Field(5, ge=1, le=100)
+    retry_delay_seconds: float = Field(30.0, gt=0, le=3600)
     max_backoff_seconds: float = Field(60.0, gt=0)
     # A sender silent this long is taken for dead and its batch handed to another.
     lease_minutes: float = Field(10.0, gt=0)
@@ -326,13 +373,12 @@ class Settings(BaseSettings):
         return found
 
 
+_PASSWORD = re.compile(r"^(?P<user>[a-z][a-z0-9+.-]*://[^/?#@:]*):[^/?#]*@", re.I)
+
+
 def masked(url: str) -> str:
-    """A URL with its password, if any, replaced by ***."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+    """A URL with its password, if any, replaced by ***; never raises, even on a malformed URL."""
+    return _PASSWORD.sub(r"\g<user>:***@", url)
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -359,13 +405,18 @@ def read_toml(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(str(path), f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(str(path), f"not UTF-8 text (byte {exc.start} cannot be read)") from None
     except OSError as exc:
         raise SettingsError(str(path), f"cannot read: {exc.strerror}") from None
-    for key in SECRET_KEYS:
-        if key in data:
-            raise SettingsError(key, f"secrets come from the environment only: set NEWSLETTER_{key.upper()}")
+    refuse_secrets(data)
+    for key in data:
+        # pydantic-settings matches names in any case; paths below are made relative by their name.
+        if key != key.lower():
+            raise SettingsError(key, f"setting names are lower case: {key.lower()}")
     folder = Path(os.path.abspath(path)).parent  # a linked file's paths follow the link
-    for feed in data.get("feeds", []):
+    feeds = data.get("feeds")
+    for feed in feeds if isinstance(feeds, list) else []:
         url = feed.get("url") if isinstance(feed, dict) else None
         if isinstance(url, str) and "://" not in url and not Path(url).is_absolute():
             feed["url"] = str(under(folder, Path(url)))
@@ -377,6 +428,16 @@ def read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
+def refuse_secrets(data: object, where: str = "") -> None:
+    """A secret anywhere in the file, in any case or table, is refused: it would end up in a repository."""
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        name = f"{where}{key}"
+        if isinstance(key, str) and key.lower() in SECRET_KEYS:
+            raise SettingsError(name, f"secrets come from the environment only: set NEWSLETTER_{key.upper()}")
+        refuse_secrets(value, f"{name}.")
+
+
 def load_settings(path: Path | None = None) -> Settings:
     """Build settings once, at an entry point, every path absolute; errors become one
     SettingsError line."""
@@ -384,6 +445,10 @@ def load_settings(path: Path | None = None) -> Settings:
     data = read_toml(path) if path else {}
     try:
         return Settings(**data).resolved()
+    except EnvironmentValueError as exc:  # a NEWSLETTER_<TABLE> variable that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        key = field.group(1) if field else "environment"
+        raise SettingsError(key, f"NEWSLETTER_{key.upper()} is not valid JSON: {exc.__cause__}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "settings"

@@ -227,7 +227,8 @@ def personalize_all(workdir: Path) -> dict[str, object]:
         ["Politics", "Health"],
     )
     composed = Composer(settings.templates_path()).compose(view)
-    html, text = Personalizable(composed.html, True), Personalizable(composed.text, False)
+    html = Personalizable(composed.html, True, composed.markers)
+    text = Personalizable(composed.text, False, composed.markers)
     key = b"benchmark-secret-key-0123"
     began = time.perf_counter()
     for i in range(100_000):
@@ -250,6 +251,7 @@ def personalize_all(workdir: Path) -> dict[str, object]:
         list_name="Weekly",
         list_id="weekly.x.example",
         unsubscribe_mailto="e@x.example",
+        markers=composed.markers,
     )
     began = time.perf_counter()
     for i in range(20_000):

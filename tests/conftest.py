@@ -192,6 +192,8 @@ def newsroom(make_runtime):
     )
     fetch_feeds(runtime.settings, runtime.factory)
     with unit_of_work(runtime.factory) as session:
-        report = import_csv(session, runtime.settings, ROOT / "subscribers" / "demo-subscribers.csv")
+        report = import_csv(
+            session, runtime.settings, ROOT / "subscribers" / "demo-subscribers.csv", confirmed=True
+        )
     assert not report.rejected
     return runtime

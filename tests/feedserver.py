@@ -1,8 +1,10 @@
-"""A loopback HTTP server for feed tests: routes set per test, requests recorded."""
+"""Loopback HTTP servers for feed tests: one with routes set per test and requests recorded, and
+a raw one that answers slowly."""
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -72,3 +74,43 @@ def start() -> tuple[FeedServer, ThreadingHTTPServer]:
     state.port = server.server_address[1]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return state, server
+
+
+class TrickleServer:
+    """A raw loopback server that answers every request with `fast` at once, then `slow` one byte
+    every `interval` seconds, then `rest`: headers or a body that never stop arriving within a
+    per-read timeout, yet never finish within a deadline."""
+
+    def __init__(self, slow: bytes, fast: bytes = b"", rest: bytes = b"", interval: float = 0.25) -> None:
+        self.fast, self.slow, self.rest, self.interval = fast, slow, rest, interval
+        self._stopped = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)  # so the accept loop notices close()
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self._stopped.set()
+
+    def _serve(self) -> None:
+        with self._listener:
+            while not self._stopped.is_set():
+                try:
+                    connection, _ = self._listener.accept()
+                except TimeoutError:
+                    continue
+                threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError):
+            connection.settimeout(None)
+            connection.recv(65536)  # the request: what it asks does not matter
+            connection.sendall(self.fast)
+            for byte in self.slow:
+                if self._stopped.wait(self.interval):
+                    return
+                connection.sendall(bytes([byte]))
+            connection.sendall(self.rest)

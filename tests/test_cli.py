@@ -107,7 +107,10 @@ def test_a_command_from_another_directory_uses_the_same_store_and_outbox(tmp_pat
     far = ["--config", str(config)]
     assert run_cli(*far, "fetch", env=env, cwd=elsewhere).returncode == 0
     readers = ROOT / "subscribers" / "demo-subscribers.csv"
-    assert run_cli(*far, "subscribers", "import", str(readers), env=env, cwd=elsewhere).returncode == 0
+    assert (
+        run_cli(*far, "subscribers", "import", str(readers), "--confirmed", env=env, cwd=elsewhere).returncode
+        == 0
+    )
     sent = run_cli(*far, "send", "--at", "2026-11-23T07:00", env=env, cwd=elsewhere)
     assert sent.returncode == 0, sent.stderr
     assert list(elsewhere.iterdir()) == []  # nothing where the command was started

@@ -104,6 +104,18 @@ def test_entries_without_link_or_date() -> None:
     assert any("no usable link" in w for w in feed.warnings)
 
 
+def test_a_malformed_link_skips_its_entry_only() -> None:
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>bad host</title><link>http://[::1/a/</link></item>"
+        b"<item><title>fine</title><link>https://d.example/b/</link></item>"
+        b"</channel></rss>"
+    )
+    feed = parse_feed(body, "https://d.example/feed", RSS)
+    assert [e.title for e in feed.entries] == ["fine"]
+    assert any("no usable link" in w for w in feed.warnings)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
@@ -115,7 +127,11 @@ def test_entries_without_link_or_date() -> None:
                 " onload=",
                 "<a href=",
                 "<img src=",
+                "<blockquote cite=",
+                "<q cite=",
                 "data:",
+                "vbscript:",
+                "JaVaScRiPt:",
                 "&#106;",
                 "<svg",
                 "<style>",
@@ -132,4 +148,60 @@ def test_sanitizer_never_lets_script_through(fragment: str) -> None:
     cleaned = clean_html(fragment, "https://base.example/a/")
     assert "<script" not in cleaned.lower()
     assert not re.search(r"<[^>]*\son[a-z]+\s*=", cleaned, re.I)
-    assert not re.search(r"(href|src)=\"\s*(javascript|data):", cleaned, re.I)
+    for value in re.findall(r"\b(?:href|src|cite|longdesc)=\"([^\"]*)\"", cleaned, re.I):
+        assert value.startswith(("https://", "http://", "mailto:")), value
+
+
+# Every attribute nh3 allows by default that holds a URL, and one it drops (longdesc).
+URL_ATTRIBUTES = [
+    ("a", "href"),
+    ("img", "src"),
+    ("img", "longdesc"),
+    ("blockquote", "cite"),
+    ("q", "cite"),
+    ("del", "cite"),
+    ("ins", "cite"),
+]
+HOSTILE_URLS = [
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    "&#106;avascript:alert(1)",
+    "&#x6A;&#x61;vascript:alert(1)",
+    "javascript&colon;alert(1)",
+    "java&#x09;script:alert(1)",
+    "java&#10;script:alert(1)",
+    "  javascript:alert(1)",
+    "&#x20;&#x0C;javascript:alert(1)",
+    "&#1;javascript:alert(1)",
+    "\x01\x1fjavascript:alert(1)",
+    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+    "DATA:image/svg+xml,<svg onload=alert(1)>",
+    "vbscript:msgbox(1)",
+    "VbScRiPt:msgbox(1)",
+    "&#118;bscript:msgbox(1)",
+    "livescript:alert(1)",
+    "file:///etc/passwd",
+]
+
+
+@pytest.mark.parametrize(("tag", "attribute"), URL_ATTRIBUTES)
+@pytest.mark.parametrize("url", HOSTILE_URLS)
+def test_url_attributes_keep_only_http_and_mailto(tag: str, attribute: str, url: str) -> None:
+    cleaned = clean_html(f'<{tag} {attribute}="{url}">quoted</{tag}>', "https://base.example/a/")
+    assert f"{attribute}=" not in cleaned, cleaned
+    assert "quoted" in cleaned
+
+
+@pytest.mark.parametrize(("tag", "attribute"), [a for a in URL_ATTRIBUTES if a[1] != "longdesc"])
+def test_url_attributes_keep_safe_urls_made_absolute(tag: str, attribute: str) -> None:
+    for given_url, kept in [
+        ("https://ok.example/x", "https://ok.example/x"),
+        (" HTTP://ok.example/y ", "HTTP://ok.example/y"),
+        ("\thttps://ok.example/\nz", "https://ok.example/z"),
+        ("/rel/z", "https://base.example/rel/z"),
+        ("../up", "https://base.example/up"),
+        ("//cdn.example/p.jpg", "https://cdn.example/p.jpg"),
+        ("mailto:desk@news.example", "mailto:desk@news.example"),
+    ]:
+        cleaned = clean_html(f'<{tag} {attribute}="{given_url}">quoted</{tag}>', "https://base.example/a/")
+        assert f'{attribute}="{kept}"' in cleaned, (given_url, cleaned)

@@ -18,8 +18,11 @@ def serve(server: FeedServer, path: str, body: bytes, **route: object) -> str:
     return server.url(path)
 
 
-def site(make_runtime, feeds: list[dict], **overrides):
-    return make_runtime(feeds=[FeedSettings(**f) for f in feeds], site={"categories": SECTIONS}, **overrides)
+def site(make_runtime, feeds: list[dict], fetch: dict | None = None, **overrides):
+    fetching = {"allow_private": True, **(fetch or {})}  # the test servers are on loopback
+    return make_runtime(
+        feeds=[FeedSettings(**f) for f in feeds], site={"categories": SECTIONS}, fetch=fetching, **overrides
+    )
 
 
 def snapshot(runtime) -> list[tuple]:

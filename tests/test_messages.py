@@ -9,6 +9,7 @@ import quopri
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from newsletter.editions.compose import Markers
 from newsletter.editions.personalize import Reader
 from newsletter.sending.messages import MessageTemplate, _fold, _qp
 
@@ -39,21 +40,23 @@ def test_headers_never_break_on_data(value: str) -> None:
 
 
 def test_a_copy_is_a_whole_message_with_its_reader_in_it() -> None:
+    markers = Markers.fresh()
     html = (
-        "<p>__NL_GREETING__</p>"
+        f"<p>{markers.token('greeting')}</p>"
         + "<td style='padding:16px 32px'>x</td>" * 400
-        + "<a href='__NL_UNSUBSCRIBE_URL__'>u</a>"
+        + f"<a href='{markers.token('unsubscribe_url')}'>u</a>"
     )
     template = MessageTemplate(
         subject="Weekly: Zürich\r\nBcc: x@example.com",
         html=html,
-        text="__NL_GREETING__\n__NL_PREFERENCES_URL__\n",
+        text=f"{markers.token('greeting')}\n{markers.token('preferences_url')}\n",
         from_name="The European Times",
         from_address="n@europeantimes.example",
         reply_to="e@europeantimes.example",
         list_name="Weekly",
         list_id="weekly.europeantimes.example",
         unsubscribe_mailto="e@europeantimes.example",
+        markers=markers,
     )
     reader = Reader("Ann <b> & co", "https://n.example/unsubscribe/T1", "https://n.example/preferences/T2")
     envelope = template.render("ann@example.com", "Ann\r\nBcc: y@example.com", reader, "7.9")

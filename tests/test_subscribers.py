@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
+from datetime import timedelta
 
-from sqlalchemy import select
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import func, select, text
 
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Subscriber
-from newsletter.subscribers.bulk import export_csv, import_csv
+from newsletter.store.models import Subscriber, Suppression, utcnow
+from newsletter.store.statuses import SuppressionReason
+from newsletter.subscribers.bulk import export_csv, from_cell, import_csv, to_cell
 from tests.test_settings import run_cli
+
+HEADER = "email,name,language,categories,newsletters,status\n"
 
 ROWS = """\ufeffEmail,Name,Language,Categories,Newsletters,Status
 good@example.com,Good Reader,en,Politics;health,weekly,active
@@ -23,6 +31,16 @@ tom.obrien@example.ie,Tom,en,Health,weekly,active
 """
 
 
+def emails(runtime) -> list[str]:
+    with runtime.factory() as session:
+        return list(session.scalars(select(Subscriber.email).order_by(Subscriber.email)))
+
+
+def reader(runtime, email: str) -> Subscriber:
+    with runtime.factory() as session:
+        return session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
+
+
 def test_import_reports_bad_rows_and_loses_nothing(newsroom, tmp_path) -> None:
     with unit_of_work(newsroom.factory) as session:
         tom = session.scalars(select(Subscriber).where(Subscriber.email == "tom.obrien@example.ie")).one()
@@ -30,17 +48,17 @@ def test_import_reports_bad_rows_and_loses_nothing(newsroom, tmp_path) -> None:
     path = tmp_path / "readers.csv"
     path.write_text(ROWS, encoding="utf-8")
     with unit_of_work(newsroom.factory) as session:
-        report = import_csv(session, newsroom.settings, path)
+        report = import_csv(session, newsroom.settings, path, confirmed=True)
     assert (report.added, report.updated, report.kept) == (2, 0, 1)
     reasons = {line: reason for line, _raw, reason in report.rejected}
     assert reasons == {
-        4: "not an email address: 'not-an-address'",
+        4: "not an email address: 'not-an-address' (An email address must have an @-sign.)",
         5: reasons[5],
-        6: "unknown newsletter 'monthly' (configured: weekly, daily)",
-        7: "language must be a code like 'en' or 'de', not 'english'",
+        6: "unknown newsletter in column newsletters (configured: weekly, daily)",
+        7: "language must be a code like 'en' or 'de'",
         8: "the same address appears earlier in the file",
     }
-    assert reasons[5].startswith("unknown category 'Gardening' (known: ")
+    assert reasons[5].startswith("unknown category in column categories (known: business, culture, ")
     with open(report.rejects_file, newline="", encoding="utf-8") as handle:
         rejected = list(csv.DictReader(handle))
     assert [r["email"] for r in rejected] == [
@@ -50,14 +68,207 @@ def test_import_reports_bad_rows_and_loses_nothing(newsroom, tmp_path) -> None:
         "badlang@example.com",
         "good@example.com",
     ]
+    assert rejected[1]["categories"] == "Gardening"  # the file keeps the row; the reason does not
     assert all(r["error"] for r in rejected) and rejected[0]["line"] == "4"
-    with newsroom.factory() as session:
-        good = session.scalars(select(Subscriber).where(Subscriber.email == "good@example.com")).one()
-        mixed = session.scalars(select(Subscriber).where(Subscriber.email == "mixed@example.com")).one()
-        tom = session.scalars(select(Subscriber).where(Subscriber.email == "tom.obrien@example.ie")).one()
+    good, mixed = reader(newsroom, "good@example.com"), reader(newsroom, "mixed@example.com")
     assert [c.slug for c in good.categories] == ["health", "politics"] and good.status == "active"
     assert mixed.language == "de" and {n.newsletter for n in mixed.newsletters} == {"weekly", "daily"}
-    assert tom.status == "unsubscribed"  # an import never overrides a withdrawn consent
+    assert mixed.status == "active"  # no status given, and the import says they confirmed
+    assert reader(newsroom, "tom.obrien@example.ie").status == "unsubscribed"  # consent withdrawn
+
+
+def test_addresses_smtp_would_reduce_to_an_unsubscribed_reader_are_refused(newsroom, tmp_path) -> None:
+    """`RCPT TO` for `re:tom.obrien@example.ie` would reach Tom, who unsubscribed."""
+    with unit_of_work(newsroom.factory) as session:
+        tom = session.scalars(select(Subscriber).where(Subscriber.email == "tom.obrien@example.ie")).one()
+        tom.status = "unsubscribed"
+    tricks = [
+        "re:tom.obrien@example.ie",
+        "fwd:tom.obrien@example.ie",
+        "(x)tom.obrien@example.ie",
+        "mailto:tom.obrien@example.ie",
+        '"Tom" <tom.obrien@example.ie>',
+        '"tom.obrien"@example.ie',
+        "tom.obrien@example.ie.",
+    ]
+    path = tmp_path / "tricks.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["email", "name"], *[[trick, "Tom"] for trick in tricks]])
+        csv.writer(handle).writerow([" TOM.OBRIEN@EXAMPLE.IE ", "Tom"])
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, path)
+    assert (report.added, report.updated, report.kept) == (0, 0, 1)
+    assert [line for line, _raw, _reason in report.rejected] == list(range(2, 2 + len(tricks)))
+    assert all(reason.startswith("not an email address: ") for _line, _raw, reason in report.rejected)
+    assert [e for e in emails(newsroom) if "obrien" in e] == ["tom.obrien@example.ie"]
+
+
+def test_a_suppressed_mailbox_is_never_imported(newsroom, tmp_path) -> None:
+    with unit_of_work(newsroom.factory) as session:
+        session.add(Suppression(email="gone@example.com", reason=SuppressionReason.COMPLAINT))
+    path = tmp_path / "readers.csv"
+    path.write_text(HEADER + "Gone@Example.COM,Gone,en,,weekly,active\n")
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, path, confirmed=True)
+    assert (report.added, report.kept, report.rejected) == (0, 1, [])
+    assert "gone@example.com" not in emails(newsroom)
+
+
+def test_one_mailbox_is_one_reader_whatever_its_spelling(newsroom, tmp_path) -> None:
+    path = tmp_path / "readers.csv"
+    path.write_text(HEADER + "jörg@exämple.de,Jörg,de,,weekly,\nJÖRG@EXÄMPLE.DE,Jörg,de,,weekly,\n")
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, path)
+    assert report.added == 1 and [r[2] for r in report.rejected] == [
+        "the same address appears earlier in the file"
+    ]
+    again = tmp_path / "again.csv"
+    again.write_text(HEADER + "JÖRG@xn--exmple-cua.de,Jörg Neu,de,,weekly,\n")
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, again)
+    assert (report.added, report.updated) == (0, 1)
+    assert [e for e in emails(newsroom) if "rg@" in e] == ["jörg@exämple.de"]
+    assert reader(newsroom, "jörg@exämple.de").name == "Jörg Neu"
+
+
+def test_a_bad_row_never_stops_the_file_nor_echoes_a_reader(newsroom, tmp_path) -> None:
+    """A huge cell, a NUL, bad UTF-8, broken quoting, a shifted row: each is its own rejection."""
+    lines = [
+        HEADER.encode(),
+        b"first@example.com,Secret First,en,,weekly,pending\n",
+        b"huge@example.com,Secret " + b"N" * 1_000_000 + b",en,,weekly,pending\n",
+        b"nul@example.com,Secret\x00Nul,en,,weekly,pending\n",
+        b"latin1@example.com,Secret J\xf6rg,en,,weekly,pending\n",
+        b'broken@example.com,"Secret" Broken,en,,weekly,pending\n',
+        b"shifted@example.com,Secret, Shifted,en,,weekly,pending\n",
+        b"lang@example.com,Secret Lang,secretish,,weekly,pending\n",
+        b"news@example.com,Secret News,en,,secretly,pending\n",
+        b"cat@example.com,Secret Cat,en,Secrets,weekly,pending\n",
+        b"status@example.com,Secret Status,en,,weekly,secret\n",
+        b"re:victim@example.com,Secret Victim,en,,weekly,pending\n",
+        b'multi@example.com,"Secret\r\nMulti Line",en,,weekly,pending\n',
+        b"last@example.com,Secret Last,en,,weekly,pending\n",
+    ]
+    path = tmp_path / "readers.csv"
+    path.write_bytes(b"".join(lines))
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, path)
+    reasons = {line: reason for line, _raw, reason in report.rejected}
+    assert reasons == {
+        3: "column name is longer than 10,000 characters",
+        4: "column name holds a control character (U+0000)",
+        5: "column name is not UTF-8",
+        6: "unreadable CSV: ',' expected after '\"'",
+        7: "more cells than the first line names",
+        8: "language must be a code like 'en' or 'de'",
+        9: "unknown newsletter in column newsletters (configured: weekly, daily)",
+        10: reasons[10],
+        11: "status must be one of pending, active, unsubscribed, bounced, complained",
+        12: reasons[12],
+    }
+    assert reasons[12].startswith("not an email address: 're:victim@example.com' (")
+    assert all("secret" not in reason.lower() for reason in reasons.values())
+    assert report.added == 3
+    added = set(emails(newsroom))
+    assert {"first@example.com", "multi@example.com", "last@example.com"} <= added
+    assert reader(newsroom, "multi@example.com").name == "Secret Multi Line"
+    assert not {"huge@example.com", "nul@example.com", "latin1@example.com"} & added
+    assert b"Secret J\xf6rg" in report.rejects_file.read_bytes()  # the bytes kept as they came
+
+
+@pytest.fixture
+def refusing_database(newsroom) -> Iterator[None]:
+    """The database itself refuses one address, as it would a value it cannot store."""
+    with unit_of_work(newsroom.factory) as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(
+                text(
+                    "CREATE TRIGGER refuse_one BEFORE INSERT ON subscribers "
+                    "WHEN NEW.email = 'refused@example.com' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+        else:
+            session.execute(
+                text(
+                    "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "IF NEW.email = 'refused@example.com' THEN "
+                    "RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF; "
+                    "RETURN NEW; END $$"
+                )
+            )
+            session.execute(
+                text(
+                    "CREATE TRIGGER refuse_one BEFORE INSERT ON subscribers "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_one()"
+                )
+            )
+    yield
+    with unit_of_work(newsroom.factory) as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(text("DROP TRIGGER refuse_one"))
+        else:
+            session.execute(text("DROP TRIGGER refuse_one ON subscribers"))
+            session.execute(text("DROP FUNCTION refuse_one()"))
+
+
+def test_a_row_the_database_refuses_is_rolled_back_alone(newsroom, refusing_database, tmp_path) -> None:
+    path = tmp_path / "readers.csv"
+    path.write_text(
+        HEADER
+        + "before@example.com,Before,en,Politics,weekly,pending\n"
+        + "refused@example.com,Secret Name,en,Politics,weekly,pending\n"
+        + "after@example.com,After,en,Health,weekly,pending\n"
+    )
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, path)
+    assert report.added == 2
+    assert [(line, reason) for line, _raw, reason in report.rejected] == [
+        (3, "refused by the database (IntegrityError)")
+    ]
+    added = set(emails(newsroom))
+    assert {"before@example.com", "after@example.com"} <= added and "refused@example.com" not in added
+    assert [c.slug for c in reader(newsroom, "after@example.com").categories] == ["health"]
+
+
+def test_active_readers_are_imported_only_when_the_import_says_they_confirmed(newsroom, tmp_path) -> None:
+    path = tmp_path / "readers.csv"
+    path.write_text(
+        HEADER
+        + "fresh@example.com,Fresh,en,,weekly,active\n"
+        + "new.signup@example.com,Pending Person,en,Health,weekly,active\n"  # pending so far
+        + "anna.keller@example.com,Anna Keller,de,Politics,weekly,active\n"  # active already
+        + "quiet@example.com,Quiet,en,,weekly,\n"
+    )
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, path)
+    assert [line for line, _raw, _reason in report.rejected] == [2, 3]
+    assert all("confirmed" in reason for _line, _raw, reason in report.rejected)
+    assert (report.added, report.updated) == (1, 1)
+    assert reader(newsroom, "quiet@example.com").status == "pending"
+    assert reader(newsroom, "new.signup@example.com").status == "pending"
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, path, confirmed=True)
+    assert report.rejected == [] and (report.added, report.updated) == (1, 3)
+    fresh = reader(newsroom, "fresh@example.com")
+    assert fresh.status == "active" and fresh.confirmed_at is not None
+    assert reader(newsroom, "quiet@example.com").status == "pending"  # no status given: unchanged
+
+
+def test_importing_an_unsubscribed_reader_records_when(newsroom, tmp_path) -> None:
+    path = tmp_path / "readers.csv"
+    path.write_text(
+        HEADER
+        + "left@example.com,Left,en,,weekly,unsubscribed\n"
+        + "anna.keller@example.com,Anna Keller,de,,weekly,unsubscribed\n"
+    )
+    before = utcnow()
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, path)
+    assert (report.added, report.updated, report.rejected) == (1, 1, [])
+    for email in ("left@example.com", "anna.keller@example.com"):
+        gone = reader(newsroom, email)
+        assert gone.status == "unsubscribed" and gone.unsubscribed_at is not None
+        assert before <= gone.unsubscribed_at <= utcnow() + timedelta(seconds=1)
 
 
 def test_export_round_trips(newsroom, tmp_path) -> None:
@@ -69,12 +280,49 @@ def test_export_round_trips(newsroom, tmp_path) -> None:
     assert again.rejected == [] and again.added == 0 and again.updated + again.kept == 12
 
 
+FORMULAS = {
+    "=sum@example.com": '=HYPERLINK("https://evil.example","click")',
+    "+plus@example.com": "+SUM(1;2)",
+    "-minus@example.com": "-2+3",
+    "'=quoted@example.com": "@cmd",
+    "plain@example.com": "'=already quoted",
+}
+
+
+def test_export_neutralizes_formulas_and_import_reads_them_back(newsroom, tmp_path) -> None:
+    with unit_of_work(newsroom.factory) as session:
+        for email, name in FORMULAS.items():
+            session.add(Subscriber(email=email, name=name, status="active", language="en"))
+    out = tmp_path / "export.csv"
+    with newsroom.factory() as session:
+        export_csv(session, out)
+    with open(out, newline="", encoding="utf-8") as handle:
+        cells = [cell for row in csv.reader(handle) for cell in row]
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert '\'=HYPERLINK("https://evil.example","click")' in cells and "''=already quoted" in cells
+    with unit_of_work(newsroom.factory) as session:
+        again = import_csv(session, newsroom.settings, out)
+    assert again.rejected == [] and again.added == 0
+    with newsroom.factory() as session:
+        names = dict(session.execute(select(Subscriber.email, Subscriber.name)).all())
+        assert session.scalar(select(func.count()).select_from(Subscriber)) == 12 + len(FORMULAS)
+    assert {email: names[email] for email in FORMULAS} == FORMULAS
+
+
+@given(st.text())
+def test_a_cell_reads_back_as_it_was_written(value: str) -> None:
+    cell = to_cell(value)
+    assert from_cell(cell) == value
+    assert cell[:1] not in ("=", "+", "-", "@", "\t", "\r")
+
+
 def test_import_command_exit_status(newsroom, tmp_path) -> None:
     config = tmp_path / "n.toml"
     config.write_text(f'database_url = "{newsroom.settings.database_url}"\n')
+    env = {"NEWSLETTER_CONFIG": str(config), "COLUMNS": "300"}
     path = tmp_path / "bad.csv"
     path.write_text("email\nnot-an-address\nfine@example.com\n")
-    result = run_cli("subscribers", "import", str(path), env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
+    result = run_cli("subscribers", "import", str(path), env=env, cwd=tmp_path)
     assert (
         result.returncode == 1
         and "1 added" in result.stdout
@@ -82,11 +330,22 @@ def test_import_command_exit_status(newsroom, tmp_path) -> None:
     )
     headerless = tmp_path / "headerless.csv"
     headerless.write_text("reader@example.com\n")
-    result = run_cli(
-        "subscribers", "import", str(headerless), env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path
-    )
+    result = run_cli("subscribers", "import", str(headerless), env=env, cwd=tmp_path)
     assert (
         result.returncode == 1
         and "must name the columns" in result.stderr
         and "Traceback" not in result.stderr
     )
+
+
+def test_import_command_takes_confirmed_readers(newsroom, tmp_path) -> None:
+    config = tmp_path / "n.toml"
+    config.write_text(f'database_url = "{newsroom.settings.database_url}"\n')
+    env = {"NEWSLETTER_CONFIG": str(config), "COLUMNS": "300"}
+    path = tmp_path / "opted-in.csv"
+    path.write_text("email,status\nopted.in@example.com,active\n")
+    refused = run_cli("subscribers", "import", str(path), env=env, cwd=tmp_path)
+    assert refused.returncode == 1 and "--confirmed" in refused.stderr
+    taken = run_cli("subscribers", "import", str(path), "--confirmed", env=env, cwd=tmp_path)
+    assert taken.returncode == 0 and "1 added" in taken.stdout, taken.stderr
+    assert reader(newsroom, "opted.in@example.com").status == "active"

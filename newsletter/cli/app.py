@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from newsletter import logs
 from newsletter.cli import demo, editions, feeds, send
@@ -14,7 +15,7 @@ from newsletter.cli.db import db_app
 from newsletter.cli.output import err
 from newsletter.cli.state import State
 from newsletter.cli.subscribers import subscribers_app
-from newsletter.errors import NewsletterError, SettingsError
+from newsletter.errors import NewsletterError
 
 app = typer.Typer(
     help="Pull a news site's feeds, compose per-reader digests and send them exactly once.",
@@ -50,24 +51,33 @@ def _root(
 
 
 def main() -> None:
-    """Console entry point: known errors become one line on stderr, never a traceback."""
+    """Console entry point: every expected failure is one line on stderr and an exit status.
+
+    2: what was asked is wrong whatever the store holds (settings, options, arguments);
+    1: the command ran and could not do it all (a feed or delivery failed, a name matched
+    nothing, the store or a file could not be used); see `NewsletterError.exit_code`.
+    """
     try:
-        code = app(standalone_mode=False)
-    except SettingsError as exc:
-        print(f"newsletter: {exc}", file=sys.stderr)
-        sys.exit(2)
+        code = app(prog_name="newsletter", standalone_mode=False)
     except NewsletterError as exc:
-        print(f"newsletter: {exc}", file=sys.stderr)
-        sys.exit(1)
+        fail(str(exc), exc.exit_code)
+    except OSError as exc:  # a file the command reads or writes: a missing folder, no permission, a full disk
+        fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror or exc), 1)
+    except NoArgsIsHelpError as exc:  # `newsletter` or `newsletter edition` alone: the help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "newsletter"
+        fail(f"{exc.format_message()} (see `{command} --help`)", exc.exit_code)
+    except ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click's usage errors carry their own exit code
-        code = getattr(exc, "exit_code", None)
-        if code is None:
-            raise
-        show = getattr(exc, "show", None)
-        if show:
-            show()
-        sys.exit(code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line, whatever the message holds (server answers can carry line breaks)."""
+    print(f"newsletter: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(code)

@@ -35,7 +35,7 @@ def demo(
     runtime = state(ctx).runtime()
     show_reports(fetch_with_progress(runtime))
     out.print(output.stored_articles(feeds.stored_articles(runtime)))
-    import_and_show(runtime, subscribers or runtime.settings.home_folder() / DEMO_SUBSCRIBERS)
+    import_and_show(runtime, subscribers or runtime.settings.home_folder() / DEMO_SUBSCRIBERS, confirmed=True)
     report = send_with_progress(runtime, "weekly", demo_moment(runtime))
     output.send_report(report)
     folder, files = outbox_messages(runtime, report.edition_id)

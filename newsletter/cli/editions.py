@@ -15,8 +15,12 @@ from newsletter.cli.options import AtOption, NewsletterOption, moment
 from newsletter.cli.output import err, out
 from newsletter.cli.state import state
 from newsletter.editions.ranking import SIGNALS
+from newsletter.errors import NewsletterError
 from newsletter.services import editions as service
 from newsletter.store.statuses import PickAction
+
+# A century: any real look back, and date arithmetic far from overflowing.
+MAX_DAYS = 36_500
 
 edition_app = typer.Typer(
     help="The upcoming edition: the editors' pins and exclusions.", no_args_is_help=True
@@ -26,8 +30,10 @@ edition_app = typer.Typer(
 def trending(
     ctx: typer.Context,
     category: Annotated[str | None, typer.Option(help="Only this category (slug or name).")] = None,
-    days: Annotated[int, typer.Option(help="Articles published in the last N days.")] = 7,
-    limit: Annotated[int, typer.Option(help="How many to show.")] = 20,
+    days: Annotated[
+        int, typer.Option(min=1, max=MAX_DAYS, help="Articles published in the last N days.")
+    ] = 7,
+    limit: Annotated[int, typer.Option(min=1, help="How many to show.")] = 20,
     at: AtOption = None,
 ) -> None:
     """Rank recent articles by trending score, with each signal's share of the score."""
@@ -67,6 +73,8 @@ def preview(
     at: AtOption = None,
 ) -> None:
     """Write exactly what a reader with these preferences (or this subscriber) gets next."""
+    if out_file is not None and not out_file.parent.is_dir():  # say so before the work, not after
+        raise NewsletterError(f"{out_file}: no such folder {out_file.parent}")
     settings = state(ctx).settings
     result = service.preview(
         state(ctx).runtime(), newsletter, moment(settings, at), category, language, email

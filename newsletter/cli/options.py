@@ -7,8 +7,12 @@ from typing import Annotated
 
 import typer
 
-from newsletter.errors import SettingsError
+from newsletter.errors import InputError
 from newsletter.settings import Settings
+
+# `--at` years: wide for any real use, narrow enough that windows and slots around the moment
+# (days or a century of `trending --days` away) stay within what dates and databases can hold.
+FIRST_YEAR, LAST_YEAR = 1970, 9000
 
 NewsletterOption = Annotated[str, typer.Option("--newsletter", "-n", help="Which newsletter.")]
 AtOption = Annotated[
@@ -24,5 +28,7 @@ def moment(settings: Settings, at: str | None) -> datetime:
     try:
         value = datetime.fromisoformat(at)
     except ValueError:
-        raise SettingsError("--at", f"not an ISO 8601 time: {at!r}") from None
+        raise InputError("--at", f"not an ISO 8601 time: {at!r}") from None
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise InputError("--at", f"{at!r} is out of range: use a time from {FIRST_YEAR} to {LAST_YEAR}")
     return value if value.tzinfo else value.replace(tzinfo=settings.zone)

@@ -55,7 +55,11 @@ def editions_table(summaries: list[EditionSummary]) -> Table:
     for s in summaries:
         e = s.edition
         table.add_row(
-            str(e.id), e.newsletter, e.slot, e.status, *(str(s.counts.get(d, 0)) for d in DeliveryStatus)
+            str(e.id),
+            Text(e.newsletter),
+            Text(e.slot),
+            e.status,
+            *(str(s.counts.get(d, 0)) for d in DeliveryStatus),
         )
     return table
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from newsletter.cli.output import err, out
 from newsletter.cli.state import state
 from newsletter.sending.report import SendReport
 from newsletter.services import editions, sending
-from newsletter.store.runtime import Runtime
+from newsletter.store.runtime import MAX_ID, Runtime
 from newsletter.store.statuses import EditionStatus
 
 
@@ -36,10 +37,16 @@ def send(
     at: AtOption = None,
     retry_failed: Annotated[
         int | None,
-        typer.Option("--retry-failed", help="Resend only this edition's failed deliveries."),
+        typer.Option(
+            "--retry-failed", min=1, max=MAX_ID, help="Resend only this edition's failed deliveries."
+        ),
     ] = None,
-    edition_id: Annotated[int | None, typer.Option("--edition", help="Resume this edition.")] = None,
-    rate: Annotated[float | None, typer.Option(help="At most this many messages per second.")] = None,
+    edition_id: Annotated[
+        int | None, typer.Option("--edition", min=1, max=MAX_ID, help="Resume this edition.")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option(callback=positive_rate, help="At most this many messages per second.")
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, max=32, help="Sender processes sharing the edition (one per core).")
     ] = 1,
@@ -58,6 +65,13 @@ def send(
         out.print("other senders are finishing their batches; `newsletter editions` shows the end")
     elif report.status != EditionStatus.COMPLETE:
         raise typer.Exit(1)
+
+
+def positive_rate(value: float | None) -> float | None:
+    """Above 0 and finite: NaN would pass a range check, and 0 or less would mean no limit."""
+    if value is not None and not 0 < value < math.inf:
+        raise typer.BadParameter(f"use a number of messages per second above 0, not {value}")
+    return value
 
 
 def send_with_progress(

@@ -21,18 +21,26 @@ subscribers_app = typer.Typer(help="Subscribers in bulk: CSV import and export."
 def subscribers_import(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="A CSV file with an email column.")],
+    confirmed: Annotated[
+        bool,
+        typer.Option(
+            "--confirmed",
+            help="These readers opted in (double opt-in done elsewhere): rows may make them active.",
+        ),
+    ] = False,
 ) -> None:
     """Add or update subscribers from a CSV; bad rows are reported and kept aside, never lost."""
-    report = import_and_show(state(ctx).runtime(), path)
+    report = import_and_show(state(ctx).runtime(), path, confirmed=confirmed)
     if report.rejected:
         raise typer.Exit(1)
 
 
-def import_and_show(runtime: Runtime, path: Path) -> ImportReport:
-    report = subscribers.import_file(runtime, path)
+def import_and_show(runtime: Runtime, path: Path, *, confirmed: bool = False) -> ImportReport:
+    """Import and print the outcome; shared with `newsletter demo`."""
+    report = subscribers.import_file(runtime, path, confirmed=confirmed)
     out.print(
         f"{path}: {report.added} added, {report.updated} updated, "
-        f"{report.kept} kept as they were (unsubscribed), {len(report.rejected)} rejected",
+        f"{report.kept} kept as they were (unsubscribed or suppressed), {len(report.rejected)} rejected",
         markup=False,
     )
     for line, _raw, error in report.rejected:

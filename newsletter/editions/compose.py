@@ -1,30 +1,57 @@
 """Rendering a digest variant: Jinja2 templates, CSS inlined by premailer, a text part,
 subject and preheader. Pure: data in, strings out.
 
-Personal bits (unsubscribe and preference links, the greeting) are left as placeholders
-so one rendering, and one premailer pass, serves every reader of the variant.
+Personal bits (unsubscribe and preference links, the greeting) are left as markers so one
+rendering, and one premailer pass, serves every reader of the variant. Templates, the files and
+the subject and preheader lines of the settings, render in Jinja's sandbox.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 import premailer
+from jinja2.sandbox import SandboxedEnvironment
 
+from newsletter.errors import NewsletterError
 from newsletter.settings import NewsletterSettings, SiteSettings
 
 log = logging.getLogger("newsletter.compose")
 
 # Gmail clips HTML near 102 KB, hiding what follows: the unsubscribe link included.
 CLIP_WARNING_BYTES = 100_000
-PLACEHOLDERS = {
-    "unsubscribe_url": "__NL_UNSUBSCRIBE_URL__",
-    "preferences_url": "__NL_PREFERENCES_URL__",
-    "greeting": "__NL_GREETING__",
-}
+PERSONAL = ("unsubscribe_url", "preferences_url", "greeting")
+
+
+@dataclass(frozen=True)
+class Markers:
+    """The tokens a composed variant carries where each reader's values go.
+
+    Each token holds a random nonce made when the variant is composed and stored with it, so
+    no feed title, link or imported name can spell one: outside text never becomes a placeholder.
+    A variant composed before nonces existed has none and uses the fixed tokens.
+    """
+
+    nonce: str | None
+
+    @classmethod
+    def fresh(cls) -> Markers:
+        return cls(secrets.token_hex(8))
+
+    def token(self, name: str) -> str:
+        suffix = f"_{self.nonce}" if self.nonce else ""
+        return f"__NL_{name.upper()}{suffix}__"
+
+    def tokens(self) -> dict[str, str]:
+        return {name: self.token(name) for name in PERSONAL}
+
+
+class TemplateProblem(NewsletterError):
+    """A template (an editor's file, or a subject or preheader line) fails on real data."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,7 @@ class Composed:
     preheader: str
     html: str
     text: str
+    markers: Markers
     warnings: list[str] = field(default_factory=list)
 
 
@@ -72,9 +100,9 @@ class Composer:
     def __init__(self, templates: Path) -> None:
         self.templates = templates
         loader = jinja2.FileSystemLoader(str(templates))
-        self.html_env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+        self.html_env = SandboxedEnvironment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
         # Text and subject lines are not HTML: escaping would show '&amp;' to the reader.
-        self.text_env = jinja2.Environment(
+        self.text_env = SandboxedEnvironment(
             loader=loader,
             autoescape=False,
             undefined=jinja2.StrictUndefined,
@@ -83,7 +111,10 @@ class Composer:
         self.stylesheet = (templates / "email" / "digest.css").read_text(encoding="utf-8")
         self.responsive = (templates / "email" / "responsive.css").read_text(encoding="utf-8")
 
-    def compose(self, view: DigestView) -> Composed:
+    def compose(self, view: DigestView, markers: Markers | None = None) -> Composed:
+        """The variant's subject, preheader, inlined HTML and text, with `markers` (fresh ones
+        by default) where each reader's values go."""
+        markers = markers or Markers.fresh()
         cards = view.cards
         if not cards:
             raise ValueError("an empty digest is never composed")
@@ -94,8 +125,8 @@ class Composer:
             "headlines": [card.title for card in cards[:3]],
             "site": view.site,
         }
-        subject = _one_line(self.text_env.from_string(view.newsletter.subject).render(lines))
-        preheader = _one_line(self.text_env.from_string(view.newsletter.preheader).render(lines))
+        subject = _one_line(self._line("subject", view.newsletter.subject, lines))
+        preheader = _one_line(self._line("preheader", view.newsletter.preheader, lines))
         context = {
             "newsletter": view.newsletter,
             "site": view.site,
@@ -107,12 +138,15 @@ class Composer:
             "category_names": view.category_names,
             "subject": subject,
             "preheader": preheader,
-            **PLACEHOLDERS,
+            **markers.tokens(),
         }
-        html = self.html_env.get_template("email/digest.html").render(
-            context, stylesheet=self.stylesheet, responsive=self.responsive
-        )
-        text = self.text_env.get_template("email/digest.txt").render(context)
+        try:
+            html = self.html_env.get_template("email/digest.html").render(
+                context, stylesheet=self.stylesheet, responsive=self.responsive
+            )
+            text = self.text_env.get_template("email/digest.txt").render(context)
+        except jinja2.TemplateError as exc:
+            raise TemplateProblem(f"a template in {self.templates / 'email'} cannot render: {exc}") from None
         inlined = inline_css(html)
         warnings = []
         size = len(inlined.encode("utf-8"))
@@ -123,7 +157,14 @@ class Composer:
             )
             log.warning(warning)
             warnings.append(warning)
-        return Composed(subject, preheader, inlined, _tidy_text(text), warnings)
+        return Composed(subject, preheader, inlined, _tidy_text(text), markers, warnings)
+
+    def _line(self, key: str, source: str, values: dict[str, object]) -> str:
+        """A subject or preheader line from the settings, rendered in the sandbox."""
+        try:
+            return self.text_env.from_string(source).render(values)
+        except jinja2.TemplateError as exc:
+            raise TemplateProblem(f"the newsletter's {key} template cannot render: {exc}") from None
 
 
 def inline_css(html: str) -> str:

@@ -1,7 +1,7 @@
 """Per-recipient substitution into a composed variant: the only per-reader work on content.
 
-A variant is split at its placeholders once; a reader's copy is a join of the pieces with
-their values, so a million readers cost a million joins, not a million renderings.
+A variant is split at its markers once; a reader's copy is a join of the pieces with their
+values, so a million readers cost a million joins, not a million renderings.
 """
 
 from __future__ import annotations
@@ -10,10 +10,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from newsletter.editions.compose import PLACEHOLDERS
-
-_NAMES = {token: name for name, token in PLACEHOLDERS.items()}
-_SPLIT = re.compile("(" + "|".join(re.escape(token) for token in PLACEHOLDERS.values()) + ")")
+from newsletter.editions.compose import Markers
 
 
 @dataclass(frozen=True)
@@ -34,12 +31,13 @@ class Reader:
 
 
 class Personalizable:
-    """A text cut at its placeholders; `fill` joins it with one reader's values."""
+    """A text cut at its markers; `fill` joins it with one reader's values."""
 
-    def __init__(self, text: str, escape: bool) -> None:
-        pieces = _SPLIT.split(text)
+    def __init__(self, text: str, escape: bool, markers: Markers) -> None:
+        names = {token: name for name, token in markers.tokens().items()}
+        pieces = re.split("(" + "|".join(map(re.escape, names)) + ")", text)
         self.literals = pieces[0::2]
-        self.names = [_NAMES[token] for token in pieces[1::2]]
+        self.names = [names[token] for token in pieces[1::2]]
         self.escape = escape
 
     def fill(self, values: dict[str, str]) -> str:

@@ -6,18 +6,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.edition import EditionError
+from newsletter.errors import InputError
 from newsletter.store.models import Article, Edition, EditionPick
+from newsletter.store.runtime import MAX_ID
 from newsletter.store.statuses import EditionStatus, PickAction
 
 
 def find_article(session: Session, reference: str) -> Article:
     """An article by id or URL, as an editor would name it."""
     query = select(Article)
-    query = (
-        query.where(Article.id == int(reference))
-        if reference.isdigit()
-        else query.where(Article.url == reference)
-    )
+    if reference.isascii() and reference.isdigit():  # '²' is a digit to str.isdigit, not to int()
+        if int(reference) > MAX_ID:  # SQLite overflows past 64 bits; PostgreSQL ids stop at 32
+            raise InputError("article", f"no article can have the id {reference} (ids go up to {MAX_ID})")
+        query = query.where(Article.id == int(reference))
+    else:
+        query = query.where(Article.url == reference)
     article = session.scalars(query.order_by(Article.id)).first()
     if article is None:
         raise EditionError(f"no article {reference!r} (give its id or its URL)")

@@ -146,6 +146,7 @@ def _save_variant(session: Session, edition: Edition, built: Built) -> int:
         preheader=composed.preheader,
         html=composed.html,
         text=composed.text,
+        marker=composed.markers.nonce,
     )
     session.add(variant)
     session.flush()

@@ -82,9 +82,11 @@ def preview(
         sections = [c.slug for c in subscriber.categories]
     language = language or (subscriber.language if subscriber else settings.site.language)
     offer = load_offer(session, settings, edition)
+    typed = dict(zip(sections, categories or [], strict=False))
     unknown = [s for s in sections if s not in offer.names]
     if unknown:
-        raise EditionError(f"unknown category {unknown[0]!r} (known: {', '.join(offer.section_order)})")
+        shown = typed.get(unknown[0], unknown[0])
+        raise EditionError(f"unknown category {shown!r} (known: {', '.join(offer.section_order)})")
     variants = Variants(settings, offer, composer)
     plan = variants.plan(sections, received)
     titles = {i: offer.stories[i].title for i in offer.stories}
@@ -101,6 +103,6 @@ def preview(
         language,
         titles,
         composed,
-        Personalizable(composed.html, escape=True).fill(values),
-        Personalizable(composed.text, escape=False).fill(values),
+        Personalizable(composed.html, True, composed.markers).fill(values),
+        Personalizable(composed.text, False, composed.markers).fill(values),
     )

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.errors import FeedError
 from newsletter.ingest.articles import Placement, mark_trending, store_entries
-from newsletter.ingest.fetch import fetch, make_client
+from newsletter.ingest.fetch import display_url, fetch, make_client
 from newsletter.ingest.parse import parse_feed
 from newsletter.settings import FeedSettings, Settings
 from newsletter.store.categories import slugify
@@ -26,7 +26,7 @@ log = logging.getLogger("newsletter.feeds")
 
 @dataclass
 class FeedReport:
-    """What one feed's fetch did."""
+    """What one feed's fetch did; `url` is fit to show (credentials masked)."""
 
     url: str
     status: FeedStatus
@@ -97,15 +97,18 @@ def fetch_feed(
             session.add(row)
         validators = (row.etag, row.last_modified)
     now = utcnow()
+    shown = display_url(config.url)
     try:
         fetched = fetch(client, config.url, settings.fetch, *validators)
-        parsed = None if fetched.content is None else parse_feed(fetched.content, config.url, fetched.headers)
+        parsed = (
+            None if fetched.content is None else parse_feed(fetched.content, fetched.url, fetched.headers)
+        )
     except FeedError as exc:
         _record(factory, config.url, now, FeedStatus.ERROR, error=exc.problem, http_status=exc.status)
-        return FeedReport(config.url, FeedStatus.ERROR, problem=exc.problem)
+        return FeedReport(shown, FeedStatus.ERROR, problem=exc.problem)
     if parsed is None:
         _record(factory, config.url, now, FeedStatus.NOT_MODIFIED, http_status=304)
-        return FeedReport(config.url, FeedStatus.NOT_MODIFIED)
+        return FeedReport(shown, FeedStatus.NOT_MODIFIED)
     language = config.language or parsed.language or settings.site.language
     own = (
         (slugify(config.category), config.category_name or config.category.title())
@@ -123,7 +126,7 @@ def fetch_feed(
         row.entries_seen = len(parsed.entries)
         _apply(row, now, status, fetched.status, parsed.problem)
     return FeedReport(
-        config.url,
+        shown,
         status,
         new=stored.new,
         updated=stored.updated,

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import nh3
 
 URL_SCHEMES = {"http", "https", "mailto"}
+WEB_SCHEMES = {"http", "https"}
+# nh3 checks url_schemes on href and src only: cite (blockquote, q, del, ins) is ours to check.
 URL_ATTRIBUTES = {"href", "src", "cite", "longdesc"}
 _SPACE = re.compile(r"\s+")
+# What a browser ignores in a URL: C0 controls and spaces around it, tabs and newlines inside.
+_EDGES = "".join(map(chr, range(0x21)))
+_INSIDE = re.compile(r"[\t\n\r]")
+# RFC 3986's reserved and unreserved characters, and % for what is already encoded.
+URL_SAFE = "/:?#[]@!$&'()*+,;=%~-._"
 
 
 def clean_html(fragment: str, base_url: str) -> str:
@@ -23,7 +30,7 @@ def clean_html(fragment: str, base_url: str) -> str:
 
     def absolutize(_tag: str, attribute: str, value: str) -> str | None:
         if attribute in URL_ATTRIBUTES:
-            return urljoin(base_url, value.strip())
+            return absolute_url(value, base_url, URL_SCHEMES)
         return value
 
     return nh3.clean(
@@ -48,7 +55,20 @@ def text_to_html(text: str) -> str:
 
 def safe_url(url: str | None, base_url: str) -> str | None:
     """An absolute http(s) URL, or None for anything else (javascript:, data:, garbage)."""
-    if not url:
+    return absolute_url(url, base_url, WEB_SCHEMES) if url else None
+
+
+def absolute_url(url: str, base_url: str, schemes: set[str]) -> str | None:
+    """`url` made absolute against `base_url`, or None unless its scheme is one of `schemes`.
+
+    The scheme is read as a browser reads it, after dropping what a browser ignores, so
+    "\\x01java\\tscript:" is javascript: here too."""
+    cleaned = _INSIDE.sub("", url.strip(_EDGES))
+    try:
+        joined = urljoin(base_url, cleaned)
+        scheme = urlsplit(joined).scheme
+    except ValueError:  # a malformed IPv6 host, say
         return None
-    absolute = urljoin(base_url, url.strip())
-    return absolute if absolute.lower().startswith(("http://", "https://")) else None
+    # Spaces, quotes, angle brackets and non-ASCII percent-encoded, as a browser would send them:
+    # a stored URL is one unbroken token wherever it lands (an attribute, a text part, a header).
+    return quote(joined, safe=URL_SAFE) if scheme in schemes else None

@@ -4,9 +4,12 @@ the edition was prepared are dropped from the ledger rather than mailed."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.editions.compose import Markers
 from newsletter.editions.personalize import Reader
 from newsletter.sending.messages import MessageTemplate, list_id
 from newsletter.sending.providers import Outgoing, VariantContent
@@ -14,9 +17,18 @@ from newsletter.sending.report import SendError
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
+from newsletter.store.ledger import Mark
 from newsletter.store.models import Delivery, Subscriber, Suppression, Variant
-from newsletter.store.statuses import SubscriberStatus
+from newsletter.store.statuses import DeliveryStatus, SubscriberStatus
+from newsletter.subscribers.addresses import InvalidAddress, envelope_address
 from newsletter.subscribers.links import Links
+
+
+@dataclass
+class Batch:
+    messages: list[Outgoing]
+    left: int  # readers who left since the edition was prepared: suppressed, not mailed
+    unsendable: int  # addresses that cannot be sent to: failed with the reason
 
 
 class BatchBuilder:
@@ -37,8 +49,9 @@ class BatchBuilder:
         self.newsletter = newsletter
         self.variants: dict[int, VariantContent] = {}
 
-    def build(self, ids: list[int]) -> tuple[list[Outgoing], int]:
-        """The messages for these claimed deliveries, and how many readers had left."""
+    def build(self, ids: list[int]) -> Batch:
+        """The messages for these claimed deliveries; readers who left are suppressed, and an
+        address that cannot be sent to fails at once with the reason."""
         with reading(self.factory) as session:
             rows = session.execute(
                 select(
@@ -57,28 +70,36 @@ class BatchBuilder:
             ).all()
             for missing in {row[1] for row in rows if row[1] is not None} - self.variants.keys():
                 self.variants[missing] = self._variant(session, missing)
-        gone = [row[0] for row in rows if row[5] != SubscriberStatus.ACTIVE or row[6] is not None]
-        dropped = 0
-        if gone:
-            with unit_of_work(self.factory) as session:
-                dropped = ledger.suppress_claimed(session, gone)
-        batch: list[Outgoing] = []
+        gone: list[int] = []
+        unsendable: list[Mark] = []
+        messages: list[Outgoing] = []
         for delivery_id, variant_id, subscriber_id, email, name, status, suppressed in rows:
             if status != SubscriberStatus.ACTIVE or suppressed is not None or variant_id is None:
+                gone.append(delivery_id)
                 continue
-            batch.append(
+            try:
+                address = envelope_address(email)
+            except InvalidAddress as exc:
+                unsendable.append(Mark(delivery_id, DeliveryStatus.FAILED, None, str(exc)))
+                continue
+            messages.append(
                 Outgoing(
                     delivery_id=delivery_id,
                     subscriber_id=subscriber_id,
                     edition_id=self.edition_id,
                     newsletter=self.newsletter,
-                    email=email,
+                    email=address.address,
                     name=name,
                     variant=self.variants[variant_id],
                     reader=self.reader(subscriber_id, name),
                 )
             )
-        return batch, dropped
+        batch = Batch(messages, left=0, unsendable=len(unsendable))
+        if gone or unsendable:
+            with unit_of_work(self.factory) as session:
+                batch.left = ledger.suppress_claimed(session, gone) if gone else 0
+                ledger.record(session, unsendable)
+        return batch
 
     def reader(self, subscriber_id: int, name: str | None) -> Reader:
         return Reader(name, self.links.unsubscribe(subscriber_id), self.links.preferences(subscriber_id))
@@ -89,6 +110,7 @@ class BatchBuilder:
             raise SendError(f"variant {variant_id} is missing from the store")
         site = self.settings.site
         config = self.settings.newsletter(self.newsletter)
+        markers = Markers(row.marker)
         template = MessageTemplate(
             subject=row.subject,
             html=row.html,
@@ -99,5 +121,6 @@ class BatchBuilder:
             list_name=f"{site.name} {config.title}",
             list_id=list_id(self.newsletter, str(site.url)),
             unsubscribe_mailto=site.unsubscribe_mailto or site.reply_to,
+            markers=markers,
         )
-        return VariantContent(row.id, row.subject, row.html, row.text, template)
+        return VariantContent(row.id, row.subject, row.html, row.text, markers, template)

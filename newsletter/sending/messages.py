@@ -13,32 +13,66 @@ import html
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.header import Header
-from email.utils import formataddr, formatdate
+from email.utils import format_datetime, formataddr
 from urllib.parse import urlsplit
 
+from newsletter.editions.compose import Markers
 from newsletter.editions.personalize import Personalizable, Reader
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# C0, DEL and C1 controls, line and paragraph separators, zero-width and bidi marks, overrides
+# and isolates, the byte-order mark.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+")
 
 
 def header_safe(value: str) -> str:
-    """No CR, LF or other control character from data (feeds, imports) may reach a header."""
-    return value.strip() if value.isprintable() else _CONTROL.sub(" ", value).strip()
+    """No control character, nor an invisible character that reorders or hides text, from data
+    (feeds, imports) may reach a header: each run of them becomes one space."""
+    return _UNSAFE.sub(" ", value).strip()
 
 
 def _fold(name: str, value: str) -> bytes:
-    """A header line folded at spaces under 78 columns; non-ASCII as RFC 2047 encoded words."""
+    """A header line folded at spaces under 78 columns. Non-ASCII text, and text that looks like
+    an encoded word, is written as RFC 2047 encoded words, so a reader sees it as it was."""
     value = header_safe(value)
-    if not value.isascii():
+    if not value.isascii() or "=?" in value:
         encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
         return f"{name}: {encoded}\r\n".encode("ascii")
+    return _wrap(name, value.split(" ")).encode("ascii")
+
+
+def _wrap(name: str, words: list[str]) -> str:
+    """`Name: words` with a fold before any word that would pass 78 columns (right after the
+    colon too: a long first word then starts the next line)."""
     lines = [f"{name}:"]
-    for word in value.split(" "):
-        if word and len(lines[-1]) + 1 + len(word) > 78 and len(lines[-1]) > len(name) + 1:
+    for word in words:
+        if word and len(lines[-1]) + 1 + len(word) > 78:
             lines.append("")
         lines[-1] += f" {word}"
-    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+    return "\r\n".join(line for line in lines if line) + "\r\n"
+
+
+def _mailbox(header: str, name: str | None, address: str) -> str:
+    """`Name <address>`: the name quoted, or as folded encoded words where it is not plain
+    ASCII; the address as it is (ASCII, or UTF-8 for a mailbox sent with SMTPUTF8)."""
+    name = header_safe(name or "")
+    if not name:
+        return address
+    if name.isascii() and "=?" not in name:
+        phrase = formataddr((name, "x@x.invalid")).rsplit(" <", 1)[0]  # quoted where needed
+    else:
+        phrase = Header(name, "utf-8", header_name=header).encode(linesep="\r\n")
+    return f"{phrase} <{address}>"
+
+
+def _fold_raw(name: str, value: str) -> bytes:
+    """A header whose value is already encoded (addresses, URLs): folded at its spaces, unless
+    its encoded words are folded already. UTF-8 only appears in an internationalized address,
+    which goes with SMTPUTF8."""
+    if "\r\n" in value:
+        return f"{name}: {value}\r\n".encode()
+    return _wrap(name, value.split(" ")).encode("utf-8")
 
 
 def _qp(text: str) -> bytes:
@@ -59,8 +93,8 @@ class EncodedPart:
     """A personalizable part with its fixed pieces encoded once; a reader's copy encodes only
     their few values and joins."""
 
-    def __init__(self, text: str, escape: bool) -> None:
-        split = Personalizable(text, escape)
+    def __init__(self, text: str, escape: bool, markers: Markers) -> None:
+        split = Personalizable(text, escape, markers)
         self.pieces = [_qp(literal) for literal in split.literals]
         self.names = split.names
         self.quote = html.escape if escape else str
@@ -97,18 +131,22 @@ class MessageTemplate:
         list_name: str,
         list_id: str,
         unsubscribe_mailto: str,
+        markers: Markers,
         extra_headers: dict[str, str] | None = None,
     ) -> None:
-        self.html = EncodedPart(html, escape=True)
-        self.text = EncodedPart(text, escape=False)
+        self.html = EncodedPart(html, True, markers)
+        self.text = EncodedPart(text, False, markers)
         self.domain = from_address.rsplit("@", 1)[-1]
         self.mailto = unsubscribe_mailto
         self.boundary = f"=_nl_{secrets.token_hex(12)}"
         common = [
-            _fold("From", formataddr((header_safe(from_name), from_address))),
+            _fold_raw("From", _mailbox("From", from_name, from_address)),
             _fold("Reply-To", reply_to),
             _fold("Subject", subject),
-            _fold("List-Id", f"{header_safe(list_name)} <{list_id}>"),
+            _fold_raw(
+                "List-Id",
+                _mailbox("List-Id", list_name, list_id) if header_safe(list_name) else f"<{list_id}>",
+            ),
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
             b"MIME-Version: 1.0\r\n",
         ]
@@ -124,14 +162,15 @@ class MessageTemplate:
         self.end = f"\r\n--{self.boundary}--\r\n".encode()
 
     def render(self, email: str, name: str | None, reader: Reader, message_key: str) -> Envelope:
-        """This reader's copy: To, Date, Message-ID and List-Unsubscribe are theirs alone."""
+        """This reader's copy: To, Date, Message-ID and List-Unsubscribe are theirs alone.
+        `email` is the address as it goes out: ASCII, or UTF-8 for a mailbox sent with SMTPUTF8."""
         values = reader.values()
         message_id = f"<{message_key}.{secrets.token_hex(4)}@{self.domain}>"
-        to = formataddr((header_safe(name), email), charset="utf-8") if name else email
+        date = format_datetime(datetime.now(UTC))  # RFC 5322's numeric zone: +0000
         personal = (
-            _fold("To", to)
-            + f"Date: {formatdate(usegmt=True)}\r\nMessage-ID: {message_id}\r\n".encode()
-            + _fold("List-Unsubscribe", list_unsubscribe(reader.unsubscribe_url, self.mailto))
+            _fold_raw("To", _mailbox("To", name, email))
+            + f"Date: {date}\r\nMessage-ID: {message_id}\r\n".encode()
+            + _fold_raw("List-Unsubscribe", list_unsubscribe(reader.unsubscribe_url, self.mailto))
         )
         data = b"".join(
             (

@@ -16,6 +16,9 @@ class Pace:
     base_delay: float = 1.0
     max_delay: float = 60.0
     lease: timedelta = timedelta(minutes=10)
+    # A mailbox refusing for now is tried this often in all, `retry_delay` seconds apart at first.
+    max_attempts: int = 5
+    retry_delay: float = 30.0
 
     @classmethod
     def from_settings(cls, sending: SendingSettings, rate: float | None = None) -> Pace:
@@ -24,6 +27,8 @@ class Pace:
             max_retries=sending.max_retries,
             max_delay=sending.max_backoff_seconds,
             lease=timedelta(minutes=sending.lease_minutes),
+            max_attempts=sending.max_attempts,
+            retry_delay=sending.retry_delay_seconds,
         )
 
     def backoff(self, streak: int, told: float | None) -> float:
@@ -31,6 +36,11 @@ class Pace:
         delay = min(self.max_delay, self.base_delay * 2 ** max(streak - 1, 0))
         delay = random.uniform(delay / 2, delay)
         return max(delay, told) if told is not None else delay
+
+    def deferral(self, attempts: int) -> timedelta:
+        """How long a mailbox that refused for now (after `attempts` tries) is left alone:
+        doubling, at most an hour."""
+        return timedelta(seconds=min(self.retry_delay * 2 ** max(attempts - 1, 0), 3600.0))
 
     def ahead(self, done: int, elapsed: float) -> float:
         """Seconds to wait so that `done` messages in `elapsed` seconds keep under the rate."""

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
-from newsletter.sending.providers import Outcome
+from newsletter.sending.providers import Outcome, OutcomeStatus
+
+log = logging.getLogger("newsletter.send")
+# Refusals, held back until the sender has judged whose fault they are.
+HELD = (OutcomeStatus.FAILED, OutcomeStatus.DEFERRED)
 
 
 class Recorder:
-    """Writes outcomes at once for a whole request, and within 50 ms for message-at-a-time
-    providers (SMTP), where a write per message would cost more than the message. A crash can
-    thus forget at most the last 50 ms of marks. Providers may report from several threads."""
+    """Writes outcomes at once for a whole request, and within `seconds` (50 ms) for
+    message-at-a-time providers (SMTP), where a write per message would cost more than the
+    message: a timer flushes what waits even when no further outcome comes (a slow reply), so a
+    crash forgets at most that much of what was accepted. Providers may report from several threads.
+
+    Refusals (failed, deferred) are held back, not written: the sender first asks whether the
+    provider, rather than the readers, is to blame (`held`), then writes them (`write_held`). A
+    refused message was not sent, so holding it back can never cause a copy to go twice.
+    """
 
     def __init__(
         self, write: Callable[[list[Outcome]], None], size: int = 200, seconds: float = 0.05
@@ -20,28 +31,55 @@ class Recorder:
         self.write = write
         self.size = size
         self.seconds = seconds
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.pending: list[Outcome] = []
-        self.since = 0.0
+        self.held: list[Outcome] = []
         self.seen: list[Outcome] = []
+        self.since = 0.0
+        self.timer: threading.Timer | None = None
 
     def __call__(self, outcomes: list[Outcome]) -> None:
         with self.lock:
+            self.seen.extend(outcomes)
+            self.held.extend(o for o in outcomes if o.status in HELD)
+            now = [o for o in outcomes if o.status not in HELD]
+            if not now:
+                return
             if not self.pending:
                 self.since = time.monotonic()
-            self.pending.extend(outcomes)
-            self.seen.extend(outcomes)
+                self.timer = threading.Timer(self.seconds, self._on_time)
+                self.timer.daemon = True
+                self.timer.start()
+            self.pending.extend(now)
             if len(self.pending) >= self.size or time.monotonic() - self.since >= self.seconds:
-                self._flush()
+                self.flush()
+
+    def _on_time(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # the sender's own flush at the end of the batch will raise it
+            log.exception("writing outcomes to the ledger failed; the batch's end will try again")
 
     def flush(self) -> None:
+        """Write what waits (never the held failures)."""
         with self.lock:
-            self._flush()
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            if self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    self.write(batch)
+                except Exception:
+                    self.pending = batch + self.pending  # kept for the next try
+                    raise
 
-    def _flush(self) -> None:
-        if self.pending:
-            self.write(self.pending)
-            self.pending = []
+    def write_held(self) -> None:
+        """Write the failures held back, once the sender has cleared the readers of blame."""
+        with self.lock:
+            held, self.held = self.held, []
+        if held:
+            self.write(held)
 
     def done(self) -> set[int]:
         """The deliveries the provider has accounted for."""

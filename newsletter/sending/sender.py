@@ -2,8 +2,11 @@
 
 A batch is marked `sending` before the provider is called and `sent`/`failed` right after, in
 its own transactions, so a crash leaves a trace: the next `newsletter send` puts the batches of
-dead senders back and finishes the edition. Busy providers are retried with capped
-exponential backoff and jitter; refused credentials stop the send with nothing marked sent.
+dead senders back and finishes the edition. One reader's trouble is that reader's outcome: a
+message that cannot be built fails alone, a mailbox refusing for now is tried again later in
+the same send. The provider's trouble is the send's: a busy provider is retried with capped
+exponential backoff and jitter; a refusal (credentials, connection, or the same refusal for
+much of a batch) stops the send with nobody marked failed for it.
 """
 
 from __future__ import annotations
@@ -30,19 +33,37 @@ from newsletter.sending.recorder import Recorder
 from newsletter.sending.report import SendError, SendReport
 from newsletter.settings import Settings
 from newsletter.store import ledger
-from newsletter.store.db import unit_of_work
+from newsletter.store.db import reading, unit_of_work
 from newsletter.store.ledger import Mark
 from newsletter.store.models import Edition, utcnow
 from newsletter.store.statuses import OPEN, DeliveryStatus, EditionStatus
 from newsletter.subscribers.links import Links
 
 log = logging.getLogger("newsletter.send")
-# How a provider's outcome moves its delivery in the ledger.
+# How a provider's outcome moves its delivery in the ledger (a deferral: see ledger.defer).
 MARKS = {
     OutcomeStatus.SENT: DeliveryStatus.SENT,
     OutcomeStatus.FAILED: DeliveryStatus.FAILED,
+    OutcomeStatus.UNCERTAIN: DeliveryStatus.FAILED,
     OutcomeStatus.RETRY: DeliveryStatus.PENDING,
 }
+FAILED = (OutcomeStatus.FAILED, OutcomeStatus.UNCERTAIN)
+RESUME = "nothing was lost: run `newsletter send` again to resume"
+# The same refusal for this share of a batch (and at least `SHARED_MIN` messages) is the provider's.
+SHARED_SHARE = 0.5
+SHARED_MIN = 3
+
+
+def provider_at_fault(held: list[Outcome], batch: Sequence[Outgoing]) -> list[Outcome]:
+    """The refusals that share one answer for much of the batch (the reader's own address taken
+    out of the answer), or none."""
+    addresses = {m.delivery_id: m.email.lower() for m in batch}
+    alike: dict[tuple[OutcomeStatus, str], list[Outcome]] = {}
+    for outcome in held:
+        words = (outcome.detail or "").lower().replace(addresses.get(outcome.delivery_id, "\0"), "")
+        alike.setdefault((outcome.status, words), []).append(outcome)
+    largest = max(alike.values(), key=len, default=[])
+    return largest if len(largest) >= max(SHARED_MIN, SHARED_SHARE * len(batch)) else []
 
 
 class Sender:
@@ -82,8 +103,11 @@ class Sender:
                 ids = self._claim(edition_id)
                 batch: list[Outgoing] = []
                 if ids:
-                    batch, gone = builder.build(ids)
-                    report.suppressed += gone
+                    built = builder.build(ids)
+                    batch = built.messages
+                    with self.counting:  # the courier thread counts too
+                        report.suppressed += built.left
+                        report.failed += built.unsendable
                 if in_flight is not None:
                     try:
                         retried = self._settle(in_flight.result(), report, started)
@@ -94,7 +118,11 @@ class Sender:
                     if retried and not ids:
                         continue  # the batch came back to pending: claim it again
                 if not ids:
-                    break
+                    wait = self._deferred_wait(edition_id)
+                    if wait is None:
+                        break
+                    self.sleep(wait)  # only readers whose mailboxes said "later" are left
+                    continue
                 if batch:
                     in_flight = courier.submit(self._deliver, batch, ids, report)
         return self._finish(edition_id, report)
@@ -123,6 +151,15 @@ class Sender:
             )
         return report, newsletter
 
+    def _deferred_wait(self, edition_id: int) -> float | None:
+        """Seconds until a deferred delivery may be tried again (at most a minute, to stay
+        responsive); None when none is left."""
+        with reading(self.factory) as session:
+            when = ledger.next_retry(session, edition_id)
+        if when is None:
+            return None
+        return min(max((when - utcnow()).total_seconds(), 0.0), 60.0)
+
     def _claim(self, edition_id: int) -> list[int]:
         self.claims += 1
         with unit_of_work(self.factory) as session:
@@ -138,10 +175,6 @@ class Sender:
         record = Recorder(lambda outcomes: self._record(outcomes, report))
         try:
             self.provider.send(batch, record)
-        except ProviderRefused as exc:
-            record.flush()
-            self._release(ids)
-            raise SendError(f"{self.provider.name} refused the send: {exc}") from None
         except ProviderBusy as exc:
             done = record.done()
             record(
@@ -151,21 +184,59 @@ class Sender:
                     if m.delivery_id not in done
                 ]
             )
+        except Exception as exc:  # refused, or a fault of the provider's own: stop, lose nothing
+            self._stop(record, ids)
+            words = str(exc) if isinstance(exc, ProviderRefused) else f"{type(exc).__name__}: {exc}"
+            raise SendError(f"{self.provider.name} refused the send: {words}; {RESUME}") from None
         done = record.done()
         missing = [m.delivery_id for m in batch if m.delivery_id not in done]
         if missing:  # a provider must account for every message; never guess "sent"
             record([Outcome(i, OutcomeStatus.RETRY, None, "no outcome reported") for i in missing])
+        self._judge(record, batch, ids)
+        record.write_held()
         record.flush()
         return record.seen
 
+    def _judge(self, record: Recorder, batch: Sequence[Outgoing], ids: list[int]) -> None:
+        """Refusals held back by the recorder are the readers' own, unless the same one came for
+        much of the batch: then it is the provider's. A shared permanent refusal (a relay denying
+        everyone) stops the send with nobody failed; a shared temporary one makes it wait."""
+        blamed = provider_at_fault(record.held, batch)
+        if not blamed:
+            return
+        first = blamed[0]
+        if first.status == OutcomeStatus.FAILED:
+            self._stop(record, ids)
+            raise SendError(
+                f"{self.provider.name} refused {len(blamed)} of {len(batch)} messages with the same "
+                f"answer ({first.detail}): the provider's fault, not the readers'; nobody was marked "
+                f"failed; {RESUME}"
+            )
+        record.held = [o for o in record.held if o not in blamed]
+        record([Outcome(o.delivery_id, OutcomeStatus.RETRY, None, o.detail) for o in blamed])
+
+    def _stop(self, record: Recorder, ids: list[int]) -> None:
+        """Write what was accepted, then give back everything else of the batch."""
+        record.flush()
+        self._release(ids)
+
     def _record(self, outcomes: list[Outcome], report: SendReport) -> None:
+        deferrals = [(o.delivery_id, o.detail or "") for o in outcomes if o.status == OutcomeStatus.DEFERRED]
+        marks = [
+            Mark(o.delivery_id, MARKS[o.status], o.message_id, o.detail)
+            for o in outcomes
+            if o.status != OutcomeStatus.DEFERRED
+        ]
         with unit_of_work(self.factory) as session:
-            ledger.record(
-                session, [Mark(o.delivery_id, MARKS[o.status], o.message_id, o.detail) for o in outcomes]
+            ledger.record(session, marks)
+            spent = (
+                ledger.defer(session, deferrals, self.pace.max_attempts, self.pace.deferral)
+                if deferrals
+                else 0
             )
         with self.counting:
             report.sent += sum(o.status == OutcomeStatus.SENT for o in outcomes)
-            report.failed += sum(o.status == OutcomeStatus.FAILED for o in outcomes)
+            report.failed += spent + sum(o.status in FAILED for o in outcomes)
 
     def _settle(self, outcomes: list[Outcome], report: SendReport, started: float) -> bool:
         """After a batch: keep pace, or back off while the provider is busy (and give up at last).
@@ -181,8 +252,7 @@ class Sender:
         self.streak += 1
         if self.streak > self.pace.max_retries:
             raise SendError(
-                f"{self.provider.name} still busy after {self.streak} tries ({retries[0].detail}); "
-                "nothing was lost: run `newsletter send` again to resume"
+                f"{self.provider.name} still busy after {self.streak} tries ({retries[0].detail}); {RESUME}"
             )
         told = max((o.retry_after for o in retries if o.retry_after is not None), default=None)
         delay = self.pace.backoff(self.streak, told)

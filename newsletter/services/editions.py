@@ -16,6 +16,7 @@ from newsletter.editions.prepare import prepare
 from newsletter.editions.preview import Preview
 from newsletter.editions.preview import preview as make_preview
 from newsletter.editions.ranking import Score, rank
+from newsletter.errors import InputError
 from newsletter.store import ledger
 from newsletter.store.categories import slugify
 from newsletter.store.db import reading, unit_of_work
@@ -24,6 +25,8 @@ from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import DeliveryStatus, PickAction
 
 log = logging.getLogger("newsletter.editions")
+# A category's name and slug hold at most 200 characters in the store.
+MAX_CATEGORY = 200
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ def preview(
     email: str | None = None,
 ) -> Preview:
     """Exactly what such a reader (or that subscriber) gets in the upcoming edition; writes nothing."""
+    for name in categories or []:
+        if not name.strip() or len(name) > MAX_CATEGORY:
+            shown = name if len(name) <= MAX_CATEGORY else f"{name[:40]}… ({len(name)} characters)"
+            raise InputError("category", f"a category's name or slug, not {shown!r}")
     composer = Composer(runtime.settings.templates_path())
     with reading(runtime.factory) as session:
         return make_preview(session, runtime.settings, composer, newsletter, now, categories, language, email)

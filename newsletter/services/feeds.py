@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from newsletter.errors import NewsletterError
+from newsletter.ingest.fetch import display_url
 from newsletter.ingest.run import FeedReport, fetch_feeds
 from newsletter.store.db import reading
 from newsletter.store.models import Article, Category, Feed, article_categories
@@ -18,7 +19,8 @@ from newsletter.store.statuses import FeedStatus
 
 @dataclass(frozen=True)
 class FeedState:
-    """A feed as the store knows it: failures stay visible until a fetch succeeds."""
+    """A feed as the store knows it: failures stay visible until a fetch succeeds; `url` is fit
+    to show (credentials masked)."""
 
     url: str
     status: FeedStatus | None  # None: never fetched
@@ -48,7 +50,7 @@ def feed_states(runtime: Runtime) -> list[FeedState]:
     with reading(runtime.factory) as session:
         return [
             FeedState(
-                f.url,
+                display_url(f.url),
                 f.last_status,
                 f.last_http_status,
                 f.last_fetched_at,

@@ -14,14 +14,16 @@ from newsletter.store.statuses import SubscriberStatus
 from newsletter.subscribers.bulk import ImportReport, export_csv, import_csv
 
 
-def import_file(runtime: Runtime, path: Path) -> ImportReport:
-    """Add or update subscribers from a CSV; bad rows are reported and kept aside, never lost."""
+def import_file(runtime: Runtime, path: Path, *, confirmed: bool = False) -> ImportReport:
+    """Add or update subscribers from a CSV; bad rows are reported and kept aside, never lost.
+
+    `confirmed`: the readers opted in elsewhere, so rows may make them active."""
     if not path.is_file():
         raise NewsletterError(f"no such file: {path}")
     try:
         with unit_of_work(runtime.factory) as session:
-            return import_csv(session, runtime.settings, path)
-    except (ValueError, UnicodeDecodeError) as exc:
+            return import_csv(session, runtime.settings, path, confirmed=confirmed)
+    except ValueError as exc:
         raise NewsletterError(f"cannot import {path}: {exc}") from None
 
 

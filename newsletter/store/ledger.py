@@ -2,6 +2,8 @@
 
     (none) -> pending | skipped | suppressed (open_deliveries, reassign: while preparing)
     pending -> sending (claim) -> sent | failed (record) | pending (release, record a retry)
+    sending -> pending, not before a time (defer: the mailbox refused for now) | failed (defer,
+               once the attempts are spent)
     sending -> pending (recover: the sender died or went silent past its lease)
     sending -> suppressed (the reader left after the edition was prepared)
     failed -> pending (retry_failed)
@@ -17,9 +19,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -144,9 +146,14 @@ def received(session: Session, article_ids: list[int]) -> dict[int, frozenset[in
 def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]:
     """Take the next batch for this worker; on PostgreSQL other workers skip the locked rows.
     Ordered by variant: a SendGrid request carries one content for all its readers."""
+    now = utcnow()
     query = (
         select(Delivery.id)
-        .where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.PENDING)
+        .where(
+            Delivery.edition_id == edition_id,
+            Delivery.status == DeliveryStatus.PENDING,
+            (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now),
+        )
         .order_by(Delivery.variant_id, Delivery.id)
         .limit(size)
     )
@@ -160,7 +167,7 @@ def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]
             .values(
                 status=DeliveryStatus.SENDING,
                 claimed_by=token,
-                claimed_at=utcnow(),
+                claimed_at=now,
                 attempts=DELIVERIES.c.attempts + 1,
             )
         )
@@ -168,8 +175,9 @@ def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]
 
 
 def release(session: Session, ids: Iterable[int]) -> None:
-    """Give claimed deliveries back to pending: none of them was accepted."""
-    _unclaim(session, list(ids))
+    """Give claimed deliveries back to pending: none of them was handed over, so the claim
+    does not count as an attempt."""
+    _unclaim(session, list(ids), attempted=False)
 
 
 def suppress_claimed(session: Session, ids: list[int]) -> int:
@@ -197,10 +205,51 @@ def record(session: Session, marks: Sequence[Mark]) -> None:
     for (status, message_id, detail), ids in alike.items():
         values: dict[str, Any] = {"status": status, "detail": detail}
         if status == DeliveryStatus.SENT:
-            values.update(sent_at=now, provider_message_id=message_id)
-        elif status == DeliveryStatus.PENDING:
-            values.update(claimed_by=None, claimed_at=None)
+            values.update(sent_at=now, provider_message_id=message_id, retry_at=None)
+        elif status == DeliveryStatus.PENDING:  # the provider was busy: not the reader's attempt
+            values.update(claimed_by=None, claimed_at=None, attempts=DELIVERIES.c.attempts - 1)
         session.execute(update(DELIVERIES).where(DELIVERIES.c.id.in_(ids)).values(**values))
+
+
+def defer(
+    session: Session,
+    deferrals: Sequence[tuple[int, str]],
+    max_attempts: int,
+    delay: Callable[[int], timedelta],
+) -> int:
+    """Deliveries whose mailbox refused for now (delivery id, the server's words): tried again
+    no sooner than `delay(attempts)` from now, or failed once `max_attempts` are spent; returns
+    how many failed."""
+    words = dict(deferrals)
+    rows = session.execute(select(Delivery.id, Delivery.attempts).where(Delivery.id.in_(list(words)))).all()
+    now, failed = utcnow(), 0
+    for delivery_id, attempts in rows:
+        if attempts >= max_attempts:
+            values: dict[str, Any] = {
+                "status": DeliveryStatus.FAILED,
+                "detail": f"{words[delivery_id]} (refused {attempts} times)",
+                "retry_at": None,
+            }
+            failed += 1
+        else:
+            values = {
+                "status": DeliveryStatus.PENDING,
+                "detail": words[delivery_id],
+                "retry_at": now + delay(attempts),
+                "claimed_by": None,
+                "claimed_at": None,
+            }
+        session.execute(update(DELIVERIES).where(DELIVERIES.c.id == delivery_id).values(**values))
+    return failed
+
+
+def next_retry(session: Session, edition_id: int) -> datetime | None:
+    """When the earliest deferred delivery of the edition may be tried again."""
+    return session.scalar(
+        select(func.min(Delivery.retry_at)).where(
+            Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.PENDING
+        )
+    )
 
 
 def worker_name() -> str:
@@ -235,11 +284,14 @@ def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> int
     ).all()
     cutoff = utcnow() - lease
     ids = [i for i, by, at in stale if _claim_is_dead(by, me) or (at is not None and at < cutoff)]
-    _unclaim(session, ids)
+    _unclaim(session, ids, attempted=True)  # a dead sender may have handed them over
     return len(ids)
 
 
-def _unclaim(session: Session, ids: list[int]) -> None:
+def _unclaim(session: Session, ids: list[int], attempted: bool) -> None:
+    values: dict[str, Any] = {"status": DeliveryStatus.PENDING, "claimed_by": None, "claimed_at": None}
+    if not attempted:
+        values["attempts"] = DELIVERIES.c.attempts - 1
     for start in range(0, len(ids), BATCH):
         session.execute(
             update(DELIVERIES)
@@ -247,7 +299,7 @@ def _unclaim(session: Session, ids: list[int]) -> None:
                 DELIVERIES.c.id.in_(ids[start : start + BATCH]),
                 DELIVERIES.c.status == DeliveryStatus.SENDING,
             )
-            .values(status=DeliveryStatus.PENDING, claimed_by=None, claimed_at=None)
+            .values(**values)
         )
 
 
@@ -256,7 +308,7 @@ def retry_failed(session: Session, edition_id: int) -> int:
     result = session.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.edition_id == edition_id, DELIVERIES.c.status == DeliveryStatus.FAILED)
-        .values(status=DeliveryStatus.PENDING, detail=None)
+        .values(status=DeliveryStatus.PENDING, detail=None, attempts=0, retry_at=None)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -225,6 +225,9 @@ class Variant(Base):
     preheader: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
+    # The secret part of this variant's personalization markers (see editions.compose.Markers);
+    # None for variants composed before markers had one.
+    marker: Mapped[str | None] = mapped_column(String(32))
 
 
 class VariantArticle(Base):
@@ -257,6 +260,8 @@ class Delivery(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A pending delivery deferred by the reader's mailbox (SMTP 45x) is not claimed before this.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 DELIVERIES = cast(Table, Delivery.__table__)  # the ledger's table, for set-based statements

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.errors import SettingsError, StoreError
 from newsletter.settings import Settings
 from newsletter.store.db import make_engine, session_factory, upgrade
+
+# Ids are INTEGER columns: 32-bit on PostgreSQL, so no row has a larger one. Entry points check
+# ids against it before a query (SQLite overflows past 64 bits).
+MAX_ID = 2**31 - 1
 
 
 @dataclass
@@ -22,9 +30,30 @@ class Runtime:
 
 
 def open_runtime(settings: Settings, migrate: bool = True) -> Runtime:
-    """Connect and bring the schema up to date, as every command that touches the store does."""
+    """Connect and bring the schema up to date, as every command that touches the store does.
+
+    A store that cannot be opened is a StoreError naming it, password masked: the one line an
+    operator reads instead of the driver's traceback.
+    """
     settings = settings.resolved()  # idempotent: however the settings were built, no path follows the cwd
-    engine = make_engine(settings.database_url)
-    if migrate:
-        upgrade(engine)
+    try:
+        engine = make_engine(settings.database_url)
+    except (ArgumentError, ValueError):
+        raise SettingsError("database_url", f"not a database URL: {settings.database_label()}") from None
+    except OSError as exc:  # SQLite's folder cannot be made
+        raise _unusable(settings, exc) from None
+    try:
+        if migrate:
+            upgrade(engine)
+    except (DBAPIError, CommandError, OSError) as exc:
+        engine.dispose()
+        raise _unusable(settings, exc) from None
     return Runtime(settings, engine, session_factory(engine))
+
+
+def _unusable(settings: Settings, exc: Exception) -> StoreError:
+    """The driver's own words, first line only, never with the password even if it echoes one."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    line = next(iter(str(cause).strip().splitlines()), type(cause).__name__)
+    password = make_url(settings.database_url).password
+    return StoreError(settings.database_label(), line.replace(str(password), "***") if password else line)

@@ -2,7 +2,11 @@
 
 A bad row never stops the import and is never lost: it is reported with its line number and
 written, with the reason, to a `.rejected.csv` beside the input, to be fixed and imported again.
-Someone who unsubscribed, bounced or complained is never reactivated by an import.
+A reason names the column and the problem, never the reader's data (it reaches terminals and
+logs); only the address is shown, truncated and escaped. Each row is written in its own
+savepoint, so a row the database refuses is rolled back alone.
+Someone who unsubscribed, bounced, complained or is suppressed is never reactivated by an import,
+and nobody becomes active unless the import says the readers confirmed.
 """
 
 from __future__ import annotations
@@ -11,24 +15,50 @@ import csv
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
+from itertools import islice
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.settings import Settings
 from newsletter.store.categories import slugify
-from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, utcnow
+from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, Suppression, utcnow
 from newsletter.store.statuses import ENDED, SubscriberStatus
 from newsletter.subscribers.addresses import normalize_email
 
 COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
-_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _LIST = re.compile(r"[;|]")
+# What csv itself will read of one cell; past it a row is unreadable, not the whole file.
+FIELD_LIMIT = 16 * 1024 * 1024
+MAX_CELL = 10_000
+BATCH = 500  # rows looked up in one query
+# A spreadsheet runs a cell starting with = + - @ tab or CR as a formula (OWASP's list), also
+# after quotes it did not write itself.
+_GUARDED = re.compile(r"'*[=+\-@\t\r]")
+# Tab, CR and LF are whitespace a name may wrap (collapsed later); PostgreSQL refuses NUL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_NOT_UTF8 = re.compile(r"[\udc80-\udcff]")  # the bytes surrogateescape kept of bad UTF-8
+NOT_CONFIRMED = (
+    "status active for a reader who has not confirmed: import with confirmed "
+    "(`--confirmed`) only if these readers opted in, or give status pending"
+)
+
+
+class Outcome(StrEnum):
+    """What one row did to the store."""
+
+    ADDED = "added"
+    UPDATED = "updated"
+    KEPT = "kept"
 
 
 @dataclass
 class ImportReport:
+    """What an import did; each rejected row as (line, its cells, the reason)."""
+
     added: int = 0
     updated: int = 0
     kept: int = 0
@@ -43,114 +73,216 @@ class Row:
     language: str
     categories: tuple[str, ...]
     newsletters: tuple[str, ...]
-    status: SubscriberStatus
+    status: SubscriberStatus | None  # None: unchanged, or the import's default for a new reader
+
+
+def to_cell(value: str) -> str:
+    """A value as a spreadsheet shows but never runs it: a quote before a formula character.
+
+    Quotes already there count too (`'=x` becomes `''=x`), so `from_cell` gives every value back.
+    """
+    return "'" + value if _GUARDED.match(value) else value
+
+
+def from_cell(cell: str) -> str:
+    """The value `to_cell` wrote: one quote before a formula character is taken off."""
+    return cell[1:] if cell.startswith("'") and _GUARDED.match(cell, 1) else cell
 
 
 def _split(value: str | None) -> list[str]:
     return [part.strip() for part in _LIST.split(value or "") if part.strip()]
 
 
+def _check_cell(column: str, value: str) -> None:
+    """Refuse what no column may hold; the value itself is not echoed."""
+    if len(value) > MAX_CELL:
+        raise ValueError(f"column {column} is longer than {MAX_CELL:,} characters")
+    if _NOT_UTF8.search(value):
+        raise ValueError(f"column {column} is not UTF-8")
+    if control := _CONTROL.search(value):
+        raise ValueError(f"column {column} holds a control character (U+{ord(control[0]):04X})")
+
+
 def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings) -> Row:
     """A CSV row checked and normalized; ValueError says what is wrong with it."""
+    for column in COLUMNS:
+        _check_cell(column, raw.get(column) or "")
     email = normalize_email(raw.get("email") or "")
-    if not _EMAIL.match(email) or len(email) > 320:
-        raise ValueError(f"not an email address: {raw.get('email')!r}")
     name = " ".join((raw.get("name") or "").split()) or None
     if name and len(name) > 300:
         raise ValueError("name longer than 300 characters")
     language = (raw.get("language") or settings.site.language).strip().lower()
     if not re.fullmatch(r"[a-z]{2,3}", language):
-        raise ValueError(f"language must be a code like 'en' or 'de', not {language!r}")
+        raise ValueError("language must be a code like 'en' or 'de'")
     categories = []
     for item in _split(raw.get("categories")):
         slug = slugify(item)
         if slug not in sections:
             known = ", ".join(sorted(sections)) or "none yet: run `newsletter fetch` first"
-            raise ValueError(f"unknown category {item!r} (known: {known})")
+            raise ValueError(f"unknown category in column categories (known: {known})")
         categories.append(slug)
     newsletters = _split(raw.get("newsletters")) or ["weekly"]
     for item in newsletters:
         if item not in settings.newsletters:
             configured = ", ".join(settings.newsletters)
-            raise ValueError(f"unknown newsletter {item!r} (configured: {configured})")
-    try:
-        status = SubscriberStatus((raw.get("status") or SubscriberStatus.ACTIVE).strip().lower())
-    except ValueError:
-        raise ValueError(f"status must be one of {', '.join(SubscriberStatus)}") from None
+            raise ValueError(f"unknown newsletter in column newsletters (configured: {configured})")
+    status = None
+    if given := (raw.get("status") or "").strip().lower():
+        try:
+            status = SubscriberStatus(given)
+        except ValueError:
+            raise ValueError(f"status must be one of {', '.join(SubscriberStatus)}") from None
     return Row(email, name, language, tuple(dict.fromkeys(categories)), tuple(newsletters), status)
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
-            raise ValueError(f"{path}: the first line must name the columns, 'email' among them")
-        for raw in reader:
-            cleaned = {(k or "").strip().lower(): (v or "") for k, v in raw.items() if k}
-            yield reader.line_num, cleaned
-
-
-def import_csv(session: Session, settings: Settings, path: Path) -> ImportReport:
-    """Add new subscribers, update the preferences of known ones, report the rest."""
-    report = ImportReport()
-    categories = {c.slug: c for c in session.scalars(select(Category).where(Category.is_section))}
-    sections = {slug: c.name for slug, c in categories.items()}
-    seen: set[str] = set()
-    for line, raw in _rows(path):
+def _rows(path: Path) -> Iterator[tuple[int, dict[str, str], str | None]]:
+    """(line, cells by column, why the row cannot be read or None) for every record."""
+    csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))  # only ever raised
+    # surrogateescape: a row with bytes that are not UTF-8 is refused alone (see `_check_cell`).
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        reader = csv.reader(handle, strict=True)  # strict: a broken quote is an error, not a guess
         try:
+            columns = [name.strip().lower() for name in next(reader, [])]
+        except csv.Error:
+            columns = []
+        if "email" not in columns:
+            raise ValueError(f"{path}: the first line must name the columns, 'email' among them")
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield reader.line_num, {}, f"unreadable CSV: {exc}"
+                continue
+            if not cells:
+                continue
+            raw = {name: from_cell(cell) for name, cell in zip(columns, cells, strict=False) if name}
+            shifted = any(cell.strip() for cell in cells[len(columns) :])
+            yield reader.line_num, raw, "more cells than the first line names" if shifted else None
+
+
+def _checked(
+    path: Path, sections: dict[str, str], settings: Settings
+) -> Iterator[tuple[int, dict[str, str], Row | str]]:
+    """(line, cells, the parsed row or why it is refused) for every record of the file."""
+    seen: set[str] = set()
+    for line, raw, unreadable in _rows(path):
+        try:
+            if unreadable:
+                raise ValueError(unreadable)
             row = parse_row(raw, sections, settings)
             if row.email in seen:
                 raise ValueError("the same address appears earlier in the file")
         except ValueError as exc:
-            report.rejected.append((line, raw, str(exc)))
+            yield line, raw, str(exc)
             continue
         seen.add(row.email)
-        subscriber = session.scalars(select(Subscriber).where(Subscriber.email == row.email)).one_or_none()
-        if subscriber is not None and subscriber.status in ENDED:
-            report.kept += 1  # consent withdrawn: an import never overrides it
-            continue
-        if subscriber is None:
-            subscriber = Subscriber(email=row.email, created_at=utcnow())
-            session.add(subscriber)
-            report.added += 1
-        else:
-            report.updated += 1
-        subscriber.name = row.name or subscriber.name
-        subscriber.language = row.language
-        subscriber.status = row.status
-        if row.status == SubscriberStatus.ACTIVE and subscriber.confirmed_at is None:
-            subscriber.confirmed_at = utcnow()
-        subscriber.categories = [categories[slug] for slug in row.categories]
-        have = {n.newsletter: n for n in subscriber.newsletters}
-        subscriber.newsletters = [have.get(n) or SubscriberNewsletter(newsletter=n) for n in row.newsletters]
-        session.flush()
+        yield line, raw, row
+
+
+def import_csv(session: Session, settings: Settings, path: Path, *, confirmed: bool = False) -> ImportReport:
+    """Add new subscribers, update the preferences of known ones, report the rest.
+
+    `confirmed` says the file's readers opted in: only then may a reader become active, and a
+    new reader with no status is active rather than pending.
+    """
+    report = ImportReport()
+    categories = {c.slug: c for c in session.scalars(select(Category).where(Category.is_section))}
+    records = _checked(path, {slug: c.name for slug, c in categories.items()}, settings)
+    while batch := list(islice(records, BATCH)):
+        rows: dict[str, tuple[int, dict[str, str], Row]] = {}
+        for line, raw, checked in batch:
+            if isinstance(checked, Row):
+                rows[checked.email] = (line, raw, checked)
+            else:
+                report.rejected.append((line, raw, checked))
+        # Looked up a batch at a time: each row then costs its writes and its savepoint only.
+        known = {s.email: s for s in session.scalars(select(Subscriber).where(Subscriber.email.in_(rows)))}
+        suppressed = set(session.scalars(select(Suppression.email).where(Suppression.email.in_(rows))))
+        for email, (line, raw, row) in rows.items():
+            try:
+                with session.begin_nested():
+                    outcome = _apply(
+                        session, row, known.get(email), email in suppressed, categories, confirmed
+                    )
+            except ValueError as exc:
+                report.rejected.append((line, raw, str(exc)))
+                continue
+            except (IntegrityError, DataError) as exc:
+                # The driver's message may quote the row's values: name the kind of refusal only.
+                report.rejected.append((line, raw, f"refused by the database ({type(exc).__name__})"))
+                continue
+            if outcome is Outcome.ADDED:
+                report.added += 1
+            elif outcome is Outcome.UPDATED:
+                report.updated += 1
+            else:
+                report.kept += 1
     if report.rejected:
+        report.rejected.sort(key=lambda rejected: rejected[0])
         report.rejects_file = path.with_suffix(".rejected.csv")
-        with open(report.rejects_file, "w", newline="", encoding="utf-8") as handle:
+        # surrogateescape: bytes that were not UTF-8 go back as they came, to be fixed there.
+        with open(report.rejects_file, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             writer = csv.writer(handle)
             writer.writerow([*COLUMNS, "line", "error"])
             for line, raw, error in report.rejected:
-                writer.writerow([*(raw.get(c, "") for c in COLUMNS), line, error])
+                writer.writerow([*(to_cell(raw.get(c, "")) for c in COLUMNS), line, to_cell(error)])
     return report
 
 
+def _apply(
+    session: Session,
+    row: Row,
+    subscriber: Subscriber | None,
+    suppressed: bool,
+    categories: dict[str, Category],
+    confirmed: bool,
+) -> Outcome:
+    """One row into the store; ValueError when its status would claim a consent not given."""
+    if suppressed or (subscriber is not None and subscriber.status in ENDED):
+        return Outcome.KEPT  # consent withdrawn or mailbox gone: an import never overrides it
+    default = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
+    status = row.status or (subscriber.status if subscriber is not None else default)
+    was_active = subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE
+    if status == SubscriberStatus.ACTIVE and not (confirmed or was_active):
+        raise ValueError(NOT_CONFIRMED)
+    now = utcnow()
+    outcome = Outcome.UPDATED
+    if subscriber is None:
+        subscriber = Subscriber(email=row.email, created_at=now)
+        session.add(subscriber)
+        outcome = Outcome.ADDED
+    subscriber.name = row.name or subscriber.name
+    subscriber.language = row.language
+    subscriber.status = status
+    if status == SubscriberStatus.ACTIVE and subscriber.confirmed_at is None:
+        subscriber.confirmed_at = now
+    if status == SubscriberStatus.UNSUBSCRIBED:
+        subscriber.unsubscribed_at = now
+    subscriber.categories = [categories[slug] for slug in row.categories]
+    have = {n.newsletter: n for n in subscriber.newsletters}
+    subscriber.newsletters = [have.get(n) or SubscriberNewsletter(newsletter=n) for n in row.newsletters]
+    session.flush()
+    return outcome
+
+
 def export_csv(session: Session, path: Path) -> int:
-    """Every subscriber, in the import format (status included), streamed."""
+    """Every subscriber, in the import format (status included), streamed; no cell is a formula."""
     count = 0
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         query = select(Subscriber).order_by(Subscriber.id).execution_options(yield_per=1000)
         for subscriber in session.scalars(query):
-            writer.writerow(
-                [
-                    subscriber.email,
-                    subscriber.name or "",
-                    subscriber.language,
-                    ";".join(c.slug for c in subscriber.categories),
-                    ";".join(n.newsletter for n in subscriber.newsletters),
-                    subscriber.status,
-                ]
-            )
+            cells = [
+                subscriber.email,
+                subscriber.name or "",
+                subscriber.language,
+                ";".join(c.slug for c in subscriber.categories),
+                ";".join(n.newsletter for n in subscriber.newsletters),
+                subscriber.status,
+            ]
+            writer.writerow([to_cell(cell) for cell in cells])
             count += 1
     return count

@@ -2,9 +2,12 @@
 
 A provider takes a batch of outgoing messages and reports each one's outcome the moment it
 knows it (`report`), so the ledger records an accepted message right away and a crash loses
-as little as possible. Trouble that may pass (rate limits, 5xx, dropped connections) raises
-`ProviderBusy` for the messages not yet reported, so the sender waits and tries them again;
-trouble that will not pass (bad credentials) raises `ProviderRefused`, and the send stops.
+as little as possible. A message that cannot be built, or that the provider refuses for its reader alone, is
+that message's outcome, never an exception. Trouble with the whole provider that may pass
+(rate limits, 421, 5xx for a request, a dropped connection) raises `ProviderBusy` for the
+messages not yet reported, so the sender waits and tries them again; trouble that will not
+pass by waiting (bad credentials, a refused connection, a refused sender) raises
+`ProviderRefused`, and the send stops at once.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from newsletter.editions.compose import Markers
 from newsletter.editions.personalize import Reader
 from newsletter.errors import NewsletterError
 from newsletter.sending.messages import MessageTemplate
@@ -28,6 +32,7 @@ class VariantContent:
     subject: str
     html: str
     text: str
+    markers: Markers
     template: MessageTemplate
 
 
@@ -37,18 +42,25 @@ class Outgoing:
     subscriber_id: int
     edition_id: int
     newsletter: str
-    email: str
+    email: str  # the address as it goes out: ASCII (IDN domain in punycode), or UTF-8 (SMTPUTF8)
     name: str | None
     variant: VariantContent
     reader: Reader
 
+    @property
+    def needs_smtputf8(self) -> bool:
+        """A non-ASCII local part can only travel over SMTPUTF8."""
+        return not self.email.isascii()
+
 
 class OutcomeStatus(StrEnum):
-    """What became of one message: sent, failed for good, or to be tried again later."""
+    """What became of one message."""
 
     SENT = "sent"
-    FAILED = "failed"
-    RETRY = "retry"
+    FAILED = "failed"  # refused for good (SMTP 5xx for this reader, API 400 for this address)
+    DEFERRED = "deferred"  # this reader's mailbox refused for now (SMTP 45x): tried later, counted
+    UNCERTAIN = "uncertain"  # may have been delivered (a timeout after sending): failed, never resent
+    RETRY = "retry"  # the provider could not take it (busy, request refused): tried again, not counted
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from newsletter.sending.providers import Outcome, OutcomeStatus, Outgoing, Report
+from newsletter.sending.providers import Outcome, OutcomeStatus, Outgoing, ProviderRefused, Report
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]+")
 
@@ -33,17 +33,24 @@ class OutboxProvider:
             if path.exists():  # written before a crash: sent already
                 report([Outcome(message.delivery_id, OutcomeStatus.SENT, path.name, "already in the outbox")])
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            envelope = message.variant.template.render(
-                message.email,
-                message.name,
-                message.reader,
-                f"{message.edition_id}.{message.subscriber_id}",
-            )
+            try:
+                envelope = message.variant.template.render(
+                    message.email,
+                    message.name,
+                    message.reader,
+                    f"{message.edition_id}.{message.subscriber_id}",
+                )
+            except Exception as exc:  # this reader's message alone cannot be built
+                report([Outcome(message.delivery_id, OutcomeStatus.FAILED, None, f"cannot build: {exc!r}")])
+                continue
             partial = path.with_suffix(".part")
-            with open(partial, "wb") as handle:
-                handle.write(envelope.data)
-            os.replace(partial, path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(partial, "wb") as handle:
+                    handle.write(envelope.data)
+                os.replace(partial, path)
+            except OSError as exc:  # a full disk or a missing permission stops everyone
+                raise ProviderRefused(f"cannot write to the outbox {self.folder}: {exc}") from None
             report([Outcome(message.delivery_id, OutcomeStatus.SENT, envelope.message_id)])
 
     def close(self) -> None:

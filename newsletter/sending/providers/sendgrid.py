@@ -31,9 +31,6 @@ from newsletter.sending.providers import (
 )
 from newsletter.settings import Settings
 
-# Substitutions apply to both parts, but only the HTML part wants its values escaped.
-TEXT_GREETING = "__NL_TEXT_GREETING__"
-
 
 def _problem(error: http.HTTPError) -> str:
     body = error.body.decode("utf-8", "replace") if isinstance(error.body, bytes) else str(error.body)
@@ -60,6 +57,12 @@ def _retry_after(error: http.HTTPError) -> float | None:
     return None
 
 
+def _text_greeting(variant: VariantContent) -> str:
+    """Substitutions apply to both parts, but only the HTML part wants its values escaped: the
+    text part's greeting gets a marker of its own."""
+    return variant.markers.token("text_greeting")
+
+
 class SendGridProvider:
     name = "sendgrid"
 
@@ -69,6 +72,7 @@ class SendGridProvider:
         self.client = SendGridAPIClient(
             settings.sendgrid_api_key.get_secret_value(), host=str(settings.sendgrid_host).rstrip("/")
         )
+        self.host = str(settings.sendgrid_host).rstrip("/")
         self.timeout = settings.sending.timeout_seconds
         self.batch_size = settings.sending.sendgrid_batch
         self.site = settings.site
@@ -81,12 +85,13 @@ class SendGridProvider:
         variant: VariantContent = message.variant
         if variant.id not in self._bases:
             site = self.site
+            greeting = variant.markers.token("greeting")
             self._bases[variant.id] = {
                 "from": {"email": site.from_address, "name": header_safe(site.from_name)},
                 "reply_to": {"email": site.reply_to},
                 "subject": header_safe(variant.subject),
                 "content": [
-                    {"type": "text/plain", "value": variant.text.replace("__NL_GREETING__", TEXT_GREETING)},
+                    {"type": "text/plain", "value": variant.text.replace(greeting, _text_greeting(variant))},
                     {"type": "text/html", "value": variant.html},
                 ],
                 "headers": {
@@ -105,13 +110,14 @@ class SendGridProvider:
         if message.name:
             to["name"] = header_safe(message.name)
         greeting = values["greeting"]
+        tokens = message.variant.markers.tokens()
         return {
             "to": [to],
             "substitutions": {
-                "__NL_UNSUBSCRIBE_URL__": values["unsubscribe_url"],
-                "__NL_PREFERENCES_URL__": values["preferences_url"],
-                "__NL_GREETING__": html.escape(greeting),
-                TEXT_GREETING: greeting,
+                tokens["unsubscribe_url"]: values["unsubscribe_url"],
+                tokens["preferences_url"]: values["preferences_url"],
+                tokens["greeting"]: html.escape(greeting),
+                _text_greeting(message.variant): greeting,
             },
             "headers": {"List-Unsubscribe": list_unsubscribe(values["unsubscribe_url"], self.mailto)},
             "custom_args": {
@@ -129,8 +135,17 @@ class SendGridProvider:
             self._post(group, report)
 
     def _post(self, group: list[Outgoing], report: Report) -> None:
+        personalizations = []
+        for message in list(group):
+            try:
+                personalizations.append(self._personalization(message))
+            except Exception as exc:  # this reader's part alone cannot be built
+                report([Outcome(message.delivery_id, OutcomeStatus.FAILED, None, f"cannot build: {exc!r}")])
+                group.remove(message)
+        if not group:
+            return
         payload = dict(self._base(group[0]))
-        payload["personalizations"] = [self._personalization(m) for m in group]
+        payload["personalizations"] = personalizations
         try:
             response = self.client.client.mail.send.post(request_body=payload, timeout=self.timeout)
         except (http.BadRequestsError, http.PayloadTooLargeError) as error:
@@ -150,11 +165,11 @@ class SendGridProvider:
                 raise ProviderBusy(_problem(error), _retry_after(error)) from None
             report([Outcome(m.delivery_id, OutcomeStatus.FAILED, None, _problem(error)) for m in group])
             return
-        except urllib.error.URLError as error:  # not connected: nothing was sent
-            raise ProviderBusy(f"cannot reach the API: {error.reason}") from None
+        except urllib.error.URLError as error:  # not connected: nothing was sent, and waiting won't help
+            raise ProviderRefused(f"cannot reach the API at {self.host}: {error.reason}") from None
         except (TimeoutError, ConnectionError) as error:
             detail = f"uncertain: {type(error).__name__} after the request was sent; may have been delivered"
-            report([Outcome(m.delivery_id, OutcomeStatus.FAILED, None, detail) for m in group])
+            report([Outcome(m.delivery_id, OutcomeStatus.UNCERTAIN, None, detail) for m in group])
             return
         message_id = response.headers.get("X-Message-Id") if response.headers else None
         report([Outcome(m.delivery_id, OutcomeStatus.SENT, message_id) for m in group])

@@ -1,8 +1,11 @@
 """SMTP: a small pool of persistent connections (plain, STARTTLS or SSL, with authentication).
 
 Each connection runs in its own thread and reports every message the moment the server
-answers for it. A dropped connection is reopened once and the message tried again; 4xx
-answers are retried later, 5xx answers fail that one message with the server's words.
+answers for it. A reader's own refusal is that message's outcome: 45x deferred (tried later in
+the same send), 5xx failed, with the server's words. The server's trouble is the send's: a
+connection that cannot be made stops it at once (nothing is lost), 421 or a connection dropped
+twice makes it wait and try again. A non-ASCII mailbox goes with SMTPUTF8 where the server
+offers it, and otherwise fails with that reason.
 """
 
 from __future__ import annotations
@@ -24,11 +27,17 @@ from newsletter.sending.providers import (
 from newsletter.settings import Settings
 
 log = logging.getLogger("newsletter.send")
+NO_SMTPUTF8 = "the server does not offer SMTPUTF8, which this non-ASCII mailbox needs"
 
 
 def _reply(code: int, message: bytes | str) -> str:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
     return f"{code} {' '.join(text.split())}"
+
+
+def _refusal(code: int) -> OutcomeStatus:
+    """A reader's refusal: 4xx for now, 5xx for good (421 is the server's, raised before this)."""
+    return OutcomeStatus.DEFERRED if 400 <= code < 500 else OutcomeStatus.FAILED
 
 
 class SMTPProvider:
@@ -51,6 +60,7 @@ class SMTPProvider:
         self.pool = ThreadPoolExecutor(self.size, thread_name_prefix="smtp")
 
     def _connect(self) -> smtplib.SMTP:
+        where = f"{self.host}:{self.port}"
         try:
             if self.tls == "ssl":
                 connection: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -63,14 +73,19 @@ class SMTPProvider:
             if self.username:
                 password = self.password.get_secret_value() if self.password else ""
                 connection.login(self.username, password)
+            connection.ehlo_or_helo_if_needed()
         except smtplib.SMTPAuthenticationError as exc:
             raise ProviderRefused(f"authentication failed: {_reply(exc.smtp_code, exc.smtp_error)}") from None
         except smtplib.SMTPNotSupportedError as exc:
-            raise ProviderRefused(f"{self.host}:{self.port}: {exc}") from None
+            raise ProviderRefused(f"{where}: {exc}") from None
         except ssl.SSLError as exc:  # an untrusted certificate will not fix itself
-            raise ProviderRefused(f"TLS with {self.host}:{self.port} failed: {exc}") from None
+            raise ProviderRefused(f"TLS with {where} failed: {exc}") from None
+        except smtplib.SMTPConnectError as exc:
+            if exc.smtp_code == 421:  # busy right now: try again later
+                raise ProviderBusy(f"{where} busy: {_reply(exc.smtp_code, exc.smtp_error)}") from None
+            raise ProviderRefused(f"{where} refused: {_reply(exc.smtp_code, exc.smtp_error)}") from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise ProviderBusy(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+            raise ProviderRefused(f"cannot connect to {where}: {exc}") from None
         return connection
 
     def send(self, batch: Sequence[Outgoing], report: Report) -> None:
@@ -82,55 +97,73 @@ class SMTPProvider:
             if chunk
         ]
         errors = [future.exception() for future in futures]
-        refused = next((e for e in errors if isinstance(e, ProviderRefused)), None)
-        if refused:
-            raise refused
-        busy = next((e for e in errors if isinstance(e, ProviderBusy)), None)
-        if busy:
-            raise busy
-        for error in errors:
-            if error is not None:
-                raise error
+        for kind in (ProviderRefused, ProviderBusy, BaseException):
+            found = next((e for e in errors if isinstance(e, kind)), None)
+            if found is not None:
+                raise found
 
     def _send_chunk(self, slot: int, chunk: Sequence[Outgoing], report: Report) -> None:
         for message in chunk:
-            envelope = message.variant.template.render(
-                message.email,
-                message.name,
-                message.reader,
-                f"{message.edition_id}.{message.subscriber_id}",
-            )
+            try:
+                envelope = message.variant.template.render(
+                    message.email,
+                    message.name,
+                    message.reader,
+                    f"{message.edition_id}.{message.subscriber_id}",
+                )
+            except Exception as exc:  # this reader's message alone cannot be built
+                report([Outcome(message.delivery_id, OutcomeStatus.FAILED, None, f"cannot build: {exc!r}")])
+                continue
             for attempt in (1, 2):
                 connection = self.connections[slot] or self._connect()
                 self.connections[slot] = connection
                 try:
-                    connection.sendmail(self.sender, [message.email], envelope.data)
+                    outcome = self._transfer(connection, message, envelope.data, envelope.message_id)
                 except smtplib.SMTPServerDisconnected as exc:
                     self.connections[slot] = None
                     if attempt == 2:
                         raise ProviderBusy(f"connection dropped twice: {exc}") from None
                     log.info("SMTP connection dropped; reconnecting")
                     continue
-                except smtplib.SMTPRecipientsRefused as exc:
-                    code, text = exc.recipients[message.email]
-                    status = OutcomeStatus.RETRY if 400 <= code < 500 else OutcomeStatus.FAILED
-                    report([Outcome(message.delivery_id, status, None, _reply(code, text))])
-                    self._reset(slot)
-                except smtplib.SMTPSenderRefused as exc:
-                    answer = _reply(exc.smtp_code, exc.smtp_error)
-                    raise ProviderRefused(f"the server refuses the sender {self.sender}: {answer}") from None
-                except smtplib.SMTPResponseException as exc:
-                    status = OutcomeStatus.RETRY if 400 <= exc.smtp_code < 500 else OutcomeStatus.FAILED
-                    report(
-                        [Outcome(message.delivery_id, status, None, _reply(exc.smtp_code, exc.smtp_error))]
-                    )
-                    self._reset(slot)
                 except OSError as exc:
                     self.connections[slot] = None
                     raise ProviderBusy(f"{self.host}:{self.port}: {exc}") from None
-                else:
-                    report([Outcome(message.delivery_id, OutcomeStatus.SENT, envelope.message_id)])
+                report([outcome])
+                if outcome.status != OutcomeStatus.SENT:
+                    self._reset(slot)
                 break
+
+    def _transfer(self, connection: smtplib.SMTP, message: Outgoing, data: bytes, message_id: str) -> Outcome:
+        """One message over one connection: its outcome, or the exception that is the server's."""
+        options: list[str] = []
+        if message.needs_smtputf8:
+            if not connection.has_extn("smtputf8"):
+                return Outcome(message.delivery_id, OutcomeStatus.FAILED, None, NO_SMTPUTF8)
+            options.append("SMTPUTF8")
+        try:
+            connection.sendmail(self.sender, [message.email], data, mail_options=options)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            if code == 421:
+                raise ProviderBusy(f"{self.host} is closing: {_reply(code, text)}") from None
+            return Outcome(message.delivery_id, _refusal(code), None, _reply(code, text))
+        except smtplib.SMTPSenderRefused as exc:
+            answer = _reply(exc.smtp_code, exc.smtp_error)
+            if exc.smtp_code == 421 or 400 <= exc.smtp_code < 500:
+                raise ProviderBusy(f"the server defers the sender {self.sender}: {answer}") from None
+            raise ProviderRefused(f"the server refuses the sender {self.sender}: {answer}") from None
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code == 421:
+                raise ProviderBusy(
+                    f"{self.host} is closing: {_reply(exc.smtp_code, exc.smtp_error)}"
+                ) from None
+            answer = _reply(exc.smtp_code, exc.smtp_error)
+            return Outcome(message.delivery_id, _refusal(exc.smtp_code), None, answer)
+        except UnicodeError as exc:  # a mailbox smtplib cannot put on the wire
+            return Outcome(
+                message.delivery_id, OutcomeStatus.FAILED, None, f"cannot send to this address: {exc}"
+            )
+        return Outcome(message.delivery_id, OutcomeStatus.SENT, message_id)
 
     def _reset(self, slot: int) -> None:
         """After a refused message, make the connection clean for the next one."""

@@ -1,0 +1,84 @@
+"""Signed tokens: whatever arrives in a link is a valid subscriber id or a TokenError, nothing else."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from newsletter.subscribers.tokens import DAY, TokenError, sign, verify
+
+KEY = b"test-secret-key-0123456789"
+NOW = 20_000 * DAY + 3600.0
+
+
+def test_a_genuine_token_names_its_subscriber_for_its_purpose_only() -> None:
+    token = sign(KEY, "unsubscribe", 42, now=NOW)
+    assert verify(KEY, "unsubscribe", token, now=NOW + 399 * DAY) == 42
+    with pytest.raises(TokenError, match="expired"):
+        verify(KEY, "unsubscribe", token, now=NOW + 401 * DAY)
+    for key, purpose in ((KEY, "preferences"), (b"another-key-0123456789", "unsubscribe")):
+        with pytest.raises(TokenError, match="not valid"):
+            verify(key, purpose, token, now=NOW)
+
+
+GENUINE = sign(KEY, "unsubscribe", 42, now=NOW)
+PAYLOAD, MAC = GENUINE.split(".")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        ".",
+        "-.",
+        PAYLOAD,
+        PAYLOAD + ".",
+        "." + MAC,
+        f"{PAYLOAD}.{MAC[:-1]}é",  # non-ASCII MAC: compare_digest raised TypeError
+        f"{PAYLOAD}.{'é' * len(MAC)}",
+        f"2a.{MAC}",  # no day
+        f"2a-.{MAC}",
+        f"-4e20.{MAC}",
+        f"xyz-4e20.{MAC}",  # bad hex
+        f"2a-4e2g.{MAC}",
+        f"-2a-4e20.{MAC}",  # negative
+        f"2a--4e20.{MAC}",
+        f"{'f' * 40}-4e20.{MAC}",  # huge
+        f"2a-{'f' * 40}.{MAC}",
+        f"{PAYLOAD}.{MAC}.{MAC}",
+        f" {GENUINE}",
+        f"{GENUINE}\n",
+        f"{PAYLOAD}.{MAC}=",
+        "a" * 100_000,  # very long
+        f"{'1' * 5000}-4e20.{MAC}",
+        "\x00" * 10,
+        "🙂.🙂",
+    ],
+)
+def test_a_malformed_token_is_a_token_error(token: str) -> None:
+    with pytest.raises(TokenError):
+        verify(KEY, "unsubscribe", token, now=NOW)
+
+
+@pytest.mark.parametrize("subscriber_id", [-1, 2**64, 10**30])
+def test_a_signed_id_out_of_range_never_verifies(subscriber_id: int) -> None:
+    """Even with a correct MAC, the numbers must be what `sign` makes for real subscribers."""
+    with pytest.raises(TokenError):
+        verify(KEY, "unsubscribe", sign(KEY, "unsubscribe", subscriber_id, now=NOW), now=NOW)
+
+
+@given(st.text() | st.text(alphabet="0123456789abcdef-._ABCDEFXYZ=é", max_size=60))
+@example(f"{PAYLOAD}.{MAC[:-1]}é")
+@example(GENUINE)
+def test_verify_on_any_text_is_an_id_or_a_token_error(token: str) -> None:
+    try:
+        result = verify(KEY, "unsubscribe", token, now=NOW)
+    except TokenError:
+        return
+    assert token == GENUINE and result == 42
+
+
+@given(st.integers(min_value=0, max_value=2**63 - 1), st.floats(min_value=0, max_value=4e9))
+def test_every_signed_id_verifies(subscriber_id: int, now: float) -> None:
+    assert verify(KEY, "confirm", sign(KEY, "confirm", subscriber_id, now=now), now=now) == subscriber_id
