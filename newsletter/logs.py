@@ -7,6 +7,16 @@ import sys
 
 from rich.logging import RichHandler
 
+from newsletter.text import printable
+
+
+class _Printable(logging.Formatter):
+    """Log lines carry outside text (feed URLs and warnings, server answers): no control
+    character in them may reach a terminal or split a line of the log."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
 
 def configure(verbose: bool = False, interactive: bool | None = None) -> None:
     """Rich lines on a terminal, plain timestamped lines otherwise (cron, CI, journald)."""
@@ -14,10 +24,10 @@ def configure(verbose: bool = False, interactive: bool | None = None) -> None:
     handler: logging.Handler
     if interactive:
         handler = RichHandler(show_path=False, markup=False, rich_tracebacks=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(_Printable("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_Printable("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     # The SendGrid client logs request headers, the API key among them, at DEBUG: never let it.
     logging.getLogger("python_http_client").setLevel(logging.WARNING)
     root = logging.getLogger("newsletter")

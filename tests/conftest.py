@@ -137,20 +137,20 @@ class SMTPSink:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], bytes]] = []
         self.refuse: dict[str, str] = {}
-        self.drop_at: set[int] = set()
-        self.data_commands = 0
+        self.drop_at: set[int] = set()  # RCPT commands (1, 2, ...) at which the connection drops
+        self.rcpt_commands = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.rcpt_commands += 1
+        if self.rcpt_commands in self.drop_at:
+            server.transport.close()  # the connection drops before the message is sent
+            return "421 closing"
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        self.data_commands += 1
-        if self.data_commands in self.drop_at:
-            server.transport.close()  # the connection drops before the message is accepted
-            return "421 closing"
         self.messages.append((list(envelope.rcpt_tos), envelope.content))
         return "250 Message accepted for delivery"
 

@@ -33,7 +33,7 @@ def busy_server() -> Iterator[str]:
 
     class Busy(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self.send_response(503, "Busy [/red]")
+            self.send_response(503, "Busy [/red] \x1b]0;PWNED\x07\x1b[2J")  # markup and terminal escapes
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -69,9 +69,11 @@ def test_outside_text_is_printed_as_text(tmp_path, busy_server) -> None:
         assert fetched.returncode == 1, fetched.stderr
         assert "HTTP 503 Busy [/red]" in fetched.stderr and "Traceback" not in fetched.stderr
         assert "feeds [/red]" in fetched.stdout
+        assert "\x1b" not in fetched.stderr + fetched.stdout
     status = run_cli("status", env=env, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert "HTTP 503 Busy [/red]" in status.stdout and "feeds [/red]" in status.stdout
+    assert "\x1b" not in status.stdout + status.stderr
     at = ("--at", "2026-11-22T12:00")
     trending = run_cli("trending", *at, env=env, cwd=tmp_path)
     assert trending.returncode == 0, trending.stderr

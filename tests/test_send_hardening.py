@@ -19,8 +19,10 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from newsletter.editions.compose import Markers
+from newsletter.editions.compose import Composer, Markers, TemplateProblem
+from newsletter.editions.edition import open_edition
 from newsletter.editions.personalize import Reader
+from newsletter.editions.prepare import prepare
 from newsletter.ingest.run import fetch_feeds
 from newsletter.sending.messages import MessageTemplate
 from newsletter.sending.pace import Pace
@@ -33,7 +35,7 @@ from newsletter.sending.report import SendError
 from newsletter.sending.sender import Sender
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Subscriber, SubscriberNewsletter
-from tests.conftest import free_port
+from tests.conftest import WEEKLY_NOV_23, free_port
 from tests.test_send import (
     Sleeps,
     add_readers,
@@ -42,6 +44,7 @@ from tests.test_send import (
     sendgrid_settings,
     smtp_settings,
     statuses,
+    with_settings,
 )
 
 FAST = Pace(retry_delay=0.05, max_delay=0.05, base_delay=0.01)
@@ -444,3 +447,175 @@ def _baseline() -> dict[bool, int]:
 
 
 BASELINE = _baseline()
+
+
+# --- found by trying it as an adversary would -----------------------------------------------------
+
+
+class HostileSink(ScriptedSink):
+    """Also: drops the connection on some readers' RCPT, takes a message and then closes without
+    answering, refuses the n-th MAIL FROM as too big."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop_on_rcpt: set[str] = set()
+        self.vanish_after_data: set[str] = set()
+        self.too_big: set[int] = set()
+        self.mail_commands = 0
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        with self.lock:
+            self.mail_commands += 1
+            if self.mail_commands in self.too_big:
+                return "552 5.3.4 message too big for this server"
+        envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.drop_on_rcpt:
+            server.transport.close()
+            return "421 bye"
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+    async def handle_DATA(self, server, session, envelope):
+        answer = await super().handle_DATA(server, session, envelope)
+        if set(envelope.rcpt_tos) & self.vanish_after_data:
+            server.transport.close()  # taken, then the connection is gone before the 250
+        return answer
+
+
+@pytest.fixture
+def hostile_sink() -> Iterator[tuple[HostileSink, int]]:
+    handler = HostileSink()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def test_a_message_taken_without_an_answer_is_uncertain_and_never_sent_twice(newsroom, hostile_sink) -> None:
+    handler, port = hostile_sink
+    add_reader(newsroom, "vanish@example.com")
+    handler.vanish_after_data.add("vanish@example.com")
+    edition_id = prepared(newsroom)
+    report = smtp_send(newsroom, port, edition_id)
+    assert report.status == "partial"
+    assert failures(newsroom, edition_id)["vanish@example.com"].startswith("uncertain:")
+    smtp_send(newsroom, port, edition_id)  # a rerun leaves it to the operator
+    assert handler.recipients().count("vanish@example.com") == 1
+    assert sorted(handler.recipients()) == sorted(
+        [*recipients_of(newsroom, edition_id), "vanish@example.com"]
+    )
+
+
+def test_a_reader_whose_rcpt_drops_the_connection_ends_failed_not_stuck(newsroom, hostile_sink) -> None:
+    handler, port = hostile_sink
+    add_reader(newsroom, "dropper@example.com")
+    handler.drop_on_rcpt.add("dropper@example.com")
+    edition_id = prepared(newsroom)
+    report = smtp_send(newsroom, port, edition_id, max_attempts=2)
+    assert report.status == "partial"
+    assert "dropped twice" in failures(newsroom, edition_id)["dropper@example.com"]
+    assert len(handler.recipients()) == 9
+
+
+def test_a_message_too_big_for_the_server_fails_alone(newsroom, hostile_sink) -> None:
+    handler, port = hostile_sink
+    handler.too_big = {3}
+    edition_id = prepared(newsroom)
+    report = smtp_send(newsroom, port, edition_id)
+    assert report.status == "partial" and report.failed == 1 and len(handler.recipients()) == 8
+    assert "552 5.3.4" in next(iter(failures(newsroom, edition_id).values()))
+
+
+def test_a_few_readers_refusing_for_now_are_theirs_not_the_providers(newsroom, sink) -> None:
+    """A retry batch holds only readers refused before: refusing alike, it still blames nobody else."""
+    handler, port = sink
+    full = [f"full{i}@example.com" for i in range(3)]
+    for address in full:
+        add_reader(newsroom, address)
+        handler.tries[address] = ["452 4.2.2 mailbox full", "452 4.2.2 mailbox full"]
+    edition_id = prepared(newsroom)
+    report = smtp_send(newsroom, port, edition_id)
+    assert report.status == "complete"
+    assert sorted(handler.recipients()) == recipients_of(newsroom, edition_id)
+
+
+def test_retrying_failed_readers_keeps_their_words_and_ends(newsroom, sink) -> None:
+    handler, port = sink
+    gone = [f"gone{i}@example.com" for i in range(3)]
+    for address in gone:
+        add_reader(newsroom, address)
+        handler.always[address] = f"550 5.1.1 <{address}>: user unknown"
+    edition_id = prepared(newsroom)
+    assert smtp_send(newsroom, port, edition_id).status == "partial"
+    settings = smtp_settings(newsroom, port)
+    provider = SMTPProvider(settings)
+    again = Sender(settings, newsroom.factory, provider, FAST).send(edition_id, retry_failed=True)
+    provider.close()
+    assert again.status == "partial" and again.failed == 3
+    assert all("user unknown" in words for words in failures(newsroom, edition_id).values())
+
+
+def test_a_slow_sender_keeps_its_claims_and_a_second_sender_sends_nobody_twice(newsroom, sink) -> None:
+    """The heartbeat: a sender pacing itself holds its next batch far past the lease."""
+    from tests.test_send import cli_env, sender_process
+
+    handler, port = sink
+    add_readers(newsroom, 300)
+    edition_id = prepared(newsroom)
+    expected = recipients_of(newsroom, edition_id)
+    env = {
+        "NEWSLETTER_PROVIDER": "smtp",
+        "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+        "NEWSLETTER_SMTP_PORT": str(port),
+        "NEWSLETTER_SMTP_TLS": "none",
+        "NEWSLETTER_SENDING__RATE": "60",
+        "NEWSLETTER_SENDING__LEASE_MINUTES": "0.02",  # 1.2 s: a batch of 200 takes 3 s to pace
+    }
+    assert cli_env(newsroom, **env)["NEWSLETTER_DATABASE_URL"]
+    first = sender_process(newsroom, edition_id, **env)
+    time.sleep(2.0)
+    second = sender_process(newsroom, edition_id, **env)
+    for process in (first, second):
+        _out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    assert sorted(handler.recipients()) == expected  # everyone exactly once
+    assert statuses(newsroom, edition_id) == {"sent": len(expected)}
+
+
+def test_a_refusal_for_the_whole_request_is_one_request_not_thousands(newsroom, mail_api) -> None:
+    from tests.sendgrid_server import Scripted
+
+    add_readers(newsroom, 40)
+    edition_id = prepared(newsroom)
+    bad = {"errors": [{"message": "The content value must be a string.", "field": "content.0.value"}]}
+    mail_api.script = [Scripted(400, bad)] * 100
+    settings = sendgrid_settings(newsroom, mail_api)
+    with pytest.raises(SendError, match="refused the request"):
+        Sender(settings, newsroom.factory, SendGridProvider(settings), FAST, sleep=Sleeps()).send(edition_id)
+    assert mail_api.requests == 1 and statuses(newsroom, edition_id) == {
+        "pending": len(recipients_of(newsroom, edition_id))
+    }
+
+
+def test_a_servers_words_reach_the_operator_without_terminal_escapes(newsroom, sink) -> None:
+    handler, port = sink
+    handler.everyone = "554 5.7.1 \x1b]0;PWNED\x07\x1b[2J denied"
+    edition_id = prepared(newsroom)
+    with pytest.raises(SendError) as stopped:
+        smtp_send(newsroom, port, edition_id)
+    assert "\x1b" not in str(stopped.value) and "\x07" not in str(stopped.value)
+    assert "denied" in str(stopped.value)
+
+
+def test_a_subject_template_failing_on_data_is_one_clear_error(newsroom) -> None:
+    weekly = newsroom.settings.newsletter("weekly").model_copy(update={"subject": "{{ top.author + 1 }}"})
+    settings = with_settings(newsroom, newsletters={"weekly": weekly.model_dump()})
+    with (
+        pytest.raises(TemplateProblem, match="subject template cannot render"),
+        unit_of_work(newsroom.factory) as session,
+    ):
+        edition = open_edition(session, settings, "weekly", WEEKLY_NOV_23)
+        prepare(session, settings, edition, Composer(settings.templates_path()))

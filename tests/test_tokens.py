@@ -82,3 +82,10 @@ def test_verify_on_any_text_is_an_id_or_a_token_error(token: str) -> None:
 @given(st.integers(min_value=0, max_value=2**63 - 1), st.floats(min_value=0, max_value=4e9))
 def test_every_signed_id_verifies(subscriber_id: int, now: float) -> None:
     assert verify(KEY, "confirm", sign(KEY, "confirm", subscriber_id, now=now), now=now) == subscriber_id
+
+
+@pytest.mark.parametrize("token", [None, b"1-2.abc", 12, ["1-2.abc"]])
+def test_a_token_that_is_not_text_is_a_token_error(token) -> None:
+    """A web form or a JSON body may hand over anything."""
+    with pytest.raises(TokenError):
+        verify(KEY, "unsubscribe", token)

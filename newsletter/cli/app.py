@@ -16,6 +16,7 @@ from newsletter.cli.output import err
 from newsletter.cli.state import State
 from newsletter.cli.subscribers import subscribers_app
 from newsletter.errors import NewsletterError
+from newsletter.text import printable
 
 app = typer.Typer(
     help="Pull a news site's feeds, compose per-reader digests and send them exactly once.",
@@ -79,5 +80,5 @@ def main() -> None:
 
 def fail(message: str, code: int) -> NoReturn:
     """One line, whatever the message holds (server answers can carry line breaks)."""
-    print(f"newsletter: {' '.join(message.split())}", file=sys.stderr)
+    print(f"newsletter: {' '.join(printable(message).split())}", file=sys.stderr)
     sys.exit(code)

@@ -8,11 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from newsletter.cli import output
 from newsletter.cli.options import AtOption, NewsletterOption, moment
-from newsletter.cli.output import err, out
+from newsletter.cli.output import err, out, outside
 from newsletter.cli.state import state
 from newsletter.editions.ranking import SIGNALS
 from newsletter.errors import NewsletterError
@@ -49,8 +48,8 @@ def trending(
             str(position),
             f"{item.score.total:.2f}",
             *(f"{shares[s]:.0%}" for s in SIGNALS),
-            Text(item.title),
-            Text(", ".join(item.sections)),
+            outside(item.title),
+            outside(", ".join(item.sections)),
         )
     out.print(table)
 
@@ -95,8 +94,8 @@ def preview(
             table.add_row(
                 str(decision.article_id),
                 "yes" if decision.kept else "no",
-                Text(decision.reason),
-                Text(decision.title),
+                outside(decision.reason),
+                outside(decision.title),
             )
         err.print(table)
     if result.composed is None:

@@ -8,12 +8,13 @@ from rich.table import Table
 from rich.text import Text
 
 from newsletter.cli import output
-from newsletter.cli.output import err, out
+from newsletter.cli.output import err, out, outside
 from newsletter.cli.state import state
 from newsletter.ingest.run import FeedReport
 from newsletter.services import feeds
 from newsletter.services.overview import overview
 from newsletter.store.runtime import Runtime
+from newsletter.text import printable
 
 
 def fetch(ctx: typer.Context) -> None:
@@ -44,7 +45,7 @@ def show_reports(reports: list[FeedReport]) -> None:
     out.print(output.feed_reports(reports))
     for r in reports:
         if r.problem:
-            err.print(Text.assemble((r.url, "red"), f": {r.problem}"), highlight=False)
+            err.print(Text.assemble((printable(r.url), "red"), f": {printable(r.problem)}"), highlight=False)
 
 
 def status(ctx: typer.Context) -> None:
@@ -55,13 +56,13 @@ def status(ctx: typer.Context) -> None:
         table.add_column(column, overflow="fold")
     for feed in seen.feeds:
         table.add_row(
-            Text(feed.url),
+            outside(feed.url),
             output.feed_status(feed.status),
             str(feed.http_status or ""),
             f"{feed.fetched_at:%Y-%m-%d %H:%M}" if feed.fetched_at else "",
             f"{feed.read_well_at:%Y-%m-%d %H:%M}" if feed.read_well_at else "",
             str(feed.entries),
-            Text(feed.error or ""),
+            outside(feed.error or ""),
         )
     out.print(table)
     people = ", ".join(f"{count} {status}" for status, count in seen.subscribers.items()) or "none"

@@ -14,10 +14,17 @@ from newsletter.sending.report import SendReport
 from newsletter.services.editions import EditionSummary
 from newsletter.services.feeds import StoredArticles
 from newsletter.store.statuses import DeliveryStatus, EditionStatus, FeedStatus
+from newsletter.text import printable
 
 out = Console()
 err = Console(stderr=True)
 FEED_COLOURS = {FeedStatus.OK: "green", FeedStatus.NOT_MODIFIED: "cyan", FeedStatus.PARTIAL: "yellow"}
+
+
+def outside(text: str) -> Text:
+    """Text from outside (titles, URLs, server answers) as plain text with no control character:
+    neither Rich markup nor a terminal escape can come through."""
+    return Text(printable(text))
 
 
 def feed_status(status: FeedStatus | None) -> Text:
@@ -31,7 +38,12 @@ def feed_reports(reports: list[FeedReport]) -> Table:
     for r in reports:
         problem = r.problem or (f"{len(r.warnings)} warning(s)" if r.warnings else "")
         table.add_row(
-            Text(r.url), feed_status(r.status), str(r.new), str(r.updated), str(r.unchanged), Text(problem)
+            outside(r.url),
+            feed_status(r.status),
+            str(r.new),
+            str(r.updated),
+            str(r.unchanged),
+            outside(problem),
         )
     return table
 
@@ -42,7 +54,7 @@ def stored_articles(stored: StoredArticles) -> Table:
     table.add_column("language")
     table.add_column("articles", justify="right")
     for name, language, count in stored.by_section:
-        table.add_row(Text(name), Text(language), str(count))
+        table.add_row(outside(name), outside(language), str(count))
     for language, count in stored.by_language:
         table.add_row(Text("all", style="bold"), Text(language), Text(str(count), style="bold"))
     return table
@@ -56,8 +68,8 @@ def editions_table(summaries: list[EditionSummary]) -> Table:
         e = s.edition
         table.add_row(
             str(e.id),
-            Text(e.newsletter),
-            Text(e.slot),
+            outside(e.newsletter),
+            outside(e.slot),
             e.status,
             *(str(s.counts.get(d, 0)) for d in DeliveryStatus),
         )

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from newsletter.cli.output import err, out
+from newsletter.cli.output import err, out, outside
 from newsletter.cli.state import state
 from newsletter.services import subscribers
 from newsletter.store.runtime import Runtime
@@ -44,7 +44,7 @@ def import_and_show(runtime: Runtime, path: Path, *, confirmed: bool = False) ->
         markup=False,
     )
     for line, _raw, error in report.rejected:
-        err.print(Text(f"  line {line}: {error}"), highlight=False)
+        err.print(outside(f"  line {line}: {error}"), highlight=False)
     if report.rejects_file:
         err.print(Text(f"rejected rows written to {report.rejects_file}, with the reason for each"))
     return report

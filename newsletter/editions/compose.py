@@ -145,8 +145,10 @@ class Composer:
                 context, stylesheet=self.stylesheet, responsive=self.responsive
             )
             text = self.text_env.get_template("email/digest.txt").render(context)
-        except jinja2.TemplateError as exc:
-            raise TemplateProblem(f"a template in {self.templates / 'email'} cannot render: {exc}") from None
+        except Exception as exc:  # a template may fail on data (None + 1): name it, never a traceback
+            raise TemplateProblem(
+                f"a template in {self.templates / 'email'} cannot render: {exc!r}"
+            ) from None
         inlined = inline_css(html)
         warnings = []
         size = len(inlined.encode("utf-8"))
@@ -163,7 +165,7 @@ class Composer:
         """A subject or preheader line from the settings, rendered in the sandbox."""
         try:
             return self.text_env.from_string(source).render(values)
-        except jinja2.TemplateError as exc:
+        except Exception as exc:  # a template may fail on data (None + 1): name it, never a traceback
             raise TemplateProblem(f"the newsletter's {key} template cannot render: {exc}") from None
 
 

@@ -26,6 +26,7 @@ import httpx
 
 from newsletter.errors import FeedError
 from newsletter.settings import FetchSettings
+from newsletter.text import printable
 
 IPAddress = IPv4Address | IPv6Address
 # When the current exchange must end (time.monotonic()); set by `fetch` around each feed.
@@ -246,7 +247,9 @@ def _read_response(
     if response.status_code == 304:
         return Fetched(str(response.url), 304, None, dict(response.headers), etag, last_modified)
     if response.status_code >= 400:
-        raise FeedError(shown, f"HTTP {response.status_code} {response.reason_phrase}", response.status_code)
+        raise FeedError(
+            shown, f"HTTP {response.status_code} {printable(response.reason_phrase)}", response.status_code
+        )
     body = bytearray()
     for chunk in response.iter_bytes():
         body += chunk

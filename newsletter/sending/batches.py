@@ -57,6 +57,7 @@ class BatchBuilder:
                 select(
                     Delivery.id,
                     Delivery.variant_id,
+                    Delivery.attempts,
                     Subscriber.id,
                     Subscriber.email,
                     Subscriber.name,
@@ -68,12 +69,14 @@ class BatchBuilder:
                 .where(Delivery.id.in_(ids))
                 .order_by(Delivery.id)
             ).all()
-            for missing in {row[1] for row in rows if row[1] is not None} - self.variants.keys():
+            for missing in {
+                row.variant_id for row in rows if row.variant_id is not None
+            } - self.variants.keys():
                 self.variants[missing] = self._variant(session, missing)
         gone: list[int] = []
         unsendable: list[Mark] = []
         messages: list[Outgoing] = []
-        for delivery_id, variant_id, subscriber_id, email, name, status, suppressed in rows:
+        for delivery_id, variant_id, attempts, subscriber_id, email, name, status, suppressed in rows:
             if status != SubscriberStatus.ACTIVE or suppressed is not None or variant_id is None:
                 gone.append(delivery_id)
                 continue
@@ -92,6 +95,7 @@ class BatchBuilder:
                     name=name,
                     variant=self.variants[variant_id],
                     reader=self.reader(subscriber_id, name),
+                    attempt=attempts,
                 )
             )
         batch = Batch(messages, left=0, unsendable=len(unsendable))

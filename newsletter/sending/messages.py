@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import binascii
 import html
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,22 +19,13 @@ from urllib.parse import urlsplit
 
 from newsletter.editions.compose import Markers
 from newsletter.editions.personalize import Personalizable, Reader
-
-# C0, DEL and C1 controls, line and paragraph separators, zero-width and bidi marks, overrides
-# and isolates, the byte-order mark.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+")
-
-
-def header_safe(value: str) -> str:
-    """No control character, nor an invisible character that reorders or hides text, from data
-    (feeds, imports) may reach a header: each run of them becomes one space."""
-    return _UNSAFE.sub(" ", value).strip()
+from newsletter.text import printable
 
 
 def _fold(name: str, value: str) -> bytes:
     """A header line folded at spaces under 78 columns. Non-ASCII text, and text that looks like
     an encoded word, is written as RFC 2047 encoded words, so a reader sees it as it was."""
-    value = header_safe(value)
+    value = printable(value)
     if not value.isascii() or "=?" in value:
         encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
         return f"{name}: {encoded}\r\n".encode("ascii")
@@ -56,7 +46,7 @@ def _wrap(name: str, words: list[str]) -> str:
 def _mailbox(header: str, name: str | None, address: str) -> str:
     """`Name <address>`: the name quoted, or as folded encoded words where it is not plain
     ASCII; the address as it is (ASCII, or UTF-8 for a mailbox sent with SMTPUTF8)."""
-    name = header_safe(name or "")
+    name = printable(name or "")
     if not name:
         return address
     if name.isascii() and "=?" not in name:
@@ -145,7 +135,7 @@ class MessageTemplate:
             _fold("Subject", subject),
             _fold_raw(
                 "List-Id",
-                _mailbox("List-Id", list_name, list_id) if header_safe(list_name) else f"<{list_id}>",
+                _mailbox("List-Id", list_name, list_id) if printable(list_name) else f"<{list_id}>",
             ),
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
             b"MIME-Version: 1.0\r\n",

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,14 +57,15 @@ SHARED_MIN = 3
 
 def provider_at_fault(held: list[Outcome], batch: Sequence[Outgoing]) -> list[Outcome]:
     """The refusals that share one answer for much of the batch (the reader's own address taken
-    out of the answer), or none."""
-    addresses = {m.delivery_id: m.email.lower() for m in batch}
+    out of the answer), or none. Only first attempts count: readers tried again (deferred, or
+    failed and retried) are refused alike by nature, and each must get their own outcome."""
+    addresses = {m.delivery_id: m.email.lower() for m in batch if m.attempt <= 1}
     alike: dict[tuple[OutcomeStatus, str], list[Outcome]] = {}
-    for outcome in held:
+    for outcome in (o for o in held if o.delivery_id in addresses):
         words = (outcome.detail or "").lower().replace(addresses.get(outcome.delivery_id, "\0"), "")
         alike.setdefault((outcome.status, words), []).append(outcome)
     largest = max(alike.values(), key=len, default=[])
-    return largest if len(largest) >= max(SHARED_MIN, SHARED_SHARE * len(batch)) else []
+    return largest if len(largest) >= max(SHARED_MIN, SHARED_SHARE * len(addresses)) else []
 
 
 class Sender:
@@ -98,9 +100,9 @@ class Sender:
         self.streak = 0
         # One batch in flight while the next is claimed and built: the provider's wait overlaps our work.
         in_flight: Future[list[Outcome]] | None = None
-        with ThreadPoolExecutor(1, thread_name_prefix="deliver") as courier:
+        with ThreadPoolExecutor(1, thread_name_prefix="deliver") as courier, self._heartbeat(edition_id):
             while True:
-                ids = self._claim(edition_id)
+                token, ids = self._claim(edition_id)
                 batch: list[Outgoing] = []
                 if ids:
                     built = builder.build(ids)
@@ -112,7 +114,7 @@ class Sender:
                     try:
                         retried = self._settle(in_flight.result(), report, started)
                     except SendError:
-                        self._release(ids)
+                        self._release(ids, token)
                         raise
                     in_flight = None
                     if retried and not ids:
@@ -123,9 +125,47 @@ class Sender:
                         break
                     self.sleep(wait)  # only readers whose mailboxes said "later" are left
                     continue
+                batch = self._still_held(batch, token)  # settling may have slept: check
                 if batch:
-                    in_flight = courier.submit(self._deliver, batch, ids, report)
+                    in_flight = courier.submit(self._deliver, batch, token, report)
         return self._finish(edition_id, report)
+
+    @contextmanager
+    def _heartbeat(self, edition_id: int) -> Iterator[None]:
+        """Keep this sender's claims fresh while it works, so that however slow the provider or
+        the pace, no other sender takes them for a dead one's and mails them again."""
+        stop = threading.Event()
+        interval = max(self.pace.lease.total_seconds() / 4, 0.2)
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    with unit_of_work(self.factory) as session:
+                        ledger.renew(session, edition_id, self.worker)
+                except Exception:  # the next beat tries again; the lease leaves room for three
+                    log.exception("renewing this sender's claims failed")
+
+        thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _still_held(self, batch: list[Outgoing], token: str) -> list[Outgoing]:
+        """The messages whose deliveries this claim still holds: never hand over one that another
+        sender took (after this one was stalled past its lease)."""
+        if not batch:
+            return batch
+        with reading(self.factory) as session:
+            mine = ledger.held(session, [m.delivery_id for m in batch], token)
+        if len(mine) < len(batch):
+            log.warning(
+                "%d deliveries of this sender's batch were taken over; left to their new sender",
+                len(batch) - len(mine),
+            )
+        return [m for m in batch if m.delivery_id in mine]
 
     def _begin(self, edition_id: int, retry_failed: bool) -> tuple[SendReport, str]:
         """Check the edition can be sent, put back what dead senders held, and mark it sending."""
@@ -160,16 +200,18 @@ class Sender:
             return None
         return min(max((when - utcnow()).total_seconds(), 0.0), 60.0)
 
-    def _claim(self, edition_id: int) -> list[int]:
+    def _claim(self, edition_id: int) -> tuple[str, list[int]]:
+        """The next batch, and the token that claims it (worker#n)."""
         self.claims += 1
+        token = f"{self.worker}#{self.claims}"
         with unit_of_work(self.factory) as session:
-            return ledger.claim(session, edition_id, f"{self.worker}#{self.claims}", self.provider.batch_size)
+            return token, ledger.claim(session, edition_id, token, self.provider.batch_size)
 
-    def _release(self, ids: Sequence[int]) -> None:
+    def _release(self, ids: Sequence[int], token: str) -> None:
         with unit_of_work(self.factory) as session:
-            ledger.release(session, ids)
+            ledger.release(session, ids, token)
 
-    def _deliver(self, batch: Sequence[Outgoing], ids: list[int], report: SendReport) -> list[Outcome]:
+    def _deliver(self, batch: Sequence[Outgoing], token: str, report: SendReport) -> list[Outcome]:
         """Hand the batch to the provider, recording outcomes as they come; what the provider
         could not take is put back for a retry, a refusal stops the send."""
         record = Recorder(lambda outcomes: self._record(outcomes, report))
@@ -185,19 +227,19 @@ class Sender:
                 ]
             )
         except Exception as exc:  # refused, or a fault of the provider's own: stop, lose nothing
-            self._stop(record, ids)
+            self._stop(record, batch, token)
             words = str(exc) if isinstance(exc, ProviderRefused) else f"{type(exc).__name__}: {exc}"
             raise SendError(f"{self.provider.name} refused the send: {words}; {RESUME}") from None
         done = record.done()
         missing = [m.delivery_id for m in batch if m.delivery_id not in done]
         if missing:  # a provider must account for every message; never guess "sent"
             record([Outcome(i, OutcomeStatus.RETRY, None, "no outcome reported") for i in missing])
-        self._judge(record, batch, ids)
+        self._judge(record, batch, token)
         record.write_held()
         record.flush()
         return record.seen
 
-    def _judge(self, record: Recorder, batch: Sequence[Outgoing], ids: list[int]) -> None:
+    def _judge(self, record: Recorder, batch: Sequence[Outgoing], token: str) -> None:
         """Refusals held back by the recorder are the readers' own, unless the same one came for
         much of the batch: then it is the provider's. A shared permanent refusal (a relay denying
         everyone) stops the send with nobody failed; a shared temporary one makes it wait."""
@@ -206,7 +248,7 @@ class Sender:
             return
         first = blamed[0]
         if first.status == OutcomeStatus.FAILED:
-            self._stop(record, ids)
+            self._stop(record, batch, token)
             raise SendError(
                 f"{self.provider.name} refused {len(blamed)} of {len(batch)} messages with the same "
                 f"answer ({first.detail}): the provider's fault, not the readers'; nobody was marked "
@@ -215,10 +257,10 @@ class Sender:
         record.held = [o for o in record.held if o not in blamed]
         record([Outcome(o.delivery_id, OutcomeStatus.RETRY, None, o.detail) for o in blamed])
 
-    def _stop(self, record: Recorder, ids: list[int]) -> None:
+    def _stop(self, record: Recorder, batch: Sequence[Outgoing], token: str) -> None:
         """Write what was accepted, then give back everything else of the batch."""
         record.flush()
-        self._release(ids)
+        self._release([m.delivery_id for m in batch], token)
 
     def _record(self, outcomes: list[Outcome], report: SendReport) -> None:
         deferrals = [(o.delivery_id, o.detail or "") for o in outcomes if o.status == OutcomeStatus.DEFERRED]

@@ -174,10 +174,10 @@ def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]
     return ids
 
 
-def release(session: Session, ids: Iterable[int]) -> None:
-    """Give claimed deliveries back to pending: none of them was handed over, so the claim
-    does not count as an attempt."""
-    _unclaim(session, list(ids), attempted=False)
+def release(session: Session, ids: Iterable[int], token: str) -> None:
+    """Give deliveries this claim still holds back to pending: none of them was handed over, so
+    the claim does not count as an attempt."""
+    _unclaim(session, list(ids), attempted=False, token=token)
 
 
 def suppress_claimed(session: Session, ids: list[int]) -> int:
@@ -252,6 +252,33 @@ def next_retry(session: Session, edition_id: int) -> datetime | None:
     )
 
 
+def renew(session: Session, edition_id: int, worker: str) -> None:
+    """A live sender's heartbeat: its claims are fresh again, so no other sender takes them
+    for a dead one's however slow the provider or the pace."""
+    session.execute(
+        update(DELIVERIES)
+        .where(
+            DELIVERIES.c.edition_id == edition_id,
+            DELIVERIES.c.status == DeliveryStatus.SENDING,
+            DELIVERIES.c.claimed_by.like(f"{worker}#%"),
+        )
+        .values(claimed_at=utcnow())
+    )
+
+
+def held(session: Session, ids: Sequence[int], token: str) -> set[int]:
+    """Which of these deliveries the claim `token` still holds (none was taken over)."""
+    return set(
+        session.scalars(
+            select(Delivery.id).where(
+                Delivery.id.in_(list(ids)),
+                Delivery.status == DeliveryStatus.SENDING,
+                Delivery.claimed_by == token,
+            )
+        )
+    )
+
+
 def worker_name() -> str:
     """host:pid:start, so a restarted sender on the same host can tell a dead claim from a live one."""
     return f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
@@ -288,19 +315,17 @@ def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> int
     return len(ids)
 
 
-def _unclaim(session: Session, ids: list[int], attempted: bool) -> None:
+def _unclaim(session: Session, ids: list[int], attempted: bool, token: str | None = None) -> None:
     values: dict[str, Any] = {"status": DeliveryStatus.PENDING, "claimed_by": None, "claimed_at": None}
     if not attempted:
         values["attempts"] = DELIVERIES.c.attempts - 1
     for start in range(0, len(ids), BATCH):
-        session.execute(
-            update(DELIVERIES)
-            .where(
-                DELIVERIES.c.id.in_(ids[start : start + BATCH]),
-                DELIVERIES.c.status == DeliveryStatus.SENDING,
-            )
-            .values(**values)
+        query = update(DELIVERIES).where(
+            DELIVERIES.c.id.in_(ids[start : start + BATCH]), DELIVERIES.c.status == DeliveryStatus.SENDING
         )
+        if token is not None:  # only what this claim still holds, never another sender's
+            query = query.where(DELIVERIES.c.claimed_by == token)
+        session.execute(query.values(**values))
 
 
 def retry_failed(session: Session, edition_id: int) -> int:
@@ -308,7 +333,7 @@ def retry_failed(session: Session, edition_id: int) -> int:
     result = session.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.edition_id == edition_id, DELIVERIES.c.status == DeliveryStatus.FAILED)
-        .values(status=DeliveryStatus.PENDING, detail=None, attempts=0, retry_at=None)
+        .values(status=DeliveryStatus.PENDING, retry_at=None)  # the last words stay until new ones
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

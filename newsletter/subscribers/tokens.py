@@ -43,7 +43,7 @@ def sign(key: bytes, purpose: str, subscriber_id: int, now: float | None = None)
 
 def verify(key: bytes, purpose: str, token: str, now: float | None = None) -> int:
     """The subscriber id in a valid token; TokenError otherwise."""
-    parts = _TOKEN.fullmatch(token)
+    parts = _TOKEN.fullmatch(token) if isinstance(token, str) else None  # a web form may give anything
     if not parts or not hmac.compare_digest(parts["mac"], _mac(key, purpose, parts["payload"])):
         raise TokenError("this link is not valid (damaged or forged)")
     today = int((time.time() if now is None else now) // DAY)

@@ -46,6 +46,7 @@ class Outgoing:
     name: str | None
     variant: VariantContent
     reader: Reader
+    attempt: int = 1  # 1 the first time this delivery is handed to a provider
 
     @property
     def needs_smtputf8(self) -> bool:

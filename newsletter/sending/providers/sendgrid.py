@@ -19,7 +19,7 @@ from typing import Any
 from python_http_client import exceptions as http
 from sendgrid import SendGridAPIClient
 
-from newsletter.sending.messages import header_safe, list_id, list_unsubscribe
+from newsletter.sending.messages import list_id, list_unsubscribe
 from newsletter.sending.providers import (
     Outcome,
     OutcomeStatus,
@@ -30,16 +30,34 @@ from newsletter.sending.providers import (
     VariantContent,
 )
 from newsletter.settings import Settings
+from newsletter.text import printable
 
 
-def _problem(error: http.HTTPError) -> str:
+def _errors(error: http.HTTPError) -> list[dict[str, Any]]:
+    """The API's error objects ({"message", "field"}), or none when the body is not that."""
     body = error.body.decode("utf-8", "replace") if isinstance(error.body, bytes) else str(error.body)
     try:
-        messages = [e.get("message", "") for e in json.loads(body).get("errors", [])]
-        body = "; ".join(m for m in messages if m) or body
+        found = json.loads(body).get("errors", [])
     except (ValueError, AttributeError):
-        pass
-    return f"HTTP {error.status_code}: {' '.join(body.split())[:500]}"
+        return []
+    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+
+
+def _problem(error: http.HTTPError, errors: list[dict[str, Any]] | None = None) -> str:
+    body = error.body.decode("utf-8", "replace") if isinstance(error.body, bytes) else str(error.body)
+    messages = [str(e.get("message") or "") for e in (errors if errors is not None else _errors(error))]
+    body = "; ".join(m for m in messages if m) or body
+    return f"HTTP {error.status_code}: {' '.join(printable(body).split())[:500]}"
+
+
+def _refused_personalizations(errors: list[dict[str, Any]]) -> dict[int, str]:
+    """The personalizations a 400 names (`personalizations.N...`), with the API's words for each."""
+    found: dict[int, str] = {}
+    for item in errors:
+        parts = str(item.get("field") or "").split(".")
+        if len(parts) > 1 and parts[0] == "personalizations" and parts[1].isdigit():
+            found.setdefault(int(parts[1]), str(item.get("message") or "refused"))
+    return found
 
 
 def _retry_after(error: http.HTTPError) -> float | None:
@@ -87,15 +105,15 @@ class SendGridProvider:
             site = self.site
             greeting = variant.markers.token("greeting")
             self._bases[variant.id] = {
-                "from": {"email": site.from_address, "name": header_safe(site.from_name)},
+                "from": {"email": site.from_address, "name": printable(site.from_name)},
                 "reply_to": {"email": site.reply_to},
-                "subject": header_safe(variant.subject),
+                "subject": printable(variant.subject),
                 "content": [
                     {"type": "text/plain", "value": variant.text.replace(greeting, _text_greeting(variant))},
                     {"type": "text/html", "value": variant.html},
                 ],
                 "headers": {
-                    "List-Id": f"{header_safe(site.name)} {self.titles.get(message.newsletter, '')} "
+                    "List-Id": f"{printable(site.name)} {self.titles.get(message.newsletter, '')} "
                     f"<{list_id(message.newsletter, str(site.url))}>",
                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
                 },
@@ -108,7 +126,7 @@ class SendGridProvider:
         values = message.reader.values()
         to: dict[str, str] = {"email": message.email}
         if message.name:
-            to["name"] = header_safe(message.name)
+            to["name"] = printable(message.name)
         greeting = values["greeting"]
         tokens = message.variant.markers.tokens()
         return {
@@ -135,27 +153,35 @@ class SendGridProvider:
             self._post(group, report)
 
     def _post(self, group: list[Outgoing], report: Report) -> None:
-        personalizations = []
-        for message in list(group):
+        """One request for the group; a 400 naming some readers fails them and the rest are
+        posted again (a loop, not a recursion: a thousand bad addresses in one request)."""
+        while group:
+            group = self._post_once(group, report)
+
+    def _post_once(self, group: list[Outgoing], report: Report) -> list[Outgoing]:
+        """Post the group; what is left to post again (after a 400 that named some readers)."""
+        personalizations, sendable = [], []
+        for message in group:
             try:
                 personalizations.append(self._personalization(message))
+                sendable.append(message)
             except Exception as exc:  # this reader's part alone cannot be built
                 report([Outcome(message.delivery_id, OutcomeStatus.FAILED, None, f"cannot build: {exc!r}")])
-                group.remove(message)
-        if not group:
-            return
-        payload = dict(self._base(group[0]))
+        if not sendable:
+            return []
+        payload = dict(self._base(sendable[0]))
         payload["personalizations"] = personalizations
         try:
             response = self.client.client.mail.send.post(request_body=payload, timeout=self.timeout)
-        except (http.BadRequestsError, http.PayloadTooLargeError) as error:
-            if len(group) == 1:
-                report([Outcome(group[0].delivery_id, OutcomeStatus.FAILED, None, _problem(error))])
-                return
-            middle = len(group) // 2
-            self._post(group[:middle], report)
-            self._post(group[middle:], report)
-            return
+        except http.BadRequestsError as error:
+            return self._refused(sendable, error, report)
+        except http.PayloadTooLargeError as error:
+            if len(sendable) == 1:
+                report([Outcome(sendable[0].delivery_id, OutcomeStatus.FAILED, None, _problem(error))])
+                return []
+            middle = len(sendable) // 2
+            self._post(sendable[:middle], report)
+            return sendable[middle:]
         except (http.UnauthorizedError, http.ForbiddenError) as error:
             raise ProviderRefused(_problem(error)) from None
         except http.TooManyRequestsError as error:
@@ -163,16 +189,32 @@ class SendGridProvider:
         except http.HTTPError as error:
             if error.status_code >= 500:
                 raise ProviderBusy(_problem(error), _retry_after(error)) from None
-            report([Outcome(m.delivery_id, OutcomeStatus.FAILED, None, _problem(error)) for m in group])
-            return
+            report([Outcome(m.delivery_id, OutcomeStatus.FAILED, None, _problem(error)) for m in sendable])
+            return []
         except urllib.error.URLError as error:  # not connected: nothing was sent, and waiting won't help
             raise ProviderRefused(f"cannot reach the API at {self.host}: {error.reason}") from None
         except (TimeoutError, ConnectionError) as error:
             detail = f"uncertain: {type(error).__name__} after the request was sent; may have been delivered"
-            report([Outcome(m.delivery_id, OutcomeStatus.UNCERTAIN, None, detail) for m in group])
-            return
+            report([Outcome(m.delivery_id, OutcomeStatus.UNCERTAIN, None, detail) for m in sendable])
+            return []
         message_id = response.headers.get("X-Message-Id") if response.headers else None
-        report([Outcome(m.delivery_id, OutcomeStatus.SENT, message_id) for m in group])
+        report([Outcome(m.delivery_id, OutcomeStatus.SENT, message_id) for m in sendable])
+        return []
+
+    def _refused(self, group: list[Outgoing], error: http.HTTPError, report: Report) -> list[Outgoing]:
+        """A 400 that names personalizations fails those readers, the rest to be posted again;
+        one that names none is about the request itself (sender, content): the same for everyone."""
+        errors = _errors(error)
+        named = {i: words for i, words in _refused_personalizations(errors).items() if i < len(group)}
+        if not named:
+            raise ProviderRefused(f"the API refused the request: {_problem(error, errors)}")
+        report(
+            [
+                Outcome(group[i].delivery_id, OutcomeStatus.FAILED, None, f"HTTP 400: {printable(words)}")
+                for i, words in named.items()
+            ]
+        )
+        return [m for i, m in enumerate(group) if i not in named]
 
     def close(self) -> None:
         pass

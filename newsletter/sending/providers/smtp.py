@@ -11,10 +11,12 @@ offers it, and otherwise fails with that reason.
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from newsletter.sending.providers import (
     Outcome,
@@ -25,14 +27,21 @@ from newsletter.sending.providers import (
     Report,
 )
 from newsletter.settings import Settings
+from newsletter.text import printable
 
 log = logging.getLogger("newsletter.send")
 NO_SMTPUTF8 = "the server does not offer SMTPUTF8, which this non-ASCII mailbox needs"
+# A line starting with a dot gets a second one, so the message cannot end early (RFC 5321 4.5.2).
+_DOT = re.compile(rb"(?m)^\.")
+
+
+class _Unanswered(Exception):
+    """The whole message was sent but no answer came: it may have been delivered."""
 
 
 def _reply(code: int, message: bytes | str) -> str:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-    return f"{code} {' '.join(text.split())}"
+    return f"{code} {' '.join(printable(text).split())}"
 
 
 def _refusal(code: int) -> OutcomeStatus:
@@ -119,51 +128,75 @@ class SMTPProvider:
                 self.connections[slot] = connection
                 try:
                     outcome = self._transfer(connection, message, envelope.data, envelope.message_id)
-                except smtplib.SMTPServerDisconnected as exc:
+                except _Unanswered as exc:  # the whole message went: it may have been delivered
                     self.connections[slot] = None
-                    if attempt == 2:
-                        raise ProviderBusy(f"connection dropped twice: {exc}") from None
-                    log.info("SMTP connection dropped; reconnecting")
-                    continue
-                except OSError as exc:
+                    outcome = Outcome(message.delivery_id, OutcomeStatus.UNCERTAIN, None, str(exc))
+                except (smtplib.SMTPServerDisconnected, OSError) as exc:  # before the end: not taken
                     self.connections[slot] = None
-                    raise ProviderBusy(f"{self.host}:{self.port}: {exc}") from None
+                    if attempt == 1:
+                        log.info("SMTP connection dropped; reconnecting")
+                        continue
+                    # Dropped again on this very message over a fresh connection: this reader's trouble.
+                    words = (
+                        f"the connection dropped twice while sending to this reader: {printable(str(exc))}"
+                    )
+                    outcome = Outcome(message.delivery_id, OutcomeStatus.DEFERRED, None, words)
                 report([outcome])
                 if outcome.status != OutcomeStatus.SENT:
                     self._reset(slot)
                 break
 
     def _transfer(self, connection: smtplib.SMTP, message: Outgoing, data: bytes, message_id: str) -> Outcome:
-        """One message over one connection: its outcome, or the exception that is the server's."""
+        """One message over one connection, command by command, so that a failure after the whole
+        message was sent is told apart (`_Unanswered`) from one before it (nothing delivered)."""
+        refused = partial(Outcome, message.delivery_id)
         options: list[str] = []
         if message.needs_smtputf8:
             if not connection.has_extn("smtputf8"):
-                return Outcome(message.delivery_id, OutcomeStatus.FAILED, None, NO_SMTPUTF8)
+                return refused(OutcomeStatus.FAILED, None, NO_SMTPUTF8)
             options.append("SMTPUTF8")
+        if connection.has_extn("size"):
+            options.append(f"SIZE={len(data)}")
         try:
-            connection.sendmail(self.sender, [message.email], data, mail_options=options)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()))
-            if code == 421:
-                raise ProviderBusy(f"{self.host} is closing: {_reply(code, text)}") from None
-            return Outcome(message.delivery_id, _refusal(code), None, _reply(code, text))
-        except smtplib.SMTPSenderRefused as exc:
-            answer = _reply(exc.smtp_code, exc.smtp_error)
-            if exc.smtp_code == 421 or 400 <= exc.smtp_code < 500:
-                raise ProviderBusy(f"the server defers the sender {self.sender}: {answer}") from None
-            raise ProviderRefused(f"the server refuses the sender {self.sender}: {answer}") from None
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:
-                raise ProviderBusy(
-                    f"{self.host} is closing: {_reply(exc.smtp_code, exc.smtp_error)}"
-                ) from None
-            answer = _reply(exc.smtp_code, exc.smtp_error)
-            return Outcome(message.delivery_id, _refusal(exc.smtp_code), None, answer)
+            code, text = connection.mail(self.sender, options)
+            if code != 250:
+                return self._sender_refused(message, code, text)
+            code, text = connection.rcpt(message.email)
+            if code not in (250, 251):
+                self._busy_if_closing(code, text)
+                return refused(_refusal(code), None, _reply(code, text))
+            code, text = connection.docmd("DATA")
+            if code != 354:
+                self._busy_if_closing(code, text)
+                return refused(_refusal(code), None, _reply(code, text))
         except UnicodeError as exc:  # a mailbox smtplib cannot put on the wire
-            return Outcome(
-                message.delivery_id, OutcomeStatus.FAILED, None, f"cannot send to this address: {exc}"
-            )
-        return Outcome(message.delivery_id, OutcomeStatus.SENT, message_id)
+            return refused(OutcomeStatus.FAILED, None, f"cannot send to this address: {exc}")
+        connection.send(_DOT.sub(b"..", data) + b".\r\n")
+        try:
+            code, text = connection.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _Unanswered(
+                f"uncertain: no answer after the message was sent ({exc}); may have been delivered"
+            ) from None
+        if code != 250:
+            self._busy_if_closing(code, text)
+            return refused(_refusal(code), None, _reply(code, text))
+        return refused(OutcomeStatus.SENT, message_id)
+
+    def _sender_refused(self, message: Outgoing, code: int, text: bytes) -> Outcome:
+        """MAIL FROM refused: the message's own fault when about its size or its parameters,
+        the server's otherwise (busy for now, or a sender it will not take)."""
+        answer = _reply(code, text)
+        if code in (552, 555):  # too big for this server, or a parameter it will not take
+            return Outcome(message.delivery_id, OutcomeStatus.FAILED, None, answer)
+        if 400 <= code < 500:
+            raise ProviderBusy(f"the server defers the sender {self.sender}: {answer}")
+        raise ProviderRefused(f"the server refuses the sender {self.sender}: {answer}")
+
+    def _busy_if_closing(self, code: int, text: bytes) -> None:
+        """421: the server is shutting the connection for everyone, not refusing this reader."""
+        if code == 421:
+            raise ProviderBusy(f"{self.host} is closing: {_reply(code, text)}")
 
     def _reset(self, slot: int) -> None:
         """After a refused message, make the connection clean for the next one."""

@@ -1,0 +1,18 @@
+"""Outside text (a server's answer, a feed's title, an imported name) made safe to show.
+
+Wherever such text reaches a terminal, a log line or a mail header, a control character could
+move the cursor, retitle the terminal, start a new header, or reorder what a person reads.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0, DEL and C1 controls (ESC among them), line and paragraph separators, zero-width and bidi
+# marks, overrides and isolates, the byte-order mark.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+")
+
+
+def printable(text: str) -> str:
+    """Each run of control or invisible characters becomes one space; the ends are trimmed."""
+    return _UNSAFE.sub(" ", text).strip()
