@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import timedelta
 
 import pytest
 from PIL import Image
@@ -52,7 +51,7 @@ def test_preview_renders_a_600px_newsletter(newsroom, tmp_path) -> None:
             newsroom.settings,
             composer,
             "weekly",
-            WEEKLY_NOV_23 - timedelta(hours=1),
+            WEEKLY_NOV_23,  # the slot previewed
             categories=["politics", "health"],
         )
     page = tmp_path / "preview.html"

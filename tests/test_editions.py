@@ -193,7 +193,7 @@ def test_preview_matches_what_is_sent(newsroom) -> None:
             newsroom.settings,
             composer,
             "weekly",
-            WEEKLY_NOV_23 - timedelta(hours=1),
+            WEEKLY_NOV_23,  # the slot previewed
             email="tom.obrien@example.ie",
         )
     report = send(newsroom, "weekly", WEEKLY_NOV_23)

@@ -17,7 +17,7 @@ import pytest
 
 from newsletter.editions.edition import EditionError
 from newsletter.errors import InputError
-from newsletter.services.editions import pick_article
+from newsletter.services.editors import pick_article
 from newsletter.store.runtime import MAX_ID
 from newsletter.store.statuses import PickAction
 from tests.conftest import SAMPLE

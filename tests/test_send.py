@@ -129,14 +129,15 @@ def test_the_sink_really_refuses_long_lines(smtp_sink) -> None:
 def test_smtp_refused_address_fails_alone_and_retry_failed_resends_it(newsroom, smtp_sink) -> None:
     sink, port = smtp_sink
     edition_id = prepared(newsroom)
-    sink.refuse["tom.obrien@example.ie"] = "550 5.1.1 <tom.obrien@example.ie>: mailbox unavailable"
+    # A policy refusal (5.7.x) is not about the address: the reader stays, and is tried again.
+    sink.refuse["tom.obrien@example.ie"] = "550 5.7.1 <tom.obrien@example.ie>: mailbox unavailable"
     settings = smtp_settings(newsroom, port)
     provider = SMTPProvider(settings)
     report = Sender(settings, newsroom.factory, provider).send(edition_id)
     assert report.status == "partial" and (report.sent, report.failed) == (8, 1)
     with newsroom.factory() as session:
         failed = session.scalars(select(Delivery).where(Delivery.status == "failed")).one()
-        assert "550 5.1.1" in failed.detail and "mailbox unavailable" in failed.detail
+        assert "550 5.7.1" in failed.detail and "mailbox unavailable" in failed.detail
     sink.refuse.clear()
     again = Sender(settings, newsroom.factory, provider).send(edition_id, retry_failed=True)
     provider.close()

@@ -547,7 +547,7 @@ def test_retrying_failed_readers_keeps_their_words_and_ends(newsroom, sink) -> N
     gone = [f"gone{i}@example.com" for i in range(3)]
     for address in gone:
         add_reader(newsroom, address)
-        handler.always[address] = f"550 5.1.1 <{address}>: user unknown"
+        handler.always[address] = f"550 5.7.1 <{address}>: not accepted here"
     edition_id = prepared(newsroom)
     assert smtp_send(newsroom, port, edition_id).status == "partial"
     settings = smtp_settings(newsroom, port)
@@ -555,7 +555,7 @@ def test_retrying_failed_readers_keeps_their_words_and_ends(newsroom, sink) -> N
     again = Sender(settings, newsroom.factory, provider, FAST).send(edition_id, retry_failed=True)
     provider.close()
     assert again.status == "partial" and again.failed == 3
-    assert all("user unknown" in words for words in failures(newsroom, edition_id).values())
+    assert all("not accepted here" in words for words in failures(newsroom, edition_id).values())
 
 
 def test_a_slow_sender_keeps_its_claims_and_a_second_sender_sends_nobody_twice(newsroom, sink) -> None:

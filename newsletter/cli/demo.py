@@ -15,7 +15,7 @@ from newsletter.cli.state import state
 from newsletter.cli.subscribers import import_and_show
 from newsletter.errors import NewsletterError
 from newsletter.services import feeds
-from newsletter.services.demo import demo_moment, outbox_messages
+from newsletter.services.demo import demo_edition, demo_moment, outbox_messages
 from newsletter.services.editions import edition
 
 DEMO_SUBSCRIBERS = Path("subscribers/demo-subscribers.csv")
@@ -36,7 +36,8 @@ def demo(
     show_reports(fetch_with_progress(runtime))
     out.print(output.stored_articles(feeds.stored_articles(runtime)))
     import_and_show(runtime, subscribers or runtime.settings.home_folder() / DEMO_SUBSCRIBERS, confirmed=True)
-    report = send_with_progress(runtime, "weekly", demo_moment(runtime))
+    moment = demo_moment(runtime)
+    report = send_with_progress(runtime, "weekly", moment, demo_edition(runtime, moment))
     output.send_report(report)
     folder, files = outbox_messages(runtime, report.edition_id)
     summary = edition(runtime, report.edition_id).edition

@@ -16,6 +16,7 @@ from newsletter.cli.state import state
 from newsletter.editions.ranking import SIGNALS
 from newsletter.errors import NewsletterError
 from newsletter.services import editions as service
+from newsletter.services import editors
 from newsletter.store.statuses import PickAction
 
 # A century: any real look back, and date arithmetic far from overflowing.
@@ -38,7 +39,7 @@ def trending(
     """Rank recent articles by trending score, with each signal's share of the score."""
     settings = state(ctx).settings
     now = moment(settings, at)
-    ranked = service.trending(state(ctx).runtime(), now, category, days)
+    ranked = editors.trending(state(ctx).runtime(), now, category, days)
     table = Table(title=f"Trending as of {now.astimezone(settings.zone):%Y-%m-%d %H:%M}")
     for column in ("#", "score", *SIGNALS, "title", "categories"):
         table.add_column(column, justify="right" if column not in ("title", "categories") else "left")
@@ -75,7 +76,7 @@ def preview(
     if out_file is not None and not out_file.parent.is_dir():  # say so before the work, not after
         raise NewsletterError(f"{out_file}: no such folder {out_file.parent}")
     settings = state(ctx).settings
-    result = service.preview(
+    result = editors.preview(
         state(ctx).runtime(), newsletter, moment(settings, at), category, language, email
     )
     edition = result.edition
@@ -113,7 +114,7 @@ def preview(
 
 def _pick(ctx: typer.Context, article: str, newsletter: str, at: str | None, action: PickAction) -> None:
     settings = state(ctx).settings
-    picked = service.pick_article(state(ctx).runtime(), newsletter, article, action, moment(settings, at))
+    picked = editors.pick_article(state(ctx).runtime(), newsletter, article, action, moment(settings, at))
     verb = "pinned to" if action == PickAction.PIN else "excluded from"
     out.print(
         f"{picked.title!r} {verb} the {newsletter} edition of {picked.edition.slot}",

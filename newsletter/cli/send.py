@@ -26,7 +26,7 @@ from newsletter.cli.options import AtOption, NewsletterOption, moment
 from newsletter.cli.output import err, out
 from newsletter.cli.state import state
 from newsletter.sending.report import SendReport
-from newsletter.services import editions, sending
+from newsletter.services import sending
 from newsletter.store.runtime import MAX_ID, Runtime
 from newsletter.store.statuses import EditionStatus
 
@@ -121,7 +121,7 @@ def with_workers(
     edition through the ledger, showing their joint progress from it."""
     runtime = state(ctx).runtime()
     if edition_id is None:
-        edition_id, warnings = editions.prepare_due(runtime, newsletter, now)
+        edition_id, warnings = sending.prepare_next(runtime, newsletter, now)
         output.warnings(warnings)
     if retry_failed:
         sending.retry_failed(runtime, edition_id)

@@ -19,6 +19,9 @@ from newsletter.settings import Settings
 from newsletter.store.models import Edition
 from newsletter.store.statuses import EditionStatus
 
+# An edition in these states has gone out; the next one is ahead.
+FINISHED = (EditionStatus.COMPLETE, EditionStatus.PARTIAL)
+
 
 class EditionError(NewsletterError):
     """An edition or article named on the command line does not exist or cannot change."""
@@ -61,6 +64,26 @@ def upcoming_slot(settings: Settings, newsletter: str, now: datetime) -> datetim
     while (earlier := last_slot(config.days, config.at, settings.zone, slot - timedelta(minutes=1))) > now:
         slot = earlier
     return slot
+
+
+def next_slot(
+    session: Session, settings: Settings, newsletter: str, now: datetime, grace: timedelta
+) -> datetime:
+    """The slot of the next edition to go out, the one every command means by default.
+
+    The edition due at `now` while it has not gone out: always when it is prepared (a stopped
+    send is finished), within `grace` of its slot when it is only a draft or not made yet (past
+    that, the slot was missed); else the next slot ahead.
+    """
+    due = due_slot(settings, newsletter, now)
+    status = session.scalar(
+        select(Edition.status).where(Edition.newsletter == newsletter, Edition.slot == slot_name(due))
+    )
+    if status in (EditionStatus.READY, EditionStatus.SENDING):
+        return due
+    if status not in FINISHED and now - due <= grace:
+        return due
+    return upcoming_slot(settings, newsletter, now)
 
 
 def draft(session: Session, settings: Settings, newsletter: str, slot: datetime) -> Edition:

@@ -131,6 +131,7 @@ def load_offer(session: Session, settings: Settings, edition: Edition) -> Offer:
         trending=config.trending,
         pinned=frozenset(i for i, action in picks.items() if action == PickAction.PIN),
         excluded=frozenset(i for i, action in picks.items() if action == PickAction.EXCLUDE),
+        zone=settings.zone,
     )
     candidates = [Candidate(s.id, s.title, s.published_at, frozenset(s.sections)) for s in stories.values()]
     return Offer(edition, rules, candidates, scores, stories, translations, names, order)

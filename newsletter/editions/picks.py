@@ -1,4 +1,5 @@
-"""The editors' picks: an article pinned to, or excluded from, an edition not yet prepared."""
+"""The editors' picks: an article pinned to, or excluded from, an edition not yet prepared;
+listed, and undone."""
 
 from __future__ import annotations
 
@@ -36,3 +37,27 @@ def pick(session: Session, edition: Edition, article: Article, action: PickActio
         session.add(EditionPick(edition_id=edition.id, article_id=article.id, action=action))
     else:
         existing.action = action
+
+
+def unpick(session: Session, edition: Edition, article: Article) -> bool:
+    """Undo an editor's pin or exclusion; False when there was none."""
+    if edition.status != EditionStatus.DRAFT:
+        raise EditionError(f"edition {edition.newsletter} {edition.slot} is {edition.status}: too late")
+    existing = session.get(EditionPick, (edition.id, article.id)) if edition.id is not None else None
+    if existing is None:
+        return False
+    session.delete(existing)
+    return True
+
+
+def picks(session: Session, edition: Edition) -> list[tuple[Article, PickAction]]:
+    """The edition's picks, pins first, each with its article."""
+    if edition.id is None:
+        return []
+    rows = session.execute(
+        select(Article, EditionPick.action)
+        .join(EditionPick, EditionPick.article_id == Article.id)
+        .where(EditionPick.edition_id == edition.id)
+        .order_by(EditionPick.action.desc(), Article.id)
+    ).all()
+    return [(article, PickAction(action)) for article, action in rows]

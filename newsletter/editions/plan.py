@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from newsletter.editions.ranking import Score
 
@@ -35,6 +35,11 @@ class Rules:
     trending: int
     pinned: frozenset[int] = frozenset()
     excluded: frozenset[int] = frozenset()
+    zone: tzinfo = UTC  # the site's: how reasons show times
+
+    def local(self, moment: datetime) -> str:
+        """A time as reasons print it: in the site's zone, with the zone's name."""
+        return f"{moment.astimezone(self.zone):%Y-%m-%d %H:%M %Z}"
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,8 @@ def plan_digest(
             reasons[c.id] = "already sent in an earlier edition"
         elif c.id not in rules.pinned and not (rules.window_start <= c.published_at < rules.window_end):
             reasons[c.id] = (
-                f"outside the window ({c.published_at:%Y-%m-%d %H:%M} UTC; window "
-                f"{rules.window_start:%Y-%m-%d %H:%M} to {rules.window_end:%Y-%m-%d %H:%M})"
+                f"outside the window (published {rules.local(c.published_at)}; window "
+                f"{rules.local(rules.window_start)} to {rules.local(rules.window_end)})"
             )
         else:
             eligible.append(c)

@@ -15,17 +15,51 @@ from sqlalchemy.orm import Session
 
 from newsletter.editions.audience import audience
 from newsletter.editions.compose import Composer
+from newsletter.editions.edition import EditionError
 from newsletter.editions.offer import load_offer
 from newsletter.editions.variants import Built, Variants
+from newsletter.ingest.fetch import display_url
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.ledger import Assignment
-from newsletter.store.models import Category, Delivery, Edition, Variant, VariantArticle
+from newsletter.store.models import Category, Delivery, Edition, Feed, Variant, VariantArticle
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
+from newsletter.text import printable
 
 log = logging.getLogger("newsletter.editions")
 SUPPRESSED = Assignment(DeliveryStatus.SUPPRESSED, detail="address is on the suppression list")
 NOTHING_NEW = Assignment(DeliveryStatus.SKIPPED, detail="nothing new for this reader's categories")
+
+
+class EmptyEdition(EditionError):
+    """No article of the edition's window is in the store: preparing would spend it on nothing."""
+
+
+class NoNews(EditionError):
+    """No feed was read since the edition's window opened: the store may be missing its news."""
+
+
+def check_news(session: Session, settings: Settings, edition: Edition) -> list[str]:
+    """Refuse to prepare from a store no configured feed has filled since the window opened;
+    a warning for each feed not read since then (one dead feed among several blocks nothing)."""
+    urls = [feed.url for feed in settings.feeds]
+    feeds = session.scalars(select(Feed).where(Feed.url.in_(urls))).all() if urls else []
+    read = [f for f in feeds if f.last_ok_at is not None]
+    if not read:
+        raise NoNews("no feed has been read yet: run `newsletter fetch` first (or send with --force)")
+    opened = edition.window_start
+    fresh = [f for f in read if f.last_ok_at is not None and f.last_ok_at >= opened]
+    if not fresh:
+        when = f"{opened.astimezone(settings.zone):%Y-%m-%d %H:%M %Z}"
+        raise NoNews(
+            f"no feed was read since the edition's window opened ({when}): "
+            "run `newsletter fetch` (or send with --force)"
+        )
+    return [
+        f"feed {display_url(f.url)} not read since the window opened: {printable(f.last_error or 'no error')}"
+        for f in feeds
+        if f not in fresh
+    ]
 
 
 @dataclass
@@ -73,6 +107,15 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
     if edition.status != EditionStatus.DRAFT:
         return summary
     offer = load_offer(session, settings, edition)
+    rules = offer.rules
+    if not rules.pinned and not any(
+        rules.window_start <= c.published_at < rules.window_end for c in offer.candidates
+    ):
+        raise EmptyEdition(
+            f"nothing was stored for the {edition.newsletter} edition of {rules.local(edition.window_end)} "
+            f"(its window opens {rules.local(rules.window_start)}): it was not prepared, so it can go out "
+            "once there is news; run `newsletter fetch`"
+        )
     assign = _Assigner(session, edition, Variants(settings, offer, composer), summary)
     slugs = offer.section_order
     ids = dict(session.execute(select(Category.slug, Category.id).where(Category.slug.in_(slugs))).all())

@@ -1,7 +1,8 @@
 """What a reader would get next: the editors' preview, through the very code that sends.
 
-Nothing is written to the store: the upcoming edition is used as it stands (with the editors'
-picks) or as it would be created.
+Nothing is written to the store. A draft edition is planned and composed as preparing it would;
+once the edition is prepared, a subscriber's preview is the variant the ledger holds for them,
+so what `preview --email R` shows is exactly what R is sent.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.editions.compose import Composed, Composer
-from newsletter.editions.edition import EditionError, EditionInfo, draft, upcoming_slot
+from newsletter.editions.compose import Composed, Composer, Markers
+from newsletter.editions.edition import EditionError, EditionInfo, draft
 from newsletter.editions.offer import load_offer
 from newsletter.editions.personalize import Personalizable, Reader
 from newsletter.editions.plan import Plan
@@ -21,8 +22,8 @@ from newsletter.editions.variants import Variants
 from newsletter.errors import SettingsError
 from newsletter.settings import Settings
 from newsletter.store.categories import slugify
-from newsletter.store.models import Delivery, Subscriber, VariantArticle
-from newsletter.store.statuses import DELIVERED
+from newsletter.store.models import Delivery, Edition, Subscriber, Suppression, Variant, VariantArticle
+from newsletter.store.statuses import DELIVERED, EditionStatus, SubscriberStatus
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.subscribers.links import Links
 
@@ -37,6 +38,8 @@ class Preview:
     composed: Composed | None
     html: str | None
     text: str | None
+    # Why this reader gets nothing from the edition, when they don't.
+    reason: str | None = None
 
 
 def reader_for(settings: Settings, subscriber: Subscriber | None) -> Reader:
@@ -56,27 +59,15 @@ def preview(
     settings: Settings,
     composer: Composer,
     newsletter: str,
-    at: datetime,
+    slot: datetime,
     categories: list[str] | None = None,
     language: str | None = None,
     email: str | None = None,
 ) -> Preview:
-    edition = draft(session, settings, newsletter, upcoming_slot(settings, newsletter, at))
-    subscriber = None
-    received: frozenset[int] = frozenset()
-    if email:
-        subscriber = session.scalars(
-            select(Subscriber).where(Subscriber.email == normalize_email(email))
-        ).one_or_none()
-        if subscriber is None:
-            raise EditionError(f"no subscriber {email!r}")
-        received = frozenset(
-            session.scalars(
-                select(VariantArticle.article_id)
-                .join(Delivery, Delivery.variant_id == VariantArticle.variant_id)
-                .where(Delivery.subscriber_id == subscriber.id, Delivery.status.in_(DELIVERED))
-            )
-        )
+    """The edition of `slot` as a reader of these categories and language, or as the subscriber
+    with this address, gets it."""
+    edition = draft(session, settings, newsletter, slot)
+    subscriber = _subscriber(session, email) if email else None
     sections = [slugify(c) for c in categories or []]
     if subscriber is not None and not sections:
         sections = [c.slug for c in subscriber.categories]
@@ -88,21 +79,84 @@ def preview(
         shown = typed.get(unknown[0], unknown[0])
         raise EditionError(f"unknown category {shown!r} (known: {', '.join(offer.section_order)})")
     variants = Variants(settings, offer, composer)
+    received = _received(session, subscriber.id) if subscriber is not None else frozenset()
     plan = variants.plan(sections, received)
-    titles = {i: offer.stories[i].title for i in offer.stories}
-    if plan.empty:
-        return Preview(
-            EditionInfo.of(edition), plan, offer.reader_sections(sections), language, titles, None, None, None
-        )
-    composed = variants.build(plan, language).composed
-    values = reader_for(settings, subscriber).values()
-    return Preview(
+    result = Preview(
         EditionInfo.of(edition),
         plan,
         offer.reader_sections(sections),
         language,
-        titles,
-        composed,
-        Personalizable(composed.html, True, composed.markers).fill(values),
-        Personalizable(composed.text, False, composed.markers).fill(values),
+        {i: s.title for i, s in offer.stories.items()},
+        None,
+        None,
+        None,
     )
+    if subscriber is not None:
+        result.reason = _not_sent(session, edition, subscriber)
+        if result.reason is None and edition.status != EditionStatus.DRAFT:
+            return _from_ledger(session, settings, result, edition, subscriber)
+    if result.reason is not None:
+        return result
+    if plan.empty:
+        result.reason = "nothing new for this reader: the edition would skip them"
+        return result
+    composed = variants.build(plan, language).composed
+    return _filled(result, composed, reader_for(settings, subscriber))
+
+
+def _subscriber(session: Session, email: str) -> Subscriber:
+    subscriber = session.scalars(
+        select(Subscriber).where(Subscriber.email == normalize_email(email))
+    ).one_or_none()
+    if subscriber is None:
+        raise EditionError(f"no subscriber {email!r}")
+    return subscriber
+
+
+def _received(session: Session, subscriber_id: int) -> frozenset[int]:
+    return frozenset(
+        session.scalars(
+            select(VariantArticle.article_id)
+            .join(Delivery, Delivery.variant_id == VariantArticle.variant_id)
+            .where(Delivery.subscriber_id == subscriber_id, Delivery.status.in_(DELIVERED))
+        )
+    )
+
+
+def _not_sent(session: Session, edition: Edition, subscriber: Subscriber) -> str | None:
+    """Why this subscriber gets nothing from the edition, if so."""
+    if edition.newsletter not in {n.newsletter for n in subscriber.newsletters}:
+        return f"this reader does not take the {edition.newsletter} newsletter"
+    if subscriber.status != SubscriberStatus.ACTIVE:
+        return f"this reader is {subscriber.status}"
+    if session.scalar(select(Suppression.reason).where(Suppression.email == subscriber.email)):
+        return "this reader's address is on the suppression list"
+    return None
+
+
+def _from_ledger(
+    session: Session, settings: Settings, result: Preview, edition: Edition, subscriber: Subscriber
+) -> Preview:
+    """A prepared edition: the variant the ledger holds for the subscriber, as it will go."""
+    delivery = session.scalars(
+        select(Delivery).where(Delivery.edition_id == edition.id, Delivery.subscriber_id == subscriber.id)
+    ).one_or_none()
+    if delivery is None:
+        result.reason = "this reader joined after the edition was prepared: the next one is theirs"
+        return result
+    variant = session.get(Variant, delivery.variant_id) if delivery.variant_id is not None else None
+    if variant is None:
+        result.reason = f"{delivery.status}: {delivery.detail or 'no digest for this reader'}"
+        return result
+    composed = Composed(
+        variant.subject, variant.preheader, variant.html, variant.text, Markers(variant.marker)
+    )
+    return _filled(result, composed, reader_for(settings, subscriber))
+
+
+def _filled(result: Preview, composed: Composed, reader: Reader) -> Preview:
+    values = reader.values()
+    result.composed = composed
+    result.html = Personalizable(composed.html, True, composed.markers).fill(values)
+    result.text = Personalizable(composed.text, False, composed.markers).fill(values)
+    return result

@@ -37,7 +37,8 @@ from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.ledger import Mark
 from newsletter.store.models import Edition, utcnow
-from newsletter.store.statuses import OPEN, DeliveryStatus, EditionStatus
+from newsletter.store.statuses import OPEN, DeliveryStatus, EditionStatus, SuppressionReason
+from newsletter.store.suppressions import suppress_recipients
 from newsletter.subscribers.links import Links
 
 log = logging.getLogger("newsletter.send")
@@ -269,8 +270,11 @@ class Sender:
             for o in outcomes
             if o.status != OutcomeStatus.DEFERRED
         ]
+        bad = [(o.delivery_id, o.detail or "") for o in outcomes if o.bad_address and o.status in FAILED]
         with unit_of_work(self.factory) as session:
             ledger.record(session, marks)
+            if bad:  # never mailed again, so the next edition does not try it
+                suppress_recipients(session, bad, SuppressionReason.BOUNCE)
             spent = (
                 ledger.defer(session, deferrals, self.pace.max_attempts, self.pace.deferral)
                 if deferrals

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from newsletter.editions.slots import last_slot
+from newsletter.editions.slots import last_slot, slot_name
 from newsletter.errors import NewsletterError
 from newsletter.store.db import reading
-from newsletter.store.models import Article
+from newsletter.store.models import Article, Edition
 from newsletter.store.runtime import Runtime
 
 
@@ -23,6 +23,14 @@ def demo_moment(runtime: Runtime) -> datetime:
     settings = runtime.settings
     weekly = settings.newsletter("weekly")
     return last_slot(weekly.days, weekly.at, settings.zone, newest + timedelta(days=7))
+
+
+def demo_edition(runtime: Runtime, moment: datetime) -> int | None:
+    """The demo's edition when an earlier run made it: run again, it is resumed, not sent anew."""
+    with reading(runtime.factory) as session:
+        return session.scalar(
+            select(Edition.id).where(Edition.newsletter == "weekly", Edition.slot == slot_name(moment))
+        )
 
 
 def outbox_messages(runtime: Runtime, edition_id: int) -> tuple[Path, list[Path]]:

@@ -1,19 +1,102 @@
-"""Sending: the due edition prepared once and sent (or resumed), by one sender or several."""
+"""Sending: the next edition prepared once and sent (or resumed), rehearsed, or tried on one address."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from newsletter.editions.compose import Composer
+from newsletter.editions.edition import EditionError, EditionInfo, next_slot, open_edition
+from newsletter.editions.personalize import Reader
+from newsletter.editions.prepare import check_news, prepare
+from newsletter.sending.messages import MessageTemplate, list_id
 from newsletter.sending.pace import Pace
-from newsletter.sending.providers import Provider, make_provider
+from newsletter.sending.providers import (
+    TEST_DELIVERY,
+    Outcome,
+    Outgoing,
+    Provider,
+    VariantContent,
+    make_provider,
+)
 from newsletter.sending.report import SendReport
 from newsletter.sending.sender import Sender
-from newsletter.services.editions import edition, prepare_due
+from newsletter.services.editions import edition, grace
+from newsletter.services.editors import preview
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
+from newsletter.store.models import Delivery, Edition, Variant
 from newsletter.store.runtime import Runtime
-from newsletter.store.statuses import OPEN, DeliveryStatus
+from newsletter.store.statuses import OPEN, DeliveryStatus, EditionStatus
+from newsletter.subscribers.addresses import envelope_address, normalize_email
+from newsletter.subscribers.links import Links
+
+log = logging.getLogger("newsletter.send")
+
+
+class NotDue(EditionError):
+    """The next edition's slot is still ahead: it goes out on time, or when told to (--now)."""
+
+
+@dataclass(frozen=True)
+class VariantPlan:
+    subject: str
+    language: str
+    categories: list[str]
+    recipients: int
+
+
+@dataclass
+class DryRun:
+    """What sending now would do, found by preparing the edition in a transaction rolled back."""
+
+    edition: EditionInfo
+    variants: list[VariantPlan]
+    counts: dict[DeliveryStatus, int]
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare_next(
+    runtime: Runtime, newsletter: str, now: datetime, ahead_ok: bool = False, force: bool = False
+) -> tuple[int, list[str]]:
+    """Open the next edition to go out and prepare it (once); its id and any warnings.
+
+    Refuses an edition whose slot is still ahead unless `ahead_ok`, and, unless `force`, one
+    that no feed has been read for since its window opened (see `check_news`).
+    """
+    settings = runtime.settings
+    settings.signing_key()  # refuse a missing or placeholder key before any work
+    if settings.public_url.scheme != "https" and not settings.demo:
+        log.warning(
+            "public_url %s is not HTTPS: Gmail and Yahoo ignore one-click unsubscribe links that are not",
+            settings.public_url,
+        )
+    with unit_of_work(runtime.factory) as session:
+        edition_id, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force)
+    return edition_id, warnings
+
+
+def _prepare(
+    session: Session, runtime: Runtime, newsletter: str, now: datetime, ahead_ok: bool, force: bool
+) -> tuple[int, list[str]]:
+    settings = runtime.settings
+    slot = next_slot(session, settings, newsletter, now, grace(settings))
+    if slot > now and not ahead_ok:
+        raise NotDue(
+            f"the next {newsletter} edition is the one of {slot:%Y-%m-%d %H:%M %Z}, not due yet: "
+            "it goes out then (send --now sends it at once)"
+        )
+    edition = open_edition(session, settings, newsletter, slot)
+    warnings: list[str] = []
+    if edition.status == EditionStatus.DRAFT and not force:
+        warnings += check_news(session, settings, edition)
+    warnings += prepare(session, settings, edition, Composer(settings.templates_path())).warnings
+    return edition.id, warnings
 
 
 def publish(
@@ -25,18 +108,105 @@ def publish(
     retry_failed: bool = False,
     pace: Pace | None = None,
     on_progress: Callable[[SendReport], None] = lambda _r: None,
+    ahead_ok: bool = False,
+    force: bool = False,
 ) -> SendReport:
-    """The operator's job: open the due edition, prepare it once, and send it (or resume it)."""
+    """The operator's job: open the next edition, prepare it once, and send it (or resume it)."""
     settings = runtime.settings
     warnings: list[str] = []
     if edition_id is None:
-        edition_id, warnings = prepare_due(runtime, newsletter, now)
+        edition_id, warnings = prepare_next(runtime, newsletter, now, ahead_ok, force)
     else:
         settings.signing_key()  # refuse a missing or placeholder key before any work
     pace = pace or Pace.from_settings(settings.sending)
     report = Sender(settings, runtime.factory, provider, pace, on_progress).send(edition_id, retry_failed)
     report.warnings = warnings
     return report
+
+
+def dry_run(
+    runtime: Runtime, newsletter: str, now: datetime, ahead_ok: bool = False, force: bool = False
+) -> DryRun:
+    """The next edition as sending it would prepare it: its variants with subjects and
+    recipients, who is skipped or suppressed; nothing is written (the transaction is rolled back)."""
+    with runtime.factory() as session, session.begin() as transaction:
+        try:
+            edition_id, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force)
+            rows = session.execute(
+                select(Variant.subject, Variant.language, Variant.categories, func.count(Delivery.id))
+                .join(Delivery, Delivery.variant_id == Variant.id)
+                .where(Variant.edition_id == edition_id, Delivery.status.in_(OPEN))
+                .group_by(Variant.id, Variant.subject, Variant.language, Variant.categories)
+                .order_by(func.count(Delivery.id).desc())
+            ).all()
+            info = EditionInfo.of(session.get_one(Edition, edition_id))
+            counts = ledger.counts(session, edition_id)
+        finally:
+            transaction.rollback()
+    variants = [VariantPlan(s, lang, [c for c in cats.split(",") if c], n) for s, lang, cats, n in rows]
+    return DryRun(info, variants, counts, warnings)
+
+
+@dataclass(frozen=True)
+class TestSent:
+    edition: EditionInfo
+    to: str
+    subject: str
+    outcome: Outcome
+
+
+def test_send(
+    runtime: Runtime,
+    newsletter: str,
+    now: datetime,
+    to: str,
+    as_reader: str | None = None,
+    categories: list[str] | None = None,
+    language: str | None = None,
+) -> TestSent:
+    """The next edition as that reader (or such a reader) would get it, to `to` only, through the
+    configured provider: marked as a test, its links dummies (a click unsubscribes nobody), and
+    outside the ledger."""
+    address = envelope_address(normalize_email(to))
+    shown = preview(runtime, newsletter, now, categories, language, as_reader)
+    composed = shown.composed
+    if composed is None:
+        raise EditionError(f"nothing to send as this reader: {shown.reason}")
+    settings = runtime.settings
+    site = settings.site
+    subject = f"[TEST] {composed.subject}"
+    template = MessageTemplate(
+        subject=subject,
+        html=composed.html,
+        text=composed.text,
+        from_name=site.from_name,
+        from_address=site.from_address,
+        reply_to=site.reply_to,
+        list_name=f"{site.name} {settings.newsletter(newsletter).title}",
+        list_id=list_id(newsletter, str(site.url)),
+        unsubscribe_mailto=site.unsubscribe_mailto or site.reply_to,
+        markers=composed.markers,
+        extra_headers={"X-Newsletter-Test": "a test send, not sent to readers"},
+    )
+    links = Links(str(settings.public_url), None)
+    content = VariantContent(TEST_DELIVERY, subject, composed.html, composed.text, composed.markers, template)
+    message = Outgoing(
+        delivery_id=TEST_DELIVERY,
+        subscriber_id=TEST_DELIVERY,
+        edition_id=TEST_DELIVERY,
+        newsletter=newsletter,
+        email=address.address,
+        name=None,
+        variant=content,
+        reader=Reader(None, links.unsubscribe(0), links.preferences(0)),
+    )
+    outcomes: list[Outcome] = []
+    provider = make_provider(settings)
+    try:
+        provider.send([message], outcomes.extend)
+    finally:
+        provider.close()
+    return TestSent(shown.edition, address.address, subject, outcomes[0])
 
 
 def send(
@@ -47,12 +217,16 @@ def send(
     retry_failed: bool = False,
     rate: float | None = None,
     on_progress: Callable[[SendReport], None] = lambda _r: None,
+    ahead_ok: bool = False,
+    force: bool = False,
 ) -> SendReport:
     """`publish` through the configured provider, closed afterwards."""
     provider = make_provider(runtime.settings)
     try:
         pace = Pace.from_settings(runtime.settings.sending, rate)
-        return publish(runtime, provider, newsletter, now, edition_id, retry_failed, pace, on_progress)
+        return publish(
+            runtime, provider, newsletter, now, edition_id, retry_failed, pace, on_progress, ahead_ok, force
+        )
     finally:
         provider.close()
 

@@ -36,6 +36,10 @@ class VariantContent:
     template: MessageTemplate
 
 
+# The delivery id of a test send: a message outside the ledger, to one address.
+TEST_DELIVERY = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     delivery_id: int
@@ -71,6 +75,9 @@ class Outcome:
     message_id: str | None = None
     detail: str | None = None
     retry_after: float | None = None
+    # A permanent refusal of the address itself (SMTP 5.1.x, an API's invalid address): the
+    # reader is suppressed, so no later edition tries it again.
+    bad_address: bool = False
 
 
 class ProviderError(NewsletterError):

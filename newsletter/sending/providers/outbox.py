@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from newsletter.sending.providers import Outcome, OutcomeStatus, Outgoing, ProviderRefused, Report
+from newsletter.sending.providers import (
+    TEST_DELIVERY,
+    Outcome,
+    OutcomeStatus,
+    Outgoing,
+    ProviderRefused,
+    Report,
+)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]+")
 
@@ -24,8 +32,10 @@ class OutboxProvider:
         self.folder = folder
 
     def path(self, message: Outgoing) -> Path:
-        name = f"{message.delivery_id:09d}-{_UNSAFE.sub('_', message.email)[:80]}.eml"
-        return self.folder / f"edition-{message.edition_id}" / name
+        address = _UNSAFE.sub("_", message.email)[:80]
+        if message.delivery_id == TEST_DELIVERY:  # outside the ledger: every test send its own file
+            return self.folder / "test-sends" / f"{time.time_ns()}-{address}.eml"
+        return self.folder / f"edition-{message.edition_id}" / f"{message.delivery_id:09d}-{address}.eml"
 
     def send(self, batch: Sequence[Outgoing], report: Report) -> None:
         for message in batch:

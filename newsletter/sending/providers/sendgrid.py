@@ -50,13 +50,15 @@ def _problem(error: http.HTTPError, errors: list[dict[str, Any]] | None = None) 
     return f"HTTP {error.status_code}: {' '.join(printable(body).split())[:500]}"
 
 
-def _refused_personalizations(errors: list[dict[str, Any]]) -> dict[int, str]:
-    """The personalizations a 400 names (`personalizations.N...`), with the API's words for each."""
-    found: dict[int, str] = {}
+def _refused_personalizations(errors: list[dict[str, Any]]) -> dict[int, tuple[str, bool]]:
+    """The personalizations a 400 names (`personalizations.N...`): the API's words for each, and
+    whether it refuses the address itself (`personalizations.N.to...`)."""
+    found: dict[int, tuple[str, bool]] = {}
     for item in errors:
         parts = str(item.get("field") or "").split(".")
         if len(parts) > 1 and parts[0] == "personalizations" and parts[1].isdigit():
-            found.setdefault(int(parts[1]), str(item.get("message") or "refused"))
+            bad_address = len(parts) > 2 and parts[2] == "to"
+            found.setdefault(int(parts[1]), (str(item.get("message") or "refused"), bad_address))
     return found
 
 
@@ -210,8 +212,14 @@ class SendGridProvider:
             raise ProviderRefused(f"the API refused the request: {_problem(error, errors)}")
         report(
             [
-                Outcome(group[i].delivery_id, OutcomeStatus.FAILED, None, f"HTTP 400: {printable(words)}")
-                for i, words in named.items()
+                Outcome(
+                    group[i].delivery_id,
+                    OutcomeStatus.FAILED,
+                    None,
+                    f"HTTP 400: {printable(words)}",
+                    bad_address=bad,
+                )
+                for i, (words, bad) in named.items()
             ]
         )
         return [m for i, m in enumerate(group) if i not in named]

@@ -31,6 +31,9 @@ from newsletter.text import printable
 
 log = logging.getLogger("newsletter.send")
 NO_SMTPUTF8 = "the server does not offer SMTPUTF8, which this non-ASCII mailbox needs"
+# A permanent refusal of the address itself: 5xx with an enhanced status 5.1.x (no such mailbox,
+# no such domain, bad syntax); policy (5.7.x), full mailboxes (5.2.x) and the like are not.
+_BAD_MAILBOX = re.compile(r"5\d\d 5\.1\.\d{1,3}\b")
 # A line starting with a dot gets a second one, so the message cannot end early (RFC 5321 4.5.2).
 _DOT = re.compile(rb"(?m)^\.")
 
@@ -164,7 +167,10 @@ class SMTPProvider:
             code, text = connection.rcpt(message.email)
             if code not in (250, 251):
                 self._busy_if_closing(code, text)
-                return refused(_refusal(code), None, _reply(code, text))
+                answer = _reply(code, text)
+                return refused(
+                    _refusal(code), None, answer, bad_address=_BAD_MAILBOX.match(answer) is not None
+                )
             code, text = connection.docmd("DATA")
             if code != 354:
                 self._busy_if_closing(code, text)

@@ -1,0 +1,124 @@
+"""Editors' work on the next edition: what is trending, the issue as a reader gets it, picks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from newsletter.editions.compose import Composer
+from newsletter.editions.edition import EditionInfo, draft, next_slot, open_edition
+from newsletter.editions.offer import trending_signals
+from newsletter.editions.picks import find_article, pick, picks, unpick
+from newsletter.editions.preview import Preview
+from newsletter.editions.preview import preview as make_preview
+from newsletter.editions.ranking import Score, rank
+from newsletter.errors import InputError
+from newsletter.services.editions import grace
+from newsletter.store.categories import slugify
+from newsletter.store.db import reading, unit_of_work
+from newsletter.store.models import Article, Category
+from newsletter.store.runtime import Runtime
+from newsletter.store.statuses import PickAction
+
+# A category's name and slug hold at most 200 characters in the store.
+MAX_CATEGORY = 200
+
+
+@dataclass(frozen=True)
+class Trending:
+    article_id: int
+    title: str
+    sections: list[str]
+    score: Score
+
+
+@dataclass(frozen=True)
+class Picked:
+    article_id: int
+    title: str
+    action: PickAction
+    edition: EditionInfo
+
+
+def trending(runtime: Runtime, now: datetime, category: str | None = None, days: int = 7) -> list[Trending]:
+    """Recent articles in the site's language, highest score first, each with its signals."""
+    settings = runtime.settings
+    with reading(runtime.factory) as session:
+        query = select(Article).where(
+            Article.language == settings.site.language,
+            Article.published_at >= now - timedelta(days=days),
+            Article.published_at <= now,
+        )
+        if category:
+            query = query.where(Article.categories.any(Category.slug == slugify(category)))
+        articles = {a.id: a for a in session.scalars(query)}
+        signals = trending_signals(session, list(articles.values()))
+        return [
+            Trending(
+                score.article_id,
+                articles[score.article_id].title,
+                [c.name for c in articles[score.article_id].categories if c.is_section],
+                score,
+            )
+            for score in rank(signals, settings.ranking, now)
+        ]
+
+
+def preview(
+    runtime: Runtime,
+    newsletter: str,
+    now: datetime,
+    categories: list[str] | None = None,
+    language: str | None = None,
+    email: str | None = None,
+) -> Preview:
+    """Exactly what such a reader (or that subscriber) gets in the next edition; writes nothing."""
+    for name in categories or []:
+        if not name.strip() or len(name) > MAX_CATEGORY:
+            shown = name if len(name) <= MAX_CATEGORY else f"{name[:40]}… ({len(name)} characters)"
+            raise InputError("category", f"a category's name or slug, not {shown!r}")
+    settings = runtime.settings
+    composer = Composer(settings.templates_path())
+    with reading(runtime.factory) as session:
+        slot = next_slot(session, settings, newsletter, now, grace(settings))
+        return make_preview(session, settings, composer, newsletter, slot, categories, language, email)
+
+
+def pick_article(
+    runtime: Runtime, newsletter: str, reference: str, action: PickAction, now: datetime
+) -> Picked:
+    """Pin an article to (or exclude it from) the next edition, named by id or URL."""
+    settings = runtime.settings
+    with unit_of_work(runtime.factory) as session:
+        article = find_article(session, reference)
+        slot = next_slot(session, settings, newsletter, now, grace(settings))
+        edition = open_edition(session, settings, newsletter, slot)
+        pick(session, edition, article, action)
+        return Picked(article.id, article.title, action, EditionInfo.of(edition))
+
+
+def unpick_article(runtime: Runtime, newsletter: str, reference: str, now: datetime) -> Picked | None:
+    """Undo a pin or an exclusion on the next edition; None when the article had none."""
+    settings = runtime.settings
+    with unit_of_work(runtime.factory) as session:
+        article = find_article(session, reference)
+        edition = draft(
+            session, settings, newsletter, next_slot(session, settings, newsletter, now, grace(settings))
+        )
+        had = {a.id: action for a, action in picks(session, edition)}.get(article.id)
+        if had is None or not unpick(session, edition, article):
+            return None
+        return Picked(article.id, article.title, had, EditionInfo.of(edition))
+
+
+def edition_picks(runtime: Runtime, newsletter: str, now: datetime) -> tuple[EditionInfo, list[Picked]]:
+    """The next edition and its editors' picks."""
+    settings = runtime.settings
+    with reading(runtime.factory) as session:
+        edition = draft(
+            session, settings, newsletter, next_slot(session, settings, newsletter, now, grace(settings))
+        )
+        info = EditionInfo.of(edition)
+        return info, [Picked(a.id, a.title, action, info) for a, action in picks(session, edition)]

@@ -1,0 +1,175 @@
+"""One edition every command means; nothing spent by mistake; failures listed and acted on;
+dry runs and test sends that touch nothing else."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from newsletter.editions.plan import Candidate, Rules, plan_digest
+from newsletter.editions.prepare import EmptyEdition, NoNews
+from newsletter.editions.ranking import Score
+from newsletter.ingest.run import fetch_feeds
+from newsletter.sending.providers.outbox import OutboxProvider
+from newsletter.sending.providers.smtp import SMTPProvider
+from newsletter.services import editions, editors, sending
+from newsletter.services.sending import NotDue
+from newsletter.store.db import unit_of_work
+from newsletter.store.models import Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression, Variant
+from newsletter.store.statuses import DeliveryStatus, PickAction
+from tests.conftest import SAMPLE, SECTIONS, WEEKLY_NOV_23, ZONE
+from tests.test_send import add_readers, smtp_settings
+from tests.test_send_hardening import sink  # noqa: F401 (a fixture)
+
+READER = "tom.obrien@example.ie"
+POLITICS = "https://www.europeantimes.example/2026/11/night-trains-return-between-brussels-and-prague/"
+
+
+def outbox_send(runtime, at: datetime, **options):
+    return sending.publish(runtime, OutboxProvider(runtime.settings.outbox_dir), "weekly", at, **options)
+
+
+def message_to(runtime, edition_id: int, address: str) -> email.message.EmailMessage:
+    folder = runtime.settings.outbox_dir / f"edition-{edition_id}"
+    [path] = [p for p in folder.glob("*.eml") if address.replace("@", "@") in p.name]
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+
+def rows(runtime) -> dict[str, int]:
+    with runtime.factory() as session:
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (Edition, Variant, Delivery, Suppression)
+        }
+
+
+def test_preview_pins_and_send_mean_the_same_edition_across_its_slot(newsroom) -> None:
+    before = WEEKLY_NOV_23 - timedelta(hours=1)
+    following = editions.next_edition(newsroom, "weekly", before).edition
+    assert following.slot == "2026-11-23T07:00" and following.id is None  # the one ahead
+    picked = editors.pick_article(newsroom, "weekly", POLITICS, PickAction.PIN, before)
+    assert picked.edition.slot == following.slot
+    shown = editors.preview(newsroom, "weekly", before, email=READER)
+    assert shown.edition.slot == following.slot and shown.text is not None
+    with pytest.raises(NotDue, match="2026-11-23 07:00 CET, not due yet"):
+        outbox_send(newsroom, before)
+    assert rows(newsroom)["deliveries"] == 0  # nothing spent
+    after = WEEKLY_NOV_23 + timedelta(minutes=20)
+    assert editions.next_edition(newsroom, "weekly", after).edition.slot == following.slot
+    assert editors.preview(newsroom, "weekly", after, email=READER).text == shown.text
+    report = outbox_send(newsroom, after)
+    assert report.status == "complete"
+    sent = message_to(newsroom, report.edition_id, READER)
+    assert sent["Subject"] == shown.composed.subject
+    assert sent.get_body(("plain",)).get_content().replace("\r\n", "\n").strip() == shown.text.strip()
+    assert "Night trains return" in shown.text  # the pin went into what was sent
+    ahead = editions.next_edition(newsroom, "weekly", after).edition
+    assert ahead.slot == "2026-11-30T07:00"  # sent: the next one is ahead
+    with pytest.raises(NotDue):
+        outbox_send(newsroom, after)
+
+
+def test_a_missed_slot_is_not_sent_late_but_a_stopped_send_is_finished(newsroom) -> None:
+    late = WEEKLY_NOV_23 + timedelta(hours=5)  # past the grace: the 23 November slot was missed
+    assert editions.next_edition(newsroom, "weekly", late).edition.slot == "2026-11-30T07:00"
+    edition_id, _warnings = sending.prepare_next(newsroom, "weekly", WEEKLY_NOV_23)  # prepared on time
+    assert editions.next_edition(newsroom, "weekly", late).edition.id == edition_id  # to be finished
+
+
+def test_send_before_any_fetch_refuses_and_spends_nothing(make_runtime) -> None:
+    runtime = make_runtime(
+        feeds=[{"url": str(SAMPLE / "site.xml")}], site={"categories": SECTIONS}, timezone="Europe/Brussels"
+    )
+    add_readers(runtime, 3)
+    with pytest.raises(NoNews, match="run `newsletter fetch` first"):
+        outbox_send(runtime, WEEKLY_NOV_23)
+    assert rows(runtime) == {"editions": 0, "variants": 0, "deliveries": 0, "suppressions": 0}
+    fetch_feeds(runtime.settings, runtime.factory)
+    assert outbox_send(runtime, WEEKLY_NOV_23).status == "complete"
+
+
+def test_an_edition_with_nothing_stored_for_its_window_is_not_spent(newsroom) -> None:
+    outbox_send(newsroom, WEEKLY_NOV_23)
+    nothing = datetime(2026, 11, 30, 7, 0, tzinfo=ZONE)  # the sample has no news for this week
+    with pytest.raises(EmptyEdition, match="nothing was stored"):
+        outbox_send(newsroom, nothing)
+    with newsroom.factory() as session:
+        assert session.scalars(select(Edition.slot)).all() == ["2026-11-23T07:00"]  # can go out later
+
+
+def test_a_mailbox_that_does_not_exist_is_listed_and_suppressed(newsroom, sink) -> None:  # noqa: F811
+    handler, port = sink
+    gone, blocked = "marc.dubois@example.org", "sofia.rossi@example.net"
+    handler.always[gone] = f"550 5.1.1 <{gone}>: no such user"
+    handler.always[blocked] = "550 5.7.1 blocked by policy"
+    provider = SMTPProvider(smtp_settings(newsroom, port))
+    report = sending.publish(newsroom, provider, "weekly", WEEKLY_NOV_23)
+    assert report.status == "partial"
+    listed = editions.deliveries(newsroom, report.edition_id, [DeliveryStatus.FAILED])
+    assert {row.email: row.detail for row in listed} == {
+        gone: f"550 5.1.1 <{gone}>: no such user",
+        blocked: "550 5.7.1 blocked by policy",
+    }
+    assert editions.deliveries(newsroom, report.edition_id)[0].status == DeliveryStatus.FAILED  # first
+    with newsroom.factory() as session:
+        assert session.scalars(select(Suppression.email)).all() == [
+            gone
+        ]  # a policy refusal is not the reader's
+    daily = sending.publish(newsroom, provider, "daily", datetime(2026, 11, 22, 6, 30, tzinfo=ZONE))
+    provider.close()
+    with newsroom.factory() as session:
+        status = session.scalar(
+            select(Delivery.status)
+            .join(Subscriber)
+            .where(Delivery.edition_id == daily.edition_id, Subscriber.email == gone)
+        )
+    assert status == DeliveryStatus.SUPPRESSED  # the next edition does not try it again
+    assert gone not in handler.recipients()
+
+
+def test_a_dry_run_shows_the_edition_and_changes_no_row(newsroom) -> None:
+    before = rows(newsroom)
+    planned = sending.dry_run(newsroom, "weekly", WEEKLY_NOV_23)
+    assert rows(newsroom) == before
+    assert planned.edition.slot == "2026-11-23T07:00"
+    assert sum(v.recipients for v in planned.variants) == planned.counts[DeliveryStatus.PENDING] == 9
+    assert all(v.subject and v.language in ("en", "de") for v in planned.variants)
+
+
+def test_a_test_send_reaches_only_its_address(newsroom, sink) -> None:  # noqa: F811
+    handler, port = sink
+    smtp = smtp_settings(newsroom, port)
+    newsroom.settings = smtp
+    with unit_of_work(newsroom.factory) as session:
+        reader = session.scalars(select(Subscriber).where(Subscriber.email == READER)).one()
+        reader.newsletters = [SubscriberNewsletter(newsletter="weekly")]
+    before = rows(newsroom)
+    sent = sending.test_send(newsroom, "weekly", WEEKLY_NOV_23, "Editor@Example.org", as_reader=READER)
+    assert sent.outcome.status == "sent" and sent.to == "editor@example.org"
+    assert handler.recipients() == ["editor@example.org"]
+    assert rows(newsroom) == before  # outside the ledger
+    [(_tos, data)] = handler.messages
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert message["Subject"].startswith("[TEST] ") and message["X-Newsletter-Test"]
+    assert "/unsubscribe/PREVIEW" in message["List-Unsubscribe"]  # a click unsubscribes nobody
+
+
+def test_windows_are_told_in_the_sites_zone_across_a_change_of_time() -> None:
+    spring = datetime(2026, 3, 29, 1, 30, tzinfo=ZONE)  # CET until 02:00, then CEST
+    rules = Rules(
+        window_start=spring - timedelta(days=1),
+        window_end=spring + timedelta(hours=2),
+        per_category=5,
+        trending=0,
+        zone=ZONE,
+    )
+    late = Candidate(1, "Late", spring + timedelta(hours=3), frozenset({"politics"}))
+    score = {1: Score(1, 1.0, {}, late.published_at)}
+    [decision] = plan_digest([late], score, ["politics"], frozenset(), rules, {}).decisions
+    assert decision.reason == (
+        "outside the window (published 2026-03-29 04:30 CEST; window 2026-03-28 01:30 CET to 2026-03-29 03:30 CEST)"
+    )
