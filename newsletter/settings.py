@@ -11,9 +11,11 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from babel import Locale, UnknownLocaleError
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import (
@@ -39,11 +41,49 @@ PATH_KEYS = ("outbox_dir", "smtp_ca_file", "templates_dir", "home")
 SECRET_KEYS = ("smtp_password", "sendgrid_api_key", "secret_key")
 # What the subject and preheader templates may name (newsletter/editions/compose.py passes them).
 TEMPLATE_NAMES = frozenset({"newsletter", "top", "count", "headlines", "site"})
-# Values that mean "somebody copied the example": refused unless the demo flag is on.
-PLACEHOLDER_SECRETS = {"change-me", "changeme", "secret", "demo-only-secret-key", ""}
+# A key spelled only from these words (any case, repeated or joined, with separators and short
+# numbers) means "somebody copied the example": refused unless the demo flag is on.
+_PLACEHOLDER_WORD = re.compile(
+    r"(?:change|me|my|your|the|secret|secrets|password|passwd|pass|passphrase|example|sample|test"
+    r"|testing|demo|only|default|dummy|placeholder|insert|replace|with|put|goes|here|todo|fixme|key"
+    r"|keys|token|signing|super|dev|local|x)+"
+)
+SECRET_MIN_LENGTH = 16
+SECRET_MIN_DISTINCT = 8  # different letters and digits: refuses 'aaaa…', 'abab…', '1234-1234-…'
 
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LANGUAGE_HELP = "not a known language code (use one like 'en', 'de' or 'pt-BR')"
+
+
+def language_code(tag: str) -> str:
+    """A language tag ('de', 'pt-BR', 'pt_BR') as the store keeps languages: its primary subtag,
+    lower case, as feeds' languages are read (ingest/parse.py); ValueError if Babel knows none."""
+    code = tag.strip().lower().replace("_", "-")
+    if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", code) or not _known_language(code.split("-")[0]):
+        raise ValueError(LANGUAGE_HELP)
+    return code.split("-")[0]
+
+
+@lru_cache(maxsize=512)
+def _known_language(code: str) -> bool:
+    # 'und' (undetermined) parses as Babel's likeliest guess, English: it names no language.
+    try:
+        return code != "und" and Locale.parse(code) is not None
+    except (UnknownLocaleError, ValueError):
+        return False
+
+
+def placeholder_secret(value: str) -> str | None:
+    """Why a signing key looks copied or made up rather than random, or None if it does not."""
+    words = re.findall(r"[a-z]+|[0-9]+", value.lower())
+    if all(_PLACEHOLDER_WORD.fullmatch(word) or (word.isdigit() and len(word) <= 4) for word in words):
+        return "a placeholder (such as 'change-me' or 'your-secret-key'), not a random key"
+    if len(value) < SECRET_MIN_LENGTH:
+        return f"shorter than {SECRET_MIN_LENGTH} characters"
+    if len(set(re.sub(r"[\W_]", "", value))) < SECRET_MIN_DISTINCT or re.fullmatch(r"(.+?)\1+", value):
+        return f"too uniform: under {SECRET_MIN_DISTINCT} different letters and digits, or one run repeated"
+    return None
 
 
 def weekdays(spec: str) -> frozenset[int]:
@@ -81,6 +121,11 @@ class SiteSettings(Strict):
     # Empty means every term is taken as a category.
     categories: list[str] = Field(default_factory=list)
 
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        return language_code(value)
+
     @field_validator("from_address", "reply_to", "unsubscribe_mailto")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
@@ -115,6 +160,11 @@ class FeedSettings(Strict):
         ):
             raise ValueError(f"only http(s) URLs and file paths are feeds: {value!r}")
         return value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        return language_code(value) if value is not None else None
 
     @property
     def is_remote(self) -> bool:
@@ -242,6 +292,37 @@ class SendingSettings(Strict):
     lease_minutes: float = Field(10.0, gt=0)
 
 
+class SchedulerSettings(Strict):
+    """`newsletter run`: how often feeds refresh, how late a slot may still go out, when the
+    operators hear of trouble, how long delivery rows are kept."""
+
+    refresh_minutes: float = Field(15.0, ge=1, le=1440)
+    # A slot's edition still goes out this long after its time (the scheduler was down); later,
+    # the slot is recorded as missed and its articles go with the next edition.
+    misfire_grace_minutes: float = Field(60.0, ge=0, le=7 * 24 * 60)
+    # Where alerts go (an edition partial or missed, a feed failing, credentials refused);
+    # none: logged only.
+    alerts_to: str | None = None
+    feed_alert_hours: float = Field(6.0, gt=0)
+    # Delivery rows of editions older than this are pruned (their counts kept on the edition).
+    retention_days: int = Field(180, ge=1)
+    maintenance_at: str = "03:30"  # local time of the daily maintenance job
+
+    @field_validator("maintenance_at")
+    @classmethod
+    def _at(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"use HH:MM, 24-hour: {value!r}")
+        return value
+
+    @field_validator("alerts_to")
+    @classmethod
+    def _alerts_to(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", value):
+            raise ValueError(f"not an email address: {value!r}")
+        return value
+
+
 class Settings(BaseSettings):
     """Every setting; each top-level key is also the environment variable NEWSLETTER_<KEY>."""
 
@@ -273,6 +354,7 @@ class Settings(BaseSettings):
     ranking: RankingSettings = Field(default_factory=RankingSettings)
     links: LinkSettings = Field(default_factory=LinkSettings)
     sending: SendingSettings = Field(default_factory=SendingSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     # The editors' templates; default: templates/ under home, else the copy installed with the package.
     templates_dir: Path | None = None
 
@@ -320,8 +402,8 @@ class Settings(BaseSettings):
         if self.secret_key is None:
             raise SettingsError("secret_key", "NEWSLETTER_SECRET_KEY is not set")
         value = self.secret_key.get_secret_value()
-        if not self.demo and (value.lower() in PLACEHOLDER_SECRETS or len(value) < 16):
-            raise SettingsError("secret_key", "placeholder or shorter than 16 characters")
+        if not self.demo and (problem := placeholder_secret(value)):
+            raise SettingsError("secret_key", f"NEWSLETTER_SECRET_KEY is {problem}")
         return value.encode()
 
     @property

@@ -66,14 +66,19 @@ def test_http_feed_conditional_get_and_idempotence(make_runtime, feed_server) ->
     assert "newsletter" in sent["user-agent"]
     assert second.status == "not-modified" and second.new == second.updated == 0
     assert snapshot(runtime) == before
-    # without validators the server answers 200 again: the same rows, nothing new
+    # without validators the server answers 200 again: the same bytes are neither parsed nor stored
     feed_server.routes["/feed/"].etag = None
     [third] = fetch_feeds(runtime.settings, runtime.factory)
-    assert (third.status, third.new, third.updated, third.unchanged) == ("ok", 0, 0, 46)
+    assert (third.status, third.new, third.updated, third.unchanged) == ("not-modified", 0, 0, 0)
     assert snapshot(runtime) == before
     with runtime.factory() as session:
         row = session.scalars(select(Feed)).one()
-        assert row.last_status == "ok" and row.entries_seen == 46 and row.last_error is None
+        assert row.last_http_status == 200 and row.entries_seen == 46 and row.last_error is None
+    # other bytes are read in full again
+    feed_server.routes["/feed/"].body += b"\n"
+    [fourth] = fetch_feeds(runtime.settings, runtime.factory)
+    assert (fourth.status, fourth.new, fourth.updated, fourth.unchanged) == ("ok", 0, 0, 46)
+    assert snapshot(runtime) == before
 
 
 def test_site_and_category_feeds_share_articles(make_runtime, feed_server) -> None:

@@ -22,7 +22,8 @@ ALLOWED = {
     "editions": {"store", "ingest", "subscribers"},
     "sending": {"store", "editions", "subscribers"},
     "services": {"store", "ingest", "subscribers", "editions", "sending"},
-    "cli": {"services", "store", "ingest", "subscribers", "editions", "sending"},
+    "cli": {"services", "store", "ingest", "subscribers", "editions", "sending", "scheduler"},
+    "scheduler": {"services", "store"},
 }
 
 

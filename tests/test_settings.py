@@ -85,6 +85,65 @@ def test_placeholder_secret_refused_outside_the_demo() -> None:
     assert Settings(secret_key="a-long-and-random-key-0123").signing_key()
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "changeme-changeme-changeme",
+        "CHANGE_ME_CHANGE_ME_CHANGE_ME",
+        "change me, change me, change me",
+        "changemechangemechangeme",
+        "secretsecretsecretsecret",
+        "Password-Password-Password",
+        "your-secret-key-here",
+        "YourSecretKeyGoesHere",
+        "replace-with-your-signing-key",
+        "example-example-example",
+        "test-test-test-test-test",
+        "demo-only-secret-key",
+        "my-super-secret-key-2024",
+        "xxxxxxxxxxxxxxxxxxxxxxxx",
+        "aaaaaaaaaaaaaaaaaaaaaaaa",
+        "abababababababababababab",
+        "1234567-1234567-1234567",
+        "short-Key-9",
+    ],
+)
+def test_a_placeholder_like_secret_is_refused_outside_the_demo(key) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings(secret_key=key).signing_key()
+    assert caught.value.key == "secret_key" and key not in str(caught.value)
+    assert Settings(secret_key=key, demo=True).signing_key() == key.encode()
+
+
+@pytest.mark.parametrize(
+    "key", ["test-secret-key-0123456789", "benchmark-secret-key-0123", "q8Vd2-LrX0p-Zt7Wm-4hKs"]
+)
+def test_a_varied_secret_is_accepted(key) -> None:
+    assert Settings(secret_key=key).signing_key() == key.encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[site]\nlanguage = "xx"', "site.language"),
+        ('[site]\nlanguage = "english"', "site.language"),
+        ('[[feeds]]\nurl = "de.xml"\nlanguage = "qq"', "feeds.0.language"),
+        ('[[feeds]]\nurl = "de.xml"\nlanguage = "zz-DE"', "feeds.0.language"),
+    ],
+)
+def test_an_unknown_language_is_a_wrong_setting(tmp_path, text, key) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(write(tmp_path, text + "\n"))
+    assert caught.value.key == key and "language code" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_language_tag_keeps_its_primary_subtag_as_feeds_do() -> None:
+    settings = Settings(site={"language": "pt-BR"}, feeds=[{"url": "x.xml", "language": "DE_at"}])
+    assert (settings.site.language, settings.feeds[0].language) == ("pt", "de")
+    assert Settings(site={"language": "fil"}).site.language == "fil"
+
+
 def test_sendgrid_needs_a_key() -> None:
     with pytest.raises(ValueError, match="NEWSLETTER_SENDGRID_API_KEY"):
         Settings(provider="sendgrid")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -11,13 +13,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
+from newsletter.errors import NewsletterError
+from newsletter.services.subscribers import import_file
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Subscriber, Suppression, utcnow
+from newsletter.store.models import Category, Subscriber, Suppression, utcnow
 from newsletter.store.statuses import SuppressionReason
 from newsletter.subscribers.bulk import export_csv, from_cell, import_csv, to_cell
+from tests.conftest import ROOT
 from tests.test_settings import run_cli
 
 HEADER = "email,name,language,categories,newsletters,status\n"
+LANGUAGE = "language must be a known language code like 'en' or 'de'"
 
 ROWS = """\ufeffEmail,Name,Language,Categories,Newsletters,Status
 good@example.com,Good Reader,en,Politics;health,weekly,active
@@ -55,7 +61,7 @@ def test_import_reports_bad_rows_and_loses_nothing(newsroom, tmp_path) -> None:
         4: "not an email address: 'not-an-address' (An email address must have an @-sign.)",
         5: reasons[5],
         6: "unknown newsletter in column newsletters (configured: weekly, daily)",
-        7: "language must be a code like 'en' or 'de'",
+        7: LANGUAGE,
         8: "the same address appears earlier in the file",
     }
     assert reasons[5].startswith("unknown category in column categories (known: business, culture, ")
@@ -160,7 +166,7 @@ def test_a_bad_row_never_stops_the_file_nor_echoes_a_reader(newsroom, tmp_path) 
         5: "column name is not UTF-8",
         6: "unreadable CSV: ',' expected after '\"'",
         7: "more cells than the first line names",
-        8: "language must be a code like 'en' or 'de'",
+        8: LANGUAGE,
         9: "unknown newsletter in column newsletters (configured: weekly, daily)",
         10: reasons[10],
         11: "status must be one of pending, active, unsubscribed, bounced, complained",
@@ -248,7 +254,7 @@ def test_active_readers_are_imported_only_when_the_import_says_they_confirmed(ne
     assert reader(newsroom, "new.signup@example.com").status == "pending"
     with unit_of_work(newsroom.factory) as session:
         report = import_csv(session, newsroom.settings, path, confirmed=True)
-    assert report.rejected == [] and (report.added, report.updated) == (1, 3)
+    assert report.rejected == [] and (report.added, report.updated, report.unchanged) == (1, 1, 2)
     fresh = reader(newsroom, "fresh@example.com")
     assert fresh.status == "active" and fresh.confirmed_at is not None
     assert reader(newsroom, "quiet@example.com").status == "pending"  # no status given: unchanged
@@ -277,7 +283,7 @@ def test_export_round_trips(newsroom, tmp_path) -> None:
         assert export_csv(session, out) == 12
     with unit_of_work(newsroom.factory) as session:
         again = import_csv(session, newsroom.settings, out)
-    assert again.rejected == [] and again.added == 0 and again.updated + again.kept == 12
+    assert again.rejected == [] and (again.added, again.updated, again.unchanged + again.kept) == (0, 0, 12)
 
 
 FORMULAS = {
@@ -349,3 +355,98 @@ def test_import_command_takes_confirmed_readers(newsroom, tmp_path) -> None:
     taken = run_cli("subscribers", "import", str(path), "--confirmed", env=env, cwd=tmp_path)
     assert taken.returncode == 0 and "1 added" in taken.stdout, taken.stderr
     assert reader(newsroom, "opted.in@example.com").status == "active"
+
+
+def test_import_before_any_fetch_knows_the_configured_sections(make_runtime, tmp_path) -> None:
+    """A new site imports its readers first: `[site] categories` and category feeds are sections."""
+    runtime = make_runtime(
+        site={"categories": ["Politics", "Human Rights"]},
+        feeds=[{"url": str(tmp_path / "europe.xml"), "category": "europe", "category_name": "Europe"}],
+    )
+    with unit_of_work(runtime.factory) as session:
+        session.add(Category(slug="politics", name="politics", is_section=False))  # a tag so far
+    path = tmp_path / "readers.csv"
+    path.write_text(
+        HEADER
+        + "first@example.com,First,en,Human Rights;Politics,weekly,pending\n"
+        + "second@example.com,Second,en,europe,weekly,pending\n"
+        + "third@example.com,Third,en,Gardening,weekly,pending\n"
+    )
+    with unit_of_work(runtime.factory) as session:
+        report = import_csv(session, runtime.settings, path)
+    assert report.added == 2
+    assert [(line, reason) for line, _raw, reason in report.rejected] == [
+        (4, "unknown category in column categories (known: europe, human-rights, politics)")
+    ]
+    assert [c.slug for c in reader(runtime, "first@example.com").categories] == ["human-rights", "politics"]
+    assert [c.slug for c in reader(runtime, "second@example.com").categories] == ["europe"]
+    with runtime.factory() as session:
+        stored = {c.slug: (c.name, c.is_section) for c in session.scalars(select(Category))}
+    assert stored == {
+        "human-rights": ("Human Rights", True),
+        "europe": ("Europe", True),
+        "politics": ("politics", True),
+    }
+
+
+def test_reimporting_the_same_file_changes_nothing(newsroom, tmp_path) -> None:
+    path = tmp_path / "readers.csv"
+    path.write_text(
+        HEADER
+        + "one@example.com,One,en,Politics;Health,weekly,pending\n"
+        + "two@example.com,Two,de,,weekly|daily,pending\n"
+        + "anna.keller@example.com,Anna Keller,de,Politics;Europe,weekly,active\n"
+    )
+    with unit_of_work(newsroom.factory) as session:
+        first = import_csv(session, newsroom.settings, path)
+    assert (first.added, first.updated, first.unchanged) == (2, 0, 1)
+    with unit_of_work(newsroom.factory) as session:
+        again = import_csv(session, newsroom.settings, path)
+    assert (again.added, again.updated, again.unchanged, again.rejected) == (0, 0, 3, [])
+    path.write_text(
+        HEADER
+        + "one@example.com,One,en,health;politics,weekly,pending\n"  # the same, said otherwise
+        + "two@example.com,Two,de,,daily,pending\n"
+        + "anna.keller@example.com,Anna K.,de,Politics;Europe,weekly,active\n"
+    )
+    with unit_of_work(newsroom.factory) as session:
+        changed = import_csv(session, newsroom.settings, path)
+    assert (changed.added, changed.updated, changed.unchanged) == (0, 2, 1)
+
+
+def test_rejected_rows_are_written_where_the_readme_says(newsroom, tmp_path) -> None:
+    path = tmp_path / "readers.csv"
+    path.write_text(HEADER + "not-an-address,Bad,en,,weekly,\n")
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, path)
+    assert report.rejects_file == tmp_path / "readers.rejected.csv" and report.rejects_file.is_file()
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "`readers.csv` go to `readers.rejected.csv`" in readme
+
+
+def test_rejected_rows_from_standard_input_go_to_the_home_folder(make_runtime, tmp_path) -> None:
+    """`-` reads standard input: its rejects go under the home folder, wherever the command ran."""
+    runtime = make_runtime(home=tmp_path)
+    piped = io.BytesIO(
+        b"email,name\nnot-an-address,Bad\nfine@example.com,Fine\nalso.fine@example.com,J\xf6rg\n"
+    )
+    report = import_file(runtime, piped)
+    assert report.added == 1 and [line for line, _raw, _reason in report.rejected] == [2, 4]
+    assert report.rejects_file is not None and report.rejects_file.parent == tmp_path / "subscribers"
+    assert re.fullmatch(r"stdin-\d{8}T\d{6}Z\.rejected\.csv", report.rejects_file.name)
+    assert b"not-an-address" in report.rejects_file.read_bytes()
+    assert b"J\xf6rg" in report.rejects_file.read_bytes()  # bad UTF-8 kept as it came
+    again = import_file(runtime, io.BytesIO(b"email\nnot-an-address\n"))
+    assert again.rejects_file is not None and again.rejects_file != report.rejects_file  # none lost
+    with pytest.raises(NewsletterError, match="must name the columns"):
+        import_file(runtime, io.BytesIO(b"reader@example.com\n"))
+
+
+@pytest.mark.parametrize("language", ["xx", "zz", "qq", "english", "e1"])
+def test_a_row_with_an_unknown_language_is_rejected(newsroom, tmp_path, language) -> None:
+    path = tmp_path / "readers.csv"
+    path.write_text(HEADER + f"polyglot@example.com,P,{language},,weekly,\nok@example.com,O,pt-BR,,weekly,\n")
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, path)
+    assert [(line, reason) for line, _raw, reason in report.rejected] == [(2, LANGUAGE)]
+    assert report.added == 1 and reader(newsroom, "ok@example.com").language == "pt"

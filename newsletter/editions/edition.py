@@ -13,14 +13,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter.editions.slots import last_slot, slot_name
+from newsletter.editions.slots import last_slot, next_slot_after, slot_name
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
 from newsletter.store.models import Edition
 from newsletter.store.statuses import EditionStatus
 
-# An edition in these states has gone out; the next one is ahead.
-FINISHED = (EditionStatus.COMPLETE, EditionStatus.PARTIAL)
+# An edition in these states is over (gone out, or its slot missed); the next one is ahead.
+FINISHED = (EditionStatus.COMPLETE, EditionStatus.PARTIAL, EditionStatus.MISSED)
 
 
 class EditionError(NewsletterError):
@@ -57,13 +57,9 @@ def due_slot(settings: Settings, newsletter: str, now: datetime) -> datetime:
 
 
 def upcoming_slot(settings: Settings, newsletter: str, now: datetime) -> datetime:
-    """The slot editors are preparing at `now`: the next scheduled time after it."""
+    """The first slot after `now`."""
     config = settings.newsletter(newsletter)
-    probe = now + timedelta(days=8)
-    slot = last_slot(config.days, config.at, settings.zone, probe)
-    while (earlier := last_slot(config.days, config.at, settings.zone, slot - timedelta(minutes=1))) > now:
-        slot = earlier
-    return slot
+    return next_slot_after(config.days, config.at, settings.zone, now)
 
 
 def next_slot(
@@ -94,9 +90,11 @@ def draft(session: Session, settings: Settings, newsletter: str, slot: datetime)
     ).one_or_none()
     if existing is not None:
         return existing
-    previous_end = session.scalar(
+    previous_end = session.scalar(  # a missed edition sent nothing: its window is the next one's
         select(func.max(Edition.window_end)).where(
-            Edition.newsletter == newsletter, Edition.window_end < slot
+            Edition.newsletter == newsletter,
+            Edition.window_end < slot,
+            Edition.status != EditionStatus.MISSED,
         )
     )
     start = previous_end or slot - timedelta(days=settings.newsletter(newsletter).first_window_days)
@@ -117,4 +115,14 @@ def open_edition(session: Session, settings: Settings, newsletter: str, slot: da
         return session.scalars(
             select(Edition).where(Edition.newsletter == newsletter, Edition.slot == edition.slot)
         ).one()
+    return edition
+
+
+def mark_missed(session: Session, settings: Settings, newsletter: str, slot: datetime) -> Edition | None:
+    """Record a slot that passed beyond the grace with nothing sent; None when its edition was
+    prepared or sent after all (another scheduler, a manual send)."""
+    edition = open_edition(session, settings, newsletter, slot)
+    if edition.status != EditionStatus.DRAFT:
+        return None
+    edition.status = EditionStatus.MISSED
     return edition

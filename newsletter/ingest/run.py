@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from newsletter.ingest.articles import Placement, mark_trending, store_entries
 from newsletter.ingest.fetch import display_url, fetch, make_client
 from newsletter.ingest.parse import parse_feed
 from newsletter.settings import FeedSettings, Settings
-from newsletter.store.categories import slugify
+from newsletter.store.categories import configured_sections, slugify
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Feed, utcnow
 from newsletter.store.statuses import READ, FeedStatus
@@ -41,15 +42,6 @@ class FeedReport:
         return self.status in READ
 
 
-def sections(settings: Settings) -> dict[str, str]:
-    """The site's sections by slug: the configured list plus every category feed's category."""
-    found = {slugify(name): name for name in settings.site.categories}
-    for feed in settings.feeds:
-        if feed.category:
-            found.setdefault(slugify(feed.category), feed.category_name or feed.category.title())
-    return found if settings.site.categories else {}
-
-
 def fetch_feeds(
     settings: Settings,
     factory: sessionmaker[Session],
@@ -58,7 +50,7 @@ def fetch_feeds(
 ) -> list[FeedReport]:
     """Fetch, parse and store every feed in order; a report for each, good or bad."""
     reports = []
-    known = sections(settings)
+    known = configured_sections(settings) if settings.site.categories else {}  # {}: every term is one
     with client or make_client(settings.fetch) as http:
         for feed in settings.feeds:
             report = fetch_feed(settings, factory, http, feed, known)
@@ -96,18 +88,20 @@ def fetch_feed(
             row = Feed(url=config.url, entries_seen=0)
             session.add(row)
         validators = (row.etag, row.last_modified)
+        # The bytes last read in full: the same bytes again need no parsing and no storing.
+        known = row.content_hash if row.last_status in READ else None
     now = utcnow()
     shown = display_url(config.url)
     try:
         fetched = fetch(client, config.url, settings.fetch, *validators)
-        parsed = (
-            None if fetched.content is None else parse_feed(fetched.content, fetched.url, fetched.headers)
-        )
+        digest = hashlib.sha256(fetched.content).hexdigest() if fetched.content is not None else None
+        unchanged = fetched.content is None or digest == known
+        parsed = None if unchanged else parse_feed(fetched.content or b"", fetched.url, fetched.headers)
     except FeedError as exc:
         _record(factory, config.url, now, FeedStatus.ERROR, error=exc.problem, http_status=exc.status)
         return FeedReport(shown, FeedStatus.ERROR, problem=exc.problem)
     if parsed is None:
-        _record(factory, config.url, now, FeedStatus.NOT_MODIFIED, http_status=304)
+        _record(factory, config.url, now, FeedStatus.NOT_MODIFIED, http_status=fetched.status)
         return FeedReport(shown, FeedStatus.NOT_MODIFIED)
     language = config.language or parsed.language or settings.site.language
     own = (
@@ -123,6 +117,7 @@ def fetch_feed(
             mark_trending(session, stored.article_ids)
         row = session.scalars(select(Feed).where(Feed.url == config.url)).one()
         row.etag, row.last_modified = fetched.etag, fetched.last_modified
+        row.content_hash = digest if status == FeedStatus.OK else None  # a partial read is read again
         row.entries_seen = len(parsed.entries)
         _apply(row, now, status, fetched.status, parsed.problem)
     return FeedReport(

@@ -79,19 +79,23 @@ class Sender:
         provider: Provider,
         pace: Pace = Pace(),
         on_progress: Callable[[SendReport], None] = lambda _r: None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.settings = settings
         self.factory = factory
         self.provider = provider
         self.pace = pace
         self.on_progress = on_progress
-        self.sleep = sleep
         self.links = Links.from_settings(settings)  # refuses a missing or placeholder key up front
         self.worker = ledger.worker_name()
         self.claims = 0  # numbers this worker's batches: a claim token is worker#n
         self.streak = 0  # batches in a row that the provider was too busy for
         self.counting = threading.Lock()
+        # Set to stop between batches (a scheduler shutting down): the batch in flight is
+        # finished and recorded, the next one given back, the edition left to the next run.
+        self.stop = stop or threading.Event()
+        self.sleep = sleep if sleep is not None else self.stop.wait  # pacing and backoff end early on stop
 
     def send(self, edition_id: int, retry_failed: bool = False) -> SendReport:
         """Work through the edition's open deliveries until none is left."""
@@ -120,6 +124,10 @@ class Sender:
                     in_flight = None
                     if retried and not ids:
                         continue  # the batch came back to pending: claim it again
+                if self.stop.is_set():
+                    self._release(ids, token)
+                    log.info("edition %d: stopping between batches; the next run finishes it", edition_id)
+                    break
                 if not ids:
                     wait = self._deferred_wait(edition_id)
                     if wait is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,8 +25,6 @@ LISTED = (
     DeliveryStatus.SKIPPED,
     DeliveryStatus.SENT,
 )
-# A slot's edition not made or only drafted this long after its time was missed: the next one is ahead.
-GRACE = timedelta(minutes=60)
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class DeliveryRow:
 
 def grace(settings: Settings) -> timedelta:
     """How long after its slot an edition not yet made still goes out."""
-    return GRACE
+    return timedelta(minutes=settings.scheduler.misfire_grace_minutes)
 
 
 def next_edition(runtime: Runtime, newsletter: str, now: datetime) -> EditionSummary:
@@ -69,7 +68,7 @@ def editions(runtime: Runtime, limit: int = 50) -> list[EditionSummary]:
     with reading(runtime.factory) as session:
         rows = session.scalars(select(Edition).order_by(Edition.id.desc()).limit(limit)).all()
         tallies = ledger.tallies(session, [e.id for e in rows])
-        return [EditionSummary(EditionInfo.of(e), tallies.get(e.id, {})) for e in rows]
+        return [EditionSummary(EditionInfo.of(e), _counts(e, tallies.get(e.id, {}))) for e in rows]
 
 
 def edition(runtime: Runtime, edition_id: int) -> EditionSummary:
@@ -78,7 +77,14 @@ def edition(runtime: Runtime, edition_id: int) -> EditionSummary:
         row = session.get(Edition, edition_id)
         if row is None:
             raise EditionError(f"no edition {edition_id}")
-        return EditionSummary(EditionInfo.of(row), ledger.counts(session, edition_id))
+        return EditionSummary(EditionInfo.of(row), _counts(row, ledger.counts(session, edition_id)))
+
+
+def _counts(edition: Edition, live: dict[DeliveryStatus, int]) -> dict[DeliveryStatus, int]:
+    """The deliveries per status: counted from the ledger, or kept on the edition once pruned."""
+    if edition.tallies and not live:
+        return {DeliveryStatus(status): n for status, n in json.loads(edition.tallies).items()}
+    return live
 
 
 def deliveries(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,20 +13,16 @@ from sqlalchemy.orm import Session
 
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import EditionError, EditionInfo, next_slot, open_edition
-from newsletter.editions.personalize import Reader
 from newsletter.editions.prepare import check_news, prepare
-from newsletter.sending.messages import MessageTemplate, list_id
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
-    TEST_DELIVERY,
     Outcome,
-    Outgoing,
     Provider,
-    VariantContent,
     make_provider,
 )
 from newsletter.sending.report import SendReport
 from newsletter.sending.sender import Sender
+from newsletter.sending.single import send_one
 from newsletter.services.editions import edition, grace
 from newsletter.services.editors import preview
 from newsletter.store import ledger
@@ -33,8 +30,7 @@ from newsletter.store.db import reading, unit_of_work
 from newsletter.store.models import Delivery, Edition, Variant
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import OPEN, DeliveryStatus, EditionStatus
-from newsletter.subscribers.addresses import envelope_address, normalize_email
-from newsletter.subscribers.links import Links
+from newsletter.subscribers.addresses import normalize_email
 
 log = logging.getLogger("newsletter.send")
 
@@ -110,6 +106,7 @@ def publish(
     on_progress: Callable[[SendReport], None] = lambda _r: None,
     ahead_ok: bool = False,
     force: bool = False,
+    stop: threading.Event | None = None,
 ) -> SendReport:
     """The operator's job: open the next edition, prepare it once, and send it (or resume it)."""
     settings = runtime.settings
@@ -119,7 +116,9 @@ def publish(
     else:
         settings.signing_key()  # refuse a missing or placeholder key before any work
     pace = pace or Pace.from_settings(settings.sending)
-    report = Sender(settings, runtime.factory, provider, pace, on_progress).send(edition_id, retry_failed)
+    report = Sender(settings, runtime.factory, provider, pace, on_progress, stop=stop).send(
+        edition_id, retry_failed
+    )
     report.warnings = warnings
     return report
 
@@ -167,46 +166,25 @@ def test_send(
     """The next edition as that reader (or such a reader) would get it, to `to` only, through the
     configured provider: marked as a test, its links dummies (a click unsubscribes nobody), and
     outside the ledger."""
-    address = envelope_address(normalize_email(to))
+    normalize_email(to)  # a bad address is refused before any composing
     shown = preview(runtime, newsletter, now, categories, language, as_reader)
     composed = shown.composed
     if composed is None:
         raise EditionError(f"nothing to send as this reader: {shown.reason}")
     settings = runtime.settings
-    site = settings.site
     subject = f"[TEST] {composed.subject}"
-    template = MessageTemplate(
-        subject=subject,
-        html=composed.html,
-        text=composed.text,
-        from_name=site.from_name,
-        from_address=site.from_address,
-        reply_to=site.reply_to,
-        list_name=f"{site.name} {settings.newsletter(newsletter).title}",
-        list_id=list_id(newsletter, str(site.url)),
-        unsubscribe_mailto=site.unsubscribe_mailto or site.reply_to,
-        markers=composed.markers,
-        extra_headers={"X-Newsletter-Test": "a test send, not sent to readers"},
+    address, outcome = send_one(
+        settings,
+        to,
+        subject,
+        composed.html,
+        composed.text,
+        composed.markers,
+        f"{settings.site.name} {settings.newsletter(newsletter).title}",
+        newsletter,
+        {"X-Newsletter-Test": "a test send, not sent to readers"},
     )
-    links = Links(str(settings.public_url), None)
-    content = VariantContent(TEST_DELIVERY, subject, composed.html, composed.text, composed.markers, template)
-    message = Outgoing(
-        delivery_id=TEST_DELIVERY,
-        subscriber_id=TEST_DELIVERY,
-        edition_id=TEST_DELIVERY,
-        newsletter=newsletter,
-        email=address.address,
-        name=None,
-        variant=content,
-        reader=Reader(None, links.unsubscribe(0), links.preferences(0)),
-    )
-    outcomes: list[Outcome] = []
-    provider = make_provider(settings)
-    try:
-        provider.send([message], outcomes.extend)
-    finally:
-        provider.close()
-    return TestSent(shown.edition, address.address, subject, outcomes[0])
+    return TestSent(shown.edition, address, subject, outcome)
 
 
 def send(
@@ -219,13 +197,25 @@ def send(
     on_progress: Callable[[SendReport], None] = lambda _r: None,
     ahead_ok: bool = False,
     force: bool = False,
+    stop: threading.Event | None = None,
 ) -> SendReport:
-    """`publish` through the configured provider, closed afterwards."""
+    """`publish` through the configured provider, closed afterwards; `stop` ends it between
+    batches (a scheduler shutting down)."""
     provider = make_provider(runtime.settings)
     try:
         pace = Pace.from_settings(runtime.settings.sending, rate)
         return publish(
-            runtime, provider, newsletter, now, edition_id, retry_failed, pace, on_progress, ahead_ok, force
+            runtime,
+            provider,
+            newsletter,
+            now,
+            edition_id,
+            retry_failed,
+            pace,
+            on_progress,
+            ahead_ok,
+            force,
+            stop,
         )
     finally:
         provider.close()

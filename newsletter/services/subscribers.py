@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import func, select
 
@@ -14,17 +15,19 @@ from newsletter.store.statuses import SubscriberStatus
 from newsletter.subscribers.bulk import ImportReport, export_csv, import_csv
 
 
-def import_file(runtime: Runtime, path: Path, *, confirmed: bool = False) -> ImportReport:
-    """Add or update subscribers from a CSV; bad rows are reported and kept aside, never lost.
+def import_file(runtime: Runtime, source: Path | BinaryIO, *, confirmed: bool = False) -> ImportReport:
+    """Add or update subscribers from a CSV file or a byte stream (standard input: `-` on the
+    command line); bad rows are reported and kept aside, never lost.
 
     `confirmed`: the readers opted in elsewhere, so rows may make them active."""
-    if not path.is_file():
-        raise NewsletterError(f"no such file: {path}")
+    name = str(source) if isinstance(source, Path) else "standard input"
+    if isinstance(source, Path) and not source.is_file():
+        raise NewsletterError(f"no such file: {source}")
     try:
         with unit_of_work(runtime.factory) as session:
-            return import_csv(session, runtime.settings, path, confirmed=confirmed)
+            return import_csv(session, runtime.settings, source, confirmed=confirmed)
     except ValueError as exc:
-        raise NewsletterError(f"cannot import {path}: {exc}") from None
+        raise NewsletterError(f"cannot import {name}: {exc}") from None
 
 
 def export_file(runtime: Runtime, path: Path) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,9 +53,17 @@ def alembic_config() -> Config:
     return config
 
 
+# Held while migrating on PostgreSQL: schedulers, senders and the web app started together
+# after an upgrade migrate one at a time (SQLite's write lock does the same there).
+MIGRATION_LOCK = 0x6E65_7773  # "news"
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations; safe to call from every command (a no-op when up to date)."""
+    """Apply migrations; safe to call from every command (a no-op when up to date), and from
+    several processes at once."""
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -102,6 +102,8 @@ class Feed(Base):
     last_status: Mapped[FeedStatus | None] = mapped_column(StatusType(FeedStatus))
     last_error: Mapped[str | None] = mapped_column(Text)
     entries_seen: Mapped[int] = mapped_column(Integer, default=0)
+    # SHA-256 of the body last read in full: the same bytes again are neither parsed nor stored.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class Category(Base):
@@ -200,6 +202,8 @@ class Edition(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Deliveries per status, kept as JSON when the delivery rows are pruned.
+    tallies: Mapped[str | None] = mapped_column(Text)
 
 
 class EditionPick(Base):

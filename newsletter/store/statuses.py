@@ -49,7 +49,8 @@ class SuppressionReason(StrEnum):
 
 
 class EditionStatus(StrEnum):
-    """draft (picks allowed) -> ready (deliveries written) -> sending -> complete or partial;
+    """draft (picks allowed) -> ready (deliveries written) -> sending -> complete or partial,
+    or missed (its slot passed beyond the grace with nothing sent);
     a resumed send or a retry of its failures takes a finished edition back to sending."""
 
     DRAFT = "draft"
@@ -57,6 +58,7 @@ class EditionStatus(StrEnum):
     SENDING = "sending"
     COMPLETE = "complete"
     PARTIAL = "partial"  # finished with some deliveries failed
+    MISSED = "missed"  # its slot passed, beyond the grace, with no edition made: nothing was sent
 
 
 class PickAction(StrEnum):

@@ -1,7 +1,9 @@
 """Subscribers in bulk: CSV import (validated row by row) and export.
 
 A bad row never stops the import and is never lost: it is reported with its line number and
-written, with the reason, to a `.rejected.csv` beside the input, to be fixed and imported again.
+written, with the reason, to a `.rejected.csv` beside the input (`readers.csv` gives
+`readers.rejected.csv`; standard input, a new one under the home folder's `subscribers/`), to be
+fixed and imported again.
 A reason names the column and the problem, never the reader's data (it reaches terminals and
 logs); only the address is shown, truncated and escaped. Each row is written in its own
 savepoint, so a row the database refuses is rolled back alone.
@@ -12,19 +14,22 @@ and nobody becomes active unless the import says the readers confirmed.
 from __future__ import annotations
 
 import csv
+import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import islice
 from pathlib import Path
+from typing import BinaryIO, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter.settings import Settings
-from newsletter.store.categories import slugify
+from newsletter.settings import Settings, language_code
+from newsletter.store.categories import configured_sections, slugify
 from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, Suppression, utcnow
 from newsletter.store.statuses import ENDED, SubscriberStatus
 from newsletter.subscribers.addresses import normalize_email
@@ -52,15 +57,20 @@ class Outcome(StrEnum):
 
     ADDED = "added"
     UPDATED = "updated"
+    UNCHANGED = "unchanged"
     KEPT = "kept"
 
 
 @dataclass
 class ImportReport:
-    """What an import did; each rejected row as (line, its cells, the reason)."""
+    """What an import did; each rejected row as (line, its cells, the reason).
+
+    `updated` counts readers whose stored values changed, `unchanged` those the row already
+    described, `kept` those an import may not change (unsubscribed, bounced, suppressed)."""
 
     added: int = 0
     updated: int = 0
+    unchanged: int = 0
     kept: int = 0
     rejected: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     rejects_file: Path | None = None
@@ -111,9 +121,10 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
     name = " ".join((raw.get("name") or "").split()) or None
     if name and len(name) > 300:
         raise ValueError("name longer than 300 characters")
-    language = (raw.get("language") or settings.site.language).strip().lower()
-    if not re.fullmatch(r"[a-z]{2,3}", language):
-        raise ValueError("language must be a code like 'en' or 'de'")
+    try:
+        language = language_code(raw.get("language") or settings.site.language)
+    except ValueError:
+        raise ValueError("language must be a known language code like 'en' or 'de'") from None
     categories = []
     for item in _split(raw.get("categories")):
         slug = slugify(item)
@@ -135,18 +146,32 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
     return Row(email, name, language, tuple(dict.fromkeys(categories)), tuple(newsletters), status)
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, str], str | None]]:
+@contextmanager
+def _text(source: Path | BinaryIO) -> Iterator[TextIO]:
+    """A file or a byte stream (standard input) read as UTF-8, with or without a BOM."""
+    # surrogateescape: a row with bytes that are not UTF-8 is refused alone (see `_check_cell`).
+    if isinstance(source, Path):
+        with open(source, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+            yield handle
+        return
+    wrapper = io.TextIOWrapper(source, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    try:
+        yield wrapper
+    finally:
+        wrapper.detach()  # the caller's stream is the caller's to close
+
+
+def _rows(source: Path | BinaryIO) -> Iterator[tuple[int, dict[str, str], str | None]]:
     """(line, cells by column, why the row cannot be read or None) for every record."""
     csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))  # only ever raised
-    # surrogateescape: a row with bytes that are not UTF-8 is refused alone (see `_check_cell`).
-    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+    with _text(source) as handle:
         reader = csv.reader(handle, strict=True)  # strict: a broken quote is an error, not a guess
         try:
             columns = [name.strip().lower() for name in next(reader, [])]
         except csv.Error:
             columns = []
         if "email" not in columns:
-            raise ValueError(f"{path}: the first line must name the columns, 'email' among them")
+            raise ValueError("the first line must name the columns, 'email' among them")
         while True:
             try:
                 cells = next(reader)
@@ -163,11 +188,11 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str], str | None]]:
 
 
 def _checked(
-    path: Path, sections: dict[str, str], settings: Settings
+    source: Path | BinaryIO, sections: dict[str, str], settings: Settings
 ) -> Iterator[tuple[int, dict[str, str], Row | str]]:
     """(line, cells, the parsed row or why it is refused) for every record of the file."""
     seen: set[str] = set()
-    for line, raw, unreadable in _rows(path):
+    for line, raw, unreadable in _rows(source):
         try:
             if unreadable:
                 raise ValueError(unreadable)
@@ -181,15 +206,22 @@ def _checked(
         yield line, raw, row
 
 
-def import_csv(session: Session, settings: Settings, path: Path, *, confirmed: bool = False) -> ImportReport:
+def import_csv(
+    session: Session, settings: Settings, source: Path | BinaryIO, *, confirmed: bool = False
+) -> ImportReport:
     """Add new subscribers, update the preferences of known ones, report the rest.
 
-    `confirmed` says the file's readers opted in: only then may a reader become active, and a
-    new reader with no status is active rather than pending.
+    `source` is a CSV file, or a byte stream such as standard input (`sys.stdin.buffer`): bytes,
+    so that a row that is not UTF-8 is refused alone. `confirmed` says the readers opted in: only
+    then may a reader become active, and a new reader with no status is active, not pending.
     """
     report = ImportReport()
-    categories = {c.slug: c for c in session.scalars(select(Category).where(Category.is_section))}
-    records = _checked(path, {slug: c.name for slug, c in categories.items()}, settings)
+    # The configured sections count before any fetch stored them, and a stored tag they name.
+    configured = configured_sections(settings)
+    query = select(Category).where(or_(Category.is_section, Category.slug.in_(configured)))
+    categories = {c.slug: c for c in session.scalars(query)}
+    sections = {slug: c.name for slug, c in categories.items() if c.is_section} | configured
+    records = _checked(source, sections, settings)
     while batch := list(islice(records, BATCH)):
         rows: dict[str, tuple[int, dict[str, str], Row]] = {}
         for line, raw, checked in batch:
@@ -197,6 +229,7 @@ def import_csv(session: Session, settings: Settings, path: Path, *, confirmed: b
                 rows[checked.email] = (line, raw, checked)
             else:
                 report.rejected.append((line, raw, checked))
+        _store_sections(session, (row for _line, _raw, row in rows.values()), categories, configured)
         # Looked up a batch at a time: each row then costs its writes and its savepoint only.
         known = {s.email: s for s in session.scalars(select(Subscriber).where(Subscriber.email.in_(rows)))}
         suppressed = set(session.scalars(select(Suppression.email).where(Suppression.email.in_(rows))))
@@ -217,11 +250,13 @@ def import_csv(session: Session, settings: Settings, path: Path, *, confirmed: b
                 report.added += 1
             elif outcome is Outcome.UPDATED:
                 report.updated += 1
+            elif outcome is Outcome.UNCHANGED:
+                report.unchanged += 1
             else:
                 report.kept += 1
     if report.rejected:
         report.rejected.sort(key=lambda rejected: rejected[0])
-        report.rejects_file = path.with_suffix(".rejected.csv")
+        report.rejects_file = _rejects_file(source, settings)
         # surrogateescape: bytes that were not UTF-8 go back as they came, to be fixed there.
         with open(report.rejects_file, "w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
             writer = csv.writer(handle)
@@ -229,6 +264,39 @@ def import_csv(session: Session, settings: Settings, path: Path, *, confirmed: b
             for line, raw, error in report.rejected:
                 writer.writerow([*(to_cell(raw.get(c, "")) for c in COLUMNS), line, to_cell(error)])
     return report
+
+
+def _store_sections(
+    session: Session, rows: Iterable[Row], categories: dict[str, Category], configured: dict[str, str]
+) -> None:
+    """The sections the rows choose, stored before the rows' savepoints: a configured one may
+    not be in the store yet (no fetch so far), or only as a tag."""
+    for slug in dict.fromkeys(slug for row in rows for slug in row.categories):
+        category = categories.get(slug)
+        if category is None:
+            category = categories[slug] = Category(slug=slug, name=configured[slug], is_section=True)
+            session.add(category)
+        elif not category.is_section:
+            category.is_section = True
+    session.flush()
+
+
+def _rejects_file(source: Path | BinaryIO, settings: Settings) -> Path:
+    """Beside a file, `readers.csv` -> `readers.rejected.csv`, replacing an earlier one; for
+    standard input a new file under the home folder, never where the command happened to start."""
+    if isinstance(source, Path):
+        return source.with_suffix(".rejected.csv")
+    folder = settings.home_folder() / "subscribers"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = f"stdin-{utcnow():%Y%m%dT%H%M%SZ}"
+    attempt = 1
+    while True:
+        path = folder / (f"{stamp}.rejected.csv" if attempt == 1 else f"{stamp}-{attempt}.rejected.csv")
+        try:
+            path.touch(exist_ok=False)  # claims the name: an import in the same second takes the next
+            return path
+        except FileExistsError:
+            attempt += 1
 
 
 def _apply(
@@ -248,11 +316,10 @@ def _apply(
     if status == SubscriberStatus.ACTIVE and not (confirmed or was_active):
         raise ValueError(NOT_CONFIRMED)
     now = utcnow()
-    outcome = Outcome.UPDATED
+    before = _stored_values(subscriber) if subscriber is not None else None
     if subscriber is None:
         subscriber = Subscriber(email=row.email, created_at=now)
         session.add(subscriber)
-        outcome = Outcome.ADDED
     subscriber.name = row.name or subscriber.name
     subscriber.language = row.language
     subscriber.status = status
@@ -264,7 +331,20 @@ def _apply(
     have = {n.newsletter: n for n in subscriber.newsletters}
     subscriber.newsletters = [have.get(n) or SubscriberNewsletter(newsletter=n) for n in row.newsletters]
     session.flush()
-    return outcome
+    if before is None:
+        return Outcome.ADDED
+    return Outcome.UNCHANGED if _stored_values(subscriber) == before else Outcome.UPDATED
+
+
+def _stored_values(subscriber: Subscriber) -> tuple[object, ...]:
+    """What a row can change, compared before and after so a re-import reports no updates."""
+    return (
+        subscriber.name,
+        subscriber.language,
+        subscriber.status,
+        frozenset(c.slug for c in subscriber.categories),
+        frozenset(n.newsletter for n in subscriber.newsletters),
+    )
 
 
 def export_csv(session: Session, path: Path) -> int:

@@ -36,8 +36,8 @@ class VariantContent:
     template: MessageTemplate
 
 
-# The delivery id of a test send: a message outside the ledger, to one address.
-TEST_DELIVERY = 0
+# The delivery id of a message outside the ledger (a test send, an alert), to one address.
+OUTSIDE_LEDGER = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from newsletter.sending.providers import (
-    TEST_DELIVERY,
+    OUTSIDE_LEDGER,
     Outcome,
     OutcomeStatus,
     Outgoing,
@@ -33,8 +33,8 @@ class OutboxProvider:
 
     def path(self, message: Outgoing) -> Path:
         address = _UNSAFE.sub("_", message.email)[:80]
-        if message.delivery_id == TEST_DELIVERY:  # outside the ledger: every test send its own file
-            return self.folder / "test-sends" / f"{time.time_ns()}-{address}.eml"
+        if message.delivery_id == OUTSIDE_LEDGER:  # a test send, an alert: each its own file
+            return self.folder / "outside-ledger" / f"{time.time_ns()}-{address}.eml"
         return self.folder / f"edition-{message.edition_id}" / f"{message.delivery_id:09d}-{address}.eml"
 
     def send(self, batch: Sequence[Outgoing], report: Report) -> None:

@@ -1,0 +1,144 @@
+"""The scheduled job: feeds refreshed every few minutes, each newsletter's edition at its slot,
+a daily maintenance, until a signal stops it.
+
+APScheduler 3 only wakes the process: at each newsletter's next slot (computed by the project's
+own slot arithmetic, which knows the changes of time), at each refresh and at the maintenance
+hour. Every decision, what is due, what was missed, is taken by the services from the database
+(`services.schedule`), so it holds across a restart and between several schedulers. Jobs run one
+at a time, in one worker thread, and a stop flag ends a send between batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from newsletter.errors import NewsletterError
+from newsletter.services import feeds, maintenance, schedule
+from newsletter.services.alerts import alert
+from newsletter.store.runtime import Runtime
+
+log = logging.getLogger("newsletter.schedule")
+Clock = Callable[[], datetime]
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runner:
+    """The job's work, one method per job, each taking its moment from `clock` (tests give a
+    clock of their own and call the methods: no test waits for wall-clock time)."""
+
+    def __init__(self, runtime: Runtime, clock: Clock = wall_clock) -> None:
+        self.runtime = runtime
+        self.clock = clock
+        self.stop = threading.Event()
+        self.alerted_feeds: set[tuple[str, datetime | None]] = set()
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(1)},  # one job at a time: a send never races a fetch
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def refresh(self) -> None:
+        """Fetch every feed, then let every newsletter catch up: a due edition goes out (or a
+        stopped one is finished), a slot past the grace is recorded as missed."""
+        self.fetch()
+        for name in sorted(self.runtime.settings.newsletters):
+            if self.stop.is_set():
+                return
+            self.edition(name, reschedule=False)
+
+    def fetch(self) -> None:
+        try:
+            reports = feeds.fetch(self.runtime)
+        except NewsletterError as exc:
+            log.error("fetching the feeds: %s", exc)
+            return
+        log.info("feeds: %d read, %d failed", sum(r.read for r in reports), sum(not r.read for r in reports))
+        self.alert_failing_feeds()
+
+    def edition(self, newsletter: str, reschedule: bool = True) -> schedule.EditionRun:
+        """A newsletter's slot: fetch first, then send what is due."""
+        if reschedule:
+            self.fetch()
+        run = schedule.run_edition(self.runtime, newsletter, self.clock(), self.stop)
+        log.info(
+            "%s edition of %s: %s%s",
+            newsletter,
+            run.slot,
+            run.action,
+            f" ({run.problem})" if run.problem else "",
+        )
+        if reschedule:
+            self.wake_for(newsletter)
+        return run
+
+    def maintain(self) -> None:
+        pruned = maintenance.prune(self.runtime, self.clock())
+        log.info(
+            "maintenance: %d editions' delivery rows pruned (%d rows)", pruned.editions, pruned.deliveries
+        )
+        self.wake_for_maintenance()
+
+    def alert_failing_feeds(self) -> None:
+        """Once per feed and failing spell: a feed failing for longer than the setting says."""
+        for feed in schedule.failing_feeds(self.runtime, self.clock()):
+            spell = (feed.url, feed.last_ok_at)
+            if spell not in self.alerted_feeds:
+                self.alerted_feeds.add(spell)
+                alert(self.runtime, "a feed keeps failing", [f"{feed.url}: {feed.last_error or 'no answer'}"])
+
+    # --- waking ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Schedule every job (explicit ids, replacing any earlier copy) and catch up at once."""
+        settings = self.runtime.settings
+        every = timedelta(minutes=settings.scheduler.refresh_minutes)
+        self.scheduler.add_job(
+            self.refresh,
+            "interval",
+            seconds=every.total_seconds(),
+            id="feeds",
+            replace_existing=True,
+            next_run_time=self.clock(),  # catch up now: an edition missed while down, a stopped send
+        )
+        for name in sorted(settings.newsletters):
+            self.wake_for(name)
+        self.wake_for_maintenance()
+        self.scheduler.start()
+
+    def wake_for(self, newsletter: str) -> None:
+        """The next wake for the newsletter: its next slot, as the slot arithmetic has it."""
+        when = next(
+            job.next_run
+            for job in schedule.jobs(self.runtime, self.clock())
+            if job.job_id == f"edition:{newsletter}"
+        )
+        self.scheduler.add_job(
+            self.edition,
+            DateTrigger(run_date=when),
+            args=[newsletter],
+            id=f"edition:{newsletter}",
+            replace_existing=True,
+        )
+
+    def wake_for_maintenance(self) -> None:
+        when = next(
+            job.next_run for job in schedule.jobs(self.runtime, self.clock()) if job.job_id == "maintenance"
+        )
+        self.scheduler.add_job(
+            self.maintain, DateTrigger(run_date=when), id="maintenance", replace_existing=True
+        )
+
+    def shutdown(self) -> None:
+        """Stop between batches: the batch in flight is finished and recorded, then out."""
+        self.stop.set()
+        self.scheduler.shutdown(wait=True)

@@ -1,0 +1,154 @@
+"""The scheduled job's decisions, taken from the database with a clock of the test's own: one
+edition per slot whoever asks, a missed slot told and its news kept, partial editions and failing
+feeds alerted, old delivery rows pruned with their counts kept."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from newsletter.scheduler.runner import Runner
+from newsletter.services import editions, schedule
+from newsletter.store.models import Delivery, Edition
+from newsletter.store.statuses import DeliveryStatus, EditionStatus
+from tests.conftest import WEEKLY_NOV_23, ZONE
+from tests.test_send import recipients_of, statuses
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def runner(runtime, at: datetime, **scheduler) -> Runner:
+    if scheduler:
+        runtime.settings = runtime.settings.model_copy(
+            update={"scheduler": runtime.settings.scheduler.model_copy(update=scheduler)}
+        )
+    return Runner(runtime, Clock(at))
+
+
+def mails(runtime) -> list[email.message.EmailMessage]:
+    folder = runtime.settings.outbox_dir / "outside-ledger"
+    return (
+        [
+            email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            for path in sorted(folder.glob("*.eml"))
+        ]
+        if folder.is_dir()
+        else []
+    )
+
+
+def test_a_slot_goes_out_once_whoever_asks(newsroom) -> None:
+    job = runner(newsroom, WEEKLY_NOV_23 + timedelta(minutes=3))
+    first = job.edition("weekly", reschedule=False)
+    assert first.action == "sent" and first.report and first.report.status == "complete"
+    assert job.edition("weekly", reschedule=False).action == "nothing"  # the refresh that follows
+    job.refresh()
+    with newsroom.factory() as session:
+        assert (
+            session.scalar(select(func.count()).select_from(Edition).where(Edition.newsletter == "weekly"))
+            == 1
+        )
+
+
+def test_two_schedulers_at_the_same_slot_send_each_reader_once(newsroom) -> None:
+    at = WEEKLY_NOV_23 + timedelta(seconds=5)
+    jobs = [runner(newsroom, at), runner(newsroom, at)]
+    threads = [threading.Thread(target=job.edition, args=("weekly", False)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    [edition] = editions.editions(newsroom)
+    assert edition.edition.status == "complete" and edition.counts == {DeliveryStatus.SENT: 9}
+    folder = newsroom.settings.outbox_dir / f"edition-{edition.edition.id}"
+    assert len(list(folder.glob("*.eml"))) == 9
+
+
+def test_a_slot_missed_inside_the_grace_goes_out_and_outside_it_is_told(newsroom) -> None:
+    inside = runner(newsroom, WEEKLY_NOV_23 + timedelta(minutes=50), misfire_grace_minutes=60)
+    assert inside.edition("weekly", reschedule=False).action == "sent"
+    late = WEEKLY_NOV_23 + timedelta(days=7, minutes=61)  # the 30 November slot, an hour and a minute late
+    outside = runner(newsroom, late, misfire_grace_minutes=60, alerts_to="ops@example.org")
+    run = outside.edition("weekly", reschedule=False)
+    assert run.action == "missed"
+    with newsroom.factory() as session:
+        missed = session.scalars(select(Edition).where(Edition.slot == "2026-11-30T07:00")).one()
+        assert missed.status == EditionStatus.MISSED
+        assert (
+            session.scalar(select(func.count()).select_from(Delivery).where(Delivery.edition_id == missed.id))
+            == 0
+        )
+    assert any("2026-11-30T07:00 is missed" in problem for problem in schedule.problems(newsroom, late))
+    [alerted] = mails(newsroom)
+    assert alerted["To"] == "ops@example.org" and "was missed" in alerted["Subject"]
+    # The next edition covers the missed week: nothing of it is lost.
+    following = editions.next_edition(newsroom, "weekly", late).edition
+    assert following.slot == "2026-12-07T07:00"
+    assert following.window_start == WEEKLY_NOV_23
+
+
+def test_a_partial_edition_sends_the_operators_an_email(newsroom) -> None:
+    with newsroom.factory() as session, session.begin():
+        from newsletter.store.models import Subscriber
+
+        session.scalars(
+            select(Subscriber).where(Subscriber.email == "tom.obrien@example.ie")
+        ).one().email = "re:tom@example.ie"  # a row from before addresses were validated: it fails alone
+    job = runner(newsroom, WEEKLY_NOV_23 + timedelta(minutes=1), alerts_to="ops@example.org")
+    run = job.edition("weekly", reschedule=False)
+    assert run.report and run.report.status == "partial"
+    [alerted] = mails(newsroom)
+    assert "ended partial" in alerted["Subject"]
+    assert (
+        f"newsletter deliveries {run.report.edition_id} --status failed"
+        in alerted.get_body(("plain",)).get_content()
+    )
+
+
+def test_a_stop_between_batches_leaves_the_edition_to_the_next_run(newsroom) -> None:
+    from tests.test_send import add_readers
+
+    add_readers(newsroom, 1200)  # three outbox batches
+    job = runner(newsroom, WEEKLY_NOV_23 + timedelta(minutes=1))
+    job.stop.set()  # asked to stop before the first batch goes
+    stopped = job.edition("weekly", reschedule=False)
+    assert stopped.report and stopped.report.status == "sending"
+    again = runner(
+        newsroom, WEEKLY_NOV_23 + timedelta(hours=5)
+    )  # past the grace: a started edition is finished
+    finished = again.edition("weekly", reschedule=False)
+    assert finished.report and finished.report.status == "complete"
+    assert statuses(newsroom, finished.report.edition_id) == {
+        "sent": len(recipients_of(newsroom, finished.report.edition_id))
+    }
+
+
+def test_pruning_keeps_the_counts(newsroom) -> None:
+    job = runner(newsroom, WEEKLY_NOV_23 + timedelta(minutes=1))
+    sent = job.edition("weekly", reschedule=False)
+    assert sent.report
+    before = editions.edition(newsroom, sent.report.edition_id).counts
+    later = runner(newsroom, WEEKLY_NOV_23 + timedelta(days=200), retention_days=180)
+    later.maintain()
+    with newsroom.factory() as session:
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+    assert editions.edition(newsroom, sent.report.edition_id).counts == before == {DeliveryStatus.SENT: 9}
+    assert not (newsroom.settings.outbox_dir / f"edition-{sent.report.edition_id}").exists()
+
+
+def test_each_jobs_next_run_comes_from_the_schedules(newsroom) -> None:
+    at = datetime(2026, 11, 25, 12, 0, tzinfo=ZONE)
+    found = {job.job_id: job.next_run for job in schedule.jobs(newsroom, at)}
+    assert found["edition:weekly"] == datetime(2026, 11, 30, 7, 0, tzinfo=ZONE)
+    assert found["edition:daily"] == datetime(2026, 11, 26, 6, 30, tzinfo=ZONE)
+    assert found["maintenance"] == datetime(2026, 11, 26, 3, 30, tzinfo=ZONE)
