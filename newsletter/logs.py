@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 
 from rich.logging import RichHandler
 
@@ -18,11 +20,28 @@ class _Printable(logging.Formatter):
         return printable(super().formatMessage(record))
 
 
-def configure(verbose: bool = False, interactive: bool | None = None) -> None:
-    """Rich lines on a terminal, plain timestamped lines otherwise (cron, CI, journald)."""
+class _JsonLines(logging.Formatter):
+    """One JSON object per line, for log collectors: time (ISO 8601, UTC), level, logger, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        line = {"time": moment, "level": record.levelname.lower(), "logger": record.name}
+        line["message"] = printable(record.getMessage())
+        if record.exc_info:
+            line["error"] = printable(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure(verbose: bool = False, interactive: bool | None = None, json_lines: bool = False) -> None:
+    """Rich lines on a terminal, plain timestamped lines otherwise (cron, CI, journald), or JSON
+    lines for a log collector."""
     interactive = sys.stderr.isatty() if interactive is None else interactive
     handler: logging.Handler
-    if interactive:
+    if json_lines:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_JsonLines())
+        interactive = False
+    elif interactive:
         handler = RichHandler(show_path=False, markup=False, rich_tracebacks=False)
         handler.setFormatter(_Printable("%(message)s"))
     else:

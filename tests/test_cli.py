@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.conftest import ROOT, SAMPLE
@@ -19,7 +20,11 @@ def demo_tree(tmp_path: Path) -> Path:
 
 def test_demo_stores_the_sample_site(tmp_path) -> None:
     cwd = demo_tree(tmp_path)
-    env = {"NEWSLETTER_CONFIG": "config/demo.toml", "NEWSLETTER_SECRET_KEY": "demo-only-secret-key"}
+    env = {
+        "NEWSLETTER_CONFIG": "config/demo.toml",
+        "NEWSLETTER_SECRET_KEY": "demo-only-secret-key",
+        "COLUMNS": "40",
+    }
     result = run_cli("demo", env=env, cwd=cwd)
     assert result.returncode == 0, result.stderr
     assert "Stored articles" in result.stdout
@@ -28,12 +33,16 @@ def test_demo_stores_the_sample_site(tmp_path) -> None:
     assert (cwd / "demo-output" / "newsletter.db").exists()
     messages = sorted((cwd / "demo-output" / "outbox").glob("edition-*/*.eml"))
     assert len(messages) == 9  # 10 active readers; one takes only the daily
-    assert "9 messages in" in " ".join(result.stdout.split()) and "xdg-open" in result.stdout
-    editions = run_cli("editions", env={**env, "COLUMNS": "200"}, cwd=cwd)
+    assert "9 messages in" in " ".join(result.stdout.split())
+    # Whole lines, even on a narrow screen: they are pasted into a shell.
+    [opener] = [line for line in result.stdout.splitlines() if "xdg-open" in line]
+    assert Path(opener.split("xdg-open ", 1)[1]) == messages[0]
+    assert "newsletter.feeds" not in result.stderr  # the feeds table is not logged again
+    editions = run_cli("editions", env=env, cwd=cwd)
     assert editions.returncode == 0
     row = next(line for line in editions.stdout.splitlines() if "weekly" in line)
     cells = [cell.strip() for cell in row.split("│")]
-    assert cells[3:5] == ["2026-11-23T07:00", "complete"] and cells[7] == "9"  # sent
+    assert cells[3:5] == ["2026-11-23 07:00 CET", "complete"] and cells[7] == "9"  # sent
     again = run_cli("demo", env=env, cwd=cwd)  # idempotent: nothing stored or sent twice
     assert again.returncode == 0 and re.search(r"all\s+│\s+en\s+│\s+46", again.stdout)
     assert sorted((cwd / "demo-output" / "outbox").glob("edition-*/*.eml")) == messages
@@ -74,21 +83,56 @@ def test_no_feeds_is_a_clear_error(tmp_path) -> None:
     assert result.returncode == 1 and "no feeds configured" in result.stderr
 
 
-def test_readme_documents_every_command() -> None:
-    """Docs stay honest: a command missing from the README fails here."""
+def command_paths() -> list[str]:
+    """Every command and sub-command, as typed after `newsletter`."""
     import typer.main
 
     from newsletter.cli.app import app
 
-    readme = (ROOT / "README.md").read_text()
-    group = typer.main.get_command(app)
-    names = []
-    for name, command in group.commands.items():
+    paths = []
+    for name, command in typer.main.get_command(app).commands.items():
         subcommands = getattr(command, "commands", None)
-        names += [f"{name} {sub}" for sub in subcommands] if subcommands else [name]
-    assert len(names) >= 10
-    for name in names:
-        assert f"newsletter {name}" in readme, f"`newsletter {name}` is not in the README"
+        paths += [f"{name} {sub}" for sub in subcommands] if subcommands else [name]
+    return paths
+
+
+def readme_rows() -> list[tuple[list[str], set[str]]]:
+    """Each row of the README's command table: the commands it names and the options it names."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Commands\n", 1)[1].split("\n#", 1)[0]
+    known = command_paths()
+    rows = []
+    for row in section.splitlines():
+        if not row.startswith("| `newsletter "):
+            continue
+        named = []
+        for words in re.findall(r"newsletter ([a-z][a-z-]*(?: [a-z][a-z-]*)?)", row.split(" | ")[0]):
+            named.append(words if words in known else words.split()[0])
+        rows.append((named, set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", row))))
+    return rows
+
+
+def test_readme_documents_every_command_and_option() -> None:
+    """Docs stay honest: every command and sub-command is in the README's table, and every option
+    a row names is in that command's --help (which also shows --config and --verbose)."""
+    rows = readme_rows()
+    documented = {name for named, _options in rows for name in named}
+    assert len(command_paths()) >= 16
+    assert documented == set(command_paths()), "the README's table and the commands differ"
+
+    def helped(name: str) -> str:
+        result = run_cli(*name.split(), "--help", env={"COLUMNS": "250"})
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        helps = dict(zip(sorted(documented), pool.map(helped, sorted(documented)), strict=True))
+    for named, options in rows:
+        for name in named:
+            for option in options | {"--config", "--verbose"}:
+                assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", helps[name]), (
+                    f"the README gives `newsletter {name}` {option}, which its --help does not show"
+                )
 
 
 def test_a_command_from_another_directory_uses_the_same_store_and_outbox(tmp_path) -> None:
@@ -125,7 +169,7 @@ def test_a_command_from_another_directory_uses_the_same_store_and_outbox(tmp_pat
         upgrades[0] == upgrades[1] == f"database up to date: sqlite:///{project}/subscribers/newsletter.db\n"
     )
     listed = run_cli(*near, "editions", env=env, cwd=project)
-    assert "2026-11-23T07:00" in listed.stdout and "complete" in listed.stdout
+    assert "2026-11-23 07:00 CET" in listed.stdout and "complete" in listed.stdout
 
 
 def test_shipped_settings_keep_the_store_and_outbox_at_the_top() -> None:

@@ -260,7 +260,7 @@ def test_pin_and_exclude_from_the_command_line(newsroom, tmp_path) -> None:
     config.write_text(f'database_url = "{newsroom.settings.database_url}"\ntimezone = "Europe/Brussels"\n')
     env = {"NEWSLETTER_CONFIG": str(config)}
     pinned = run_cli("edition", "pin", "1", "--at", "2026-11-22T12:00", env=env, cwd=tmp_path)
-    assert pinned.returncode == 0 and "pinned to the weekly edition of 2026-11-23T07:00" in " ".join(
+    assert pinned.returncode == 0 and "pinned to the weekly edition of 2026-11-23 07:00 CET" in " ".join(
         pinned.stdout.split()
     )
     missing = run_cli("edition", "exclude", "99999", env=env, cwd=tmp_path)

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import NoReturn
 
 import typer
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+import typer.main
+from pydantic import ValidationError
+from typer._click import Command, Parameter
+from typer._click.exceptions import (
+    BadParameter,
+    ClickException,
+    MissingParameter,
+    NoArgsIsHelpError,
+    UsageError,
+)
+from typer.core import TyperGroup
 
 from newsletter import logs
-from newsletter.cli import demo, editions, feeds, send
+from newsletter.cli import demo, editions, editors, feeds, rehearsal, send
 from newsletter.cli.db import db_app
+from newsletter.cli.options import ConfigOption, VerboseOption
 from newsletter.cli.output import err
-from newsletter.cli.state import State
+from newsletter.cli.state import State, state
 from newsletter.cli.subscribers import subscribers_app
 from newsletter.errors import NewsletterError
 from newsletter.text import printable
@@ -25,30 +35,46 @@ app = typer.Typer(
 )
 app.command()(feeds.fetch)
 app.command()(feeds.status)
-app.command()(editions.trending)
-app.command()(editions.preview)
-app.add_typer(editions.edition_app, name="edition")
+app.command()(editors.trending)
+app.command()(editors.preview)
+app.add_typer(editors.edition_app, name="edition")
 app.command()(send.send)
+app.command("test-send")(rehearsal.test_send)
 app.command()(editions.editions)
+app.command()(editions.deliveries)
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(db_app, name="db")
 app.command()(demo.demo)
 
 
 @app.callback()
-def _root(
-    ctx: typer.Context,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            help="Settings file (default: $NEWSLETTER_CONFIG, else config/newsletter.toml under home)."
-        ),
-    ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
-) -> None:
-    logs.configure(verbose)
-    ctx.obj = State(config)
-    ctx.call_on_close(ctx.obj.close)
+def _root(ctx: typer.Context) -> None:
+    """Logging as asked so far; a `--verbose` after the command turns debug on there."""
+    logs.configure(state(ctx).verbose)
+
+
+def _shared(config: ConfigOption = None, verbose: VerboseOption = False) -> None:
+    """The options every command takes, before or after its name (see `shared_options`)."""
+
+
+def shared_options() -> list[Parameter]:
+    """`--config` and `--verbose` as typer makes them, fresh for one command."""
+    template = typer.Typer(add_completion=False)
+    template.command()(_shared)
+    return list(typer.main.get_command(template).params)
+
+
+def command() -> Command:
+    """The `newsletter` command with `--config` and `--verbose` on the root and on every command
+    and group below it, so they work wherever they are typed."""
+    root = typer.main.get_command(app)
+    below = [root]
+    while below:
+        current = below.pop()
+        current.params.extend(shared_options())
+        if isinstance(current, TyperGroup):
+            below.extend(current.commands.values())
+    return root
 
 
 def main() -> None:
@@ -58,8 +84,9 @@ def main() -> None:
     1: the command ran and could not do it all (a feed or delivery failed, a name matched
     nothing, the store or a file could not be used); see `NewsletterError.exit_code`.
     """
+    shared = State()
     try:
-        code = app(prog_name="newsletter", standalone_mode=False)
+        code = command().main(prog_name="newsletter", standalone_mode=False, obj=shared)
     except NewsletterError as exc:
         fail(str(exc), exc.exit_code)
     except OSError as exc:  # a file the command reads or writes: a missing folder, no permission, a full disk
@@ -68,14 +95,49 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx else "newsletter"
-        fail(f"{exc.format_message()} (see `{command} --help`)", exc.exit_code)
+        where = exc.ctx.command_path if exc.ctx else "newsletter"
+        said = plain(exc) if isinstance(exc, BadParameter) else exc.format_message()
+        fail(f"{said} (see `{where} --help`)", exc.exit_code)
     except ClickException as exc:
         fail(exc.format_message(), exc.exit_code)
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
+    finally:
+        shared.close()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def plain(exc: BadParameter) -> str:
+    """A bad value in plain words, after the option's names ('--days: not a whole number: 'x''),
+    never the wording of the library that checked it."""
+    param = exc.param
+    if param is None or isinstance(exc, MissingParameter):
+        return exc.format_message()
+    if param.param_type_name == "option":
+        name = "/".join(sorted([*param.opts, *param.secondary_opts], key=len))
+    else:
+        name = (param.metavar or param.name or "argument").upper()
+    cause = exc.__cause__
+    if not isinstance(cause, ValidationError) or not cause.errors():
+        return f"{name}: {exc.message}"
+    error = cause.errors()[0]
+    given = error.get("input")
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    kind = error["type"]
+    if kind in ("int_parsing", "int_from_float"):
+        return f"{name}: not a whole number: {given!r}"
+    if kind in ("float_parsing", "finite_number"):
+        return f"{name}: not a number: {given!r}"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        if low is not None and high is not None:
+            return f"{name}: use a number from {low} to {high}, not {given}"
+        bound = f"{low} or more" if low is not None else f"{high} or less"
+        return f"{name}: use {bound}, not {given}"
+    if kind in ("enum", "literal_error"):
+        expected = error.get("ctx", {}).get("expected", "one of the listed values")
+        return f"{name}: use {expected}, not {given!r}"
+    return f"{name}: {error['msg'].removeprefix('Value error, ')}"
 
 
 def fail(message: str, code: int) -> NoReturn:

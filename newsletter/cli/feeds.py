@@ -5,27 +5,29 @@ from __future__ import annotations
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
 from newsletter.cli import output
+from newsletter.cli.options import JsonOption
 from newsletter.cli.output import err, out, outside
 from newsletter.cli.state import state
 from newsletter.ingest.run import FeedReport
 from newsletter.services import feeds
 from newsletter.services.overview import overview
 from newsletter.store.runtime import Runtime
-from newsletter.text import printable
 
 
 def fetch(ctx: typer.Context) -> None:
     """Fetch every configured feed and store its articles; exit 1 unless every feed was read."""
-    reports = fetch_with_progress(state(ctx).runtime())
-    show_reports(reports)
+    reports = fetch_with_progress(state(ctx).runtime(), state(ctx).verbose)
+    out.print(output.feed_reports(reports))
     if not all(report.read for report in reports):
         raise typer.Exit(1)
 
 
-def fetch_with_progress(runtime: Runtime) -> list[FeedReport]:
+def fetch_with_progress(runtime: Runtime, verbose: bool) -> list[FeedReport]:
+    """`feeds.fetch` with a progress bar on a terminal; the table printed afterwards says how each
+    feed went, so it is not logged feed by feed too."""
+    output.told_here("newsletter.feeds", verbose)
     if not err.is_terminal:
         return feeds.fetch(runtime)
     with Progress(
@@ -41,30 +43,45 @@ def fetch_with_progress(runtime: Runtime) -> list[FeedReport]:
         return feeds.fetch(runtime, lambda report: progress.update(task, advance=1, description=report.url))
 
 
-def show_reports(reports: list[FeedReport]) -> None:
-    out.print(output.feed_reports(reports))
-    for r in reports:
-        if r.problem:
-            err.print(Text.assemble((printable(r.url), "red"), f": {printable(r.problem)}"), highlight=False)
-
-
-def status(ctx: typer.Context) -> None:
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """What needs a person's eye: each feed's last fetch and error, readers, recent editions."""
+    zone = state(ctx).settings.zone
     seen = overview(state(ctx).runtime())
+    if as_json:
+        output.emit_json(
+            {
+                "feeds": [
+                    {
+                        "url": feed.url,
+                        "status": feed.status.value if feed.status else None,
+                        "http_status": feed.http_status,
+                        "fetched_at": output.iso(feed.fetched_at, zone),
+                        "read_well_at": output.iso(feed.read_well_at, zone),
+                        "entries": feed.entries,
+                        "error": feed.error,
+                    }
+                    for feed in seen.feeds
+                ],
+                "articles": seen.articles,
+                "subscribers": {str(status): count for status, count in seen.subscribers.items()},
+                "editions": [output.edition_json(summary, zone) for summary in seen.editions],
+            }
+        )
+        return
     table = Table(title="Feeds")
-    for column in ("feed", "status", "HTTP", "last fetched (UTC)", "last read well", "entries", "problem"):
+    for column in ("feed", "status", "HTTP", "last fetched", "last read well", "entries", "problem"):
         table.add_column(column, overflow="fold")
     for feed in seen.feeds:
         table.add_row(
             outside(feed.url),
             output.feed_status(feed.status),
             str(feed.http_status or ""),
-            f"{feed.fetched_at:%Y-%m-%d %H:%M}" if feed.fetched_at else "",
-            f"{feed.read_well_at:%Y-%m-%d %H:%M}" if feed.read_well_at else "",
+            output.local(feed.fetched_at, zone),
+            output.local(feed.read_well_at, zone),
             str(feed.entries),
             outside(feed.error or ""),
         )
     out.print(table)
     people = ", ".join(f"{count} {status}" for status, count in seen.subscribers.items()) or "none"
-    out.print(f"{seen.articles} articles stored; subscribers: {people}")
-    out.print(output.editions_table(seen.editions))
+    out.print(f"{seen.articles} articles stored; subscribers: {people}", markup=False, soft_wrap=True)
+    out.print(output.editions_table(seen.editions, zone))

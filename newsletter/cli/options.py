@@ -1,23 +1,108 @@
-"""Options several commands share, and reading a moment given on the command line."""
+"""Options several commands share, each checked where it is read so an error names the option."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from newsletter import logs
+from newsletter.cli.state import state
 from newsletter.errors import InputError
-from newsletter.settings import Settings
+from newsletter.settings import Settings, language_code
+from newsletter.subscribers.addresses import InvalidAddress, normalize_email
 
 # `--at` years: wide for any real use, narrow enough that windows and slots around the moment
 # (days or a century of `trending --days` away) stay within what dates and databases can hold.
 FIRST_YEAR, LAST_YEAR = 1970, 9000
+# `-` for a file means standard input or output.
+STANDARD = Path("-")
 
-NewsletterOption = Annotated[str, typer.Option("--newsletter", "-n", help="Which newsletter.")]
+
+def use_config(ctx: typer.Context, value: Path | None) -> None:
+    """The settings file; given after the command, it wins over one given before."""
+    if value is None:
+        return
+    if not value.is_file():
+        raise InputError("--config", f"no such file: {value}")
+    state(ctx).config = value
+
+
+def use_verbose(ctx: typer.Context, value: bool) -> None:
+    if value and not state(ctx).verbose:
+        state(ctx).verbose = True
+        logs.configure(verbose=True)
+
+
+# Eager: read before the other options, whose checks may need the settings.
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Settings file (default: $NEWSLETTER_CONFIG, else config/newsletter.toml under home).",
+        is_eager=True,
+        expose_value=False,
+        callback=use_config,
+    ),
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="Debug logging.", is_eager=True, expose_value=False, callback=use_verbose
+    ),
+]
+
+
+def known_newsletter(ctx: typer.Context, value: str) -> str:
+    """A newsletter the settings define."""
+    if ctx.resilient_parsing:
+        return value
+    configured = state(ctx).settings.newsletters
+    if value not in configured:
+        known = ", ".join(sorted(configured)) or "none"
+        raise InputError("-n/--newsletter", f"no newsletter {value!r} (configured: {known})")
+    return value
+
+
+def known_language(value: str | None) -> str | None:
+    """A language as the store keeps it ('pt-BR' -> 'pt')."""
+    if value is None:
+        return None
+    try:
+        return language_code(value)
+    except ValueError:
+        raise InputError(
+            "--language", f"not a known language code: {value!r} (use one like 'en', 'de' or 'pt-BR')"
+        ) from None
+
+
+def mailbox(value: str | None) -> str | None:
+    """One plain email address, normalized."""
+    if value is None:
+        return None
+    try:
+        return normalize_email(value)
+    except InvalidAddress as exc:
+        raise InputError("--to", str(exc)) from None
+
+
+NewsletterOption = Annotated[
+    str, typer.Option("--newsletter", "-n", help="Which newsletter.", callback=known_newsletter)
+]
 AtOption = Annotated[
     str | None,
     typer.Option(help="Act as of this time (ISO 8601; local to the site's time zone if no offset)."),
+]
+LanguageOption = Annotated[
+    str | None, typer.Option(help="The reader's language (e.g. en, de).", callback=known_language)
+]
+CategoriesOption = Annotated[
+    list[str] | None, typer.Option("--category", help="A category the reader chose; repeat for more.")
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="JSON on standard output (stable keys, ISO 8601 times).")
 ]
 
 
@@ -28,7 +113,7 @@ def moment(settings: Settings, at: str | None) -> datetime:
     try:
         value = datetime.fromisoformat(at)
     except ValueError:
-        raise InputError("--at", f"not an ISO 8601 time: {at!r}") from None
+        raise InputError("--at", f"not a time: {at!r} (use ISO 8601, e.g. 2026-11-23T07:00)") from None
     if not FIRST_YEAR <= value.year <= LAST_YEAR:
         raise InputError("--at", f"{at!r} is out of range: use a time from {FIRST_YEAR} to {LAST_YEAR}")
     return value if value.tzinfo else value.replace(tzinfo=settings.zone)

@@ -1,14 +1,24 @@
 """Where and how the commands print: results on stdout, progress and problems on stderr.
 
 Text from outside (feed titles, URLs, server answers) is printed as text, never as Rich markup.
+Every time is shown in the site's time zone with the zone's name; JSON gives ISO 8601 with the
+offset. Output that is not a terminal (a pipe, a file, cron) is never cut or wrapped.
 """
 
 from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from newsletter.editions.edition import EditionInfo
 from newsletter.ingest.run import FeedReport
 from newsletter.sending.report import SendReport
 from newsletter.services.editions import EditionSummary
@@ -16,15 +26,78 @@ from newsletter.services.feeds import StoredArticles
 from newsletter.store.statuses import DeliveryStatus, EditionStatus, FeedStatus
 from newsletter.text import printable
 
-out = Console()
-err = Console(stderr=True)
+# Wide enough that no cell or line is ever cut or wrapped when read by a program, not a person.
+UNLIMITED = 1_000_000
+
+
+def console(stderr: bool = False) -> Console:
+    made = Console(stderr=stderr)
+    if not made.is_terminal:
+        made.width = UNLIMITED
+    return made
+
+
+out = console()
+err = console(stderr=True)
 FEED_COLOURS = {FeedStatus.OK: "green", FeedStatus.NOT_MODIFIED: "cyan", FeedStatus.PARTIAL: "yellow"}
+
+
+def told_here(logger: str, verbose: bool) -> None:
+    """What the command prints itself is not logged as well (unless --verbose): a pipe or a cron
+    mail gets each thing once. Problems are still logged."""
+    logging.getLogger(logger).setLevel(logging.NOTSET if verbose else logging.WARNING)
 
 
 def outside(text: str) -> Text:
     """Text from outside (titles, URLs, server answers) as plain text with no control character:
     neither Rich markup nor a terminal escape can come through."""
     return Text(printable(text))
+
+
+def line(text: str, to: Console = out) -> None:
+    """One line that may hold outside text (names, paths), never wrapped: it can be pasted."""
+    to.print(outside(text), soft_wrap=True)
+
+
+def local(when: datetime | None, zone: ZoneInfo) -> str:
+    """A time as people at the site read it, with the zone's name ('2026-11-23 07:00 CET')."""
+    return f"{when.astimezone(zone):%Y-%m-%d %H:%M %Z}" if when else ""
+
+
+def iso(when: datetime | None, zone: ZoneInfo) -> str | None:
+    """A time for programs: ISO 8601 in the site's zone, with its offset."""
+    return when.astimezone(zone).isoformat() if when else None
+
+
+def edition_line(edition: EditionInfo, zone: ZoneInfo, stored: bool = True) -> str:
+    """Which edition a command acts on: newsletter, slot and window, in the site's time zone,
+    and (when `stored`: not for a rehearsal rolled back) its id and status in the store."""
+    told = (
+        f"{edition.newsletter} edition of {local(edition.window_end, zone)}, window "
+        f"{local(edition.window_start, zone)} to {local(edition.window_end, zone)}"
+    )
+    if not stored:
+        return told
+    if edition.id is None:
+        return f"{told} (not started)"
+    return f"{told} (edition {edition.id}, {edition.status})"
+
+
+def edition_json(summary: EditionSummary, zone: ZoneInfo) -> dict[str, Any]:
+    e = summary.edition
+    return {
+        "id": e.id,
+        "newsletter": e.newsletter,
+        "slot": e.slot,
+        "status": e.status.value,
+        "window_start": iso(e.window_start, zone),
+        "window_end": iso(e.window_end, zone),
+        "deliveries": {status.value: summary.counts.get(status, 0) for status in DeliveryStatus},
+    }
+
+
+def emit_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def feed_status(status: FeedStatus | None) -> Text:
@@ -60,16 +133,16 @@ def stored_articles(stored: StoredArticles) -> Table:
     return table
 
 
-def editions_table(summaries: list[EditionSummary]) -> Table:
+def editions_table(summaries: list[EditionSummary], zone: ZoneInfo) -> Table:
     table = Table(title="Editions")
     for column in ("id", "newsletter", "slot", "status", *DeliveryStatus):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for s in summaries:
         e = s.edition
         table.add_row(
             str(e.id),
             outside(e.newsletter),
-            outside(e.slot),
+            local(e.window_end, zone),
             e.status,
             *(str(s.counts.get(d, 0)) for d in DeliveryStatus),
         )
@@ -81,10 +154,17 @@ def send_report(report: SendReport) -> None:
     colour = {EditionStatus.COMPLETE: "green", EditionStatus.PARTIAL: "yellow"}.get(report.status, "red")
     out.print(
         f"edition {report.edition_id}: [{colour}]{report.status}[/] — this run sent {report.sent}, "
-        f"failed {report.failed}; ledger: {counts}"
+        f"failed {report.failed}; ledger: {counts}",
+        soft_wrap=True,
     )
+    if report.counts.get(DeliveryStatus.FAILED):
+        out.print(
+            f"`newsletter deliveries {report.edition_id} --status failed` lists who and why",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def warnings(messages: list[str]) -> None:
     for message in messages:
-        err.print(Text.assemble(("warning:", "yellow"), " ", message))
+        err.print(Text.assemble(("warning:", "yellow"), " ", printable(message)), soft_wrap=True)

@@ -1,4 +1,5 @@
-"""`newsletter send`: the due edition, prepared once and sent, by one sender or several."""
+"""`newsletter send`: the next edition, prepared once when its slot has come and sent, by one sender
+or several."""
 
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ from rich.progress import (
 from newsletter.cli import output
 from newsletter.cli.options import AtOption, NewsletterOption, moment
 from newsletter.cli.output import err, out
+from newsletter.cli.rehearsal import show_dry_run
 from newsletter.cli.state import state
+from newsletter.errors import InputError
 from newsletter.sending.report import SendReport
-from newsletter.services import sending
+from newsletter.services import editions, sending
 from newsletter.store.runtime import MAX_ID, Runtime
 from newsletter.store.statuses import EditionStatus
 
@@ -35,6 +38,19 @@ def send(
     ctx: typer.Context,
     newsletter: NewsletterOption = "weekly",
     at: AtOption = None,
+    now_ok: Annotated[
+        bool, typer.Option("--now", help="Send the next edition now, even though its slot is ahead.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Prepare it even if no feed was read since its window opened."),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Show the edition, its variants and recipients; change nothing, send nothing."
+        ),
+    ] = False,
     retry_failed: Annotated[
         int | None,
         typer.Option(
@@ -51,14 +67,28 @@ def send(
         int, typer.Option(min=1, max=32, help="Sender processes sharing the edition (one per core).")
     ] = 1,
 ) -> None:
-    """Prepare the due edition (once) and send it; run again to resume after any stop."""
-    runtime = state(ctx).runtime()
-    now = moment(runtime.settings, at)
+    """Prepare the next edition (once) when its slot has come, and send it.
+
+    Run it again to resume after any stop."""
     edition = retry_failed or edition_id
-    if workers > 1:
-        with_workers(ctx, newsletter, now, workers, edition, retry_failed is not None, rate)
+    if dry_run and edition is not None:
+        raise InputError("--dry-run", "rehearses the next edition: not with --edition or --retry-failed")
+    runtime = state(ctx).runtime()
+    zone = runtime.settings.zone
+    now = moment(runtime.settings, at)
+    if dry_run:
+        output.told_here("newsletter.editions", state(ctx).verbose)  # "prepared", then rolled back
+        show_dry_run(sending.dry_run(runtime, newsletter, now, ahead_ok=now_ok, force=force), zone)
         return
-    report = send_with_progress(runtime, newsletter, now, edition, retry_failed is not None, rate)
+    # Say which edition before the work: a refusal (not due, no news) then names it too.
+    shown = editions.edition(runtime, edition) if edition else editions.next_edition(runtime, newsletter, now)
+    output.line(output.edition_line(shown.edition, zone))
+    if workers > 1:
+        with_workers(ctx, newsletter, now, workers, edition, retry_failed is not None, rate, now_ok, force)
+        return
+    report = send_with_progress(
+        runtime, newsletter, now, edition, retry_failed is not None, rate, ahead_ok=now_ok, force=force
+    )
     output.warnings(report.warnings)
     output.send_report(report)
     if report.status == EditionStatus.SENDING:  # this sender is done; others still hold batches
@@ -81,10 +111,15 @@ def send_with_progress(
     edition_id: int | None = None,
     retry_failed: bool = False,
     rate: float | None = None,
+    *,
+    ahead_ok: bool = False,
+    force: bool = False,
 ) -> SendReport:
     """`sending.send` with a progress bar on a terminal."""
     if not err.is_terminal:
-        return sending.send(runtime, newsletter, now, edition_id, retry_failed, rate)
+        return sending.send(
+            runtime, newsletter, now, edition_id, retry_failed, rate, ahead_ok=ahead_ok, force=force
+        )
     columns = (
         TextColumn("[bold]sending"),
         BarColumn(),
@@ -105,7 +140,9 @@ def send_with_progress(
                 task, total=report.total, completed=done, failed=report.failed, rate=f"{done / seconds:.0f}"
             )
 
-        return sending.send(runtime, newsletter, now, edition_id, retry_failed, rate, show)
+        return sending.send(
+            runtime, newsletter, now, edition_id, retry_failed, rate, show, ahead_ok=ahead_ok, force=force
+        )
 
 
 def with_workers(
@@ -116,12 +153,14 @@ def with_workers(
     edition_id: int | None,
     retry_failed: bool,
     rate: float | None,
+    ahead_ok: bool,
+    force: bool,
 ) -> None:
     """Prepare here, then let `workers` sender processes (`newsletter send --edition ID`) share the
     edition through the ledger, showing their joint progress from it."""
     runtime = state(ctx).runtime()
     if edition_id is None:
-        edition_id, warnings = sending.prepare_next(runtime, newsletter, now)
+        edition_id, warnings = sending.prepare_next(runtime, newsletter, now, ahead_ok, force)
         output.warnings(warnings)
     if retry_failed:
         sending.retry_failed(runtime, edition_id)

@@ -1,4 +1,5 @@
-"""What the root command builds for its sub-commands: the settings now, the runtime on first use."""
+"""What every command shares: the settings file named on the command line, the settings read from
+it on first use, and the runtime opened on first use."""
 
 from __future__ import annotations
 
@@ -11,10 +12,20 @@ from newsletter.store.runtime import Runtime, open_runtime
 
 
 class State:
-    def __init__(self, config: Path | None) -> None:
-        self.config = config
-        self.settings: Settings = load_settings(config)
+    """Built before any option is read: `--config` may come before or after the command, so the
+    settings are read only when a command (or an option's check) first needs them."""
+
+    def __init__(self) -> None:
+        self.config: Path | None = None
+        self.verbose = False
+        self._settings: Settings | None = None
         self._runtime: Runtime | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
 
     def runtime(self) -> Runtime:
         """Connect and migrate on first use: `--help` and bad arguments never touch the store."""

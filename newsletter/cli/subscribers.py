@@ -1,14 +1,17 @@
-"""`newsletter subscribers ...`: readers in bulk."""
+"""`newsletter subscribers ...`: readers in bulk; `-` is standard input or output."""
 
 from __future__ import annotations
 
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
-from newsletter.cli.output import err, out, outside
+from newsletter.cli.options import STANDARD
+from newsletter.cli.output import err, line, outside
 from newsletter.cli.state import state
 from newsletter.services import subscribers
 from newsletter.store.runtime import Runtime
@@ -20,7 +23,7 @@ subscribers_app = typer.Typer(help="Subscribers in bulk: CSV import and export."
 @subscribers_app.command("import")
 def subscribers_import(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="A CSV file with an email column.")],
+    path: Annotated[Path, typer.Argument(help="A CSV file with an email column (`-`: standard input).")],
     confirmed: Annotated[
         bool,
         typer.Option(
@@ -37,23 +40,39 @@ def subscribers_import(
 
 def import_and_show(runtime: Runtime, path: Path, *, confirmed: bool = False) -> ImportReport:
     """Import and print the outcome; shared with `newsletter demo`."""
-    report = subscribers.import_file(runtime, path, confirmed=confirmed)
-    out.print(
-        f"{path}: {report.added} added, {report.updated} updated, "
-        f"{report.kept} kept as they were (unsubscribed or suppressed), {len(report.rejected)} rejected",
-        markup=False,
+    if path == STANDARD:
+        report = subscribers.import_file(runtime, sys.stdin.buffer, confirmed=confirmed)
+        name = "standard input"
+    else:
+        report = subscribers.import_file(runtime, path, confirmed=confirmed)
+        name = str(path)
+    line(
+        f"{name}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.kept} kept as they were (unsubscribed or suppressed), {len(report.rejected)} rejected"
     )
-    for line, _raw, error in report.rejected:
-        err.print(outside(f"  line {line}: {error}"), highlight=False)
+    for number, _raw, error in report.rejected:
+        err.print(outside(f"  line {number}: {error}"), soft_wrap=True)
     if report.rejects_file:
-        err.print(Text(f"rejected rows written to {report.rejects_file}, with the reason for each"))
+        line(f"rejected rows written to {report.rejects_file}, with the reason for each", to=err)
     return report
 
 
 @subscribers_app.command("export")
 def subscribers_export(
-    ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Where to write the CSV.")]
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Where to write the CSV (`-`: standard output).")],
 ) -> None:
     """Write every subscriber to a CSV in the import format."""
-    count = subscribers.export_file(state(ctx).runtime(), path)
-    out.print(f"{count} subscribers written to {path}", markup=False)
+    runtime = state(ctx).runtime()
+    if path != STANDARD:
+        count = subscribers.export_file(runtime, path)
+        line(f"{count} subscribers written to {path}")
+        return
+    # The service writes to a path: through a temporary file, so standard output gets only the CSV.
+    with tempfile.TemporaryDirectory() as folder:
+        written = Path(folder) / "subscribers.csv"
+        count = subscribers.export_file(runtime, written)
+        with written.open("rb") as source:
+            shutil.copyfileobj(source, sys.stdout.buffer)
+    sys.stdout.flush()
+    line(f"{count} subscribers written to standard output", to=err)

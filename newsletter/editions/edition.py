@@ -79,7 +79,15 @@ def next_slot(
         return due
     if status not in FINISHED and now - due <= grace:
         return due
-    return upcoming_slot(settings, newsletter, now)
+    ahead = upcoming_slot(settings, newsletter, now)
+    for _week in range(60):  # an edition sent early (--now) is over: the one after it is next
+        ahead_status = session.scalar(
+            select(Edition.status).where(Edition.newsletter == newsletter, Edition.slot == slot_name(ahead))
+        )
+        if ahead_status not in FINISHED:
+            break
+        ahead = upcoming_slot(settings, newsletter, ahead)
+    return ahead
 
 
 def draft(session: Session, settings: Settings, newsletter: str, slot: datetime) -> Edition:

@@ -7,7 +7,6 @@ skipped (nothing new) and who is suppressed. It runs in one transaction: all or 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select
@@ -26,7 +25,6 @@ from newsletter.store.models import Category, Delivery, Edition, Feed, Variant, 
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
 from newsletter.text import printable
 
-log = logging.getLogger("newsletter.editions")
 SUPPRESSED = Assignment(DeliveryStatus.SUPPRESSED, detail="address is on the suppression list")
 NOTHING_NEW = Assignment(DeliveryStatus.SKIPPED, detail="nothing new for this reader's categories")
 
@@ -166,15 +164,6 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
     summary.suppressed = tally.get(DeliveryStatus.SUPPRESSED, 0)
     summary.variants = len(assign.saved)
     edition.status = EditionStatus.READY
-    log.info(
-        "edition %s %s prepared: %d recipients in %d variants, %d skipped, %d suppressed",
-        edition.newsletter,
-        edition.slot,
-        summary.recipients,
-        summary.variants,
-        summary.skipped,
-        summary.suppressed,
-    )
     return summary
 
 

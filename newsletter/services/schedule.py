@@ -19,6 +19,7 @@ from newsletter.sending.report import SendError, SendReport
 from newsletter.services import sending
 from newsletter.services.alerts import alert
 from newsletter.services.editions import grace
+from newsletter.services.sending import NotDue
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.models import Edition, Feed
 from newsletter.store.runtime import Runtime
@@ -81,6 +82,8 @@ def _send(
     when = f"{slot:%Y-%m-%d %H:%M %Z}"
     try:
         report = sending.send(runtime, newsletter, now, stop=stop)
+    except NotDue:  # another scheduler, or an operator, sent it meanwhile
+        return EditionRun(newsletter, slot, "nothing")
     except (NoNews, EmptyEdition) as exc:  # tried again at each refresh until the grace is over
         log.warning("the %s edition of %s waits: %s", newsletter, when, exc)
         return EditionRun(newsletter, slot, "waiting", problem=str(exc))

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import EditionError, EditionInfo, next_slot, open_edition
-from newsletter.editions.prepare import check_news, prepare
+from newsletter.editions.prepare import Prepared, check_news, prepare
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
     Outcome,
@@ -73,13 +73,24 @@ def prepare_next(
             settings.public_url,
         )
     with unit_of_work(runtime.factory) as session:
-        edition_id, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force)
-    return edition_id, warnings
+        edition, prepared, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force)
+        if prepared is not None:
+            log.info(
+                "edition %s %s prepared: %d recipients in %d variants, %d skipped, %d suppressed",
+                edition.newsletter,
+                edition.slot,
+                prepared.recipients,
+                prepared.variants,
+                prepared.skipped,
+                prepared.suppressed,
+            )
+        return edition.id, warnings
 
 
 def _prepare(
     session: Session, runtime: Runtime, newsletter: str, now: datetime, ahead_ok: bool, force: bool
-) -> tuple[int, list[str]]:
+) -> tuple[Edition, Prepared | None, list[str]]:
+    """The next edition, prepared now (its summary) or before (None), and the warnings."""
     settings = runtime.settings
     slot = next_slot(session, settings, newsletter, now, grace(settings))
     if slot > now and not ahead_ok:
@@ -88,11 +99,11 @@ def _prepare(
             "it goes out then (send --now sends it at once)"
         )
     edition = open_edition(session, settings, newsletter, slot)
-    warnings: list[str] = []
-    if edition.status == EditionStatus.DRAFT and not force:
-        warnings += check_news(session, settings, edition)
-    warnings += prepare(session, settings, edition, Composer(settings.templates_path())).warnings
-    return edition.id, warnings
+    if edition.status != EditionStatus.DRAFT:
+        return edition, None, []
+    warnings = [] if force else check_news(session, settings, edition)
+    prepared = prepare(session, settings, edition, Composer(settings.templates_path()))
+    return edition, prepared, warnings + prepared.warnings
 
 
 def publish(
@@ -130,7 +141,8 @@ def dry_run(
     recipients, who is skipped or suppressed; nothing is written (the transaction is rolled back)."""
     with runtime.factory() as session, session.begin() as transaction:
         try:
-            edition_id, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force)
+            edition, _prepared, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force)
+            edition_id = edition.id
             rows = session.execute(
                 select(Variant.subject, Variant.language, Variant.categories, func.count(Delivery.id))
                 .join(Delivery, Delivery.variant_id == Variant.id)
