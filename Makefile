@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_ENV := NEWSLETTER_CONFIG=config/demo.toml NEWSLETTER_SECRET_KEY=demo-only-secret-key
 
-.PHONY: install demo test lint bench lock clean
+.PHONY: install demo run-demo test lint bench lock clean
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo: install
 	$(DEMO_ENV) $(BIN)/newsletter demo
+
+# The scheduled job on the demo settings (after `make demo`); Ctrl-C stops it cleanly.
+run-demo: install
+	$(DEMO_ENV) $(BIN)/newsletter run
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

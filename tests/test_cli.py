@@ -37,6 +37,7 @@ def test_demo_stores_the_sample_site(tmp_path) -> None:
     # Whole lines, even on a narrow screen: they are pasted into a shell.
     [opener] = [line for line in result.stdout.splitlines() if "xdg-open" in line]
     assert Path(opener.split("xdg-open ", 1)[1]) == messages[0]
+    assert "make run-demo" in result.stdout  # and how to start the scheduled job on it
     assert "newsletter.feeds" not in result.stderr  # the feeds table is not logged again
     editions = run_cli("editions", env=env, cwd=cwd)
     assert editions.returncode == 0

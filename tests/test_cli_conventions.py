@@ -272,7 +272,13 @@ def test_times_carry_the_sites_zone(newsroom, cli) -> None:
 def test_json_output_parses_with_stable_keys(newsroom, cli) -> None:
     assert cli("send", *ON_TIME).returncode == 0
     status = json.loads(cli("status", "--json").stdout)
-    assert set(status) == {"feeds", "articles", "subscribers", "editions"}
+    assert set(status) == {"feeds", "articles", "subscribers", "suppressions", "editions", "jobs", "problems"}
+    assert {job["id"] for job in status["jobs"]} == {
+        "feeds",
+        "edition:weekly",
+        "edition:daily",
+        "maintenance",
+    }
     assert status["articles"] == 58 and status["subscribers"]["active"] == 10
     feed = status["feeds"][0]
     assert set(feed) == {"url", "status", "http_status", "fetched_at", "read_well_at", "entries", "error"}

@@ -152,3 +152,21 @@ def test_each_jobs_next_run_comes_from_the_schedules(newsroom) -> None:
     assert found["edition:weekly"] == datetime(2026, 11, 30, 7, 0, tzinfo=ZONE)
     assert found["edition:daily"] == datetime(2026, 11, 26, 6, 30, tzinfo=ZONE)
     assert found["maintenance"] == datetime(2026, 11, 26, 3, 30, tzinfo=ZONE)
+
+
+def test_log_lines_as_json_for_a_collector(capsys) -> None:
+    import json
+    import logging
+
+    from newsletter import logs
+
+    logs.configure(json_lines=True)
+    logging.getLogger("newsletter.schedule").warning(
+        "feed %s failed: %s", "https://x.example/feed", "503 \x1b[2J"
+    )
+    [line] = capsys.readouterr().err.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "warning" and record["logger"] == "newsletter.schedule"
+    assert record["message"] == "feed https://x.example/feed failed: 503  [2J" and record["time"].endswith(
+        "+00:00"
+    )

@@ -64,4 +64,4 @@ def test_last_and_next_slots_bracket_now(days: str, moment: datetime, at: str, z
     before, after = last_slot(days, at, tz, moment), next_slot_after(days, at, tz, moment)
     assert before.astimezone(UTC) <= moment < after.astimezone(UTC)
     assert next_slot_after(days, at, tz, before) == after  # nothing scheduled in between
-    assert last_slot(days, at, tz, after - timedelta(microseconds=1)) == before
+    assert last_slot(days, at, tz, after.astimezone(UTC) - timedelta(microseconds=1)) == before

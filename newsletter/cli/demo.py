@@ -50,3 +50,4 @@ def demo(
         line(f"Open one in a mail client, e.g.:  xdg-open {shown}")
         line(f"or read its source:              less {shown}")
     line(f"Database: {runtime.settings.database_label()}")
+    line("The scheduled job on these settings (Ctrl-C stops it):  make run-demo")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Annotated
+
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from newsletter.cli import output
 from newsletter.cli.options import JsonOption
@@ -14,6 +18,7 @@ from newsletter.ingest.run import FeedReport
 from newsletter.services import feeds
 from newsletter.services.overview import overview
 from newsletter.store.runtime import Runtime
+from newsletter.text import printable
 
 
 def fetch(ctx: typer.Context) -> None:
@@ -43,10 +48,24 @@ def fetch_with_progress(runtime: Runtime, verbose: bool) -> list[FeedReport]:
         return feeds.fetch(runtime, lambda report: progress.update(task, advance=1, description=report.url))
 
 
-def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """What needs a person's eye: each feed's last fetch and error, readers, recent editions."""
+def status(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="For a monitoring system: list only the problems; exit 1 if any."),
+    ] = False,
+) -> None:
+    """What needs a person's eye: feeds, readers, suppressions, recent editions, each job's next
+    run, and the problems (`--check` exits 1 when there is one)."""
     zone = state(ctx).settings.zone
-    seen = overview(state(ctx).runtime())
+    seen = overview(state(ctx).runtime(), datetime.now(UTC))
+    if check:
+        for problem in seen.problems:
+            out.print(outside(problem), soft_wrap=True)
+        if as_json:
+            output.emit_json({"problems": seen.problems})
+        raise typer.Exit(1 if seen.problems else 0)
     if as_json:
         output.emit_json(
             {
@@ -64,7 +83,18 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
                 ],
                 "articles": seen.articles,
                 "subscribers": {str(status): count for status, count in seen.subscribers.items()},
+                "suppressions": {str(reason): count for reason, count in seen.suppressions.items()},
                 "editions": [output.edition_json(summary, zone) for summary in seen.editions],
+                "jobs": [
+                    {
+                        "id": job.job_id,
+                        "what": job.what,
+                        "next_run": output.iso(job.next_run, zone),
+                        "next_run_utc": job.next_run.astimezone(UTC).isoformat(),
+                    }
+                    for job in seen.jobs
+                ],
+                "problems": seen.problems,
             }
         )
         return
@@ -83,5 +113,23 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         )
     out.print(table)
     people = ", ".join(f"{count} {status}" for status, count in seen.subscribers.items()) or "none"
-    out.print(f"{seen.articles} articles stored; subscribers: {people}", markup=False, soft_wrap=True)
+    kept_out = ", ".join(f"{count} {reason}" for reason, count in seen.suppressions.items()) or "none"
+    out.print(
+        f"{seen.articles} articles stored; subscribers: {people}; suppressed: {kept_out}",
+        markup=False,
+        soft_wrap=True,
+    )
     out.print(output.editions_table(seen.editions, zone))
+    jobs = Table(title="Jobs of `newsletter run` (computed from the schedules)")
+    for column in ("job", "what", "next run", "next run (UTC)"):
+        jobs.add_column(column)
+    for job in seen.jobs:
+        jobs.add_row(
+            outside(job.job_id),
+            outside(job.what),
+            output.local(job.next_run, zone),
+            f"{job.next_run.astimezone(UTC):%Y-%m-%d %H:%M}",
+        )
+    out.print(jobs)
+    for problem in seen.problems:
+        err.print(Text.assemble(("problem: ", "red"), printable(problem)), soft_wrap=True)

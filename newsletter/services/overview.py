@@ -1,34 +1,46 @@
-"""What needs a person's eye, in one call: feeds, readers, articles, recent editions."""
+"""What needs a person's eye, in one call: feeds, readers, suppressions, articles, recent
+editions, each job's next run, and the problems a monitoring system should hear of."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 
-from newsletter.services import editions, feeds, subscribers
+from newsletter.services import editions, feeds, schedule, subscribers
 from newsletter.services.editions import EditionSummary
 from newsletter.services.feeds import FeedState
+from newsletter.services.schedule import JobTime
 from newsletter.store.db import reading
-from newsletter.store.models import Article
+from newsletter.store.models import Article, Suppression
 from newsletter.store.runtime import Runtime
-from newsletter.store.statuses import SubscriberStatus
+from newsletter.store.statuses import SubscriberStatus, SuppressionReason
 
 
 @dataclass(frozen=True)
 class Overview:
     feeds: list[FeedState]
     subscribers: dict[SubscriberStatus, int]
+    suppressions: dict[SuppressionReason, int]
     articles: int
     editions: list[EditionSummary]
+    jobs: list[JobTime]
+    problems: list[str]
 
 
-def overview(runtime: Runtime, editions_shown: int = 10) -> Overview:
+def overview(runtime: Runtime, now: datetime, editions_shown: int = 10) -> Overview:
     with reading(runtime.factory) as session:
         articles = session.scalar(select(func.count()).select_from(Article)) or 0
+        suppressed = session.execute(
+            select(Suppression.reason, func.count()).group_by(Suppression.reason).order_by(Suppression.reason)
+        ).all()
     return Overview(
         feeds.feed_states(runtime),
         subscribers.counts(runtime),
+        {reason: count for reason, count in suppressed},
         articles,
         editions.editions(runtime, limit=editions_shown),
+        schedule.jobs(runtime, now),
+        schedule.problems(runtime, now),
     )
