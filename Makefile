@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_ENV := NEWSLETTER_CONFIG=config/demo.toml NEWSLETTER_SECRET_KEY=demo-only-secret-key
 
-.PHONY: install demo run-demo test lint bench lock clean
+.PHONY: install demo run-demo test lint bench lock messages clean
 
 install: $(STAMP)
 
@@ -31,12 +31,21 @@ lint: install
 	$(BIN)/ruff format --check newsletter tests
 	$(BIN)/mypy newsletter
 
+# Every case, or those whose name has a word given: make bench BENCH_ARGS=unsubscribe
 bench: install
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 # Regenerate the lock after changing dependencies in pyproject.toml (needs uv: pip install uv).
 lock:
 	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+
+# The translators' template (newsletter/locale/messages.pot) from the templates and the code,
+# merged into every catalog; a new language: pybabel init -i newsletter/locale/messages.pot
+# -d newsletter/locale -l LANG, then translate its messages.po.
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -c Translators: --sort-by-file --project newsletter \
+		-o newsletter/locale/messages.pot .
+	$(BIN)/pybabel update -i newsletter/locale/messages.pot -d newsletter/locale --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) demo-output

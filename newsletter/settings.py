@@ -6,6 +6,7 @@ lands in a repository. Nothing here runs at import time: entry points call `load
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -32,6 +33,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings import SettingsError as EnvironmentValueError
 
 from newsletter.errors import SettingsError
+from newsletter.i18n import N_
 from newsletter.paths import home_folder, sqlite_under, template_folders, under
 
 # The settings file when none is named, under the home folder.
@@ -40,7 +42,7 @@ DEFAULT_CONFIG = Path("config/newsletter.toml")
 PATH_KEYS = ("outbox_dir", "smtp_ca_file", "templates_dir", "home")
 SECRET_KEYS = ("smtp_password", "sendgrid_api_key", "secret_key")
 # What the subject and preheader templates may name (newsletter/editions/compose.py passes them).
-TEMPLATE_NAMES = frozenset({"newsletter", "top", "count", "headlines", "site"})
+TEMPLATE_NAMES = frozenset({"newsletter", "top", "count", "and_more", "headlines", "site"})
 # A key spelled only from these words (any case, repeated or joined, with separators and short
 # numbers) means "somebody copied the example": refused unless the demo flag is on.
 _PLACEHOLDER_WORD = re.compile(
@@ -171,10 +173,25 @@ class FeedSettings(Strict):
         return self.url.lower().startswith(("http://", "https://"))
 
 
+class NewsletterTexts(Strict):
+    """A newsletter's words for readers of one language; what is not given is the default's."""
+
+    title: str | None = None
+    subject: str | None = None
+    preheader: str | None = None
+
+    @field_validator("subject", "preheader")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_template(value)
+        return value
+
+
 class NewsletterSettings(Strict):
     """One newsletter (weekly, daily, ...): when it goes out and what a digest holds."""
 
-    title: str = "Weekly digest"
+    title: str = N_("Weekly digest")
     # Days it goes out, as cron day-of-week names: "mon", "mon,thu", "mon-fri" or "*".
     days: str = "mon"
     at: str = "07:00"  # local time, in `timezone`
@@ -182,16 +199,39 @@ class NewsletterSettings(Strict):
     first_window_days: int = Field(7, ge=1, le=366)
     per_category: int = Field(5, ge=1, le=50)
     trending: int = Field(5, ge=0, le=50)
-    subject: str = (
-        "{{ newsletter.title }}: {{ top.title }}{% if count > 1 %} and {{ count - 1 }} more{% endif %}"
-    )
+    subject: str = "{{ newsletter.title }}: {{ top.title }}{% if count > 1 %} {{ and_more }}{% endif %}"
     preheader: str = "{{ headlines | join(' · ') }}"
+    # Per reader's language ("de"): its own title, subject or preheader, else the ones above.
+    translations: dict[str, NewsletterTexts] = Field(default_factory=dict)
 
     @field_validator("subject", "preheader")
     @classmethod
     def _template(cls, value: str) -> str:
         check_template(value)
         return value
+
+    @field_validator("translations")
+    @classmethod
+    def _languages(cls, value: dict[str, NewsletterTexts]) -> dict[str, NewsletterTexts]:
+        found: dict[str, NewsletterTexts] = {}
+        for tag, texts in value.items():
+            try:
+                code = language_code(tag)
+            except ValueError:
+                raise ValueError(f"{tag!r} is {LANGUAGE_HELP}") from None
+            if code in found:
+                raise ValueError(f"{tag!r} is the language {code!r} again")
+            found[code] = texts
+        return found
+
+    def in_language(self, language: str) -> NewsletterSettings:
+        """This newsletter as readers of `language` get it: that language's title, subject and
+        preheader where the settings give them."""
+        texts = self.translations.get(language)
+        if texts is None:
+            return self
+        given = texts.model_dump(exclude_none=True)
+        return self.model_copy(update=given) if given else self
 
     @field_validator("days")
     @classmethod
@@ -246,7 +286,7 @@ def _default_newsletters() -> dict[str, NewsletterSettings]:
     return {
         "weekly": NewsletterSettings(),
         "daily": NewsletterSettings(
-            title="Daily briefing",
+            title=N_("Daily briefing"),
             days="*",
             at="06:30",
             first_window_days=1,
@@ -290,6 +330,40 @@ class SendingSettings(Strict):
     max_backoff_seconds: float = Field(60.0, gt=0)
     # A sender silent this long is taken for dead and its batch handed to another.
     lease_minutes: float = Field(10.0, gt=0)
+
+
+class ReadersSettings(Strict):
+    """The readers' pages (`newsletter serve`): sign-up, preferences, unsubscribing."""
+
+    # What a reader agrees to when signing up; recorded with their consent.
+    consent_wording: str = N_(
+        "I agree to receive the newsletters I chose by email. Every email has a link to change "
+        "what I receive or to unsubscribe at once."
+    )
+    # Origins (scheme://host[:port]) whose pages may carry a sign-up form posting here without
+    # the CSRF cookie: the double opt-in protects them. Any other cross-origin POST is refused.
+    signup_origins: list[str] = Field(default_factory=list)
+    # Reverse proxies whose X-Forwarded-For is believed (IP addresses or networks); the client is
+    # the connection's address otherwise.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Sign-ups and link requests a client may make per minute (an address is sent a confirmation
+    # or a fresh link at most once an hour, whatever is asked).
+    client_per_minute: int = Field(10, ge=1)
+
+    @field_validator("signup_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"https?://[^/\s?#]+", value):
+                raise ValueError(f"an origin is scheme://host[:port], nothing after: {value!r}")
+        return [value.lower() for value in values]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, values: list[str]) -> list[str]:
+        for value in values:
+            ipaddress.ip_network(value, strict=False)  # ValueError names the bad one
+        return values
 
 
 class SchedulerSettings(Strict):
@@ -355,6 +429,7 @@ class Settings(BaseSettings):
     links: LinkSettings = Field(default_factory=LinkSettings)
     sending: SendingSettings = Field(default_factory=SendingSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    readers: ReadersSettings = Field(default_factory=ReadersSettings)
     # The editors' templates; default: templates/ under home, else the copy installed with the package.
     templates_dir: Path | None = None
 

@@ -468,6 +468,170 @@ def _one_message(settings, runtime, edition_id: int) -> bytes:
     return content.template.render("reader@example.com", "A Reader", sender.reader(1, "A Reader"), "1.1").data
 
 
+UNSUBSCRIBES = 10_000
+WARM_UP = 20  # more readers, unsubscribed before the load: templates compiled, threads and pool made
+LOAD_SCRIPT = Path(__file__).resolve().parent / "bench_unsubscribe.lua"
+
+
+@case(f"web: {UNSUBSCRIBES:,} one-click unsubscribes, wrk -t2 -c50 against `newsletter serve` (SQLite)")
+def unsubscribe_load(workdir: Path) -> dict[str, object]:
+    """RFC 8058 POSTs, each a different reader's token posted once, then every one of them
+    checked in the store. Latency is wrk's (its coordinated-omission correction included)."""
+    import secrets
+    import shutil
+
+    from sqlalchemy import func, select
+
+    from newsletter.store.models import Consent, SubscriberNewsletter
+    from newsletter.subscribers.tokens import sign
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"skipped": "wrk is not installed (apt-get install wrk; .ci/run does)"}
+    runtime = _populated(workdir, UNSUBSCRIBES + WARM_UP)
+    key = secrets.token_urlsafe(32)
+    paths = [
+        f"/unsubscribe/{sign(key.encode(), 'unsubscribe', i, scope='weekly')}"
+        for i in range(1, UNSUBSCRIBES + WARM_UP + 1)
+    ]
+    tokens = workdir / "tokens.txt"
+    tokens.write_text("".join(f"{path}\n" for path in paths[:UNSUBSCRIBES]))
+    server, address = _serve(workdir, runtime.settings.database_url, key)
+    try:
+        for path in paths[UNSUBSCRIBES:]:
+            _one_click(address + path)
+        server_cpu = _cpu_seconds(server.pid)
+        load, wrk_cpu, wrk_text = _wrk(wrk, workdir, tokens, address, threads=2, connections=50)
+        server_cpu = _cpu_seconds(server.pid) - server_cpu
+    finally:
+        server.terminate()
+        server.wait(30)
+    failures = (workdir / "serve.log").read_text(errors="replace").count("failed")
+    with runtime.factory() as session:
+        ours = (SubscriberNewsletter.subscriber_id <= UNSUBSCRIBES) & (
+            SubscriberNewsletter.newsletter == "weekly"
+        )
+        statuses = dict(
+            session.execute(
+                select(SubscriberNewsletter.status, func.count())
+                .where(ours)
+                .group_by(SubscriberNewsletter.status)
+            ).all()
+        )
+        consents = session.scalar(
+            select(func.count())
+            .select_from(Consent)
+            .where(Consent.subscriber_id <= UNSUBSCRIBES, Consent.action == "unsubscribe")
+        )
+    unsubscribed = statuses.get("unsubscribed", 0)
+    seconds = float(load["wall_seconds"])
+    latency = load["latency_ms"]
+    figures = {
+        "requests": load["requests"],
+        "posted": load["posted"],
+        "non2xx": load["non2xx"],
+        "throughput": UNSUBSCRIBES / seconds if seconds > 0 else 0.0,
+        "p50_ms": latency["p50"],
+        "p99_ms": latency["p99"],
+        "max_ms": latency["max"],
+        "socket_errors": load["socket_errors"],
+        "unsubscribed": unsubscribed,
+        "statuses": {str(status): count for status, count in statuses.items()},
+        "consents": consents,
+        "server_cpu_seconds": server_cpu,
+        "wrk_cpu_seconds": wrk_cpu,
+        "server_errors_logged": failures,
+        "wrk": wrk_text,
+    }
+    exact = load["requests"] == load["posted"] == UNSUBSCRIBES == unsubscribed == consents
+    if not exact or seconds <= 0:
+        raise AssertionError(f"not every token was posted once and recorded: {json.dumps(figures)}")
+    return {
+        **figures,
+        "seconds": seconds,
+        "note": f"{figures['throughput']:,.0f}/s; p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms, "
+        f"max {latency['max']:.0f} ms; non-2xx {load['non2xx']}; {unsubscribed:,}/{UNSUBSCRIBES:,} "
+        f"unsubscribed in the store; CPU: server {server_cpu:.1f} s, wrk {wrk_cpu:.1f} s",
+    }
+
+
+def _serve(workdir: Path, database_url: str, key: str) -> tuple[subprocess.Popen, str]:
+    """`newsletter serve` on a free loopback port, once it answers; its log in serve.log."""
+    import urllib.request
+
+    config = workdir / "serve.toml"
+    config.write_text(f'database_url = "{database_url}"\noutbox_dir = "{workdir / "outbox"}"\n')
+    env = {name: value for name, value in os.environ.items() if not name.startswith("NEWSLETTER_")}
+    with (workdir / "serve.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "serve", "--config", str(config), "--port", "0"],
+            env={**env, "NEWSLETTER_SECRET_KEY": key, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    first = server.stdout.readline()
+    if not first.startswith("serving"):
+        server.kill()
+        raise RuntimeError(f"newsletter serve did not start: {(workdir / 'serve.log').read_text()[-500:]}")
+    address = first.split()[-1]
+    for _attempt in range(100):
+        try:
+            with urllib.request.urlopen(address + "/healthz", timeout=5) as answer:
+                if answer.status == 200:
+                    return server, address
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("newsletter serve did not answer /healthz")
+
+
+def _one_click(url: str) -> None:
+    import urllib.request
+
+    asked = urllib.request.Request(url, data=b"List-Unsubscribe=One-Click", method="POST")
+    asked.add_header("Content-Type", "application/x-www-form-urlencoded")
+    with urllib.request.urlopen(asked, timeout=10) as answer:
+        if answer.status != 200:
+            raise RuntimeError(f"one-click unsubscribe answered {answer.status}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """A live process's user + system CPU time, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(
+    wrk: str, workdir: Path, tokens: Path, address: str, threads: int, connections: int
+) -> tuple[dict, float, str]:
+    """wrk with the load script until every thread has its answers (wrk itself would sleep for
+    the whole -d: it is sent SIGINT then); its summary, its CPU seconds and its text."""
+    import signal
+
+    done = workdir / "done"
+    done.mkdir()
+    env = {**os.environ, "BENCH_TOKENS": str(tokens), "BENCH_THREADS": str(threads), "BENCH_DONE": str(done)}
+    command = [wrk, f"-t{threads}", f"-c{connections}", "-d120s", "--timeout", "10s", "--latency"]
+    with (workdir / "wrk.out").open("wb") as out:
+        load = subprocess.Popen([*command, "-s", str(LOAD_SCRIPT), address], stdout=out, stderr=out, env=env)
+    stopped = False
+    while True:
+        pid, status, usage = os.wait4(load.pid, os.WNOHANG)
+        if pid:
+            break
+        if not stopped and len(list(done.iterdir())) >= threads:
+            load.send_signal(signal.SIGINT)
+            stopped = True
+        time.sleep(0.01)
+    load.returncode = os.waitstatus_to_exitcode(status)
+    text = (workdir / "wrk.out").read_text(errors="replace")
+    summary = next((line[6:] for line in text.splitlines() if line.startswith("BENCH ")), None)
+    if load.returncode or summary is None:
+        raise RuntimeError(f"wrk failed ({load.returncode}): {text[-500:]}")
+    return json.loads(summary), usage.ru_utime + usage.ru_stime, text.split("BENCH ")[0]
+
+
 def run_case(name: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         result = CASES[name](Path(folder))
@@ -500,6 +664,9 @@ def main() -> None:
             table.add_row(name, "failed", "", done.stderr.strip().splitlines()[-1][:120])
             continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
+        if "skipped" in result:
+            table.add_row(name, "skipped", "", str(result["skipped"]))
+            continue
         table.add_row(
             name,
             f"{result['seconds']:.2f}",

@@ -6,20 +6,29 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from newsletter.subscribers.tokens import DAY, TokenError, sign, verify
+from newsletter.subscribers.tokens import DAY, Signed, TokenError, read, sign, verify
 
 KEY = b"test-secret-key-0123456789"
 NOW = 20_000 * DAY + 3600.0
 
 
 def test_a_genuine_token_names_its_subscriber_for_its_purpose_only() -> None:
-    token = sign(KEY, "unsubscribe", 42, now=NOW)
-    assert verify(KEY, "unsubscribe", token, now=NOW + 399 * DAY) == 42
+    token = sign(KEY, "preferences", 42, now=NOW)
+    assert verify(KEY, "preferences", token, now=NOW + 399 * DAY) == 42
     with pytest.raises(TokenError, match="expired"):
-        verify(KEY, "unsubscribe", token, now=NOW + 401 * DAY)
-    for key, purpose in ((KEY, "preferences"), (b"another-key-0123456789", "unsubscribe")):
+        verify(KEY, "preferences", token, now=NOW + 401 * DAY)
+    for key, purpose in ((KEY, "unsubscribe"), (b"another-key-0123456789", "preferences")):
         with pytest.raises(TokenError, match="not valid"):
             verify(key, purpose, token, now=NOW)
+
+
+def test_an_unsubscribe_link_never_expires_and_names_its_newsletter() -> None:
+    token = sign(KEY, "unsubscribe", 42, now=NOW, scope="weekly")
+    assert read(KEY, "unsubscribe", token, now=NOW + 20 * 365 * DAY) == Signed(42, "weekly")
+    _payload, mac = token.split(".")
+    other = sign(KEY, "unsubscribe", 42, now=NOW, scope="daily").split(".")[0]
+    with pytest.raises(TokenError, match="not valid"):  # another newsletter's scope with this MAC
+        read(KEY, "unsubscribe", f"{other}.{mac}", now=NOW)
 
 
 GENUINE = sign(KEY, "unsubscribe", 42, now=NOW)

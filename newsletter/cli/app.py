@@ -19,7 +19,7 @@ from typer._click.exceptions import (
 from typer.core import TyperGroup
 
 from newsletter import logs
-from newsletter.cli import demo, editions, editors, feeds, rehearsal, run, send
+from newsletter.cli import demo, editions, editors, feeds, rehearsal, run, send, serve
 from newsletter.cli.db import db_app
 from newsletter.cli.options import ConfigOption, VerboseOption
 from newsletter.cli.output import err
@@ -46,6 +46,7 @@ app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(db_app, name="db")
 app.command()(demo.demo)
 app.command()(run.run)
+app.command()(serve.serve)
 
 
 @app.callback()

@@ -3,7 +3,8 @@ subject and preheader. Pure: data in, strings out.
 
 Personal bits (unsubscribe and preference links, the greeting) are left as markers so one
 rendering, and one premailer pass, serves every reader of the variant. Templates, the files and
-the subject and preheader lines of the settings, render in Jinja's sandbox.
+the subject and preheader lines of the settings, render in Jinja's sandbox, with the variant's
+language installed (`_()`, `{% trans %}`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import jinja2
 import premailer
 from jinja2.sandbox import SandboxedEnvironment
 
+from newsletter import i18n
 from newsletter.errors import NewsletterError
 from newsletter.settings import NewsletterSettings, SiteSettings
 
@@ -67,6 +69,9 @@ class Card:
     category: str | None
     comments: int | None
     note: str | None  # "Machine translation" or "In English" where the language differs
+    # The article's language where it is not the email's (an original in a German email), so
+    # screen readers switch; None where they match.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,43 +100,65 @@ class Composed:
 
 
 class Composer:
-    """Templates loaded once; `compose` is called once per variant, never per recipient."""
+    """Templates loaded once per language; `compose` is called once per variant, never per
+    recipient."""
 
     def __init__(self, templates: Path) -> None:
         self.templates = templates
-        loader = jinja2.FileSystemLoader(str(templates))
-        self.html_env = SandboxedEnvironment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
-        # Text and subject lines are not HTML: escaping would show '&amp;' to the reader.
-        self.text_env = SandboxedEnvironment(
-            loader=loader,
-            autoescape=False,
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=True,
-        )
+        self.loader = jinja2.FileSystemLoader(str(templates))
         self.stylesheet = (templates / "email" / "digest.css").read_text(encoding="utf-8")
         self.responsive = (templates / "email" / "responsive.css").read_text(encoding="utf-8")
+        self._environments: dict[str, tuple[SandboxedEnvironment, SandboxedEnvironment]] = {}
+
+    def environments(self, language: str) -> tuple[SandboxedEnvironment, SandboxedEnvironment]:
+        """The HTML and the text environment speaking `language`'s catalog. Gettext lives in an
+        environment's globals, so each language has its own: no variant speaks another's."""
+        if language not in self._environments:
+            html = SandboxedEnvironment(
+                loader=self.loader,
+                autoescape=True,
+                undefined=jinja2.StrictUndefined,
+                extensions=["jinja2.ext.i18n"],
+            )
+            # Text and subject lines are not HTML: escaping would show '&amp;' to the reader.
+            text = SandboxedEnvironment(
+                loader=self.loader,
+                autoescape=False,
+                undefined=jinja2.StrictUndefined,
+                keep_trailing_newline=True,
+                extensions=["jinja2.ext.i18n"],
+            )
+            for environment in (html, text):
+                i18n.install(environment, language)
+            self._environments[language] = (html, text)
+        return self._environments[language]
 
     def compose(self, view: DigestView, markers: Markers | None = None) -> Composed:
-        """The variant's subject, preheader, inlined HTML and text, with `markers` (fresh ones
-        by default) where each reader's values go."""
+        """The variant's subject, preheader, inlined HTML and text in its language, with
+        `markers` (fresh ones by default) where each reader's values go."""
         markers = markers or Markers.fresh()
         cards = view.cards
         if not cards:
             raise ValueError("an empty digest is never composed")
+        language = i18n.catalog_language(view.language)
+        html_env, text_env = self.environments(language)
+        more = len(cards) - 1
         lines = {
             "newsletter": view.newsletter,
             "top": cards[0],
             "count": len(cards),
+            "and_more": i18n.translations(language).ngettext("and %(num)d more", "and %(num)d more", more)
+            % {"num": more},
             "headlines": [card.title for card in cards[:3]],
             "site": view.site,
         }
-        subject = _one_line(self._line("subject", view.newsletter.subject, lines))
-        preheader = _one_line(self._line("preheader", view.newsletter.preheader, lines))
+        subject = _one_line(self._line(text_env, "subject", view.newsletter.subject, lines))
+        preheader = _one_line(self._line(text_env, "preheader", view.newsletter.preheader, lines))
         context = {
             "newsletter": view.newsletter,
             "site": view.site,
             "site_url": str(view.site.url),
-            "language": view.language,
+            "language": language,
             "edition_label": view.edition_label,
             "trending": view.trending,
             "sections": view.sections,
@@ -141,10 +168,10 @@ class Composer:
             **markers.tokens(),
         }
         try:
-            html = self.html_env.get_template("email/digest.html").render(
+            html = html_env.get_template("email/digest.html").render(
                 context, stylesheet=self.stylesheet, responsive=self.responsive
             )
-            text = self.text_env.get_template("email/digest.txt").render(context)
+            text = text_env.get_template("email/digest.txt").render(context)
         except Exception as exc:  # a template may fail on data (None + 1): name it, never a traceback
             raise TemplateProblem(
                 f"a template in {self.templates / 'email'} cannot render: {exc!r}"
@@ -161,10 +188,12 @@ class Composer:
             warnings.append(warning)
         return Composed(subject, preheader, inlined, _tidy_text(text), markers, warnings)
 
-    def _line(self, key: str, source: str, values: dict[str, object]) -> str:
+    def _line(
+        self, environment: SandboxedEnvironment, key: str, source: str, values: dict[str, object]
+    ) -> str:
         """A subject or preheader line from the settings, rendered in the sandbox."""
         try:
-            return self.text_env.from_string(source).render(values)
+            return environment.from_string(source).render(values)
         except Exception as exc:  # a template may fail on data (None + 1): name it, never a traceback
             raise TemplateProblem(f"the newsletter's {key} template cannot render: {exc}") from None
 

@@ -9,25 +9,35 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
+from newsletter import i18n
 from newsletter.editions.compose import Markers
 
 
 @dataclass(frozen=True)
 class Reader:
-    """What personalization knows of a recipient."""
+    """What personalization knows of a recipient; `language` is their variant's."""
 
     name: str | None
     unsubscribe_url: str
     preferences_url: str
+    language: str = i18n.SOURCE
 
     def values(self) -> dict[str, str]:
-        greeting = f"Hello {self.name}," if self.name else "Hello,"
+        named, anonymous = greetings(self.language)
         return {
             "unsubscribe_url": self.unsubscribe_url,
             "preferences_url": self.preferences_url,
-            "greeting": greeting,
+            "greeting": named % {"name": self.name} if self.name else anonymous,
         }
+
+
+@lru_cache(maxsize=64)
+def greetings(language: str) -> tuple[str, str]:
+    """The greeting with a name and without, in `language`: looked up once, formatted per reader."""
+    gettext = i18n.gettext_for(language)
+    return gettext("Hello %(name)s,"), gettext("Hello,")
 
 
 class Personalizable:

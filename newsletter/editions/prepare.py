@@ -118,7 +118,7 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
     slugs = offer.section_order
     ids = dict(session.execute(select(Category.slug, Category.id).where(Category.slug.in_(slugs))).all())
     bit = {slug: 1 << index for index, slug in enumerate(slugs)}
-    readers = audience(edition.newsletter, {ids[slug]: bit[slug] for slug in slugs})
+    readers = audience(edition.newsletter, {ids[slug]: bit[slug] for slug in slugs}, edition.window_end)
 
     def sections(mask: int) -> list[str]:
         return [slug for slug in slugs if mask & bit[slug]]

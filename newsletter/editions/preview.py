@@ -23,7 +23,7 @@ from newsletter.errors import SettingsError
 from newsletter.settings import Settings
 from newsletter.store.categories import slugify
 from newsletter.store.models import Delivery, Edition, Subscriber, Suppression, Variant, VariantArticle
-from newsletter.store.statuses import DELIVERED, EditionStatus, SubscriberStatus
+from newsletter.store.statuses import DELIVERED, EditionStatus, SubscriberStatus, SubscriptionStatus
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.subscribers.links import Links
 
@@ -42,7 +42,7 @@ class Preview:
     reason: str | None = None
 
 
-def reader_for(settings: Settings, subscriber: Subscriber | None) -> Reader:
+def reader_for(settings: Settings, subscriber: Subscriber | None, newsletter: str, language: str) -> Reader:
     """Real signed links for a real subscriber when the key is set; obvious dummies otherwise."""
     try:
         key = settings.signing_key() if subscriber is not None else None
@@ -50,8 +50,13 @@ def reader_for(settings: Settings, subscriber: Subscriber | None) -> Reader:
         key = None
     links = Links(str(settings.public_url), key)
     if subscriber is None or key is None:
-        return Reader(None, links.unsubscribe(0), links.preferences(0))
-    return Reader(subscriber.name, links.unsubscribe(subscriber.id), links.preferences(subscriber.id))
+        return Reader(None, links.unsubscribe(0, newsletter), links.preferences(0), language)
+    return Reader(
+        subscriber.name,
+        links.unsubscribe(subscriber.id, newsletter),
+        links.preferences(subscriber.id),
+        language,
+    )
 
 
 def preview(
@@ -101,7 +106,7 @@ def preview(
         result.reason = "nothing new for this reader: the edition would skip them"
         return result
     composed = variants.build(plan, language).composed
-    return _filled(result, composed, reader_for(settings, subscriber))
+    return _filled(result, composed, reader_for(settings, subscriber, edition.newsletter, language))
 
 
 def _subscriber(session: Session, email: str) -> Subscriber:
@@ -125,8 +130,13 @@ def _received(session: Session, subscriber_id: int) -> frozenset[int]:
 
 def _not_sent(session: Session, edition: Edition, subscriber: Subscriber) -> str | None:
     """Why this subscriber gets nothing from the edition, if so."""
-    if edition.newsletter not in {n.newsletter for n in subscriber.newsletters}:
+    subscription = next((n for n in subscriber.newsletters if n.newsletter == edition.newsletter), None)
+    if subscription is None:
         return f"this reader does not take the {edition.newsletter} newsletter"
+    if subscription.status != SubscriptionStatus.ACTIVE:
+        return f"this reader left the {edition.newsletter} newsletter"
+    if subscription.paused_until is not None and subscription.paused_until > edition.window_end:
+        return f"this reader paused the {edition.newsletter} newsletter"
     if subscriber.status != SubscriberStatus.ACTIVE:
         return f"this reader is {subscriber.status}"
     if session.scalar(select(Suppression.reason).where(Suppression.email == subscriber.email)):
@@ -151,7 +161,7 @@ def _from_ledger(
     composed = Composed(
         variant.subject, variant.preheader, variant.html, variant.text, Markers(variant.marker)
     )
-    return _filled(result, composed, reader_for(settings, subscriber))
+    return _filled(result, composed, reader_for(settings, subscriber, edition.newsletter, variant.language))
 
 
 def _filled(result: Preview, composed: Composed, reader: Reader) -> Preview:

@@ -1,7 +1,8 @@
 """Digest variants: readers with the same plan and language share one composed digest.
 
 Plans are cached per (sections, what the reader already got) and compositions per
-(plan, language), so an edition composes each distinct digest exactly once.
+(plan, language), so an edition composes each distinct digest exactly once. A variant's words
+around the articles (its title, dates, notes) are in its language's catalog (newsletter/i18n.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from newsletter import i18n
 from newsletter.editions.compose import Card, Composed, Composer, DigestView
 from newsletter.editions.offer import Offer, Story
 from newsletter.editions.plan import Plan, plan_digest
@@ -18,18 +20,6 @@ from newsletter.ingest.sanitize import plain_text
 from newsletter.settings import Settings
 
 EXCERPT = 280
-LANGUAGES = {
-    "en": "English",
-    "de": "German",
-    "fr": "French",
-    "es": "Spanish",
-    "it": "Italian",
-    "nl": "Dutch",
-    "pt": "Portuguese",
-    "pl": "Polish",
-    "ro": "Romanian",
-    "el": "Greek",
-}
 _ELLIPSIS = re.compile(r"\s*\[(…|\.\.\.|&#8230;)\]\s*$")
 
 
@@ -104,12 +94,14 @@ class Variants:
         return len(self._built)
 
     def view(self, plan: Plan, language: str) -> DigestView:
-        slot = self.offer.edition.window_end.astimezone(self.settings.zone)
+        newsletter = self.newsletter.in_language(language)
+        # The shipped default titles are in the catalogs; an editor's own title stays as written.
+        title = i18n.gettext_for(language)(newsletter.title)
         return DigestView(
-            newsletter=self.newsletter,
+            newsletter=newsletter.model_copy(update={"title": title}),
             site=self.settings.site,
             language=language,
-            edition_label=f"{slot.day} {slot:%B %Y}",
+            edition_label=i18n.format_date(self.offer.edition.window_end, language, self.settings.zone),
             trending=[self.card(i, language, list(plan.chosen)) for i in plan.trending],
             sections=[
                 (self.offer.names[slug], [self.card(i, language, [slug]) for i in ids])
@@ -121,24 +113,26 @@ class Variants:
     def card(self, article_id: int, language: str, prefer: list[str]) -> Card:
         original = self.offer.stories[article_id]
         site_language = self.settings.site.language
+        gettext = i18n.gettext_for(language)
         story: Story = original
         note = None
         if language != site_language:
             translation = self.offer.translations.get((original.key, language))
             if translation is not None:
-                story, note = translation, "Machine translation"
+                story, note = translation, gettext("Machine translation")
             else:
-                note = f"In {LANGUAGES.get(site_language, site_language.upper())}"
+                # Translators: a badge on an article shown in its original language, e.g. "In English".
+                note = gettext("In %(language)s") % {"language": i18n.language_name(site_language, language)}
         section = next((s for s in original.sections if s in prefer), original.sections[0])
-        published = original.published_at.astimezone(self.settings.zone)
         return Card(
             url=tagged(story.url, self.utm),
             title=story.title,
             author=story.author,
-            published=f"{published.day} {published:%B %Y}",
+            published=i18n.format_date(original.published_at, language, self.settings.zone),
             excerpt=excerpt(story.summary_html),
             image_url=original.image_url,
             category=self.offer.names.get(section),
             comments=original.comment_count,
             note=note,
+            language=story.language if story.language != i18n.catalog_language(language) else None,
         )

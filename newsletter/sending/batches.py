@@ -94,7 +94,7 @@ class BatchBuilder:
                     email=address.address,
                     name=name,
                     variant=self.variants[variant_id],
-                    reader=self.reader(subscriber_id, name),
+                    reader=self.reader(subscriber_id, name, self.variants[variant_id].language),
                     attempt=attempts,
                 )
             )
@@ -105,8 +105,14 @@ class BatchBuilder:
                 ledger.record(session, unsendable)
         return batch
 
-    def reader(self, subscriber_id: int, name: str | None) -> Reader:
-        return Reader(name, self.links.unsubscribe(subscriber_id), self.links.preferences(subscriber_id))
+    def reader(self, subscriber_id: int, name: str | None, language: str) -> Reader:
+        links = self.links
+        return Reader(
+            name,
+            links.unsubscribe(subscriber_id, self.newsletter),
+            links.preferences(subscriber_id),
+            language,
+        )
 
     def _variant(self, session: Session, variant_id: int) -> VariantContent:
         row = session.get(Variant, variant_id)
@@ -127,4 +133,4 @@ class BatchBuilder:
             unsubscribe_mailto=site.unsubscribe_mailto or site.reply_to,
             markers=markers,
         )
-        return VariantContent(row.id, row.subject, row.html, row.text, markers, template)
+        return VariantContent(row.id, row.subject, row.html, row.text, markers, template, row.language)

@@ -49,7 +49,7 @@ def send_one(
         email=address.address,
         name=None,
         variant=VariantContent(OUTSIDE_LEDGER, subject, html, text, markers, template),
-        reader=Reader(None, links.unsubscribe(0), links.preferences(0)),
+        reader=Reader(None, links.unsubscribe(0, list_key), links.preferences(0)),
     )
     outcomes: list[Outcome] = []
     provider = make_provider(settings)

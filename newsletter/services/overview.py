@@ -3,6 +3,7 @@ editions, each job's next run, and the problems a monitoring system should hear 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,3 +45,14 @@ def overview(runtime: Runtime, now: datetime, editions_shown: int = 10) -> Overv
         schedule.jobs(runtime, now),
         schedule.problems(runtime, now),
     )
+
+
+def database_reachable(runtime: Runtime) -> bool:
+    """For `/healthz`: the store answers a trivial query (whatever the driver raises, it does not)."""
+    try:
+        with reading(runtime.factory) as session:
+            session.execute(select(1))
+    except Exception as exc:  # any failure of the store is the one answer "unreachable"
+        logging.getLogger("newsletter.health").error("the database is unreachable: %s", exc)
+        return False
+    return True

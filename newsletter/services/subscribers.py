@@ -1,17 +1,32 @@
-"""Subscribers: CSV import and export, and how many readers stand where."""
+"""Subscribers as the operator handles them: CSV import and export, one reader added, removed,
+shown or forgotten, the list, and how many stand where."""
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import InputError, NewsletterError
+from newsletter.services.readers import categories_for
+from newsletter.settings import language_code
 from newsletter.store.db import reading, unit_of_work
-from newsletter.store.models import Subscriber
+from newsletter.store.models import Consent, Delivery, Subscriber, SubscriberNewsletter, Suppression
 from newsletter.store.runtime import Runtime
-from newsletter.store.statuses import SubscriberStatus
+from newsletter.store.statuses import (
+    ENDED,
+    DeliveryStatus,
+    SubscriberStatus,
+    SubscriptionStatus,
+    SuppressionReason,
+)
+from newsletter.subscribers.addresses import address_hash, normalize_email
 from newsletter.subscribers.bulk import ImportReport, export_csv, import_csv
 
 
@@ -43,3 +58,226 @@ def counts(runtime: Runtime) -> dict[SubscriberStatus, int]:
             select(Subscriber.status, func.count()).group_by(Subscriber.status).order_by(Subscriber.status)
         )
         return {status: count for status, count in rows}
+
+
+@dataclass(frozen=True)
+class ReaderRow:
+    """One reader in a listing."""
+
+    email: str
+    name: str | None
+    status: SubscriberStatus
+    language: str
+    newsletters: list[str]  # active ones
+    left: list[str]  # newsletters this reader left
+    categories: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ReaderRecord:
+    """Everything stored about one reader (`subscribers show`)."""
+
+    row: ReaderRow
+    confirmed_at: datetime | None
+    unsubscribed_at: datetime | None
+    subscriptions: list[dict[str, object]]
+    consents: list[dict[str, object]]
+    deliveries: dict[DeliveryStatus, int]
+    suppression: str | None
+
+
+def _row(subscriber: Subscriber) -> ReaderRow:
+    active = [n.newsletter for n in subscriber.newsletters if n.status == SubscriptionStatus.ACTIVE]
+    left = [n.newsletter for n in subscriber.newsletters if n.status != SubscriptionStatus.ACTIVE]
+    return ReaderRow(
+        subscriber.email,
+        subscriber.name,
+        SubscriberStatus(subscriber.status),
+        subscriber.language,
+        sorted(active),
+        sorted(left),
+        [c.slug for c in subscriber.categories],
+        subscriber.created_at,
+    )
+
+
+def _one(session: Session, email: str) -> Subscriber:
+    mailbox = normalize_email(email)
+    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == mailbox)).one_or_none()
+    if subscriber is None:
+        raise NewsletterError(f"no subscriber {mailbox}")
+    return subscriber
+
+
+def add(
+    runtime: Runtime,
+    email: str,
+    now: datetime,
+    name: str | None = None,
+    newsletters: list[str] | None = None,
+    categories: list[str] | None = None,
+    language: str | None = None,
+) -> ReaderRow:
+    """Add a reader the operator vouches for (they opted in elsewhere): active at once, the
+    consent recorded as given on the command line. A suppressed address is refused."""
+    settings = runtime.settings
+    mailbox = normalize_email(email)
+    wanted = newsletters or ["weekly"]
+    unknown = [n for n in wanted if n not in settings.newsletters]
+    if unknown:
+        raise InputError(
+            "--newsletters",
+            f"no newsletter {unknown[0]!r} (configured: {', '.join(sorted(settings.newsletters))})",
+        )
+    with unit_of_work(runtime.factory) as session:
+        if session.scalars(
+            select(Suppression).where(Suppression.email.in_([mailbox, address_hash(mailbox)]))
+        ).first():
+            raise NewsletterError(f"{mailbox} is on the suppression list: it is never mailed again")
+        subscriber = session.scalars(select(Subscriber).where(Subscriber.email == mailbox)).one_or_none()
+        if subscriber is not None and subscriber.status in ENDED:
+            raise NewsletterError(f"{mailbox} left or bounced: only the reader can come back (a sign-up)")
+        subscriber = subscriber or Subscriber(email=mailbox, created_at=now)
+        session.add(subscriber)
+        subscriber.name = name or subscriber.name
+        subscriber.language = language_code(language or subscriber.language or settings.site.language)
+        subscriber.status, subscriber.confirmed_at = SubscriberStatus.ACTIVE, subscriber.confirmed_at or now
+        subscriber.categories = categories_for(session, settings, categories or [])
+        have = {n.newsletter: n for n in subscriber.newsletters}
+        for newsletter in wanted:
+            if newsletter not in have:
+                subscriber.newsletters.append(
+                    SubscriberNewsletter(newsletter=newsletter, subscribed_at=now, source="cli")
+                )
+        session.flush()
+        session.add(
+            Consent(
+                subscriber_id=subscriber.id,
+                at=now,
+                action="subscribe",
+                source="cli",
+                detail=json.dumps({"newsletters": wanted}),
+            )
+        )
+        return _row(subscriber)
+
+
+def remove(runtime: Runtime, email: str, now: datetime, newsletter: str | None = None) -> ReaderRow:
+    """Unsubscribe a reader from one newsletter, or from all (then the address is suppressed, so
+    no later import brings it back); recorded as done on the command line."""
+    with unit_of_work(runtime.factory) as session:
+        subscriber = _one(session, email)
+        for subscription in subscriber.newsletters:
+            if (
+                newsletter in (None, subscription.newsletter)
+                and subscription.status == SubscriptionStatus.ACTIVE
+            ):
+                subscription.status = SubscriptionStatus.UNSUBSCRIBED
+                subscription.unsubscribed_at, subscription.source = now, "cli"
+        if newsletter is None:
+            subscriber.status, subscriber.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, now
+            if not session.scalars(select(Suppression).where(Suppression.email == subscriber.email)).first():
+                session.add(
+                    Suppression(
+                        email=subscriber.email,
+                        reason=SuppressionReason.UNSUBSCRIBE,
+                        detail="cli",
+                        created_at=now,
+                    )
+                )
+        session.add(
+            Consent(
+                subscriber_id=subscriber.id,
+                at=now,
+                action="unsubscribe",
+                source="cli",
+                detail=json.dumps({"newsletter": newsletter or "all"}),
+            )
+        )
+        return _row(subscriber)
+
+
+def readers(
+    runtime: Runtime, status: SubscriberStatus | None = None, limit: int | None = None
+) -> list[ReaderRow]:
+    """Readers by address, of one status or all."""
+    query = (
+        select(Subscriber)
+        .where(~Subscriber.email.startswith("sha256:"))
+        .order_by(Subscriber.email)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(Subscriber.status == status)
+    with reading(runtime.factory) as session:
+        return [_row(subscriber) for subscriber in session.scalars(query)]
+
+
+def show(runtime: Runtime, email: str) -> ReaderRecord:
+    """Everything stored about one reader: what a data subject access request asks for."""
+    with reading(runtime.factory) as session:
+        subscriber = _one(session, email)
+        consents = session.scalars(
+            select(Consent).where(Consent.subscriber_id == subscriber.id).order_by(Consent.at, Consent.id)
+        )
+        deliveries = session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.subscriber_id == subscriber.id)
+            .group_by(Delivery.status)
+        ).all()
+        suppression = session.scalars(
+            select(Suppression).where(Suppression.email == subscriber.email)
+        ).first()
+        return ReaderRecord(
+            _row(subscriber),
+            subscriber.confirmed_at,
+            subscriber.unsubscribed_at,
+            [
+                {
+                    "newsletter": n.newsletter,
+                    "status": str(n.status),
+                    "subscribed_at": n.subscribed_at,
+                    "unsubscribed_at": n.unsubscribed_at,
+                    "source": n.source,
+                    "paused_until": n.paused_until,
+                }
+                for n in subscriber.newsletters
+            ],
+            [
+                {"at": c.at, "action": c.action, "source": c.source, "wording": c.wording, "detail": c.detail}
+                for c in consents
+            ],
+            {DeliveryStatus(status): n for status, n in deliveries},
+            f"{suppression.reason}: {suppression.detail or ''}".strip(": ") if suppression else None,
+        )
+
+
+def forget(runtime: Runtime, email: str, now: datetime) -> None:
+    """Erase a reader's personal data (the right to be forgotten): name, address, choices and
+    consent records go; the ledger keeps its rows (an edition's counts stay true) against an
+    anonymous reader; the suppression list keeps only a hash of the address, so it is never
+    mailed or imported again."""
+    with unit_of_work(runtime.factory) as session:
+        subscriber = _one(session, email)
+        hashed = address_hash(subscriber.email)
+        session.execute(delete(Suppression).where(Suppression.email == subscriber.email))
+        if not session.scalars(select(Suppression).where(Suppression.email == hashed)).first():
+            session.add(Suppression(email=hashed, reason=SuppressionReason.FORGOTTEN, created_at=now))
+        session.execute(delete(Consent).where(Consent.subscriber_id == subscriber.id))
+        _scrub_deliveries(session, subscriber)
+        subscriber.email = f"{hashed}:{subscriber.id}"  # unique, and unreadable
+        subscriber.name = None
+        subscriber.status, subscriber.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, now
+        subscriber.categories = []
+        subscriber.newsletters = []
+
+
+def _scrub_deliveries(session: Session, subscriber: Subscriber) -> None:
+    """A provider's words about a delivery may quote the address or the name (`550 5.1.1
+    <x@y>: no such user`): those are replaced, the rest of the words kept for the record."""
+    needles = [re.escape(text) for text in (subscriber.email, subscriber.name) if text]
+    pattern = re.compile("|".join(needles), re.IGNORECASE)
+    worded = select(Delivery).where(Delivery.subscriber_id == subscriber.id, Delivery.detail.is_not(None))
+    for delivery in session.scalars(worded):
+        delivery.detail = pattern.sub("[forgotten]", delivery.detail or "")

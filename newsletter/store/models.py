@@ -32,6 +32,7 @@ from newsletter.store.statuses import (
     PickAction,
     StatusType,
     SubscriberStatus,
+    SubscriptionStatus,
     SuppressionReason,
 )
 
@@ -159,6 +160,8 @@ class Subscriber(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the last confirmation link went out: asking again resends at most once an hour.
+    confirm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     categories: Mapped[list[Category]] = relationship(
         secondary=subscriber_categories, lazy="selectin", order_by=Category.slug
     )
@@ -168,13 +171,36 @@ class Subscriber(Base):
 
 
 class SubscriberNewsletter(Base):
-    """Which newsletters (weekly, daily, ...) a subscriber takes."""
+    """One of a reader's newsletters (weekly, daily, ...), with its own standing: leaving one
+    keeps the others, and a newsletter left stays left whatever a later import says."""
 
     __tablename__ = "subscriber_newsletters"
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
     )
     newsletter: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        StatusType(SubscriptionStatus), default=SubscriptionStatus.ACTIVE, server_default="active"
+    )
+    subscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # How it was last changed: signup, import, cli, one-click, page, preferences.
+    source: Mapped[str | None] = mapped_column(String(40))
+    # A pause: no edition of this newsletter before this time.
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Consent(Base):
+    """What a reader agreed to, when, and where: the record the law asks for."""
+
+    __tablename__ = "consents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(20))  # subscribe, confirm, change, unsubscribe, resubscribe
+    source: Mapped[str] = mapped_column(Text)  # the page, or import, cli, one-click
+    wording: Mapped[str | None] = mapped_column(Text)  # the text the reader agreed to
+    detail: Mapped[str | None] = mapped_column(Text)  # what changed (JSON)
 
 
 class Suppression(Base):

@@ -41,11 +41,19 @@ class SubscriberStatus(StrEnum):
 ENDED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
 
 
+class SubscriptionStatus(StrEnum):
+    """One newsletter of a reader's: leaving the weekly keeps the daily."""
+
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+
+
 class SuppressionReason(StrEnum):
     BOUNCE = "bounce"
     COMPLAINT = "complaint"
-    UNSUBSCRIBE = "unsubscribe"
+    UNSUBSCRIBE = "unsubscribe"  # the reader left everything
     MANUAL = "manual"
+    FORGOTTEN = "forgotten"  # personal data erased; only a hash of the address is kept
 
 
 class EditionStatus(StrEnum):

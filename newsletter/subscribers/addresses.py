@@ -7,6 +7,7 @@ before it is stored or compared: smtplib reduces a raw `re:x@y` or `(c)x@y` to `
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -80,3 +81,9 @@ def envelope_address(stored: str) -> EnvelopeAddress:
     if checked.normalized != stored:
         raise InvalidAddress(stored, "not in the store's normalized form; import it again")
     return EnvelopeAddress(f"{checked.local_part}@{checked.ascii_domain}", checked.smtputf8)
+
+
+def address_hash(mailbox: str) -> str:
+    """What the suppression list keeps of a forgotten reader: enough to refuse the address
+    again, nothing to read it back from."""
+    return "sha256:" + hashlib.sha256(mailbox.encode()).hexdigest()

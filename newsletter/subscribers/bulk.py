@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from itertools import islice
 from pathlib import Path
@@ -31,8 +32,8 @@ from sqlalchemy.orm import Session
 from newsletter.settings import Settings, language_code
 from newsletter.store.categories import configured_sections, slugify
 from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, Suppression, utcnow
-from newsletter.store.statuses import ENDED, SubscriberStatus
-from newsletter.subscribers.addresses import normalize_email
+from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatus
+from newsletter.subscribers.addresses import address_hash, normalize_email
 
 COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
 _LIST = re.compile(r"[;|]")
@@ -232,7 +233,10 @@ def import_csv(
         _store_sections(session, (row for _line, _raw, row in rows.values()), categories, configured)
         # Looked up a batch at a time: each row then costs its writes and its savepoint only.
         known = {s.email: s for s in session.scalars(select(Subscriber).where(Subscriber.email.in_(rows)))}
-        suppressed = set(session.scalars(select(Suppression.email).where(Suppression.email.in_(rows))))
+        # A forgotten reader is suppressed by the hash of the address, never the address itself.
+        hashes = {address_hash(email): email for email in rows}
+        listed = session.scalars(select(Suppression.email).where(Suppression.email.in_([*rows, *hashes])))
+        suppressed = {hashes.get(entry, entry) for entry in listed}
         for email, (line, raw, row) in rows.items():
             try:
                 with session.begin_nested():
@@ -328,12 +332,26 @@ def _apply(
     if status == SubscriberStatus.UNSUBSCRIBED:
         subscriber.unsubscribed_at = now
     subscriber.categories = [categories[slug] for slug in row.categories]
-    have = {n.newsletter: n for n in subscriber.newsletters}
-    subscriber.newsletters = [have.get(n) or SubscriberNewsletter(newsletter=n) for n in row.newsletters]
+    subscriber.newsletters = _subscriptions(subscriber, row.newsletters, now)
     session.flush()
     if before is None:
         return Outcome.ADDED
     return Outcome.UNCHANGED if _stored_values(subscriber) == before else Outcome.UPDATED
+
+
+def _subscriptions(
+    subscriber: Subscriber, wanted: tuple[str, ...], now: datetime
+) -> list[SubscriberNewsletter]:
+    """The row's newsletters, kept as they are when already taken; a newsletter the reader left
+    stays left, listed or not (its record is how a later import knows)."""
+    have = {n.newsletter: n for n in subscriber.newsletters}
+    kept = [n for n in subscriber.newsletters if n.status == SubscriptionStatus.UNSUBSCRIBED]
+    added = [
+        have.get(name) or SubscriberNewsletter(newsletter=name, subscribed_at=now, source="import")
+        for name in wanted
+        if name not in have or have[name].status != SubscriptionStatus.UNSUBSCRIBED
+    ]
+    return added + kept
 
 
 def _stored_values(subscriber: Subscriber) -> tuple[object, ...]:
@@ -343,7 +361,7 @@ def _stored_values(subscriber: Subscriber) -> tuple[object, ...]:
         subscriber.language,
         subscriber.status,
         frozenset(c.slug for c in subscriber.categories),
-        frozenset(n.newsletter for n in subscriber.newsletters),
+        frozenset((n.newsletter, n.status) for n in subscriber.newsletters),
     )
 
 
@@ -360,7 +378,9 @@ def export_csv(session: Session, path: Path) -> int:
                 subscriber.name or "",
                 subscriber.language,
                 ";".join(c.slug for c in subscriber.categories),
-                ";".join(n.newsletter for n in subscriber.newsletters),
+                ";".join(
+                    n.newsletter for n in subscriber.newsletters if n.status == SubscriptionStatus.ACTIVE
+                ),
                 subscriber.status,
             ]
             writer.writerow([to_cell(cell) for cell in cells])

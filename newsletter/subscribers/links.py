@@ -22,12 +22,21 @@ class Links:
         """Refuses a missing or placeholder key: a real message never carries a dummy link."""
         return cls(str(settings.public_url), settings.signing_key())
 
-    def _url(self, purpose: str, subscriber_id: int) -> str:
-        token = "PREVIEW" if self.key is None else sign(self.key, purpose, subscriber_id)
+    def _url(self, purpose: str, subscriber_id: int, scope: str = "") -> str:
+        token = "PREVIEW" if self.key is None else sign(self.key, purpose, subscriber_id, scope=scope)
         return f"{self.base}/{purpose}/{token}"
 
-    def unsubscribe(self, subscriber_id: int) -> str:
-        return self._url("unsubscribe", subscriber_id)
+    def unsubscribe(self, subscriber_id: int, newsletter: str) -> str:
+        """One-click unsubscribe from this newsletter (RFC 8058); never expires."""
+        return self._url("unsubscribe", subscriber_id, newsletter)
 
     def preferences(self, subscriber_id: int) -> str:
         return self._url("preferences", subscriber_id)
+
+    def confirm(self, subscriber_id: int) -> str:
+        """The double opt-in: an unconfirmed reader gets no digest until this is followed."""
+        return self._url("confirm", subscriber_id)
+
+    def address(self, subscriber_id: int, new_email: str) -> str:
+        """Confirms a new address, sent to that address."""
+        return self._url("address", subscriber_id, new_email)

@@ -1,30 +1,47 @@
-"""Signed, opaque tokens for unsubscribe and preference links (HMAC-SHA256).
+"""Signed, opaque tokens for the links in emails and pages (HMAC-SHA256).
 
-A token names a subscriber and a purpose and the day it was issued; it cannot be forged
-without the secret key, and one purpose's token is useless for another.
+A token names a subscriber, a purpose and the day it was issued, and may carry a scope (the
+newsletter an unsubscribe link is for, the new address a change confirms). It cannot be forged
+without the secret key, and one purpose's or scope's token is useless for another.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hmac
 import re
 import time
+from dataclasses import dataclass
 
 from newsletter.errors import NewsletterError
 
 DAY = 86_400
-# How long a link in an old email keeps working, by purpose.
-LIFETIME_DAYS = {"unsubscribe": 400, "preferences": 400, "confirm": 7}
+# How long a link keeps working, by purpose; None: never expires (an unsubscribe link in an old
+# email must still work, RFC 8058 and the law).
+LIFETIME_DAYS: dict[str, int | None] = {
+    "unsubscribe": None,
+    "preferences": 400,
+    "confirm": 7,
+    "address": 7,
+}
 # The only shape `sign` makes for real ids (0 to 2**64 - 1): anything else is refused before it
 # reaches int() or compare_digest (which raises TypeError on non-ASCII text).
 _TOKEN = re.compile(
-    r"(?P<payload>(?P<subscriber>[0-9a-f]{1,16})-(?P<day>[0-9a-f]{1,8}))\.(?P<mac>[\w-]{24})", re.A
+    r"(?P<payload>(?P<subscriber>[0-9a-f]{1,16})-(?P<day>[0-9a-f]{1,8})(?:-(?P<scope>[\w-]{1,600}))?)"
+    r"\.(?P<mac>[\w-]{24})",
+    re.A,
 )
 
 
 class TokenError(NewsletterError):
     """A token was forged, damaged, for another purpose, or expired."""
+
+
+@dataclass(frozen=True)
+class Signed:
+    subscriber_id: int
+    scope: str
 
 
 def _b64(data: bytes) -> str:
@@ -35,18 +52,29 @@ def _mac(key: bytes, purpose: str, payload: str) -> str:
     return _b64(hmac.digest(key, f"{purpose}:{payload}".encode(), "sha256")[:18])
 
 
-def sign(key: bytes, purpose: str, subscriber_id: int, now: float | None = None) -> str:
+def sign(key: bytes, purpose: str, subscriber_id: int, now: float | None = None, scope: str = "") -> str:
     day = int((time.time() if now is None else now) // DAY)
-    payload = f"{subscriber_id:x}-{day:x}"
+    payload = f"{subscriber_id:x}-{day:x}" + (f"-{_b64(scope.encode())}" if scope else "")
     return f"{payload}.{_mac(key, purpose, payload)}"
+
+
+def read(key: bytes, purpose: str, token: str, now: float | None = None) -> Signed:
+    """The subscriber and scope of a valid token; TokenError otherwise."""
+    parts = _TOKEN.fullmatch(token) if isinstance(token, str) else None  # a web form may give anything
+    if not parts or not hmac.compare_digest(parts["mac"], _mac(key, purpose, parts["payload"])):
+        raise TokenError("this link is not valid (damaged or forged)")
+    lifetime = LIFETIME_DAYS[purpose]
+    today = int((time.time() if now is None else now) // DAY)
+    if lifetime is not None and today - int(parts["day"], 16) > lifetime:
+        raise TokenError("this link has expired")
+    scope = parts["scope"] or ""
+    try:
+        decoded = base64.urlsafe_b64decode(scope + "=" * (-len(scope) % 4)).decode() if scope else ""
+    except (binascii.Error, UnicodeDecodeError):
+        raise TokenError("this link is not valid (damaged or forged)") from None
+    return Signed(int(parts["subscriber"], 16), decoded)
 
 
 def verify(key: bytes, purpose: str, token: str, now: float | None = None) -> int:
     """The subscriber id in a valid token; TokenError otherwise."""
-    parts = _TOKEN.fullmatch(token) if isinstance(token, str) else None  # a web form may give anything
-    if not parts or not hmac.compare_digest(parts["mac"], _mac(key, purpose, parts["payload"])):
-        raise TokenError("this link is not valid (damaged or forged)")
-    today = int((time.time() if now is None else now) // DAY)
-    if today - int(parts["day"], 16) > LIFETIME_DAYS[purpose]:
-        raise TokenError("this link has expired")
-    return int(parts["subscriber"], 16)
+    return read(key, purpose, token, now).subscriber_id

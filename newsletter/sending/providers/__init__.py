@@ -34,6 +34,7 @@ class VariantContent:
     text: str
     markers: Markers
     template: MessageTemplate
+    language: str = "en"  # the greeting's language, filled per reader
 
 
 # The delivery id of a message outside the ledger (a test send, an alert), to one address.

@@ -1,0 +1,45 @@
+"""`newsletter serve`: the readers' pages (sign-up, confirmation, preferences, unsubscribing)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from newsletter import logs
+from newsletter.cli.output import out
+from newsletter.cli.state import state
+from newsletter.errors import InputError
+from newsletter.web import serving
+from newsletter.web.app import create_app
+
+HostOption = Annotated[
+    str, typer.Option("--host", help="Address to listen on (behind a reverse proxy: loopback).")
+]
+PortOption = Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")]
+
+
+def bound(host: str, port: int) -> serving.socket.socket:
+    """The listening socket, or one clear error naming the address."""
+    try:
+        return serving.listen(host, port)
+    except OSError as exc:
+        raise InputError("--port", f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def serve(
+    ctx: typer.Context,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="Log JSON lines, for a log collector.")
+    ] = False,
+) -> None:
+    """Serve the readers' pages until SIGTERM or Ctrl-C; the links in every email lead here, so
+    `public_url` in the settings is where a reverse proxy makes this reachable."""
+    logs.configure(state(ctx).verbose, interactive=False, json_lines=log_json)
+    app = create_app(state(ctx).runtime())
+    sock = bound(host, port)
+    out.print(f"serving the readers' pages on {serving.address(sock)}", markup=False, soft_wrap=True)
+    serving.serve(app, sock)
+    out.print("stopped", markup=False)

@@ -1,0 +1,58 @@
+"""The emails a reader's own action sends (a confirmation link, a fresh preferences link, a new
+address to confirm): outside the ledger, in the reader's language, from `templates/notices/`."""
+
+from __future__ import annotations
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from newsletter.editions.compose import Markers
+from newsletter.i18n import install, translations
+from newsletter.sending.single import send_one
+from newsletter.settings import Settings
+from newsletter.store.runtime import Runtime
+
+# The notices there are, each a `<kind>.txt` and `<kind>.html` and a subject.
+SUBJECTS = {
+    "confirm": "Confirm your subscription to {site}",
+    "already": "Your subscription to {site}",
+    "preferences": "Your link to {site}'s newsletter settings",
+    "address": "Confirm your new address for {site}",
+}
+
+
+def environment(settings: Settings) -> SandboxedEnvironment:
+    """Templates an editor may change: sandboxed, autoescaped in HTML."""
+    loader = jinja2.FileSystemLoader(str(settings.templates_path() / "notices"))
+    return SandboxedEnvironment(
+        loader=loader,
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+    )
+
+
+def send_notice(
+    runtime: Runtime, kind: str, to: str, language: str, link: str, newsletters: list[str]
+) -> bool:
+    """Render and send one notice; True when the provider took it. A notice that cannot go is
+    logged by the caller's page as sent all the same: the page never tells who is on the list."""
+    settings = runtime.settings
+    env = environment(settings)
+    install(env, language)
+    gettext = translations(language).gettext
+    titles = [settings.newsletter(name).title for name in newsletters if name in settings.newsletters]
+    values = {"site": settings.site, "link": link, "newsletters": titles, "language": language}
+    subject = gettext(SUBJECTS[kind]).format(site=settings.site.name)
+    _address, outcome = send_one(
+        settings,
+        to,
+        subject,
+        env.get_template(f"{kind}.html").render(values, subject=subject),
+        env.get_template(f"{kind}.txt").render(values, subject=subject),
+        Markers.fresh(),
+        f"{settings.site.name} subscriptions",
+        "subscriptions",
+        {"Auto-Submitted": "auto-generated"},
+    )
+    return outcome.status == "sent"

@@ -1,0 +1,423 @@
+"""What readers do themselves, through the pages and the links in every email: join (double
+opt-in), confirm, change what they receive, change their address, leave one newsletter or all,
+come back. Nobody else can: every change needs a token signed for that reader, and no answer
+tells a stranger whether an address is on the list."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from newsletter.errors import InputError, NewsletterError
+from newsletter.i18n import N_
+from newsletter.services.notices import send_notice
+from newsletter.settings import Settings, language_code
+from newsletter.store.categories import configured_sections, slugify
+from newsletter.store.db import reading, unit_of_work
+from newsletter.store.models import Category, Consent, Subscriber, SubscriberNewsletter, Suppression
+from newsletter.store.runtime import Runtime
+from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatus, SuppressionReason
+from newsletter.subscribers.addresses import address_hash, normalize_email
+from newsletter.subscribers.links import Links
+from newsletter.subscribers.tokens import TokenError, read
+
+log = logging.getLogger("newsletter.readers")
+# A reader is sent a confirmation or a fresh link at most this often, whatever is asked.
+NOTICE_EVERY = timedelta(hours=1)
+MAX_PAUSE_WEEKS = 52
+
+
+class ReaderError(NewsletterError):
+    """A reader's request that cannot be done as asked (the page says why)."""
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """A sign-up form, as posted."""
+
+    email: str
+    newsletters: list[str]
+    categories: list[str] = field(default_factory=list)
+    language: str | None = None
+    name: str | None = None
+    source: str = "signup"  # the page it came from
+    wording: str | None = None  # what the reader agreed to (default: the settings' wording)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    newsletter: str
+    title: str
+    active: bool
+    paused_until: datetime | None
+
+
+@dataclass(frozen=True)
+class ReaderView:
+    """What a reader's own page shows them (they hold the token: it is theirs to see)."""
+
+    subscriber_id: int
+    email: str
+    name: str | None
+    language: str
+    status: SubscriberStatus
+    subscriptions: list[Subscription]
+    categories: list[str]
+
+
+@dataclass(frozen=True)
+class Change:
+    """A preferences form, as posted."""
+
+    newsletters: list[str]
+    categories: list[str]
+    language: str
+    pause_weeks: int | None = 0  # None: a pause running on is kept as it is
+    new_email: str | None = None
+
+
+def _key(settings: Settings) -> bytes:
+    return settings.signing_key()
+
+
+def _links(settings: Settings) -> Links:
+    return Links.from_settings(settings)
+
+
+def _reader(session: Session, settings: Settings, purpose: str, token: str) -> tuple[Subscriber, str]:
+    """The subscriber a token was signed for, and its scope; TokenError for anything else (a
+    forgotten reader's token included: there is nobody left to change)."""
+    signed = read(_key(settings), purpose, token)
+    subscriber = session.get(Subscriber, signed.subscriber_id)
+    if subscriber is None or subscriber.email.startswith("sha256:"):
+        raise TokenError("this link is not valid any more")
+    return subscriber, signed.scope
+
+
+def _view(settings: Settings, subscriber: Subscriber) -> ReaderView:
+    return ReaderView(
+        subscriber.id,
+        subscriber.email,
+        subscriber.name,
+        subscriber.language,
+        SubscriberStatus(subscriber.status),
+        [
+            Subscription(
+                n.newsletter,
+                settings.newsletters[n.newsletter].title
+                if n.newsletter in settings.newsletters
+                else n.newsletter,
+                n.status == SubscriptionStatus.ACTIVE,
+                n.paused_until,
+            )
+            for n in sorted(subscriber.newsletters, key=lambda n: n.newsletter)
+        ],
+        [c.slug for c in subscriber.categories],
+    )
+
+
+def _consent(
+    session: Session, subscriber: Subscriber, action: str, source: str, now: datetime, **detail: object
+) -> None:
+    session.add(
+        Consent(
+            subscriber_id=subscriber.id,
+            at=now,
+            action=action,
+            source=source[:2000],
+            wording=str(detail.pop("wording")) if "wording" in detail else None,
+            detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
+        )
+    )
+
+
+def _checked_newsletters(settings: Settings, names: list[str]) -> list[str]:
+    unknown = [name for name in names if name not in settings.newsletters]
+    if unknown or not names:
+        raise InputError("newsletters", f"choose among {', '.join(sorted(settings.newsletters))}")
+    return list(dict.fromkeys(names))
+
+
+def categories_for(session: Session, settings: Settings, names: list[str]) -> list[Category]:
+    """The sections a reader chose, created when the settings name one no fetch stored yet."""
+    known = configured_sections(settings)
+    stored = {c.slug: c for c in session.scalars(select(Category).where(Category.is_section))}
+    chosen: list[Category] = []
+    for name in names:
+        slug = slugify(name)
+        if slug in stored:
+            chosen.append(stored[slug])
+        elif slug in known:
+            category = session.scalars(select(Category).where(Category.slug == slug)).one_or_none()
+            category = category or Category(slug=slug, name=known[slug], is_section=True)
+            category.is_section = True
+            session.add(category)
+            stored[slug] = category
+            chosen.append(category)
+        else:
+            raise InputError("categories", f"unknown category {name!r}")
+    return list(dict.fromkeys(chosen))
+
+
+def _suppression(session: Session, email: str) -> Suppression | None:
+    return session.scalars(
+        select(Suppression).where(Suppression.email.in_([email, address_hash(email)]))
+    ).first()
+
+
+def _may_notify(subscriber: Subscriber, now: datetime) -> bool:
+    """At most one notice an hour per reader, so the form cannot be used to flood a mailbox."""
+    last = subscriber.confirm_sent_at
+    if last is not None and now - last < NOTICE_EVERY:
+        return False
+    subscriber.confirm_sent_at = now
+    return True
+
+
+def sign_up(runtime: Runtime, request: SignUp, now: datetime) -> str:
+    """Ask for a subscription: a new or unconfirmed reader gets a confirmation link (double
+    opt-in); an active one a link to their settings; a suppressed address nothing. The caller
+    answers the same whatever happened; the return value ("confirm", "already", "quiet",
+    "throttled") is for logs and tests."""
+    settings = runtime.settings
+    email = normalize_email(request.email)
+    newsletters = _checked_newsletters(settings, request.newsletters)
+    language = language_code(request.language or settings.site.language)
+    name = " ".join((request.name or "").split())[:300] or None
+    wording = request.wording or settings.readers.consent_wording
+    with unit_of_work(runtime.factory) as session:
+        categories = categories_for(session, settings, request.categories)
+        subscriber = session.scalars(select(Subscriber).where(Subscriber.email == email)).one_or_none()
+        suppression = _suppression(session, email)
+        if suppression is not None and suppression.reason != SuppressionReason.UNSUBSCRIBE:
+            return "quiet"  # bounced, complained or forgotten: never mailed again
+        if subscriber is not None and subscriber.status in (
+            SubscriberStatus.BOUNCED,
+            SubscriberStatus.COMPLAINED,
+        ):
+            return "quiet"
+        if subscriber is not None and not _may_notify(subscriber, now):
+            return "throttled"  # the same request again within the hour: nothing changes
+        if subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE:
+            kind = "already"  # changing an active reader's settings needs their own link
+        else:
+            kind = "confirm"
+            if subscriber is None:
+                subscriber = Subscriber(email=email, created_at=now, status=SubscriberStatus.PENDING)
+                session.add(subscriber)
+            subscriber.status = SubscriberStatus.PENDING
+            subscriber.name = name or subscriber.name
+            subscriber.language = language
+            subscriber.categories = categories
+            _set_newsletters(subscriber, newsletters, now, "signup", reactivate=True)
+            session.flush()
+            _consent(
+                session,
+                subscriber,
+                "subscribe",
+                request.source,
+                now,
+                wording=wording,
+                newsletters=newsletters,
+            )
+        subscriber.confirm_sent_at = now
+        links = _links(settings)
+        link = links.confirm(subscriber.id) if kind == "confirm" else links.preferences(subscriber.id)
+        to, reader_language, subscribed = (
+            subscriber.email,
+            subscriber.language,
+            [n.newsletter for n in subscriber.newsletters if n.status == SubscriptionStatus.ACTIVE],
+        )
+    send_notice(runtime, kind, to, reader_language, link, subscribed)
+    return kind
+
+
+def _set_newsletters(
+    subscriber: Subscriber, wanted: list[str], now: datetime, source: str, reactivate: bool
+) -> None:
+    """The reader's newsletters as chosen: each chosen one active (a left one again only when the
+    reader asks, `reactivate`), each other one left, with the time and how."""
+    have = {n.newsletter: n for n in subscriber.newsletters}
+    for name in wanted:
+        current = have.get(name)
+        if current is None:
+            subscriber.newsletters.append(
+                SubscriberNewsletter(newsletter=name, subscribed_at=now, source=source)
+            )
+        elif current.status != SubscriptionStatus.ACTIVE and reactivate:
+            current.status = SubscriptionStatus.ACTIVE
+            current.subscribed_at, current.unsubscribed_at, current.source = now, None, source
+    for name, current in have.items():
+        if name not in wanted and current.status == SubscriptionStatus.ACTIVE:
+            current.status = SubscriptionStatus.UNSUBSCRIBED
+            current.unsubscribed_at, current.source = now, source
+
+
+def confirm(runtime: Runtime, token: str, now: datetime) -> ReaderView:
+    """The double opt-in's link: the reader is active from now on (an address that had left
+    everything is taken off the suppression list: this is the reader asking)."""
+    settings = runtime.settings
+    with unit_of_work(runtime.factory) as session:
+        subscriber, _scope = _reader(session, settings, "confirm", token)
+        if subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
+            raise ReaderError(N_("This address cannot be subscribed."))
+        if subscriber.status != SubscriberStatus.ACTIVE:
+            subscriber.status = SubscriberStatus.ACTIVE
+            subscriber.confirmed_at = now
+            subscriber.unsubscribed_at = None
+            session.execute(
+                delete(Suppression).where(
+                    Suppression.email == subscriber.email, Suppression.reason == SuppressionReason.UNSUBSCRIBE
+                )
+            )
+            _consent(session, subscriber, "confirm", "confirmation link", now)
+        return _view(settings, subscriber)
+
+
+def language_of(runtime: Runtime, purpose: str, token: str) -> str:
+    """The language of the reader a token of any purpose names, for the page it opens
+    (TokenError if it names nobody)."""
+    with reading(runtime.factory) as session:
+        subscriber, _scope = _reader(session, runtime.settings, purpose, token)
+        return subscriber.language
+
+
+def preferences(runtime: Runtime, token: str) -> ReaderView:
+    """What the reader receives, for their settings page."""
+    with reading(runtime.factory) as session:
+        subscriber, _scope = _reader(session, runtime.settings, "preferences", token)
+        return _view(runtime.settings, subscriber)
+
+
+def change(runtime: Runtime, token: str, wanted: Change, now: datetime) -> tuple[ReaderView, bool]:
+    """Save the reader's settings; a new address is only asked for (a link goes to it), and True
+    says so."""
+    settings = runtime.settings
+    newsletters = [n for n in wanted.newsletters if n in settings.newsletters]
+    language = language_code(wanted.language)
+    if wanted.pause_weeks is not None and not 0 <= wanted.pause_weeks <= MAX_PAUSE_WEEKS:
+        raise InputError("pause", f"a pause is 0 to {MAX_PAUSE_WEEKS} weeks")
+    new_email = normalize_email(wanted.new_email) if wanted.new_email else None
+    with unit_of_work(runtime.factory) as session:
+        subscriber, _scope = _reader(session, settings, "preferences", token)
+        subscriber.language = language
+        subscriber.categories = categories_for(session, settings, wanted.categories)
+        _set_newsletters(subscriber, newsletters, now, "preferences", reactivate=True)
+        if wanted.pause_weeks is not None:
+            paused = now + timedelta(weeks=wanted.pause_weeks) if wanted.pause_weeks else None
+            for subscription in subscriber.newsletters:
+                subscription.paused_until = paused
+        _consent(
+            session,
+            subscriber,
+            "change",
+            "preferences page",
+            now,
+            newsletters=newsletters,
+            categories=wanted.categories,
+            language=language,
+            pause_weeks=wanted.pause_weeks,
+        )
+        session.flush()
+        view = _view(settings, subscriber)
+        asked = new_email is not None and new_email != subscriber.email
+        link = _links(settings).address(subscriber.id, new_email) if asked and new_email else None
+    if link and new_email:
+        send_notice(runtime, "address", new_email, language, link, [])
+    return view, link is not None
+
+
+def confirm_address(runtime: Runtime, token: str, now: datetime) -> ReaderView:
+    """The link sent to a new address: the reader's mail goes there from now on."""
+    settings = runtime.settings
+    with unit_of_work(runtime.factory) as session:
+        subscriber, new_email = _reader(session, settings, "address", token)
+        new_email = normalize_email(new_email)
+        taken = session.scalars(select(Subscriber).where(Subscriber.email == new_email)).one_or_none()
+        if taken is not None and taken.id != subscriber.id:
+            raise ReaderError(N_("This address already has its own subscription."))
+        if _suppression(session, new_email) is not None:
+            raise ReaderError(N_("This address cannot be used."))
+        _consent(session, subscriber, "change", "address confirmation link", now, email="changed")
+        subscriber.email = new_email
+        return _view(settings, subscriber)
+
+
+def fresh_link(runtime: Runtime, email: str, now: datetime) -> None:
+    """An expired settings link's page asks for a new one: it goes to the address if it is a
+    reader's, at most once an hour; nothing tells the asker which."""
+    settings = runtime.settings
+    try:
+        mailbox = normalize_email(email)
+    except ValueError:
+        return
+    with unit_of_work(runtime.factory) as session:
+        subscriber = session.scalars(select(Subscriber).where(Subscriber.email == mailbox)).one_or_none()
+        if subscriber is None or subscriber.status in ENDED or not _may_notify(subscriber, now):
+            return
+        link, language = _links(settings).preferences(subscriber.id), subscriber.language
+    send_notice(runtime, "preferences", mailbox, language, link, [])
+
+
+@dataclass(frozen=True)
+class Left:
+    newsletter: str
+    title: str
+    email: str
+
+
+def unsubscribe(runtime: Runtime, token: str, source: str, now: datetime) -> Left:
+    """Leave the newsletter the token names, at once; again is harmless."""
+    settings = runtime.settings
+    with unit_of_work(runtime.factory) as session:
+        subscriber, newsletter = _reader(session, settings, "unsubscribe", token)
+        subscription = next((n for n in subscriber.newsletters if n.newsletter == newsletter), None)
+        if subscription is not None and subscription.status == SubscriptionStatus.ACTIVE:
+            subscription.status = SubscriptionStatus.UNSUBSCRIBED
+            subscription.unsubscribed_at, subscription.source = now, source
+            _consent(session, subscriber, "unsubscribe", source, now, newsletter=newsletter)
+        title = settings.newsletters[newsletter].title if newsletter in settings.newsletters else newsletter
+        return Left(newsletter, title, subscriber.email)
+
+
+def leave_everything(runtime: Runtime, token: str, source: str, now: datetime) -> Left:
+    """Leave every newsletter: the address goes on the suppression list, so no import and no
+    sign-up by someone else brings it back (the reader's own confirmation can)."""
+    settings = runtime.settings
+    with unit_of_work(runtime.factory) as session:
+        subscriber, _newsletter = _reader(session, settings, "unsubscribe", token)
+        _set_newsletters(subscriber, [], now, source, reactivate=False)
+        subscriber.status, subscriber.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, now
+        if _suppression(session, subscriber.email) is None:
+            session.add(
+                Suppression(email=subscriber.email, reason=SuppressionReason.UNSUBSCRIBE, detail=source)
+            )
+        _consent(session, subscriber, "unsubscribe", source, now, newsletter="all")
+        return Left("all", "all newsletters", subscriber.email)
+
+
+def resubscribe(runtime: Runtime, token: str, now: datetime) -> Left:
+    """Come back to the newsletter just left (from the page that confirmed leaving)."""
+    settings = runtime.settings
+    with unit_of_work(runtime.factory) as session:
+        subscriber, newsletter = _reader(session, settings, "unsubscribe", token)
+        if subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
+            raise ReaderError(N_("This address cannot be subscribed."))
+        if newsletter in settings.newsletters:
+            wanted = [n.newsletter for n in subscriber.newsletters if n.status == SubscriptionStatus.ACTIVE]
+            _set_newsletters(subscriber, [*wanted, newsletter], now, "page", reactivate=True)
+        if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
+            subscriber.status, subscriber.unsubscribed_at = SubscriberStatus.ACTIVE, None
+            session.execute(
+                delete(Suppression).where(
+                    Suppression.email == subscriber.email, Suppression.reason == SuppressionReason.UNSUBSCRIBE
+                )
+            )
+        _consent(session, subscriber, "resubscribe", "unsubscribe page", now, newsletter=newsletter)
+        title = settings.newsletters[newsletter].title if newsletter in settings.newsletters else newsletter
+        return Left(newsletter, title, subscriber.email)

@@ -1,0 +1,68 @@
+"""`/confirm/{token}` and `/address/{token}`: the links that confirm a sign-up or a new address.
+A GET only shows a button; the POST it sends confirms, so a link scanner confirms nothing."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from newsletter.services import readers
+from newsletter.subscribers.links import Links
+from newsletter.web.context import web
+from newsletter.web.forms import read_form, text
+
+router = APIRouter()
+
+
+@router.get("/confirm/{token}")
+async def confirm_page(request: Request, token: str) -> Response:
+    return await _ask(request, "confirm", token)
+
+
+@router.get("/address/{token}")
+async def address_page(request: Request, token: str) -> Response:
+    return await _ask(request, "address", token)
+
+
+async def _ask(request: Request, purpose: str, token: str) -> Response:
+    site = web(request)
+    language = await run_in_threadpool(readers.language_of, site.runtime, purpose, token)
+    return site.pages.render(
+        "confirm.html",
+        language,
+        purpose=purpose,
+        action=f"/{purpose}/{token}",
+        csrf=site.guard.form_token(token),
+    )
+
+
+@router.post("/confirm/{token}")
+async def confirm(request: Request, token: str) -> Response:
+    site = web(request)
+    posted = await read_form(request)
+    if refused := site.form_refused(request, token, text(posted, "csrf")):
+        return refused
+    view = await run_in_threadpool(readers.confirm, site.runtime, token, site.clock())
+    return _confirmed(request, "confirm", view)
+
+
+@router.post("/address/{token}")
+async def confirm_address(request: Request, token: str) -> Response:
+    site = web(request)
+    posted = await read_form(request)
+    if refused := site.form_refused(request, token, text(posted, "csrf")):
+        return refused
+    view = await run_in_threadpool(readers.confirm_address, site.runtime, token, site.clock())
+    return _confirmed(request, "address", view)
+
+
+def _confirmed(request: Request, purpose: str, view: readers.ReaderView) -> Response:
+    site = web(request)
+    return site.pages.render(
+        "confirmed.html",
+        view.language,
+        purpose=purpose,
+        view=view,
+        settings_link=Links.from_settings(site.runtime.settings).preferences(view.subscriber_id),
+    )

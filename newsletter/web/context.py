@@ -1,0 +1,110 @@
+"""What every page handler shares, built once by the app factory and kept on the app."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from newsletter.i18n import N_
+from newsletter.store.runtime import Runtime
+from newsletter.web.client import Network, client_address, limit_key, trusted_networks
+from newsletter.web.limits import Limit
+from newsletter.web.pages import Pages, asked_language
+from newsletter.web.security import Guard
+
+log = logging.getLogger("newsletter.web")
+Clock = Callable[[], datetime]
+# Notices asked for one address, whatever the client: past this, the page answers as usual and
+# asks nothing of the service (which itself mails an address at most once an hour).
+ADDRESS_PER_HOUR = 5
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Web:
+    runtime: Runtime
+    clock: Clock
+    pages: Pages
+    guard: Guard
+    trusted: list[Network]
+    per_client: Limit
+    per_address: Limit = field(default_factory=lambda: Limit(ADDRESS_PER_HOUR, 3600.0))
+
+    @classmethod
+    def build(cls, runtime: Runtime, clock: Clock) -> Web:
+        settings = runtime.settings
+        readers = settings.readers
+        return cls(
+            runtime,
+            clock,
+            Pages(settings),
+            Guard(settings.signing_key(), str(settings.public_url), readers.signup_origins),
+            trusted_networks(readers.trusted_proxies),
+            Limit(readers.client_per_minute, 60.0),
+        )
+
+    def client(self, request: Request) -> str:
+        peer = request.client.host if request.client else None
+        return client_address(peer, request.headers.get("x-forwarded-for"), self.trusted)
+
+    def client_allowed(self, request: Request) -> bool:
+        """Counts a request that sends an email (a sign-up, a link asked for)."""
+        client = self.client(request)
+        if self.per_client.take(limit_key(client), time.monotonic()):
+            return True
+        log.warning("rate limit: %s made more than %d requests a minute", client, self.per_client.allowed)
+        return False
+
+    def address_allowed(self, address: str) -> bool:
+        return self.per_address.take(address.strip().lower(), time.monotonic())
+
+    def language(self, request: Request) -> str:
+        return asked_language(request.query_params, request.headers, self.runtime.settings.site.language)
+
+    def error(
+        self, request: Request, status: int, title: str, message: str, **values: object
+    ) -> HTMLResponse:
+        """An error page in the asker's language; `title` and `message` are English msgids."""
+        return self.pages.render(
+            "error.html", self.language(request), status, title=title, message=message, **values
+        )
+
+    def form_refused(self, request: Request, binding: str | None, given: str) -> HTMLResponse | None:
+        """A token page's form: refused from a foreign origin, or without the token this page gave.
+        `Origin: null` is what a browser sends from a no-referrer page (every token page): the
+        form token, bound to the page's own token, is the check then."""
+        origin = self.guard.origin(request.headers)
+        if origin != "null" and not self.guard.own_origin(origin, str(request.base_url)):
+            log.warning("a form was posted from %s: refused", origin)
+            return self.error(
+                request, 403, N_("Not allowed"), N_("This form may only be sent from our own pages.")
+            )
+        if not self.guard.valid(binding, given):
+            return self.error(
+                request,
+                403,
+                N_("This form has expired"),
+                N_("Please open the page again from the link in your email."),
+            )
+        return None
+
+    def too_many(self, request: Request) -> HTMLResponse:
+        response = self.error(
+            request, 429, N_("Too many requests"), N_("Please wait a minute before you try again.")
+        )
+        response.headers["Retry-After"] = "60"
+        return response
+
+
+def web(request: Request) -> Web:
+    found: Web = request.app.state.web
+    return found

@@ -1,0 +1,35 @@
+"""Reading a posted form: urlencoded or multipart, a few small fields, no files."""
+
+from __future__ import annotations
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from newsletter.web.security import MAX_BODY, BodyTooLarge
+
+MAX_FIELDS = 200
+
+
+async def read_form(request: Request) -> FormData:
+    """The form's fields; a body that is too large, malformed or carries a file is an
+    HTTPException (413 or 400) that the error page answers."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise HTTPException(413, "the form is too large")
+    try:
+        return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=16 * 1024)
+    except BodyTooLarge:
+        raise HTTPException(413, "the form is too large") from None
+    except UnicodeDecodeError:
+        raise HTTPException(400, "the form is not UTF-8") from None
+
+
+def text(form: FormData, name: str, limit: int = 1000) -> str:
+    """One text field, trimmed; a file or a missing field reads as empty."""
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def texts(form: FormData, name: str, limit: int = 50) -> list[str]:
+    return [value.strip() for value in form.getlist(name)[:limit] if isinstance(value, str) and value.strip()]

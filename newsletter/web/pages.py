@@ -1,0 +1,124 @@
+"""The pages as readers see them: `templates/web/` rendered in the reader's language.
+
+Templates are files an editor may change, so they render in Jinja's sandbox with autoescaping
+on: every value from a reader, the store or the settings is escaped. gettext lives in an
+environment's globals, so there is one environment per language, built on first use.
+
+A message held in a variable (an error's title, the consent wording) is shown with
+`translate(message)`, never `_(message)`: the i18n extension's `_` marks its result safe and
+%-formats it, which is right for the templates' own literals but not for text that may carry a
+reader's input.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from starlette.datastructures import Headers, QueryParams
+from starlette.responses import HTMLResponse
+
+from newsletter import i18n
+from newsletter.settings import Settings, language_code
+from newsletter.store.categories import configured_sections
+
+
+class Pages:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.folder: Path = settings.templates_path() / "web"
+        self._environments: dict[str, SandboxedEnvironment] = {}
+        self._lock = threading.Lock()
+
+    def environment(self, language: str) -> SandboxedEnvironment:
+        language = i18n.catalog_language(language)
+        with self._lock:
+            if language not in self._environments:
+                environment = SandboxedEnvironment(
+                    loader=jinja2.FileSystemLoader(str(self.folder)),
+                    autoescape=True,
+                    undefined=jinja2.StrictUndefined,
+                    extensions=["jinja2.ext.i18n"],
+                    trim_blocks=True,
+                    lstrip_blocks=True,
+                )
+                i18n.install(environment, language)
+                self._environments[language] = environment
+            return self._environments[language]
+
+    def render(self, name: str, language: str, status: int = 200, **values: object) -> HTMLResponse:
+        """`name` in `language`, with the site, the page's language, and helpers that put a
+        language's name, a message, a newsletter's title and a date in the page's language."""
+        environment = self.environment(language)
+        html = environment.get_template(name).render(
+            values,
+            site=self.settings.site,
+            lang=i18n.catalog_language(language),
+            language_name=lambda code: i18n.language_name(code, language),
+            translate=lambda message: self.gettext(language, str(message)),
+            newsletter_title=lambda newsletter, title: self.title(newsletter, language, title),
+            format_date=lambda moment: i18n.format_date(moment, language, self.settings.zone),
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def gettext(self, language: str, message: str) -> str:
+        return i18n.translations(language).gettext(message)
+
+    def title(self, newsletter: str, language: str, fallback: str | None = None) -> str:
+        """A newsletter's title for readers of `language`: the settings' own for that language,
+        else the default title translated; `fallback` (else the name) for one not configured."""
+        settings = self.settings.newsletters.get(newsletter)
+        if settings is None:
+            return self.gettext(language, fallback or newsletter)
+        return self.gettext(language, settings.in_language(i18n.catalog_language(language)).title)
+
+    def stylesheet(self) -> str:
+        return (self.folder / "site.css").read_text(encoding="utf-8")
+
+    # What the forms offer: the settings' newsletters, sections and content languages.
+
+    def newsletters(self, language: str) -> list[tuple[str, str]]:
+        """(name, title) of every newsletter, titled for readers of `language`."""
+        return [(name, self.title(name, language)) for name in sorted(self.settings.newsletters)]
+
+    def categories(self) -> list[tuple[str, str]]:
+        return sorted(configured_sections(self.settings).items(), key=lambda item: item[1].lower())
+
+    def languages(self, also: str | None = None) -> list[str]:
+        """The languages articles come in (the site's and its language editions'), and the
+        chrome's catalogs: a reader may read English articles in German chrome."""
+        found = {self.settings.site.language, *i18n.languages()}
+        found.update(language_code(feed.language) for feed in self.settings.feeds if feed.language)
+        if also:
+            found.add(also)
+        return sorted(found)
+
+
+def asked_language(query: QueryParams, headers: Headers, default: str) -> str:
+    """The page's language when no reader is known: `?lang=`, else the browser's first
+    Accept-Language that has a catalog, else the site's."""
+    available = i18n.languages()
+    asked = query.get("lang")
+    if asked and primary(asked) in available:
+        return primary(asked)
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(headers.get("accept-language", "").split(",")[:20]):
+        tag, _sep, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if tag and quality > 0:
+            ranked.append((-quality, position, primary(tag)))
+    for _quality, _position, language in sorted(ranked):
+        if language in available:
+            return language
+    return i18n.catalog_language(default)
+
+
+def primary(tag: str) -> str:
+    return tag.strip().lower().replace("_", "-").split("-")[0]

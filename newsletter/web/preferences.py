@@ -1,0 +1,167 @@
+"""`/preferences/{token}`: what a reader receives, changed with the link in every email (no
+login). An expired or damaged link, and `/preferences` itself, offer to email a fresh one."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from newsletter.errors import InputError, NewsletterError
+from newsletter.i18n import N_
+from newsletter.services import readers
+from newsletter.subscribers.tokens import TokenError
+from newsletter.web.context import Web, log, web
+from newsletter.web.forms import read_form, text, texts
+from newsletter.web.pages import primary
+
+router = APIRouter()
+# The pause a reader may choose, in weeks (the service allows up to 52).
+PAUSES = (0, 1, 2, 4, 8, 12, 26, 52)
+# What the page says of a field the service refused.
+PROBLEMS = {
+    "categories": N_("Choose among the sections listed."),
+    "pause": N_("Choose a pause from the list."),
+    "newsletters": N_("Choose among the newsletters listed."),
+}
+# The choice a paused reader's form starts on: saving other settings leaves the pause as it is.
+KEEP = "keep"
+
+
+@router.get("/preferences")
+async def ask_for_link(request: Request) -> Response:
+    site = web(request)
+    return link_page(site, request, 200, expired=False)
+
+
+@router.post("/preferences")
+async def send_link(request: Request) -> Response:
+    """Email the settings link to an address, if it is a reader's; the answer never says."""
+    site = web(request)
+    posted = await read_form(request)
+    if not site.guard.own_origin(site.guard.origin(request.headers), str(request.base_url)):
+        return site.error(
+            request, 403, N_("Not allowed"), N_("This form may only be sent from our own pages.")
+        )
+    if not site.guard.valid(site.guard.cookie_value(request.cookies), text(posted, "csrf")):
+        return site.error(
+            request,
+            403,
+            N_("This form has expired"),
+            N_("Please open the page again and send the form from there."),
+            retry="/preferences",
+        )
+    if not site.client_allowed(request):
+        return site.too_many(request)
+    email = text(posted, "email", 320)
+    if email and site.address_allowed(email):
+        try:
+            await run_in_threadpool(readers.fresh_link, site.runtime, email, site.clock())
+        except NewsletterError as exc:
+            log.error("a fresh settings link: %s", exc)
+    return site.pages.render("link_sent.html", site.language(request), email=email)
+
+
+@router.get("/preferences/{token}")
+async def preferences(request: Request, token: str) -> Response:
+    site = web(request)
+    try:
+        view = await run_in_threadpool(readers.preferences, site.runtime, token)
+    except TokenError:
+        return link_page(site, request, 400, expired=True)
+    return preferences_page(site, token, view)
+
+
+@router.post("/preferences/{token}")
+async def change(request: Request, token: str) -> Response:
+    site = web(request)
+    posted = await read_form(request)
+    if refused := site.form_refused(request, token, text(posted, "csrf")):
+        return refused
+    new_email = text(posted, "new_email", 320) or None
+    if new_email and not site.client_allowed(request):
+        return site.too_many(request)
+    try:
+        current = await run_in_threadpool(readers.preferences, site.runtime, token)
+    except TokenError:
+        return link_page(site, request, 400, expired=True)
+    wanted, problem = _wanted(site, posted, current.language)
+    if problem is None and new_email and not site.address_allowed(new_email):
+        problem = (
+            "new_email",
+            N_("We have sent several links to this address already: try again in an hour."),
+        )
+    if problem is not None:
+        return preferences_page(site, token, current, errors=dict([problem]), status=400)
+    try:
+        view, asked = await run_in_threadpool(readers.change, site.runtime, token, wanted, site.clock())
+    except InputError as exc:  # the service's words may quote the form: the page says its own
+        errors = {exc.name: PROBLEMS.get(exc.name, N_("Please check this value."))}
+        return preferences_page(site, token, current, errors=errors, status=400)
+    except ValueError:  # a new address email-validator refuses
+        errors = {"new_email": N_("This is not an email address we can write to.")}
+        return preferences_page(site, token, current, errors=errors, status=400)
+    return preferences_page(site, token, view, saved=True, address_asked=asked)
+
+
+def _wanted(site: Web, posted: FormData, current: str) -> tuple[readers.Change, tuple[str, str] | None]:
+    """The form as the service takes it, or the first field that cannot be right."""
+    language = primary(text(posted, "language", 35)) or current
+    pause = text(posted, "pause_weeks", 4) or "0"
+    problem = None
+    if language not in site.pages.languages(also=current):
+        problem = ("language", N_("Choose a language."))
+    if pause != KEEP and (not pause.isdigit() or int(pause) not in PAUSES):
+        problem, pause = ("pause_weeks", N_("Choose a pause from the list.")), "0"
+    change = readers.Change(
+        newsletters=texts(posted, "newsletters"),
+        categories=texts(posted, "categories"),
+        language=language,
+        pause_weeks=None if pause == KEEP else int(pause),
+        new_email=text(posted, "new_email", 320) or None,
+    )
+    return change, problem
+
+
+def preferences_page(
+    site: Web,
+    token: str,
+    view: readers.ReaderView,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    saved: bool = False,
+    address_asked: bool = False,
+) -> Response:
+    now = site.clock()
+    paused = [
+        s.paused_until for s in view.subscriptions if s.active and s.paused_until and s.paused_until > now
+    ]
+    return site.pages.render(
+        "preferences.html",
+        view.language,
+        status,
+        view=view,
+        action=f"/preferences/{token}",
+        csrf=site.guard.form_token(token),
+        newsletters=site.pages.newsletters(view.language),
+        categories=site.pages.categories(),
+        languages=site.pages.languages(also=view.language),
+        pauses=PAUSES,
+        paused_until=max(paused) if paused else None,
+        errors=errors or {},
+        saved=saved,
+        address_asked=address_asked,
+    )
+
+
+def link_page(site: Web, request: Request, status: int, expired: bool) -> Response:
+    """The form that emails a fresh settings link; it (re)sets the CSRF cookie."""
+    cookie = site.guard.cookie_value(request.cookies) or site.guard.new_cookie()
+    response = site.pages.render(
+        "link.html", site.language(request), status, expired=expired, csrf=site.guard.form_token(cookie)
+    )
+    response.set_cookie(
+        site.guard.cookie, cookie, httponly=True, samesite="strict", secure=site.guard.secure, path="/"
+    )
+    return response

@@ -1,0 +1,147 @@
+"""`/subscribe`: the sign-up form (double opt-in). The answer is the same whether or not the
+address was known, so the page never tells a stranger who reads the newsletter."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.responses import RedirectResponse, Response
+
+from newsletter.errors import InputError, NewsletterError
+from newsletter.i18n import N_
+from newsletter.services import readers
+from newsletter.web.context import Web, log, web
+from newsletter.web.forms import read_form, text, texts
+from newsletter.web.pages import primary
+
+router = APIRouter()
+
+
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/subscribe", status_code=303)
+
+
+@router.get("/subscribe")
+async def form(request: Request) -> Response:
+    site = web(request)
+    language = site.language(request)
+    offered = site.pages.newsletters(language)
+    chosen = [offered[0][0]] if len(offered) == 1 else []  # one newsletter: nothing to choose
+    return signup_page(site, request, language, {"language": language, "newsletters": chosen})
+
+
+@router.post("/subscribe")
+async def subscribe(request: Request) -> Response:
+    site = web(request)
+    posted = await read_form(request)
+    language = _page_language(site, request, posted)
+    origin = site.guard.origin(request.headers)
+    partner = site.guard.partner(origin)
+    if not partner:
+        if not site.guard.own_origin(origin, str(request.base_url)):
+            log.warning("sign-up refused: posted from %s", origin)
+            return site.error(
+                request, 403, N_("Not allowed"), N_("This form may only be sent from our own pages.")
+            )
+        if not site.guard.valid(site.guard.cookie_value(request.cookies), text(posted, "csrf")):
+            return site.error(
+                request,
+                403,
+                N_("This form has expired"),
+                N_("Please open the sign-up page again and send the form from there."),
+                retry="/subscribe",
+            )
+    if not site.client_allowed(request):
+        return site.too_many(request)
+    values = _values(posted, language)
+    email = values["email"]
+    if not isinstance(email, str) or not email:
+        return signup_page(site, request, language, values, errors={"email": N_("Enter your email address.")})
+    if values["language"] not in site.pages.languages():
+        return signup_page(site, request, language, values, errors={"language": N_("Choose a language.")})
+    if not site.address_allowed(email):
+        log.info("sign-up: an address was asked for too often this hour; not passed on")
+        return site.pages.render("signup_sent.html", language, email=email)
+    settings = site.runtime.settings
+    request_values = readers.SignUp(
+        email=email,
+        newsletters=texts(posted, "newsletters"),
+        categories=texts(posted, "categories"),
+        language=str(values["language"]),
+        name=str(values["name"]) or None,
+        # A partner page showed its own copy of the settings' wording; ours showed the translation.
+        source=_source(request, origin) if partner else f"{site.guard.own}/subscribe",
+        wording=None if partner else site.pages.gettext(language, settings.readers.consent_wording),
+    )
+    try:
+        outcome = await run_in_threadpool(readers.sign_up, site.runtime, request_values, site.clock())
+    except InputError as exc:
+        return signup_page(site, request, language, values, errors={exc.name: _problem(exc.name)})
+    except ValueError:  # an address email-validator refuses
+        return signup_page(site, request, language, values, errors={"email": _problem("email")})
+    except NewsletterError as exc:  # the notice could not go: the page still says nothing more
+        log.error("sign-up: %s", exc)
+        outcome = "failed"
+    log.info("sign-up: %s", outcome)
+    return site.pages.render("signup_sent.html", language, email=email)
+
+
+def signup_page(
+    site: Web,
+    request: Request,
+    language: str,
+    values: dict[str, object],
+    errors: dict[str, str] | None = None,
+) -> Response:
+    """The form with the reader's values and any errors; it (re)sets the CSRF cookie."""
+    cookie = site.guard.cookie_value(request.cookies) or site.guard.new_cookie()
+    settings = site.runtime.settings
+    response = site.pages.render(
+        "signup.html",
+        language,
+        400 if errors else 200,
+        values=values,
+        errors=errors or {},
+        csrf=site.guard.form_token(cookie),
+        newsletters=site.pages.newsletters(language),
+        categories=site.pages.categories(),
+        languages=site.pages.languages(),
+        wording=settings.readers.consent_wording,
+    )
+    response.set_cookie(
+        site.guard.cookie, cookie, httponly=True, samesite="strict", secure=site.guard.secure, path="/"
+    )
+    return response
+
+
+def _values(posted: FormData, language: str) -> dict[str, object]:
+    return {
+        "email": text(posted, "email", 320),
+        "name": text(posted, "name", 300),
+        "newsletters": texts(posted, "newsletters"),
+        "categories": texts(posted, "categories"),
+        "language": primary(text(posted, "language", 35)) or language,
+    }
+
+
+def _page_language(site: Web, request: Request, posted: FormData) -> str:
+    """The language the form was shown in (a hidden field), else the browser's."""
+    shown = text(posted, "lang", 35)
+    return shown if shown in site.pages.languages() else site.language(request)
+
+
+def _source(request: Request, origin: str | None) -> str:
+    """The partner's page: its Referer when it is on that origin, else the origin alone."""
+    referer = request.headers.get("referer", "")
+    return referer if origin and referer.lower().startswith(origin + "/") else origin or "unknown"
+
+
+def _problem(field: str) -> str:
+    return {
+        "email": N_("This is not an email address we can write to."),
+        "newsletters": N_("Choose at least one newsletter."),
+        "categories": N_("Choose among the sections listed."),
+        "language": N_("Choose a language."),
+    }.get(field, N_("Please check this value."))

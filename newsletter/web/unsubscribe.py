@@ -1,0 +1,74 @@
+"""`/unsubscribe/{token}`: leaving one newsletter. The POST is RFC 8058's one-click: no cookie,
+no form token, done at once, answered 200 and never redirected. A GET only shows the button
+(link scanners follow links); the page after leaving offers to come back or to leave everything."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.responses import Response
+
+from newsletter.i18n import N_
+from newsletter.services import readers
+from newsletter.subscribers import tokens
+from newsletter.web.context import Web, web
+from newsletter.web.forms import read_form, text
+
+router = APIRouter()
+
+
+@router.get("/unsubscribe/{token}")
+async def unsubscribe_page(request: Request, token: str) -> Response:
+    site = web(request)
+    settings = site.runtime.settings
+    newsletter = tokens.read(settings.signing_key(), "unsubscribe", token).scope
+    language = await run_in_threadpool(readers.language_of, site.runtime, "unsubscribe", token)
+    title = site.pages.title(newsletter, language)  # in the reader's language
+    return site.pages.render("unsubscribe.html", language, title=title, action=f"/unsubscribe/{token}")
+
+
+@router.post("/unsubscribe/{token}")
+async def unsubscribe(request: Request, token: str) -> Response:
+    site = web(request)
+    posted = await read_form(request)
+    if text(posted, "List-Unsubscribe") != "One-Click":
+        return site.error(
+            request,
+            400,
+            N_("This link is not valid"),
+            N_("An unsubscribe request must say List-Unsubscribe=One-Click."),
+        )
+    source = "page" if text(posted, "from") == "page" else "one-click"
+    left = await run_in_threadpool(readers.unsubscribe, site.runtime, token, source, site.clock())
+    return _left(site, request, posted, token, "unsubscribed.html", left)
+
+
+@router.post("/unsubscribe/{token}/again")
+async def resubscribe(request: Request, token: str) -> Response:
+    site = web(request)
+    posted = await read_form(request)
+    if refused := site.form_refused(request, token, text(posted, "csrf")):
+        return refused
+    back = await run_in_threadpool(readers.resubscribe, site.runtime, token, site.clock())
+    return _left(site, request, posted, token, "resubscribed.html", back)
+
+
+@router.post("/unsubscribe/{token}/everything")
+async def leave_everything(request: Request, token: str) -> Response:
+    site = web(request)
+    posted = await read_form(request)
+    if refused := site.form_refused(request, token, text(posted, "csrf")):
+        return refused
+    left = await run_in_threadpool(readers.leave_everything, site.runtime, token, "page", site.clock())
+    return _left(site, request, posted, token, "left_everything.html", left)
+
+
+def _left(
+    site: Web, request: Request, posted: FormData, token: str, page: str, left: readers.Left
+) -> Response:
+    shown = text(posted, "lang", 35)
+    language = shown if shown in site.pages.languages() else site.language(request)
+    return site.pages.render(
+        page, language, left=left, action=f"/unsubscribe/{token}", csrf=site.guard.form_token(token)
+    )

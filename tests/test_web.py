@@ -1,0 +1,476 @@
+"""The readers' pages over real HTTP to `newsletter serve`: a separate process on loopback, the
+sample store behind it, notices in its outbox. Sign-up, the confirmation from the emailed link, a
+change of preferences, one-click unsubscribing in both encodings without cookies; forged,
+altered, expired and foreign tokens change nothing; CSRF, origins and rate limits refuse what
+they should; a German reader gets German pages and email."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from newsletter.store.models import Consent, Delivery, Subscriber, SubscriberNewsletter
+from newsletter.store.runtime import Runtime
+from newsletter.subscribers.links import Links
+from newsletter.subscribers.tokens import sign
+from tests.conftest import SECTIONS, free_port
+from tests.test_settings import run_cli
+
+SECRET = "test-secret-key-0123456789"
+PARTNER = "https://partner.example"
+ANNA = "anna.keller@example.com"  # a German reader of the sample
+MARC = "marc.dubois@example.org"  # takes the weekly and the daily
+
+
+@dataclass
+class Site:
+    """A running `newsletter serve` and the store behind it."""
+
+    url: str
+    runtime: Runtime
+    config: Path
+    process: subprocess.Popen
+
+    def client(self, **options: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False, **options)  # type: ignore[arg-type]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return run_cli(*args, "--config", str(self.config), env=environment(), cwd=self.config.parent)
+
+    def links(self) -> Links:
+        return Links.from_settings(self.runtime.settings)
+
+    def subscriber(self, address: str) -> Subscriber:
+        with self.runtime.factory() as session:
+            found = session.scalars(select(Subscriber).where(Subscriber.email == address)).one()
+            _ = (found.newsletters, found.categories)  # loaded while the session is open
+            return found
+
+    def subscriptions(self, address: str) -> dict[str, str]:
+        return {n.newsletter: n.status for n in self.subscriber(address).newsletters}
+
+    def notices(self) -> list[email.message.EmailMessage]:
+        folder = self.runtime.settings.outbox_dir / "outside-ledger"
+        paths = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in paths]
+
+
+def environment() -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    return {**base, "NEWSLETTER_SECRET_KEY": SECRET, "COLUMNS": "200"}
+
+
+def settings_text(runtime: Runtime, url: str, readers: str) -> str:
+    settings = runtime.settings
+    feeds = "".join(
+        f'[[feeds]]\nurl = "{feed.url}"\n' + (f'language = "{feed.language}"\n' if feed.language else "")
+        for feed in settings.feeds
+    )
+    return (
+        f'database_url = "{settings.database_url}"\noutbox_dir = "{settings.outbox_dir}"\n'
+        f'timezone = "{settings.timezone}"\npublic_url = "{url}"\n'
+        f"[readers]\n{readers}\n"
+        f'[site]\nurl = "{settings.site.url}"\ncategories = {json.dumps(SECTIONS)}\n'
+        '[newsletters.weekly]\n[newsletters.weekly.translations.de]\ntitle = "Wochenüberblick"\n'
+        '[newsletters.daily]\ntitle = "Daily briefing"\ndays = "*"\nat = "06:30"\nfirst_window_days = 1\n'
+        f"{feeds}"
+    )
+
+
+def serve(runtime: Runtime, folder: Path, readers: str = "") -> Iterator[Site]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = folder / "site.toml"
+    config.write_text(settings_text(runtime, url, readers or f'signup_origins = ["{PARTNER}"]'))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", str(port), "--config", str(config)],
+        env=environment(),
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    site = Site(url, runtime, config, process)
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, process.communicate()
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+    try:
+        yield site
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert "Traceback" not in err, err
+
+
+@pytest.fixture
+def site(newsroom, tmp_path) -> Iterator[Site]:
+    yield from serve(newsroom, tmp_path)
+
+
+class Forms(HTMLParser):
+    """Every form of a page: its action and its fields' values (hidden ones included)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.forms: list[dict[str, object]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": values.get("action"), "fields": {}})
+        elif tag in ("input", "button") and self.forms and values.get("name"):
+            fields = self.forms[-1]["fields"]
+            assert isinstance(fields, dict)
+            fields.setdefault(values["name"], values.get("value") or "")
+
+    def form(self, action: str) -> dict[str, str]:
+        found = [f["fields"] for f in self.forms if str(f["action"]).split("?")[0] == action]
+        assert found, (action, [f["action"] for f in self.forms])
+        fields = found[0]
+        assert isinstance(fields, dict)
+        return fields
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+def emailed_link(message: email.message.EmailMessage, purpose: str) -> str:
+    text = message.get_body(("plain",)).get_content()
+    found = re.search(rf"https?://\S+/{purpose}/\S+", text)
+    assert found, text
+    return path_of(found.group(0))
+
+
+def sign_up(client: httpx.Client, **fields: object) -> httpx.Response:
+    page = client.get("/subscribe")
+    assert page.status_code == 200
+    form = Forms(page.text).form("/subscribe")
+    return client.post("/subscribe", data={"csrf": form["csrf"], "lang": form.get("lang", "en"), **fields})
+
+
+def test_sign_up_confirm_change_and_leave(site: Site) -> None:
+    reader = "new.reader@example.net"
+    with site.client() as browser:
+        sent = sign_up(
+            browser,
+            email="New.Reader@Example.NET",
+            name="<b>New</b> Reader",
+            newsletters=["weekly", "daily"],
+            categories=["health"],
+            language="en",
+        )
+        assert sent.status_code == 200, sent.text
+        assert "New.Reader@Example.NET" in sent.text or reader in sent.text
+        assert site.subscriber(reader).status == "pending"  # no digest before the confirmation
+        [notice] = site.notices()
+        assert notice["To"] == reader
+        confirm = emailed_link(notice, "confirm")
+        page = browser.get(confirm)  # a link scanner's GET confirms nothing
+        assert page.status_code == 200 and site.subscriber(reader).status == "pending"
+        done = browser.post(confirm, data=Forms(page.text).form(confirm))
+        assert done.status_code == 200, done.text
+        assert site.subscriber(reader).status == "active"
+        assert "&lt;b&gt;New&lt;/b&gt;" in done.text or "<b>New</b>" not in done.text  # escaped
+        settings_link = re.search(r'href="(https?://[^"]+/preferences/[^"]+)"', done.text)
+        assert settings_link, done.text
+        preferences = path_of(settings_link.group(1))
+        page = browser.get(preferences)
+        assert page.status_code == 200
+        fields = Forms(page.text).form(preferences)
+        saved = browser.post(
+            preferences,
+            data={
+                "csrf": fields["csrf"],
+                "newsletters": ["weekly"],
+                "categories": ["politics", "europe"],
+                "language": "de",
+                "pause_weeks": "0",
+            },
+        )
+        assert saved.status_code == 200, saved.text
+    record = site.subscriber(reader)
+    assert sorted(c.slug for c in record.categories) == ["europe", "politics"] and record.language == "de"
+    assert site.subscriptions(reader) == {"weekly": "active", "daily": "unsubscribed"}
+    with site.runtime.factory() as session:
+        consents = session.scalars(select(Consent).where(Consent.subscriber_id == record.id)).all()
+    assert [c.action for c in consents] == ["subscribe", "confirm", "change"]
+    assert consents[0].source.endswith("/subscribe") and consents[0].wording
+    # One click, from a mail client: no cookie, no form token.
+    left = httpx.post(
+        f"{site.url}{path_of(site.links().unsubscribe(record.id, 'weekly'))}",
+        data={"List-Unsubscribe": "One-Click"},
+    )
+    assert left.status_code == 200 and "set-cookie" not in left.headers
+    listed = json.loads(site.cli("subscribers", "list", "--json").stdout)
+    [row] = [r for r in listed if r["email"] == reader]
+    assert row["newsletters"] == [] and sorted(row["left"]) == ["daily", "weekly"]
+    # The next edition skips them.
+    sent_edition = site.cli("send", "--at", "2026-11-23T07:10")
+    assert sent_edition.returncode == 0, sent_edition.stderr
+    with site.runtime.factory() as session:
+        deliveries = session.scalars(select(Delivery).where(Delivery.subscriber_id == record.id)).all()
+        assert deliveries == []
+        assert session.scalars(select(Delivery)).first() is not None  # the others got theirs
+
+
+def multipart(fields: dict[str, str]) -> tuple[bytes, str]:
+    boundary = "----newsletter-test-boundary"
+    body = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    )
+    return f"{body}--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_one_click_in_both_encodings_without_cookies(site: Site) -> None:
+    marc = site.subscriber(MARC).id
+    links = site.links()
+    weekly, daily = path_of(links.unsubscribe(marc, "weekly")), path_of(links.unsubscribe(marc, "daily"))
+    urlencoded = httpx.post(
+        site.url + weekly,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert urlencoded.status_code == 200, urlencoded.text
+    assert "location" not in urlencoded.headers and "set-cookie" not in urlencoded.headers
+    assert site.subscriptions(MARC) == {"weekly": "unsubscribed", "daily": "active"}  # the daily stays
+    body, kind = multipart({"List-Unsubscribe": "One-Click"})
+    form_data = httpx.post(site.url + daily, content=body, headers={"content-type": kind})
+    assert form_data.status_code == 200, form_data.text
+    assert site.subscriptions(MARC) == {"weekly": "unsubscribed", "daily": "unsubscribed"}
+    again = httpx.post(site.url + weekly, data={"List-Unsubscribe": "One-Click"})
+    assert again.status_code == 200  # a second click is harmless
+    with site.runtime.factory() as session:
+        sources = session.scalars(
+            select(SubscriberNewsletter.source).where(SubscriberNewsletter.subscriber_id == marc)
+        ).all()
+    assert set(sources) == {"one-click"}
+    assert site.subscriber(MARC).status == "active"  # left both, still not suppressed
+    # Without the RFC 8058 body, nothing happens.
+    anna = site.subscriber(ANNA).id
+    missing = httpx.post(site.url + path_of(links.unsubscribe(anna, "weekly")), data={"other": "x"})
+    assert missing.status_code == 400 and site.subscriptions(ANNA)["weekly"] == "active"
+
+
+def test_the_unsubscribe_page_confirms_then_offers_to_come_back(site: Site) -> None:
+    anna = site.subscriber(ANNA).id
+    link = path_of(site.links().unsubscribe(anna, "weekly"))
+    with site.client() as browser:
+        page = browser.get(link)
+        assert page.status_code == 200 and site.subscriptions(ANNA)["weekly"] == "active"
+        assert 'lang="de"' in page.text and "Wochenüberblick" in page.text  # her language, her title
+        left = browser.post(link, data=Forms(page.text).form(link))
+        assert left.status_code == 200 and site.subscriptions(ANNA)["weekly"] == "unsubscribed"
+        forms = Forms(left.text)
+        back = browser.post(f"{link}/again", data=forms.form(f"{link}/again"))
+        assert back.status_code == 200 and site.subscriptions(ANNA)["weekly"] == "active"
+        everything = browser.post(f"{link}/everything", data=forms.form(f"{link}/everything"))
+        assert everything.status_code == 200
+    assert set(site.subscriptions(ANNA).values()) == {"unsubscribed"}
+    assert site.subscriber(ANNA).status == "unsubscribed"
+    shown = json.loads(site.cli("subscribers", "show", ANNA, "--json").stdout)
+    assert shown["suppression"].startswith("unsubscribe")
+
+
+def test_bad_tokens_change_nothing(site: Site) -> None:
+    key = site.runtime.settings.signing_key()
+    marc = site.subscriber(MARC).id
+    good = sign(key, "unsubscribe", marc, scope="weekly")
+    payload, mac = good.split(".")
+    daily_payload = sign(key, "unsubscribe", marc, scope="daily").split(".")[0]
+    flipped = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1]
+    bad = {
+        "forged": sign(b"not-our-key-0123456789abcdef", "unsubscribe", marc, scope="weekly"),
+        "altered": f"{flipped}.{mac}",
+        "foreign newsletter": f"{daily_payload}.{mac}",
+        "another purpose": sign(key, "preferences", marc),
+        "garbage": "x" * 5000,
+        "other reader": f"{sign(key, 'unsubscribe', marc + 1, scope='weekly').split('.')[0]}.{mac}",
+    }
+    for name, token in bad.items():
+        for answer in (
+            httpx.post(f"{site.url}/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}),
+            httpx.get(f"{site.url}/unsubscribe/{token}"),
+        ):
+            assert answer.status_code == 400, (name, answer.status_code)
+            assert "Traceback" not in answer.text and token[:40] not in answer.text
+    expired = sign(key, "preferences", marc, now=(datetime.now(UTC) - timedelta(days=800)).timestamp())
+    page = httpx.get(f"{site.url}/preferences/{expired}")
+    assert page.status_code == 400 and 'action="/preferences"' in page.text  # a fresh link offered
+    for purpose in ("confirm", "address", "preferences"):
+        assert httpx.get(f"{site.url}/{purpose}/{bad['forged']}").status_code == 400
+    assert site.subscriptions(MARC) == {"weekly": "active", "daily": "active"}
+
+
+def test_csrf_origins_and_rate_limits(newsroom, tmp_path) -> None:
+    readers = f'signup_origins = ["{PARTNER}"]\ntrusted_proxies = ["127.0.0.1"]\nclient_per_minute = 3\n'
+    for site in serve(newsroom, tmp_path, readers):
+        fields = {"email": "someone@example.net", "newsletters": "weekly", "language": "en"}
+        with site.client() as browser:
+            form = Forms(browser.get("/subscribe").text).form("/subscribe")
+            no_cookie = httpx.post(f"{site.url}/subscribe", data={**fields, "csrf": form["csrf"]})
+            assert no_cookie.status_code == 403
+            foreign = browser.post(
+                "/subscribe",
+                data={**fields, "csrf": form["csrf"]},
+                headers={"origin": "https://evil.example"},
+            )
+            assert foreign.status_code == 403
+            wrong = browser.post("/subscribe", data={**fields, "csrf": "A" * 32})
+            assert wrong.status_code == 403
+        assert site.notices() == [] and "someone@example.net" not in json.dumps(
+            json.loads(site.cli("subscribers", "list", "--json").stdout)
+        )
+        # A partner page's form: no cookie, accepted, its page recorded as the consent's source.
+        partner = httpx.post(
+            f"{site.url}/subscribe",
+            data=fields,
+            headers={"origin": PARTNER, "referer": f"{PARTNER}/join?x=1", "x-forwarded-for": "203.0.113.1"},
+        )
+        assert partner.status_code == 200, partner.text
+        with site.runtime.factory() as session:
+            [consent] = session.scalars(select(Consent)).all()
+        assert consent.source == f"{PARTNER}/join?x=1"
+        # Three a minute per client: the client is the forwarded address (127.0.0.1 is trusted).
+        for i in range(2):
+            answer = httpx.post(
+                f"{site.url}/subscribe",
+                data={**fields, "email": f"r{i}@example.net"},
+                headers={"origin": PARTNER, "x-forwarded-for": "198.51.100.7, 203.0.113.1"},
+            )
+            assert answer.status_code == 200
+        over = httpx.post(
+            f"{site.url}/subscribe",
+            data={**fields, "email": "r9@example.net"},
+            headers={"origin": PARTNER, "x-forwarded-for": "203.0.113.1"},
+        )
+        assert over.status_code == 429 and over.headers["retry-after"] == "60"
+        other = httpx.post(
+            f"{site.url}/subscribe",
+            data={**fields, "email": "r9@example.net"},
+            headers={"origin": PARTNER, "x-forwarded-for": "203.0.113.2"},
+        )
+        assert other.status_code == 200
+        # One address asked for again and again from many clients: one confirmation an hour.
+        for i in range(6):
+            httpx.post(
+                f"{site.url}/subscribe",
+                data={**fields, "email": "victim@example.net"},
+                headers={"origin": PARTNER, "x-forwarded-for": f"192.0.2.{i + 10}"},
+            )
+        assert [m["To"] for m in site.notices()].count("victim@example.net") == 1
+
+
+def test_a_german_reader_gets_german_pages(site: Site) -> None:
+    anna = site.subscriber(ANNA).id
+    links = site.links()
+    for link in (links.preferences(anna), links.unsubscribe(anna, "weekly")):
+        page = httpx.get(site.url + path_of(link))
+        assert page.status_code == 200 and 'lang="de"' in page.text
+        for english in ("Unsubscribe", "Newsletters", "Save", "Language", "Your "):
+            assert f">{english}" not in page.text, (link, english)
+    signup = httpx.get(f"{site.url}/subscribe", headers={"accept-language": "de-AT,de;q=0.9,en;q=0.5"})
+    assert 'lang="de"' in signup.text and "E-Mail" in signup.text
+
+
+def test_every_page_carries_the_security_headers(site: Site) -> None:
+    anna = site.subscriber(ANNA).id
+    for path in ("/subscribe", "/preferences", path_of(site.links().preferences(anna)), "/no-such-page"):
+        page = httpx.get(site.url + path)
+        headers = page.headers
+        assert "script-src" not in headers["content-security-policy"]
+        assert "default-src 'none'" in headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        token_page = path.startswith("/preferences/")
+        assert headers["referrer-policy"] == ("no-referrer" if token_page else "same-origin")
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["cache-control"] == "no-store"
+        assert "<script" not in page.text and " style=" not in page.text
+    assert httpx.get(f"{site.url}/no-such-page").status_code == 404
+    huge = httpx.post(f"{site.url}/subscribe", content=b"a=" + b"x" * 200_000)
+    assert huge.status_code == 413
+    health = httpx.get(f"{site.url}/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+def test_the_scheduled_job_serves_the_pages_too(newsroom, tmp_path) -> None:
+    port = free_port()
+    config = tmp_path / "site.toml"
+    config.write_text(settings_text(newsroom, f"http://127.0.0.1:{port}", ""))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "newsletter",
+            "run",
+            "--with-web",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+        ],
+        env=environment(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert health.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "serving the readers' pages on http://127.0.0.1" in out and "stopped" in out
+
+
+def test_a_token_pages_form_is_checked_by_its_own_token(site: Site) -> None:
+    """A no-referrer page's form comes with `Origin: null`; another site's is refused, and so is
+    a form token made for another reader's page."""
+    links = site.links()
+    anna, marc = site.subscriber(ANNA).id, site.subscriber(MARC).id
+    link = path_of(links.unsubscribe(marc, "weekly"))
+    anna_page = path_of(links.unsubscribe(anna, "weekly"))
+    with site.client() as browser:
+        fields = Forms(browser.post(link, data={"List-Unsubscribe": "One-Click"}).text).form(f"{link}/again")
+        foreign = browser.post(f"{link}/again", data=fields, headers={"origin": "https://evil.example"})
+        assert foreign.status_code == 403
+        borrowed = browser.post(f"{anna_page}/everything", data=fields, headers={"origin": "null"})
+        assert borrowed.status_code == 403 and site.subscriber(ANNA).status == "active"
+        back = browser.post(f"{link}/again", data=fields, headers={"origin": "null"})
+        assert back.status_code == 200 and site.subscriptions(MARC)["weekly"] == "active"

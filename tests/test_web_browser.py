@@ -1,0 +1,338 @@
+"""One reader's whole journey through the readers' pages in a real browser: Debian's chromium,
+driven by Selenium through Debian's chromedriver, against `newsletter serve` in its own process.
+
+Sign up in German, confirm from the emailed link, change sections and pause, unsubscribe from
+the weekly and come back; every step is checked on the page (in German once the reader chose it)
+and in the store (`newsletter subscribers show --json`), and the browser's console must report no
+Content Security Policy violation.
+
+A screenshot of every step is left in `test-artifacts/browser/<test name>/` under the project
+root (git-ignored), numbered in the order of the journey, for a person to look at.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.wait import WebDriverWait
+from sqlalchemy import select
+
+from newsletter import i18n
+from newsletter.store.models import Subscriber
+from newsletter.subscribers.links import Links
+from tests.conftest import ROOT, free_port
+from tests.test_cli_conventions import SECRET, settings_file
+from tests.test_settings import run_cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver") or shutil.which("chromedriver", path="/usr/bin")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
+    ),
+    pytest.mark.skipif(
+        CHROMEDRIVER is None,
+        reason="Debian's chromedriver is not installed (apt-get install chromium-driver; .ci/run does)",
+    ),
+]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+READER = "anna.weber@example.org"
+GERMAN = i18n.gettext_for("de")
+
+
+@dataclass
+class Server:
+    """`newsletter serve` on a loopback port, with the settings file the CLI uses too."""
+
+    url: str
+    config: Path
+    process: subprocess.Popen
+    log: Path
+
+    def cli_json(self, *args: str) -> dict:
+        done = run_cli(*args, "--json", "--config", str(self.config), env=SECRET, cwd=self.config.parent)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def said(self) -> str:
+        """The server's log, for a failure's message (a refused form is logged with its reason)."""
+        return self.log.read_text(errors="replace")
+
+    def stored(self, address: str) -> dict:
+        return self.cli_json("subscribers", "show", address)
+
+
+@pytest.fixture
+def server(newsroom, tmp_path) -> Iterator[Server]:
+    """The sample store served on a free port; public_url is that address, so the emailed links
+    lead to it."""
+    port = str(free_port())
+    url = f"http://127.0.0.1:{port}"
+    config = settings_file(newsroom, tmp_path)
+    default = 'public_url = "https://news.example"'
+    assert default in config.read_text()
+    config.write_text(config.read_text().replace(default, f'public_url = "{url}"'))
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "serve", "--config", str(config), "--port", port],
+            env={**_environment(), **SECRET},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        _wait_for(url, process, log)
+        yield Server(url, config, process, log)
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+
+
+def _wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"newsletter serve stopped: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"newsletter serve did not answer within a minute: {log.read_text()}")
+
+
+@dataclass
+class Browser:
+    """The driver, the console messages read so far and the screenshots taken."""
+
+    driver: webdriver.Chrome
+    folder: Path
+    console: list[dict] = field(default_factory=list)
+    shots: int = 0
+
+    def open(self, url: str) -> None:
+        self.driver.get(url)
+        self._loaded()
+
+    def submit(self, button) -> None:
+        """Click a form's button and wait for the page it answers with."""
+        page = self.find("html")
+        button.click()
+        WebDriverWait(self.driver, 30).until(staleness_of(page))
+        self._loaded()
+
+    def _loaded(self) -> None:
+        WebDriverWait(self.driver, 30).until(
+            lambda driver: driver.execute_script("return document.readyState") == "complete"
+        )
+        self.console += self.driver.get_log("browser")
+
+    def find(self, selector: str):
+        return self.driver.find_element(By.CSS_SELECTOR, selector)
+
+    def text(self) -> str:
+        return " ".join(self.find("body").text.split())
+
+    def heading(self) -> str:
+        return self.find("h1").text.strip()
+
+    def screenshot(self, step: str) -> None:
+        """The whole page, however long, as NN-step.png."""
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(1000, max(800, min(int(height) + 20, 5000)))
+        self.driver.execute_script("window.scrollTo(0, 0)")
+        self.shots += 1
+        self.driver.save_screenshot(str(self.folder / f"{self.shots:02d}-{step}.png"))
+
+    def csp_violations(self) -> list[str]:
+        self.console += self.driver.get_log("browser")
+        return [entry["message"] for entry in self.console if "Content Security Policy" in entry["message"]]
+
+
+@pytest.fixture
+def browser(request, tmp_path) -> Iterator[Browser]:
+    folder = ARTIFACTS / re.sub(r"[^\w.-]+", "-", request.node.name).strip("-")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--lang=en-US",
+        "--window-size=1000,800",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(argument)
+    options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield Browser(driver, folder)
+    finally:
+        driver.quit()
+
+
+def notices_to(outbox: Path, address: str) -> list[email.message.EmailMessage]:
+    folder = outbox / "outside-ledger"
+    paths = sorted(folder.glob("*.eml"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
+    messages = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in paths]
+    return [message for message in messages if message["To"] == address]
+
+
+def link_in(message: email.message.EmailMessage, server: Server, kind: str) -> str:
+    text = message.get_body(("plain",)).get_content()
+    found = re.search(rf"{re.escape(server.url)}/{kind}/\S+", text)
+    assert found, f"no {kind} link to {server.url} in:\n{text}"
+    return found.group(0)
+
+
+def german(message: str) -> str:
+    """The catalog's German for an English msgid; a missing translation fails the test."""
+    translated = GERMAN(message)
+    assert translated != message, f"no German for {message!r}"
+    return translated
+
+
+def test_a_readers_whole_journey_in_a_browser(server: Server, browser: Browser, newsroom) -> None:
+    # Sign up (the page in the browser's English), choosing German for the emails and pages.
+    browser.open(f"{server.url}/subscribe")
+    assert browser.heading() == "Subscribe to our newsletters"
+    assert browser.find("html").get_attribute("lang") == "en"
+    browser.find("#email").send_keys(READER)
+    browser.find("#name").send_keys("Anna Weber")
+    for box in ("#newsletter-weekly", "#newsletter-daily", "#category-politics"):
+        if not browser.find(box).is_selected():
+            browser.find(box).click()
+    Select(browser.find("#language")).select_by_value("de")
+    browser.screenshot("subscribe-filled")
+    browser.submit(browser.find("main form button[type=submit]"))
+    assert browser.heading() == "Check your inbox", server.said()
+    assert READER in browser.text()
+    browser.screenshot("subscribe-sent")
+    pending = server.stored(READER)
+    assert (pending["status"], pending["language"], pending["name"]) == ("pending", "de", "Anna Weber")
+    assert (pending["newsletters"], pending["categories"]) == (["daily", "weekly"], ["politics"])
+    assert [c["action"] for c in pending["consents"]] == ["subscribe"]
+    assert pending["consents"][0]["source"] == f"{server.url}/subscribe"
+
+    # The confirmation email, in German, leads to a page that asks before confirming.
+    outbox = newsroom.settings.outbox_dir
+    [notice] = notices_to(outbox, READER)
+    confirm_url = link_in(notice, server, "confirm")
+    assert german("Yes, subscribe me:") in notice.get_body(("plain",)).get_content()
+    browser.open(confirm_url)
+    assert browser.find("html").get_attribute("lang") == "de"
+    assert browser.heading() == german("Confirm your subscription")
+    browser.screenshot("confirm")
+    assert server.stored(READER)["status"] == "pending"  # opening the link changed nothing
+    browser.submit(browser.find("main form button[type=submit]"))
+    assert browser.heading() == german("Your subscription is confirmed"), server.said()
+    assert READER in browser.text()
+    browser.screenshot("confirmed")
+    confirmed = server.stored(READER)
+    assert confirmed["status"] == "active" and confirmed["confirmed_at"]
+    assert [c["action"] for c in confirmed["consents"]] == ["subscribe", "confirm"]
+
+    # The settings link on that page: other sections, a two-week pause.
+    settings_url = browser.find("main a.button-link").get_attribute("href")
+    assert settings_url.startswith(f"{server.url}/preferences/")
+    browser.open(settings_url)
+    assert browser.heading() == german("Your newsletter settings")
+    assert browser.find("#category-politics").is_selected()
+    browser.screenshot("preferences")
+    for box in ("#category-politics", "#category-health", "#category-culture"):
+        browser.find(box).click()
+    Select(browser.find("#pause_weeks")).select_by_value("2")
+    browser.submit(browser.find("main form button[type=submit]"))
+    assert german("Your settings are saved.") in browser.text(), server.said()
+    assert (
+        browser.find("#category-health").is_selected()
+        and not browser.find("#category-politics").is_selected()
+    )
+    browser.screenshot("preferences-saved")
+    changed = server.stored(READER)
+    assert sorted(changed["categories"]) == ["culture", "health"]
+    assert changed["newsletters"] == ["daily", "weekly"]
+    pauses = {s["newsletter"]: s["paused_until"] for s in changed["subscriptions"]}
+    assert all(pauses.values()), pauses
+    ends = datetime.fromisoformat(pauses["weekly"])
+    assert timedelta(days=13) < ends - datetime.now(UTC) <= timedelta(weeks=2)
+    assert i18n.format_date(ends, "de", newsroom.settings.zone) in browser.text()  # "13. Dezember 2026"
+
+    # Leaving the weekly from its unsubscribe link, then coming back.
+    subscriber_id = _subscriber_id(newsroom, READER)
+    unsubscribe_url = Links(server.url, SECRET["NEWSLETTER_SECRET_KEY"].encode()).unsubscribe(
+        subscriber_id, "weekly"
+    )
+    browser.open(unsubscribe_url)
+    assert browser.heading() == german("Unsubscribe")
+    browser.screenshot("unsubscribe")
+    assert server.stored(READER)["newsletters"] == ["daily", "weekly"]  # a GET changes nothing
+    browser.submit(browser.find("main form button[type=submit]"))
+    assert browser.heading() == german("You have unsubscribed"), server.said()
+    assert READER in browser.text()
+    browser.screenshot("unsubscribed")
+    left = server.stored(READER)
+    assert (left["status"], left["newsletters"], left["left"]) == ("active", ["daily"], ["weekly"])
+    weekly = next(s for s in left["subscriptions"] if s["newsletter"] == "weekly")
+    assert weekly["status"] == "unsubscribed" and weekly["source"] == "page"
+    browser.submit(browser.find("form[action$='/again'] button"))
+    assert browser.heading() == german("Welcome back"), server.said()
+    browser.screenshot("resubscribed")
+    back = server.stored(READER)
+    assert (back["newsletters"], back["left"]) == (["daily", "weekly"], [])
+    assert [c["action"] for c in back["consents"]][-2:] == ["unsubscribe", "resubscribe"]
+
+    # Nothing the pages did broke their own Content Security Policy, and nothing failed.
+    assert browser.csp_violations() == []
+    assert "Traceback" not in server.log.read_text()
+    # The check can see a violation: an image from elsewhere is refused (img-src 'self').
+    browser.driver.execute_script(
+        "const image = document.createElement('img');"
+        "image.src = 'https://elsewhere.example/pixel.png'; document.body.appendChild(image);"
+    )
+    deadline = time.monotonic() + 10
+    while not browser.csp_violations() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert browser.csp_violations(), "a refused image did not show in the console: the check sees nothing"
+
+
+def _subscriber_id(runtime, address: str) -> int:
+    with runtime.factory() as session:
+        return session.scalars(select(Subscriber.id).where(Subscriber.email == address)).one()
