@@ -6,6 +6,8 @@ lands in a repository. Nothing here runs at import time: entry points call `load
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from babel import Locale, UnknownLocaleError
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import (
@@ -39,8 +43,8 @@ from newsletter.paths import home_folder, sqlite_under, template_folders, under
 # The settings file when none is named, under the home folder.
 DEFAULT_CONFIG = Path("config/newsletter.toml")
 # Settings that are paths: in a file they are relative to the file, elsewhere to `home`.
-PATH_KEYS = ("outbox_dir", "smtp_ca_file", "templates_dir", "home")
-SECRET_KEYS = ("smtp_password", "sendgrid_api_key", "secret_key")
+PATH_KEYS = ("outbox_dir", "smtp_ca_file", "templates_dir", "home", "bounce_maildir")
+SECRET_KEYS = ("smtp_password", "sendgrid_api_key", "secret_key", "bounce_imap_password")
 # What the subject and preheader templates may name (newsletter/editions/compose.py passes them).
 TEMPLATE_NAMES = frozenset({"newsletter", "top", "count", "and_more", "headlines", "site"})
 # A key spelled only from these words (any case, repeated or joined, with separators and short
@@ -330,6 +334,39 @@ class SendingSettings(Strict):
     max_backoff_seconds: float = Field(60.0, gt=0)
     # A sender silent this long is taken for dead and its batch handed to another.
     lease_minutes: float = Field(10.0, gt=0)
+    # The bounce address: each SMTP delivery's envelope sender is it tagged with the delivery's
+    # signed id (bounces+ID@…), read back by `newsletter bounces`; none: the From address.
+    return_path: str | None = None
+    # Soft bounces (4.x.x) in a row, with no delivery between them, that end a reader's mail.
+    soft_bounce_limit: int = Field(3, ge=1, le=100)
+    # This product's unsubscribe address: the List-Unsubscribe mailto becomes
+    # unsubscribe+TOKEN@…, honoured by `newsletter bounces`; none: site.unsubscribe_mailto.
+    unsubscribe_address: str | None = None
+    # A delivery whose request was in flight when its sender died is uncertain. With the
+    # provider's event webhook, an event settles it; without one within this time, it is sent
+    # again (SendGrid retries a webhook that was down for 24 hours: wait longer than that).
+    uncertain_minutes: float = Field(1470.0, gt=0)
+    # Without a webhook nothing can settle it: "hold" keeps it uncertain until
+    # `newsletter send --resend-uncertain` (nobody gets two, somebody may get none until then);
+    # "resend" sends it again at once (nobody is missed, somebody may get two).
+    in_flight: Literal["hold", "resend"] = "hold"
+    # A provider's signed event POST older or newer than this is refused (a replay).
+    webhook_tolerance_minutes: float = Field(10.0, gt=0, le=60)
+    # Blocked, deferred or dropped-for-content events in one POST past this are a provider
+    # problem the operators are told of.
+    provider_problem_events: int = Field(50, ge=1)
+
+    @field_validator("return_path", "unsubscribe_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9._=-]{1,30}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", value):
+            raise ValueError(
+                f"use a plain ASCII address with a short local part (at most 30 characters), "
+                f"room for the tag within 64: {value!r}"
+            )
+        return value
 
 
 class ReadersSettings(Strict):
@@ -415,7 +452,17 @@ class Settings(BaseSettings):
     # A CA bundle to trust as well as the system's, for a server with a private certificate.
     smtp_ca_file: Path | None = None
     sendgrid_api_key: SecretStr | None = None
+    # The bounce mailbox `newsletter bounces` reads: a Maildir folder, or IMAP over TLS.
+    bounce_maildir: Path | None = None
+    bounce_imap_host: str | None = None
+    bounce_imap_port: int = Field(993, ge=1, le=65535)
+    bounce_imap_user: str | None = None
+    bounce_imap_password: SecretStr | None = None
+    bounce_imap_folder: str = "INBOX"
     sendgrid_host: HttpUrl = HttpUrl("https://api.sendgrid.com")
+    # The Event Webhook's verification key, base64 as SendGrid's settings page shows it; the
+    # webhook (`/webhooks/sendgrid`) is off without it.
+    sendgrid_webhook_public_key: str | None = None
     public_url: HttpUrl = HttpUrl("http://localhost:8000")
     secret_key: SecretStr | None = None
     timezone: str = "UTC"
@@ -432,6 +479,22 @@ class Settings(BaseSettings):
     readers: ReadersSettings = Field(default_factory=ReadersSettings)
     # The editors' templates; default: templates/ under home, else the copy installed with the package.
     templates_dir: Path | None = None
+
+    @field_validator("sendgrid_webhook_public_key")
+    @classmethod
+    def _public_key(cls, value: str | None) -> str | None:
+        """Checked at start, not at the first event: base64 DER of an ECDSA key, as SendGrid shows it."""
+        if not value:
+            return None
+        try:
+            key = load_der_public_key(base64.b64decode(value.strip(), validate=True))
+        except (ValueError, TypeError, binascii.Error):
+            key = None
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ValueError(
+                "not an ECDSA public key in base64 (copy it from SendGrid's Event Webhook settings)"
+            )
+        return value.strip()
 
     @field_validator("timezone")
     @classmethod
@@ -511,6 +574,7 @@ class Settings(BaseSettings):
                 "outbox_dir": under(home, self.outbox_dir),
                 "smtp_ca_file": under(home, self.smtp_ca_file) if self.smtp_ca_file else None,
                 "templates_dir": under(home, self.templates_dir) if self.templates_dir else None,
+                "bounce_maildir": under(home, self.bounce_maildir) if self.bounce_maildir else None,
                 "feeds": feeds,
             }
         )

@@ -136,6 +136,7 @@ class SMTPSink:
 
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], bytes]] = []
+        self.senders: list[str] = []  # each accepted message's envelope sender (MAIL FROM)
         self.refuse: dict[str, str] = {}
         self.drop_at: set[int] = set()  # RCPT commands (1, 2, ...) at which the connection drops
         self.rcpt_commands = 0
@@ -152,6 +153,7 @@ class SMTPSink:
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        self.senders.append(envelope.mail_from)
         return "250 Message accepted for delivery"
 
     def recipients(self) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ class MailAPI:
     keep_payloads: bool = True
     # called with the request number before answering; returning False drops the request unanswered
     on_request: Callable[[int], bool] | None = None
+    # called with the request number once it is accepted; returning False drops the answer
+    # (the mail goes, the client never hears it)
+    on_accepted: Callable[[int], bool] | None = None
+    # the "processed" event of every accepted message, as the Event Webhook would POST it
+    events: list[dict] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -80,6 +86,24 @@ def check(payload: dict, api: MailAPI) -> tuple[int, dict | None]:
     return 202, None
 
 
+def processed_events(payload: dict, message_id: str) -> list[dict]:
+    """What SendGrid's Event Webhook reports of an accepted request: a `processed` event per
+    message, its custom_args (the request's and the personalization's) at the top level."""
+    now = int(time.time())
+    return [
+        {
+            "email": item["to"][0]["email"],
+            "timestamp": now,
+            "event": "processed",
+            "sg_event_id": uuid.uuid4().hex,
+            "sg_message_id": f"{message_id}.filter{index:04d}",
+            **payload.get("custom_args", {}),
+            **item.get("custom_args", {}),
+        }
+        for index, item in enumerate(payload["personalizations"])
+    ]
+
+
 def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, ThreadingHTTPServer]:
     api = api or MailAPI()
 
@@ -111,11 +135,16 @@ def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, Threading
                 return self.answer(400, error("Bad Request"))
             status, body = check(payload, api)
             if status == 202:
+                message_id = uuid.uuid4().hex[:22]
                 with api.lock:
                     api.accepted.extend(payload["personalizations"])
                     if api.keep_payloads:
                         api.payloads.append(payload)
-                return self.answer(202, None, {"X-Message-Id": uuid.uuid4().hex[:22]})
+                        api.events.extend(processed_events(payload, message_id))
+                if api.on_accepted is not None and api.on_accepted(number) is False:
+                    self.close_connection = True
+                    return
+                return self.answer(202, None, {"X-Message-Id": message_id})
             return self.answer(status, body)
 
         def answer(self, status: int, body: dict | None, headers: dict[str, str] | None = None) -> None:

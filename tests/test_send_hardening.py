@@ -122,7 +122,7 @@ def failures(runtime, edition_id: int) -> dict[str, str]:
         rows = session.execute(
             select(Subscriber.email, Delivery.detail)
             .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-            .where(Delivery.edition_id == edition_id, Delivery.status == "failed")
+            .where(Delivery.edition_id == edition_id, Delivery.status.in_(("failed", "uncertain")))
         ).all()
     return {address: detail for address, detail in rows}
 

@@ -93,14 +93,16 @@ def settings_text(runtime: Runtime, url: str, readers: str) -> str:
     )
 
 
-def serve(runtime: Runtime, folder: Path, readers: str = "") -> Iterator[Site]:
+def serve(
+    runtime: Runtime, folder: Path, readers: str = "", env: dict[str, str] | None = None
+) -> Iterator[Site]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     config = folder / "site.toml"
     config.write_text(settings_text(runtime, url, readers or f'signup_origins = ["{PARTNER}"]'))
     process = subprocess.Popen(
         [sys.executable, "-m", "newsletter", "serve", "--port", str(port), "--config", str(config)],
-        env=environment(),
+        env={**environment(), **(env or {})},
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -19,7 +19,7 @@ from typer._click.exceptions import (
 from typer.core import TyperGroup
 
 from newsletter import logs
-from newsletter.cli import demo, editions, editors, feeds, rehearsal, run, send, serve
+from newsletter.cli import bounces, demo, editions, editors, feeds, rehearsal, run, send, serve
 from newsletter.cli.db import db_app
 from newsletter.cli.options import ConfigOption, VerboseOption
 from newsletter.cli.output import err
@@ -42,6 +42,7 @@ app.command()(send.send)
 app.command("test-send")(rehearsal.test_send)
 app.command()(editions.editions)
 app.command()(editions.deliveries)
+app.command()(bounces.bounces)
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(db_app, name="db")
 app.command()(demo.demo)

@@ -163,6 +163,15 @@ def send_report(report: SendReport) -> None:
             markup=False,
             soft_wrap=True,
         )
+    if report.counts.get(DeliveryStatus.UNCERTAIN):
+        out.print(
+            f"{report.counts[DeliveryStatus.UNCERTAIN]} uncertain (their request was in flight when a "
+            f"sender stopped): the provider's events settle them; without its webhook, "
+            f"`newsletter send --resend-uncertain {report.edition_id}` sends them again "
+            "(a reader may get two)",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def warnings(messages: list[str]) -> None:

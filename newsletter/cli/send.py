@@ -60,6 +60,15 @@ def send(
     edition_id: Annotated[
         int | None, typer.Option("--edition", min=1, max=MAX_ID, help="Resume this edition.")
     ] = None,
+    resend_uncertain: Annotated[
+        int | None,
+        typer.Option(
+            "--resend-uncertain",
+            min=1,
+            max=MAX_ID,
+            help="Send this edition's uncertain deliveries again (a reader may get two).",
+        ),
+    ] = None,
     rate: Annotated[
         float | None, typer.Option(callback=positive_rate, help="At most this many messages per second.")
     ] = None,
@@ -70,10 +79,13 @@ def send(
     """Prepare the next edition (once) when its slot has come, and send it.
 
     Run it again to resume after any stop."""
-    edition = retry_failed or edition_id
+    edition = retry_failed or resend_uncertain or edition_id
     if dry_run and edition is not None:
         raise InputError("--dry-run", "rehearses the next edition: not with --edition or --retry-failed")
     runtime = state(ctx).runtime()
+    if resend_uncertain is not None:
+        again = sending.resend_uncertain(runtime, resend_uncertain)
+        out.print(f"{again} uncertain deliveries of edition {resend_uncertain} to send again", markup=False)
     zone = runtime.settings.zone
     now = moment(runtime.settings, at)
     if dry_run:

@@ -20,7 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from newsletter.errors import NewsletterError
-from newsletter.services import feeds, maintenance, schedule
+from newsletter.services import bounces, events, feeds, maintenance, schedule
 from newsletter.services.alerts import alert
 from newsletter.store.runtime import Runtime
 
@@ -51,6 +51,12 @@ class Runner:
         """Fetch every feed, then let every newsletter catch up: a due edition goes out (or a
         stopped one is finished), a slot past the grace is recorded as missed."""
         self.fetch()
+        self.read_bounces()
+        try:
+            for report in events.settle(self.runtime, self.clock(), self.stop):
+                log.info("edition %d: uncertain deliveries sent again: %s", report.edition_id, report.status)
+        except NewsletterError as exc:
+            log.error("settling uncertain deliveries: %s", exc)
         for name in sorted(self.runtime.settings.newsletters):
             if self.stop.is_set():
                 return
@@ -64,6 +70,21 @@ class Runner:
             return
         log.info("feeds: %d read, %d failed", sum(r.read for r in reports), sum(not r.read for r in reports))
         self.alert_failing_feeds()
+
+    def read_bounces(self) -> None:
+        """The bounce mailbox, when the settings name one: read at every refresh, so a bounced
+        reader is suppressed before the next edition."""
+        settings = self.runtime.settings
+        if not bounces.configured(settings):
+            return
+        try:
+            boxes = bounces.open_mailboxes(settings, None, imap=False)
+            report = bounces.read_mailboxes(self.runtime, boxes, self.clock())
+        except NewsletterError as exc:
+            log.error("reading the bounce mailbox: %s", exc)
+            return
+        if report.handled:
+            log.info("bounce mailbox: %s", ", ".join(f"{n} {what}" for what, n in report.counts().items()))
 
     def edition(self, newsletter: str, reschedule: bool = True) -> schedule.EditionRun:
         """A newsletter's slot: fetch first, then send what is due."""

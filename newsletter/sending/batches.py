@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.editions.compose import Markers
 from newsletter.editions.personalize import Reader
-from newsletter.sending.messages import MessageTemplate, list_id
+from newsletter.sending.messages import Mailto, MessageTemplate, list_id
 from newsletter.sending.providers import Outgoing, VariantContent
 from newsletter.sending.report import SendError
 from newsletter.settings import Settings
@@ -130,7 +130,7 @@ class BatchBuilder:
             reply_to=site.reply_to,
             list_name=f"{site.name} {config.title}",
             list_id=list_id(self.newsletter, str(site.url)),
-            unsubscribe_mailto=site.unsubscribe_mailto or site.reply_to,
+            unsubscribe_mailto=Mailto.from_settings(self.settings),
             markers=markers,
         )
         return VariantContent(row.id, row.subject, row.html, row.text, markers, template, row.language)

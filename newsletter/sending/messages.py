@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from newsletter.editions.compose import Markers
 from newsletter.editions.personalize import Personalizable, Reader
+from newsletter.sending.verp import MAX_LOCAL_PART, with_tag
+from newsletter.settings import Settings
+from newsletter.subscribers.links import token_of
 from newsletter.text import printable
 
 
@@ -120,7 +123,7 @@ class MessageTemplate:
         reply_to: str,
         list_name: str,
         list_id: str,
-        unsubscribe_mailto: str,
+        unsubscribe_mailto: str | Mailto,
         markers: Markers,
         extra_headers: dict[str, str] | None = None,
     ) -> None:
@@ -177,9 +180,37 @@ class MessageTemplate:
         return Envelope(email, message_id, data)
 
 
-def list_unsubscribe(url: str, mailto: str) -> str:
+@dataclass(frozen=True)
+class Mailto:
+    """List-Unsubscribe's mailto: a fixed address read by people (the editors', by default), or
+    this product's own, tagged per reader with their unsubscribe token (`unsubscribe+TOKEN@…`)
+    so `newsletter bounces` can honour it without anyone reading it."""
+
+    address: str
+    tagged: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Mailto:
+        if settings.sending.unsubscribe_address:
+            return cls(settings.sending.unsubscribe_address, tagged=True)
+        return cls(settings.site.unsubscribe_mailto or settings.site.reply_to)
+
+    def uri(self, unsubscribe_url: str) -> str:
+        """The mailto URI for the reader whose one-click link this is. A token too long for a
+        local part (64 octets) goes in the subject instead, which `newsletter bounces` reads too."""
+        if not self.tagged:
+            return f"mailto:{self.address}?subject=unsubscribe"
+        token = token_of(unsubscribe_url)
+        tagged = with_tag(self.address, token)
+        if len(tagged.rpartition("@")[0]) <= MAX_LOCAL_PART:
+            return f"mailto:{tagged}?subject=unsubscribe"
+        return f"mailto:{self.address}?subject=unsubscribe%20{quote(token, safe='')}"
+
+
+def list_unsubscribe(url: str, mailto: str | Mailto) -> str:
     """RFC 2369/8058: the one-click HTTPS link first, then a mailto for clients that want one."""
-    return f"<{url}>, <mailto:{mailto}?subject=unsubscribe>"
+    target = mailto if isinstance(mailto, Mailto) else Mailto(mailto)
+    return f"<{url}>, <{target.uri(url)}>"
 
 
 def list_id(newsletter: str, site_url: str) -> str:

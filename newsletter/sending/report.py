@@ -20,6 +20,8 @@ class SendReport:
     failed: int = 0
     suppressed: int = 0
     recovered: int = 0
+    uncertain: int = 0  # in flight when a stopped sender died: left for the events to settle
+    resent: int = 0  # uncertain ones nothing settled in time, sent again
     total: int | None = None  # deliveries to work through, when known
     counts: dict[DeliveryStatus, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,7 +47,7 @@ log = logging.getLogger("newsletter.send")
 MARKS = {
     OutcomeStatus.SENT: DeliveryStatus.SENT,
     OutcomeStatus.FAILED: DeliveryStatus.FAILED,
-    OutcomeStatus.UNCERTAIN: DeliveryStatus.FAILED,
+    OutcomeStatus.UNCERTAIN: DeliveryStatus.UNCERTAIN,
     OutcomeStatus.RETRY: DeliveryStatus.PENDING,
 }
 FAILED = (OutcomeStatus.FAILED, OutcomeStatus.UNCERTAIN)
@@ -187,7 +188,12 @@ class Sender:
                 raise SendError(f"edition {edition_id} is not prepared yet")
             if retry_failed:
                 ledger.retry_failed(session, edition_id)
-            report.recovered = ledger.recover(session, edition_id, self.pace.lease, self.worker)
+            report.recovered, report.uncertain = ledger.recover(
+                session, edition_id, self.pace.lease, self.worker
+            )
+            cutoff = self._uncertain_cutoff()
+            if cutoff is not None:
+                report.resent = sum(ledger.resend_uncertain(session, edition_id, cutoff).values())
             tally = ledger.counts(session, edition_id)
             report.total = sum(n for status, n in tally.items() if status in OPEN)
             if edition.status != EditionStatus.SENDING:
@@ -198,7 +204,29 @@ class Sender:
             log.warning(
                 "edition %d: %d deliveries of a stopped sender put back", edition_id, report.recovered
             )
+        if report.resent:
+            log.warning(
+                "edition %d: %d uncertain deliveries sent again: nothing settled them in time",
+                edition_id,
+                report.resent,
+            )
+        if report.uncertain > report.resent:
+            log.warning(
+                "edition %d: %d deliveries were in flight when their sender stopped: uncertain, "
+                "not sent again until the provider's events or the operator settle them",
+                edition_id,
+                report.uncertain - report.resent,
+            )
         return report, newsletter
+
+    def _uncertain_cutoff(self) -> datetime | None:
+        """Uncertain deliveries handed over before this are sent again: with the provider's event
+        webhook, those no event settled within `uncertain_minutes`; without one, all of them
+        when `in_flight = "resend"`, none when "hold" (`send --resend-uncertain` does it)."""
+        sending = self.settings.sending
+        if self.provider.name == "sendgrid" and self.settings.sendgrid_webhook_public_key:
+            return utcnow() - timedelta(minutes=sending.uncertain_minutes)
+        return utcnow() if sending.in_flight == "resend" else None
 
     def _deferred_wait(self, edition_id: int) -> float | None:
         """Seconds until a deferred delivery may be tried again (at most a minute, to stay
@@ -224,6 +252,9 @@ class Sender:
         """Hand the batch to the provider, recording outcomes as they come; what the provider
         could not take is put back for a retry, a refusal stops the send."""
         record = Recorder(lambda outcomes: self._record(outcomes, report))
+        if self.provider.marks_in_flight:
+            with unit_of_work(self.factory) as session:
+                ledger.hand(session, [m.delivery_id for m in batch], token)
         try:
             self.provider.send(batch, record)
         except ProviderBusy as exc:
@@ -320,9 +351,6 @@ class Sender:
             report.counts = ledger.counts(session, edition_id)
             edition = session.get(Edition, edition_id)
             assert edition is not None  # checked when the send began
-            if not any(report.counts.get(status, 0) for status in OPEN):
-                failed = report.counts.get(DeliveryStatus.FAILED)
-                edition.status = EditionStatus.PARTIAL if failed else EditionStatus.COMPLETE
-                edition.finished_at = utcnow()
+            ledger.finish(edition, report.counts)
             report.status = edition.status
         return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from newsletter.editions.compose import Markers
 from newsletter.editions.personalize import Reader
-from newsletter.sending.messages import MessageTemplate, list_id
+from newsletter.sending.messages import Mailto, MessageTemplate, list_id
 from newsletter.sending.providers import OUTSIDE_LEDGER, Outcome, Outgoing, VariantContent, make_provider
 from newsletter.settings import Settings
 from newsletter.subscribers.addresses import envelope_address, normalize_email
@@ -36,7 +36,7 @@ def send_one(
         reply_to=site.reply_to,
         list_name=list_name,
         list_id=list_id(list_key, str(site.url)),
-        unsubscribe_mailto=site.unsubscribe_mailto or site.reply_to,
+        unsubscribe_mailto=Mailto.from_settings(settings),
         markers=markers,
         extra_headers=headers,
     )

@@ -121,7 +121,7 @@ def _view(settings: Settings, subscriber: Subscriber) -> ReaderView:
     )
 
 
-def _consent(
+def record_consent(
     session: Session, subscriber: Subscriber, action: str, source: str, now: datetime, **detail: object
 ) -> None:
     session.add(
@@ -214,9 +214,9 @@ def sign_up(runtime: Runtime, request: SignUp, now: datetime) -> str:
             subscriber.name = name or subscriber.name
             subscriber.language = language
             subscriber.categories = categories
-            _set_newsletters(subscriber, newsletters, now, "signup", reactivate=True)
+            set_newsletters(subscriber, newsletters, now, "signup", reactivate=True)
             session.flush()
-            _consent(
+            record_consent(
                 session,
                 subscriber,
                 "subscribe",
@@ -237,7 +237,7 @@ def sign_up(runtime: Runtime, request: SignUp, now: datetime) -> str:
     return kind
 
 
-def _set_newsletters(
+def set_newsletters(
     subscriber: Subscriber, wanted: list[str], now: datetime, source: str, reactivate: bool
 ) -> None:
     """The reader's newsletters as chosen: each chosen one active (a left one again only when the
@@ -275,7 +275,7 @@ def confirm(runtime: Runtime, token: str, now: datetime) -> ReaderView:
                     Suppression.email == subscriber.email, Suppression.reason == SuppressionReason.UNSUBSCRIBE
                 )
             )
-            _consent(session, subscriber, "confirm", "confirmation link", now)
+            record_consent(session, subscriber, "confirm", "confirmation link", now)
         return _view(settings, subscriber)
 
 
@@ -307,12 +307,12 @@ def change(runtime: Runtime, token: str, wanted: Change, now: datetime) -> tuple
         subscriber, _scope = _reader(session, settings, "preferences", token)
         subscriber.language = language
         subscriber.categories = categories_for(session, settings, wanted.categories)
-        _set_newsletters(subscriber, newsletters, now, "preferences", reactivate=True)
+        set_newsletters(subscriber, newsletters, now, "preferences", reactivate=True)
         if wanted.pause_weeks is not None:
             paused = now + timedelta(weeks=wanted.pause_weeks) if wanted.pause_weeks else None
             for subscription in subscriber.newsletters:
                 subscription.paused_until = paused
-        _consent(
+        record_consent(
             session,
             subscriber,
             "change",
@@ -343,7 +343,7 @@ def confirm_address(runtime: Runtime, token: str, now: datetime) -> ReaderView:
             raise ReaderError(N_("This address already has its own subscription."))
         if _suppression(session, new_email) is not None:
             raise ReaderError(N_("This address cannot be used."))
-        _consent(session, subscriber, "change", "address confirmation link", now, email="changed")
+        record_consent(session, subscriber, "change", "address confirmation link", now, email="changed")
         subscriber.email = new_email
         return _view(settings, subscriber)
 
@@ -380,7 +380,7 @@ def unsubscribe(runtime: Runtime, token: str, source: str, now: datetime) -> Lef
         if subscription is not None and subscription.status == SubscriptionStatus.ACTIVE:
             subscription.status = SubscriptionStatus.UNSUBSCRIBED
             subscription.unsubscribed_at, subscription.source = now, source
-            _consent(session, subscriber, "unsubscribe", source, now, newsletter=newsletter)
+            record_consent(session, subscriber, "unsubscribe", source, now, newsletter=newsletter)
         title = settings.newsletters[newsletter].title if newsletter in settings.newsletters else newsletter
         return Left(newsletter, title, subscriber.email)
 
@@ -391,13 +391,13 @@ def leave_everything(runtime: Runtime, token: str, source: str, now: datetime) -
     settings = runtime.settings
     with unit_of_work(runtime.factory) as session:
         subscriber, _newsletter = _reader(session, settings, "unsubscribe", token)
-        _set_newsletters(subscriber, [], now, source, reactivate=False)
+        set_newsletters(subscriber, [], now, source, reactivate=False)
         subscriber.status, subscriber.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, now
         if _suppression(session, subscriber.email) is None:
             session.add(
                 Suppression(email=subscriber.email, reason=SuppressionReason.UNSUBSCRIBE, detail=source)
             )
-        _consent(session, subscriber, "unsubscribe", source, now, newsletter="all")
+        record_consent(session, subscriber, "unsubscribe", source, now, newsletter="all")
         return Left("all", "all newsletters", subscriber.email)
 
 
@@ -410,7 +410,7 @@ def resubscribe(runtime: Runtime, token: str, now: datetime) -> Left:
             raise ReaderError(N_("This address cannot be subscribed."))
         if newsletter in settings.newsletters:
             wanted = [n.newsletter for n in subscriber.newsletters if n.status == SubscriptionStatus.ACTIVE]
-            _set_newsletters(subscriber, [*wanted, newsletter], now, "page", reactivate=True)
+            set_newsletters(subscriber, [*wanted, newsletter], now, "page", reactivate=True)
         if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
             subscriber.status, subscriber.unsubscribed_at = SubscriberStatus.ACTIVE, None
             session.execute(
@@ -418,6 +418,6 @@ def resubscribe(runtime: Runtime, token: str, now: datetime) -> Left:
                     Suppression.email == subscriber.email, Suppression.reason == SuppressionReason.UNSUBSCRIBE
                 )
             )
-        _consent(session, subscriber, "resubscribe", "unsubscribe page", now, newsletter=newsletter)
+        record_consent(session, subscriber, "resubscribe", "unsubscribe page", now, newsletter=newsletter)
         title = settings.newsletters[newsletter].title if newsletter in settings.newsletters else newsletter
         return Left(newsletter, title, subscriber.email)

@@ -16,7 +16,7 @@ from newsletter.editions.prepare import EmptyEdition, NoNews
 from newsletter.editions.slots import next_slot_after, slot_name
 from newsletter.ingest.fetch import display_url
 from newsletter.sending.report import SendError, SendReport
-from newsletter.services import sending
+from newsletter.services import bounces, sending
 from newsletter.services.alerts import alert
 from newsletter.services.editions import grace
 from newsletter.services.sending import NotDue
@@ -119,7 +119,8 @@ def jobs(runtime: Runtime, now: datetime) -> list[JobTime]:
     with reading(runtime.factory) as session:
         last = session.scalar(select(func.max(Feed.last_fetched_at)))
     every = timedelta(minutes=settings.scheduler.refresh_minutes)
-    found = [JobTime("feeds", f"fetch every feed, every {every}", max(now, last + every) if last else now)]
+    feeds = "fetch every feed" + (" and read the bounce mailbox" if bounces.configured(settings) else "")
+    found = [JobTime("feeds", f"{feeds}, every {every}", max(now, last + every) if last else now)]
     for name in sorted(settings.newsletters):
         found.append(JobTime(f"edition:{name}", f"the {name} edition", upcoming_slot(settings, name, now)))
     found.append(

@@ -239,6 +239,13 @@ def retry_failed(runtime: Runtime, edition_id: int) -> int:
         return ledger.retry_failed(session, edition_id)
 
 
+def resend_uncertain(runtime: Runtime, edition_id: int) -> int:
+    """Put an edition's uncertain deliveries back to pending, the operator having decided that a
+    possible second copy is better than none; how many."""
+    with unit_of_work(runtime.factory) as session:
+        return sum(ledger.resend_uncertain(session, edition_id, None).values())
+
+
 def progress(runtime: Runtime, edition_id: int) -> tuple[int, int]:
     """(done, total) deliveries of an edition, whoever is sending it."""
     with reading(runtime.factory) as session:

@@ -17,7 +17,14 @@ from newsletter.errors import InputError, NewsletterError
 from newsletter.services.readers import categories_for
 from newsletter.settings import language_code
 from newsletter.store.db import reading, unit_of_work
-from newsletter.store.models import Consent, Delivery, Subscriber, SubscriberNewsletter, Suppression
+from newsletter.store.models import (
+    Bounce,
+    Consent,
+    Delivery,
+    Subscriber,
+    SubscriberNewsletter,
+    Suppression,
+)
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import (
     ENDED,
@@ -281,3 +288,5 @@ def _scrub_deliveries(session: Session, subscriber: Subscriber) -> None:
     worded = select(Delivery).where(Delivery.subscriber_id == subscriber.id, Delivery.detail.is_not(None))
     for delivery in session.scalars(worded):
         delivery.detail = pattern.sub("[forgotten]", delivery.detail or "")
+    for bounce in session.scalars(select(Bounce).where(Bounce.subscriber_id == subscriber.id)):
+        bounce.detail = pattern.sub("[forgotten]", bounce.detail or "")  # a DSN's words quote it too

@@ -43,8 +43,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from newsletter.store.models import DELIVERIES, Delivery, VariantArticle, utcnow
-from newsletter.store.statuses import DELIVERED, DeliveryStatus
+from newsletter.store.models import DELIVERIES, Delivery, Edition, VariantArticle, utcnow
+from newsletter.store.statuses import DELIVERED, OPEN, DeliveryStatus, EditionStatus
 
 BATCH = 2000
 
@@ -168,10 +168,26 @@ def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]
                 status=DeliveryStatus.SENDING,
                 claimed_by=token,
                 claimed_at=now,
+                handed_at=None,
                 attempts=DELIVERIES.c.attempts + 1,
             )
         )
     return ids
+
+
+def hand(session: Session, ids: Sequence[int], token: str) -> None:
+    """Note that this claim's request is about to go to the provider: from now on its answer
+    may be lost, and a sender dying leaves these deliveries uncertain, not pending."""
+    for start in range(0, len(ids), BATCH):
+        session.execute(
+            update(DELIVERIES)
+            .where(
+                DELIVERIES.c.id.in_(list(ids[start : start + BATCH])),
+                DELIVERIES.c.status == DeliveryStatus.SENDING,
+                DELIVERIES.c.claimed_by == token,
+            )
+            .values(handed_at=utcnow())
+        )
 
 
 def release(session: Session, ids: Iterable[int], token: str) -> None:
@@ -301,18 +317,66 @@ def _claim_is_dead(claimed_by: str | None, me: str) -> bool:
     return False
 
 
-def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> int:
-    """Put back to pending the batches of senders that died (same host) or went silent
-    (any host, past the lease); returns how many deliveries were put back."""
+# Why a delivery is uncertain after its sender died.
+IN_FLIGHT = "uncertain: its request was in flight when the sender stopped; may have been delivered"
+
+
+def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> tuple[int, int]:
+    """The batches of senders that died (same host) or went silent (any host, past the lease):
+    what was never handed to the provider goes back to pending; what was handed, its answer
+    lost, becomes uncertain. Returns (put back, uncertain)."""
     stale = session.execute(
-        select(Delivery.id, Delivery.claimed_by, Delivery.claimed_at).where(
+        select(Delivery.id, Delivery.claimed_by, Delivery.claimed_at, Delivery.handed_at).where(
             Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.SENDING
         )
     ).all()
     cutoff = utcnow() - lease
-    ids = [i for i, by, at in stale if _claim_is_dead(by, me) or (at is not None and at < cutoff)]
-    _unclaim(session, ids, attempted=True)  # a dead sender may have handed them over
-    return len(ids)
+    dead = [row for row in stale if _claim_is_dead(row[1], me) or (row[2] is not None and row[2] < cutoff)]
+    handed = [row[0] for row in dead if row[3] is not None]
+    _unclaim(session, [row[0] for row in dead if row[3] is None], attempted=True)
+    for start in range(0, len(handed), BATCH):
+        session.execute(
+            update(DELIVERIES)
+            .where(
+                DELIVERIES.c.id.in_(handed[start : start + BATCH]),
+                DELIVERIES.c.status == DeliveryStatus.SENDING,
+            )
+            .values(status=DeliveryStatus.UNCERTAIN, claimed_by=None, detail=IN_FLIGHT)
+        )
+    return len(dead) - len(handed), len(handed)
+
+
+def resend_uncertain(
+    session: Session, edition_id: int | None, handed_before: datetime | None
+) -> dict[int, int]:
+    """Put uncertain deliveries back to pending (of one edition or all; only those handed over
+    before `handed_before`, when given): nothing settled them. How many, per edition."""
+    query = select(Delivery.id, Delivery.edition_id).where(Delivery.status == DeliveryStatus.UNCERTAIN)
+    if edition_id is not None:
+        query = query.where(Delivery.edition_id == edition_id)
+    if handed_before is not None:
+        query = query.where(func.coalesce(Delivery.handed_at, Delivery.claimed_at) < handed_before)
+    rows = session.execute(query).all()
+    found: dict[int, int] = {}
+    ids = [delivery_id for delivery_id, _edition in rows]
+    for _delivery, edition in rows:
+        found[edition] = found.get(edition, 0) + 1
+    for start in range(0, len(ids), BATCH):
+        session.execute(
+            update(DELIVERIES)
+            .where(
+                DELIVERIES.c.id.in_(ids[start : start + BATCH]),
+                DELIVERIES.c.status == DeliveryStatus.UNCERTAIN,
+            )
+            .values(
+                status=DeliveryStatus.PENDING,
+                claimed_by=None,
+                claimed_at=None,
+                retry_at=None,
+                detail="sent again: nothing told whether the first attempt was delivered",
+            )
+        )
+    return found
 
 
 def _unclaim(session: Session, ids: list[int], attempted: bool, token: str | None = None) -> None:
@@ -354,3 +418,13 @@ def tallies(session: Session, edition_ids: Sequence[int]) -> dict[int, dict[Deli
     for edition_id, status, count in rows:
         found.setdefault(edition_id, {})[status] = count
     return found
+
+
+def finish(edition: Edition, tally: dict[DeliveryStatus, int]) -> None:
+    """An edition with nothing left to send is complete, or partial while some deliveries are
+    failed or uncertain; one with something left stays as it is."""
+    if any(tally.get(status, 0) for status in OPEN):
+        return
+    unsettled = tally.get(DeliveryStatus.FAILED, 0) + tally.get(DeliveryStatus.UNCERTAIN, 0)
+    edition.status = EditionStatus.PARTIAL if unsettled else EditionStatus.COMPLETE
+    edition.finished_at = utcnow()

@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from newsletter.store.statuses import (
+    BounceKind,
     DeliveryStatus,
     EditionStatus,
     FeedStatus,
@@ -214,6 +215,21 @@ class Suppression(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Bounce(Base):
+    """A bounce `newsletter bounces` matched to its delivery, once per message read (its hash):
+    what soft bounces in a row are counted from, and what an operator can look back on."""
+
+    __tablename__ = "bounces"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the bounce
+    delivery_id: Mapped[int] = mapped_column(Integer, index=True)  # no key: rows outlive pruning
+    subscriber_id: Mapped[int] = mapped_column(Integer, index=True)
+    kind: Mapped[BounceKind] = mapped_column(StatusType(BounceKind, 10))
+    status: Mapped[str | None] = mapped_column(String(20))  # RFC 3463 code, e.g. 5.1.1
+    detail: Mapped[str | None] = mapped_column(Text)  # the DSN's words
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Edition(Base):
     """One newsletter for one period; (newsletter, slot) is unique so a slot is sent once."""
 
@@ -292,9 +308,45 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A pending delivery deferred by the reader's mailbox (SMTP 45x) is not claimed before this.
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When its claim's request went to a provider whose answer may be lost (an API): a sender
+    # that dies after this leaves the delivery uncertain, for the provider's events to settle.
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 DELIVERIES = cast(Table, Delivery.__table__)  # the ledger's table, for set-based statements
+
+
+class WebhookBatch(Base):
+    """A provider's signed POST of events, stored as it came and answered at once; its events
+    are read from it afterwards. The signature is unique: a replayed POST is refused."""
+
+    __tablename__ = "webhook_batches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    signature: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the signature
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    body: Mapped[str] = mapped_column(Text)  # emptied once read: it holds addresses
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    problem: Mapped[str | None] = mapped_column(Text)
+
+
+class ProviderEvent(Base):
+    """One event a provider told of a message (processed, delivered, bounce, ...), once each,
+    and what it did to the ledger, the reader or the suppression list."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id", name="uq_provider_events_event"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(100))
+    event: Mapped[str] = mapped_column(String(40))
+    delivery_id: Mapped[int | None] = mapped_column(Integer, index=True)  # no key: rows outlive pruning
+    edition_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    subscriber_id: Mapped[int | None] = mapped_column(Integer)
+    happened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    outcome: Mapped[str] = mapped_column(String(40))  # what it did: confirmed, suppressed, recorded, ...
+    detail: Mapped[str | None] = mapped_column(Text)  # the provider's words (reason, type)
 
 
 class Click(Base):

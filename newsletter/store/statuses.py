@@ -56,6 +56,14 @@ class SuppressionReason(StrEnum):
     FORGOTTEN = "forgotten"  # personal data erased; only a hash of the address is kept
 
 
+class BounceKind(StrEnum):
+    """A bounce read from the bounce mailbox: hard ends the reader's mail at once, soft only when
+    `sending.soft_bounce_limit` of them come in a row."""
+
+    HARD = "hard"  # 5.x.x: the mailbox does not exist, the domain refuses it for good
+    SOFT = "soft"  # 4.x.x: mailbox full, server down for days: the mail system gave up for now
+
+
 class EditionStatus(StrEnum):
     """draft (picks allowed) -> ready (deliveries written) -> sending -> complete or partial,
     or missed (its slot passed beyond the grace with nothing sent);
@@ -80,6 +88,9 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"  # to be sent
     SENDING = "sending"  # claimed by a sender, handed or about to be handed to the provider
     SENT = "sent"
+    # Handed to a provider whose answer was lost (a sender died, a timeout after sending): maybe
+    # delivered. Never resent blindly: the provider's events, or the operator, settle it.
+    UNCERTAIN = "uncertain"
     FAILED = "failed"
     SKIPPED = "skipped"  # nothing new for this reader
     SUPPRESSED = "suppressed"  # suppressed, unsubscribed or bounced: never mailed
@@ -88,7 +99,7 @@ class DeliveryStatus(StrEnum):
 # Still to be worked through by a sender.
 OPEN = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 # A delivery in these states may have reached the reader: its articles count as received.
-DELIVERED = (DeliveryStatus.SENT, DeliveryStatus.SENDING)
+DELIVERED = (DeliveryStatus.SENT, DeliveryStatus.SENDING, DeliveryStatus.UNCERTAIN)
 
 
 class StatusType(TypeDecorator[Any]):

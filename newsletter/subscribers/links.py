@@ -40,3 +40,8 @@ class Links:
     def address(self, subscriber_id: int, new_email: str) -> str:
         """Confirms a new address, sent to that address."""
         return self._url("address", subscriber_id, new_email)
+
+
+def token_of(url: str) -> str:
+    """The token a link made here carries: its last path segment (`…/unsubscribe/TOKEN`)."""
+    return url.rstrip("/").rsplit("/", 1)[-1]

@@ -24,6 +24,7 @@ LIFETIME_DAYS: dict[str, int | None] = {
     "preferences": 400,
     "confirm": 7,
     "address": 7,
+    "bounce": None,  # a bounce can come days after the message; the delivery it names is fixed
 }
 # The only shape `sign` makes for real ids (0 to 2**64 - 1): anything else is refused before it
 # reaches int() or compare_digest (which raises TypeError on non-ASCII text).
@@ -32,6 +33,11 @@ _TOKEN = re.compile(
     r"\.(?P<mac>[\w-]{24})",
     re.A,
 )
+
+
+# An address token (`sign_for_address`): a number in hex and a MAC in lower-case base32. Mail
+# systems may fold an address's case (Postfix does in Delivered-To), so it must survive that.
+_ADDRESS_TOKEN = re.compile(r"(?P<number>[0-9a-f]{1,16})-(?P<mac>[a-z2-7]{24})", re.A)
 
 
 class TokenError(NewsletterError):
@@ -78,3 +84,25 @@ def read(key: bytes, purpose: str, token: str, now: float | None = None) -> Sign
 def verify(key: bytes, purpose: str, token: str, now: float | None = None) -> int:
     """The subscriber id in a valid token; TokenError otherwise."""
     return read(key, purpose, token, now).subscriber_id
+
+
+def _address_mac(key: bytes, purpose: str, number: int) -> str:
+    digest = hmac.digest(key, f"{purpose}:address:{number:x}".encode(), "sha256")[:15]
+    return base64.b32encode(digest).decode().lower()
+
+
+def sign_for_address(key: bytes, purpose: str, number: int) -> str:
+    """A token to put in an address's local part (`bounces+TOKEN@…`): letters and digits of one
+    case only, and short (a local part holds at most 64 octets); it never expires."""
+    return f"{number:x}-{_address_mac(key, purpose, number)}"
+
+
+def read_address_token(key: bytes, purpose: str, token: str) -> int:
+    """The number in a valid address token, whatever case it came back in; TokenError otherwise."""
+    parts = _ADDRESS_TOKEN.fullmatch(token.lower()) if isinstance(token, str) and token.isascii() else None
+    if not parts:
+        raise TokenError("this address is not valid (damaged or forged)")
+    number = int(parts["number"], 16)
+    if not hmac.compare_digest(parts["mac"], _address_mac(key, purpose, number)):
+        raise TokenError("this address is not valid (damaged or forged)")
+    return number

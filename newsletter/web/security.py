@@ -21,6 +21,9 @@ CSP = (
 TOKEN_PAGES = ("/unsubscribe/", "/preferences/", "/confirm/", "/address/")
 # A form is a few fields; a larger body is refused before it is parsed.
 MAX_BODY = 64 * 1024
+# A provider's event POST may carry thousands of events.
+MAX_EVENTS_BODY = 32 * 1024 * 1024
+WEBHOOKS = "/webhooks/"
 
 
 def origin_of(url: str | None) -> str | None:
@@ -150,13 +153,14 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         seen = 0
+        limit = MAX_EVENTS_BODY if scope["path"].startswith(WEBHOOKS) else self.limit
 
         async def bounded() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 

@@ -65,7 +65,7 @@ class OutcomeStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # refused for good (SMTP 5xx for this reader, API 400 for this address)
     DEFERRED = "deferred"  # this reader's mailbox refused for now (SMTP 45x): tried later, counted
-    UNCERTAIN = "uncertain"  # may have been delivered (a timeout after sending): failed, never resent
+    UNCERTAIN = "uncertain"  # may have been delivered (a timeout after sending): never resent blindly
     RETRY = "retry"  # the provider could not take it (busy, request refused): tried again, not counted
 
 
@@ -103,6 +103,9 @@ Report = Callable[[list[Outcome]], None]
 class Provider(Protocol):
     name: str
     batch_size: int
+    # True when an answer can be lost after the provider took the request (an HTTP API): the
+    # ledger then notes the handing over, and a sender dying after it leaves the batch uncertain.
+    marks_in_flight: bool
 
     def send(self, batch: Sequence[Outgoing], report: Report) -> None: ...
 

@@ -27,6 +27,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]+")
 class OutboxProvider:
     name = "outbox"
     batch_size = 500
+    marks_in_flight = False  # a written file is a sent message: nothing is ever in flight
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -19,7 +19,7 @@ from typing import Any
 from python_http_client import exceptions as http
 from sendgrid import SendGridAPIClient
 
-from newsletter.sending.messages import list_id, list_unsubscribe
+from newsletter.sending.messages import Mailto, list_id, list_unsubscribe
 from newsletter.sending.providers import (
     Outcome,
     OutcomeStatus,
@@ -95,9 +95,10 @@ class SendGridProvider:
         self.host = str(settings.sendgrid_host).rstrip("/")
         self.timeout = settings.sending.timeout_seconds
         self.batch_size = settings.sending.sendgrid_batch
+        self.marks_in_flight = True  # a request's answer can be lost after the API took it
         self.site = settings.site
         self.titles = {name: n.title for name, n in settings.newsletters.items()}
-        self.mailto = settings.site.unsubscribe_mailto or settings.site.reply_to
+        self.mailto = Mailto.from_settings(settings)
         self._bases: dict[int, dict[str, Any]] = {}
 
     def _base(self, message: Outgoing) -> dict[str, Any]:

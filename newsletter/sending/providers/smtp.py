@@ -26,6 +26,7 @@ from newsletter.sending.providers import (
     ProviderRefused,
     Report,
 )
+from newsletter.sending.verp import envelope_sender
 from newsletter.settings import Settings
 from newsletter.text import printable
 
@@ -65,9 +66,13 @@ class SMTPProvider:
         self.username = settings.smtp_username
         self.password = settings.smtp_password
         self.timeout = settings.sending.timeout_seconds
-        self.sender = settings.site.from_address
+        self.sender = settings.sending.return_path or settings.site.from_address
+        # With a return path, each delivery's MAIL FROM names it (VERP), signed: see sending/verp.py.
+        self.verp_key = settings.signing_key() if settings.sending.return_path else None
         self.size = settings.sending.smtp_connections
         self.batch_size = 100 * self.size
+        # Outcomes are known message by message: only the one on each connection is ever in flight.
+        self.marks_in_flight = False
         self.connections: list[smtplib.SMTP | None] = [None] * self.size
         self.pool = ThreadPoolExecutor(self.size, thread_name_prefix="smtp")
 
@@ -161,7 +166,8 @@ class SMTPProvider:
         if connection.has_extn("size"):
             options.append(f"SIZE={len(data)}")
         try:
-            code, text = connection.mail(self.sender, options)
+            sender = envelope_sender(self.sender, self.verp_key, message.delivery_id)
+            code, text = connection.mail(sender, options)
             if code != 250:
                 return self._sender_refused(message, code, text)
             code, text = connection.rcpt(message.email)

@@ -1,0 +1,55 @@
+"""`POST /webhooks/sendgrid`: SendGrid's Event Webhook. The POST is checked and stored, answered
+at once, and its events read right after, outside the request (SendGrid retries a POST that
+is not answered in time, for a day)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from newsletter.sending.events import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventRefused
+from newsletter.services import events
+from newsletter.store.runtime import Runtime
+from newsletter.web.context import log, web
+from newsletter.web.security import BodyTooLarge
+
+router = APIRouter()
+
+
+@router.post("/webhooks/sendgrid")
+async def sendgrid_events(request: Request) -> Response:
+    site = web(request)
+    if not events.enabled(site.runtime):
+        return JSONResponse({"error": "the event webhook is not configured"}, status_code=404)
+    try:
+        body = await request.body()
+    except BodyTooLarge:
+        return JSONResponse({"error": "too large"}, status_code=413)
+    now = site.clock()
+    try:
+        await run_in_threadpool(
+            events.receive,
+            site.runtime,
+            body,
+            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(TIMESTAMP_HEADER),
+            now,
+        )
+    except EventRefused as exc:
+        return JSONResponse({"error": str(exc)}, status_code=403)
+    return JSONResponse({"status": "stored"}, background=BackgroundTask(_read, site.runtime, now))
+
+
+def _read(runtime: Runtime, now: datetime) -> None:
+    """After the answer: read what was stored (the scheduled job reads anything left)."""
+    try:
+        report = events.process(runtime, now)
+    except Exception:  # the POST is stored: the next reading takes it up again
+        log.exception("reading the provider's events failed")
+        return
+    if report.batches:
+        log.info("provider events: %s", dict(report.outcomes))
