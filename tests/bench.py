@@ -497,6 +497,7 @@ def unsubscribe_load(workdir: Path) -> dict[str, object]:
     tokens = workdir / "tokens.txt"
     tokens.write_text("".join(f"{path}\n" for path in paths[:UNSUBSCRIBES]))
     server, address = _serve(workdir, runtime.settings.database_url, key)
+    load_before = os.getloadavg()[0]  # another job on these cores shows in the figures
     try:
         for path in paths[UNSUBSCRIBES:]:
             _one_click(address + path)
@@ -541,6 +542,7 @@ def unsubscribe_load(workdir: Path) -> dict[str, object]:
         "server_cpu_seconds": server_cpu,
         "wrk_cpu_seconds": wrk_cpu,
         "server_errors_logged": failures,
+        "load_average_before": load_before,
         "wrk": wrk_text,
     }
     exact = load["requests"] == load["posted"] == UNSUBSCRIBES == unsubscribed == consents
@@ -551,7 +553,8 @@ def unsubscribe_load(workdir: Path) -> dict[str, object]:
         "seconds": seconds,
         "note": f"{figures['throughput']:,.0f}/s; p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms, "
         f"max {latency['max']:.0f} ms; non-2xx {load['non2xx']}; {unsubscribed:,}/{UNSUBSCRIBES:,} "
-        f"unsubscribed in the store; CPU: server {server_cpu:.1f} s, wrk {wrk_cpu:.1f} s",
+        f"unsubscribed in the store; CPU: server {server_cpu:.1f} s, wrk {wrk_cpu:.1f} s; "
+        f"load average before {load_before:.1f}",
     }
 
 

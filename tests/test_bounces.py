@@ -43,7 +43,7 @@ from newsletter.store.models import (
 from newsletter.subscribers.links import Links
 from newsletter.subscribers.tokens import sign_for_address
 from tests.test_cli_conventions import SECRET, settings_file
-from tests.test_send import prepared, smtp_settings
+from tests.test_send import prepared, send_with_sendgrid, smtp_settings
 from tests.test_settings import run_cli
 
 KEY = b"test-secret-key-0123456789"
@@ -638,3 +638,13 @@ def test_the_scheduled_job_reads_the_configured_mailbox(site, tmp_path) -> None:
     Runner(runtime, clock=lambda: NOW).read_bounces()
     maildir = mailbox.Maildir(box, create=False)
     assert len(maildir) == 0 and len(maildir.get_folder("unmatched")) == 1
+
+
+def test_sendgrid_personalizations_carry_the_tagged_mailto(site, mail_api) -> None:
+    edition_id = prepared(site)
+    report = send_with_sendgrid(site, mail_api, edition_id)
+    assert report.status == "complete"
+    for item in mail_api.accepted:
+        header = item["headers"]["List-Unsubscribe"]
+        link, mailto = re.fullmatch(r"<(\S+)>, <mailto:(\S+)\?subject=unsubscribe>", header).groups()
+        assert mailto == f"unsubscribe+{link.rsplit('/', 1)[1]}@news.example"

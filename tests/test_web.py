@@ -65,6 +65,14 @@ class Site:
     def subscriptions(self, address: str) -> dict[str, str]:
         return {n.newsletter: n.status for n in self.subscriber(address).newsletters}
 
+    def notices_for(self, address: str, count: int = 1) -> list[email.message.EmailMessage]:
+        """The notices to `address`, once `count` have come (a page sends them after answering)."""
+        deadline = time.monotonic() + 20
+        while len(found := [m for m in self.notices() if m["To"] == address]) < count:
+            assert time.monotonic() < deadline, f"no notice to {address}"
+            time.sleep(0.05)
+        return found
+
     def notices(self) -> list[email.message.EmailMessage]:
         folder = self.runtime.settings.outbox_dir / "outside-ledger"
         paths = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
@@ -190,8 +198,7 @@ def test_sign_up_confirm_change_and_leave(site: Site) -> None:
         assert sent.status_code == 200, sent.text
         assert "New.Reader@Example.NET" in sent.text or reader in sent.text
         assert site.subscriber(reader).status == "pending"  # no digest before the confirmation
-        [notice] = site.notices()
-        assert notice["To"] == reader
+        [notice] = site.notices_for(reader)
         confirm = emailed_link(notice, "confirm")
         page = browser.get(confirm)  # a link scanner's GET confirms nothing
         assert page.status_code == 200 and site.subscriber(reader).status == "pending"
@@ -386,6 +393,8 @@ def test_csrf_origins_and_rate_limits(newsroom, tmp_path) -> None:
                 data={**fields, "email": "victim@example.net"},
                 headers={"origin": PARTNER, "x-forwarded-for": f"192.0.2.{i + 10}"},
             )
+        site.notices_for("victim@example.net")
+        time.sleep(1)
         assert [m["To"] for m in site.notices()].count("victim@example.net") == 1
 
 
@@ -476,3 +485,117 @@ def test_a_token_pages_form_is_checked_by_its_own_token(site: Site) -> None:
         assert borrowed.status_code == 403 and site.subscriber(ANNA).status == "active"
         back = browser.post(f"{link}/again", data=fields, headers={"origin": "null"})
         assert back.status_code == 200 and site.subscriptions(MARC)["weekly"] == "active"
+
+
+def test_a_strangers_sign_up_changes_nobody_and_mails_no_one_who_left(site: Site) -> None:
+    pending = "new.signup@example.com"  # a sample reader who never confirmed: Health, weekly, en
+    before = site.subscriber(pending)
+    partner = {"origin": PARTNER}
+    asked = httpx.post(
+        f"{site.url}/subscribe",
+        data={"email": pending, "newsletters": "daily", "language": "de", "name": "Someone Else"},
+        headers=partner,
+    )
+    assert asked.status_code == 200
+    after = site.subscriber(pending)
+    assert (after.name, after.language, site.subscriptions(pending)) == (
+        before.name,
+        before.language,
+        {"weekly": "active"},
+    )  # nothing changes before the link is followed
+    [notice] = site.notices_for(pending)
+    confirm = emailed_link(notice, "confirm")
+    with site.client() as browser:
+        page = browser.get(confirm)
+        assert browser.post(confirm, data=Forms(page.text).form(confirm)).status_code == 200
+    confirmed = site.subscriber(pending)
+    assert confirmed.status == "active" and confirmed.language == "de" and confirmed.name == "Someone Else"
+    assert site.subscriptions(pending)["daily"] == "active"
+    # Marc leaves everything; a sign-up of his address sends nothing and changes nothing.
+    marc = site.subscriber(MARC).id
+    link = path_of(site.links().unsubscribe(marc, "weekly"))
+    with site.client() as browser:
+        left = browser.post(link, data={"List-Unsubscribe": "One-Click"})
+        browser.post(f"{link}/everything", data=Forms(left.text).form(f"{link}/everything"))
+    asked = httpx.post(
+        f"{site.url}/subscribe",
+        data={"email": MARC, "newsletters": "daily", "language": "de"},
+        headers=partner,
+    )
+    assert asked.status_code == 200
+    time.sleep(1)
+    assert [m for m in site.notices() if m["To"] == MARC] == []
+    assert site.subscriber(MARC).status == "unsubscribed" and site.subscriber(MARC).language == "en"
+
+
+def test_address_changes_mail_one_link_an_hour(site: Site) -> None:
+    anna = site.subscriber(ANNA).id
+    preferences = path_of(site.links().preferences(anna))
+    with site.client() as browser:
+        answers = []
+        for target in ("victim@example.net", "victim@ｅxample.net", "other@example.net"):
+            fields = Forms(browser.get(preferences).text).form(preferences)
+            answers.append(
+                browser.post(
+                    preferences,
+                    data={
+                        "csrf": fields["csrf"],
+                        "newsletters": "weekly",
+                        "language": "de",
+                        "new_email": target,
+                    },
+                )
+            )
+    assert [a.status_code for a in answers] == [200, 400, 400]
+    site.notices_for("victim@example.net")
+    time.sleep(1)
+    assert [m["To"] for m in site.notices()] == ["victim@example.net"]
+    assert site.subscriber(ANNA).email == ANNA  # only the link sent to the new address moves it
+
+
+def test_hostile_form_text(site: Site) -> None:
+    partner = {"origin": PARTNER}
+    latin1 = httpx.post(
+        f"{site.url}/subscribe",
+        content=b"email=a\xff@b.com&newsletters=weekly",
+        headers={**partner, "content-type": "application/x-www-form-urlencoded"},
+    )
+    percent = httpx.post(
+        f"{site.url}/subscribe",
+        content=b"email=a%ff@b.com&newsletters=weekly",
+        headers={**partner, "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert latin1.status_code == 400 and percent.status_code == 400
+    named = httpx.post(
+        f"{site.url}/subscribe",
+        data={"email": "nul@example.net", "newsletters": "weekly", "name": "a\x00b\u202eevil\r\nBcc: x@y"},
+        headers=partner,
+    )
+    assert named.status_code == 200
+    assert site.subscriber("nul@example.net").name == "a b evil Bcc: x@y"
+
+
+def test_two_clicks_at_once_are_one_change(site: Site) -> None:
+    """A double click on Save, and a page's forms sent together: no error, one result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    marc = site.subscriber(MARC).id
+    links = site.links()
+    preferences = path_of(links.preferences(marc))
+    unsubscribe = path_of(links.unsubscribe(marc, "daily"))
+    with site.client() as browser:
+        fields = Forms(browser.get(preferences).text).form(preferences)
+    form = {"csrf": fields["csrf"], "newsletters": ["weekly", "daily"], "categories": ["europe", "culture"]}
+
+    def save(_n: int) -> int:
+        return httpx.post(site.url + preferences, data={**form, "language": "en"}, timeout=60).status_code
+
+    def leave(_n: int) -> int:
+        return httpx.post(
+            site.url + unsubscribe, data={"List-Unsubscribe": "One-Click"}, timeout=60
+        ).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda n: save(n) if n % 2 else leave(n), range(16)))
+    assert set(codes) == {200}, codes
+    assert sorted(c.slug for c in site.subscriber(MARC).categories) == ["culture", "europe"]

@@ -302,6 +302,7 @@ def test_a_readers_whole_journey_in_a_browser(server: Server, browser: Browser, 
     )
     browser.open(unsubscribe_url)
     assert browser.heading() == german("Unsubscribe")
+    assert german("Weekly digest") in browser.text()  # the newsletter by its German title
     browser.screenshot("unsubscribe")
     assert server.stored(READER)["newsletters"] == ["daily", "weekly"]  # a GET changes nothing
     browser.submit(browser.find("main form button[type=submit]"))

@@ -7,17 +7,17 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from newsletter.editions.compose import Markers
-from newsletter.i18n import install, translations
+from newsletter.i18n import N_, install, translations
 from newsletter.sending.single import send_one
 from newsletter.settings import Settings
 from newsletter.store.runtime import Runtime
 
 # The notices there are, each a `<kind>.txt` and `<kind>.html` and a subject.
 SUBJECTS = {
-    "confirm": "Confirm your subscription to {site}",
-    "already": "Your subscription to {site}",
-    "preferences": "Your link to {site}'s newsletter settings",
-    "address": "Confirm your new address for {site}",
+    "confirm": N_("Confirm your subscription to {site}"),
+    "already": N_("Your subscription to {site}"),
+    "preferences": N_("Your link to {site}'s newsletter settings"),
+    "address": N_("Confirm your new address for {site}"),
 }
 
 
@@ -41,7 +41,11 @@ def send_notice(
     env = environment(settings)
     install(env, language)
     gettext = translations(language).gettext
-    titles = [settings.newsletter(name).title for name in newsletters if name in settings.newsletters]
+    titles = [
+        gettext(settings.newsletter(name).in_language(language).title)
+        for name in newsletters
+        if name in settings.newsletters
+    ]
     values = {"site": settings.site, "link": link, "newsletters": titles, "language": language}
     subject = gettext(SUBJECTS[kind]).format(site=settings.site.name)
     _address, outcome = send_one(

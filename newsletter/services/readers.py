@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial, wraps
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from newsletter.errors import InputError, NewsletterError
 from newsletter.i18n import N_
@@ -25,10 +30,25 @@ from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatu
 from newsletter.subscribers.addresses import address_hash, normalize_email
 from newsletter.subscribers.links import Links
 from newsletter.subscribers.tokens import TokenError, read
+from newsletter.text import printable
 
 log = logging.getLogger("newsletter.readers")
 # A reader is sent a confirmation or a fresh link at most this often, whatever is asked.
 NOTICE_EVERY = timedelta(hours=1)
+NAME_LENGTH = 300
+SCOPE_NAME = 80  # of a name, what a confirmation link carries
+SCOPE_BYTES = 1100  # what a token's scope holds (tokens.py), in base64
+RACE_TRIES = 3
+Result = TypeVar("Result")
+P = ParamSpec("P")
+# How a notice is sent: now, or handed to a page to send after it has answered.
+Later = Callable[[Callable[[], object]], None]
+
+
+def at_once(notice: Callable[[], object]) -> None:
+    notice()
+
+
 MAX_PAUSE_WEEKS = 52
 
 
@@ -164,9 +184,9 @@ def categories_for(session: Session, settings: Settings, names: list[str]) -> li
     return list(dict.fromkeys(chosen))
 
 
-def _suppression(session: Session, email: str) -> Suppression | None:
+def _suppression(session: Session, email: str, key: bytes) -> Suppression | None:
     return session.scalars(
-        select(Suppression).where(Suppression.email.in_([email, address_hash(email)]))
+        select(Suppression).where(Suppression.email.in_([email, address_hash(email, key)]))
     ).first()
 
 
@@ -179,62 +199,117 @@ def _may_notify(subscriber: Subscriber, now: datetime) -> bool:
     return True
 
 
-def sign_up(runtime: Runtime, request: SignUp, now: datetime) -> str:
+def sign_up(runtime: Runtime, request: SignUp, now: datetime, later: Later = at_once) -> str:
     """Ask for a subscription: a new or unconfirmed reader gets a confirmation link (double
-    opt-in); an active one a link to their settings; a suppressed address nothing. The caller
-    answers the same whatever happened; the return value ("confirm", "already", "quiet",
-    "throttled") is for logs and tests."""
+    opt-in) carrying the choices, which only following it applies; an active one a link to
+    their settings; a suppressed address (left everything, bounced, complained, forgotten)
+    nothing. A stranger can thus change nobody's settings. The notice goes through `later` (a
+    page sends it after answering, so the time taken tells nothing). The caller answers the
+    same whatever happened; the return value ("confirm", "already", "quiet", "throttled") is
+    for logs and tests."""
     settings = runtime.settings
     email = normalize_email(request.email)
     newsletters = _checked_newsletters(settings, request.newsletters)
     language = language_code(request.language or settings.site.language)
-    name = " ".join((request.name or "").split())[:300] or None
+    name = " ".join(printable(request.name or "").split())[:NAME_LENGTH] or None
     wording = request.wording or settings.readers.consent_wording
-    with unit_of_work(runtime.factory) as session:
+
+    def attempt(session: Session) -> tuple[str, Callable[[], object] | None]:
         categories = categories_for(session, settings, request.categories)
         subscriber = session.scalars(select(Subscriber).where(Subscriber.email == email)).one_or_none()
-        suppression = _suppression(session, email)
-        if suppression is not None and suppression.reason != SuppressionReason.UNSUBSCRIBE:
-            return "quiet"  # bounced, complained or forgotten: never mailed again
-        if subscriber is not None and subscriber.status in (
-            SubscriberStatus.BOUNCED,
-            SubscriberStatus.COMPLAINED,
-        ):
-            return "quiet"
+        if _suppression(session, email, settings.signing_key()) is not None:
+            return "quiet", None  # never mailed again, whoever asks
+        if subscriber is not None and subscriber.status in ENDED:
+            return "quiet", None
         if subscriber is not None and not _may_notify(subscriber, now):
-            return "throttled"  # the same request again within the hour: nothing changes
-        if subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE:
-            kind = "already"  # changing an active reader's settings needs their own link
-        else:
-            kind = "confirm"
-            if subscriber is None:
-                subscriber = Subscriber(email=email, created_at=now, status=SubscriberStatus.PENDING)
-                session.add(subscriber)
-            subscriber.status = SubscriberStatus.PENDING
-            subscriber.name = name or subscriber.name
-            subscriber.language = language
-            subscriber.categories = categories
-            set_newsletters(subscriber, newsletters, now, "signup", reactivate=True)
-            session.flush()
-            record_consent(
-                session,
-                subscriber,
-                "subscribe",
-                request.source,
-                now,
-                wording=wording,
-                newsletters=newsletters,
-            )
-        subscriber.confirm_sent_at = now
+            return "throttled", None  # asked again within the hour: nothing is sent
         links = _links(settings)
-        link = links.confirm(subscriber.id) if kind == "confirm" else links.preferences(subscriber.id)
-        to, reader_language, subscribed = (
-            subscriber.email,
-            subscriber.language,
-            [n.newsletter for n in subscriber.newsletters if n.status == SubscriptionStatus.ACTIVE],
+        if subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE:
+            link = links.preferences(subscriber.id)  # changing an active reader's settings needs their link
+            subscribed = [
+                n.newsletter for n in subscriber.newsletters if n.status == SubscriptionStatus.ACTIVE
+            ]
+            notice = partial(send_notice, runtime, "already", email, subscriber.language, link, subscribed)
+            return "already", notice
+        if subscriber is None:  # a new address: nothing of anyone's is changed by recording it
+            subscriber = Subscriber(email=email, created_at=now, status=SubscriberStatus.PENDING, name=name)
+            subscriber.language, subscriber.categories = language, categories
+            set_newsletters(subscriber, newsletters, now, "signup", reactivate=True)
+            session.add(subscriber)
+            session.flush()
+        subscriber.confirm_sent_at = now
+        record_consent(
+            session, subscriber, "subscribe", request.source, now, wording=wording, newsletters=newsletters
         )
-    send_notice(runtime, kind, to, reader_language, link, subscribed)
+        choices = Choices(newsletters, [c.slug for c in categories], language, name)
+        link = links.confirm(subscriber.id, choices.scope())
+        return "confirm", partial(send_notice, runtime, "confirm", email, language, link, newsletters)
+
+    kind, notice = _retried(runtime, attempt)
+    if notice is not None:
+        later(notice)
     return kind
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What a sign-up asked for, carried in its confirmation link and applied only when the
+    link is followed."""
+
+    newsletters: list[str]
+    categories: list[str]
+    language: str
+    name: str | None
+
+    def scope(self) -> str:
+        """The choices as a link carries them; none when too long for a link (a site with very
+        many sections): a new reader's record holds them then."""
+        scope = json.dumps(
+            [self.newsletters, self.categories, self.language, (self.name or "")[:SCOPE_NAME]],
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        return scope if len(scope.encode()) <= SCOPE_BYTES else ""
+
+    @classmethod
+    def read(cls, scope: str) -> Choices | None:
+        try:
+            newsletters, categories, language, name = json.loads(scope)
+            return cls(list(newsletters), list(categories), str(language), str(name) or None)
+        except (ValueError, TypeError):
+            return None
+
+
+def _on_race(function: Callable[P, Result]) -> Callable[P, Result]:
+    """A whole service call tried again when it lost a race for a unique row: it reads the
+    reader afresh, so the second try sees what the other request made."""
+
+    @wraps(function)
+    def tried(*args: P.args, **kwargs: P.kwargs) -> Result:
+        for tries in range(1, RACE_TRIES + 1):
+            try:
+                return function(*args, **kwargs)
+            except (IntegrityError, StaleDataError):
+                if tries == RACE_TRIES:
+                    raise
+                log.info("a concurrent change to the same reader: trying again")
+        raise AssertionError("unreachable")
+
+    return tried
+
+
+def _retried(runtime: Runtime, attempt: Callable[[Session], Result]) -> Result:
+    """One unit of work, tried again when a request for the same reader won a race for a
+    unique row (a double click, two pages at once): the second try sees what the first made."""
+    for tries in range(1, RACE_TRIES + 1):
+        try:
+            with unit_of_work(runtime.factory) as session:
+                return attempt(session)
+        except (IntegrityError, StaleDataError):
+            if tries == RACE_TRIES:
+                raise
+            log.info("a concurrent change to the same reader: trying again")
+    raise AssertionError("unreachable")
 
 
 def set_newsletters(
@@ -258,14 +333,22 @@ def set_newsletters(
             current.unsubscribed_at, current.source = now, source
 
 
+@_on_race
 def confirm(runtime: Runtime, token: str, now: datetime) -> ReaderView:
     """The double opt-in's link: the reader is active from now on (an address that had left
     everything is taken off the suppression list: this is the reader asking)."""
     settings = runtime.settings
     with unit_of_work(runtime.factory) as session:
-        subscriber, _scope = _reader(session, settings, "confirm", token)
+        subscriber, scope = _reader(session, settings, "confirm", token)
         if subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
             raise ReaderError(N_("This address cannot be subscribed."))
+        choices = Choices.read(scope) if scope else None
+        if choices is not None and subscriber.status != SubscriberStatus.ACTIVE:
+            subscriber.name = choices.name or subscriber.name
+            subscriber.language = choices.language
+            subscriber.categories = categories_for(session, settings, choices.categories)
+            wanted = [n for n in choices.newsletters if n in settings.newsletters]
+            set_newsletters(subscriber, wanted, now, "signup", reactivate=True)
         if subscriber.status != SubscriberStatus.ACTIVE:
             subscriber.status = SubscriberStatus.ACTIVE
             subscriber.confirmed_at = now
@@ -294,17 +377,23 @@ def preferences(runtime: Runtime, token: str) -> ReaderView:
         return _view(runtime.settings, subscriber)
 
 
-def change(runtime: Runtime, token: str, wanted: Change, now: datetime) -> tuple[ReaderView, bool]:
-    """Save the reader's settings; a new address is only asked for (a link goes to it), and True
-    says so."""
+def change(
+    runtime: Runtime, token: str, wanted: Change, now: datetime, later: Later = at_once
+) -> tuple[ReaderView, bool]:
+    """Save the reader's settings; a new address is only asked for (a link goes to it, at most
+    one an hour per reader, whatever address is asked), and True says so."""
     settings = runtime.settings
     newsletters = [n for n in wanted.newsletters if n in settings.newsletters]
     language = language_code(wanted.language)
     if wanted.pause_weeks is not None and not 0 <= wanted.pause_weeks <= MAX_PAUSE_WEEKS:
         raise InputError("pause", f"a pause is 0 to {MAX_PAUSE_WEEKS} weeks")
     new_email = normalize_email(wanted.new_email) if wanted.new_email else None
-    with unit_of_work(runtime.factory) as session:
+
+    def attempt(session: Session) -> tuple[ReaderView, str | None]:
         subscriber, _scope = _reader(session, settings, "preferences", token)
+        asked = new_email is not None and new_email != subscriber.email
+        if asked and not _may_notify(subscriber, now):
+            raise InputError("new_email", "a link went to a new address less than an hour ago")
         subscriber.language = language
         subscriber.categories = categories_for(session, settings, wanted.categories)
         set_newsletters(subscriber, newsletters, now, "preferences", reactivate=True)
@@ -324,14 +413,16 @@ def change(runtime: Runtime, token: str, wanted: Change, now: datetime) -> tuple
             pause_weeks=wanted.pause_weeks,
         )
         session.flush()
-        view = _view(settings, subscriber)
-        asked = new_email is not None and new_email != subscriber.email
         link = _links(settings).address(subscriber.id, new_email) if asked and new_email else None
+        return _view(settings, subscriber), link
+
+    view, link = _retried(runtime, attempt)
     if link and new_email:
-        send_notice(runtime, "address", new_email, language, link, [])
+        later(partial(send_notice, runtime, "address", new_email, language, link, []))
     return view, link is not None
 
 
+@_on_race
 def confirm_address(runtime: Runtime, token: str, now: datetime) -> ReaderView:
     """The link sent to a new address: the reader's mail goes there from now on."""
     settings = runtime.settings
@@ -341,14 +432,14 @@ def confirm_address(runtime: Runtime, token: str, now: datetime) -> ReaderView:
         taken = session.scalars(select(Subscriber).where(Subscriber.email == new_email)).one_or_none()
         if taken is not None and taken.id != subscriber.id:
             raise ReaderError(N_("This address already has its own subscription."))
-        if _suppression(session, new_email) is not None:
+        if _suppression(session, new_email, settings.signing_key()) is not None:
             raise ReaderError(N_("This address cannot be used."))
         record_consent(session, subscriber, "change", "address confirmation link", now, email="changed")
         subscriber.email = new_email
         return _view(settings, subscriber)
 
 
-def fresh_link(runtime: Runtime, email: str, now: datetime) -> None:
+def fresh_link(runtime: Runtime, email: str, now: datetime, later: Later = at_once) -> None:
     """An expired settings link's page asks for a new one: it goes to the address if it is a
     reader's, at most once an hour; nothing tells the asker which."""
     settings = runtime.settings
@@ -361,7 +452,7 @@ def fresh_link(runtime: Runtime, email: str, now: datetime) -> None:
         if subscriber is None or subscriber.status in ENDED or not _may_notify(subscriber, now):
             return
         link, language = _links(settings).preferences(subscriber.id), subscriber.language
-    send_notice(runtime, "preferences", mailbox, language, link, [])
+    later(partial(send_notice, runtime, "preferences", mailbox, language, link, []))
 
 
 @dataclass(frozen=True)
@@ -369,8 +460,10 @@ class Left:
     newsletter: str
     title: str
     email: str
+    language: str
 
 
+@_on_race
 def unsubscribe(runtime: Runtime, token: str, source: str, now: datetime) -> Left:
     """Leave the newsletter the token names, at once; again is harmless."""
     settings = runtime.settings
@@ -382,9 +475,10 @@ def unsubscribe(runtime: Runtime, token: str, source: str, now: datetime) -> Lef
             subscription.unsubscribed_at, subscription.source = now, source
             record_consent(session, subscriber, "unsubscribe", source, now, newsletter=newsletter)
         title = settings.newsletters[newsletter].title if newsletter in settings.newsletters else newsletter
-        return Left(newsletter, title, subscriber.email)
+        return Left(newsletter, title, subscriber.email, subscriber.language)
 
 
+@_on_race
 def leave_everything(runtime: Runtime, token: str, source: str, now: datetime) -> Left:
     """Leave every newsletter: the address goes on the suppression list, so no import and no
     sign-up by someone else brings it back (the reader's own confirmation can)."""
@@ -393,14 +487,15 @@ def leave_everything(runtime: Runtime, token: str, source: str, now: datetime) -
         subscriber, _newsletter = _reader(session, settings, "unsubscribe", token)
         set_newsletters(subscriber, [], now, source, reactivate=False)
         subscriber.status, subscriber.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, now
-        if _suppression(session, subscriber.email) is None:
+        if _suppression(session, subscriber.email, settings.signing_key()) is None:
             session.add(
                 Suppression(email=subscriber.email, reason=SuppressionReason.UNSUBSCRIBE, detail=source)
             )
         record_consent(session, subscriber, "unsubscribe", source, now, newsletter="all")
-        return Left("all", "all newsletters", subscriber.email)
+        return Left("all", "all newsletters", subscriber.email, subscriber.language)
 
 
+@_on_race
 def resubscribe(runtime: Runtime, token: str, now: datetime) -> Left:
     """Come back to the newsletter just left (from the page that confirmed leaving)."""
     settings = runtime.settings
@@ -420,4 +515,4 @@ def resubscribe(runtime: Runtime, token: str, now: datetime) -> Left:
             )
         record_consent(session, subscriber, "resubscribe", "unsubscribe page", now, newsletter=newsletter)
         title = settings.newsletters[newsletter].title if newsletter in settings.newsletters else newsletter
-        return Left(newsletter, title, subscriber.email)
+        return Left(newsletter, title, subscriber.email, subscriber.language)

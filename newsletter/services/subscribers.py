@@ -21,6 +21,7 @@ from newsletter.store.models import (
     Bounce,
     Consent,
     Delivery,
+    ProviderEvent,
     Subscriber,
     SubscriberNewsletter,
     Suppression,
@@ -139,7 +140,9 @@ def add(
         )
     with unit_of_work(runtime.factory) as session:
         if session.scalars(
-            select(Suppression).where(Suppression.email.in_([mailbox, address_hash(mailbox)]))
+            select(Suppression).where(
+                Suppression.email.in_([mailbox, address_hash(mailbox, runtime.settings.signing_key())])
+            )
         ).first():
             raise NewsletterError(f"{mailbox} is on the suppression list: it is never mailed again")
         subscriber = session.scalars(select(Subscriber).where(Subscriber.email == mailbox)).one_or_none()
@@ -267,7 +270,8 @@ def forget(runtime: Runtime, email: str, now: datetime) -> None:
     mailed or imported again."""
     with unit_of_work(runtime.factory) as session:
         subscriber = _one(session, email)
-        hashed = address_hash(subscriber.email)
+        mailbox = subscriber.email
+        hashed = address_hash(subscriber.email, runtime.settings.signing_key())
         session.execute(delete(Suppression).where(Suppression.email == subscriber.email))
         if not session.scalars(select(Suppression).where(Suppression.email == hashed)).first():
             session.add(Suppression(email=hashed, reason=SuppressionReason.FORGOTTEN, created_at=now))
@@ -278,6 +282,16 @@ def forget(runtime: Runtime, email: str, now: datetime) -> None:
         subscriber.status, subscriber.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, now
         subscriber.categories = []
         subscriber.newsletters = []
+    _erase_outbox(runtime.settings.outbox_dir, mailbox)
+
+
+def _erase_outbox(folder: Path, mailbox: str) -> None:
+    """The outbox's copies of the reader's messages (their names and contents hold the address)."""
+    if not folder.is_dir():
+        return
+    for path in folder.rglob("*.eml"):
+        if mailbox in path.name.lower():
+            path.unlink(missing_ok=True)
 
 
 def _scrub_deliveries(session: Session, subscriber: Subscriber) -> None:
@@ -288,5 +302,7 @@ def _scrub_deliveries(session: Session, subscriber: Subscriber) -> None:
     worded = select(Delivery).where(Delivery.subscriber_id == subscriber.id, Delivery.detail.is_not(None))
     for delivery in session.scalars(worded):
         delivery.detail = pattern.sub("[forgotten]", delivery.detail or "")
+    for event in session.scalars(select(ProviderEvent).where(ProviderEvent.subscriber_id == subscriber.id)):
+        event.detail = pattern.sub("[forgotten]", event.detail or "")
     for bounce in session.scalars(select(Bounce).where(Bounce.subscriber_id == subscriber.id)):
         bounce.detail = pattern.sub("[forgotten]", bounce.detail or "")  # a DSN's words quote it too

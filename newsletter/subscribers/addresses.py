@@ -7,7 +7,7 @@ before it is stored or compared: smtplib reduces a raw `re:x@y` or `(c)x@y` to `
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -83,7 +83,8 @@ def envelope_address(stored: str) -> EnvelopeAddress:
     return EnvelopeAddress(f"{checked.local_part}@{checked.ascii_domain}", checked.smtputf8)
 
 
-def address_hash(mailbox: str) -> str:
+def address_hash(mailbox: str, key: bytes) -> str:
     """What the suppression list keeps of a forgotten reader: enough to refuse the address
-    again, nothing to read it back from."""
-    return "sha256:" + hashlib.sha256(mailbox.encode()).hexdigest()
+    again, nothing to read it back from. Keyed with the secret key: a plain hash of an address
+    is found again by hashing a list of likely addresses."""
+    return "sha256:" + hmac.digest(key, b"forgotten:" + mailbox.encode(), "sha256").hex()

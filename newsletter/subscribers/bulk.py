@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from newsletter.settings import Settings, language_code
 from newsletter.store.categories import configured_sections, slugify
 from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, Suppression, utcnow
-from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatus
+from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatus, SuppressionReason
 from newsletter.subscribers.addresses import address_hash, normalize_email
 
 COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
@@ -217,6 +217,11 @@ def import_csv(
     then may a reader become active, and a new reader with no status is active, not pending.
     """
     report = ImportReport()
+    # Forgotten readers are known by a hash keyed with the secret key: needed only once there are some.
+    forgotten = session.scalars(
+        select(Suppression.id).where(Suppression.reason == SuppressionReason.FORGOTTEN).limit(1)
+    ).first()
+    key = settings.signing_key() if forgotten is not None else None
     # The configured sections count before any fetch stored them, and a stored tag they name.
     configured = configured_sections(settings)
     query = select(Category).where(or_(Category.is_section, Category.slug.in_(configured)))
@@ -234,7 +239,7 @@ def import_csv(
         # Looked up a batch at a time: each row then costs its writes and its savepoint only.
         known = {s.email: s for s in session.scalars(select(Subscriber).where(Subscriber.email.in_(rows)))}
         # A forgotten reader is suppressed by the hash of the address, never the address itself.
-        hashes = {address_hash(email): email for email in rows}
+        hashes = {address_hash(email, key): email for email in rows} if key else {}
         listed = session.scalars(select(Suppression.email).where(Suppression.email.in_([*rows, *hashes])))
         suppressed = {hashes.get(entry, entry) for entry in listed}
         for email, (line, raw, row) in rows.items():

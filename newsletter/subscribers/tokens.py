@@ -29,7 +29,7 @@ LIFETIME_DAYS: dict[str, int | None] = {
 # The only shape `sign` makes for real ids (0 to 2**64 - 1): anything else is refused before it
 # reaches int() or compare_digest (which raises TypeError on non-ASCII text).
 _TOKEN = re.compile(
-    r"(?P<payload>(?P<subscriber>[0-9a-f]{1,16})-(?P<day>[0-9a-f]{1,8})(?:-(?P<scope>[\w-]{1,600}))?)"
+    r"(?P<payload>(?P<subscriber>[0-9a-f]{1,16})-(?P<day>[0-9a-f]{1,8})(?:-(?P<scope>[\w-]{1,1600}))?)"
     r"\.(?P<mac>[\w-]{24})",
     re.A,
 )

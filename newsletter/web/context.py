@@ -8,11 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
 from newsletter.i18n import N_
 from newsletter.store.runtime import Runtime
+from newsletter.subscribers.addresses import normalize_email
 from newsletter.web.client import Network, client_address, limit_key, trusted_networks
 from newsletter.web.limits import Limit
 from newsletter.web.pages import Pages, asked_language
@@ -65,7 +67,12 @@ class Web:
         return False
 
     def address_allowed(self, address: str) -> bool:
-        return self.per_address.take(address.strip().lower(), time.monotonic())
+        """Counted by the mailbox, however it is spelt (case, full-width letters, IDN)."""
+        try:
+            mailbox = normalize_email(address)
+        except ValueError:
+            mailbox = address.strip().lower()
+        return self.per_address.take(mailbox, time.monotonic())
 
     def language(self, request: Request) -> str:
         return asked_language(request.query_params, request.headers, self.runtime.settings.site.language)
@@ -108,3 +115,28 @@ class Web:
 def web(request: Request) -> Web:
     found: Web = request.app.state.web
     return found
+
+
+class Notices:
+    """The emails a request asks for, sent after its page is answered: how long a page takes
+    then tells nothing of whether an address is on the list."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.pending: list[Callable[[], object]] = []
+
+    def __call__(self, notice: Callable[[], object]) -> None:
+        self.pending.append(notice)
+
+    def after(self, response: Response) -> Response:
+        if self.pending:
+            response.background = BackgroundTask(self._send, list(self.pending))
+        return response
+
+    @staticmethod
+    def _send(notices: list[Callable[[], object]]) -> None:
+        for notice in notices:
+            try:
+                notice()
+            except Exception:  # one notice that cannot go is logged; the page was answered
+                log.exception("a notice could not be sent")

@@ -18,11 +18,16 @@ async def read_form(request: Request) -> FormData:
     if length.isdigit() and int(length) > MAX_BODY:
         raise HTTPException(413, "the form is too large")
     try:
-        return await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=16 * 1024)
+        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            (await request.body()).decode("utf-8")  # the parser would read other bytes as Latin-1
+        form = await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=16 * 1024)
     except BodyTooLarge:
         raise HTTPException(413, "the form is too large") from None
     except UnicodeDecodeError:
         raise HTTPException(400, "the form is not UTF-8") from None
+    if any(isinstance(value, str) and "\ufffd" in value for _name, value in form.multi_items()):
+        raise HTTPException(400, "the form is not UTF-8")  # %FF and the like, decoded as U+FFFD
+    return form
 
 
 def text(form: FormData, name: str, limit: int = 1000) -> str:

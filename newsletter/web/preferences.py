@@ -12,7 +12,7 @@ from newsletter.errors import InputError, NewsletterError
 from newsletter.i18n import N_
 from newsletter.services import readers
 from newsletter.subscribers.tokens import TokenError
-from newsletter.web.context import Web, log, web
+from newsletter.web.context import Notices, Web, log, web
 from newsletter.web.forms import read_form, text, texts
 from newsletter.web.pages import primary
 
@@ -24,6 +24,7 @@ PROBLEMS = {
     "categories": N_("Choose among the sections listed."),
     "pause": N_("Choose a pause from the list."),
     "newsletters": N_("Choose among the newsletters listed."),
+    "new_email": N_("We have sent several links to this address already: try again in an hour."),
 }
 # The choice a paused reader's form starts on: saving other settings leaves the pause as it is.
 KEEP = "keep"
@@ -40,7 +41,9 @@ async def send_link(request: Request) -> Response:
     """Email the settings link to an address, if it is a reader's; the answer never says."""
     site = web(request)
     posted = await read_form(request)
-    if not site.guard.own_origin(site.guard.origin(request.headers), str(request.base_url)):
+    origin = site.guard.origin(request.headers)
+    # `null`: the expired link's page sends no referrer; the CSRF cookie is the check then.
+    if origin != "null" and not site.guard.own_origin(origin, str(request.base_url)):
         return site.error(
             request, 403, N_("Not allowed"), N_("This form may only be sent from our own pages.")
         )
@@ -55,12 +58,13 @@ async def send_link(request: Request) -> Response:
     if not site.client_allowed(request):
         return site.too_many(request)
     email = text(posted, "email", 320)
+    notices = Notices(site.runtime)
     if email and site.address_allowed(email):
         try:
-            await run_in_threadpool(readers.fresh_link, site.runtime, email, site.clock())
+            await run_in_threadpool(readers.fresh_link, site.runtime, email, site.clock(), notices)
         except NewsletterError as exc:
             log.error("a fresh settings link: %s", exc)
-    return site.pages.render("link_sent.html", site.language(request), email=email)
+    return notices.after(site.pages.render("link_sent.html", site.language(request), email=email))
 
 
 @router.get("/preferences/{token}")
@@ -94,15 +98,18 @@ async def change(request: Request, token: str) -> Response:
         )
     if problem is not None:
         return preferences_page(site, token, current, errors=dict([problem]), status=400)
+    notices = Notices(site.runtime)
     try:
-        view, asked = await run_in_threadpool(readers.change, site.runtime, token, wanted, site.clock())
+        view, asked = await run_in_threadpool(
+            readers.change, site.runtime, token, wanted, site.clock(), notices
+        )
     except InputError as exc:  # the service's words may quote the form: the page says its own
         errors = {exc.name: PROBLEMS.get(exc.name, N_("Please check this value."))}
         return preferences_page(site, token, current, errors=errors, status=400)
     except ValueError:  # a new address email-validator refuses
         errors = {"new_email": N_("This is not an email address we can write to.")}
         return preferences_page(site, token, current, errors=errors, status=400)
-    return preferences_page(site, token, view, saved=True, address_asked=asked)
+    return notices.after(preferences_page(site, token, view, saved=True, address_asked=asked))
 
 
 def _wanted(site: Web, posted: FormData, current: str) -> tuple[readers.Change, tuple[str, str] | None]:

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from newsletter.errors import InputError, NewsletterError
 from newsletter.i18n import N_
 from newsletter.services import readers
-from newsletter.web.context import Web, log, web
+from newsletter.web.context import Notices, Web, log, web
 from newsletter.web.forms import read_form, text, texts
 from newsletter.web.pages import primary
 
@@ -75,8 +75,11 @@ async def subscribe(request: Request) -> Response:
         source=_source(request, origin) if partner else f"{site.guard.own}/subscribe",
         wording=None if partner else site.pages.gettext(language, settings.readers.consent_wording),
     )
+    notices = Notices(site.runtime)
     try:
-        outcome = await run_in_threadpool(readers.sign_up, site.runtime, request_values, site.clock())
+        outcome = await run_in_threadpool(
+            readers.sign_up, site.runtime, request_values, site.clock(), notices
+        )
     except InputError as exc:
         return signup_page(site, request, language, values, errors={exc.name: _problem(exc.name)})
     except ValueError:  # an address email-validator refuses
@@ -85,7 +88,7 @@ async def subscribe(request: Request) -> Response:
         log.error("sign-up: %s", exc)
         outcome = "failed"
     log.info("sign-up: %s", outcome)
-    return site.pages.render("signup_sent.html", language, email=email)
+    return notices.after(site.pages.render("signup_sent.html", language, email=email))
 
 
 def signup_page(

@@ -68,7 +68,7 @@ def _left(
     site: Web, request: Request, posted: FormData, token: str, page: str, left: readers.Left
 ) -> Response:
     shown = text(posted, "lang", 35)
-    language = shown if shown in site.pages.languages() else site.language(request)
+    language = shown if shown in site.pages.languages() else left.language  # a mail client's POST
     return site.pages.render(
         page, language, left=left, action=f"/unsubscribe/{token}", csrf=site.guard.form_token(token)
     )
