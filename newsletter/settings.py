@@ -317,6 +317,10 @@ class LinkSettings(Strict):
     utm_medium: str = "email"
     # {newsletter} and {slot} are filled in per edition.
     utm_campaign: str = "{newsletter}-{slot}"
+    # Article links go through the web app (`/c/...`), which counts one click per reader,
+    # edition and article for the trending ranking, then redirects to the article. Off: links
+    # go straight to the site and nothing is counted.
+    track_clicks: bool = False
 
 
 class SendingSettings(Strict):

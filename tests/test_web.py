@@ -84,7 +84,7 @@ def environment() -> dict[str, str]:
     return {**base, "NEWSLETTER_SECRET_KEY": SECRET, "COLUMNS": "200"}
 
 
-def settings_text(runtime: Runtime, url: str, readers: str) -> str:
+def settings_text(runtime: Runtime, url: str, readers: str, extra: str = "") -> str:
     settings = runtime.settings
     feeds = "".join(
         f'[[feeds]]\nurl = "{feed.url}"\n' + (f'language = "{feed.language}"\n' if feed.language else "")
@@ -93,7 +93,7 @@ def settings_text(runtime: Runtime, url: str, readers: str) -> str:
     return (
         f'database_url = "{settings.database_url}"\noutbox_dir = "{settings.outbox_dir}"\n'
         f'timezone = "{settings.timezone}"\npublic_url = "{url}"\n'
-        f"[readers]\n{readers}\n"
+        f"[readers]\n{readers}\n{extra}"
         f'[site]\nurl = "{settings.site.url}"\ncategories = {json.dumps(SECTIONS)}\n'
         '[newsletters.weekly]\n[newsletters.weekly.translations.de]\ntitle = "Wochenüberblick"\n'
         '[newsletters.daily]\ntitle = "Daily briefing"\ndays = "*"\nat = "06:30"\nfirst_window_days = 1\n'
@@ -102,12 +102,12 @@ def settings_text(runtime: Runtime, url: str, readers: str) -> str:
 
 
 def serve(
-    runtime: Runtime, folder: Path, readers: str = "", env: dict[str, str] | None = None
+    runtime: Runtime, folder: Path, readers: str = "", env: dict[str, str] | None = None, extra: str = ""
 ) -> Iterator[Site]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     config = folder / "site.toml"
-    config.write_text(settings_text(runtime, url, readers or f'signup_origins = ["{PARTNER}"]'))
+    config.write_text(settings_text(runtime, url, readers or f'signup_origins = ["{PARTNER}"]', extra))
     process = subprocess.Popen(
         [sys.executable, "-m", "newsletter", "serve", "--port", str(port), "--config", str(config)],
         env={**environment(), **(env or {})},

@@ -26,7 +26,7 @@ log = logging.getLogger("newsletter.compose")
 
 # Gmail clips HTML near 102 KB, hiding what follows: the unsubscribe link included.
 CLIP_WARNING_BYTES = 100_000
-PERSONAL = ("unsubscribe_url", "preferences_url", "greeting")
+PERSONAL = ("unsubscribe_url", "preferences_url", "greeting", "click")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ class Reader:
     unsubscribe_url: str
     preferences_url: str
     language: str = i18n.SOURCE
+    click: str = "preview"  # the reader's part of a tracked link (a dummy counts nothing)
 
     def values(self) -> dict[str, str]:
         named, anonymous = greetings(self.language)
@@ -30,6 +31,7 @@ class Reader:
             "unsubscribe_url": self.unsubscribe_url,
             "preferences_url": self.preferences_url,
             "greeting": named % {"name": self.name} if self.name else anonymous,
+            "click": self.click,
         }
 
 

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from newsletter import i18n
-from newsletter.editions.compose import Card, Composed, Composer, DigestView
+from newsletter.editions.compose import Card, Composed, Composer, DigestView, Markers
 from newsletter.editions.offer import Offer, Story
 from newsletter.editions.plan import Plan, plan_digest
+from newsletter.errors import SettingsError
 from newsletter.ingest.sanitize import plain_text
 from newsletter.settings import Settings
+from newsletter.subscribers.links import ClickLinks
 
 EXCERPT = 280
 _ELLIPSIS = re.compile(r"\s*\[(…|\.\.\.|&#8230;)\]\s*$")
@@ -46,6 +48,26 @@ def excerpt(summary_html: str) -> str:
     return text[:EXCERPT].rsplit(" ", 1)[0].rstrip(",.;:") + "…"
 
 
+def click_links(settings: Settings) -> ClickLinks | None:
+    """Tracked links when clicks are tracked and links can be signed (not in a preview made
+    before the secret key is set: its links go straight to the site)."""
+    if not settings.links.track_clicks:
+        return None
+    try:
+        return ClickLinks(str(settings.public_url), settings.signing_key())
+    except SettingsError:
+        return None
+
+
+def utm(settings: Settings, newsletter: str, slot: str) -> dict[str, str]:
+    links = settings.links
+    return {
+        "utm_source": links.utm_source,
+        "utm_medium": links.utm_medium,
+        "utm_campaign": links.utm_campaign.format(newsletter=newsletter, slot=slot),
+    }
+
+
 class Variants:
     """Plans and composes the edition's digests, each once."""
 
@@ -54,14 +76,8 @@ class Variants:
         self.offer = offer
         self.composer = composer
         self.newsletter = settings.newsletter(offer.edition.newsletter)
-        links = settings.links
-        self.utm = {
-            "utm_source": links.utm_source,
-            "utm_medium": links.utm_medium,
-            "utm_campaign": links.utm_campaign.format(
-                newsletter=offer.edition.newsletter, slot=offer.edition.slot
-            ),
-        }
+        self.utm = utm(settings, offer.edition.newsletter, offer.edition.slot)
+        self.clicks = click_links(settings)
         self._plans: dict[tuple[tuple[str, ...], frozenset[int]], Plan] = {}
         self._built: dict[tuple[object, str], Built] = {}
 
@@ -85,7 +101,8 @@ class Variants:
         cache_key = (plan.key(), language)
         if cache_key not in self._built:
             digest = hashlib.sha256(repr(cache_key).encode()).hexdigest()[:32]
-            composed = self.composer.compose(self.view(plan, language))
+            markers = Markers.fresh()
+            composed = self.composer.compose(self.view(plan, language, markers), markers)
             self._built[cache_key] = Built(digest, plan, language, composed)
         return self._built[cache_key]
 
@@ -93,7 +110,7 @@ class Variants:
     def composed_count(self) -> int:
         return len(self._built)
 
-    def view(self, plan: Plan, language: str) -> DigestView:
+    def view(self, plan: Plan, language: str, markers: Markers | None = None) -> DigestView:
         newsletter = self.newsletter.in_language(language)
         # The shipped default titles are in the catalogs; an editor's own title stays as written.
         title = i18n.gettext_for(language)(newsletter.title)
@@ -102,15 +119,22 @@ class Variants:
             site=self.settings.site,
             language=language,
             edition_label=i18n.format_date(self.offer.edition.window_end, language, self.settings.zone),
-            trending=[self.card(i, language, list(plan.chosen)) for i in plan.trending],
+            trending=[self.card(i, language, list(plan.chosen), markers) for i in plan.trending],
             sections=[
-                (self.offer.names[slug], [self.card(i, language, [slug]) for i in ids])
+                (self.offer.names[slug], [self.card(i, language, [slug], markers) for i in ids])
                 for slug, ids in plan.sections
             ],
             category_names=[self.offer.names[s] for s in plan.chosen],
         )
 
-    def card(self, article_id: int, language: str, prefer: list[str]) -> Card:
+    def link(self, story: Story, markers: Markers | None) -> str:
+        """The article's link: through the click counter when clicks are tracked (the edition's
+        and article's part signed here, the reader's filled in per reader), else straight."""
+        if self.clicks is None or markers is None:
+            return tagged(story.url, self.utm)
+        return self.clicks.url(self.offer.edition.id, story.id, markers.token("click"))
+
+    def card(self, article_id: int, language: str, prefer: list[str], markers: Markers | None = None) -> Card:
         original = self.offer.stories[article_id]
         site_language = self.settings.site.language
         gettext = i18n.gettext_for(language)
@@ -125,7 +149,7 @@ class Variants:
                 note = gettext("In %(language)s") % {"language": i18n.language_name(site_language, language)}
         section = next((s for s in original.sections if s in prefer), original.sections[0])
         return Card(
-            url=tagged(story.url, self.utm),
+            url=self.link(story, markers),
             title=story.title,
             author=story.author,
             published=i18n.format_date(original.published_at, language, self.settings.zone),

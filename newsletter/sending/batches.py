@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.editions.compose import Markers
 from newsletter.editions.personalize import Reader
+from newsletter.editions.variants import click_links
 from newsletter.sending.messages import Mailto, MessageTemplate, list_id
 from newsletter.sending.providers import Outgoing, VariantContent
 from newsletter.sending.report import SendError
@@ -48,6 +49,7 @@ class BatchBuilder:
         self.edition_id = edition_id
         self.newsletter = newsletter
         self.variants: dict[int, VariantContent] = {}
+        self.clicks = click_links(settings)
 
     def build(self, ids: list[int]) -> Batch:
         """The messages for these claimed deliveries; readers who left are suppressed, and an
@@ -112,6 +114,7 @@ class BatchBuilder:
             links.unsubscribe(subscriber_id, self.newsletter),
             links.preferences(subscriber_id),
             language,
+            self.clicks.reader(subscriber_id, self.edition_id) if self.clicks else "preview",
         )
 
     def _variant(self, session: Session, variant_id: int) -> VariantContent:

@@ -46,3 +46,20 @@ class Links:
 def token_of(url: str) -> str:
     """The token a link made here carries: its last path segment (`…/unsubscribe/TOKEN`)."""
     return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+class ClickLinks:
+    """Tracked article links, `/c/ARTICLE/READER`: the first part signs an article of an edition
+    when the variant is composed, so the redirect can lead nowhere else (no open redirect); the
+    second signs the reader, filled in per reader, so a click counts once for them."""
+
+    def __init__(self, public_url: str, key: bytes) -> None:
+        self.base = public_url.rstrip("/")
+        self.key = key
+
+    def url(self, edition_id: int, article_id: int, reader: str) -> str:
+        article = sign(self.key, "article", article_id, scope=str(edition_id))
+        return f"{self.base}/c/{article}/{reader}"
+
+    def reader(self, subscriber_id: int, edition_id: int) -> str:
+        return sign(self.key, "click", subscriber_id, scope=str(edition_id))

@@ -25,6 +25,8 @@ LIFETIME_DAYS: dict[str, int | None] = {
     "confirm": 7,
     "address": 7,
     "bounce": None,  # a bounce can come days after the message; the delivery it names is fixed
+    "article": None,  # an article link in an edition (id: the article, scope: the edition)
+    "click": None,  # the reader's part of a tracked link (scope: the edition)
 }
 # The only shape `sign` makes for real ids (0 to 2**64 - 1): anything else is refused before it
 # reaches int() or compare_digest (which raises TypeError on non-ASCII text).

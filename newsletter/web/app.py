@@ -12,7 +12,7 @@ from newsletter.i18n import N_
 from newsletter.services.readers import ReaderError
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.tokens import TokenError
-from newsletter.web import confirm, health, preferences, signup, unsubscribe, webhooks
+from newsletter.web import clicks, confirm, health, preferences, signup, unsubscribe, webhooks
 from newsletter.web.context import Clock, Web, log, wall_clock, web
 from newsletter.web.security import BodyLimit, SecurityHeaders, security_headers
 
@@ -29,7 +29,7 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     """The app; refuses to start without a usable secret key (every link is signed with it)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = Web.build(runtime, clock)
-    for part in (signup, confirm, preferences, unsubscribe, health, webhooks):
+    for part in (signup, confirm, preferences, unsubscribe, health, webhooks, clicks):
         app.include_router(part.router)
     app.add_exception_handler(TokenError, _bad_link)
     app.add_exception_handler(ReaderError, _refused)

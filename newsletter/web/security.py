@@ -18,7 +18,7 @@ CSP = (
     "frame-ancestors 'none'; base-uri 'none'"
 )
 # The paths whose URL carries a reader's token.
-TOKEN_PAGES = ("/unsubscribe/", "/preferences/", "/confirm/", "/address/")
+TOKEN_PAGES = ("/unsubscribe/", "/preferences/", "/confirm/", "/address/", "/c/")
 # A form is a few fields; a larger body is refused before it is parsed.
 MAX_BODY = 64 * 1024
 # A provider's event POST may carry thousands of events.

@@ -1,0 +1,78 @@
+"""Tracked article links over real HTTP: a click counts once per reader, edition and article,
+then redirects to the article; a link the product did not sign is refused (no open redirect)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+
+import httpx
+from sqlalchemy import select
+
+from newsletter.services import sending
+from newsletter.store.models import Click, Subscriber
+from newsletter.subscribers.tokens import sign
+from tests.conftest import WEEKLY_NOV_23
+from tests.test_web import ANNA, MARC, path_of, serve
+
+ON_TIME = WEEKLY_NOV_23.replace(minute=10)
+
+
+def tracked(runtime) -> None:
+    settings = runtime.settings
+    runtime.settings = settings.model_copy(
+        update={"links": settings.links.model_copy(update={"track_clicks": True})}
+    )
+
+
+def article_links(runtime, address: str) -> list[str]:
+    [path] = [p for p in runtime.settings.outbox_dir.rglob("*.eml") if address in p.name]
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    links = [link.replace("&amp;", "&") for link in re.findall(r'class="card-title" href="([^"]+)"', html)]
+    assert links and all(link in text for link in links)  # the text part carries them too
+    return links
+
+
+def test_a_click_is_counted_once_and_leads_to_the_article(newsroom, tmp_path) -> None:
+    tracked(newsroom)
+    report = sending.send(newsroom, "weekly", ON_TIME)
+    assert report.status == "complete"
+    anna_links, marc_links = article_links(newsroom, ANNA), article_links(newsroom, MARC)
+    assert all("/c/" in link for link in anna_links + marc_links)
+    for site in serve(newsroom, tmp_path, extra="[links]\ntrack_clicks = true\n"):
+        first = path_of(anna_links[0])
+        for _ in range(2):  # twice: one click counted
+            answer = httpx.get(site.url + first)
+            assert answer.status_code == 302, answer.text
+            target = answer.headers["location"]
+            assert target.startswith("https://www.europeantimes.example/") and "utm_campaign=weekly" in target
+            assert answer.headers["referrer-policy"] == "no-referrer"
+        assert httpx.get(site.url + path_of(marc_links[0])).status_code == 302
+        article_part, reader_part = first.split("/")[2:4]
+        # Another reader's token on Anna's link counts for that reader; a dummy counts nothing.
+        assert httpx.get(f"{site.url}/c/{article_part}/preview").status_code == 302
+        # A link we did not sign leads nowhere: not another key's, not an altered one.
+        key = b"someone-elses-key-0123456789"
+        forged = sign(key, "article", 1, scope="1")
+        assert httpx.get(f"{site.url}/c/{forged}/{reader_part}").status_code == 400
+        altered = article_part[:-3] + ("AAA" if not article_part.endswith("AAA") else "BBB")
+        assert httpx.get(f"{site.url}/c/{altered}/{reader_part}").status_code == 400
+        unsubscribe_token = sign(newsroom.settings.signing_key(), "unsubscribe", 1, scope="weekly")
+        assert httpx.get(f"{site.url}/c/{unsubscribe_token}/{reader_part}").status_code == 400
+    with newsroom.factory() as session:
+        rows = session.execute(
+            select(Subscriber.email, Click.article_id, Click.edition_id).join(
+                Subscriber, Subscriber.id == Click.subscriber_id
+            )
+        ).all()
+    assert sorted(email for email, _article, _edition in rows) == [ANNA, MARC]
+    assert {edition for _email, _article, edition in rows} == {report.edition_id}
+
+
+def test_links_go_straight_to_the_site_when_clicks_are_not_tracked(newsroom) -> None:
+    sending.send(newsroom, "weekly", ON_TIME)
+    links = article_links(newsroom, ANNA)
+    assert all(link.startswith("https://www.europeantimes.example/") for link in links)
