@@ -4,11 +4,15 @@ It checks what the real API checks that matters here (the key, at most 1,000
 personalizations, no address twice, string custom_args, a From and content) and answers
 202 with an X-Message-Id, or the API's error bodies. Tests script extra answers
 (429, 500, 413, ...) and may act on the n-th request (kill the sender mid-request).
-Run alone for benchmarks: `python -m tests.sendgrid_server PORT`.
+Like the real API it takes a while to answer (`latency` seconds per request), so several
+requests are in flight at once. Run alone for benchmarks:
+`python -m tests.sendgrid_server [PORT] [--latency SECONDS]`; it then keeps only the addresses
+it accepted, and answers "count" on standard input.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import threading
@@ -33,12 +37,17 @@ class MailAPI:
     port: int = 0
     # answers to give before behaving normally, one per request
     script: list[Scripted] = field(default_factory=list)
+    # answers to given requests by number (1, 2, ...), whatever else is in flight
+    answers: dict[int, Scripted] = field(default_factory=dict)
+    # seconds each request takes to be answered, as a real API's few hundred milliseconds
+    latency: float = 0.0
     bad_addresses: set[str] = field(default_factory=set)
     max_personalizations: int = 1000  # lower it to make the server answer 413
     accepted: list[dict] = field(default_factory=list)  # one entry per accepted personalization
     requests: int = 0
     payloads: list[dict] = field(default_factory=list)
-    keep_payloads: bool = True
+    keep_payloads: bool = True  # False (benchmarks): only the accepted addresses are kept
+    addresses: list[str] = field(default_factory=list)
     # called with the request number before answering; returning False drops the request unanswered
     on_request: Callable[[int], bool] | None = None
     # called with the request number once it is accepted; returning False drops the answer
@@ -53,6 +62,8 @@ class MailAPI:
         return f"http://127.0.0.1:{self.port}"
 
     def recipients(self) -> list[str]:
+        if not self.keep_payloads:
+            return self.addresses
         return [p["to"][0]["email"] for p in self.accepted]
 
 
@@ -104,6 +115,10 @@ def processed_events(payload: dict, message_id: str) -> list[dict]:
     ]
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many senders' requests at once; the default 5 drops connections
+
+
 def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, ThreadingHTTPServer]:
     api = api or MailAPI()
 
@@ -116,6 +131,8 @@ def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, Threading
             with api.lock:
                 api.requests += 1
                 number = api.requests
+            if api.latency:
+                time.sleep(api.latency)
             if api.on_request is not None and api.on_request(number) is False:
                 self.close_connection = True
                 return
@@ -126,7 +143,9 @@ def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, Threading
                     401, error("The provided authorization grant is invalid, expired, or revoked")
                 )
             with api.lock:
-                scripted = api.script.pop(0) if api.script else None
+                scripted = api.answers.pop(number, None)
+                if scripted is None and api.script:
+                    scripted = api.script.pop(0)
             if scripted is not None:
                 return self.answer(scripted.status, scripted.body, scripted.headers)
             try:
@@ -137,8 +156,10 @@ def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, Threading
             if status == 202:
                 message_id = uuid.uuid4().hex[:22]
                 with api.lock:
-                    api.accepted.extend(payload["personalizations"])
-                    if api.keep_payloads:
+                    if not api.keep_payloads:
+                        api.addresses.extend(p["to"][0]["email"] for p in payload["personalizations"])
+                    else:
+                        api.accepted.extend(payload["personalizations"])
                         api.payloads.append(payload)
                         api.events.extend(processed_events(payload, message_id))
                 if api.on_accepted is not None and api.on_accepted(number) is False:
@@ -160,7 +181,7 @@ def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, Threading
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = Server(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     api.port = server.server_address[1]
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -168,18 +189,24 @@ def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, Threading
 
 
 if __name__ == "__main__":
-    api, server = start(MailAPI(keep_payloads=False), int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    arguments = argparse.ArgumentParser(description="A loopback SendGrid v3 mail-send API.")
+    arguments.add_argument("port", nargs="?", type=int, default=0)
+    arguments.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    given = arguments.parse_args()
+    api, server = start(MailAPI(keep_payloads=False, latency=given.latency), given.port)
     print(api.port, flush=True)
     try:
-        for line in sys.stdin:  # "count" prints how many personalizations were accepted
+        # "count": personalizations accepted, distinct addresses, CPU seconds, peak MB
+        for line in sys.stdin:
             if line.strip() == "count":
                 import resource
 
                 cpu = resource.getrusage(resource.RUSAGE_SELF)
                 print(
-                    len(api.accepted),
+                    len(api.recipients()),
                     len(set(api.recipients())),
                     f"{cpu.ru_utime + cpu.ru_stime:.1f}",
+                    f"{cpu.ru_maxrss / 1024:.0f}",
                     flush=True,
                 )
     finally:

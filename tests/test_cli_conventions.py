@@ -291,6 +291,7 @@ def test_json_output_parses_with_stable_keys(newsroom, cli) -> None:
         "pending": 0,
         "sending": 0,
         "sent": 9,
+        "uncertain": 0,
         "failed": 0,
         "skipped": 0,
         "suppressed": 0,

@@ -76,3 +76,18 @@ def test_links_go_straight_to_the_site_when_clicks_are_not_tracked(newsroom) -> 
     sending.send(newsroom, "weekly", ON_TIME)
     links = article_links(newsroom, ANNA)
     assert all(link.startswith("https://www.europeantimes.example/") for link in links)
+
+
+def test_sendgrid_fills_each_readers_part_of_a_tracked_link(newsroom, mail_api) -> None:
+    from tests.test_send import prepared, send_with_sendgrid
+
+    tracked(newsroom)
+    edition_id = prepared(newsroom)
+    report = send_with_sendgrid(newsroom, mail_api, edition_id)
+    assert report.status == "complete"
+    parts = []
+    for payload in mail_api.payloads:  # one per variant
+        html = next(part["value"] for part in payload["content"] if part["type"] == "text/html")
+        marker = re.search(r"/c/[\w.-]+/(__NL_CLICK_\w+__)", html).group(1)
+        parts += [p["substitutions"][marker] for p in payload["personalizations"]]
+    assert len(set(parts)) == len(parts) == report.sent  # each reader their own part

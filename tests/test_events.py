@@ -208,6 +208,7 @@ def test_a_sender_killed_after_the_api_accepted_is_settled_by_the_events(
     env = sendgrid_env(
         mail_api,
         NEWSLETTER_SENDING__SENDGRID_BATCH="5",
+        NEWSLETTER_SENDING__CONCURRENCY="1",  # exactly the fourth in flight (several: test_send_concurrency)
         NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY=public,
     )
     victim["process"] = sender_process(newsroom, edition_id, **env)

@@ -5,8 +5,8 @@ changed, a reader forgotten."""
 from __future__ import annotations
 
 import email
-import hashlib
 import email.policy
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 

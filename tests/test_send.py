@@ -366,8 +366,13 @@ def test_a_killed_sender_resumes_exactly_once_sendgrid(newsroom, mail_api) -> No
 
     mail_api.on_request = kill_on_fourth
     # The request died before the API took it; "resend" sends the uncertain batch again at once.
+    # One request in flight: with several, those the API took before the kill would go twice,
+    # which is what "resend" accepts (test_send_concurrency covers several with the events).
     env = sendgrid_env(
-        mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="5", NEWSLETTER_SENDING__IN_FLIGHT="resend"
+        mail_api,
+        NEWSLETTER_SENDING__SENDGRID_BATCH="5",
+        NEWSLETTER_SENDING__IN_FLIGHT="resend",
+        NEWSLETTER_SENDING__CONCURRENCY="1",
     )
     victim["process"] = sender_process(newsroom, edition_id, **env)
     victim["process"].wait(timeout=60)

@@ -102,14 +102,30 @@ def settings_text(runtime: Runtime, url: str, readers: str, extra: str = "") -> 
 
 
 def serve(
-    runtime: Runtime, folder: Path, readers: str = "", env: dict[str, str] | None = None, extra: str = ""
+    runtime: Runtime,
+    folder: Path,
+    readers: str = "",
+    env: dict[str, str] | None = None,
+    extra: str = "",
+    workers: int = 1,
 ) -> Iterator[Site]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     config = folder / "site.toml"
     config.write_text(settings_text(runtime, url, readers or f'signup_origins = ["{PARTNER}"]', extra))
     process = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "serve", "--port", str(port), "--config", str(config)],
+        [
+            sys.executable,
+            "-m",
+            "newsletter",
+            "serve",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+            "--workers",
+            str(workers),
+        ],
         env={**environment(), **(env or {})},
         cwd=folder,
         stdout=subprocess.PIPE,
@@ -199,6 +215,7 @@ def test_sign_up_confirm_change_and_leave(site: Site) -> None:
         assert "New.Reader@Example.NET" in sent.text or reader in sent.text
         assert site.subscriber(reader).status == "pending"  # no digest before the confirmation
         [notice] = site.notices_for(reader)
+        assert notice["List-Unsubscribe"] is None and notice["List-Id"] is None  # no list mail
         confirm = emailed_link(notice, "confirm")
         page = browser.get(confirm)  # a link scanner's GET confirms nothing
         assert page.status_code == 200 and site.subscriber(reader).status == "pending"
@@ -599,3 +616,16 @@ def test_two_clicks_at_once_are_one_change(site: Site) -> None:
         codes = list(pool.map(lambda n: save(n) if n % 2 else leave(n), range(16)))
     assert set(codes) == {200}, codes
     assert sorted(c.slug for c in site.subscriber(MARC).categories) == ["culture", "europe"]
+
+
+def test_several_worker_processes_share_the_pages(newsroom, tmp_path) -> None:
+    for site in serve(newsroom, tmp_path, workers=2):
+        marc = site.subscriber(MARC).id
+        links = site.links()
+        for newsletter in ("weekly", "daily"):
+            answer = httpx.post(
+                site.url + path_of(links.unsubscribe(marc, newsletter)),
+                data={"List-Unsubscribe": "One-Click"},
+            )
+            assert answer.status_code == 200
+        assert site.subscriptions(MARC) == {"weekly": "unsubscribed", "daily": "unsubscribed"}

@@ -34,12 +34,18 @@ def serve(
     log_json: Annotated[
         bool, typer.Option("--log-json", help="Log JSON lines, for a log collector.")
     ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=32, help="Processes serving the pages (one per core).")
+    ] = 1,
 ) -> None:
     """Serve the readers' pages until SIGTERM or Ctrl-C; the links in every email lead here, so
     `public_url` in the settings is where a reverse proxy makes this reachable."""
     logs.configure(state(ctx).verbose, interactive=False, json_lines=log_json)
-    app = create_app(state(ctx).runtime())
+    app = create_app(state(ctx).runtime())  # checks the settings and migrates, once
     sock = bound(host, port)
     out.print(f"serving the readers' pages on {serving.address(sock)}", markup=False, soft_wrap=True)
-    serving.serve(app, sock)
+    if workers > 1:
+        serving.serve_workers(state(ctx).config, sock, workers)
+    else:
+        serving.serve(app, sock)
     out.print("stopped", markup=False)

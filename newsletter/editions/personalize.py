@@ -14,6 +14,9 @@ from functools import lru_cache
 from newsletter import i18n
 from newsletter.editions.compose import Markers
 
+# The reader's part of a tracked link in a preview or a test send: it counts nothing.
+PREVIEW_CLICK = "preview"
+
 
 @dataclass(frozen=True)
 class Reader:
@@ -23,7 +26,7 @@ class Reader:
     unsubscribe_url: str
     preferences_url: str
     language: str = i18n.SOURCE
-    click: str = "preview"  # the reader's part of a tracked link (a dummy counts nothing)
+    click: str = PREVIEW_CLICK  # the reader's part of a tracked link (a dummy counts nothing)
 
     def values(self) -> dict[str, str]:
         named, anonymous = greetings(self.language)

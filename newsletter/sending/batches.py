@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.editions.compose import Markers
-from newsletter.editions.personalize import Reader
+from newsletter.editions.personalize import PREVIEW_CLICK, Reader
 from newsletter.editions.variants import click_links
 from newsletter.sending.messages import Mailto, MessageTemplate, list_id
 from newsletter.sending.providers import Outgoing, VariantContent
@@ -114,7 +114,7 @@ class BatchBuilder:
             links.unsubscribe(subscriber_id, self.newsletter),
             links.preferences(subscriber_id),
             language,
-            self.clicks.reader(subscriber_id, self.edition_id) if self.clicks else "preview",
+            self.clicks.reader(subscriber_id, self.edition_id) if self.clicks else PREVIEW_CLICK,
         )
 
     def _variant(self, session: Session, variant_id: int) -> VariantContent:

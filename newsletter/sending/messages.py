@@ -126,7 +126,11 @@ class MessageTemplate:
         unsubscribe_mailto: str | Mailto,
         markers: Markers,
         extra_headers: dict[str, str] | None = None,
+        list_headers: bool = True,
     ) -> None:
+        # A reader's own notice (a confirmation) or an alert is no list mail: no List-* headers,
+        # so no mail client offers an unsubscribe button that would lead nowhere.
+        self.list_headers = list_headers
         self.html = EncodedPart(html, True, markers)
         self.text = EncodedPart(text, False, markers)
         self.domain = from_address.rsplit("@", 1)[-1]
@@ -136,13 +140,16 @@ class MessageTemplate:
             _fold_raw("From", _mailbox("From", from_name, from_address)),
             _fold("Reply-To", reply_to),
             _fold("Subject", subject),
-            _fold_raw(
-                "List-Id",
-                _mailbox("List-Id", list_name, list_id) if printable(list_name) else f"<{list_id}>",
-            ),
-            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
-            b"MIME-Version: 1.0\r\n",
         ]
+        if list_headers:
+            common += [
+                _fold_raw(
+                    "List-Id",
+                    _mailbox("List-Id", list_name, list_id) if printable(list_name) else f"<{list_id}>",
+                ),
+                b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+            ]
+        common.append(b"MIME-Version: 1.0\r\n")
         common += [_fold(name, value) for name, value in (extra_headers or {}).items()]
         common.append(f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'.encode())
         self.common = b"".join(common)
@@ -163,8 +170,9 @@ class MessageTemplate:
         personal = (
             _fold_raw("To", _mailbox("To", name, email))
             + f"Date: {date}\r\nMessage-ID: {message_id}\r\n".encode()
-            + _fold_raw("List-Unsubscribe", list_unsubscribe(reader.unsubscribe_url, self.mailto))
         )
+        if self.list_headers:
+            personal += _fold_raw("List-Unsubscribe", list_unsubscribe(reader.unsubscribe_url, self.mailto))
         data = b"".join(
             (
                 personal,

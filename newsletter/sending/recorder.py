@@ -18,7 +18,11 @@ class Recorder:
     """Writes outcomes at once for a whole request, and within `seconds` (50 ms) for
     message-at-a-time providers (SMTP), where a write per message would cost more than the
     message: a timer flushes what waits even when no further outcome comes (a slow reply), so a
-    crash forgets at most that much of what was accepted. Providers may report from several threads.
+    crash forgets at most that much of what was accepted.
+
+    Providers report from several threads (requests or connections in flight at once). One
+    writer at a time: outcomes reported while a write is under way wait for it and go together
+    in the next one, so several requests answered at once cost one transaction, not several.
 
     Refusals (failed, deferred) are held back, not written: the sender first asks whether the
     provider, rather than the readers, is to blame (`held`), then writes them (`write_held`). A
@@ -31,7 +35,8 @@ class Recorder:
         self.write = write
         self.size = size
         self.seconds = seconds
-        self.lock = threading.RLock()
+        self.lock = threading.Lock()  # guards the lists below, never held while writing
+        self.writing = threading.Lock()  # the one writer
         self.pending: list[Outcome] = []
         self.held: list[Outcome] = []
         self.seen: list[Outcome] = []
@@ -47,12 +52,14 @@ class Recorder:
                 return
             if not self.pending:
                 self.since = time.monotonic()
+            self.pending.extend(now)
+            due = len(self.pending) >= self.size or time.monotonic() - self.since >= self.seconds
+            if not due and self.timer is None:
                 self.timer = threading.Timer(self.seconds, self._on_time)
                 self.timer.daemon = True
                 self.timer.start()
-            self.pending.extend(now)
-            if len(self.pending) >= self.size or time.monotonic() - self.since >= self.seconds:
-                self.flush()
+        if due:
+            self.flush()
 
     def _on_time(self) -> None:
         try:
@@ -61,25 +68,30 @@ class Recorder:
             log.exception("writing outcomes to the ledger failed; the batch's end will try again")
 
     def flush(self) -> None:
-        """Write what waits (never the held failures)."""
-        with self.lock:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
-            if self.pending:
+        """Write what waits (never the held failures); what a failed write held is kept for
+        the next try."""
+        with self.writing:
+            with self.lock:
+                if self.timer is not None:
+                    self.timer.cancel()
+                    self.timer = None
                 batch, self.pending = self.pending, []
-                try:
-                    self.write(batch)
-                except Exception:
-                    self.pending = batch + self.pending  # kept for the next try
-                    raise
+            if not batch:
+                return  # the writer before us took it
+            try:
+                self.write(batch)
+            except Exception:
+                with self.lock:
+                    self.pending = batch + self.pending
+                raise
 
     def write_held(self) -> None:
         """Write the failures held back, once the sender has cleared the readers of blame."""
-        with self.lock:
-            held, self.held = self.held, []
-        if held:
-            self.write(held)
+        with self.writing:
+            with self.lock:
+                held, self.held = self.held, []
+            if held:
+                self.write(held)
 
     def done(self) -> set[int]:
         """The deliveries the provider has accounted for."""

@@ -22,6 +22,7 @@ def send_one(
     list_name: str,
     list_key: str,
     headers: dict[str, str],
+    list_headers: bool = True,
 ) -> tuple[str, Outcome]:
     """The address it went to (normalized, IDN in ASCII) and the provider's outcome. The links
     are dummies: a click on this message's unsubscribe link unsubscribes nobody."""
@@ -39,6 +40,7 @@ def send_one(
         unsubscribe_mailto=Mailto.from_settings(settings),
         markers=markers,
         extra_headers=headers,
+        list_headers=list_headers,
     )
     links = Links(str(settings.public_url), None)
     message = Outgoing(

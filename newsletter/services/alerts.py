@@ -35,6 +35,7 @@ def alert(runtime: Runtime, subject: str, lines: list[str]) -> bool:
             f"{settings.site.name} alerts",
             "alerts",
             {"X-Newsletter-Alert": "yes"},
+            list_headers=False,
         )
     except NewsletterError as exc:
         log.error("the alert could not be sent to %s: %s", to, exc)

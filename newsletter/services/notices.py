@@ -58,5 +58,6 @@ def send_notice(
         f"{settings.site.name} subscriptions",
         "subscriptions",
         {"Auto-Submitted": "auto-generated"},
+        list_headers=False,
     )
     return outcome.status == "sent"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
@@ -81,8 +83,55 @@ def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+class Writer:
+    """One writer at a time on a SQLite database: a lock for this process's threads, and a lock
+    file beside the database for other processes (several web workers, a sender).
+
+    SQLite lets a waiting writer retry after sleeps of up to 100 ms, in no order: forty page
+    threads wanting the lock at once made some wait seconds. Queued here they go in turn, each
+    as soon as the last is done. The kernel drops the file lock of a process that dies.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self.threads = threading.RLock()
+        self.depth = 0
+        self.path = Path(f"{database}-writer.lock") if database and database != ":memory:" else None
+        self.file: IO[bytes] | None = None
+
+    def __enter__(self) -> None:
+        self.threads.acquire()
+        self.depth += 1
+        if self.depth == 1 and self.path is not None:
+            try:
+                self.file = self.file or self.path.open("ab")
+                fcntl.flock(self.file, fcntl.LOCK_EX)
+            except OSError:  # a read-only folder: SQLite's own lock still holds
+                self.file = None
+
+    def __exit__(self, *_exc: object) -> None:
+        self.depth -= 1
+        if self.depth == 0 and self.file is not None:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.threads.release()
+
+
+# One per database file in this process, however many engines open it.
+_WRITERS: dict[str, Writer] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer(factory: sessionmaker[Session]) -> AbstractContextManager[object]:
+    engine = factory.kw.get("bind")
+    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+        return nullcontext()
+    name = engine.url.database
+    database = str(Path(name).resolve()) if name and name != ":memory:" else ":memory:"
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(database, Writer(database))
+
+
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One session per unit of work: commit on success, roll back on any error."""
-    with factory() as session, session.begin():
+    with _writer(factory), factory() as session, session.begin():
         yield session

@@ -8,13 +8,16 @@ token, and a log is no place for one.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import threading
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 # Requests in flight get this long to finish when the server is stopped.
 GRACE_SECONDS = 5
@@ -41,9 +44,11 @@ def address(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def server(app: FastAPI) -> uvicorn.Server:
-    config = uvicorn.Config(
+def config(app: FastAPI | str, workers: int = 1) -> uvicorn.Config:
+    return uvicorn.Config(
         app,
+        factory=isinstance(app, str),
+        workers=workers,
         proxy_headers=False,
         server_header=False,
         access_log=False,
@@ -52,7 +57,10 @@ def server(app: FastAPI) -> uvicorn.Server:
         backlog=2048,
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
-    return uvicorn.Server(config)
+
+
+def server(app: FastAPI) -> uvicorn.Server:
+    return uvicorn.Server(config(app))
 
 
 def serve(app: FastAPI, sock: socket.socket) -> None:
@@ -66,6 +74,32 @@ def serve(app: FastAPI, sock: socket.socket) -> None:
 
 def _stopped(_signum: int, _frame: FrameType | None) -> None:
     """The signal uvicorn already acted on: nothing more to do."""
+
+
+# The settings file the worker processes read (they are started afresh, not forked).
+CONFIG_VARIABLE = "NEWSLETTER_CONFIG"
+
+
+def serve_workers(settings_file: Path | None, sock: socket.socket, workers: int) -> None:
+    """Serve from `workers` processes sharing the socket (one per core): each opens the store
+    itself; uvicorn restarts one that dies, and stops them all on SIGTERM or SIGINT."""
+    if settings_file is not None:
+        os.environ[CONFIG_VARIABLE] = str(settings_file.resolve())
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stopped)
+    made = config("newsletter.web.serving:worker_app", workers)
+    Multiprocess(made, sockets=[sock]).run()
+
+
+def worker_app() -> FastAPI:
+    """A worker process's app, from the same settings as the command that started it."""
+    from newsletter import logs
+    from newsletter.settings import load_settings
+    from newsletter.store.runtime import open_runtime
+    from newsletter.web.app import create_app
+
+    logs.configure(False, interactive=False)
+    return create_app(open_runtime(load_settings(None)))
 
 
 class Background:

@@ -1,6 +1,14 @@
 """SendGrid v3 mail send through the official client: one request per variant and up to 1,000
 readers, each a personalization with its own substitutions and List-Unsubscribe header.
 
+A batch holds up to `concurrency` requests' worth of readers, posted at once from a thread pool
+(a real API takes a few hundred milliseconds to answer; one request at a time would cap a
+sender at 1,000 readers per round trip). Each request reports its outcomes as its answer comes.
+The first request of a send, and the first after trouble, goes alone: a refusal meant for
+everyone (a wrong key, content the API will not take) then costs one request, not a volley.
+When one request is refused or told to wait, those not yet posted are not posted (the sender
+gets them back); those already posted are waited for and recorded.
+
 A 400 splits the request in halves until the bad address is alone (it fails, the rest go);
 a 413 splits too; 429 and 5xx are busy (Retry-After / X-RateLimit-Reset honoured); 401/403
 stop the send. A request that timed out after it was sent may have been accepted: those
@@ -14,11 +22,13 @@ import json
 import time
 import urllib.error
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Any
 
 from python_http_client import exceptions as http
 from sendgrid import SendGridAPIClient
 
+from newsletter.editions.personalize import PREVIEW_CLICK
 from newsletter.sending.messages import Mailto, list_id, list_unsubscribe
 from newsletter.sending.providers import (
     Outcome,
@@ -94,12 +104,17 @@ class SendGridProvider:
         )
         self.host = str(settings.sendgrid_host).rstrip("/")
         self.timeout = settings.sending.timeout_seconds
-        self.batch_size = settings.sending.sendgrid_batch
+        self.request_size = settings.sending.sendgrid_batch
+        self.concurrency = settings.sending.concurrency
+        self.batch_size = self.request_size * self.concurrency
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sendgrid")
+        self.proven = False  # a request of this send was answered without trouble
         self.marks_in_flight = True  # a request's answer can be lost after the API took it
         self.site = settings.site
         self.titles = {name: n.title for name, n in settings.newsletters.items()}
         self.mailto = Mailto.from_settings(settings)
         self._bases: dict[int, dict[str, Any]] = {}
+        self._tokens: dict[int, dict[str, str]] = {}
 
     def _base(self, message: Outgoing) -> dict[str, Any]:
         """What every reader of a variant shares, built once per variant."""
@@ -119,7 +134,9 @@ class SendGridProvider:
                     "List-Id": f"{printable(site.name)} {self.titles.get(message.newsletter, '')} "
                     f"<{list_id(message.newsletter, str(site.url))}>",
                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                },
+                }
+                if variant.template.list_headers
+                else {},
                 "categories": [message.newsletter],
                 "custom_args": {"newsletter": message.newsletter},
             }
@@ -131,16 +148,22 @@ class SendGridProvider:
         if message.name:
             to["name"] = printable(message.name)
         greeting = values["greeting"]
-        tokens = message.variant.markers.tokens()
+        tokens = self._markers(message.variant)
+        substitutions = {
+            tokens["unsubscribe_url"]: values["unsubscribe_url"],
+            tokens["preferences_url"]: values["preferences_url"],
+            tokens["greeting"]: html.escape(greeting),
+            _text_greeting(message.variant): greeting,
+        }
+        if values["click"] != PREVIEW_CLICK:  # tracked links: the reader's part of each
+            substitutions[tokens["click"]] = values["click"]
+        listed = message.variant.template.list_headers
         return {
             "to": [to],
-            "substitutions": {
-                tokens["unsubscribe_url"]: values["unsubscribe_url"],
-                tokens["preferences_url"]: values["preferences_url"],
-                tokens["greeting"]: html.escape(greeting),
-                _text_greeting(message.variant): greeting,
-            },
-            "headers": {"List-Unsubscribe": list_unsubscribe(values["unsubscribe_url"], self.mailto)},
+            "substitutions": substitutions,
+            "headers": {"List-Unsubscribe": list_unsubscribe(values["unsubscribe_url"], self.mailto)}
+            if listed
+            else {},
             "custom_args": {
                 "edition_id": str(message.edition_id),
                 "subscriber_id": str(message.subscriber_id),
@@ -148,12 +171,55 @@ class SendGridProvider:
             },
         }
 
-    def send(self, batch: Sequence[Outgoing], report: Report) -> None:
+    def _markers(self, variant: VariantContent) -> dict[str, str]:
+        """The variant's marker tokens, made once per variant rather than once per reader."""
+        if variant.id not in self._tokens:
+            self._tokens[variant.id] = variant.markers.tokens()
+        return self._tokens[variant.id]
+
+    def requests(self, batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
+        """The batch as requests: one content (variant) each, at most `request_size` readers."""
         groups: dict[int, list[Outgoing]] = {}
         for message in batch:
             groups.setdefault(message.variant.id, []).append(message)
-        for group in groups.values():
-            self._post(group, report)
+        size = self.request_size
+        return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
+
+    def send(self, batch: Sequence[Outgoing], report: Report) -> None:
+        requests = self.requests(batch)
+        try:
+            if requests and not self.proven:
+                self._post(requests.pop(0), report)  # alone: see the module's docstring
+                self.proven = True
+            if len(requests) == 1 or self.concurrency == 1:
+                for group in requests:
+                    self._post(group, report)
+            elif requests:
+                self._gather([self.pool.submit(self._post, group, report) for group in requests])
+        except Exception:
+            self.proven = False
+            raise
+
+    @staticmethod
+    def _gather(futures: list[Future[None]]) -> None:
+        """Wait for every request posted; on the first trouble, post no more (cancel those not
+        started). Raise the gravest trouble: a refusal stops the send, a fault of our own too;
+        busy only asks to wait (the longest Retry-After told)."""
+        errors: list[BaseException] = []
+        for future in as_completed(futures):
+            error = None if future.cancelled() else future.exception()
+            if error is not None:
+                errors.append(error)
+                for other in futures:
+                    other.cancel()
+        if not errors:
+            return
+        busy = [e for e in errors if isinstance(e, ProviderBusy)]
+        worse = [e for e in errors if not isinstance(e, ProviderBusy)]
+        refused = [e for e in worse if isinstance(e, ProviderRefused)]
+        if refused or worse:
+            raise (refused or worse)[0]
+        raise max(busy, key=lambda e: e.retry_after or 0.0)
 
     def _post(self, group: list[Outgoing], report: Report) -> None:
         """One request for the group; a 400 naming some readers fails them and the rest are
@@ -226,4 +292,4 @@ class SendGridProvider:
         return [m for i, m in enumerate(group) if i not in named]
 
     def close(self) -> None:
-        pass
+        self.pool.shutdown(wait=True)

@@ -1,7 +1,9 @@
-"""SMTP: a small pool of persistent connections (plain, STARTTLS or SSL, with authentication).
+"""SMTP: a pool of persistent connections (plain, STARTTLS or SSL, with authentication).
 
-Each connection runs in its own thread and reports every message the moment the server
-answers for it. A reader's own refusal is that message's outcome: 45x deferred (tried later in
+Each connection runs in its own thread, takes the batch's next message whenever it is free (a
+slow answer on one connection holds up no other), and reports every message the moment the
+server answers for it: one message in flight per connection, so `smtp_connections` is how many
+the relay works on at once. A reader's own refusal is that message's outcome: 45x deferred (tried later in
 the same send), 5xx failed, with the server's words. The server's trouble is the send's: a
 connection that cannot be made stops it at once (nothing is lost), 421 or a connection dropped
 twice makes it wait and try again. A non-ASCII mailbox goes with SMTPUTF8 where the server
@@ -14,6 +16,8 @@ import logging
 import re
 import smtplib
 import ssl
+import threading
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -106,12 +110,13 @@ class SMTPProvider:
         return connection
 
     def send(self, batch: Sequence[Outgoing], report: Report) -> None:
-        """Split the batch over the connections; each reports as it goes."""
-        chunks = [batch[i :: self.size] for i in range(self.size)]
+        """Keep every connection busy until the batch is done; the first trouble of one stops
+        them all taking more (what none took is the sender's to retry or give back)."""
+        waiting = deque(batch)  # popleft is atomic: each message goes to one connection
+        trouble = threading.Event()
         futures = [
-            self.pool.submit(self._send_chunk, slot, chunk, report)
-            for slot, chunk in enumerate(chunks)
-            if chunk
+            self.pool.submit(self._send_from, slot, waiting, trouble, report)
+            for slot in range(min(self.size, len(batch)))
         ]
         errors = [future.exception() for future in futures]
         for kind in (ProviderRefused, ProviderBusy, BaseException):
@@ -119,40 +124,54 @@ class SMTPProvider:
             if found is not None:
                 raise found
 
-    def _send_chunk(self, slot: int, chunk: Sequence[Outgoing], report: Report) -> None:
-        for message in chunk:
+    def _send_from(
+        self, slot: int, waiting: deque[Outgoing], trouble: threading.Event, report: Report
+    ) -> None:
+        """This connection's share: the next waiting message each time it is free."""
+        while not trouble.is_set():
             try:
-                envelope = message.variant.template.render(
-                    message.email,
-                    message.name,
-                    message.reader,
-                    f"{message.edition_id}.{message.subscriber_id}",
-                )
-            except Exception as exc:  # this reader's message alone cannot be built
-                report([Outcome(message.delivery_id, OutcomeStatus.FAILED, None, f"cannot build: {exc!r}")])
-                continue
-            for attempt in (1, 2):
-                connection = self.connections[slot] or self._connect()
-                self.connections[slot] = connection
-                try:
-                    outcome = self._transfer(connection, message, envelope.data, envelope.message_id)
-                except _Unanswered as exc:  # the whole message went: it may have been delivered
-                    self.connections[slot] = None
-                    outcome = Outcome(message.delivery_id, OutcomeStatus.UNCERTAIN, None, str(exc))
-                except (smtplib.SMTPServerDisconnected, OSError) as exc:  # before the end: not taken
-                    self.connections[slot] = None
-                    if attempt == 1:
-                        log.info("SMTP connection dropped; reconnecting")
-                        continue
-                    # Dropped again on this very message over a fresh connection: this reader's trouble.
-                    words = (
-                        f"the connection dropped twice while sending to this reader: {printable(str(exc))}"
-                    )
-                    outcome = Outcome(message.delivery_id, OutcomeStatus.DEFERRED, None, words)
-                report([outcome])
-                if outcome.status != OutcomeStatus.SENT:
-                    self._reset(slot)
-                break
+                message = waiting.popleft()
+            except IndexError:
+                return
+            try:
+                self._send_one(slot, message, report)
+            except BaseException:
+                trouble.set()
+                raise
+
+    def _send_one(self, slot: int, message: Outgoing, report: Report) -> None:
+        """One message over this slot's connection, made again once if it dropped before the
+        message was taken."""
+        try:
+            envelope = message.variant.template.render(
+                message.email,
+                message.name,
+                message.reader,
+                f"{message.edition_id}.{message.subscriber_id}",
+            )
+        except Exception as exc:  # this reader's message alone cannot be built
+            report([Outcome(message.delivery_id, OutcomeStatus.FAILED, None, f"cannot build: {exc!r}")])
+            return
+        for attempt in (1, 2):
+            connection = self.connections[slot] or self._connect()
+            self.connections[slot] = connection
+            try:
+                outcome = self._transfer(connection, message, envelope.data, envelope.message_id)
+            except _Unanswered as exc:  # the whole message went: it may have been delivered
+                self.connections[slot] = None
+                outcome = Outcome(message.delivery_id, OutcomeStatus.UNCERTAIN, None, str(exc))
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:  # before the end: not taken
+                self.connections[slot] = None
+                if attempt == 1:
+                    log.info("SMTP connection dropped; reconnecting")
+                    continue
+                # Dropped again on this very message over a fresh connection: this reader's trouble.
+                words = f"the connection dropped twice while sending to this reader: {printable(str(exc))}"
+                outcome = Outcome(message.delivery_id, OutcomeStatus.DEFERRED, None, words)
+            report([outcome])
+            if outcome.status != OutcomeStatus.SENT:
+                self._reset(slot)
+            break
 
     def _transfer(self, connection: smtplib.SMTP, message: Outgoing, data: bytes, message_id: str) -> Outcome:
         """One message over one connection, command by command, so that a failure after the whole
