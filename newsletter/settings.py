@@ -413,6 +413,17 @@ class ReadersSettings(Strict):
         return values
 
 
+class EditorsSettings(Strict):
+    """The editors' pages under `/editor/`: how long a session lasts unused, and how many
+    sign-in attempts an account and a client get per quarter hour."""
+
+    # A session unused this long is over; the editor signs in again.
+    idle_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60)
+    # Sign-in attempts per 15 minutes, right or wrong: a run of guessed passwords is refused.
+    attempts_per_account: int = Field(5, ge=1)
+    attempts_per_client: int = Field(20, ge=1)
+
+
 class SchedulerSettings(Strict):
     """`newsletter run`: how often feeds refresh, how late a slot may still go out, when the
     operators hear of trouble, how long delivery rows are kept."""
@@ -487,6 +498,7 @@ class Settings(BaseSettings):
     sending: SendingSettings = Field(default_factory=SendingSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     readers: ReadersSettings = Field(default_factory=ReadersSettings)
+    editors: EditorsSettings = Field(default_factory=EditorsSettings)
     # The editors' templates; default: templates/ under home, else the copy installed with the package.
     templates_dir: Path | None = None
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from newsletter.sending.events import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from newsletter.sending.events import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventRefused
 from newsletter.services import events
 from newsletter.settings import Settings
 from newsletter.store.db import unit_of_work
@@ -250,6 +250,7 @@ def test_what_no_event_settles_is_sent_again_after_the_window(newsroom, mail_api
     env = sendgrid_env(
         mail_api,
         NEWSLETTER_SENDING__SENDGRID_BATCH="5",
+        NEWSLETTER_SENDING__CONCURRENCY="1",  # only the fourth in flight: no other was taken
         NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY=public,
         NEWSLETTER_SENDING__UNCERTAIN_MINUTES="0.05",
     )
@@ -277,7 +278,7 @@ def test_without_a_webhook_uncertain_deliveries_are_held_for_the_operator(newsro
         return True
 
     mail_api.on_accepted = die_after_fourth
-    env = sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="5")
+    env = sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="5", NEWSLETTER_SENDING__CONCURRENCY="1")
     victim["process"] = sender_process(newsroom, edition_id, **env)
     victim["process"].wait(timeout=60)
     mail_api.on_accepted = None
@@ -322,3 +323,58 @@ def test_a_bad_public_key_is_a_clear_refusal(key_pair) -> None:
     with pytest.raises(ValidationError, match="ECDSA public key"):
         Settings(sendgrid_webhook_public_key="not a key")
     assert Settings(sendgrid_webhook_public_key=key_pair[1]).sendgrid_webhook_public_key == key_pair[1]
+
+
+def test_a_post_that_cannot_be_read_never_stops_the_others(newsroom, key_pair) -> None:
+    private, public = key_pair
+    site = with_key(newsroom, public)
+    edition_id = prepared(site)
+    sent = deliveries(site, edition_id)
+    now = datetime.now(UTC)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    odd = [event("bounce", sent["jan.novak@example.com"], "jan.novak@example.com", type="bounce")]
+    odd[0]["delivery_id"] = "²"  # a digit to str.isdigit, not to int()
+    for body in (deep, json.dumps(odd).encode()):
+        timestamp = str(int(now.timestamp()))
+        signature = private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        events.receive(site, body, base64.b64encode(signature).decode(), timestamp, now)
+    good = [event("bounce", sent["anna.keller@example.com"], "anna.keller@example.com", type="bounce")]
+    body, headers = signed(private, good)
+    events.receive(site, body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER], now)
+    events.process(site, now)
+    assert _suppressed(site) == {"anna.keller@example.com": "bounce"}
+    with site.factory() as session:
+        assert session.scalars(select(WebhookBatch).where(WebhookBatch.processed_at.is_(None))).all() == []
+        assert session.get_one(Edition, edition_id).status == "ready"  # a bounce changes no edition
+
+
+def test_replays_and_odd_timestamps_are_refused(newsroom, key_pair) -> None:
+    private, public = key_pair
+    site = with_key(newsroom, public)
+    now = datetime.now(UTC)
+    body, headers = signed(private, [])
+    events.receive(site, body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER], now)
+    respelt = headers[SIGNATURE_HEADER] + "!!"  # base64 ignores it: the same signature
+    with pytest.raises(EventRefused, match="replay"):
+        events.receive(site, body, respelt, headers[TIMESTAMP_HEADER], now)
+    for timestamp in ("999999999999", "²", "", "1e9"):
+        with pytest.raises(EventRefused):
+            events.receive(site, body, headers[SIGNATURE_HEADER], timestamp, now)
+
+
+def test_a_complaint_about_a_confirmation_suppresses_the_address(newsroom, key_pair) -> None:
+    private, public = key_pair
+    site = with_key(newsroom, public)
+    complaint = {
+        "email": "stranger@example.net",
+        "timestamp": int(time.time()),
+        "event": "spamreport",
+        "sg_event_id": "x1",
+        "delivery_id": "0",
+        "newsletter": "subscriptions",
+    }
+    body, headers = signed(private, [complaint])
+    now = datetime.now(UTC)
+    events.receive(site, body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER], now)
+    events.process(site, now)
+    assert _suppressed(site) == {"stranger@example.net": "complaint"}

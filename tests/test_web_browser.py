@@ -209,10 +209,16 @@ def browser(request, tmp_path) -> Iterator[Browser]:
 
 
 def notices_to(outbox: Path, address: str) -> list[email.message.EmailMessage]:
+    """The notices to `address`, once one has come (a page sends them after answering)."""
     folder = outbox / "outside-ledger"
-    paths = sorted(folder.glob("*.eml"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
-    messages = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in paths]
-    return [message for message in messages if message["To"] == address]
+    deadline = time.monotonic() + 20
+    while True:
+        paths = sorted(folder.glob("*.eml"), key=lambda path: path.stat().st_mtime) if folder.is_dir() else []
+        messages = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in paths]
+        found = [message for message in messages if message["To"] == address]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def link_in(message: email.message.EmailMessage, server: Server, kind: str) -> str:

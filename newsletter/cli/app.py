@@ -19,7 +19,7 @@ from typer._click.exceptions import (
 from typer.core import TyperGroup
 
 from newsletter import logs
-from newsletter.cli import bounces, demo, editions, editors, feeds, rehearsal, run, send, serve
+from newsletter.cli import accounts, bounces, demo, editions, editors, feeds, rehearsal, run, send, serve
 from newsletter.cli.db import db_app
 from newsletter.cli.options import ConfigOption, VerboseOption
 from newsletter.cli.output import err
@@ -44,6 +44,7 @@ app.command()(editions.editions)
 app.command()(editions.deliveries)
 app.command()(bounces.bounces)
 app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(accounts.editors_app, name="editors")
 app.add_typer(db_app, name="db")
 app.command()(demo.demo)
 app.command()(run.run)

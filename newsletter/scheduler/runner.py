@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -50,17 +51,26 @@ class Runner:
     def refresh(self) -> None:
         """Fetch every feed, then let every newsletter catch up: a due edition goes out (or a
         stopped one is finished), a slot past the grace is recorded as missed."""
-        self.fetch()
-        self.read_bounces()
-        try:
-            for report in events.settle(self.runtime, self.clock(), self.stop):
-                log.info("edition %d: uncertain deliveries sent again: %s", report.edition_id, report.status)
-        except NewsletterError as exc:
-            log.error("settling uncertain deliveries: %s", exc)
+        for step in (self.fetch, self.read_bounces, self.settle):
+            self._survive(step)
         for name in sorted(self.runtime.settings.newsletters):
             if self.stop.is_set():
                 return
-            self.edition(name, reschedule=False)
+            self._survive(partial(self.edition, name, reschedule=False))
+
+    def _survive(self, step: Callable[[], object]) -> None:
+        """One step of the refresh: whatever goes wrong in it is logged, and the others run."""
+        try:
+            step()
+        except NewsletterError as exc:
+            log.error("%s", exc)
+        except Exception:
+            log.exception("a step of the refresh failed")
+
+    def settle(self) -> None:
+        """Stored provider events read, uncertain deliveries nothing settled in time sent again."""
+        for report in events.settle(self.runtime, self.clock(), self.stop):
+            log.info("edition %d: uncertain deliveries sent again: %s", report.edition_id, report.status)
 
     def fetch(self) -> None:
         try:

@@ -92,8 +92,9 @@ def read_bounce(message: Message) -> Reading:
         return reading(_permanence(status), status, line)
     if temporary:
         return reading(Verdict.DELAYED, status, line)
-    if sender in DAEMONS:
-        return reading(_permanence(status), status, line, vague=True)
+    if sender in DAEMONS:  # no DSN, nothing a detector knows: only a 5.x.x code makes it hard
+        vague = Verdict.HARD if status and status.startswith("5") else Verdict.SOFT
+        return reading(vague, status, line, vague=True)
     return reading(Verdict.NONE, None, None)
 
 

@@ -72,6 +72,20 @@ def verifier(public_key: str) -> EventWebhook:
         raise ValueError(f"not an ECDSA public key in base64: {type(exc).__name__}") from None
 
 
+def check_headers(signature: str | None, timestamp: str | None, now: datetime, tolerance: timedelta) -> None:
+    """What can be checked before the body is read (a page reads no large body for a stranger):
+    both headers, a Unix time within `tolerance` of now, a signature of a sane length."""
+    if not signature or not timestamp:
+        raise EventRefused("unsigned: the signature or timestamp header is missing")
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 10:
+        raise EventRefused("the timestamp is not a Unix time")
+    signed_at = datetime.fromtimestamp(int(timestamp), UTC)  # at most 10 digits: within range
+    if abs(now - signed_at) > tolerance:
+        raise EventRefused("signed outside the accepted window (a replay, or a clock far off)")
+    if len(signature) > 200:  # an ECDSA P-256 signature is about 96 characters of base64
+        raise EventRefused("the signature does not match")
+
+
 def verify(
     webhook: EventWebhook,
     body: bytes,
@@ -82,13 +96,8 @@ def verify(
 ) -> str:
     """The body as text when the POST is SendGrid's and signed within `tolerance` of now;
     EventRefused otherwise."""
-    if not signature or not timestamp:
-        raise EventRefused("unsigned: the signature or timestamp header is missing")
-    if not timestamp.isdigit() or len(timestamp) > 12:
-        raise EventRefused("the timestamp is not a Unix time")
-    signed_at = datetime.fromtimestamp(int(timestamp), UTC)
-    if abs(now - signed_at) > tolerance:
-        raise EventRefused("signed outside the accepted window (a replay, or a clock far off)")
+    check_headers(signature, timestamp, now, tolerance)
+    assert signature is not None and timestamp is not None
     try:
         text = body.decode("utf-8")
         valid = webhook.verify_signature(text, signature, timestamp)
@@ -104,7 +113,7 @@ def read_events(text: str) -> tuple[list[Event], int]:
     stopping the rest)."""
     try:
         entries = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return [], 1
     if not isinstance(entries, list):
         return [], 1
@@ -119,8 +128,12 @@ def read_events(text: str) -> tuple[list[Event], int]:
 
 
 def _number(value: Any) -> int | None:
-    text = str(value) if isinstance(value, int | str) else ""
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    """An id as the store keeps them (a 32-bit integer on PostgreSQL), else None."""
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if number < 2**31 else None
 
 
 def _text(value: Any, limit: int = 500) -> str | None:

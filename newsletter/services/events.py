@@ -13,6 +13,7 @@ again by the next send of its edition.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections import Counter
@@ -46,6 +47,8 @@ log = logging.getLogger("newsletter.events")
 PROVIDER = "sendgrid"
 # Refused POSTs within an hour before the operators are told (once an hour at most).
 REFUSALS_ALERT = 10
+# Events read in one transaction at most.
+PART_EVENTS = 1000
 
 
 @dataclass
@@ -82,16 +85,39 @@ def receive(
     except EventRefused as exc:
         _refused(runtime, str(exc))
         raise
-    signed = hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()
+    # What was signed, not how the signature is spelt: a re-encoded signature is the same POST.
+    signed = hashlib.sha256(f"{timestamp}:".encode() + body).hexdigest()
     try:
         with unit_of_work(runtime.factory) as session:
-            batch = WebhookBatch(provider=PROVIDER, signature=signed, received_at=now, body=text)
-            session.add(batch)
+            first: WebhookBatch | None = None
+            for index, part in enumerate(_parts(text)):
+                row = WebhookBatch(
+                    provider=PROVIDER,
+                    signature=signed if index == 0 else f"{signed[:56]}#{index:07d}",
+                    received_at=now,
+                    body=part,
+                )
+                session.add(row)
+                first = first or row
             session.flush()
-            return batch.id
+            assert first is not None
+            return first.id
     except IntegrityError:
         _refused(runtime, "the same signed POST again")
         raise EventRefused("this POST was received before (a replay)") from None
+
+
+def _parts(text: str) -> list[str]:
+    """A POST's events in parts of at most PART_EVENTS, each read in its own transaction (a
+    large POST never holds the store for long); a body that is not a list is kept whole, to be
+    reported when read."""
+    try:
+        entries = json.loads(text)
+    except (ValueError, RecursionError):
+        return [text]
+    if not isinstance(entries, list) or len(entries) <= PART_EVENTS:
+        return [text]
+    return [json.dumps(entries[i : i + PART_EVENTS]) for i in range(0, len(entries), PART_EVENTS)]
 
 
 class _Refusals:
@@ -133,15 +159,30 @@ def process(runtime: Runtime, now: datetime) -> EventsReport:
     """Read every stored POST not read yet (each in its own transaction; another process
     reading at the same time skips it on PostgreSQL)."""
     report = EventsReport()
+    failed: list[int] = []
     while True:
-        with unit_of_work(runtime.factory) as session:
-            query = select(WebhookBatch).where(WebhookBatch.processed_at.is_(None)).order_by(WebhookBatch.id)
-            if session.get_bind().dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            batch = session.scalars(query.limit(1)).first()
-            if batch is None:
-                break
-            outcomes = _read(session, runtime, batch, now, report)
+        batch_id: int | None = None
+        try:
+            with unit_of_work(runtime.factory) as session:
+                query = select(WebhookBatch).where(
+                    WebhookBatch.processed_at.is_(None), WebhookBatch.id.not_in(failed)
+                )
+                if session.get_bind().dialect.name == "postgresql":
+                    query = query.with_for_update(skip_locked=True)
+                batch = session.scalars(query.order_by(WebhookBatch.id).limit(1)).first()
+                if batch is None:
+                    break
+                batch_id = batch.id
+                outcomes = _read(session, runtime, batch, now, report)
+        except Exception as exc:  # one POST that cannot be read never stops the others
+            if batch_id is None:
+                raise  # the store itself failed: nothing was read
+            log.exception("event webhook: a stored POST could not be read")
+            failed.append(batch_id)
+            with unit_of_work(runtime.factory) as session:
+                stuck = session.get_one(WebhookBatch, batch_id)
+                stuck.processed_at, stuck.problem = now, f"could not be read: {type(exc).__name__}"
+            continue
         report.batches += 1
         _tell(runtime, outcomes)
     return report
@@ -211,6 +252,8 @@ def _apply(session: Session, runtime: Runtime, event: Event, now: datetime) -> t
     """Do what the event means; the outcome recorded with it."""
     delivery, subscriber = _delivery(session, event)
     if delivery is None or subscriber is None:
+        if event.delivery_id == 0 and event.email and event.effect in (Effect.BOUNCE, Effect.COMPLAINT):
+            return _outside_ledger(session, event), None
         return ("recorded" if event.effect == Effect.RECORD else "unmatched"), None
     if event.effect == Effect.CONFIRM:
         return _confirm(delivery, event), delivery
@@ -224,7 +267,8 @@ def _apply(session: Session, runtime: Runtime, event: Event, now: datetime) -> t
         )
         subscriber.status = SubscriberStatus.COMPLAINED if complaint else SubscriberStatus.BOUNCED
         if not complaint and delivery.status in (DeliveryStatus.SENT, DeliveryStatus.UNCERTAIN):
-            delivery.status, delivery.detail = DeliveryStatus.FAILED, f"bounced: {event.detail or event.kind}"
+            # It went (the send did its part); the reader's mailbox refused it.
+            delivery.status, delivery.detail = DeliveryStatus.SENT, f"bounced: {event.detail or event.kind}"
         return ("complained" if complaint else "bounced"), delivery
     if event.effect in (Effect.UNSUBSCRIBE, Effect.LEAVE):
         kept = (
@@ -251,10 +295,27 @@ def _apply(session: Session, runtime: Runtime, event: Event, now: datetime) -> t
     return ("problem" if event.effect == Effect.PROBLEM else "recorded"), delivery
 
 
+def _outside_ledger(session: Session, event: Event) -> str:
+    """A bounce or complaint about a message outside the ledger (a confirmation, a notice): the
+    event is signed, so its address is the one to suppress."""
+    complaint = event.effect == Effect.COMPLAINT
+    subscriber = session.scalars(select(Subscriber).where(Subscriber.email == event.email)).one_or_none()
+    reason = SuppressionReason.COMPLAINT if complaint else SuppressionReason.BOUNCE
+    detail = f"{event.kind}: {event.detail or ''}".strip(": ")
+    if subscriber is not None:
+        _suppress(session, subscriber, reason, detail)
+        subscriber.status = SubscriberStatus.COMPLAINED if complaint else SubscriberStatus.BOUNCED
+    elif session.scalars(select(Suppression).where(Suppression.email == event.email)).first() is None:
+        session.add(Suppression(email=event.email, reason=reason, detail=detail[:2000], created_at=utcnow()))
+    return "complained" if complaint else "bounced"
+
+
 def _confirm(delivery: Delivery, event: Event) -> str:
     """The message went: an uncertain delivery is sent; one put back to be sent again and not
     claimed yet is sent too (nobody gets two); one already sent under another message id was
     sent twice (a known duplicate, counted)."""
+    if delivery.status == DeliveryStatus.SENDING and (delivery.detail or "").startswith(ledger.RESENT):
+        return "duplicate"  # the first copy went after all, and the second is on its way
     if (
         delivery.status in (DeliveryStatus.UNCERTAIN, DeliveryStatus.PENDING)
         and delivery.handed_at is not None
@@ -288,10 +349,10 @@ def _suppress(session: Session, subscriber: Subscriber, reason: SuppressionReaso
 
 
 def _restate(session: Session, edition_id: int) -> None:
-    """An edition no sender is working on is complete once its last uncertain delivery settled
-    (or partial once one bounced)."""
+    """A partial edition no sender is working on is complete once its last uncertain delivery
+    settled (a bounce afterwards is the reader's, not the send's: it changes no edition)."""
     edition = session.get(Edition, edition_id)
-    if edition is not None and edition.status in (EditionStatus.PARTIAL, EditionStatus.COMPLETE):
+    if edition is not None and edition.status == EditionStatus.PARTIAL:
         ledger.finish(edition, ledger.counts(session, edition_id))
 
 

@@ -9,11 +9,10 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from newsletter.store.models import Bounce, Delivery, Edition, Subscriber
+from newsletter.store.models import Bounce, Delivery, Subscriber
 from newsletter.store.statuses import (
     BounceKind,
     DeliveryStatus,
-    EditionStatus,
     SubscriberStatus,
     SuppressionReason,
 )
@@ -49,12 +48,10 @@ def record(
 
 
 def hard(session: Session, delivery: Delivery, words: str) -> None:
-    """The delivery failed with the DSN's words, its edition no longer complete, and the
-    reader's address suppressed."""
-    delivery.status, delivery.detail = DeliveryStatus.FAILED, f"bounced: {words}"
-    edition = session.get(Edition, delivery.edition_id)
-    if edition is not None and edition.status == EditionStatus.COMPLETE:
-        edition.status = EditionStatus.PARTIAL
+    """The DSN's words on the delivery and the reader's address suppressed. The delivery stays
+    sent: the send did its part, the reader's mailbox refused it; an edition is not made
+    partial by its readers' bounces (every list has some)."""
+    delivery.detail = f"bounced: {words}"
     end(session, delivery, words)
 
 

@@ -317,6 +317,8 @@ def _claim_is_dead(claimed_by: str | None, me: str) -> bool:
     return False
 
 
+# How a delivery put back after being uncertain is marked until its new outcome.
+RESENT = "sent again"
 # Why a delivery is uncertain after its sender died.
 IN_FLIGHT = "uncertain: its request was in flight when the sender stopped; may have been delivered"
 
@@ -373,7 +375,7 @@ def resend_uncertain(
                 claimed_by=None,
                 claimed_at=None,
                 retry_at=None,
-                detail="sent again: nothing told whether the first attempt was delivered",
+                detail=f"{RESENT}: nothing told whether the first attempt was delivered",
             )
         )
     return found
@@ -426,5 +428,6 @@ def finish(edition: Edition, tally: dict[DeliveryStatus, int]) -> None:
     if any(tally.get(status, 0) for status in OPEN):
         return
     unsettled = tally.get(DeliveryStatus.FAILED, 0) + tally.get(DeliveryStatus.UNCERTAIN, 0)
-    edition.status = EditionStatus.PARTIAL if unsettled else EditionStatus.COMPLETE
-    edition.finished_at = utcnow()
+    status = EditionStatus.PARTIAL if unsettled else EditionStatus.COMPLETE
+    if status != edition.status or edition.finished_at is None:
+        edition.status, edition.finished_at = status, utcnow()

@@ -358,3 +358,43 @@ class Click(Base):
     edition_id: Mapped[int | None] = mapped_column(ForeignKey("editions.id", ondelete="SET NULL"))
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
     clicked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Editor(Base):
+    """A person who may sign in to the editors' pages; the password kept only as an Argon2 hash."""
+
+    __tablename__ = "editors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EditorSession(Base):
+    """A signed-in browser: only the SHA-256 of its cookie's token is kept, so a copy of the store
+    signs nobody in. Deleting the row (logout, idle time, a new password, the editor removed)
+    ends it at once."""
+
+    __tablename__ = "editor_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    editor_id: Mapped[int] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    client: Mapped[str | None] = mapped_column(String(100))
+
+
+class AuditEntry(Base):
+    """Who did what to which edition or account, and when: sign-ins (failed ones too), picks,
+    holds, approvals, test sends. The editor is kept by address, so the log outlives the account."""
+
+    __tablename__ = "audit_entries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    editor: Mapped[str | None] = mapped_column(String(320))  # None: the command line, or nobody known
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(Text)  # an edition, an article, an account
+    detail: Mapped[str | None] = mapped_column(Text)  # JSON
+    client: Mapped[str | None] = mapped_column(String(100))  # the client's address, or "command line"

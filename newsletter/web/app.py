@@ -12,9 +12,10 @@ from newsletter.i18n import N_
 from newsletter.services.readers import ReaderError
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.tokens import TokenError
-from newsletter.web import clicks, confirm, health, preferences, signup, unsubscribe, webhooks
+from newsletter.web import clicks, confirm, editor, health, preferences, signup, unsubscribe, webhooks
 from newsletter.web.context import Clock, Web, log, wall_clock, web
 from newsletter.web.security import BodyLimit, SecurityHeaders, security_headers
+from newsletter.web.signin import Desk, EditorGate
 
 # What an HTTP error page says, by status (English msgids; the page translates them).
 ERRORS = {
@@ -29,13 +30,15 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     """The app; refuses to start without a usable secret key (every link is signed with it)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = Web.build(runtime, clock)
-    for part in (signup, confirm, preferences, unsubscribe, health, webhooks, clicks):
+    app.state.desk = Desk.build(runtime.settings, app.state.web.guard.secure)
+    for part in (signup, confirm, preferences, unsubscribe, health, webhooks, clicks, editor):
         app.include_router(part.router)
     app.add_exception_handler(TokenError, _bad_link)
     app.add_exception_handler(ReaderError, _refused)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _http_error)
     app.add_exception_handler(Exception, _failed)
+    app.add_middleware(EditorGate)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, https=app.state.web.guard.secure)
     return app

@@ -22,7 +22,7 @@ TOKEN_PAGES = ("/unsubscribe/", "/preferences/", "/confirm/", "/address/", "/c/"
 # A form is a few fields; a larger body is refused before it is parsed.
 MAX_BODY = 64 * 1024
 # A provider's event POST may carry thousands of events.
-MAX_EVENTS_BODY = 32 * 1024 * 1024
+MAX_EVENTS_BODY = 8 * 1024 * 1024
 WEBHOOKS = "/webhooks/"
 
 

@@ -4,20 +4,23 @@ is not answered in time, for a day)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from newsletter.sending.events import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventRefused
+from newsletter.sending.events import SIGNATURE_HEADER, TIMESTAMP_HEADER, EventRefused, check_headers
 from newsletter.services import events
 from newsletter.store.runtime import Runtime
 from newsletter.web.context import log, web
 from newsletter.web.security import BodyTooLarge
 
 router = APIRouter()
+# Event POSTs whose bodies are read at the same time, in this process.
+_READING = asyncio.Semaphore(4)
 
 
 @router.post("/webhooks/sendgrid")
@@ -25,18 +28,25 @@ async def sendgrid_events(request: Request) -> Response:
     site = web(request)
     if not events.enabled(site.runtime):
         return JSONResponse({"error": "the event webhook is not configured"}, status_code=404)
-    try:
-        body = await request.body()
-    except BodyTooLarge:
-        return JSONResponse({"error": "too large"}, status_code=413)
     now = site.clock()
+    signature, timestamp = request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)
+    tolerance = timedelta(minutes=site.runtime.settings.sending.webhook_tolerance_minutes)
+    try:
+        check_headers(signature, timestamp, now, tolerance)
+    except EventRefused as exc:
+        return JSONResponse({"error": str(exc)}, status_code=403)
+    async with _READING:  # a few large bodies in memory at once, not one per stranger
+        try:
+            body = await request.body()
+        except BodyTooLarge:
+            return JSONResponse({"error": "too large"}, status_code=413)
     try:
         await run_in_threadpool(
             events.receive,
             site.runtime,
             body,
-            request.headers.get(SIGNATURE_HEADER),
-            request.headers.get(TIMESTAMP_HEADER),
+            signature,
+            timestamp,
             now,
         )
     except EventRefused as exc:

@@ -186,15 +186,14 @@ class SendGridProvider:
         return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
 
     def send(self, batch: Sequence[Outgoing], report: Report) -> None:
+        """Post the batch's requests from the pool, which all of a sender's batches share: at
+        most `concurrency` requests are in flight, whatever the number of batches."""
         requests = self.requests(batch)
         try:
             if requests and not self.proven:
-                self._post(requests.pop(0), report)  # alone: see the module's docstring
+                self._gather([self.pool.submit(self._post, requests.pop(0), report)])  # alone
                 self.proven = True
-            if len(requests) == 1 or self.concurrency == 1:
-                for group in requests:
-                    self._post(group, report)
-            elif requests:
+            if requests:
                 self._gather([self.pool.submit(self._post, group, report) for group in requests])
         except Exception:
             self.proven = False

@@ -79,6 +79,7 @@ class SMTPProvider:
         self.marks_in_flight = False
         self.connections: list[smtplib.SMTP | None] = [None] * self.size
         self.pool = ThreadPoolExecutor(self.size, thread_name_prefix="smtp")
+        self.turn = threading.Lock()  # one batch at a time on the connections (each is one slot's)
 
     def _connect(self) -> smtplib.SMTP:
         where = f"{self.host}:{self.port}"
@@ -114,11 +115,12 @@ class SMTPProvider:
         them all taking more (what none took is the sender's to retry or give back)."""
         waiting = deque(batch)  # popleft is atomic: each message goes to one connection
         trouble = threading.Event()
-        futures = [
-            self.pool.submit(self._send_from, slot, waiting, trouble, report)
-            for slot in range(min(self.size, len(batch)))
-        ]
-        errors = [future.exception() for future in futures]
+        with self.turn:
+            futures = [
+                self.pool.submit(self._send_from, slot, waiting, trouble, report)
+                for slot in range(min(self.size, len(batch)))
+            ]
+            errors = [future.exception() for future in futures]
         for kind in (ProviderRefused, ProviderBusy, BaseException):
             found = next((e for e in errors if isinstance(e, kind)), None)
             if found is not None:

@@ -1,0 +1,126 @@
+"""`/editor/login`, `/editor/logout` and `/editor/`: an editor signs in, sees who they are and the
+audit log, and signs out. The editors' other pages build on these.
+
+A wrong password and an unknown account get the same page, after the same work (a password
+hash is checked either way), so the answer tells nobody which addresses are editors.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
+
+from newsletter.i18n import N_
+from newsletter.services import accounts, audit
+from newsletter.web.context import log, web
+from newsletter.web.forms import read_form, text
+from newsletter.web.signin import HOME, LOGIN, desk, form_refused, form_token, signed
+
+router = APIRouter()
+# Entries of the audit log the home page shows.
+AUDIT_SHOWN = 50
+
+
+@router.get(LOGIN)
+async def login_form(request: Request) -> Response:
+    site = web(request)
+    token = desk(request).token(request)
+    if token and await run_in_threadpool(accounts.signed_in, site.runtime, token, site.clock()):
+        return RedirectResponse(HOME, status_code=303)
+    return login_page(request)
+
+
+@router.post(LOGIN)
+async def login(request: Request) -> Response:
+    site = web(request)
+    posted = await read_form(request)
+    origin = site.guard.origin(request.headers)
+    if not site.guard.own_origin(origin, str(request.base_url)):
+        log.warning("editors' sign-in posted from %s: refused", origin)
+        return site.error(
+            request, 403, N_("Not allowed"), N_("This form may only be sent from our own pages.")
+        )
+    if not site.guard.valid(site.guard.cookie_value(request.cookies), text(posted, "csrf")):
+        return site.error(
+            request,
+            403,
+            N_("This form has expired"),
+            N_("Please open the page again and send the form from there."),
+            retry=LOGIN,
+        )
+    email = text(posted, "email", 320)
+    password = posted.get("password")
+    client = site.client(request)
+    if not desk(request).attempt_allowed(client, email):
+        response = login_page(
+            request, email, N_("Too many attempts to sign in. Please wait a quarter of an hour."), 429
+        )
+        response.headers["Retry-After"] = "900"
+        return response
+    if not email or not isinstance(password, str) or not password:
+        return login_page(request, email, N_("Enter your email address and your password."), 400)
+    signed_in = await run_in_threadpool(accounts.sign_in, site.runtime, email, password, client, site.clock())
+    if signed_in is None:
+        return login_page(
+            request, email, N_("This email address and password do not match an editor's."), 400
+        )
+    log.info("editors' sign-in: %s from %s", signed_in.email, client)
+    response = RedirectResponse(HOME, status_code=303)
+    desk(request).set_cookie(response, signed_in.token)
+    return response
+
+
+@router.post("/editor/logout")
+async def logout(request: Request) -> Response:
+    site = web(request)
+    posted = await read_form(request)
+    if refused := form_refused(request, text(posted, "csrf")):
+        return refused
+    await run_in_threadpool(
+        accounts.sign_out, site.runtime, signed(request).token, site.client(request), site.clock()
+    )
+    response = RedirectResponse(LOGIN, status_code=303)
+    desk(request).clear_cookie(response)
+    return response
+
+
+@router.get(HOME)
+async def home(request: Request) -> Response:
+    site = web(request)
+    entries = await run_in_threadpool(audit.entries, site.runtime, AUDIT_SHOWN)
+    zone = site.runtime.settings.zone
+    return site.pages.render(
+        "editor/home.html",
+        site.language(request),
+        editor=signed(request).email,
+        csrf=form_token(request),
+        entries=[
+            {
+                "when": f"{e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}",
+                "editor": e.editor,
+                "action": e.action,
+                "target": e.target,
+                "client": e.client,
+            }
+            for e in entries
+        ],
+    )
+
+
+def login_page(request: Request, email: str = "", problem: str | None = None, status: int = 200) -> Response:
+    """The sign-in form; it (re)sets the CSRF cookie its token is bound to."""
+    site = web(request)
+    cookie = site.guard.cookie_value(request.cookies) or site.guard.new_cookie()
+    response = site.pages.render(
+        "editor/login.html",
+        site.language(request),
+        status,
+        email=email,
+        problem=problem,
+        csrf=site.guard.form_token(cookie),
+    )
+    response.set_cookie(
+        site.guard.cookie, cookie, httponly=True, samesite="strict", secure=site.guard.secure, path="/"
+    )
+    return response

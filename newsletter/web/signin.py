@@ -1,0 +1,146 @@
+"""What keeps the editors' pages to editors: the session cookie, the gate in front of every
+page under `/editor/`, the sign-in rate limits, and CSRF tokens bound to the session.
+
+The gate is one middleware rather than a check in each handler, so a page added later is shut
+to strangers without anyone remembering to shut it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from newsletter.i18n import N_
+from newsletter.services import accounts
+from newsletter.settings import Settings
+from newsletter.web.client import limit_key
+from newsletter.web.context import Web, log, web
+from newsletter.web.limits import Limit
+
+LOGIN = "/editor/login"
+HOME = "/editor/"
+# Sign-in attempts are counted over this window (the settings give how many).
+WINDOW_SECONDS = 15 * 60
+
+
+@dataclass(frozen=True)
+class Signed:
+    """The editor a request comes from, and the session's token (what its forms are bound to)."""
+
+    email: str
+    token: str
+
+
+@dataclass
+class Desk:
+    """The editors' pages' own state, built once per app: the cookie's name and the limits."""
+
+    cookie: str
+    secure: bool
+    per_account: Limit
+    per_client: Limit
+
+    @classmethod
+    def build(cls, settings: Settings, secure: bool) -> Desk:
+        editors = settings.editors
+        return cls(
+            # The __Host- prefix pins the cookie to this host and path /, over HTTPS only.
+            "__Host-newsletter-editor" if secure else "newsletter-editor",
+            secure,
+            Limit(editors.attempts_per_account, WINDOW_SECONDS),
+            Limit(editors.attempts_per_client, WINDOW_SECONDS),
+        )
+
+    def token(self, connection: HTTPConnection) -> str | None:
+        value = connection.cookies.get(self.cookie)
+        return value if value and len(value) <= accounts.MAX_TOKEN and value.isascii() else None
+
+    def attempt_allowed(self, client: str, email: str) -> bool:
+        """Counts one sign-in attempt for the client and for the account asked for, known or
+        not (so a refusal tells nothing of which accounts exist)."""
+        now = time.monotonic()
+        if not self.per_client.take(limit_key(client), now):
+            log.warning("editors' sign-in: %s tried too often; refused", client)
+            return False
+        if not self.per_account.take(email.strip().lower()[:320], now):
+            log.warning("editors' sign-in: one account was tried too often; refused (client %s)", client)
+            return False
+        return True
+
+    def set_cookie(self, response: Response, token: str) -> None:
+        """No Max-Age: the browser forgets it when closed; the store ends it after the idle time."""
+        response.set_cookie(
+            self.cookie, token, httponly=True, samesite="strict", secure=self.secure, path="/"
+        )
+
+    def clear_cookie(self, response: Response) -> None:
+        response.delete_cookie(self.cookie, httponly=True, samesite="strict", secure=self.secure, path="/")
+
+
+def desk(request: Request) -> Desk:
+    found: Desk = request.app.state.desk
+    return found
+
+
+def signed(request: Request) -> Signed:
+    """The editor the gate let through (only pages under the gate may ask)."""
+    found: Signed = request.state.editor
+    return found
+
+
+def gated(path: str) -> bool:
+    return (path == "/editor" or path.startswith("/editor/")) and path != LOGIN
+
+
+class EditorGate:
+    """Every request for a page under `/editor/` but the login page needs a live session; without
+    one it is sent to the login page (303) before any handler runs, and is shown nothing."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not gated(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        site: Web = connection.app.state.web
+        token = connection.app.state.desk.token(connection)
+        email = (
+            await run_in_threadpool(accounts.signed_in, site.runtime, token, site.clock()) if token else None
+        )
+        if email is None or token is None:
+            await RedirectResponse(LOGIN, status_code=303)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["editor"] = Signed(email, token)
+        await self.app(scope, receive, send)
+
+
+def form_token(request: Request) -> str:
+    """The CSRF token of a signed-in editor's forms: bound to the session, useless in another."""
+    return web(request).guard.form_token(f"editor-session:{signed(request).token}")
+
+
+def form_refused(request: Request, given: str) -> HTMLResponse | None:
+    """A signed-in editor's form: refused from another origin, or without this session's token."""
+    site = web(request)
+    origin = site.guard.origin(request.headers)
+    if not site.guard.own_origin(origin, str(request.base_url)):  # `null` included: not ours
+        log.warning("an editors' form was posted from %s: refused", origin)
+        return site.error(
+            request, 403, N_("Not allowed"), N_("This form may only be sent from our own pages.")
+        )
+    if not site.guard.valid(f"editor-session:{signed(request).token}", given):
+        return site.error(
+            request,
+            403,
+            N_("This form has expired"),
+            N_("Please open the page again and send the form from there."),
+            retry=HOME,
+        )
+    return None

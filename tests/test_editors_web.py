@@ -1,0 +1,244 @@
+"""The editors' sign-in (issue #13, parts 1 and 9) over real HTTP to `newsletter serve`: a wrong
+password and an unknown account get the same answer; a missing or foreign CSRF token, an idle
+session and a run of guessed passwords are refused; logout and `editors remove` end a session;
+no page under /editor/ shows anything without one; the audit log says who and when, never a
+password."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from newsletter.services import accounts
+from tests.test_web import Forms, Site, environment, serve
+
+ED = "ed.itor@example.com"
+PASSWORD = "correct horse battery staple"
+WRONG = "incorrect donkey battery staple"
+LOGIN = "/editor/login"
+
+
+@pytest.fixture
+def desk(make_runtime, tmp_path) -> Iterator[Site]:
+    """A server with one editor, and room for a few wrong passwords."""
+    runtime = make_runtime()
+    accounts.add(runtime, ED, PASSWORD, datetime.now(UTC))
+    yield from serve(
+        runtime, tmp_path, extra="[editors]\nattempts_per_account = 10\nattempts_per_client = 40\n"
+    )
+
+
+def login_form(client: httpx.Client) -> dict[str, str]:
+    page = client.get(LOGIN)
+    assert page.status_code == 200
+    return Forms(page.text).form(LOGIN)
+
+
+def sign_in(client: httpx.Client, email: str = ED, password: str = PASSWORD) -> httpx.Response:
+    form = login_form(client)
+    return client.post(LOGIN, data={"csrf": form["csrf"], "email": email, "password": password})
+
+
+def signed_in(client: httpx.Client) -> None:
+    answer = sign_in(client)
+    assert answer.status_code == 303 and answer.headers["location"] == "/editor/", answer.text
+
+
+def shut_out(answer: httpx.Response) -> None:
+    """Sent to the login page, and shown nothing."""
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == LOGIN
+    assert answer.content == b""
+
+
+def cli(site: Site, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`newsletter ARGS` on the server's settings, `stdin` on standard input."""
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args, "--config", str(site.config)],
+        input=stdin,
+        env=environment(),
+        cwd=site.config.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def audit_log(site: Site) -> list[dict]:
+    result = cli(site, "editors", "log", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_an_editor_signs_in_sees_the_log_and_signs_out(desk) -> None:
+    with desk.client() as client:
+        shut_out(client.get("/editor/"))
+        answer = sign_in(client)
+        assert answer.status_code == 303 and answer.headers["location"] == "/editor/"
+        cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("newsletter-editor="))
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+        assert "Secure" not in cookie  # public_url is http here
+        home = client.get("/editor/")
+        assert home.status_code == 200
+        assert f"Signed in as {ED}." in home.text and "sign-in" in home.text
+        assert home.headers["cache-control"] == "no-store"
+        assert client.get(LOGIN).headers["location"] == "/editor/"  # signed in already
+        stolen = dict(client.cookies)
+        logout = Forms(home.text).form("/editor/logout")
+        answer = client.post("/editor/logout", data=logout)
+        assert answer.status_code == 303 and answer.headers["location"] == LOGIN
+        shut_out(client.get("/editor/"))
+    with desk.client(cookies=stolen) as other:  # the old cookie, replayed: the session is over
+        shut_out(other.get("/editor/"))
+    actions = [(e["action"], e["editor"]) for e in audit_log(desk)]
+    assert actions[:2] == [("sign-out", ED), ("sign-in", ED)]
+    assert audit_log(desk)[0]["client"] == "127.0.0.1"
+
+
+def test_a_wrong_password_and_an_unknown_account_get_the_same_answer(desk) -> None:
+    def attempt(email: str, password: str) -> tuple[int, str, float]:
+        with desk.client() as client:
+            form = login_form(client)
+            started = time.monotonic()
+            answer = client.post(LOGIN, data={"csrf": form["csrf"], "email": email, "password": password})
+            took = time.monotonic() - started
+            assert (
+                "set-cookie" not in answer.headers or "newsletter-editor=" not in answer.headers["set-cookie"]
+            )
+            return answer.status_code, answer.text.replace(form["csrf"], "").replace(email, ""), took
+
+    wrong = [attempt(ED, WRONG) for _ in range(3)]
+    unknown = [attempt("nobody.here@example.com", WRONG) for _ in range(3)]
+    assert {status for status, _text, _took in wrong + unknown} == {400}
+    assert wrong[0][1] == unknown[0][1]  # the same page, word for word
+    assert "do not match" in wrong[0][1]
+    # A password hash is checked either way: the unknown account answers no faster.
+    fastest_wrong = min(took for *_rest, took in wrong)
+    fastest_unknown = min(took for *_rest, took in unknown)
+    assert fastest_unknown > fastest_wrong * 0.5, (wrong, unknown)
+    entries = audit_log(desk)
+    assert [e["action"] for e in entries[:6]] == ["sign-in-failed"] * 6
+    assert {e["target"] for e in entries[:6]} == {ED, "nobody.here@example.com"}
+    assert WRONG not in json.dumps(entries)
+
+
+def test_forms_without_their_token_are_refused(desk) -> None:
+    with desk.client() as client:
+        login_form(client)
+        missing = client.post(LOGIN, data={"email": ED, "password": PASSWORD})
+        assert missing.status_code == 403
+    with desk.client() as client, desk.client() as other:
+        foreign = login_form(other)["csrf"]  # a token for another browser's cookie
+        login_form(client)
+        answer = client.post(LOGIN, data={"csrf": foreign, "email": ED, "password": PASSWORD})
+        assert answer.status_code == 403
+        form = login_form(client)
+        cross = client.post(
+            LOGIN,
+            data={"csrf": form["csrf"], "email": ED, "password": PASSWORD},
+            headers={"origin": "https://evil.example"},
+        )
+        assert cross.status_code == 403
+    with desk.client() as first, desk.client() as second:
+        signed_in(first)
+        signed_in(second)
+        theirs = Forms(second.get("/editor/").text).form("/editor/logout")["csrf"]
+        assert first.post("/editor/logout", data={}).status_code == 403
+        assert first.post("/editor/logout", data={"csrf": theirs}).status_code == 403
+        assert first.get("/editor/").status_code == 200  # still signed in
+        ours = Forms(first.get("/editor/").text).form("/editor/logout")
+        cross = first.post("/editor/logout", data=ours, headers={"origin": "null"})
+        assert cross.status_code == 403
+        assert first.post("/editor/logout", data=ours).status_code == 303
+        assert second.get("/editor/").status_code == 200  # only that session ended
+
+
+def test_no_page_under_editor_shows_anything_without_a_session(desk) -> None:
+    forged = {"newsletter-editor": "A" * 43}
+    for cookies in ({}, forged):
+        with desk.client(cookies=cookies) as client:
+            for path in ("/editor", "/editor/", "/editor/editions", "/editor/x/y?z=1", "/editor/%2e%2e/"):
+                shut_out(client.get(path))
+            shut_out(client.post("/editor/logout", data={"csrf": "x"}))
+            shut_out(client.post("/editor/", data={}))
+    with desk.client() as client:
+        german = client.get(LOGIN, headers={"accept-language": "de-DE,de;q=0.9"})
+        assert "Redaktion: Anmelden" in german.text and "Passwort" in german.text
+        signed_in(client)
+        assert client.get("/editor/editions").status_code == 404
+        assert f"Angemeldet als {ED}." in client.get("/editor/?lang=de").text
+
+
+def test_a_run_of_guessed_passwords_is_refused(make_runtime, tmp_path) -> None:
+    runtime = make_runtime()
+    accounts.add(runtime, ED, PASSWORD, datetime.now(UTC))
+    limits = "[editors]\nattempts_per_account = 3\nattempts_per_client = 6\n"
+    for site in serve(runtime, tmp_path, extra=limits):
+        with site.client() as client:
+            for guess in ("guess number one", "guess number two", "guess number three"):
+                assert sign_in(client, password=guess).status_code == 400
+            refused = sign_in(client)  # the right password, too late
+            assert refused.status_code == 429 and refused.headers["retry-after"] == "900"
+            assert "Too many attempts" in refused.text
+            assert sign_in(client, "other.one@example.com", WRONG).status_code == 400
+            assert sign_in(client, "other.two@example.com", WRONG).status_code == 400
+            assert sign_in(client, "other.three@example.com", WRONG).status_code == 429  # the client's limit
+        failed = [e for e in audit_log(site) if e["action"] == "sign-in-failed"]
+        assert len(failed) == 5  # refusals reach no password check and write nothing
+
+
+def test_an_idle_session_ends(make_runtime, tmp_path) -> None:
+    runtime = make_runtime()
+    accounts.add(runtime, ED, PASSWORD, datetime.now(UTC))
+    for site in serve(runtime, tmp_path, extra="[editors]\nidle_minutes = 0.05\n"):  # 3 seconds
+        with site.client() as client:
+            signed_in(client)
+            assert client.get("/editor/").status_code == 200
+            time.sleep(1.5)
+            assert client.get("/editor/").status_code == 200  # in use: still live
+            time.sleep(3.5)
+            shut_out(client.get("/editor/"))
+
+
+def test_removing_an_editor_or_changing_the_password_ends_their_sessions(desk) -> None:
+    with desk.client() as client:
+        signed_in(client)
+        result = cli(desk, "editors", "passwd", ED, "--password-stdin", stdin=PASSWORD + " again\n")
+        assert result.returncode == 0, result.stderr
+        assert "1 session(s) ended" in result.stdout
+        shut_out(client.get("/editor/"))
+        assert sign_in(client, password=PASSWORD).status_code == 400
+        assert sign_in(client, password=PASSWORD + " again").status_code == 303
+        assert client.get("/editor/").status_code == 200
+        result = cli(desk, "editors", "remove", ED)
+        assert result.returncode == 0, result.stderr
+        shut_out(client.get("/editor/"))
+        assert sign_in(client, password=PASSWORD + " again").status_code == 400
+
+
+def test_over_https_the_cookie_is_secure_and_host_only(make_runtime, tmp_path) -> None:
+    runtime = make_runtime()
+    accounts.add(runtime, ED, PASSWORD, datetime.now(UTC))
+    for site in serve(runtime, tmp_path, env={"NEWSLETTER_PUBLIC_URL": "https://news.example"}):
+        with site.client() as client:
+            page = client.get(LOGIN)
+            csrf_cookie = page.cookies["__Host-newsletter-csrf"]
+            form = Forms(page.text).form(LOGIN)
+            answer = client.post(
+                LOGIN,
+                data={"csrf": form["csrf"], "email": ED, "password": PASSWORD},
+                headers={"cookie": f"__Host-newsletter-csrf={csrf_cookie}"},
+            )
+            assert answer.status_code == 303, answer.text
+            [cookie] = [c for c in answer.headers.get_list("set-cookie") if "newsletter-editor=" in c]
+            assert cookie.startswith("__Host-newsletter-editor=")
+            for attribute in ("HttpOnly", "SameSite=strict", "Secure", "Path=/"):
+                assert attribute in cookie
+            assert "Domain" not in cookie
