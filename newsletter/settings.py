@@ -334,7 +334,7 @@ class SendingSettings(Strict):
     sendgrid_batch: int = Field(1000, ge=1, le=1000)  # personalizations per request (API max 1000)
     # Provider requests (SendGrid) a sender keeps in flight at once: one at a time caps a sender
     # at sendgrid_batch readers per round trip (4,000 a second at 250 ms).
-    concurrency: int = Field(4, ge=1, le=16)
+    concurrency: int = Field(8, ge=1, le=16)
     timeout_seconds: float = Field(30.0, gt=0)  # per SMTP command or API request
     max_retries: int = Field(8, ge=0)  # a busy provider is retried this often before the send stops
     # A reader's mailbox refusing for now (SMTP 45x) is tried this often in all, then failed;

@@ -21,8 +21,12 @@ class Counter:
         self.messages = 0
         self.recipients: set[str] = set()
         self.latency = latency
+        self.busy = 0  # transactions between MAIL and the end of DATA, now
+        self.most = 0  # and at most
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.busy += 1  # one event loop: no lock needed
+        self.most = max(self.most, self.busy)
         if self.latency:
             await asyncio.sleep(self.latency)
         envelope.mail_from = address
@@ -39,6 +43,7 @@ class Counter:
     async def handle_DATA(self, server, session, envelope):
         if self.latency:
             await asyncio.sleep(self.latency)
+        self.busy -= 1
         self.messages += 1
         self.recipients.update(envelope.rcpt_tos)
         return "250 OK"

@@ -17,12 +17,13 @@ HELD = (OutcomeStatus.FAILED, OutcomeStatus.DEFERRED)
 class Recorder:
     """Writes outcomes at once for a whole request, and within `seconds` (50 ms) for
     message-at-a-time providers (SMTP), where a write per message would cost more than the
-    message: a timer flushes what waits even when no further outcome comes (a slow reply), so a
-    crash forgets at most that much of what was accepted.
+    message, so a crash forgets at most that much of what was accepted.
 
-    Providers report from several threads (requests or connections in flight at once). One
-    writer at a time: outcomes reported while a write is under way wait for it and go together
-    in the next one, so several requests answered at once cost one transaction, not several.
+    Providers report from several threads (requests or connections in flight at once) and are
+    never kept waiting for the database: one writer thread per recorder takes what has come,
+    groups it (several requests answered at once are one transaction) and writes it while the
+    reporting threads go on with their next request. `flush` writes what is left and raises
+    what the writer could not write.
 
     Refusals (failed, deferred) are held back, not written: the sender first asks whether the
     provider, rather than the readers, is to blame (`held`), then writes them (`write_held`). A
@@ -36,12 +37,14 @@ class Recorder:
         self.size = size
         self.seconds = seconds
         self.lock = threading.Lock()  # guards the lists below, never held while writing
-        self.writing = threading.Lock()  # the one writer
+        self.wake = threading.Condition(self.lock)
+        self.writing = threading.Lock()  # one write at a time
         self.pending: list[Outcome] = []
         self.held: list[Outcome] = []
         self.seen: list[Outcome] = []
         self.since = 0.0
-        self.timer: threading.Timer | None = None
+        self.writer: threading.Thread | None = None
+        self.closed = False
 
     def __call__(self, outcomes: list[Outcome]) -> None:
         with self.lock:
@@ -53,37 +56,55 @@ class Recorder:
             if not self.pending:
                 self.since = time.monotonic()
             self.pending.extend(now)
-            due = len(self.pending) >= self.size or time.monotonic() - self.since >= self.seconds
-            if not due and self.timer is None:
-                self.timer = threading.Timer(self.seconds, self._on_time)
-                self.timer.daemon = True
-                self.timer.start()
-        if due:
-            self.flush()
+            if self.writer is None and not self.closed:
+                self.writer = threading.Thread(target=self._write_on, name="recorder", daemon=True)
+                self.writer.start()
+            self.wake.notify()
 
-    def _on_time(self) -> None:
-        try:
-            self.flush()
-        except Exception:  # the sender's own flush at the end of the batch will raise it
-            log.exception("writing outcomes to the ledger failed; the batch's end will try again")
+    def _write_on(self) -> None:
+        """The writer: what is due (`size` outcomes, or the oldest `seconds` old) goes at once."""
+        while True:
+            with self.lock:
+                while not self.closed:
+                    if self.pending:
+                        left = self.seconds - (time.monotonic() - self.since)
+                        if len(self.pending) >= self.size or left <= 0:
+                            break
+                        self.wake.wait(left)
+                    else:
+                        self.wake.wait()
+                if self.closed:
+                    return
+            try:
+                self.flush()
+            except Exception:  # the sender's own flush at the end of the batch will raise it
+                log.exception("writing outcomes to the ledger failed; the batch's end will try again")
+                return
 
     def flush(self) -> None:
         """Write what waits (never the held failures); what a failed write held is kept for
         the next try."""
         with self.writing:
             with self.lock:
-                if self.timer is not None:
-                    self.timer.cancel()
-                    self.timer = None
                 batch, self.pending = self.pending, []
             if not batch:
-                return  # the writer before us took it
+                return  # the writer took it
             try:
                 self.write(batch)
             except Exception:
                 with self.lock:
                     self.pending = batch + self.pending
                 raise
+
+    def close(self, flush: bool = True) -> None:
+        """Stop the writer, then write what is left (unless told not to: an error is on its way)."""
+        with self.lock:
+            self.closed = True
+            self.wake.notify()
+        if self.writer is not None and self.writer is not threading.current_thread():
+            self.writer.join()
+        if flush:
+            self.flush()
 
     def write_held(self) -> None:
         """Write the failures held back, once the sender has cleared the readers of blame."""

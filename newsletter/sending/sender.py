@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from newsletter.sending.batches import BatchBuilder
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
+    Handing,
     Outcome,
     OutcomeStatus,
     Outgoing,
@@ -133,6 +134,7 @@ class Sender:
         # Up to DEPTH batches with the provider while the next is claimed and built: its waits
         # overlap our work, and its requests or connections never idle between two batches.
         in_flight: deque[tuple[Future[list[Outcome]], float]] = deque()
+        window = 1  # the first batch goes alone, and the first after trouble: see _settle
         with (
             self._heartbeat(edition_id),
             _tuned_for_sending(),
@@ -150,13 +152,17 @@ class Sender:
                 retried = False
                 # Settle the oldest when the provider has its fill; all of them before stopping
                 # or looking for deferred readers (what comes back as a retry is claimed again).
-                while in_flight and (len(in_flight) >= DEPTH or not ids or self.stop.is_set()):
+                while in_flight and (len(in_flight) >= window or not ids or self.stop.is_set()):
                     future, handed = in_flight.popleft()
                     try:
-                        retried = self._settle(future.result(), report, started, handed) or retried
+                        busy = self._settle(future.result(), report, started, handed)
                     except SendError:
                         self._release(ids, token)
                         raise
+                    retried = retried or busy
+                    # Open the window once the provider answered well: a refusal meant for
+                    # everyone (a wrong key) costs one batch's first request, not two batches'.
+                    window = 1 if busy else DEPTH
                 if retried and not ids:
                     continue  # the batch came back to pending: claim it again
                 if self.stop.is_set():
@@ -287,32 +293,44 @@ class Sender:
         """Hand the batch to the provider, recording outcomes as they come; what the provider
         could not take is put back for a retry, a refusal stops the send."""
         record = Recorder(lambda outcomes: self._record(outcomes, report))
-        if self.provider.marks_in_flight:
-            with unit_of_work(self.factory) as session:
-                ledger.hand(session, [m.delivery_id for m in batch], token)
+        handing = self._handing(token) if self.provider.marks_in_flight else None
         try:
-            self.provider.send(batch, record)
-        except ProviderBusy as exc:
+            try:
+                self.provider.send(batch, record, handing)
+            except ProviderBusy as exc:
+                done = record.done()
+                record(
+                    [
+                        Outcome(m.delivery_id, OutcomeStatus.RETRY, None, str(exc), exc.retry_after)
+                        for m in batch
+                        if m.delivery_id not in done
+                    ]
+                )
+            except Exception as exc:  # refused, or a fault of the provider's own: stop, lose nothing
+                self._stop(record, batch, token)
+                words = str(exc) if isinstance(exc, ProviderRefused) else f"{type(exc).__name__}: {exc}"
+                raise SendError(f"{self.provider.name} refused the send: {words}; {RESUME}") from None
             done = record.done()
-            record(
-                [
-                    Outcome(m.delivery_id, OutcomeStatus.RETRY, None, str(exc), exc.retry_after)
-                    for m in batch
-                    if m.delivery_id not in done
-                ]
-            )
-        except Exception as exc:  # refused, or a fault of the provider's own: stop, lose nothing
-            self._stop(record, batch, token)
-            words = str(exc) if isinstance(exc, ProviderRefused) else f"{type(exc).__name__}: {exc}"
-            raise SendError(f"{self.provider.name} refused the send: {words}; {RESUME}") from None
-        done = record.done()
-        missing = [m.delivery_id for m in batch if m.delivery_id not in done]
-        if missing:  # a provider must account for every message; never guess "sent"
-            record([Outcome(i, OutcomeStatus.RETRY, None, "no outcome reported") for i in missing])
-        self._judge(record, batch, token)
-        record.write_held()
-        record.flush()
-        return record.seen
+            missing = [m.delivery_id for m in batch if m.delivery_id not in done]
+            if missing:  # a provider must account for every message; never guess "sent"
+                record([Outcome(i, OutcomeStatus.RETRY, None, "no outcome reported") for i in missing])
+            self._judge(record, batch, token)
+            record.write_held()
+            record.close()
+            return record.seen
+        finally:
+            record.close(flush=False)  # the writer thread ends however the batch ended
+
+    def _handing(self, token: str) -> Handing:
+        """What a provider that can lose an answer calls just before a batch's first request
+        goes (not before: it may wait behind another batch's): from then on a sender dying
+        leaves the batch uncertain, for the provider's events to settle, not pending."""
+
+        def hand(messages: Sequence[Outgoing]) -> None:
+            with unit_of_work(self.factory) as session:
+                ledger.hand(session, [m.delivery_id for m in messages], token)
+
+        return hand
 
     def _judge(self, record: Recorder, batch: Sequence[Outgoing], token: str) -> None:
         """Refusals held back by the recorder are the readers' own, unless the same one came for
@@ -334,7 +352,7 @@ class Sender:
 
     def _stop(self, record: Recorder, batch: Sequence[Outgoing], token: str) -> None:
         """Write what was accepted, then give back everything else of the batch."""
-        record.flush()
+        record.close()
         self._release([m.delivery_id for m in batch], token)
 
     def _record(self, outcomes: list[Outcome], report: SendReport) -> None:

@@ -3,8 +3,10 @@ preview and page that shows them."""
 
 from __future__ import annotations
 
+import time
+
 from newsletter.settings import Settings
-from newsletter.subscribers.tokens import sign
+from newsletter.subscribers.tokens import DAY, Signer, sign
 
 
 class Links:
@@ -16,6 +18,7 @@ class Links:
     def __init__(self, public_url: str, key: bytes | None) -> None:
         self.base = public_url.rstrip("/")
         self.key = key
+        self.signers: dict[tuple[str, str], Signer] = {}  # today's, per purpose and scope
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Links:
@@ -23,8 +26,16 @@ class Links:
         return cls(str(settings.public_url), settings.signing_key())
 
     def _url(self, purpose: str, subscriber_id: int, scope: str = "") -> str:
-        token = "PREVIEW" if self.key is None else sign(self.key, purpose, subscriber_id, scope=scope)
+        token = "PREVIEW" if self.key is None else self._signer(purpose, scope)(subscriber_id)
         return f"{self.base}/{purpose}/{token}"
+
+    def _signer(self, purpose: str, scope: str) -> Signer:
+        """Today's signer for a purpose and scope: a send signs two links per reader."""
+        assert self.key is not None
+        signer = self.signers.get((purpose, scope))
+        if signer is None or signer.day != int(time.time() // DAY):
+            signer = self.signers[(purpose, scope)] = Signer(self.key, purpose, scope)
+        return signer
 
     def unsubscribe(self, subscriber_id: int, newsletter: str) -> str:
         """One-click unsubscribe from this newsletter (RFC 8058); never expires."""

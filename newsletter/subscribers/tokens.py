@@ -60,6 +60,29 @@ def _mac(key: bytes, purpose: str, payload: str) -> str:
     return _b64(hmac.digest(key, f"{purpose}:{payload}".encode(), "sha256")[:18])
 
 
+# base64's standard alphabet to the URL-safe one, for a MAC of 18 bytes (24 characters, no padding).
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+class Signer:
+    """`sign` for many subscribers (a send signs two links for each reader): the day and the
+    scope are encoded once, so a token costs one HMAC. Its tokens are `sign`'s, character for
+    character."""
+
+    def __init__(self, key: bytes, purpose: str, scope: str = "", now: float | None = None) -> None:
+        self.key = key
+        self.day = int((time.time() if now is None else now) // DAY)
+        self.suffix = f"-{self.day:x}" + (f"-{_b64(scope.encode())}" if scope else "")
+        self.keyed = hmac.new(key, f"{purpose}:".encode(), "sha256")  # copied: the key is set up once
+
+    def __call__(self, subscriber_id: int) -> str:
+        payload = f"{subscriber_id:x}{self.suffix}"
+        mac = self.keyed.copy()
+        mac.update(payload.encode())
+        encoded = binascii.b2a_base64(mac.digest()[:18], newline=False).translate(_URLSAFE)
+        return f"{payload}.{encoded.decode()}"
+
+
 def sign(key: bytes, purpose: str, subscriber_id: int, now: float | None = None, scope: str = "") -> str:
     day = int((time.time() if now is None else now) // DAY)
     payload = f"{subscriber_id:x}-{day:x}" + (f"-{_b64(scope.encode())}" if scope else "")

@@ -85,6 +85,29 @@ class Web:
             "error.html", self.language(request), status, title=title, message=message, **values
         )
 
+    def cookie_form_refused(
+        self,
+        request: Request,
+        given: str,
+        retry: str,
+        null_origin: bool = False,
+        again: str = N_("Please open the page again and send the form from there."),
+    ) -> HTMLResponse | None:
+        """A form of a page without a token (sign-up, sign-in, a fresh link): refused from a
+        foreign origin, or without the CSRF cookie's token. `null_origin`: the page sends no
+        referrer, so a browser posts it with `Origin: null`; the cookie is the check then."""
+        origin = self.guard.origin(request.headers)
+        if not (null_origin and origin == "null") and not self.guard.own_origin(
+            origin, str(request.base_url)
+        ):
+            log.warning("a form was posted to %s from %s: refused", request.url.path, origin)
+            return self.error(
+                request, 403, N_("Not allowed"), N_("This form may only be sent from our own pages.")
+            )
+        if not self.guard.valid(self.guard.cookie_value(request.cookies), given):
+            return self.error(request, 403, N_("This form has expired"), again, retry=retry)
+        return None
+
     def form_refused(self, request: Request, binding: str | None, given: str) -> HTMLResponse | None:
         """A token page's form: refused from a foreign origin, or without the token this page gave.
         `Origin: null` is what a browser sends from a no-referrer page (every token page): the

@@ -35,20 +35,8 @@ async def login_form(request: Request) -> Response:
 async def login(request: Request) -> Response:
     site = web(request)
     posted = await read_form(request)
-    origin = site.guard.origin(request.headers)
-    if not site.guard.own_origin(origin, str(request.base_url)):
-        log.warning("editors' sign-in posted from %s: refused", origin)
-        return site.error(
-            request, 403, N_("Not allowed"), N_("This form may only be sent from our own pages.")
-        )
-    if not site.guard.valid(site.guard.cookie_value(request.cookies), text(posted, "csrf")):
-        return site.error(
-            request,
-            403,
-            N_("This form has expired"),
-            N_("Please open the page again and send the form from there."),
-            retry=LOGIN,
-        )
+    if refused := site.cookie_form_refused(request, text(posted, "csrf"), LOGIN):
+        return refused
     email = text(posted, "email", 320)
     password = posted.get("password")
     client = site.client(request)

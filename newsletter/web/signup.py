@@ -40,19 +40,9 @@ async def subscribe(request: Request) -> Response:
     origin = site.guard.origin(request.headers)
     partner = site.guard.partner(origin)
     if not partner:
-        if not site.guard.own_origin(origin, str(request.base_url)):
-            log.warning("sign-up refused: posted from %s", origin)
-            return site.error(
-                request, 403, N_("Not allowed"), N_("This form may only be sent from our own pages.")
-            )
-        if not site.guard.valid(site.guard.cookie_value(request.cookies), text(posted, "csrf")):
-            return site.error(
-                request,
-                403,
-                N_("This form has expired"),
-                N_("Please open the sign-up page again and send the form from there."),
-                retry="/subscribe",
-            )
+        again = N_("Please open the sign-up page again and send the form from there.")
+        if refused := site.cookie_form_refused(request, text(posted, "csrf"), "/subscribe", again=again):
+            return refused
     if not site.client_allowed(request):
         return site.too_many(request)
     values = _values(posted, language)

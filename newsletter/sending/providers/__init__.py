@@ -98,6 +98,9 @@ class ProviderRefused(ProviderError):
 
 
 Report = Callable[[list[Outcome]], None]
+# Called by a provider that can lose an answer (`marks_in_flight`) with a batch's messages just
+# before the first of its requests goes: the ledger notes them as handed over.
+Handing = Callable[[Sequence[Outgoing]], None]
 
 
 class Provider(Protocol):
@@ -107,7 +110,7 @@ class Provider(Protocol):
     # ledger then notes the handing over, and a sender dying after it leaves the batch uncertain.
     marks_in_flight: bool
 
-    def send(self, batch: Sequence[Outgoing], report: Report) -> None: ...
+    def send(self, batch: Sequence[Outgoing], report: Report, handing: Handing | None = None) -> None: ...
 
     def close(self) -> None: ...
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from newsletter.sending.providers import (
     OUTSIDE_LEDGER,
+    Handing,
     Outcome,
     OutcomeStatus,
     Outgoing,
@@ -38,7 +39,7 @@ class OutboxProvider:
             return self.folder / "outside-ledger" / f"{time.time_ns()}-{address}.eml"
         return self.folder / f"edition-{message.edition_id}" / f"{message.delivery_id:09d}-{address}.eml"
 
-    def send(self, batch: Sequence[Outgoing], report: Report) -> None:
+    def send(self, batch: Sequence[Outgoing], report: Report, handing: Handing | None = None) -> None:
         for message in batch:
             path = self.path(message)
             if path.exists():  # written before a crash: sent already

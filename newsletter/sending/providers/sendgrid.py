@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import json
+import threading
 import time
 import urllib.error
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from sendgrid import SendGridAPIClient
 from newsletter.editions.personalize import PREVIEW_CLICK
 from newsletter.sending.messages import Mailto, list_id, list_unsubscribe
 from newsletter.sending.providers import (
+    Handing,
     Outcome,
     OutcomeStatus,
     Outgoing,
@@ -91,6 +93,32 @@ def _text_greeting(variant: VariantContent) -> str:
     """Substitutions apply to both parts, but only the HTML part wants its values escaped: the
     text part's greeting gets a marker of its own."""
     return variant.markers.token("text_greeting")
+
+
+class _Handover:
+    """A batch handed over once, by whichever of its requests goes first (the ledger notes it);
+    the others wait for that, and none goes if it failed."""
+
+    def __init__(self, handing: Handing | None, batch: Sequence[Outgoing]) -> None:
+        self.handing = handing
+        self.batch = batch
+        self.done = handing is None
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        with self.lock:
+            if self.error is not None:
+                raise self.error
+            if not self.done and self.handing is not None:
+                try:
+                    self.handing(self.batch)
+                except BaseException as exc:
+                    self.error = exc
+                    raise
+                self.done = True
 
 
 class SendGridProvider:
@@ -185,16 +213,18 @@ class SendGridProvider:
         size = self.request_size
         return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
 
-    def send(self, batch: Sequence[Outgoing], report: Report) -> None:
+    def send(self, batch: Sequence[Outgoing], report: Report, handing: Handing | None = None) -> None:
         """Post the batch's requests from the pool, which all of a sender's batches share: at
-        most `concurrency` requests are in flight, whatever the number of batches."""
+        most `concurrency` requests are in flight, whatever the number of batches. The batch is
+        handed over (`handing`) when its first request is about to go."""
         requests = self.requests(batch)
+        handover = _Handover(handing, batch)
         try:
             if requests and not self.proven:
-                self._gather([self.pool.submit(self._post, requests.pop(0), report)])  # alone
+                self._gather([self.pool.submit(self._post, requests.pop(0), report, handover)])  # alone
                 self.proven = True
             if requests:
-                self._gather([self.pool.submit(self._post, group, report) for group in requests])
+                self._gather([self.pool.submit(self._post, group, report, handover) for group in requests])
         except Exception:
             self.proven = False
             raise
@@ -220,9 +250,11 @@ class SendGridProvider:
             raise (refused or worse)[0]
         raise max(busy, key=lambda e: e.retry_after or 0.0)
 
-    def _post(self, group: list[Outgoing], report: Report) -> None:
+    def _post(self, group: list[Outgoing], report: Report, handover: _Handover | None = None) -> None:
         """One request for the group; a 400 naming some readers fails them and the rest are
         posted again (a loop, not a recursion: a thousand bad addresses in one request)."""
+        if handover is not None:
+            handover()
         while group:
             group = self._post_once(group, report)
 

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from newsletter.sending.providers import (
+    Handing,
     Outcome,
     OutcomeStatus,
     Outgoing,
@@ -110,7 +111,7 @@ class SMTPProvider:
             raise ProviderRefused(f"cannot connect to {where}: {exc}") from None
         return connection
 
-    def send(self, batch: Sequence[Outgoing], report: Report) -> None:
+    def send(self, batch: Sequence[Outgoing], report: Report, handing: Handing | None = None) -> None:
         """Keep every connection busy until the batch is done; the first trouble of one stops
         them all taking more (what none took is the sender's to retry or give back)."""
         waiting = deque(batch)  # popleft is atomic: each message goes to one connection
