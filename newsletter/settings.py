@@ -205,6 +205,9 @@ class NewsletterSettings(Strict):
     trending: int = Field(5, ge=0, le=50)
     subject: str = "{{ newsletter.title }}: {{ top.title }}{% if count > 1 %} {{ and_more }}{% endif %}"
     preheader: str = "{{ headlines | join(' · ') }}"
+    # "auto": an edition goes at its slot unless an editor holds it; "required": only once an
+    # editor approves it (`newsletter edition approve`).
+    approval: Literal["auto", "required"] = "auto"
     # Per reader's language ("de"): its own title, subject or preheader, else the ones above.
     translations: dict[str, NewsletterTexts] = Field(default_factory=dict)
 

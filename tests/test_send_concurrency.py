@@ -186,7 +186,6 @@ def test_a_sender_killed_with_several_requests_in_flight_mails_everyone_once(
     events.receive(site, body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER], now)
     assert events.process(site, now).outcomes["duplicate"] == 0
     left = statuses(newsroom, edition_id).get("uncertain", 0)  # handed over, never posted
-    print("DEBUG", found, left, len(accepted), mail_api.requests)
     if left:  # no event will come for them: after the window they are sent
         time.sleep(3.5)
         last = sender_process(newsroom, edition_id, **env, NEWSLETTER_SENDING__UNCERTAIN_MINUTES="0.05")

@@ -23,15 +23,18 @@ from newsletter.cli.output import err, out, outside
 from newsletter.cli.state import state
 from newsletter.editions.ranking import SIGNALS
 from newsletter.errors import NewsletterError
-from newsletter.services import editions, editors
-from newsletter.store.statuses import PickAction
+from newsletter.services import editions, editors, sending
+from newsletter.services.audit import COMMAND_LINE
+from newsletter.store.statuses import EditionStatus, PickAction
 
 # A century: any real look back, and date arithmetic far from overflowing.
 MAX_DAYS = 36_500
 # `preview`'s exit status when the reader would get nothing: it ran, and the answer is "none".
 NOTHING_TO_SEND = 3
 
-edition_app = typer.Typer(help="The next edition: the editors' pins and exclusions.", no_args_is_help=True)
+edition_app = typer.Typer(
+    help="The next edition: the editors' pins and exclusions, holds and approvals.", no_args_is_help=True
+)
 ArticleArgument = Annotated[str, typer.Argument(help="The article's id (see `trending`) or URL.")]
 
 
@@ -212,3 +215,36 @@ def edition_picks(ctx: typer.Context, newsletter: NewsletterOption = "weekly", a
     for p in picked:
         table.add_row(str(p.article_id), p.action, outside(p.title))
     out.print(table)
+
+
+def _decide(ctx: typer.Context, newsletter: str, at: str | None, action: str) -> editors.Decision:
+    settings = state(ctx).settings
+    decided = editors.decide(state(ctx).runtime(), newsletter, action, moment(settings, at), COMMAND_LINE)
+    still = f"; it waits: {decided.waiting}" if decided.waiting else ""
+    output.line(f"{action}: the {output.edition_line(decided.edition, settings.zone)}{still}")
+    return decided
+
+
+@edition_app.command("hold")
+def edition_hold(ctx: typer.Context, newsletter: NewsletterOption = "weekly", at: AtOption = None) -> None:
+    """Hold the next edition: it does not go until released (past the next slot, it is skipped)."""
+    _decide(ctx, newsletter, at, "hold")
+
+
+@edition_app.command("approve")
+def edition_approve(ctx: typer.Context, newsletter: NewsletterOption = "weekly", at: AtOption = None) -> None:
+    """Approve the next edition (what `approval = "required"` waits for); it goes at its slot."""
+    _decide(ctx, newsletter, at, "approve")
+
+
+@edition_app.command("release")
+def edition_release(ctx: typer.Context, newsletter: NewsletterOption = "weekly", at: AtOption = None) -> None:
+    """Release a held edition: sent at once when its slot has come, else at its slot."""
+    decided = _decide(ctx, newsletter, at, "release")
+    runtime, now = state(ctx).runtime(), moment(state(ctx).settings, at)
+    if decided.waiting or decided.edition.window_end > now:
+        return
+    report = sending.send(runtime, newsletter, now)
+    output.send_report(report)
+    if report.status != EditionStatus.COMPLETE:
+        raise typer.Exit(1)

@@ -72,11 +72,18 @@ def next_slot(
     that, the slot was missed); else the next slot ahead.
     """
     due = due_slot(settings, newsletter, now)
-    status = session.scalar(
-        select(Edition.status).where(Edition.newsletter == newsletter, Edition.slot == slot_name(due))
-    )
+    edition = session.scalars(
+        select(Edition).where(Edition.newsletter == newsletter, Edition.slot == slot_name(due))
+    ).one_or_none()
+    status = edition.status if edition is not None else None
     if status in (EditionStatus.READY, EditionStatus.SENDING):
         return due
+    if (
+        edition is not None
+        and status not in FINISHED
+        and decided(edition, settings.newsletter(newsletter).approval)
+    ):
+        return due  # an editor's hold is not a scheduler down: it stays next until the next slot
     if status not in FINISHED and now - due <= grace:
         return due
     ahead = upcoming_slot(settings, newsletter, now)
@@ -134,3 +141,32 @@ def mark_missed(session: Session, settings: Settings, newsletter: str, slot: dat
         return None
     edition.status = EditionStatus.MISSED
     return edition
+
+
+def skip_stale_holds(session: Session, settings: Settings, newsletter: str, due: datetime) -> list[Edition]:
+    """Editions of earlier slots still held (or not approved) when a later slot has come: they
+    are skipped, the reason kept; their articles go with the next edition."""
+    approval = settings.newsletter(newsletter).approval
+    stale = session.scalars(
+        select(Edition).where(
+            Edition.newsletter == newsletter,
+            Edition.slot < slot_name(due),
+            Edition.status.in_((EditionStatus.DRAFT, EditionStatus.READY)),
+        )
+    ).all()
+    skipped = []
+    for edition in stale:
+        why = edition.waiting(approval)
+        if why is not None:
+            edition.status, edition.note = (
+                EditionStatus.MISSED,
+                f"skipped: still {why} when the next slot came",
+            )
+            skipped.append(edition)
+    return skipped
+
+
+def decided(edition: Edition, approval: str) -> bool:
+    """An editor holds the edition (or it waits for approval), or released it: its slot's
+    grace does not apply, it stays the next edition until the newsletter's next slot."""
+    return edition.waiting(approval) is not None or edition.released_at is not None

@@ -8,19 +8,20 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from newsletter.editions.compose import Composer
-from newsletter.editions.edition import EditionInfo, draft, next_slot, open_edition
+from newsletter.editions.edition import EditionError, EditionInfo, draft, next_slot, open_edition
 from newsletter.editions.offer import trending_signals
 from newsletter.editions.picks import find_article, pick, picks, unpick
 from newsletter.editions.preview import Preview
 from newsletter.editions.preview import preview as make_preview
 from newsletter.editions.ranking import Score, rank
 from newsletter.errors import InputError
+from newsletter.services import audit
 from newsletter.services.editions import grace
 from newsletter.store.categories import slugify
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.models import Article, Category
 from newsletter.store.runtime import Runtime
-from newsletter.store.statuses import PickAction
+from newsletter.store.statuses import EditionStatus, PickAction
 
 # A category's name and slug hold at most 200 characters in the store.
 MAX_CATEGORY = 200
@@ -122,3 +123,46 @@ def edition_picks(runtime: Runtime, newsletter: str, now: datetime) -> tuple[Edi
         )
         info = EditionInfo.of(edition)
         return info, [Picked(a.id, a.title, action, info) for a, action in picks(session, edition)]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An editor's hold, release or approval, and where it leaves the edition."""
+
+    edition: EditionInfo
+    action: str
+    waiting: str | None  # why it still may not go, if so
+
+
+# What an editor may still decide on: an edition not yet sending.
+UNDECIDED = (EditionStatus.DRAFT, EditionStatus.READY)
+
+
+def decide(runtime: Runtime, newsletter: str, action: str, now: datetime, editor: str) -> Decision:
+    """Hold, release or approve the next edition (`action`), recorded in the audit log. A hold
+    keeps it from going until released; a release lets it go (at once when its slot has come,
+    whatever the grace: `send` or the scheduled job's next refresh takes it); an approval is what
+    `approval = "required"` waits for."""
+    settings = runtime.settings
+    approval = settings.newsletter(newsletter).approval
+    with unit_of_work(runtime.factory) as session:
+        edition = open_edition(
+            session, settings, newsletter, next_slot(session, settings, newsletter, now, grace(settings))
+        )
+        if edition.status not in UNDECIDED:
+            raise EditionError(
+                f"the {newsletter} edition of {edition.slot} is {edition.status}: too late to {action} it"
+            )
+        if action == "hold":
+            edition.held_at, edition.held_by = now, editor
+        elif action == "release":
+            if not (edition.waiting(approval) or "").startswith("held"):
+                raise EditionError(f"the {newsletter} edition of {edition.slot} is not held")
+            edition.released_at = now
+        elif action == "approve":
+            edition.approved_at, edition.approved_by = now, editor
+        else:
+            raise InputError("action", f"hold, release or approve, not {action!r}")
+        audit.record(session, f"edition {action}", now, editor, f"{newsletter} {edition.slot}")
+        session.flush()
+        return Decision(EditionInfo.of(edition), action, edition.waiting(approval))

@@ -11,7 +11,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from newsletter.editions.edition import FINISHED, due_slot, mark_missed, upcoming_slot
+from newsletter.editions.edition import (
+    FINISHED,
+    decided,
+    due_slot,
+    mark_missed,
+    skip_stale_holds,
+    upcoming_slot,
+)
 from newsletter.editions.prepare import EmptyEdition, NoNews
 from newsletter.editions.slots import next_slot_after, slot_name
 from newsletter.ingest.fetch import display_url
@@ -19,7 +26,7 @@ from newsletter.sending.report import SendError, SendReport
 from newsletter.services import bounces, sending
 from newsletter.services.alerts import alert
 from newsletter.services.editions import grace
-from newsletter.services.sending import NotDue
+from newsletter.services.sending import EditionHeld, NotDue
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.models import Edition, Feed
 from newsletter.store.runtime import Runtime
@@ -52,13 +59,21 @@ def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threadin
     the grace; past it, record the slot as missed and tell the operators."""
     settings = runtime.settings
     slot = due_slot(settings, newsletter, now)
-    with reading(runtime.factory) as session:
-        status = session.scalar(
-            select(Edition.status).where(Edition.newsletter == newsletter, Edition.slot == slot_name(slot))
-        )
+    with unit_of_work(runtime.factory) as session:
+        for skipped in skip_stale_holds(session, settings, newsletter, slot):
+            log.warning("the %s edition of %s was %s", newsletter, skipped.slot, skipped.note)
+        edition = session.scalars(
+            select(Edition).where(Edition.newsletter == newsletter, Edition.slot == slot_name(slot))
+        ).one_or_none()
+        approval = settings.newsletter(newsletter).approval
+        status = edition.status if edition is not None else None
+        waiting = edition.waiting(approval) if edition is not None else None
+        released = edition is not None and decided(edition, approval)
     if status in FINISHED:
         return EditionRun(newsletter, slot, "nothing")
-    if status in (EditionStatus.READY, EditionStatus.SENDING) or now - slot <= grace(settings):
+    if waiting is not None:  # an editor's hold: not sent, not missed, until released or the next slot
+        return EditionRun(newsletter, slot, "held", problem=waiting)
+    if status in (EditionStatus.READY, EditionStatus.SENDING) or released or now - slot <= grace(settings):
         return _send(runtime, newsletter, slot, now, stop)
     with unit_of_work(runtime.factory) as session:
         missed = mark_missed(session, settings, newsletter, slot)
@@ -84,6 +99,8 @@ def _send(
         report = sending.send(runtime, newsletter, now, stop=stop)
     except NotDue:  # another scheduler, or an operator, sent it meanwhile
         return EditionRun(newsletter, slot, "nothing")
+    except EditionHeld as exc:  # an editor held it meanwhile
+        return EditionRun(newsletter, slot, "held", problem=str(exc))
     except (NoNews, EmptyEdition) as exc:  # tried again at each refresh until the grace is over
         log.warning("the %s edition of %s waits: %s", newsletter, when, exc)
         return EditionRun(newsletter, slot, "waiting", problem=str(exc))

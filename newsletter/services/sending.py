@@ -35,6 +35,10 @@ from newsletter.subscribers.addresses import normalize_email
 log = logging.getLogger("newsletter.send")
 
 
+class EditionHeld(EditionError):
+    """An editor holds the edition, or it waits for an editor's approval."""
+
+
 class NotDue(EditionError):
     """The next edition's slot is still ahead: it goes out on time, or when told to (--now)."""
 
@@ -74,6 +78,7 @@ def prepare_next(
         )
     with unit_of_work(runtime.factory) as session:
         edition, prepared, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force)
+        why = edition.waiting(settings.newsletter(newsletter).approval)
         if prepared is not None:
             log.info(
                 "edition %s %s prepared: %d recipients in %d variants, %d skipped, %d suppressed",
@@ -84,11 +89,23 @@ def prepare_next(
                 prepared.skipped,
                 prepared.suppressed,
             )
-        return edition.id, warnings
+        edition_id, slot = edition.id, edition.slot
+    if why is not None:  # after the commit: the draft stays for the editors to decide on
+        raise EditionHeld(
+            f"the {newsletter} edition of {slot} is {why}: it goes when released "
+            "(`newsletter edition release`) or approved (`newsletter edition approve`)"
+        )
+    return edition_id, warnings
 
 
 def _prepare(
-    session: Session, runtime: Runtime, newsletter: str, now: datetime, ahead_ok: bool, force: bool
+    session: Session,
+    runtime: Runtime,
+    newsletter: str,
+    now: datetime,
+    ahead_ok: bool,
+    force: bool,
+    hold_ok: bool = False,
 ) -> tuple[Edition, Prepared | None, list[str]]:
     """The next edition, prepared now (its summary) or before (None), and the warnings."""
     settings = runtime.settings
@@ -99,6 +116,8 @@ def _prepare(
             "it goes out then (send --now sends it at once)"
         )
     edition = open_edition(session, settings, newsletter, slot)
+    if edition.waiting(settings.newsletter(newsletter).approval) is not None and not hold_ok:
+        return edition, None, []  # the caller refuses it, once the draft is kept
     if edition.status != EditionStatus.DRAFT:
         return edition, None, []
     warnings = [] if force else check_news(session, settings, edition)
@@ -141,7 +160,9 @@ def dry_run(
     recipients, who is skipped or suppressed; nothing is written (the transaction is rolled back)."""
     with runtime.factory() as session, session.begin() as transaction:
         try:
-            edition, _prepared, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force)
+            edition, _prepared, warnings = _prepare(
+                session, runtime, newsletter, now, ahead_ok, force, hold_ok=True
+            )
             edition_id = edition.id
             rows = session.execute(
                 select(Variant.subject, Variant.language, Variant.categories, func.count(Delivery.id))

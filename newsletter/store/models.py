@@ -246,6 +246,22 @@ class Edition(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Deliveries per status, kept as JSON when the delivery rows are pruned.
     tallies: Mapped[str | None] = mapped_column(Text)
+    # An editor's hold: the edition does not go until released (or, past its newsletter's next
+    # slot, it is skipped). With `approval = "required"` it goes only once approved.
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    held_by: Mapped[str | None] = mapped_column(String(320))
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # goes at once, grace or not
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(320))
+    note: Mapped[str | None] = mapped_column(Text)  # why it was skipped, when it was
+
+    def waiting(self, approval: str) -> str | None:
+        """Why the edition may not go now (held, or not approved), else None."""
+        if self.held_at is not None and (self.released_at is None or self.released_at < self.held_at):
+            return f"held by {self.held_by or 'an editor'}"
+        if approval == "required" and self.approved_at is None:
+            return "waiting for an editor's approval"
+        return None
 
 
 class EditionPick(Base):

@@ -1,0 +1,72 @@
+"""An editor's hold and approval: a held edition does not go at its slot and goes at once when
+released, whatever the scheduler's grace; with `approval = "required"` nothing goes until an
+editor approves; an edition still held when the next slot comes is skipped, the reason kept."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from newsletter.editions.edition import EditionError
+from newsletter.services import audit, editors
+from newsletter.store.models import Edition
+from tests.conftest import WEEKLY_NOV_23
+from tests.test_scheduler import runner
+from tests.test_send import statuses
+
+BEFORE = WEEKLY_NOV_23 - timedelta(hours=20)
+
+
+def edition_of(runtime, slot: str) -> Edition:
+    from sqlalchemy import select
+
+    with runtime.factory() as session:
+        return session.scalars(
+            select(Edition).where(Edition.slot == slot, Edition.newsletter == "weekly")
+        ).one()
+
+
+def test_a_held_edition_waits_and_goes_at_once_when_released(newsroom) -> None:
+    held = editors.decide(newsroom, "weekly", "hold", BEFORE, "ed@example.org")
+    assert held.waiting == "held by ed@example.org" and held.edition.slot == "2026-11-23T07:00"
+    late = WEEKLY_NOV_23 + timedelta(hours=5)  # far past the scheduler's grace
+    job = runner(newsroom, late)
+    run = job.edition("weekly", reschedule=False)
+    assert run.action == "held" and "held by ed@example.org" in (run.problem or "")
+    assert edition_of(newsroom, "2026-11-23T07:00").status == "draft"  # not sent, not missed
+    released = editors.decide(newsroom, "weekly", "release", late, "ed@example.org")
+    assert released.waiting is None and released.edition.slot == "2026-11-23T07:00"
+    run = job.edition("weekly", reschedule=False)
+    assert run.action == "sent" and run.report and run.report.status == "complete"
+    assert statuses(newsroom, run.report.edition_id) == {"sent": 9}
+    entries = [(e.action, e.editor) for e in audit.entries(newsroom, 10)]
+    assert ("edition hold", "ed@example.org") in entries and ("edition release", "ed@example.org") in entries
+    # The next edition now is next week's: a hold goes to it; a release of nothing held is refused.
+    assert (
+        editors.decide(newsroom, "weekly", "hold", late, "ed@example.org").edition.slot == "2026-11-30T07:00"
+    )
+    editors.decide(newsroom, "weekly", "release", late, "ed@example.org")
+    with pytest.raises(EditionError, match="not held"):
+        editors.decide(newsroom, "weekly", "release", late, "ed@example.org")
+
+
+def test_required_approval_and_a_hold_past_the_next_slot(newsroom) -> None:
+    settings = newsroom.settings
+    weekly = settings.newsletters["weekly"].model_copy(update={"approval": "required"})
+    newsroom.settings = settings.model_copy(
+        update={"newsletters": {**settings.newsletters, "weekly": weekly}}
+    )
+    job = runner(newsroom, WEEKLY_NOV_23 + timedelta(minutes=2))
+    run = job.edition("weekly", reschedule=False)
+    assert run.action == "held" and "approval" in (run.problem or "")
+    # Nobody approves; the next week's slot comes: the edition is skipped, its reason kept.
+    next_week = WEEKLY_NOV_23 + timedelta(days=7, minutes=2)
+    job = runner(newsroom, next_week)
+    run = job.edition("weekly", reschedule=False)
+    skipped = edition_of(newsroom, "2026-11-23T07:00")
+    assert skipped.status == "missed" and "approval" in (skipped.note or "")
+    assert run.action == "held"  # the new one waits for its approval too
+    editors.decide(newsroom, "weekly", "approve", next_week, "ed@example.org")
+    run = job.edition("weekly", reschedule=False)
+    assert run.action in ("sent", "waiting")  # sent, or waiting for news the sample lacks
