@@ -425,7 +425,8 @@ def test_two_senders_share_an_edition_on_postgres(newsroom, mail_api) -> None:
         return True
 
     mail_api.on_request = slow
-    env = sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="10")
+    # batches of ten, one request each, so that both senders have some
+    env = sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="10", NEWSLETTER_SENDING__CONCURRENCY="1")
     workers = [sender_process(newsroom, edition_id, **env) for _ in range(2)]
     for worker in workers:
         _out, err = worker.communicate(timeout=120)
@@ -539,7 +540,13 @@ def test_send_with_two_worker_processes(newsroom, mail_api) -> None:
     add_readers(newsroom, 200)
     edition_id = prepared(newsroom)
     expected = recipients_of(newsroom, edition_id)
-    env = cli_env(newsroom, **sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="10"))
+    env = cli_env(
+        newsroom,
+        # batches of ten, one request each, so that both workers have some
+        **sendgrid_env(
+            mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="10", NEWSLETTER_SENDING__CONCURRENCY="1"
+        ),
+    )
 
     def slow(_number: int) -> bool:
         time.sleep(0.02)  # both workers hold batches at once

@@ -15,15 +15,16 @@ HELD = (OutcomeStatus.FAILED, OutcomeStatus.DEFERRED)
 
 
 class Recorder:
-    """Writes outcomes at once for a whole request, and within `seconds` (50 ms) for
-    message-at-a-time providers (SMTP), where a write per message would cost more than the
-    message, so a crash forgets at most that much of what was accepted.
+    """Writes a provider's outcomes to the ledger, one write at a time, grouping what came
+    meanwhile: outcomes reported from several threads at once (requests or connections in
+    flight together) go in one transaction.
 
-    Providers report from several threads (requests or connections in flight at once) and are
-    never kept waiting for the database: one writer thread per recorder takes what has come,
-    groups it (several requests answered at once are one transaction) and writes it while the
-    reporting threads go on with their next request. `flush` writes what is left and raises
-    what the writer could not write.
+    `durable` (an API whose answer can be lost): a report returns once its outcomes are written,
+    so a request's readers are in the ledger before its thread posts another request, and a crash
+    leaves uncertain only what was in flight. Otherwise (SMTP, where a write per message would
+    cost more than the message) a writer thread writes them within `seconds` (50 ms) or once
+    `size` wait, and the connections never wait for the database: a crash forgets at most that
+    much of what was accepted. `flush` writes what is left and raises what could not be written.
 
     Refusals (failed, deferred) are held back, not written: the sender first asks whether the
     provider, rather than the readers, is to blame (`held`), then writes them (`write_held`). A
@@ -31,9 +32,14 @@ class Recorder:
     """
 
     def __init__(
-        self, write: Callable[[list[Outcome]], None], size: int = 200, seconds: float = 0.05
+        self,
+        write: Callable[[list[Outcome]], None],
+        size: int = 200,
+        seconds: float = 0.05,
+        durable: bool = False,
     ) -> None:
         self.write = write
+        self.durable = durable
         self.size = size
         self.seconds = seconds
         self.lock = threading.Lock()  # guards the lists below, never held while writing
@@ -56,10 +62,12 @@ class Recorder:
             if not self.pending:
                 self.since = time.monotonic()
             self.pending.extend(now)
-            if self.writer is None and not self.closed:
+            if not self.durable and self.writer is None and not self.closed:
                 self.writer = threading.Thread(target=self._write_on, name="recorder", daemon=True)
                 self.writer.start()
             self.wake.notify()
+        if self.durable:  # written now: by this thread, or by the one writing (ours with its own)
+            self.flush()
 
     def _write_on(self) -> None:
         """The writer: what is due (`size` outcomes, or the oldest `seconds` old) goes at once."""

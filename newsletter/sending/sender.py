@@ -7,6 +7,10 @@ message that cannot be built fails alone, a mailbox refusing for now is tried ag
 the same send. The provider's trouble is the send's: a busy provider is retried with capped
 exponential backoff and jitter; a refusal (credentials, connection, or the same refusal for
 much of a batch) stops the send with nobody marked failed for it.
+
+While a batch is with the provider the next is claimed and built, and once the provider has
+answered well two batches are with it at once, so its requests or connections (`concurrency`,
+`smtp_connections`: the provider caps what is really in flight) never wait between batches.
 """
 
 from __future__ import annotations
@@ -134,7 +138,7 @@ class Sender:
         # Up to DEPTH batches with the provider while the next is claimed and built: its waits
         # overlap our work, and its requests or connections never idle between two batches.
         in_flight: deque[tuple[Future[list[Outcome]], float]] = deque()
-        window = 1  # the first batch goes alone, and the first after trouble: see _settle
+        window = 1  # the first batch goes alone, and the first after trouble: see below
         with (
             self._heartbeat(edition_id),
             _tuned_for_sending(),
@@ -153,9 +157,9 @@ class Sender:
                 # Settle the oldest when the provider has its fill; all of them before stopping
                 # or looking for deferred readers (what comes back as a retry is claimed again).
                 while in_flight and (len(in_flight) >= window or not ids or self.stop.is_set()):
-                    future, handed = in_flight.popleft()
+                    future, submitted = in_flight.popleft()
                     try:
-                        busy = self._settle(future.result(), report, started, handed)
+                        busy = self._settle(future.result(), report, started, submitted)
                     except SendError:
                         self._release(ids, token)
                         raise
@@ -292,7 +296,9 @@ class Sender:
     def _deliver(self, batch: Sequence[Outgoing], token: str, report: SendReport) -> list[Outcome]:
         """Hand the batch to the provider, recording outcomes as they come; what the provider
         could not take is put back for a retry, a refusal stops the send."""
-        record = Recorder(lambda outcomes: self._record(outcomes, report))
+        record = Recorder(
+            lambda outcomes: self._record(outcomes, report), durable=self.provider.marks_in_flight
+        )
         handing = self._handing(token) if self.provider.marks_in_flight else None
         try:
             try:
@@ -376,8 +382,8 @@ class Sender:
             report.sent += sum(o.status == OutcomeStatus.SENT for o in outcomes)
             report.failed += spent + sum(o.status in FAILED for o in outcomes)
 
-    def _settle(self, outcomes: list[Outcome], report: SendReport, started: float, handed: float) -> bool:
-        """After a batch (handed to the provider at `handed`): keep pace, or back off while the
+    def _settle(self, outcomes: list[Outcome], report: SendReport, started: float, submitted: float) -> bool:
+        """After a batch (given to the provider at `submitted`): keep pace, or back off while the
         provider is busy (and give up at last). True when some of the batch is to be tried again."""
         self.on_progress(report)
         retries = [o for o in outcomes if o.status == OutcomeStatus.RETRY]
@@ -387,7 +393,7 @@ class Sender:
             if wait > 0:
                 self.sleep(wait)
             return False
-        if handed < self.calmed:  # it went before the last wait ended: the same trouble, waited for
+        if submitted < self.calmed:  # it went before the last wait ended: the same trouble, waited for
             return True
         self.streak += 1
         if self.streak > self.pace.max_retries:

@@ -1,9 +1,11 @@
 """SendGrid v3 mail send through the official client: one request per variant and up to 1,000
 readers, each a personalization with its own substitutions and List-Unsubscribe header.
 
-A batch holds up to `concurrency` requests' worth of readers, posted at once from a thread pool
-(a real API takes a few hundred milliseconds to answer; one request at a time would cap a
-sender at 1,000 readers per round trip). Each request reports its outcomes as its answer comes.
+A batch holds up to `concurrency` requests' worth of readers, posted from a thread pool of that
+size which all of a sender's batches share (a real API takes a few hundred milliseconds to
+answer; one request at a time would cap a sender at 1,000 readers per round trip). Each request
+reports its outcomes as its answer comes; the batch is handed over (noted in the ledger) just
+before its first request goes, not while it waits behind another batch's.
 The first request of a send, and the first after trouble, goes alone: a refusal meant for
 everyone (a wrong key, content the API will not take) then costs one request, not a volley.
 When one request is refused or told to wait, those not yet posted are not posted (the sender
