@@ -23,8 +23,9 @@ demo: install
 run-demo: install
 	$(DEMO_ENV) $(BIN)/newsletter run
 
+# Two workers, a test file each at a time (each PostgreSQL session gets its own database).
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check newsletter tests
