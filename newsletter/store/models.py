@@ -254,6 +254,14 @@ class Edition(Base):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     approved_by: Mapped[str | None] = mapped_column(String(320))
     note: Mapped[str | None] = mapped_column(Text)  # why it was skipped, when it was
+    # An editor's subject and preheader for this edition only, per language, as JSON:
+    # {"en": {"subject": "...", "preheader": "..."}}; plain text, never a template.
+    overrides: Mapped[str | None] = mapped_column(Text)
+    # When the editors were mailed a link to review it (`review_minutes` before its slot).
+    review_mailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last checks before it goes (links, images, size, spam score), as JSON, and when.
+    checks: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def waiting(self, approval: str) -> str | None:
         """Why the edition may not go now (held, or not approved), else None."""
@@ -271,6 +279,8 @@ class EditionPick(Base):
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True)
     article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True)
     action: Mapped[PickAction] = mapped_column(StatusType(PickAction, 10))
+    # Where a pinned article goes among the pins of its section (lowest first); None: by date.
+    position: Mapped[int | None] = mapped_column(Integer)
 
 
 class Variant(Base):
