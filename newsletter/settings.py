@@ -208,6 +208,13 @@ class NewsletterSettings(Strict):
     # "auto": an edition goes at its slot unless an editor holds it; "required": only once an
     # editor approves it (`newsletter edition approve`).
     approval: Literal["auto", "required"] = "auto"
+    # True: an edition just prepared is held until its checks (`newsletter check`) pass; one that
+    # fails stays held, the operators are told, and an editor releases it.
+    hold_on_failed_checks: bool = False
+    # Minutes before its slot the edition is composed (its window closes then) and the editors
+    # are mailed a link to review it; 0: composed at the slot. Keep it well under the time
+    # between two slots.
+    review_minutes: int = Field(0, ge=0, le=7 * 24 * 60)
     # Per reader's language ("de"): its own title, subject or preheader, else the ones above.
     translations: dict[str, NewsletterTexts] = Field(default_factory=dict)
 

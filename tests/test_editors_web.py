@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl, unquote
 
 import httpx
 import pytest
@@ -52,9 +53,15 @@ def signed_in(client: httpx.Client) -> None:
 
 
 def shut_out(answer: httpx.Response) -> None:
-    """Sent to the login page, and shown nothing."""
+    """Sent to the login page (told to return to the page a GET asked for), and shown nothing."""
     assert answer.status_code == 303, answer.text
-    assert answer.headers["location"] == LOGIN
+    location, _, query = answer.headers["location"].partition("?")
+    assert location == LOGIN
+    if query:
+        asked = answer.request.url
+        assert answer.request.method == "GET" and asked.path != "/editor/", query
+        [(name, target)] = parse_qsl(query, strict_parsing=True)
+        assert name == "next" and target == unquote(asked.raw_path.decode())
     assert answer.content == b""
 
 
@@ -172,7 +179,7 @@ def test_no_page_under_editor_shows_anything_without_a_session(desk) -> None:
         german = client.get(LOGIN, headers={"accept-language": "de-DE,de;q=0.9"})
         assert "Redaktion: Anmelden" in german.text and "Passwort" in german.text
         signed_in(client)
-        assert client.get("/editor/editions").status_code == 404
+        assert client.get("/editor/nothing-here").status_code == 404
         assert f"Angemeldet als {ED}." in client.get("/editor/?lang=de").text
 
 

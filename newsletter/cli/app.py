@@ -19,7 +19,19 @@ from typer._click.exceptions import (
 from typer.core import TyperGroup
 
 from newsletter import logs
-from newsletter.cli import accounts, bounces, demo, editions, editors, feeds, rehearsal, run, send, serve
+from newsletter.cli import (
+    accounts,
+    bounces,
+    checks,
+    demo,
+    editions,
+    editors,
+    feeds,
+    rehearsal,
+    run,
+    send,
+    serve,
+)
 from newsletter.cli.db import db_app
 from newsletter.cli.options import ConfigOption, VerboseOption
 from newsletter.cli.output import err
@@ -38,6 +50,7 @@ app.command()(feeds.status)
 app.command()(editors.trending)
 app.command()(editors.preview)
 app.add_typer(editors.edition_app, name="edition")
+app.command()(checks.check)
 app.command()(send.send)
 app.command("test-send")(rehearsal.test_send)
 app.command()(editions.editions)

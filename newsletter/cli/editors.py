@@ -22,6 +22,7 @@ from newsletter.cli.options import (
 from newsletter.cli.output import err, out, outside
 from newsletter.cli.state import state
 from newsletter.editions.ranking import SIGNALS
+from newsletter.editions.slots import slot_time
 from newsletter.errors import NewsletterError
 from newsletter.services import editions, editors, sending
 from newsletter.services.audit import COMMAND_LINE
@@ -242,7 +243,7 @@ def edition_release(ctx: typer.Context, newsletter: NewsletterOption = "weekly",
     """Release a held edition: sent at once when its slot has come, else at its slot."""
     decided = _decide(ctx, newsletter, at, "release")
     runtime, now = state(ctx).runtime(), moment(state(ctx).settings, at)
-    if decided.waiting or decided.edition.window_end > now:
+    if decided.waiting or slot_time(decided.edition.slot, state(ctx).settings.zone) > now:
         return
     report = sending.send(runtime, newsletter, now)
     output.send_report(report)

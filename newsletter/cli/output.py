@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from newsletter.editions.edition import EditionInfo
+from newsletter.editions.slots import slot_time
 from newsletter.ingest.run import FeedReport
 from newsletter.sending.report import SendReport
 from newsletter.services.editions import EditionSummary
@@ -73,7 +74,7 @@ def edition_line(edition: EditionInfo, zone: ZoneInfo, stored: bool = True) -> s
     """Which edition a command acts on: newsletter, slot and window, in the site's time zone,
     and (when `stored`: not for a rehearsal rolled back) its id and status in the store."""
     told = (
-        f"{edition.newsletter} edition of {local(edition.window_end, zone)}, window "
+        f"{edition.newsletter} edition of {local(slot_time(edition.slot, zone), zone)}, window "
         f"{local(edition.window_start, zone)} to {local(edition.window_end, zone)}"
     )
     if not stored:
@@ -142,7 +143,7 @@ def editions_table(summaries: list[EditionSummary], zone: ZoneInfo) -> Table:
         table.add_row(
             str(e.id),
             outside(e.newsletter),
-            local(e.window_end, zone),
+            local(slot_time(e.slot, zone), zone),
             e.status,
             *(str(s.counts.get(d, 0)) for d in DeliveryStatus),
         )

@@ -26,6 +26,8 @@ log = logging.getLogger("newsletter.compose")
 
 # Gmail clips HTML near 102 KB, hiding what follows: the unsubscribe link included.
 CLIP_WARNING_BYTES = 100_000
+# Where Gmail clips: a message whose HTML passes 102 KB shows only its beginning.
+CLIP_BYTES = 102 * 1024
 PERSONAL = ("unsubscribe_url", "preferences_url", "greeting", "click")
 
 
@@ -83,6 +85,9 @@ class DigestView:
     trending: list[Card]
     sections: list[tuple[str, list[Card]]]
     category_names: list[str]
+    # An editor's subject and preheader for this edition: plain text, used as written.
+    subject: str | None = None
+    preheader: str | None = None
 
     @property
     def cards(self) -> list[Card]:
@@ -152,8 +157,10 @@ class Composer:
             "headlines": [card.title for card in cards[:3]],
             "site": view.site,
         }
-        subject = _one_line(self._line(text_env, "subject", view.newsletter.subject, lines))
-        preheader = _one_line(self._line(text_env, "preheader", view.newsletter.preheader, lines))
+        subject = _one_line(view.subject or self._line(text_env, "subject", view.newsletter.subject, lines))
+        preheader = _one_line(
+            view.preheader or self._line(text_env, "preheader", view.newsletter.preheader, lines)
+        )
         context = {
             "newsletter": view.newsletter,
             "site": view.site,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -133,11 +133,29 @@ def open_edition(session: Session, settings: Settings, newsletter: str, slot: da
     return edition
 
 
+def close_window(session: Session, edition: Edition, now: datetime) -> None:
+    """End a draft's window at `now`, before its slot (composed early for the editors' review):
+    articles published later belong to the next edition, whose window starts here, a draft of
+    it made already included."""
+    session.execute(
+        update(Edition)
+        .where(
+            Edition.newsletter == edition.newsletter,
+            Edition.slot > edition.slot,
+            Edition.status == EditionStatus.DRAFT,
+            Edition.window_start == edition.window_end,
+        )
+        .values(window_start=now)
+    )
+    edition.window_end = now
+
+
 def mark_missed(session: Session, settings: Settings, newsletter: str, slot: datetime) -> Edition | None:
     """Record a slot that passed beyond the grace with nothing sent; None when its edition was
-    prepared or sent after all (another scheduler, a manual send)."""
+    sent after all (another scheduler, a manual send). A prepared edition no sender started
+    (composed early for review) is missed too: its deliveries stay pending, never sent."""
     edition = open_edition(session, settings, newsletter, slot)
-    if edition.status != EditionStatus.DRAFT:
+    if edition.status not in (EditionStatus.DRAFT, EditionStatus.READY):
         return None
     edition.status = EditionStatus.MISSED
     return edition

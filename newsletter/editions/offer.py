@@ -88,14 +88,12 @@ def load_offer(session: Session, settings: Settings, edition: Edition) -> Offer:
     """Candidates (with a look back as far again as the window, for explanations), scores,
     translations and section names."""
     config = settings.newsletter(edition.newsletter)
-    picks = (
-        {
-            p.article_id: p.action
-            for p in session.scalars(select(EditionPick).where(EditionPick.edition_id == edition.id))
-        }
+    rows = (
+        session.scalars(select(EditionPick).where(EditionPick.edition_id == edition.id)).all()
         if edition.id is not None
-        else {}
+        else []
     )
+    picks = {p.article_id: p.action for p in rows}
     span = edition.window_end - edition.window_start
     section_rows = session.scalars(select(Category).where(Category.is_section)).all()
     names = {c.slug: c.name for c in section_rows}
@@ -132,6 +130,7 @@ def load_offer(session: Session, settings: Settings, edition: Edition) -> Offer:
         pinned=frozenset(i for i, action in picks.items() if action == PickAction.PIN),
         excluded=frozenset(i for i, action in picks.items() if action == PickAction.EXCLUDE),
         zone=settings.zone,
+        pin_rank={p.article_id: p.position for p in rows if p.position is not None},
     )
     candidates = [Candidate(s.id, s.title, s.published_at, frozenset(s.sections)) for s in stories.values()]
     return Offer(edition, rules, candidates, scores, stories, translations, names, order)

@@ -3,7 +3,7 @@ listed, and undone."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.edition import EditionError
@@ -34,9 +34,17 @@ def pick(session: Session, edition: Edition, article: Article, action: PickActio
         raise EditionError(f"edition {edition.newsletter} {edition.slot} is {edition.status}: too late")
     existing = session.get(EditionPick, (edition.id, article.id))
     if existing is None:
-        session.add(EditionPick(edition_id=edition.id, article_id=article.id, action=action))
-    else:
-        existing.action = action
+        existing = EditionPick(edition_id=edition.id, article_id=article.id, action=action)
+        session.add(existing)
+    elif existing.action == action:
+        return
+    existing.action = action
+    existing.position = None
+    if action == PickAction.PIN:  # a new pin goes after those already ordered
+        last = session.scalar(
+            select(func.max(EditionPick.position)).where(EditionPick.edition_id == edition.id)
+        )
+        existing.position = 0 if last is None else last + 1
 
 
 def unpick(session: Session, edition: Edition, article: Article) -> bool:
@@ -61,3 +69,43 @@ def picks(session: Session, edition: Edition) -> list[tuple[Article, PickAction]
         .order_by(EditionPick.action.desc(), Article.id)
     ).all()
     return [(article, PickAction(action)) for article, action in rows]
+
+
+def move(session: Session, edition: Edition, article: Article, step: int) -> bool:
+    """Move a pinned article up (step -1) or down (+1) among the pins of its sections: it
+    changes places with the nearest pin that shares a section with it. False when there is
+    none that way (or the article is not pinned)."""
+    if edition.status != EditionStatus.DRAFT:
+        raise EditionError(f"edition {edition.newsletter} {edition.slot} is {edition.status}: too late")
+    order = pin_order(session, edition)
+    mine = next((p for p, _a in order if p.article_id == article.id), None)
+    if mine is None:
+        return False
+    for index, (pin, _article) in enumerate(order):  # number them 0..n-1 as they stand
+        pin.position = index
+    sections = {c.id for c in article.categories if c.is_section}
+    at = next(i for i, (p, _a) in enumerate(order) if p is mine)
+    others = range(at - 1, -1, -1) if step < 0 else range(at + 1, len(order))
+    for index in others:
+        pin, other = order[index]
+        if sections & {c.id for c in other.categories if c.is_section}:
+            mine.position, pin.position = pin.position, mine.position
+            return True
+    return False
+
+
+def pin_order(session: Session, edition: Edition) -> list[tuple[EditionPick, Article]]:
+    """The edition's pins in the order they take in their sections: ordered ones first, then
+    the newest."""
+    if edition.id is None:
+        return []
+    rows = session.execute(
+        select(EditionPick, Article)
+        .join(Article, Article.id == EditionPick.article_id)
+        .where(EditionPick.edition_id == edition.id, EditionPick.action == PickAction.PIN)
+    ).all()
+    ranked = sorted(
+        rows,
+        key=lambda r: (r[0].position is None, r[0].position or 0, -r[1].published_at.timestamp(), r[1].id),
+    )
+    return [(pin, article) for pin, article in ranked]

@@ -36,6 +36,8 @@ class Rules:
     pinned: frozenset[int] = frozenset()
     excluded: frozenset[int] = frozenset()
     zone: tzinfo = UTC  # the site's: how reasons show times
+    # Where an editor put a pinned article among the pins (lowest first); unranked pins follow, newest first.
+    pin_rank: Mapping[int, int] = field(default_factory=dict)
 
     def local(self, moment: datetime) -> str:
         """A time as reasons print it: in the site's zone, with the zone's name."""
@@ -98,13 +100,17 @@ def plan_digest(
         else:
             eligible.append(c)
     placed: dict[int, str] = {}
-    by_score = sorted(eligible, key=lambda c: (-scores[c.id].total, -c.published_at.timestamp()))
+    # A pinned article goes at the head of its section, where the editor put it, never to Trending.
+    by_score = sorted(
+        (c for c in eligible if c.id not in rules.pinned),
+        key=lambda c: (-scores[c.id].total, -c.published_at.timestamp()),
+    )
     for position, c in enumerate(by_score[: min(rules.trending, len(eligible) // 2)], start=1):
         plan.trending.append(c.id)
         placed[c.id] = f"Trending #{position} (score {scores[c.id].total:.2f})"
     for slug in categories:
         pool = [c for c in eligible if slug in c.categories and c.id not in placed]
-        pool.sort(key=lambda c: c.id not in rules.pinned)  # stable: pinned first, then newest
+        pool.sort(key=lambda c: _pin_order(c.id, rules))  # stable: pins in the editor's order, then newest
         taken = [c for c in pool if c.id in rules.pinned]
         taken += [c for c in pool if c.id not in rules.pinned][: max(rules.per_category - len(taken), 0)]
         for c in pool:
@@ -120,3 +126,11 @@ def plan_digest(
         else:
             plan.decisions.append(Decision(c.id, c.title, False, reasons[c.id]))
     return plan
+
+
+def _pin_order(article_id: int, rules: Rules) -> tuple[int, int]:
+    """Pins first (those an editor ordered, in that order), then the rest."""
+    if article_id not in rules.pinned:
+        return (2, 0)
+    rank = rules.pin_rank.get(article_id)
+    return (0, rank) if rank is not None else (1, 0)

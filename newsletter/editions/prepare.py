@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.audience import audience
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import EditionError
 from newsletter.editions.offer import load_offer
+from newsletter.editions.slots import slot_time
 from newsletter.editions.variants import Built, Variants
 from newsletter.ingest.fetch import display_url
 from newsletter.settings import Settings
@@ -58,6 +59,26 @@ def check_news(session: Session, settings: Settings, edition: Edition) -> list[s
         for f in feeds
         if f not in fresh
     ]
+
+
+def reopen(session: Session, edition: Edition) -> bool:
+    """A prepared edition no sender has begun goes back to a draft, its variants and deliveries
+    dropped, so an editor's change can be prepared again; False when it was a draft already.
+    The edition's row is locked first, so a sender starting meanwhile waits, then sees it."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        session.refresh(edition, with_for_update=True)
+    if edition.status == EditionStatus.DRAFT:
+        return False
+    if edition.status != EditionStatus.READY:
+        raise EditionError(f"edition {edition.newsletter} {edition.slot} is {edition.status}: too late")
+    variants = select(Variant.id).where(Variant.edition_id == edition.id).scalar_subquery()
+    session.execute(delete(Delivery).where(Delivery.edition_id == edition.id))
+    session.execute(delete(VariantArticle).where(VariantArticle.variant_id.in_(variants)))
+    session.execute(delete(Variant).where(Variant.edition_id == edition.id))
+    edition.status = EditionStatus.DRAFT
+    edition.checks = edition.checked_at = None
+    session.flush()
+    return True
 
 
 @dataclass
@@ -106,11 +127,12 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
         return summary
     offer = load_offer(session, settings, edition)
     rules = offer.rules
+    slot = slot_time(edition.slot, settings.zone)  # a review closes the window before it
     if not rules.pinned and not any(
         rules.window_start <= c.published_at < rules.window_end for c in offer.candidates
     ):
         raise EmptyEdition(
-            f"nothing was stored for the {edition.newsletter} edition of {rules.local(edition.window_end)} "
+            f"nothing was stored for the {edition.newsletter} edition of {rules.local(slot)} "
             f"(its window opens {rules.local(rules.window_start)}): it was not prepared, so it can go out "
             "once there is news; run `newsletter fetch`"
         )
@@ -118,7 +140,7 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
     slugs = offer.section_order
     ids = dict(session.execute(select(Category.slug, Category.id).where(Category.slug.in_(slugs))).all())
     bit = {slug: 1 << index for index, slug in enumerate(slugs)}
-    readers = audience(edition.newsletter, {ids[slug]: bit[slug] for slug in slugs}, edition.window_end)
+    readers = audience(edition.newsletter, {ids[slug]: bit[slug] for slug in slugs}, slot)
 
     def sections(mask: int) -> list[str]:
         return [slug for slug in slugs if mask & bit[slug]]

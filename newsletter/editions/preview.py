@@ -18,6 +18,7 @@ from newsletter.editions.edition import EditionError, EditionInfo, draft
 from newsletter.editions.offer import load_offer
 from newsletter.editions.personalize import Personalizable, Reader
 from newsletter.editions.plan import Plan
+from newsletter.editions.slots import slot_time
 from newsletter.editions.variants import Variants
 from newsletter.errors import SettingsError
 from newsletter.settings import Settings
@@ -97,7 +98,7 @@ def preview(
         None,
     )
     if subscriber is not None:
-        result.reason = _not_sent(session, edition, subscriber)
+        result.reason = _not_sent(session, settings, edition, subscriber)
         if result.reason is None and edition.status != EditionStatus.DRAFT:
             return _from_ledger(session, settings, result, edition, subscriber)
     if result.reason is not None:
@@ -128,14 +129,15 @@ def _received(session: Session, subscriber_id: int) -> frozenset[int]:
     )
 
 
-def _not_sent(session: Session, edition: Edition, subscriber: Subscriber) -> str | None:
+def _not_sent(session: Session, settings: Settings, edition: Edition, subscriber: Subscriber) -> str | None:
     """Why this subscriber gets nothing from the edition, if so."""
     subscription = next((n for n in subscriber.newsletters if n.newsletter == edition.newsletter), None)
     if subscription is None:
         return f"this reader does not take the {edition.newsletter} newsletter"
     if subscription.status != SubscriptionStatus.ACTIVE:
         return f"this reader left the {edition.newsletter} newsletter"
-    if subscription.paused_until is not None and subscription.paused_until > edition.window_end:
+    paused = subscription.paused_until
+    if paused is not None and paused > slot_time(edition.slot, settings.zone):
         return f"this reader paused the {edition.newsletter} newsletter"
     if subscriber.status != SubscriberStatus.ACTIVE:
         return f"this reader is {subscriber.status}"
@@ -165,8 +167,15 @@ def _from_ledger(
 
 
 def _filled(result: Preview, composed: Composed, reader: Reader) -> Preview:
-    values = reader.values()
     result.composed = composed
-    result.html = Personalizable(composed.html, True, composed.markers).fill(values)
-    result.text = Personalizable(composed.text, False, composed.markers).fill(values)
+    result.html, result.text = fill(composed, reader)
     return result
+
+
+def fill(composed: Composed, reader: Reader) -> tuple[str, str]:
+    """A composed digest's HTML and text as this reader gets them."""
+    values = reader.values()
+    return (
+        Personalizable(composed.html, True, composed.markers).fill(values),
+        Personalizable(composed.text, False, composed.markers).fill(values),
+    )

@@ -51,3 +51,10 @@ def next_slot_after(days: str, at: str, zone: ZoneInfo, now: datetime) -> dateti
 def slot_name(slot: datetime) -> str:
     """A slot's stable name, unique per newsletter: its local start, to the minute."""
     return slot.strftime("%Y-%m-%dT%H:%M")
+
+
+def slot_time(name: str, zone: ZoneInfo) -> datetime:
+    """The instant a slot's name stands for (`slot_name` undone): an edition composed early for
+    review has a window that ends before its slot, so the slot is read from its name."""
+    day, at = name.split("T")
+    return slot_on(date.fromisoformat(day), at, zone)

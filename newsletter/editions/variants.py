@@ -8,6 +8,7 @@ around the articles (its title, dates, notes) are in its language's catalog (new
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -16,9 +17,11 @@ from newsletter import i18n
 from newsletter.editions.compose import Card, Composed, Composer, DigestView, Markers
 from newsletter.editions.offer import Offer, Story
 from newsletter.editions.plan import Plan, plan_digest
+from newsletter.editions.slots import slot_time
 from newsletter.errors import SettingsError
 from newsletter.ingest.sanitize import plain_text
 from newsletter.settings import Settings
+from newsletter.store.models import Edition
 from newsletter.subscribers.links import ClickLinks
 
 EXCERPT = 280
@@ -68,6 +71,12 @@ def utm(settings: Settings, newsletter: str, slot: str) -> dict[str, str]:
     }
 
 
+def overrides(edition: Edition) -> dict[str, dict[str, str]]:
+    """An editor's subject and preheader for the edition, per language ({} when none)."""
+    found = json.loads(edition.overrides) if edition.overrides else {}
+    return found if isinstance(found, dict) else {}
+
+
 class Variants:
     """Plans and composes the edition's digests, each once."""
 
@@ -78,6 +87,7 @@ class Variants:
         self.newsletter = settings.newsletter(offer.edition.newsletter)
         self.utm = utm(settings, offer.edition.newsletter, offer.edition.slot)
         self.clicks = click_links(settings)
+        self.overrides = overrides(offer.edition)
         self._plans: dict[tuple[tuple[str, ...], frozenset[int]], Plan] = {}
         self._built: dict[tuple[object, str], Built] = {}
 
@@ -118,13 +128,17 @@ class Variants:
             newsletter=newsletter.model_copy(update={"title": title}),
             site=self.settings.site,
             language=language,
-            edition_label=i18n.format_date(self.offer.edition.window_end, language, self.settings.zone),
+            edition_label=i18n.format_date(
+                slot_time(self.offer.edition.slot, self.settings.zone), language, self.settings.zone
+            ),
             trending=[self.card(i, language, list(plan.chosen), markers) for i in plan.trending],
             sections=[
                 (self.offer.names[slug], [self.card(i, language, [slug], markers) for i in ids])
                 for slug, ids in plan.sections
             ],
             category_names=[self.offer.names[s] for s in plan.chosen],
+            subject=self.overrides.get(language, {}).get("subject"),
+            preheader=self.overrides.get(language, {}).get("preheader"),
         )
 
     def link(self, story: Story, markers: Markers | None) -> str:

@@ -49,13 +49,15 @@ class Runner:
         )
 
     def refresh(self) -> None:
-        """Fetch every feed, then let every newsletter catch up: a due edition goes out (or a
-        stopped one is finished), a slot past the grace is recorded as missed."""
+        """Fetch every feed, then let every newsletter catch up: an edition within its review
+        time is composed, a due edition goes out (or a stopped one is finished), a slot past the
+        grace is recorded as missed."""
         for step in (self.fetch, self.read_bounces, self.settle):
             self._survive(step)
         for name in sorted(self.runtime.settings.newsletters):
             if self.stop.is_set():
                 return
+            self._survive(partial(self.review, name, reschedule=False))
             self._survive(partial(self.edition, name, reschedule=False))
 
     def _survive(self, step: Callable[[], object]) -> None:
@@ -112,6 +114,26 @@ class Runner:
             self.wake_for(newsletter)
         return run
 
+    def review(self, newsletter: str, reschedule: bool = True) -> schedule.EditionRun:
+        """`review_minutes` before a newsletter's slot: fetch first, then compose its edition and
+        mail the editors (the refresh catches up on one missed while down)."""
+        try:
+            if reschedule:
+                self.fetch()
+            run = schedule.review_due(self.runtime, newsletter, self.clock())
+        finally:
+            if reschedule:
+                self.wake_for_review(newsletter)
+        if run.action != "nothing":
+            log.info(
+                "%s edition of %s for review: %s%s",
+                newsletter,
+                run.slot,
+                run.action,
+                f" ({run.problem})" if run.problem else "",
+            )
+        return run
+
     def maintain(self) -> None:
         pruned = maintenance.prune(self.runtime, self.clock())
         log.info(
@@ -143,6 +165,7 @@ class Runner:
         )
         for name in sorted(settings.newsletters):
             self.wake_for(name)
+            self.wake_for_review(name)
         self.wake_for_maintenance()
         self.scheduler.start()
 
@@ -160,6 +183,18 @@ class Runner:
             id=f"edition:{newsletter}",
             replace_existing=True,
         )
+
+    def wake_for_review(self, newsletter: str) -> None:
+        """The newsletter's next review time, when it has one."""
+        when = schedule.review_time(self.runtime.settings, newsletter, self.clock())
+        if when is not None:
+            self.scheduler.add_job(
+                self.review,
+                DateTrigger(run_date=when),
+                args=[newsletter],
+                id=f"review:{newsletter}",
+                replace_existing=True,
+            )
 
     def wake_for_maintenance(self) -> None:
         when = next(

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import EditionError, EditionInfo, draft, next_slot, open_edition
 from newsletter.editions.offer import trending_signals
-from newsletter.editions.picks import find_article, pick, picks, unpick
+from newsletter.editions.picks import find_article, move, pick, picks, unpick
+from newsletter.editions.prepare import prepare, reopen
 from newsletter.editions.preview import Preview
 from newsletter.editions.preview import preview as make_preview
 from newsletter.editions.ranking import Score, rank
+from newsletter.editions.variants import overrides
 from newsletter.errors import InputError
 from newsletter.services import audit
+from newsletter.services.audit import COMMAND_LINE
 from newsletter.services.editions import grace
+from newsletter.settings import language_code
 from newsletter.store.categories import slugify
 from newsletter.store.db import reading, unit_of_work
-from newsletter.store.models import Article, Category
+from newsletter.store.models import Article, Category, Edition
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import EditionStatus, PickAction
+from newsletter.text import printable
 
 # A category's name and slug hold at most 200 characters in the store.
 MAX_CATEGORY = 200
+# An editor's subject or preheader: mail clients show far less, and headers fold past this.
+MAX_LINE = 300
+
+
+class _Unchanged(Exception):
+    """An editor's change that changes nothing: its unit of work is rolled back."""
 
 
 @dataclass(frozen=True)
@@ -87,31 +102,126 @@ def preview(
         return make_preview(session, settings, composer, newsletter, slot, categories, language, email)
 
 
+@contextmanager
+def _changing(
+    runtime: Runtime, newsletter: str, now: datetime, editor: str, action: str, detail: dict[str, object]
+) -> Iterator[tuple[Session, Edition]]:
+    """An editor's change to the next edition, in one unit of work: a prepared edition no
+    sender has begun is reopened and, once changed, prepared again (so the preview, the checks
+    and the send all see the change); an approval given before the change is withdrawn. Each
+    change is in the audit log."""
+    settings = runtime.settings
+    with unit_of_work(runtime.factory) as session:
+        edition = open_edition(
+            session, settings, newsletter, next_slot(session, settings, newsletter, now, grace(settings))
+        )
+        if edition.status not in UNDECIDED:
+            raise EditionError(
+                f"the {newsletter} edition of {edition.slot} is {edition.status}: too late to change it"
+            )
+        prepared = reopen(session, edition)
+        yield session, edition
+        if prepared:
+            prepare(session, settings, edition, Composer(settings.templates_path()))
+        if edition.approved_at is not None and settings.newsletter(newsletter).approval == "required":
+            edition.approved_at = edition.approved_by = None
+            detail = {**detail, "approval": "withdrawn: changed after it was approved"}
+        audit.record(session, action, now, editor, f"{newsletter} {edition.slot}", detail)
+
+
 def pick_article(
-    runtime: Runtime, newsletter: str, reference: str, action: PickAction, now: datetime
+    runtime: Runtime,
+    newsletter: str,
+    reference: str,
+    action: PickAction,
+    now: datetime,
+    editor: str = COMMAND_LINE,
 ) -> Picked:
     """Pin an article to (or exclude it from) the next edition, named by id or URL."""
-    settings = runtime.settings
     with unit_of_work(runtime.factory) as session:
         article = find_article(session, reference)
-        slot = next_slot(session, settings, newsletter, now, grace(settings))
-        edition = open_edition(session, settings, newsletter, slot)
-        pick(session, edition, article, action)
-        return Picked(article.id, article.title, action, EditionInfo.of(edition))
+        article_id, title = article.id, article.title
+    with _changing(runtime, newsletter, now, editor, f"edition {action}", {"article": article_id}) as (
+        session,
+        edition,
+    ):
+        pick(session, edition, session.get_one(Article, article_id), action)
+    return Picked(article_id, title, action, EditionInfo.of(edition))
 
 
-def unpick_article(runtime: Runtime, newsletter: str, reference: str, now: datetime) -> Picked | None:
+def unpick_article(
+    runtime: Runtime, newsletter: str, reference: str, now: datetime, editor: str = COMMAND_LINE
+) -> Picked | None:
     """Undo a pin or an exclusion on the next edition; None when the article had none."""
     settings = runtime.settings
-    with unit_of_work(runtime.factory) as session:
+    with reading(runtime.factory) as session:
         article = find_article(session, reference)
+        article_id, title = article.id, article.title
         edition = draft(
             session, settings, newsletter, next_slot(session, settings, newsletter, now, grace(settings))
         )
-        had = {a.id: action for a, action in picks(session, edition)}.get(article.id)
-        if had is None or not unpick(session, edition, article):
-            return None
-        return Picked(article.id, article.title, had, EditionInfo.of(edition))
+        had = {a.id: action for a, action in picks(session, edition)}.get(article_id)
+    if had is None:
+        return None
+    with _changing(runtime, newsletter, now, editor, "edition unpick", {"article": article_id}) as (
+        session,
+        edition,
+    ):
+        unpick(session, edition, session.get_one(Article, article_id))
+    return Picked(article_id, title, had, EditionInfo.of(edition))
+
+
+def move_article(
+    runtime: Runtime, newsletter: str, reference: str, step: int, now: datetime, editor: str = COMMAND_LINE
+) -> bool:
+    """Move a pinned article up (-1) or down (+1) in its section; False when it cannot go further."""
+    with reading(runtime.factory) as session:
+        article_id = find_article(session, reference).id
+    try:
+        with _changing(
+            runtime, newsletter, now, editor, "edition move", {"article": article_id, "step": step}
+        ) as (session, edition):
+            if not move(session, edition, session.get_one(Article, article_id), step):
+                raise _Unchanged  # nothing to prepare again, nothing to log
+    except _Unchanged:
+        return False
+    return True
+
+
+def override(
+    runtime: Runtime,
+    newsletter: str,
+    language: str,
+    subject: str | None,
+    preheader: str | None,
+    now: datetime,
+    editor: str = COMMAND_LINE,
+) -> EditionInfo:
+    """Set (or, with None or blank, drop) the subject and preheader of the next edition's
+    readers of `language`: plain text, one line, used as written."""
+    try:
+        language = language_code(language)
+    except ValueError as exc:
+        raise InputError("language", str(exc)) from None
+    texts = {
+        key: printable(value)
+        for key, value in (("subject", subject), ("preheader", preheader))
+        if value and printable(value)
+    }
+    for key, value in texts.items():
+        if len(value) > MAX_LINE:
+            raise InputError(key, f"at most {MAX_LINE} characters, not {len(value)}")
+    with _changing(runtime, newsletter, now, editor, "edition override", {"language": language, **texts}) as (
+        _session,
+        edition,
+    ):
+        found = overrides(edition)
+        if texts:
+            found[language] = texts
+        else:
+            found.pop(language, None)
+        edition.overrides = json.dumps(found, ensure_ascii=False, sort_keys=True) if found else None
+    return EditionInfo.of(edition)
 
 
 def edition_picks(runtime: Runtime, newsletter: str, now: datetime) -> tuple[EditionInfo, list[Picked]]:

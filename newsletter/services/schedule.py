@@ -4,45 +4,60 @@ slot is recorded as missed. The scheduler only wakes the process; every decision
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
+from newsletter.editions.compose import Composer, Markers
 from newsletter.editions.edition import (
     FINISHED,
+    close_window,
     decided,
     due_slot,
     mark_missed,
+    next_slot,
+    open_edition,
     skip_stale_holds,
     upcoming_slot,
 )
-from newsletter.editions.prepare import EmptyEdition, NoNews
+from newsletter.editions.prepare import EmptyEdition, NoNews, check_news, prepare
 from newsletter.editions.slots import next_slot_after, slot_name
+from newsletter.errors import NewsletterError
 from newsletter.ingest.fetch import display_url
 from newsletter.sending.report import SendError, SendReport
-from newsletter.services import bounces, sending
+from newsletter.sending.single import send_one
+from newsletter.services import accounts, bounces, sending
 from newsletter.services.alerts import alert
 from newsletter.services.editions import grace
 from newsletter.services.sending import EditionHeld, NotDue
+from newsletter.settings import Settings
+from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
-from newsletter.store.models import Edition, Feed
+from newsletter.store.models import Article, Delivery, Edition, Feed, Variant, VariantArticle
 from newsletter.store.runtime import Runtime
-from newsletter.store.statuses import READ, EditionStatus
+from newsletter.store.statuses import READ, DeliveryStatus, EditionStatus
+from newsletter.text import printable
 
 log = logging.getLogger("newsletter.schedule")
+# Headlines the review mail lists: those at the top of the variant most readers get.
+REVIEW_HEADLINES = 5
 
 
 @dataclass(frozen=True)
 class EditionRun:
     """What a newsletter's job did at `now`: sent (or finished) its edition, waited for news
-    within the grace, recorded its slot as missed, stopped on the provider's refusal, or nothing."""
+    within the grace, recorded its slot as missed, stopped on the provider's refusal, or nothing;
+    before the slot, composed its edition for the editors' review (and mailed them)."""
 
     newsletter: str
     slot: datetime
-    action: str  # sent, waiting, missed, stopped, nothing
+    action: str  # sent, waiting, held, missed, stopped, composed, mailed, nothing
     report: SendReport | None = None
     problem: str | None = None
 
@@ -73,7 +88,7 @@ def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threadin
         return EditionRun(newsletter, slot, "nothing")
     if waiting is not None:  # an editor's hold: not sent, not missed, until released or the next slot
         return EditionRun(newsletter, slot, "held", problem=waiting)
-    if status in (EditionStatus.READY, EditionStatus.SENDING) or released or now - slot <= grace(settings):
+    if status == EditionStatus.SENDING or released or now - slot <= grace(settings):
         return _send(runtime, newsletter, slot, now, stop)
     with unit_of_work(runtime.factory) as session:
         missed = mark_missed(session, settings, newsletter, slot)
@@ -117,6 +132,156 @@ def _send(
     return EditionRun(newsletter, slot, "sent", report)
 
 
+@dataclass(frozen=True)
+class ReviewMail:
+    """What the editors are told of an edition composed for their review: counts and
+    headlines, never a reader's address."""
+
+    newsletter: str
+    slot: datetime
+    closed: datetime  # its window's end
+    waiting: str | None
+    variants: int
+    counts: dict[DeliveryStatus, int]
+    headlines: list[str]
+
+
+def review_time(settings: Settings, newsletter: str, now: datetime) -> datetime | None:
+    """When the newsletter's next edition is composed for review: `review_minutes` before the
+    first slot for which that is still ahead; None when it has no review."""
+    ahead = timedelta(minutes=settings.newsletter(newsletter).review_minutes)
+    if not ahead:
+        return None
+    slot = upcoming_slot(settings, newsletter, now)
+    while slot - ahead <= now:
+        slot = upcoming_slot(settings, newsletter, slot)
+    return slot - ahead
+
+
+def review_due(runtime: Runtime, newsletter: str, now: datetime) -> EditionRun:
+    """Within `review_minutes` of its slot, the newsletter's next edition composed now (its
+    window closes now: later articles go to the next edition) and the editors mailed a link to
+    it, once per edition whichever scheduler comes first. Held or waiting for approval, it is
+    composed all the same; no news yet, it is tried again at the next refresh."""
+    settings = runtime.settings
+    ahead = timedelta(minutes=settings.newsletter(newsletter).review_minutes)
+    with reading(runtime.factory) as session:
+        slot = next_slot(session, settings, newsletter, now, grace(settings))
+    if not ahead or not now < slot <= now + ahead:
+        return EditionRun(newsletter, slot, "nothing")
+    try:
+        with unit_of_work(runtime.factory) as session:
+            edition = open_edition(session, settings, newsletter, slot)
+            session.refresh(edition, with_for_update=True)  # another scheduler waits, then finds it done
+            composed = edition.status == EditionStatus.DRAFT
+            if composed:
+                close_window(session, edition, now)
+                for warning in check_news(session, settings, edition):
+                    log.warning("the %s edition of %s: %s", newsletter, edition.slot, warning)
+                prepare(session, settings, edition, Composer(settings.templates_path()))
+            mail = _claim_review(session, settings, edition, slot, now)
+    except (NoNews, EmptyEdition) as exc:
+        return EditionRun(newsletter, slot, "waiting", problem=str(exc))
+    if mail is not None:
+        _mail_review(runtime, mail, now)
+    return EditionRun(newsletter, slot, "composed" if composed else "mailed" if mail else "nothing")
+
+
+def _claim_review(
+    session: Session, settings: Settings, edition: Edition, slot: datetime, now: datetime
+) -> ReviewMail | None:
+    """The review mail of a prepared edition, for the one caller that marks it mailed."""
+    if edition.status != EditionStatus.READY:
+        return None  # sent meanwhile (`send --now`)
+    claimed = session.execute(
+        update(Edition)
+        .where(Edition.id == edition.id, Edition.review_mailed_at.is_(None))
+        .values(review_mailed_at=now)
+    )
+    if not getattr(claimed, "rowcount", 0):
+        return None
+    variants = session.scalar(
+        select(func.count()).select_from(Variant).where(Variant.edition_id == edition.id)
+    )
+    widest = session.scalar(  # the variant most readers get
+        select(Delivery.variant_id)
+        .where(Delivery.edition_id == edition.id, Delivery.variant_id.is_not(None))
+        .group_by(Delivery.variant_id)
+        .order_by(func.count().desc(), Delivery.variant_id)
+        .limit(1)
+    )
+    headlines = session.scalars(
+        select(Article.title)
+        .join(VariantArticle, VariantArticle.article_id == Article.id)
+        .where(VariantArticle.variant_id == widest)
+        .order_by(VariantArticle.position)
+        .limit(REVIEW_HEADLINES)
+    ).all()
+    return ReviewMail(
+        edition.newsletter,
+        slot,
+        edition.window_end,
+        edition.waiting(settings.newsletter(edition.newsletter).approval),
+        variants or 0,
+        ledger.counts(session, edition.id),
+        [printable(title) for title in headlines],
+    )
+
+
+def _mail_review(runtime: Runtime, mail: ReviewMail, now: datetime) -> None:
+    """To every editor, through the configured provider, outside the ledger; a mail that cannot
+    go is logged and alerted, and the edition goes on all the same."""
+    settings = runtime.settings
+    zone = settings.zone
+    when = f"{mail.slot.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+    if mail.waiting is None:
+        fate = "goes at its slot unless held"
+    elif mail.waiting.startswith("held"):
+        fate = f"{mail.waiting}: goes once released"
+    else:
+        fate = "waits for your approval"
+    subject = f"[review] {mail.newsletter} edition of {when}: {fate}"
+    link = f"{str(settings.public_url).rstrip('/')}/editor/upcoming/{quote(mail.newsletter, safe='')}"
+    tally = ", ".join(f"{n} {status}" for status, n in sorted(mail.counts.items())) or "no readers"
+    lines = [
+        f"The {mail.newsletter} edition of {when} is composed for your review: it {fate}.",
+        f"Its window closed at {mail.closed.astimezone(zone):%Y-%m-%d %H:%M %Z}; "
+        "articles published since go in the next edition.",
+        f"{mail.variants} variant(s); deliveries: {tally}.",
+        "Top headlines:" if mail.headlines else "No headlines: every reader is skipped.",
+        *(f"- {title}" for title in mail.headlines),
+        f"Review it, hold it or approve it: {link}",
+        f"(or: newsletter edition hold|release|approve -n {mail.newsletter})",
+    ]
+    text = "\n".join([*lines, "", "-- newsletter run"]) + "\n"
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    editors = [account.email for account in accounts.accounts(runtime, now)]
+    if not editors:
+        log.warning("no editor to mail the review of the %s edition of %s to", mail.newsletter, when)
+    failed: list[str] = []
+    for to in editors:
+        try:
+            _address, outcome = send_one(
+                settings,
+                to,
+                subject,
+                f"<!DOCTYPE html><html><body>{body}</body></html>",
+                text,
+                Markers.fresh(),
+                f"{settings.site.name} editors",
+                "review",
+                {"X-Newsletter-Review": f"{mail.newsletter} {slot_name(mail.slot)}"},
+                list_headers=False,
+            )
+        except NewsletterError as exc:
+            failed.append(f"{to}: {exc}")
+            continue
+        if outcome.status != "sent":
+            failed.append(f"{to}: {outcome.detail}")
+    if failed:
+        alert(runtime, f"the review mail of the {mail.newsletter} edition of {when} did not go", failed)
+
+
 def failing_feeds(runtime: Runtime, now: datetime) -> list[Feed]:
     """Feeds not read for longer than `[scheduler] feed_alert_hours`."""
     settings = runtime.settings
@@ -140,6 +305,9 @@ def jobs(runtime: Runtime, now: datetime) -> list[JobTime]:
     found = [JobTime("feeds", f"{feeds}, every {every}", max(now, last + every) if last else now)]
     for name in sorted(settings.newsletters):
         found.append(JobTime(f"edition:{name}", f"the {name} edition", upcoming_slot(settings, name, now)))
+        review = review_time(settings, name, now)
+        if review is not None:
+            found.append(JobTime(f"review:{name}", f"the {name} edition composed for review", review))
     found.append(
         JobTime(
             "maintenance",

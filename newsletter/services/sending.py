@@ -23,6 +23,7 @@ from newsletter.sending.providers import (
 from newsletter.sending.report import SendReport
 from newsletter.sending.sender import Sender
 from newsletter.sending.single import send_one
+from newsletter.services import checks
 from newsletter.services.editions import edition, grace
 from newsletter.services.editors import preview
 from newsletter.store import ledger
@@ -89,7 +90,12 @@ def prepare_next(
                 prepared.skipped,
                 prepared.suppressed,
             )
+        checking = prepared is not None and settings.newsletter(newsletter).hold_on_failed_checks
+        if checking:
+            checks.hold(edition, now)
         edition_id, slot = edition.id, edition.slot
+    if checking:
+        why = checks.settle(runtime, newsletter, edition_id, now)
     if why is not None:  # after the commit: the draft stays for the editors to decide on
         raise EditionHeld(
             f"the {newsletter} edition of {slot} is {why}: it goes when released "

@@ -12,7 +12,19 @@ from newsletter.i18n import N_
 from newsletter.services.readers import ReaderError
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.tokens import TokenError
-from newsletter.web import clicks, confirm, editor, health, preferences, signup, unsubscribe, webhooks
+from newsletter.web import (
+    checks,
+    clicks,
+    confirm,
+    editor,
+    health,
+    history,
+    preferences,
+    signup,
+    unsubscribe,
+    upcoming,
+    webhooks,
+)
 from newsletter.web.context import Clock, Web, log, wall_clock, web
 from newsletter.web.security import BodyLimit, SecurityHeaders, security_headers
 from newsletter.web.signin import Desk, EditorGate
@@ -31,7 +43,19 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = Web.build(runtime, clock)
     app.state.desk = Desk.build(runtime.settings, app.state.web.guard.secure)
-    for part in (signup, confirm, preferences, unsubscribe, health, webhooks, clicks, editor):
+    for part in (
+        signup,
+        confirm,
+        preferences,
+        unsubscribe,
+        health,
+        webhooks,
+        clicks,
+        editor,
+        history,
+        upcoming,
+        checks,
+    ):
         app.include_router(part.router)
     app.add_exception_handler(TokenError, _bad_link)
     app.add_exception_handler(ReaderError, _refused)

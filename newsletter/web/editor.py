@@ -15,7 +15,16 @@ from newsletter.i18n import N_
 from newsletter.services import accounts, audit
 from newsletter.web.context import log, web
 from newsletter.web.forms import read_form, text
-from newsletter.web.signin import HOME, LOGIN, desk, form_refused, form_token, signed
+from newsletter.web.signin import (
+    HOME,
+    LOGIN,
+    MAX_RETURN,
+    desk,
+    form_refused,
+    form_token,
+    return_path,
+    signed,
+)
 
 router = APIRouter()
 # Entries of the audit log the home page shows.
@@ -26,9 +35,10 @@ AUDIT_SHOWN = 50
 async def login_form(request: Request) -> Response:
     site = web(request)
     token = desk(request).token(request)
+    target = return_path(request.query_params.get("next", ""))
     if token and await run_in_threadpool(accounts.signed_in, site.runtime, token, site.clock()):
-        return RedirectResponse(HOME, status_code=303)
-    return login_page(request)
+        return RedirectResponse(target, status_code=303)
+    return login_page(request, target=target)
 
 
 @router.post(LOGIN)
@@ -39,22 +49,23 @@ async def login(request: Request) -> Response:
         return refused
     email = text(posted, "email", 320)
     password = posted.get("password")
+    target = return_path(text(posted, "next", MAX_RETURN + 1))
     client = site.client(request)
     if not desk(request).attempt_allowed(client, email):
         response = login_page(
-            request, email, N_("Too many attempts to sign in. Please wait a quarter of an hour."), 429
+            request, email, N_("Too many attempts to sign in. Please wait a quarter of an hour."), 429, target
         )
         response.headers["Retry-After"] = "900"
         return response
     if not email or not isinstance(password, str) or not password:
-        return login_page(request, email, N_("Enter your email address and your password."), 400)
+        return login_page(request, email, N_("Enter your email address and your password."), 400, target)
     signed_in = await run_in_threadpool(accounts.sign_in, site.runtime, email, password, client, site.clock())
     if signed_in is None:
         return login_page(
-            request, email, N_("This email address and password do not match an editor's."), 400
+            request, email, N_("This email address and password do not match an editor's."), 400, target
         )
     log.info("editors' sign-in: %s from %s", signed_in.email, client)
-    response = RedirectResponse(HOME, status_code=303)
+    response = RedirectResponse(target, status_code=303)
     desk(request).set_cookie(response, signed_in.token)
     return response
 
@@ -96,8 +107,11 @@ async def home(request: Request) -> Response:
     )
 
 
-def login_page(request: Request, email: str = "", problem: str | None = None, status: int = 200) -> Response:
-    """The sign-in form; it (re)sets the CSRF cookie its token is bound to."""
+def login_page(
+    request: Request, email: str = "", problem: str | None = None, status: int = 200, target: str = HOME
+) -> Response:
+    """The sign-in form, carrying the page to return to; it (re)sets the CSRF cookie its token
+    is bound to."""
     site = web(request)
     cookie = site.guard.cookie_value(request.cookies) or site.guard.new_cookie()
     response = site.pages.render(
@@ -106,6 +120,7 @@ def login_page(request: Request, email: str = "", problem: str | None = None, st
         status,
         email=email,
         problem=problem,
+        return_to=target,
         csrf=site.guard.form_token(cookie),
     )
     response.set_cookie(

@@ -60,6 +60,7 @@ class Pages:
             translate=lambda message: self.gettext(language, str(message)),
             newsletter_title=lambda newsletter, title: self.title(newsletter, language, title),
             format_date=lambda moment: i18n.format_date(moment, language, self.settings.zone),
+            site_newsletters=sorted(self.settings.newsletters),
         )
         return HTMLResponse(html, status_code=status)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from urllib.parse import unquote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from newsletter.i18n import N_
 from newsletter.services import accounts
 from newsletter.settings import Settings
+from newsletter.text import printable
 from newsletter.web.client import limit_key
 from newsletter.web.context import Web, log, web
 from newsletter.web.limits import Limit
@@ -26,6 +28,8 @@ LOGIN = "/editor/login"
 HOME = "/editor/"
 # Sign-in attempts are counted over this window (the settings give how many).
 WINDOW_SECONDS = 15 * 60
+# The longest page address a sign-in returns to; anything longer is not a link of ours.
+MAX_RETURN = 2000
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,30 @@ def gated(path: str) -> bool:
     return (path == "/editor" or path.startswith("/editor/")) and path != LOGIN
 
 
+def login_url(scope: Scope) -> str:
+    """The login page, told which page to return to (a page asked for with GET: a form posted
+    while signed out is not posted again)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    target = f"{scope['path']}?{query}" if query else scope["path"]
+    if scope.get("method") != "GET" or target == HOME or len(target) > MAX_RETURN:
+        return LOGIN
+    return f"{LOGIN}?{urlencode({'next': target})}"
+
+
+def return_path(target: str) -> str:
+    """Where a sign-in sends the editor: the page asked for when it is one of ours under
+    `/editor/`, else the home page, so a crafted link never sends an editor to another site."""
+    plain = unquote(target)
+    if (
+        not target.startswith(HOME)
+        or len(target) > MAX_RETURN
+        or any("//" in text or "\\" in text or printable(text) != text for text in (target, plain))
+        or any(part in (".", "..") for part in plain.split("?", 1)[0].split("/"))
+    ):
+        return HOME
+    return target
+
+
 class EditorGate:
     """Every request for a page under `/editor/` but the login page needs a live session; without
     one it is sent to the login page (303) before any handler runs, and is shown nothing."""
@@ -115,7 +143,7 @@ class EditorGate:
             await run_in_threadpool(accounts.signed_in, site.runtime, token, site.clock()) if token else None
         )
         if email is None or token is None:
-            await RedirectResponse(LOGIN, status_code=303)(scope, receive, send)
+            await RedirectResponse(login_url(scope), status_code=303)(scope, receive, send)
             return
         scope.setdefault("state", {})["editor"] = Signed(email, token)
         await self.app(scope, receive, send)

@@ -1,0 +1,125 @@
+"""`/editor/editions` and `/editor/editions/{id}`: the past editions, and what one came to.
+
+Behind the editors' gate like every page under `/editor/`. Addresses, the provider's words and
+article titles come from outside: the templates show them as text (autoescaped), never markup.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from newsletter.editions.edition import EditionError
+from newsletter.i18n import N_
+from newsletter.services import history
+from newsletter.services.history import PastEdition
+from newsletter.store.runtime import MAX_ID
+from newsletter.store.statuses import DeliveryStatus, EditionStatus, SuppressionReason
+from newsletter.web.context import web
+
+router = APIRouter()
+EDITIONS = "/editor/editions"
+
+# What the pages call each status and reason (English msgids; the templates translate them).
+DELIVERY_NAMES = {
+    DeliveryStatus.PENDING: N_("pending"),
+    DeliveryStatus.SENDING: N_("sending"),
+    DeliveryStatus.SENT: N_("sent"),
+    DeliveryStatus.UNCERTAIN: N_("uncertain"),
+    DeliveryStatus.FAILED: N_("failed"),
+    DeliveryStatus.SKIPPED: N_("skipped"),
+    DeliveryStatus.SUPPRESSED: N_("suppressed"),
+}
+EDITION_NAMES = {
+    EditionStatus.DRAFT: N_("draft"),
+    EditionStatus.READY: N_("ready"),
+    EditionStatus.SENDING: N_("sending"),
+    EditionStatus.COMPLETE: N_("complete"),
+    EditionStatus.PARTIAL: N_("partial"),
+    EditionStatus.MISSED: N_("missed"),
+}
+REASON_NAMES = {
+    SuppressionReason.BOUNCE: N_("bounce"),
+    SuppressionReason.COMPLAINT: N_("complaint"),
+    SuppressionReason.UNSUBSCRIBE: N_("left every newsletter"),
+    SuppressionReason.MANUAL: N_("manual"),
+    SuppressionReason.FORGOTTEN: N_("forgotten"),
+}
+
+
+@router.get(EDITIONS)
+async def past_editions(request: Request, page: Annotated[int, Query(ge=1)] = 1) -> Response:
+    site = web(request)
+    found = await run_in_threadpool(history.past, site.runtime, page)
+    zone = site.runtime.settings.zone
+    return site.pages.render(
+        "editor/editions.html",
+        site.language(request),
+        editions=[_edition(past, zone) for past in found.editions],
+        page=found.page,
+        pages=found.pages,
+        total=found.total,
+    )
+
+
+@router.get(EDITIONS + "/{edition_id:int}")
+async def past_edition(request: Request, edition_id: int) -> Response:
+    site = web(request)
+    if edition_id > MAX_ID:  # no row has such an id, and the database could not take it
+        raise HTTPException(404)
+    try:
+        found = await run_in_threadpool(history.report, site.runtime, edition_id)
+    except EditionError:
+        raise HTTPException(404) from None
+    zone = site.runtime.settings.zone
+    return site.pages.render(
+        "editor/edition.html",
+        site.language(request),
+        edition=_edition(found.edition, zone),
+        failures=[
+            {"email": f.email, "attempts": f.attempts, "detail": f.detail or ""} for f in found.failures
+        ],
+        more_failures=found.more_failures,
+        suppressions=[(REASON_NAMES[r], n) for r in SuppressionReason if (n := found.suppressions.get(r))],
+        suppressed=[
+            {
+                "email": s.email,
+                "reason": REASON_NAMES[s.reason],
+                "detail": s.detail or "",
+                "when": _when(s.at, zone),
+            }
+            for s in found.suppressed
+        ],
+        clicks=found.clicks,
+    )
+
+
+def _edition(past: PastEdition, zone: tzinfo) -> dict[str, object]:
+    """What both pages show of an edition: its times in the site's zone, its statuses named."""
+    info = past.edition
+    return {
+        "id": info.id,
+        "newsletter": info.newsletter,
+        "slot": info.slot,
+        "status": EDITION_NAMES[info.status],
+        "window": f"{_when(info.window_start, zone)} – {_when(info.window_end, zone)}",
+        "started": _when(past.started_at, zone),
+        "finished": _when(past.finished_at, zone),
+        "held_by": past.held_by,
+        "held": _when(past.held_at, zone),
+        "released": _when(past.released_at, zone),
+        "approved_by": past.approved_by,
+        "approved": _when(past.approved_at, zone),
+        "note": past.note,
+        "counts": [(DELIVERY_NAMES[s], past.counts[s]) for s in DeliveryStatus if past.counts.get(s)],
+        "total": sum(past.counts.values()),
+    }
+
+
+def _when(moment: datetime | None, zone: tzinfo) -> str:
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M %Z}" if moment is not None else ""
