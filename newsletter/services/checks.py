@@ -114,8 +114,8 @@ def last(runtime: Runtime, newsletter: str, now: datetime) -> Checklist | None:
 
 
 def hold(edition: Edition, now: datetime) -> None:
-    """Hold an edition just prepared, in its own transaction, until `settle` finds its checks
-    pass: a crash before then leaves it held, not sent unchecked."""
+    """Hold an edition in the transaction that prepares it, until `settle` finds its checks
+    pass: a crash in between leaves it held, never sent unchecked."""
     edition.held_at, edition.held_by = now, HOLDER
 
 
