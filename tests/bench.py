@@ -163,11 +163,13 @@ def populate(runtime, subscribers: int, variants: int = 200) -> None:
 
 
 def _sample_runtime(workdir: Path):
+    from pydantic import SecretStr
+
     from newsletter.settings import load_settings
 
     sample = load_settings(Path("config/demo.toml"))
     runtime = _runtime(workdir, [f.model_dump() for f in sample.feeds])
-    runtime.settings.secret_key = sample.secret_key or "benchmark-secret-key-0123"
+    runtime.settings.secret_key = sample.secret_key or SecretStr("benchmark-secret-key-0123")
     runtime.settings.timezone = "Europe/Brussels"
     return runtime
 
@@ -193,6 +195,68 @@ def compose_edition(workdir: Path) -> dict[str, object]:
         "seconds": seconds,
         "note": f"{prepared.recipients} recipients, {prepared.variants} variants composed "
         f"({seconds / max(prepared.variants, 1) * 1000:.0f} ms a variant, all in)",
+    }
+
+
+@case("editors: the next edition's page, 200 variants, 100,000 readers (GET over HTTP, stored variants)")
+def upcoming_page(workdir: Path) -> dict[str, object]:
+    import re
+    import statistics
+    import threading
+    from zoneinfo import ZoneInfo
+
+    import httpx
+    import uvicorn
+
+    from newsletter.editions.compose import Composer
+    from newsletter.editions.edition import open_edition
+    from newsletter.editions.prepare import prepare
+    from newsletter.services import accounts
+    from newsletter.web.app import create_app
+    from tests.conftest import free_port
+
+    runtime = _populated(workdir, 100_000)
+    slot = datetime(2026, 11, 23, 7, tzinfo=ZoneInfo("Europe/Brussels"))
+    with runtime.factory() as session, session.begin():
+        prepared = prepare(
+            session,
+            runtime.settings,
+            open_edition(session, runtime.settings, "weekly", slot),
+            Composer(runtime.settings.templates_path()),
+        )
+    now = slot - timedelta(hours=1)
+    accounts.add(runtime, "bench@example.com", "correct horse battery staple", now)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runtime, lambda: now), host="127.0.0.1", port=port, log_level="warning")
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=url, timeout=60) as client:
+        login = client.get("/editor/login").text
+        token = re.search(r'name="csrf" value="([^"]+)"', login)
+        assert token is not None
+        client.post(
+            "/editor/login",
+            data={"csrf": token.group(1), "email": "bench@example.com", "password": "correct horse battery staple"},
+        )
+        timings, frames = [], []
+        for _ in range(21):
+            began = time.perf_counter()
+            page = client.get("/editor/upcoming/weekly")
+            timings.append(time.perf_counter() - began)
+            assert page.status_code == 200 and page.text.count("?variant=") == prepared.variants
+            began = time.perf_counter()
+            assert client.get(re.findall(r'src="([^"]+/frame)"', page.text)[0]).status_code == 200
+            frames.append(time.perf_counter() - began)
+    server.should_exit = True
+    first, rest = timings[0], sorted(timings[1:])
+    return {
+        "seconds": statistics.median(rest),
+        "note": f"median of 20 (first {first * 1000:.0f} ms, p95 {rest[18] * 1000:.0f} ms) for "
+        f"{prepared.variants} variants; a frame {statistics.median(frames) * 1000:.0f} ms",
     }
 
 

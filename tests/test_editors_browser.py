@@ -18,17 +18,17 @@ from tests.test_web_browser import Browser, browser, pytestmark  # noqa: F401 (f
 PASSWORD = "correct horse battery staple"
 
 
-def wide_screenshot(browser: Browser, step: str) -> None:
+def wide_screenshot(chromium: Browser, step: str) -> None:
     """The whole page at 1,400 px, wide enough for both frames side by side."""
-    height = browser.driver.execute_script("return document.documentElement.scrollHeight")
-    browser.driver.set_window_size(1400, max(800, min(int(height) + 20, 6000)))
-    browser.shots += 1
-    browser.driver.save_screenshot(str(browser.folder / f"{browser.shots:02d}-{step}.png"))
+    height = chromium.driver.execute_script("return document.documentElement.scrollHeight")
+    chromium.driver.set_window_size(1400, max(800, min(int(height) + 20, 6000)))
+    chromium.shots += 1
+    chromium.driver.save_screenshot(str(chromium.folder / f"{chromium.shots:02d}-{step}.png"))
 
 
-def button(browser: Browser, action: str, value: str, article: str | None = None):
+def button(chromium: Browser, action: str, value: str, article: str | None = None):
     """The submit button of the form posting `value` as `action` (for `article`, if given)."""
-    for form in browser.driver.find_elements(By.CSS_SELECTOR, f'form[action$="/{action}"]'):
+    for form in chromium.driver.find_elements(By.CSS_SELECTOR, f'form[action$="/{action}"]'):
         fields = {
             field.get_attribute("name"): field.get_attribute("value")
             for field in form.find_elements(By.CSS_SELECTOR, "input[type=hidden]")
