@@ -240,7 +240,11 @@ def upcoming_page(workdir: Path) -> dict[str, object]:
         assert token is not None
         client.post(
             "/editor/login",
-            data={"csrf": token.group(1), "email": "bench@example.com", "password": "correct horse battery staple"},
+            data={
+                "csrf": token.group(1),
+                "email": "bench@example.com",
+                "password": "correct horse battery staple",
+            },
         )
         timings, frames = [], []
         for _ in range(21):
