@@ -208,6 +208,8 @@ class NewsletterSettings(Strict):
     # "auto": an edition goes at its slot unless an editor holds it; "required": only once an
     # editor approves it (`newsletter edition approve`).
     approval: Literal["auto", "required"] = "auto"
+    # Each sent edition gets a public page under /archive/ and entries in the feeds.
+    archive: bool = True
     # True: an edition just prepared is held until its checks (`newsletter check`) pass; one that
     # fails stays held, the operators are told, and an editor releases it.
     hold_on_failed_checks: bool = False
@@ -434,6 +436,17 @@ class EditorsSettings(Strict):
     attempts_per_client: int = Field(20, ge=1)
 
 
+class SyndicationSettings(Strict):
+    """The public archive and its feeds: how many editions a page and a feed hold, and the
+    WebSub hubs told of each new edition."""
+
+    # Editions per archive index page, and entries per feed (the newest).
+    per_page: int = Field(20, ge=1, le=200)
+    feed_entries: int = Field(20, ge=1, le=200)
+    # WebSub hubs told (hub.mode=publish) which feeds changed when an edition is archived.
+    hubs: list[HttpUrl] = Field(default_factory=list)
+
+
 class SchedulerSettings(Strict):
     """`newsletter run`: how often feeds refresh, how late a slot may still go out, when the
     operators hear of trouble, how long delivery rows are kept."""
@@ -509,6 +522,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     readers: ReadersSettings = Field(default_factory=ReadersSettings)
     editors: EditorsSettings = Field(default_factory=EditorsSettings)
+    syndication: SyndicationSettings = Field(default_factory=SyndicationSettings)
     # The editors' templates; default: templates/ under home, else the copy installed with the package.
     templates_dir: Path | None = None
 

@@ -20,7 +20,7 @@ from newsletter.services.sending import NotDue
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Article, Category, Subscriber, Variant, VariantArticle
 from newsletter.web.signin import HOME, return_path
-from tests.conftest import WEEKLY_NOV_23, ZONE
+from tests.conftest import WEEKLY_NOV_23, ZONE, free_port
 from tests.test_editors_web import PASSWORD, login_form
 from tests.test_holds import edition_of
 from tests.test_scheduler import mails, runner
@@ -188,6 +188,17 @@ def test_composed_early_and_not_sent_within_the_grace_is_missed(review) -> None:
     assert edition_of(review, FIRST).status == "missed"
     nxt = editors.preview(review, "weekly", WEEKLY_NOV_23 + timedelta(hours=5), categories=["politics"])
     assert nxt.edition.window_start == week_before  # the missed edition's articles go with the next
+
+
+def test_a_review_mail_that_cannot_go_is_told_and_stops_nothing(review, caplog) -> None:
+    review.settings = review.settings.model_copy(
+        update={"provider": "smtp", "smtp_host": "127.0.0.1", "smtp_port": free_port(), "smtp_tls": "none"}
+    )
+    assert runner(review, COMPOSED).review("weekly", reschedule=False).action == "composed"
+    assert "the review mail of the weekly edition of 2026-11-23 07:00 CET did not go" in caplog.text
+    assert all(address in caplog.text for address in EDITORS)
+    first = edition_of(review, FIRST)
+    assert first.status == "ready" and first.review_mailed_at == COMPOSED  # not tried at every refresh
 
 
 def test_no_news_yet_is_tried_again_later(review) -> None:

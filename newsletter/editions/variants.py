@@ -80,13 +80,14 @@ def overrides(edition: Edition) -> dict[str, dict[str, str]]:
 class Variants:
     """Plans and composes the edition's digests, each once."""
 
-    def __init__(self, settings: Settings, offer: Offer, composer: Composer) -> None:
+    def __init__(self, settings: Settings, offer: Offer, composer: Composer, public: bool = False) -> None:
+        """`public`: for the archive and the feeds, whose links go straight to the site."""
         self.settings = settings
         self.offer = offer
         self.composer = composer
         self.newsletter = settings.newsletter(offer.edition.newsletter)
-        self.utm = utm(settings, offer.edition.newsletter, offer.edition.slot)
-        self.clicks = click_links(settings)
+        self.utm = {} if public else utm(settings, offer.edition.newsletter, offer.edition.slot)
+        self.clicks = None if public else click_links(settings)
         self.overrides = overrides(offer.edition)
         self._plans: dict[tuple[tuple[str, ...], frozenset[int]], Plan] = {}
         self._built: dict[tuple[object, str], Built] = {}
@@ -145,7 +146,7 @@ class Variants:
         """The article's link: through the click counter when clicks are tracked (the edition's
         and article's part signed here, the reader's filled in per reader), else straight."""
         if self.clicks is None or markers is None:
-            return tagged(story.url, self.utm)
+            return tagged(story.url, self.utm) if self.utm else story.url
         return self.clicks.url(self.offer.edition.id, story.id, markers.token("click"))
 
     def card(self, article_id: int, language: str, prefer: list[str], markers: Markers | None = None) -> Card:

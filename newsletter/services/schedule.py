@@ -32,7 +32,7 @@ from newsletter.errors import NewsletterError
 from newsletter.ingest.fetch import display_url
 from newsletter.sending.report import SendError, SendReport
 from newsletter.sending.single import send_one
-from newsletter.services import accounts, bounces, sending
+from newsletter.services import accounts, bounces, checks, sending
 from newsletter.services.alerts import alert
 from newsletter.services.editions import grace
 from newsletter.services.sending import EditionHeld, NotDue
@@ -162,9 +162,11 @@ def review_due(runtime: Runtime, newsletter: str, now: datetime) -> EditionRun:
     """Within `review_minutes` of its slot, the newsletter's next edition composed now (its
     window closes now: later articles go to the next edition) and the editors mailed a link to
     it, once per edition whichever scheduler comes first. Held or waiting for approval, it is
-    composed all the same; no news yet, it is tried again at the next refresh."""
+    composed all the same (and checked, with `hold_on_failed_checks`, before the mail says
+    whether it goes); no news yet, it is tried again at the next refresh."""
     settings = runtime.settings
-    ahead = timedelta(minutes=settings.newsletter(newsletter).review_minutes)
+    config = settings.newsletter(newsletter)
+    ahead = timedelta(minutes=config.review_minutes)
     with reading(runtime.factory) as session:
         slot = next_slot(session, settings, newsletter, now, grace(settings))
     if not ahead or not now < slot <= now + ahead:
@@ -179,20 +181,30 @@ def review_due(runtime: Runtime, newsletter: str, now: datetime) -> EditionRun:
                 for warning in check_news(session, settings, edition):
                     log.warning("the %s edition of %s: %s", newsletter, edition.slot, warning)
                 prepare(session, settings, edition, Composer(settings.templates_path()))
-            mail = _claim_review(session, settings, edition, slot, now)
+            checking = composed and config.hold_on_failed_checks
+            if checking:
+                checks.hold(edition, now)
+            mail = None if checking else _claim_review(session, settings, edition, slot, composed, now)
+            edition_id = edition.id
     except (NoNews, EmptyEdition) as exc:
         return EditionRun(newsletter, slot, "waiting", problem=str(exc))
+    if checking:  # the mail says whether it goes, once the checks have settled that
+        checks.settle(runtime, newsletter, edition_id, now)
+        with unit_of_work(runtime.factory) as session:
+            mail = _claim_review(session, settings, session.get_one(Edition, edition_id), slot, True, now)
     if mail is not None:
         _mail_review(runtime, mail, now)
     return EditionRun(newsletter, slot, "composed" if composed else "mailed" if mail else "nothing")
 
 
 def _claim_review(
-    session: Session, settings: Settings, edition: Edition, slot: datetime, now: datetime
+    session: Session, settings: Settings, edition: Edition, slot: datetime, composed: bool, now: datetime
 ) -> ReviewMail | None:
     """The review mail of a prepared edition, for the one caller that marks it mailed."""
     if edition.status != EditionStatus.READY:
         return None  # sent meanwhile (`send --now`)
+    if edition.held_by == checks.HOLDER and not composed:
+        return None  # being checked: its composer mails once the checks have settled
     claimed = session.execute(
         update(Edition)
         .where(Edition.id == edition.id, Edition.review_mailed_at.is_(None))

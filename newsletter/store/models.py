@@ -385,6 +385,9 @@ class Click(Base):
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
     clicked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    # Clicks per article of an edition (the past editions' page).
+    __table_args__ = (Index("ix_clicks_edition_article", "edition_id", "article_id"),)
+
 
 class Editor(Base):
     """A person who may sign in to the editors' pages; the password kept only as an Argon2 hash."""
@@ -424,3 +427,44 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(Text)  # an edition, an article, an account
     detail: Mapped[str | None] = mapped_column(Text)  # JSON
     client: Mapped[str | None] = mapped_column(String(100))  # the client's address, or "command line"
+
+
+class Publication(Base):
+    """A sent edition as the public archive shows it: its generic digest per language (no
+    reader's data at all), kept as JSON so pages and feeds render the same bytes every time."""
+
+    __tablename__ = "publications"
+    __table_args__ = (UniqueConstraint("newsletter", "slug", name="uq_publications_newsletter_slug"),)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True)
+    newsletter: Mapped[str] = mapped_column(String(64))
+    slug: Mapped[str] = mapped_column(String(64))  # the slot's date: /archive/NEWSLETTER/SLUG
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # {language: {"title", "subject", "summary", "label", "trending": [card], "sections": [...]}}
+    content: Mapped[str] = mapped_column(Text)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Document(Base):
+    """A rendered page, feed, sitemap or robots.txt, kept until its content changes: what the
+    web app serves (with its ETag) and `archive export` writes. A withdrawn page stays as 410."""
+
+    __tablename__ = "documents"
+    path: Mapped[str] = mapped_column(String(300), primary_key=True)  # the URL path: /feeds/...
+    media_type: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    etag: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    gone: Mapped[bool] = mapped_column(default=False)  # withdrawn: answered 410, not exported
+
+
+class HubPush(Base):
+    """A WebSub hub to be told that a feed changed; retried with backoff until it answers 2xx."""
+
+    __tablename__ = "hub_pushes"
+    __table_args__ = (UniqueConstraint("hub", "topic", name="uq_hub_pushes_hub_topic"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hub: Mapped[str] = mapped_column(String(500))
+    topic: Mapped[str] = mapped_column(String(500))  # the feed's URL
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,95 @@
+"""The public archive: a sent edition published (never delaying or failing its send), withdrawn,
+everything rendered again, and a page or feed as the web app serves it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from newsletter.store.db import reading, unit_of_work
+from newsletter.store.models import Edition, Publication
+from newsletter.store.runtime import Runtime
+from newsletter.syndication import documents, publish
+from newsletter.syndication.hubs import enqueue
+
+log = logging.getLogger("newsletter.archive")
+
+
+@dataclass(frozen=True)
+class Served:
+    """A stored page or feed: what the web app answers with."""
+
+    path: str
+    media_type: str
+    body: bytes
+    etag: str
+    updated_at: datetime
+    gone: bool
+
+
+def archive_edition(runtime: Runtime, edition_id: int, now: datetime) -> list[str]:
+    """Publish a sent edition and tell the hubs which feeds changed; a failure is logged and
+    leaves the send as it was (`newsletter archive rebuild` publishes it later)."""
+    try:
+        with unit_of_work(runtime.factory) as session:
+            edition = session.get(Edition, edition_id)
+            if edition is None:
+                return []
+            changed = publish.archive(session, runtime.settings, edition, now)
+            enqueue(session, runtime.settings, changed, now)
+    except Exception:
+        log.exception(
+            "edition %d could not be archived; `newsletter archive rebuild` tries again", edition_id
+        )
+        return []
+    if changed:
+        log.info("edition %d archived: %d feeds changed", edition_id, len(changed))
+    return changed
+
+
+def withdraw(runtime: Runtime, edition_id: int, now: datetime) -> list[str]:
+    """Take an edition out of the archive and every feed; the feeds that changed."""
+    with unit_of_work(runtime.factory) as session:
+        changed = publish.withdraw(session, runtime.settings, edition_id, now)
+        enqueue(session, runtime.settings, changed, now)
+        return changed
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    published: list[int]  # editions sent but not yet in the archive, now published
+    changed: list[str]  # feeds whose bytes changed
+
+
+def rebuild(runtime: Runtime, now: datetime) -> Rebuilt:
+    """Publish every sent edition not yet in the archive, then render every page and feed again
+    (after a template changed); what did not change is left as it was."""
+    settings = runtime.settings
+    added: list[int] = []
+    changed: list[str] = []
+    with unit_of_work(runtime.factory) as session:
+        missing = session.scalars(
+            select(Edition)
+            .outerjoin(Publication, Publication.edition_id == Edition.id)
+            .where(Edition.status.in_(publish.SENT), Publication.edition_id.is_(None))
+            .order_by(Edition.window_end)
+        ).all()
+        added = [edition.id for edition in missing if publish.keep(session, settings, edition, now)]
+        for newsletter in sorted(settings.newsletters):
+            changed += publish.render(session, settings, newsletter, now)
+        enqueue(session, settings, changed, now)
+    return Rebuilt(added, sorted(set(changed)))
+
+
+def document(runtime: Runtime, path: str) -> Served | None:
+    """The stored page or feed at `path`, if any."""
+    with reading(runtime.factory) as session:
+        found = documents.find(session, path)
+        if found is None:
+            return None
+        return Served(
+            found.path, found.media_type, found.body.encode(), found.etag, found.updated_at, found.gone
+        )

@@ -1,0 +1,116 @@
+"""An edition's generic digest per language, as the archive and the feeds show it: every
+section, and nothing of any reader (no greeting, no token, no tracked or tagged link).
+
+It is computed once, when the edition is archived, and kept as JSON on its publication, so
+every later rendering of its pages and feed entries gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.editions.compose import Card, Composer
+from newsletter.editions.offer import load_offer
+from newsletter.editions.variants import Variants
+from newsletter.settings import Settings
+from newsletter.store.models import Edition, Publication, Variant
+
+
+@dataclass(frozen=True)
+class Section:
+    slug: str
+    name: str
+    cards: list[Card]
+
+
+@dataclass(frozen=True)
+class Digest:
+    """The edition in one language: its newsletter's title, its date as a reader of that
+    language reads it, the Trending block and each section."""
+
+    title: str
+    label: str
+    trending: list[Card]
+    sections: list[Section]
+
+    @property
+    def cards(self) -> list[Card]:
+        return self.trending + [card for section in self.sections for card in section.cards]
+
+    def section(self, slug: str) -> Section | None:
+        return next((s for s in self.sections if s.slug == slug), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Digest:
+        return cls(
+            data["title"],
+            data["label"],
+            [Card(**card) for card in data["trending"]],
+            [Section(s["slug"], s["name"], [Card(**card) for card in s["cards"]]) for s in data["sections"]],
+        )
+
+
+@dataclass(frozen=True)
+class Published:
+    """A publication as pages and feeds use it: plain data, in every language it has."""
+
+    edition_id: int
+    newsletter: str
+    slot: str
+    slug: str
+    published_at: datetime
+    digests: dict[str, Digest]  # by language, the site's first
+    withdrawn: bool
+
+    @classmethod
+    def of(cls, row: Publication, slot: str) -> Published:
+        return cls(
+            row.edition_id,
+            row.newsletter,
+            slot,
+            row.slug,
+            row.published_at,
+            {language: Digest.from_json(data) for language, data in json.loads(row.content).items()},
+            row.withdrawn_at is not None,
+        )
+
+
+def languages(session: Session, settings: Settings, edition: Edition) -> list[str]:
+    """The site's language first, then every language the edition's readers got it in, and the
+    languages its newsletter has its own words for."""
+    site = settings.site.language
+    found = set(settings.newsletter(edition.newsletter).translations)
+    found.update(session.scalars(select(Variant.language).where(Variant.edition_id == edition.id).distinct()))
+    return [site, *sorted(found - {site})]
+
+
+def digests(session: Session, settings: Settings, edition: Edition) -> dict[str, Digest]:
+    """The edition's generic digest (a reader of every section who got nothing before) in each
+    of its languages; empty when it holds no article."""
+    offer = load_offer(session, settings, edition)
+    variants = Variants(settings, offer, Composer(settings.templates_path()), public=True)
+    plan = variants.plan(list(offer.section_order), frozenset())
+    if plan.empty:
+        return {}
+    found = {}
+    for language in languages(session, settings, edition):
+        view = variants.view(plan, language)
+        found[language] = Digest(
+            view.newsletter.title,
+            view.edition_label,
+            view.trending,
+            [
+                Section(slug, name, cards)
+                for (slug, _ids), (name, cards) in zip(plan.sections, view.sections, strict=True)
+            ],
+        )
+    return found
