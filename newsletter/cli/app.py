@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from newsletter import logs
 from newsletter.cli import (
     accounts,
+    archive,
     bounces,
     checks,
     demo,
@@ -58,6 +59,7 @@ app.command()(editions.deliveries)
 app.command()(bounces.bounces)
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(accounts.editors_app, name="editors")
+app.add_typer(archive.archive_app, name="archive")
 app.add_typer(db_app, name="db")
 app.command()(demo.demo)
 app.command()(run.run)

@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from newsletter.errors import NewsletterError
-from newsletter.services import bounces, events, feeds, maintenance, schedule
+from newsletter.services import archive, bounces, events, feeds, maintenance, schedule
 from newsletter.services.alerts import alert
 from newsletter.store.runtime import Runtime
 
@@ -51,7 +51,7 @@ class Runner:
     def refresh(self) -> None:
         """Fetch every feed, then let every newsletter catch up: an edition within its review
         time is composed, a due edition goes out (or a stopped one is finished), a slot past the
-        grace is recorded as missed."""
+        grace is recorded as missed; then the WebSub hubs are told of the feeds that changed."""
         for step in (self.fetch, self.read_bounces, self.settle):
             self._survive(step)
         for name in sorted(self.runtime.settings.newsletters):
@@ -59,6 +59,7 @@ class Runner:
                 return
             self._survive(partial(self.review, name, reschedule=False))
             self._survive(partial(self.edition, name, reschedule=False))
+        self._survive(self.push)
 
     def _survive(self, step: Callable[[], object]) -> None:
         """One step of the refresh: whatever goes wrong in it is logged, and the others run."""
@@ -82,6 +83,14 @@ class Runner:
             return
         log.info("feeds: %d read, %d failed", sum(r.read for r in reports), sum(not r.read for r in reports))
         self.alert_failing_feeds()
+
+    def push(self) -> None:
+        """The WebSub hubs told of the feeds that changed (after the sends: never before one)."""
+        if not self.runtime.settings.syndication.hubs:
+            return
+        report = archive.push(self.runtime, self.clock())
+        if report.attempts:
+            log.info("WebSub hubs: %d accepted, %d to try again", len(report.accepted), len(report.failed))
 
     def read_bounces(self) -> None:
         """The bounce mailbox, when the settings name one: read at every refresh, so a bounced

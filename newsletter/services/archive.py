@@ -1,19 +1,24 @@
 """The public archive: a sent edition published (never delaying or failing its send), withdrawn,
-everything rendered again, and a page or feed as the web app serves it."""
+everything rendered again, a page or feed as the web app serves it, the WebSub hubs told, and
+the whole written out as static files."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import select
 
+from newsletter.editions.edition import EditionError
 from newsletter.store.db import reading, unit_of_work
-from newsletter.store.models import Edition, Publication
+from newsletter.store.models import Document, Edition, Publication
 from newsletter.store.runtime import Runtime
-from newsletter.syndication import documents, publish
-from newsletter.syndication.hubs import enqueue
+from newsletter.syndication import documents, hubs, publish
+from newsletter.syndication.export import ExportReport
+from newsletter.syndication.export import export as write_files
+from newsletter.syndication.hubs import PushReport, enqueue
 
 log = logging.getLogger("newsletter.archive")
 
@@ -53,6 +58,8 @@ def archive_edition(runtime: Runtime, edition_id: int, now: datetime) -> list[st
 def withdraw(runtime: Runtime, edition_id: int, now: datetime) -> list[str]:
     """Take an edition out of the archive and every feed; the feeds that changed."""
     with unit_of_work(runtime.factory) as session:
+        if session.get(Edition, edition_id) is None:
+            raise EditionError(f"no edition {edition_id}")
         changed = publish.withdraw(session, runtime.settings, edition_id, now)
         enqueue(session, runtime.settings, changed, now)
         return changed
@@ -93,3 +100,21 @@ def document(runtime: Runtime, path: str) -> Served | None:
         return Served(
             found.path, found.media_type, found.body.encode(), found.etag, found.updated_at, found.gone
         )
+
+
+def push(runtime: Runtime, now: datetime) -> PushReport:
+    """Tell the WebSub hubs of every changed feed whose push is due."""
+    return hubs.push_due(runtime.factory, runtime.settings, now)
+
+
+def export(runtime: Runtime, folder: Path) -> ExportReport:
+    """Write every live page and feed, the sitemap and robots.txt into `folder` as static files;
+    only what changed is rewritten, and what was withdrawn or dropped is removed."""
+    with reading(runtime.factory) as session:
+        found = [
+            (path, body)
+            for path, body in session.execute(
+                select(Document.path, Document.body).where(Document.gone.is_(False)).order_by(Document.path)
+            )
+        ]
+    return write_files(folder, found)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.compose import Composer
-from newsletter.editions.edition import EditionError, EditionInfo, next_slot, open_edition
+from newsletter.editions.edition import EditionError, EditionInfo, close_window, next_slot, open_edition
 from newsletter.editions.prepare import Prepared, check_news, prepare
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
@@ -126,6 +126,8 @@ def _prepare(
         return edition, None, []  # the caller refuses it, once the draft is kept
     if edition.status != EditionStatus.DRAFT:
         return edition, None, []
+    if edition.window_end > now:  # sent early (--now): what is published later goes with the next one
+        close_window(session, edition, now)
     warnings = [] if force else check_news(session, settings, edition)
     prepared = prepare(session, settings, edition, Composer(settings.templates_path()))
     return edition, prepared, warnings + prepared.warnings

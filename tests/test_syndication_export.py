@@ -1,0 +1,369 @@
+"""Issue #14, parts 3 and 4: the archive written out as static files (only what changed, what was
+withdrawn removed, nothing else touched), withdrawing an edition, and the WebSub hubs told of
+each changed feed, retried with backoff, one hub never holding up another."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+from sqlalchemy import select, update
+
+from newsletter import published
+from newsletter.editions.edition import EditionError, open_edition
+from newsletter.scheduler.runner import Runner
+from newsletter.services import archive, sending
+from newsletter.store.db import unit_of_work
+from newsletter.store.models import Document, HubPush
+from newsletter.store.runtime import Runtime
+from newsletter.syndication import hubs
+from newsletter.syndication.export import MANIFEST, ExportError, file_for
+from tests.conftest import WEEKLY_NOV_23, free_port
+from tests.test_cli_conventions import SECRET, settings_file
+from tests.test_send import with_settings
+from tests.test_settings import run_cli
+
+WEEKLY_NOV_16 = WEEKLY_NOV_23 - timedelta(days=7)
+FIRST, SECOND = "archive/weekly/2026-11-16", "archive/weekly/2026-11-23"
+
+
+@dataclass
+class Hub:
+    """A loopback WebSub hub: every POST's form recorded, answered with `status`."""
+
+    status: int = 204
+    posts: list[dict[str, list[str]]] = field(default_factory=list)
+    content_types: list[str] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hub"
+
+    def topics(self) -> list[str]:
+        return [topic for form in self.posts for topic in form["hub.url"]]
+
+
+@pytest.fixture
+def hub_servers() -> Iterator[list[Hub]]:
+    """Two hubs; a test sets each one's answer."""
+    made = []
+    for _ in range(2):
+        hub = Hub()
+
+        def handler(hub: Hub = hub) -> type[BaseHTTPRequestHandler]:
+            class Handler(BaseHTTPRequestHandler):
+                def do_POST(self) -> None:
+                    length = int(self.headers.get("Content-Length", "0"))
+                    hub.posts.append(parse_qs(self.rfile.read(length).decode()))
+                    hub.content_types.append(self.headers.get("Content-Type", ""))
+                    self.send_response(hub.status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
+                def log_message(self, *args: object) -> None:
+                    pass
+
+            return Handler
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler())
+        hub.port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        made.append((hub, server))
+    yield [hub for hub, _server in made]
+    for _hub, server in made:
+        server.shutdown()
+        server.server_close()
+
+
+def send_and_archive(runtime: Runtime, slot) -> int:
+    """Send the weekly edition of `slot` to the outbox, and archive it."""
+    report = sending.send(runtime, "weekly", slot + timedelta(minutes=5))
+    assert report.status == "complete", report
+    archive.archive_edition(runtime, report.edition_id, slot + timedelta(minutes=10))
+    return report.edition_id
+
+
+def etags(runtime: Runtime) -> dict[str, str]:
+    with runtime.factory() as session:
+        return {path: tag for path, tag in session.execute(select(Document.path, Document.etag))}
+
+
+def changed_feeds(runtime: Runtime, before: dict[str, str]) -> set[str]:
+    """The absolute URLs of the feeds new or changed since `before`."""
+    return {
+        published.url(str(runtime.settings.public_url), path)
+        for path, tag in etags(runtime).items()
+        if path.startswith("/feeds/") and before.get(path) != tag
+    }
+
+
+def files(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file under `folder` but the manifest: its bytes, mtime and inode (a rename makes a new one)."""
+    found = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and path.name != MANIFEST:
+            stat = path.stat()
+            found[path.relative_to(folder).as_posix()] = (path.read_bytes(), stat.st_mtime_ns, stat.st_ino)
+    return found
+
+
+def test_document_paths_become_files_inside_the_folder() -> None:
+    assert file_for("/feeds/weekly/en.atom") == "feeds/weekly/en.atom"
+    assert file_for("/feeds/weekly/de/politics.json") == "feeds/weekly/de/politics.json"
+    assert file_for("/sitemap.xml") == "sitemap.xml" and file_for("/robots.txt") == "robots.txt"
+    assert file_for("/archive/weekly/2026-11-23") == "archive/weekly/2026-11-23/index.html"
+    assert file_for("/archive/weekly/page/2") == "archive/weekly/page/2/index.html"
+    assert file_for("/") == "index.html"
+    for bad in (
+        "archive/weekly",
+        "/../outside.xml",
+        "/archive/../../outside",
+        "//etc/passwd",
+        "/archive//weekly",
+        "/archive/./weekly",
+        "/a\\..\\b",
+        "/" + MANIFEST,
+    ):
+        with pytest.raises(ExportError):
+            file_for(bad)
+
+
+def test_a_second_edition_leaves_the_first_editions_files_as_they_were(newsroom, tmp_path) -> None:
+    site = tmp_path / "site"
+    send_and_archive(newsroom, WEEKLY_NOV_16)
+    first = archive.export(newsroom, site)
+    assert not first.removed and first.unchanged == 0
+    exported = files(site)
+    assert set(first.written) == set(exported)
+    for name in (f"{FIRST}/index.html", "archive/weekly/index.html", "feeds/weekly/en.atom"):
+        assert name in exported
+    assert {"feeds/weekly/en.rss", "feeds/weekly/en.json", "sitemap.xml", "robots.txt"} <= set(exported)
+    assert b"2026-11-16" in exported["sitemap.xml"][0]
+    # Nothing changed: nothing is written, not even touched.
+    again = archive.export(newsroom, site)
+    assert (again.written, again.removed, again.unchanged) == ([], [], len(exported))
+    assert files(site) == exported
+
+    send_and_archive(newsroom, WEEKLY_NOV_23)
+    second = archive.export(newsroom, site)
+    now = files(site)
+    mine = [name for name in exported if name.startswith(f"{FIRST}/")]
+    assert mine and all(now[name] == exported[name] for name in mine)  # same bytes, time and inode
+    assert not set(mine) & set(second.written) and not second.removed
+    assert f"{SECOND}/index.html" in second.written
+    assert {"archive/weekly/index.html", "feeds/weekly/en.atom", "sitemap.xml"} <= set(second.written)
+    assert "robots.txt" not in second.written and now["robots.txt"] == exported["robots.txt"]
+    assert b"2026-11-23" in now["feeds/weekly/en.atom"][0] and b"2026-11-23" in now["sitemap.xml"][0]
+    assert not [p for p in site.rglob("*.tmp")]
+    listed = json.loads((site / MANIFEST).read_text())["files"]
+    assert sorted(listed) == sorted(now)
+
+
+def test_a_withdrawn_edition_answers_410_and_leaves_the_feeds_and_the_export(newsroom, tmp_path) -> None:
+    site = tmp_path / "site"
+    first_id = send_and_archive(newsroom, WEEKLY_NOV_16)
+    send_and_archive(newsroom, WEEKLY_NOV_23)
+    archive.export(newsroom, site)
+    (site / "CNAME").write_text("news.example\n")  # the operator's own file
+    exported = files(site)
+    first_pages = sorted(name for name in exported if name.startswith(f"{FIRST}/"))
+    assert first_pages
+
+    changed = archive.withdraw(newsroom, first_id, WEEKLY_NOV_23 + timedelta(hours=1))
+    assert changed and all("/feeds/weekly/" in url for url in changed)
+    page = archive.document(newsroom, "/archive/weekly/2026-11-16")
+    assert page is not None and page.gone
+    link = published.url(str(newsroom.settings.public_url), "/archive/weekly/2026-11-16")
+    with newsroom.factory() as session:
+        live = session.execute(select(Document.path, Document.body).where(Document.gone.is_(False))).all()
+    mentioning = [path for path, body in live if link in body]
+    assert not mentioning, mentioning  # no feed, index or sitemap
+    assert any(path == "/feeds/weekly/en.atom" for path, _body in live)
+
+    report = archive.export(newsroom, site)
+    assert sorted(report.removed) == first_pages
+    assert not (site / FIRST).exists()  # its emptied folders go too
+    now = files(site)
+    assert now["CNAME"] == exported["CNAME"]  # never touched
+    assert all(now[name] == exported[name] for name in exported if name.startswith(f"{SECOND}/"))
+    assert "feeds/weekly/en.atom" in report.written and b"2026-11-16" not in now["feeds/weekly/en.atom"][0]
+    # withdrawing again changes nothing; an unknown edition, or one never archived, is refused
+    assert archive.withdraw(newsroom, first_id, WEEKLY_NOV_23 + timedelta(hours=2)) == []
+    with pytest.raises(EditionError, match="no edition 999"):
+        archive.withdraw(newsroom, 999, WEEKLY_NOV_23)
+    with unit_of_work(newsroom.factory) as session:
+        draft = open_edition(session, newsroom.settings, "weekly", WEEKLY_NOV_23 + timedelta(days=7)).id
+    with pytest.raises(EditionError, match="not in the archive"):
+        archive.withdraw(newsroom, draft, WEEKLY_NOV_23)
+
+
+def test_an_export_touches_no_file_it_did_not_write(newsroom, tmp_path) -> None:
+    send_and_archive(newsroom, WEEKLY_NOV_16)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "index.html").write_text("the operator's page")
+    with pytest.raises(ExportError, match=r"no \.newsletter-export\.json"):
+        archive.export(newsroom, foreign)
+    assert [p.name for p in foreign.iterdir()] == ["index.html"]
+    assert archive.export(newsroom, tmp_path / "new" / "site").written  # a missing folder is made
+
+    site = tmp_path / "site"
+    site.mkdir()  # empty: fine
+    archive.export(newsroom, site)
+    # a file of someone else's where a new document goes is refused, and left as it was
+    manifest = json.loads((site / MANIFEST).read_text())
+    (site / MANIFEST).write_text(json.dumps({"files": [f for f in manifest["files"] if f != "robots.txt"]}))
+    (site / "robots.txt").write_text("User-agent: *\nDisallow: /\n")
+    with pytest.raises(ExportError, match="did not write"):
+        archive.export(newsroom, site)
+    assert (site / "robots.txt").read_text() == "User-agent: *\nDisallow: /\n"
+    # a manifest naming a file outside the folder is refused; the file stays
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    (site / MANIFEST).write_text(json.dumps({"files": ["../outside.txt"]}))
+    with pytest.raises(ExportError, match="outside the folder"):
+        archive.export(newsroom, site)
+    (site / MANIFEST).write_text("not json")
+    with pytest.raises(ExportError, match="not an export's manifest"):
+        archive.export(newsroom, site)
+    # a link inside the folder that leads outside is never followed
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (site / MANIFEST).write_text(json.dumps(manifest))
+    (site / "robots.txt").unlink()
+    for child in sorted((site / "feeds").rglob("*"), reverse=True):
+        child.unlink() if child.is_file() else child.rmdir()
+    (site / "feeds").rmdir()
+    (site / "feeds").symlink_to(elsewhere)
+    with pytest.raises(ExportError, match="outside the export folder"):
+        archive.export(newsroom, site)
+    assert not list(elsewhere.iterdir()) and outside.read_text() == "keep me"
+
+
+def hub_runtime(runtime: Runtime, *urls: str) -> Runtime:
+    return replace(runtime, settings=with_settings(runtime, syndication={"hubs": list(urls)}))
+
+
+def test_hubs_get_one_publish_per_changed_feed_and_failures_wait(newsroom, hub_servers, caplog) -> None:
+    good, failing = hub_servers
+    failing.status = 500
+    dead = f"http://127.0.0.1:{free_port()}/hub"  # nothing listens: no answer at all
+    runtime = hub_runtime(newsroom, dead, failing.url, good.url)
+    before = etags(runtime)
+    send_and_archive(runtime, WEEKLY_NOV_16)
+    changed = changed_feeds(runtime, before)
+    assert len(changed) > 3 and not good.posts and not failing.posts  # archiving makes no request
+    now = WEEKLY_NOV_16 + timedelta(minutes=20)
+
+    Runner(runtime, clock=lambda: now).push()  # the scheduler's step
+    assert sorted(good.topics()) == sorted(changed)  # one request per changed feed
+    assert all(form["hub.mode"] == ["publish"] and len(form["hub.url"]) == 1 for form in good.posts)
+    assert all(kind.startswith("application/x-www-form-urlencoded") for kind in good.content_types)
+    assert sorted(failing.topics()) == sorted(changed)  # the dead hub held up neither
+    with runtime.factory() as session:
+        waiting = session.scalars(select(HubPush)).all()
+    assert {row.hub for row in waiting} == {dead, failing.url}
+    assert len(waiting) == 2 * len(changed)
+    assert all(row.attempts == 1 and row.next_at == now + timedelta(minutes=1) for row in waiting)
+    assert {row.last_error for row in waiting if row.hub == failing.url} == {"HTTP 500 Internal Server Error"}
+    assert all("ConnectError" in (row.last_error or "") for row in waiting if row.hub == dead)
+
+    # not due yet: nothing asked; due: the failing hub (now well) is asked again
+    assert archive.push(runtime, now + timedelta(seconds=30)).attempts == []
+    failing.status = 202
+    report = archive.push(runtime, now + timedelta(minutes=1))
+    assert len(report.accepted) == len(changed) and len(report.failed) == len(changed)
+    assert sorted(failing.topics()) == sorted(list(changed) * 2)
+    assert all(a.retry_at == now + timedelta(minutes=3) for a in report.failed)  # 1 min, then 2
+    assert len(good.posts) == len(changed)  # told once
+
+    # the second edition: only the feeds it changed, once each; the dead hub leaves the settings
+    runtime = hub_runtime(newsroom, failing.url, good.url)
+    good.posts.clear()
+    before = etags(runtime)
+    send_and_archive(runtime, WEEKLY_NOV_23)
+    changed = changed_feeds(runtime, before)
+    assert archive.push(runtime, WEEKLY_NOV_23 + timedelta(minutes=20)).failed == []
+    assert sorted(good.topics()) == sorted(changed)
+    with runtime.factory() as session:
+        assert session.scalars(select(HubPush)).all() == []  # the dead hub's rows dropped too
+
+    # queued again while waiting: due now, counted afresh, never twice
+    topic = sorted(changed)[0]
+    with unit_of_work(runtime.factory) as session:
+        hubs.enqueue(session, runtime.settings, [topic, topic], now)
+    with unit_of_work(runtime.factory) as session:
+        session.execute(update(HubPush).values(attempts=hubs.MAX_ATTEMPTS - 1))
+    with unit_of_work(runtime.factory) as session:
+        hubs.enqueue(session, runtime.settings, [topic], now)
+    with runtime.factory() as session:
+        rows = session.scalars(select(HubPush)).all()
+    assert len(rows) == 2 and all(r.attempts == 0 and r.next_at == now for r in rows)
+
+    # the last attempt fails: given up, logged, kept with the hub's answer, no longer asked
+    with unit_of_work(runtime.factory) as session:
+        session.execute(update(HubPush).values(attempts=hubs.MAX_ATTEMPTS - 1))
+    good.status = failing.status = 503
+    with caplog.at_level(logging.WARNING, logger="newsletter.hubs"):
+        report = archive.push(runtime, now)
+    assert len(report.failed) == 2 and all(a.retry_at is None for a in report.failed)
+    assert "gave up" in caplog.text
+    asked = len(good.posts)
+    assert archive.push(runtime, now + timedelta(days=30)).attempts == [] and len(good.posts) == asked
+    with runtime.factory() as session:
+        kept = session.scalars(select(HubPush)).all()
+    assert len(kept) == 2 and {r.last_error for r in kept} == {"HTTP 503 Service Unavailable"}
+
+
+def test_backoff_doubles_from_a_minute_to_six_hours() -> None:
+    assert [hubs.wait(n) for n in (1, 2, 3)] == [timedelta(minutes=m) for m in (1, 2, 4)]
+    assert hubs.wait(9) == timedelta(minutes=256) and hubs.wait(10) == timedelta(hours=6)
+    assert hubs.wait(hubs.MAX_ATTEMPTS) == timedelta(hours=6)
+
+
+def test_the_command_line_rebuilds_exports_and_withdraws(newsroom, tmp_path) -> None:
+    config = settings_file(newsroom, tmp_path)
+
+    def cli(*args: str):
+        return run_cli("archive", *args, "--config", str(config), env=SECRET, cwd=tmp_path)
+
+    ids = [
+        sending.send(newsroom, "weekly", slot + timedelta(minutes=5)).edition_id
+        for slot in (WEEKLY_NOV_16, WEEKLY_NOV_23)
+    ]
+    rebuilt = cli("rebuild", "--json")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert set(json.loads(rebuilt.stdout)["published"]) <= set(ids)
+    site = tmp_path / "site"
+    exported = cli("export", str(site), "--json")
+    assert exported.returncode == 0, exported.stderr
+    assert f"{FIRST}/index.html" in json.loads(exported.stdout)["written"]
+    assert "https://news.example/archive/weekly/2026-11-16" in (site / "sitemap.xml").read_text()
+
+    withdrawn = cli("withdraw", str(ids[0]))
+    assert withdrawn.returncode == 0, withdrawn.stderr
+    assert "410 Gone" in withdrawn.stdout
+    again = cli("export", str(site))
+    assert again.returncode == 0 and "removed" in again.stdout
+    assert not (site / FIRST).exists() and (site / SECOND / "index.html").exists()
+
+    unknown = cli("withdraw", "999")
+    assert unknown.returncode == 1 and unknown.stderr.strip() == "newsletter: no edition 999"
+    assert cli("withdraw", "0").returncode == 2
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    refused = cli("export", str(foreign))
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in refused.stderr and (foreign / "notes.txt").read_text() == "mine"
+    pushed = cli("push")
+    assert pushed.returncode == 0 and "no WebSub hubs configured" in pushed.stdout
