@@ -88,6 +88,10 @@ class DigestView:
     # An editor's subject and preheader for this edition: plain text, used as written.
     subject: str | None = None
     preheader: str | None = None
+    # The edition's public page in the reader's language, and the feed of the reader's sections
+    # (None where the newsletter keeps no archive): the same for every reader of the variant.
+    archive_url: str | None = None
+    feed_url: str | None = None
 
     @property
     def cards(self) -> list[Card]:
@@ -172,6 +176,8 @@ class Composer:
             "category_names": view.category_names,
             "subject": subject,
             "preheader": preheader,
+            "archive_url": view.archive_url,
+            "feed_url": view.feed_url,
             **markers.tokens(),
         }
         try:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from newsletter import i18n
+from newsletter import i18n, published
 from newsletter.editions.compose import Card, Composed, Composer, DigestView, Markers
 from newsletter.editions.offer import Offer, Story
 from newsletter.editions.plan import Plan, plan_digest
@@ -86,6 +86,7 @@ class Variants:
         self.offer = offer
         self.composer = composer
         self.newsletter = settings.newsletter(offer.edition.newsletter)
+        self.public = public
         self.utm = {} if public else utm(settings, offer.edition.newsletter, offer.edition.slot)
         self.clicks = None if public else click_links(settings)
         self.overrides = overrides(offer.edition)
@@ -140,7 +141,23 @@ class Variants:
             category_names=[self.offer.names[s] for s in plan.chosen],
             subject=self.overrides.get(language, {}).get("subject"),
             preheader=self.overrides.get(language, {}).get("preheader"),
+            **self.public_links(plan, language),
         )
+
+    def public_links(self, plan: Plan, language: str) -> dict[str, str | None]:
+        """Where the edition will be public once sent, and the feed matching the reader's
+        sections (one section: its feed; else every section's) in their language."""
+        if self.public or not self.newsletter.archive:
+            return {"archive_url": None, "feed_url": None}
+        edition, base = self.offer.edition, str(self.settings.public_url)
+        site = self.settings.site.language
+        only = plan.chosen[0] if len(plan.chosen) == 1 and len(self.offer.section_order) > 1 else None
+        return {
+            "archive_url": published.url(
+                base, published.edition_path(edition.newsletter, edition.slot, language, site)
+            ),
+            "feed_url": published.url(base, published.feed_path(edition.newsletter, language, "atom", only)),
+        }
 
     def link(self, story: Story, markers: Markers | None) -> str:
         """The article's link: through the click counter when clicks are tracked (the edition's

@@ -23,7 +23,7 @@ from newsletter.sending.providers import (
 from newsletter.sending.report import SendReport
 from newsletter.sending.sender import Sender
 from newsletter.sending.single import send_one
-from newsletter.services import checks
+from newsletter.services import archive, checks
 from newsletter.services.editions import edition, grace
 from newsletter.services.editors import preview
 from newsletter.store import ledger
@@ -158,6 +158,8 @@ def publish(
         edition_id, retry_failed
     )
     report.warnings = warnings
+    if report.status in (EditionStatus.COMPLETE, EditionStatus.PARTIAL):
+        archive.archive_edition(runtime, edition_id, now)  # after the last delivery: it delays none
     return report
 
 

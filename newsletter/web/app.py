@@ -25,6 +25,7 @@ from newsletter.web import (
     upcoming,
     webhooks,
 )
+from newsletter.web.archive import Syndicated
 from newsletter.web.context import Clock, Web, log, wall_clock, web
 from newsletter.web.security import BodyLimit, SecurityHeaders, security_headers
 from newsletter.web.signin import Desk, EditorGate
@@ -62,6 +63,7 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _http_error)
     app.add_exception_handler(Exception, _failed)
+    app.add_middleware(Syndicated, runtime=runtime)
     app.add_middleware(EditorGate)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, https=app.state.web.guard.secure)

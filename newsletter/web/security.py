@@ -19,6 +19,8 @@ CSP = (
 )
 # The paths whose URL carries a reader's token.
 TOKEN_PAGES = ("/unsubscribe/", "/preferences/", "/confirm/", "/address/", "/c/")
+# Pages anyone may keep: the archive, its feeds, the sitemap and robots.txt (no form, no token).
+PUBLIC = ("/archive/", "/feeds/", "/sitemap.xml", "/robots.txt")
 # A form is a few fields; a larger body is refused before it is parsed.
 MAX_BODY = 64 * 1024
 # A provider's event POST may carry thousands of events.
@@ -119,7 +121,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path == "/site.css":
+        if path == "/site.css" or path.startswith(PUBLIC):
             extra = self.public
         else:
             extra = self.token_page if path.startswith(TOKEN_PAGES) else self.private
