@@ -330,11 +330,13 @@ def test_backoff_doubles_from_a_minute_to_six_hours() -> None:
     assert hubs.wait(hubs.MAX_ATTEMPTS) == timedelta(hours=6)
 
 
-def test_the_command_line_rebuilds_exports_and_withdraws(newsroom, tmp_path) -> None:
-    config = settings_file(newsroom, tmp_path)
+def test_the_command_line_rebuilds_exports_withdraws_and_pushes(newsroom, hub_servers, tmp_path) -> None:
+    hub = hub_servers[0]
+    hub.status = 500
+    config = settings_file(newsroom, tmp_path, extra=f'[syndication]\nhubs = ["{hub.url}"]\n')
 
-    def cli(*args: str):
-        return run_cli("archive", *args, "--config", str(config), env=SECRET, cwd=tmp_path)
+    def cli(*args: str, settings: Path = config):
+        return run_cli("archive", *args, "--config", str(settings), env=SECRET, cwd=tmp_path)
 
     ids = [
         sending.send(newsroom, "weekly", slot + timedelta(minutes=5)).edition_id
@@ -351,7 +353,15 @@ def test_the_command_line_rebuilds_exports_and_withdraws(newsroom, tmp_path) -> 
 
     withdrawn = cli("withdraw", str(ids[0]))
     assert withdrawn.returncode == 0, withdrawn.stderr
-    assert "410 Gone" in withdrawn.stdout
+    assert "410 Gone" in withdrawn.stdout and "archive push" in withdrawn.stdout
+    pushed = cli("push", "--json")
+    assert pushed.returncode == 1, pushed.stderr  # the hub refused: asked again later
+    attempts = json.loads(pushed.stdout)
+    assert attempts and len(hub.posts) == len(attempts) == len({a["feed"] for a in attempts})
+    assert all(a["hub"] == hub.url and not a["accepted"] and a["retry_at"] for a in attempts)
+    assert {a["problem"] for a in attempts} == {"HTTP 500 Internal Server Error"}
+    assert all(a["feed"].startswith("https://news.example/feeds/") for a in attempts)  # rebuilt or withdrawn
+    assert cli("push").stdout.strip() == "no push is due"
     again = cli("export", str(site))
     assert again.returncode == 0 and "removed" in again.stdout
     assert not (site / FIRST).exists() and (site / SECOND / "index.html").exists()
@@ -365,5 +375,6 @@ def test_the_command_line_rebuilds_exports_and_withdraws(newsroom, tmp_path) -> 
     refused = cli("export", str(foreign))
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1
     assert "Traceback" not in refused.stderr and (foreign / "notes.txt").read_text() == "mine"
-    pushed = cli("push")
-    assert pushed.returncode == 0 and "no WebSub hubs configured" in pushed.stdout
+    (tmp_path / "plain").mkdir()
+    plain = cli("push", settings=settings_file(newsroom, tmp_path / "plain"))
+    assert plain.returncode == 0 and "no WebSub hubs configured" in plain.stdout

@@ -110,6 +110,7 @@ def _manifest(root: Path) -> set[str]:
 
 
 def _relative(name: str) -> bool:
+    """A path relative to the folder that stays in it: no empty, `.` or `..` part, no backslash."""
     parts = name.split("/")
     return all(part not in ("", ".", "..") and "\\" not in part and "\0" not in part for part in parts)
 

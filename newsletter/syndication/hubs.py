@@ -60,8 +60,8 @@ def wait(attempts: int) -> timedelta:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One request to a hub: `problem` is None when the hub accepted it; `retry_at` is None
-    when it was accepted or given up."""
+    """One request to a hub (its URL with any credentials masked): `problem` is None when the
+    hub accepted it; `retry_at` is None when it was accepted or given up."""
 
     hub: str
     topic: str
