@@ -676,6 +676,66 @@ def unsubscribe_load(workdir: Path) -> dict[str, object]:
     }
 
 
+@case("feed: one feed over 50 connections, half with its ETag (wrk, `serve --workers 2`)")
+def feed_load(workdir: Path) -> dict[str, object]:
+    """A feed as thousands of feed readers fetch it: half of them have the current ETag (304)."""
+    import secrets
+    import shutil
+    import urllib.request
+    from zoneinfo import ZoneInfo
+
+    from newsletter.ingest.run import fetch_feeds
+    from newsletter.services import sending
+    from newsletter.store.db import unit_of_work
+    from newsletter.subscribers.bulk import import_csv
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"skipped": "wrk is not installed (apt-get install wrk; .ci/run does)"}
+    runtime = _sample_runtime(workdir)
+    fetch_feeds(runtime.settings, runtime.factory)
+    with unit_of_work(runtime.factory) as session:
+        import_csv(session, runtime.settings, Path("subscribers/demo-subscribers.csv"), confirmed=True)
+    slot = datetime(2026, 11, 23, 7, 1, tzinfo=ZoneInfo("Europe/Brussels"))
+    assert sending.send(runtime, "weekly", slot).status == "complete"
+    key = secrets.token_urlsafe(32)
+    server, address = _serve(workdir, runtime.settings.database_url, key)
+    url = address + "/feeds/weekly/en.atom"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            etag, size = answer.headers["etag"], len(answer.read())
+        request = urllib.request.Request(url, headers={"If-None-Match": etag})
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("the ETag did not answer 304")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 304, exc.code
+        load_before = os.getloadavg()[0]
+        server_cpu = _cpu_seconds(server.pid)
+        done = subprocess.run(
+            [wrk, "-t2", "-c50", "-d10s", "--latency", "-s", "tests/bench_feed.lua", url],
+            env={**os.environ, "BENCH_ETAG": etag},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        server_cpu = _cpu_seconds(server.pid) - server_cpu
+    finally:
+        server.terminate()
+        server.wait(30)
+    summary = next(line[6:] for line in done.stdout.splitlines() if line.startswith("BENCH "))
+    load = json.loads(summary)
+    rate = load["requests"] / load["seconds"]
+    if load["bad_status"] or load["socket_errors"]:
+        raise AssertionError(f"errors under load: {summary}")
+    return {
+        "seconds": load["seconds"],
+        "note": f"{rate:,.0f} requests/s; p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms, "
+        f"max {load['max_ms']:.0f} ms; a {size / 1000:.0f} KB feed; server CPU {server_cpu:.1f} s; "
+        f"load average before {load_before:.1f}",
+    }
+
+
 # Web processes for the load case (`newsletter serve --workers`): one per core.
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
 
