@@ -26,6 +26,7 @@ from newsletter.subscribers.bulk import import_csv
 from newsletter.web.archive import FRESH_SECONDS
 from tests.conftest import WEEKLY_NOV_23
 from tests.test_web import Site, serve
+from tests.test_web_browser import browser  # noqa: F401 (the fixture)
 
 # Readers whose every trace is searched for in what the archive serves.
 CANARIES = (
@@ -168,3 +169,19 @@ def test_nothing_of_any_reader_is_served(archived) -> None:
             for trace in (*TRACES, *addresses):
                 assert trace not in body, (path, trace)
             assert not TOKEN_LINK.search(body), (path, TOKEN_LINK.search(body))
+
+
+def test_an_archive_page_in_a_browser(archived, request) -> None:
+    """Debian's chromium opens the edition's page: no Content Security Policy violation (the
+    JSON-LD block is data, never run), and a screenshot for a person to look at."""
+    from tests.test_web_browser import CHROMEDRIVER, CHROMIUM
+
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.skip("Debian's chromium and chromedriver are not installed (.ci/run installs them)")
+    chromium = request.getfixturevalue("browser")
+    chromium.open(archived.url + EDITION + "/de")
+    assert "Wochenüberblick" in chromium.heading()
+    chromium.screenshot("archive-edition-de")
+    chromium.open(archived.url + "/archive/weekly")
+    chromium.screenshot("archive-index")
+    assert chromium.csp_violations() == []
