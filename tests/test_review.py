@@ -272,3 +272,22 @@ def test_only_our_own_editor_pages_are_returned_to(target: str) -> None:
 def test_our_own_editor_pages_are_returned_to() -> None:
     for target in (UPCOMING, "/editor/editions/3", "/editor/upcoming/weekly?language=de"):
         assert return_path(target) == target
+
+
+def test_a_reviewed_edition_that_fails_its_checks_stays_held(review) -> None:
+    """With `hold_on_failed_checks`, the early composition is checked before the review mail;
+    a failing check (here: an http public_url, whose one-click links mail clients ignore) keeps it
+    held by the checks, the mail says so, and the slot does not send it."""
+    settings = review.settings
+    weekly = settings.newsletters["weekly"].model_copy(update={"hold_on_failed_checks": True})
+    review.settings = settings.model_copy(update={"newsletters": {**settings.newsletters, "weekly": weekly}})
+    run = schedule.review_due(review, "weekly", COMPOSED)
+    assert run.action in ("composed", "mailed"), run
+    edition = edition_of(review, FIRST)
+    assert edition.status == "ready" and edition.held_by == "checks"
+    mailed = reviews(review)
+    assert len(mailed) == len(EDITORS)
+    assert all("held" in m["Subject"] for m in mailed), [m["Subject"] for m in mailed]
+    at_slot = schedule.run_edition(review, "weekly", WEEKLY_NOV_23 + timedelta(minutes=1), threading.Event())
+    assert at_slot.action == "held"
+    assert edition_of(review, FIRST).status == "ready"
