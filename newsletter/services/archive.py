@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from newsletter.editions.edition import EditionError
 from newsletter.store.db import reading, unit_of_work
@@ -21,6 +22,8 @@ from newsletter.syndication.export import export as write_files
 from newsletter.syndication.hubs import PushReport, enqueue
 
 log = logging.getLogger("newsletter.archive")
+# The PostgreSQL advisory lock archive writers share (any fixed number of ours).
+ARCHIVE_LOCK = 0x6E657773
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,19 @@ class Served:
     gone: bool
 
 
+def _one_at_a_time(session: Session) -> None:
+    """Archive writers take turns: two senders finishing the same edition on PostgreSQL would
+    otherwise both add its publication and its new documents. (SQLite's writers queue anyway.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ARCHIVE_LOCK})
+
+
 def archive_edition(runtime: Runtime, edition_id: int, now: datetime) -> list[str]:
     """Publish a sent edition and tell the hubs which feeds changed; a failure is logged and
     leaves the send as it was (`newsletter archive rebuild` publishes it later)."""
     try:
         with unit_of_work(runtime.factory) as session:
+            _one_at_a_time(session)
             edition = session.get(Edition, edition_id)
             if edition is None:
                 return []
@@ -58,6 +69,7 @@ def archive_edition(runtime: Runtime, edition_id: int, now: datetime) -> list[st
 def withdraw(runtime: Runtime, edition_id: int, now: datetime) -> list[str]:
     """Take an edition out of the archive and every feed; the feeds that changed."""
     with unit_of_work(runtime.factory) as session:
+        _one_at_a_time(session)
         if session.get(Edition, edition_id) is None:
             raise EditionError(f"no edition {edition_id}")
         changed = publish.withdraw(session, runtime.settings, edition_id, now)
@@ -78,6 +90,7 @@ def rebuild(runtime: Runtime, now: datetime) -> Rebuilt:
     added: list[int] = []
     changed: list[str] = []
     with unit_of_work(runtime.factory) as session:
+        _one_at_a_time(session)
         missing = session.scalars(
             select(Edition)
             .outerjoin(Publication, Publication.edition_id == Edition.id)

@@ -159,8 +159,18 @@ def publish(
     )
     report.warnings = warnings
     if report.status in (EditionStatus.COMPLETE, EditionStatus.PARTIAL):
-        archive.archive_edition(runtime, edition_id, now)  # after the last delivery: it delays none
+        _syndicate(runtime, edition_id, now)
     return report
+
+
+def _syndicate(runtime: Runtime, edition_id: int, now: datetime) -> None:
+    """After the last delivery (so it delays none): the edition archived, the hubs told."""
+    if not archive.archive_edition(runtime, edition_id, now) or not runtime.settings.syndication.hubs:
+        return
+    try:
+        archive.push(runtime, now)
+    except Exception:  # the scheduler's next refresh pushes what is still due
+        log.exception("the WebSub hubs could not be told of edition %d", edition_id)
 
 
 def dry_run(
