@@ -156,7 +156,7 @@ def test_a_german_readers_email_links_the_german_page_and_feed(archived) -> None
     assert "http://localhost:8000/feeds/weekly/de/politics.atom" in part(canary, "text/html")
 
 
-def test_nothing_of_any_reader_is_served(archived) -> None:
+def test_nothing_of_any_reader_is_served_or_exported(archived, tmp_path) -> None:
     with archived.runtime.factory() as session:
         stored = {d.path: d.body for d in session.scalars(select(Document))}
         addresses = [s.email for s in session.scalars(select(Subscriber))]
@@ -169,6 +169,15 @@ def test_nothing_of_any_reader_is_served(archived) -> None:
             for trace in (*TRACES, *addresses):
                 assert trace not in body, (path, trace)
             assert not TOKEN_LINK.search(body), (path, TOKEN_LINK.search(body))
+    folder = tmp_path / "static"
+    archive.export(archived.runtime, folder)
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name != ".newsletter-export.json"]
+    assert len(files) == len(stored)
+    for file in files:
+        body = file.read_text(encoding="utf-8")
+        for trace in (*TRACES, *addresses):
+            assert trace not in body, (file, trace)
+        assert not TOKEN_LINK.search(body), file
 
 
 def test_an_archive_page_in_a_browser(archived, request) -> None:
@@ -185,3 +194,17 @@ def test_an_archive_page_in_a_browser(archived, request) -> None:
     chromium.open(archived.url + "/archive/weekly")
     chromium.screenshot("archive-index")
     assert chromium.csp_violations() == []
+
+
+def test_hostile_articles_stay_text_in_the_pages() -> None:
+    """Titles and excerpts from outside feeds are escaped, the JSON-LD block cannot be closed
+    early, and a link that is not http(s) is dropped."""
+    from newsletter.syndication.pages import Renderer, edition_pages
+    from tests.test_syndication_feeds import EDITIONS, HOSTILE_TITLE, make_settings
+
+    for page in edition_pages(Renderer(make_settings()), EDITIONS[0]):
+        assert "<script>alert" not in page.body and "javascript:alert" not in page.body
+        ld = re.search(r'<script type="application/ld\+json">(.*?)</script>', page.body, re.S)
+        assert ld is not None
+        names = [item["name"] for item in json.loads(ld.group(1))["mainEntity"]["itemListElement"]]
+        assert HOSTILE_TITLE in names  # whole, as data

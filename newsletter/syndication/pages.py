@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from newsletter import i18n, published
 from newsletter.i18n import N_
+from newsletter.ingest.sanitize import safe_url
 from newsletter.published import MEDIA_TYPES
 from newsletter.settings import Settings
 from newsletter.syndication.content import Digest, Published
@@ -47,6 +48,9 @@ class Renderer:
                 lstrip_blocks=True,
             )
             i18n.install(environment, catalog)
+            # Links from the store are http(s) already (ingest keeps no other); a page a CDN
+            # serves without our CSP stays safe should one ever not be.
+            environment.filters["web_link"] = lambda url: safe_url(url, str(self.settings.site.url)) or ""
             self._environments[catalog] = environment
         return (
             self._environments[catalog]
@@ -134,8 +138,12 @@ def edition_pages(renderer: Renderer, publication: Published) -> list[Rendered]:
                     "mainEntity": {
                         "@type": "ItemList",
                         "itemListElement": [
-                            {"@type": "ListItem", "position": i, "url": c.url, "name": c.title}
-                            for i, c in enumerate(cards, start=1)
+                            {"@type": "ListItem", "position": i, "url": link, "name": c.title}
+                            for i, (c, link) in enumerate(
+                                ((c, safe_url(c.url, str(renderer.settings.site.url))) for c in cards),
+                                start=1,
+                            )
+                            if link
                         ],
                     },
                 }
