@@ -25,11 +25,12 @@ from newsletter.editions import checks as pure
 from newsletter.editions.checks import Check, Checklist, Copy
 from newsletter.ingest.fetch import is_public, make_client
 from newsletter.ingest.run import fetch_feeds
-from newsletter.services import accounts, audit, checks, editors, sending
+from newsletter.services import accounts, audit, checks, editors, schedule, sending
 from newsletter.services.sending import EditionHeld
 from newsletter.settings import FetchSettings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Edition, Variant
+from newsletter.store.statuses import PickAction
 from newsletter.subscribers.bulk import import_csv
 from tests.conftest import ROOT, SECTIONS, WEEKLY_NOV_23
 from tests.feedserver import FeedServer, Route, TrickleServer
@@ -322,6 +323,92 @@ def test_hold_on_failed_checks_lifts_its_hold_when_every_check_passes(
         edition = session.get_one(Edition, report.edition_id)
         assert (edition.held_at, edition.held_by, edition.released_at) == (None, None, None)
         assert edition.checked_at is not None
+
+
+def checked_desk(make_runtime, feed_server: FeedServer, tmp_path: Path, **weekly: object):
+    """A store whose every article link answers, with `hold_on_failed_checks` on the weekly."""
+    runtime = desk_at(
+        make_runtime,
+        feed_server,
+        tmp_path,
+        BEFORE - timedelta(days=1),
+        newsletters={"weekly": {"hold_on_failed_checks": True, **weekly}},
+    )
+    feed_server.routes["/articles/gone"] = Route(body=PAGE, content_type="text/html")
+    return runtime
+
+
+def test_a_hold_given_while_the_edition_is_checked_keeps_it(
+    make_runtime, feed_server, tmp_path, monkeypatch
+) -> None:
+    runtime = checked_desk(make_runtime, feed_server, tmp_path)
+    checking = checks.run
+
+    def held_meanwhile(*args, **options):  # an editor holds it while its links are fetched
+        editors.decide(runtime, "weekly", "hold", ON_TIME, ED)
+        return checking(*args, **options)
+
+    monkeypatch.setattr(checks, "run", held_meanwhile)
+    with pytest.raises(EditionHeld, match=f"held by {ED}"):
+        sending.send(runtime, "weekly", ON_TIME)
+    with runtime.factory() as session:
+        edition = session.scalars(select(Edition)).one()
+        assert (edition.status, edition.held_by) == ("ready", ED)
+    assert statuses(runtime, edition.id) == {"pending": 2}
+
+
+def test_an_editors_hold_outlasts_the_checks_of_the_review(make_runtime, feed_server, tmp_path) -> None:
+    runtime = checked_desk(make_runtime, feed_server, tmp_path, review_minutes=60)
+    editors.decide(runtime, "weekly", "hold", BEFORE, ED)
+    assert schedule.review_due(runtime, "weekly", WEEKLY_NOV_23 - timedelta(minutes=30)).action == "composed"
+    with runtime.factory() as session:
+        edition = session.scalars(select(Edition)).one()
+        assert (edition.status, edition.held_by) == ("ready", ED) and edition.checked_at is not None
+    with pytest.raises(EditionHeld, match=f"held by {ED}"):  # the checks passed: still the editor's hold
+        sending.send(runtime, "weekly", ON_TIME)
+    assert statuses(runtime, edition.id) == {"pending": 2}
+
+
+def test_a_change_after_the_checks_passed_is_checked_again(make_runtime, feed_server, tmp_path) -> None:
+    runtime = checked_desk(make_runtime, feed_server, tmp_path)
+    gone = feed_server.url("/articles/gone")
+    editors.pick_article(runtime, "weekly", gone, PickAction.EXCLUDE, BEFORE, ED)
+    sending.prepare_next(runtime, "weekly", BEFORE, ahead_ok=True)  # every check passes: it may go
+    feed_server.routes.pop("/articles/gone")  # now answers 404
+    editors.unpick_article(runtime, "weekly", gone, BEFORE, ED)  # and goes back in
+    with pytest.raises(EditionHeld, match="held by checks"):
+        sending.send(runtime, "weekly", ON_TIME)
+    with runtime.factory() as session:
+        edition = session.scalars(select(Edition)).one()
+        assert (edition.status, edition.held_by) == ("ready", "checks")
+    assert statuses(runtime, edition.id) == {"pending": 2}
+    failed = [e.detail for e in audit.entries(runtime) if e.action == "checks failed"]
+    assert failed == [{"failed": ["links"]}]
+    editors.pick_article(runtime, "weekly", gone, PickAction.EXCLUDE, BEFORE, ED)  # out again: it passes
+    assert sending.send(runtime, "weekly", ON_TIME).status == "complete"
+
+
+def test_checks_that_passed_lift_no_hold_of_a_change_made_meanwhile(
+    make_runtime, feed_server, tmp_path, monkeypatch
+) -> None:
+    runtime = checked_desk(make_runtime, feed_server, tmp_path)
+    gone = feed_server.url("/articles/gone")
+    editors.pick_article(runtime, "weekly", gone, PickAction.EXCLUDE, BEFORE, ED)
+    checking = checks.run
+
+    def changed_meanwhile(*args, **options):  # while the first checks end, the broken link goes in
+        found = checking(*args, **options)
+        if feed_server.routes.pop("/articles/gone", None):
+            editors.unpick_article(runtime, "weekly", gone, ON_TIME + timedelta(seconds=1), ED)
+        return found
+
+    monkeypatch.setattr(checks, "run", changed_meanwhile)
+    with pytest.raises(EditionHeld, match="held by checks"):
+        sending.send(runtime, "weekly", ON_TIME)  # its own checks passed; the change's did not
+    with runtime.factory() as session:
+        edition = session.scalars(select(Edition)).one()
+        assert (edition.status, edition.held_by) == ("ready", "checks")
+    assert statuses(runtime, edition.id) == {"pending": 2}
 
 
 @pytest.fixture

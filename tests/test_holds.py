@@ -4,12 +4,14 @@ editor approves; an edition still held when the next slot comes is skipped, the 
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 
-from newsletter.editions.edition import EditionError
-from newsletter.services import audit, editors
+from newsletter.editions.edition import EditionError, EditionHeld
+from newsletter.sending.report import SendReport
+from newsletter.services import audit, editors, sending
 from newsletter.store.models import Edition
 from tests.conftest import WEEKLY_NOV_23
 from tests.test_scheduler import runner
@@ -70,3 +72,39 @@ def test_required_approval_and_a_hold_past_the_next_slot(newsroom) -> None:
     editors.decide(newsroom, "weekly", "approve", next_week, "ed@example.org")
     run = job.edition("weekly", reschedule=False)
     assert run.action in ("sent", "waiting")  # sent, or waiting for news the sample lacks
+
+
+def test_a_hold_and_a_sender_starting_take_turns(newsroom, monkeypatch) -> None:
+    """A hold given as a sender starts: either the hold comes first and nothing goes, or the
+    sender does and the hold is refused as too late; never "held" while it goes."""
+    at = WEEKLY_NOV_23 + timedelta(minutes=2)
+    edition_id, _warnings = sending.prepare_next(newsroom, "weekly", at, force=True)
+    started: list[SendReport | EditionHeld] = []
+
+    def start() -> None:
+        try:
+            started.append(sending.send(newsroom, "weekly", at, edition_id=edition_id))
+        except EditionHeld as exc:
+            started.append(exc)
+
+    sender = threading.Thread(target=start)
+    opened = editors.open_edition
+
+    def sender_starts_meanwhile(*args):  # the hold has read the edition; a sender starts now
+        edition = opened(*args)
+        sender.start()
+        sender.join(1.0)  # done, or waiting for the hold's transaction
+        return edition
+
+    monkeypatch.setattr(editors, "open_edition", sender_starts_meanwhile)
+    try:
+        held = editors.decide(newsroom, "weekly", "hold", at, "ed@example.org").waiting
+    except EditionError as exc:
+        assert "too late" in str(exc)
+        held = None
+    sender.join(60)
+    sent = statuses(newsroom, edition_id)
+    if held:
+        assert isinstance(started[0], EditionHeld) and sent == {"pending": 9}
+    else:
+        assert isinstance(started[0], SendReport) and sent == {"sent": 9}

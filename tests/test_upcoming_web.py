@@ -17,29 +17,38 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from newsletter.services import accounts, audit, editions, editors, schedule, sending
+from newsletter.services import accounts, audit, editions, editors, schedule, sending, upcoming
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Article, Delivery, Edition
+from newsletter.store.models import Article, Delivery, Edition, Variant, VariantArticle
+from newsletter.store.runtime import Runtime
+from newsletter.store.statuses import PickAction
 from newsletter.subscribers.addresses import normalize_email
+from newsletter.web.signin import TESTS_PER_WINDOW
+from tests.conftest import WEEKLY_NOV_23
 from tests.test_editors_web import ED, shut_out, signed_in
 from tests.test_web import Forms, Site, serve
 
 READER = "marc.dubois@example.org"  # in subscribers/demo-subscribers.csv
 
 
-@pytest.fixture
-def desk(newsroom, tmp_path) -> Iterator[Site]:
-    """The sample newsroom, its articles moved into the next weekly edition's window (the
-    server keeps the wall clock), one editor, and the server."""
+def in_the_next_window(runtime: Runtime) -> None:
+    """The sample's articles moved into the next weekly edition's window (the server keeps the
+    wall clock), and one editor."""
     now = datetime.now(UTC)
-    window = editions.next_edition(newsroom, "weekly", now).edition
-    with unit_of_work(newsroom.factory) as session:
+    window = editions.next_edition(runtime, "weekly", now).edition
+    with unit_of_work(runtime.factory) as session:
         newest = session.scalar(select(func.max(Article.published_at)))
         assert newest is not None
         end = min(now, window.window_end) - timedelta(hours=1)
         for article in session.scalars(select(Article)):
             article.published_at += end - newest
-    accounts.add(newsroom, ED, "correct horse battery staple", now)
+    accounts.add(runtime, ED, "correct horse battery staple", now)
+
+
+@pytest.fixture
+def desk(newsroom, tmp_path) -> Iterator[Site]:
+    """The sample newsroom in the next weekly edition's window, one editor, and the server."""
+    in_the_next_window(newsroom)
     yield from serve(newsroom, tmp_path)
 
 
@@ -174,6 +183,37 @@ def test_a_pin_on_the_page_goes_first_in_its_section_and_is_logged(desk) -> None
     assert ("edition pin", ED, {"article": last}) in entries
 
 
+def test_a_pick_given_as_the_edition_is_prepared_is_in_it(newsroom, monkeypatch) -> None:
+    """The preparation at the slot and an editor's exclusion take turns on the edition: the
+    exclusion is in what is prepared, never lost under it."""
+    at = WEEKLY_NOV_23 + timedelta(minutes=2)
+    planned = [i for _section, ids in editors.preview(newsroom, "weekly", at).plan.sections for i in ids]
+    editors.pick_article(newsroom, "weekly", str(planned[1]), PickAction.EXCLUDE, at, ED)  # the draft exists
+    prepared: list[int] = []
+    preparing = threading.Thread(
+        target=lambda: prepared.append(sending.prepare_next(newsroom, "weekly", at, force=True)[0])
+    )
+    picking = editors.pick
+
+    def prepared_meanwhile(*args) -> None:  # the exclusion is made; the slot's preparation starts
+        picking(*args)
+        preparing.start()
+        preparing.join(1.0)  # done, or waiting for the editor's transaction
+
+    monkeypatch.setattr(editors, "pick", prepared_meanwhile)
+    editors.pick_article(newsroom, "weekly", str(planned[0]), PickAction.EXCLUDE, at, ED)
+    preparing.join(60)
+    with newsroom.factory() as session:
+        carried = set(
+            session.scalars(
+                select(VariantArticle.article_id)
+                .join(Variant, Variant.id == VariantArticle.variant_id)
+                .where(Variant.edition_id == prepared[0])
+            )
+        )
+    assert carried and not carried & set(planned[:2])
+
+
 def test_a_subject_for_one_language(desk) -> None:
     prepare(desk)
     with desk.client() as client:
@@ -191,8 +231,6 @@ def test_a_subject_for_one_language(desk) -> None:
     with desk.runtime.factory() as session:
         edition = session.scalars(select(Edition).where(Edition.newsletter == "weekly")).one()
         assert edition.status == "ready"
-        from newsletter.store.models import Variant
-
         subjects = {v.language: v.subject for v in session.scalars(select(Variant))}
     assert subjects.get("de") == "Sonderausgabe {{ top.title }} <b>"
     assert "Sonderausgabe" not in subjects["en"]
@@ -232,3 +270,32 @@ def test_a_test_goes_to_the_editor_alone(desk) -> None:
     with desk.runtime.factory() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 0
     assert ("test send", ED) in [(e.action, e.editor) for e in audit.entries(desk.runtime, 5)]
+
+
+def test_a_test_the_provider_refuses_is_said_so_and_tests_are_limited(newsroom, tmp_path, smtp_sink) -> None:
+    sink, port = smtp_sink
+    sink.refuse[ED] = "550 5.1.1 No such mailbox here"
+    in_the_next_window(newsroom)
+    smtp = {"NEWSLETTER_PROVIDER": "smtp", "NEWSLETTER_SMTP_PORT": str(port), "NEWSLETTER_SMTP_TLS": "none"}
+    for site in serve(newsroom, tmp_path, env={**smtp, "NEWSLETTER_SMTP_HOST": "127.0.0.1"}):
+        with site.client() as client:
+            signed_in(client)
+            refused = post(client, "/editor/upcoming/weekly/test")
+            assert refused.status_code == 409 and "No such mailbox here" in refused.text
+            del sink.refuse[ED]
+            answers = [post(client, "/editor/upcoming/weekly/test") for _ in range(TESTS_PER_WINDOW)]
+            assert [a.status_code for a in answers] == [303] * (TESTS_PER_WINDOW - 1) + [429]
+            assert answers[-1].headers["retry-after"] == "900" and "Please wait" in answers[-1].text
+    assert sink.recipients() == [ED] * (TESTS_PER_WINDOW - 1)
+    outcomes = [e.detail["outcome"] for e in audit.entries(newsroom, 50) if e.action == "test send"]
+    assert outcomes == ["sent"] * (TESTS_PER_WINDOW - 1) + ["failed"]
+
+
+def test_picks_stay_in_sight_past_the_newest_articles_offered(newsroom, monkeypatch) -> None:
+    at = WEEKLY_NOV_23 - timedelta(hours=20)
+    oldest = upcoming.upcoming(newsroom, "weekly", at).offered[-1]
+    assert oldest.in_window
+    editors.pick_article(newsroom, "weekly", str(oldest.id), PickAction.EXCLUDE, at, ED)
+    monkeypatch.setattr(upcoming, "MAX_OFFERED", 3)  # a busy week: more articles than the page lists
+    offered = upcoming.upcoming(newsroom, "weekly", at).offered
+    assert len(offered) == 3 and offered[0].id == oldest.id and offered[0].action == "exclude"

@@ -27,6 +27,10 @@ class EditionError(NewsletterError):
     """An edition or article named on the command line does not exist or cannot change."""
 
 
+class EditionHeld(EditionError):
+    """An editor holds the edition, or it waits for an editor's approval."""
+
+
 @dataclass(frozen=True)
 class EditionInfo:
     """An edition as entry points show it: plain data, readable after the session is gone."""

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.editions.edition import EditionHeld
 from newsletter.sending.batches import BatchBuilder
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
@@ -226,11 +227,16 @@ class Sender:
         """Check the edition can be sent, put back what dead senders held, and mark it sending."""
         report = SendReport(edition_id)
         with unit_of_work(self.factory) as session:
-            edition = session.get(Edition, edition_id)
+            # Locked: an editor's hold or change comes before this start, or finds it sending.
+            edition = session.get(Edition, edition_id, with_for_update=True)
             if edition is None:
                 raise SendError(f"no edition {edition_id}")
             if edition.status == EditionStatus.DRAFT:
                 raise SendError(f"edition {edition_id} is not prepared yet")
+            config = self.settings.newsletters.get(edition.newsletter)
+            why = edition.waiting(config.approval if config else "auto")
+            if edition.status == EditionStatus.READY and why is not None:
+                raise EditionHeld(f"edition {edition_id} is {why}: it goes when released or approved")
             if retry_failed:
                 ledger.retry_failed(session, edition_id)
             report.recovered, report.uncertain = ledger.recover(

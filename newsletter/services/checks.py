@@ -115,14 +115,18 @@ def last(runtime: Runtime, newsletter: str, now: datetime) -> Checklist | None:
 
 def hold(edition: Edition, now: datetime) -> None:
     """Hold an edition in the transaction that prepares it, until `settle` finds its checks
-    pass: a crash in between leaves it held, never sent unchecked."""
+    pass: a crash in between leaves it held, never sent unchecked. An editor's own hold stays
+    theirs (`settle` lifts only this one)."""
+    if edition.held_by != HOLDER and edition.waiting("auto") is not None:
+        return
     edition.held_at, edition.held_by = now, HOLDER
 
 
 def settle(runtime: Runtime, newsletter: str, edition_id: int, now: datetime) -> str | None:
-    """Run the checks on the edition `hold` held: when they all pass, lift that hold (unless an
-    editor has held it since); else keep it, record it in the audit log and tell the operators.
-    Why it stays held, or None."""
+    """Run the checks on the edition `hold` held at `now`: when they all pass, lift that hold
+    (unless an editor has held it since, or a change made meanwhile was held for its own
+    checks); else keep it, record it in the audit log and tell the operators. Why it stays
+    held, or None."""
     checklist = run(runtime, newsletter, now)
     failed = checklist.failed
     with unit_of_work(runtime.factory) as session:
@@ -136,7 +140,7 @@ def settle(runtime: Runtime, newsletter: str, edition_id: int, now: datetime) ->
                 target=f"{newsletter} {slot}",
                 detail={"failed": [c.name for c in failed]},
             )
-        elif edition.held_by == HOLDER:
+        elif edition.held_by == HOLDER and edition.held_at == now:
             edition.held_at = edition.held_by = None
     if not failed:
         return None

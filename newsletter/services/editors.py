@@ -21,7 +21,7 @@ from newsletter.editions.preview import preview as make_preview
 from newsletter.editions.ranking import Score, rank
 from newsletter.editions.variants import overrides
 from newsletter.errors import InputError
-from newsletter.services import audit
+from newsletter.services import audit, checks
 from newsletter.services.audit import COMMAND_LINE
 from newsletter.services.editions import grace
 from newsletter.settings import language_code
@@ -108,9 +108,11 @@ def _changing(
 ) -> Iterator[tuple[Session, Edition]]:
     """An editor's change to the next edition, in one unit of work: a prepared edition no
     sender has begun is reopened and, once changed, prepared again (so the preview, the checks
-    and the send all see the change); an approval given before the change is withdrawn. Each
+    and the send all see the change); an approval given before the change is withdrawn, and
+    with `hold_on_failed_checks` it is held and checked again, as when first prepared. Each
     change is in the audit log."""
     settings = runtime.settings
+    config = settings.newsletter(newsletter)
     with unit_of_work(runtime.factory) as session:
         edition = open_edition(
             session, settings, newsletter, next_slot(session, settings, newsletter, now, grace(settings))
@@ -123,10 +125,16 @@ def _changing(
         yield session, edition
         if prepared:
             prepare(session, settings, edition, Composer(settings.templates_path()))
-        if edition.approved_at is not None and settings.newsletter(newsletter).approval == "required":
+        if edition.approved_at is not None and config.approval == "required":
             edition.approved_at = edition.approved_by = None
             detail = {**detail, "approval": "withdrawn: changed after it was approved"}
+        checking = prepared and config.hold_on_failed_checks
+        if checking:
+            checks.hold(edition, now)
         audit.record(session, action, now, editor, f"{newsletter} {edition.slot}", detail)
+        edition_id = edition.id
+    if checking:
+        checks.settle(runtime, newsletter, edition_id, now)
 
 
 def pick_article(
@@ -259,6 +267,7 @@ def decide(runtime: Runtime, newsletter: str, action: str, now: datetime, editor
         edition = open_edition(
             session, settings, newsletter, next_slot(session, settings, newsletter, now, grace(settings))
         )
+        session.refresh(edition, with_for_update=True)  # a sender starting waits, or is seen
         if edition.status not in UNDECIDED:
             raise EditionError(
                 f"the {newsletter} edition of {edition.slot} is {edition.status}: too late to {action} it"

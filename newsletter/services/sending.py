@@ -12,7 +12,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.compose import Composer
-from newsletter.editions.edition import EditionError, EditionInfo, close_window, next_slot, open_edition
+from newsletter.editions.edition import (
+    EditionError,
+    EditionHeld,
+    EditionInfo,
+    close_window,
+    next_slot,
+    open_edition,
+)
 from newsletter.editions.prepare import Prepared, check_news, prepare
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
@@ -34,10 +41,6 @@ from newsletter.store.statuses import OPEN, DeliveryStatus, EditionStatus
 from newsletter.subscribers.addresses import normalize_email
 
 log = logging.getLogger("newsletter.send")
-
-
-class EditionHeld(EditionError):
-    """An editor holds the edition, or it waits for an editor's approval."""
 
 
 class NotDue(EditionError):
@@ -122,6 +125,7 @@ def _prepare(
             "it goes out then (send --now sends it at once)"
         )
     edition = open_edition(session, settings, newsletter, slot)
+    session.refresh(edition, with_for_update=True)  # an editor's change to it waits, or is seen
     if edition.waiting(settings.newsletter(newsletter).approval) is not None and not hold_ok:
         return edition, None, []  # the caller refuses it, once the draft is kept
     if edition.status != EditionStatus.DRAFT:

@@ -15,7 +15,8 @@ from newsletter.editions.offer import load_offer
 from newsletter.editions.picks import pin_order
 from newsletter.editions.preview import Preview, fill, reader_for
 from newsletter.editions.variants import overrides
-from newsletter.errors import InputError
+from newsletter.errors import InputError, NewsletterError
+from newsletter.sending.providers import OutcomeStatus
 from newsletter.services import audit
 from newsletter.services.editions import grace
 from newsletter.services.editors import preview
@@ -26,6 +27,7 @@ from newsletter.store.models import Delivery, Edition, EditionPick, Subscriber, 
 from newsletter.store.runtime import MAX_ID, Runtime
 from newsletter.store.statuses import DeliveryStatus, PickAction
 from newsletter.subscribers.addresses import normalize_email
+from newsletter.text import printable
 
 # Articles offered for picking, newest first: a week of a busy site.
 MAX_OFFERED = 300
@@ -174,7 +176,10 @@ def _offered(session: Session, runtime: Runtime, edition: Edition) -> list[Offer
         for s in offer.stories.values()
         if rules.window_start <= s.published_at < rules.window_end or s.id in picked
     ]
-    stories.sort(key=lambda s: (s.id not in ranks, ranks.get(s.id, 0), -s.published_at.timestamp()))
+    # Pins in their order, then exclusions: past the newest MAX_OFFERED, a pick stays in sight.
+    stories.sort(
+        key=lambda s: (s.id not in ranks, s.id not in picked, ranks.get(s.id, 0), -s.published_at.timestamp())
+    )
     return [
         Offered(
             s.id,
@@ -254,7 +259,7 @@ def test_to_editor(
 ) -> TestSent:
     """A test of the next edition to the editor's own address: as this subscriber gets it, or
     as the readers of this variant do (else as a reader of every section in the site's
-    language); recorded in the audit log."""
+    language); recorded in the audit log with the provider's verdict, refused when it did not go."""
     as_reader = None
     categories: list[str] | None = None
     language: str | None = None
@@ -274,6 +279,13 @@ def test_to_editor(
             now,
             editor,
             f"{newsletter} {sent.edition.slot}",
-            {"to": sent.to, "as": "a subscriber" if as_reader else language or "every section"},
+            {
+                "to": sent.to,
+                "as": "a subscriber" if as_reader else language or "every section",
+                "outcome": sent.outcome.status,
+            },
         )
+    if sent.outcome.status != OutcomeStatus.SENT:
+        detail = printable(sent.outcome.detail or "no reason given")
+        raise NewsletterError(f"the test to {sent.to} was not sent: {detail}")
     return sent

@@ -30,6 +30,9 @@ HOME = "/editor/"
 WINDOW_SECONDS = 15 * 60
 # The longest page address a sign-in returns to; anything longer is not a link of ours.
 MAX_RETURN = 2000
+# Tests an editor may send to themselves per window: plenty to check a change, and a runaway
+# script or a stuck button cannot flood their mailbox or spend the provider's quota.
+TESTS_PER_WINDOW = 10
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Desk:
     secure: bool
     per_account: Limit
     per_client: Limit
+    tests: Limit
 
     @classmethod
     def build(cls, settings: Settings, secure: bool) -> Desk:
@@ -58,6 +62,7 @@ class Desk:
             secure,
             Limit(editors.attempts_per_account, WINDOW_SECONDS),
             Limit(editors.attempts_per_client, WINDOW_SECONDS),
+            Limit(TESTS_PER_WINDOW, WINDOW_SECONDS),
         )
 
     def token(self, connection: HTTPConnection) -> str | None:
@@ -75,6 +80,13 @@ class Desk:
             log.warning("editors' sign-in: one account was tried too often; refused (client %s)", client)
             return False
         return True
+
+    def test_allowed(self, editor: str) -> bool:
+        """Counts one test send by this editor; False past the limit."""
+        if self.tests.take(editor, time.monotonic()):
+            return True
+        log.warning("editors: %s sent too many tests; refused", editor)
+        return False
 
     def set_cookie(self, response: Response, token: str) -> None:
         """No Max-Age: the browser forgets it when closed; the store ends it after the idle time."""

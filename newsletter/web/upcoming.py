@@ -24,7 +24,7 @@ from newsletter.store.statuses import PickAction
 from newsletter.web.context import log, web
 from newsletter.web.forms import read_form, text
 from newsletter.web.security import CSP
-from newsletter.web.signin import form_refused, form_token, signed
+from newsletter.web.signin import WINDOW_SECONDS, desk, form_refused, form_token, signed
 
 router = APIRouter()
 PREFIX = "/editor/upcoming/{newsletter}"
@@ -280,6 +280,15 @@ async def test_send(request: Request, newsletter: Newsletter) -> Response:
     if refused := form_refused(request, text(posted, "csrf")):
         return refused
     editor = signed(request).email
+    if not desk(request).test_allowed(editor):
+        response = site.error(
+            request,
+            429,
+            N_("Too many requests"),
+            N_("You have sent many tests in a short time. Please wait a quarter of an hour."),
+        )
+        response.headers["Retry-After"] = str(WINDOW_SECONDS)
+        return response
     try:
         await run_in_threadpool(
             upcoming.test_to_editor,
