@@ -12,6 +12,8 @@ are composed (before the pages exist), the web app serves them, and the export w
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 FEED_KINDS = ("atom", "rss", "json")
 MEDIA_TYPES = {
     "atom": "application/atom+xml; charset=utf-8",
@@ -20,6 +22,7 @@ MEDIA_TYPES = {
     "html": "text/html; charset=utf-8",
     "xml": "application/xml; charset=utf-8",
     "txt": "text/plain; charset=utf-8",
+    "css": "text/css; charset=utf-8",
 }
 
 
@@ -43,5 +46,6 @@ def feed_path(newsletter: str, language: str, kind: str, category: str | None = 
 
 
 def url(public_url: str, path: str) -> str:
-    """An absolute address: the public URL's origin (and path prefix, if any) and `path`."""
-    return public_url.rstrip("/") + path
+    """An absolute address: the public URL's origin (and path prefix, if any) and `path`,
+    percent-encoded (a newsletter's name may hold a space or an umlaut)."""
+    return public_url.rstrip("/") + quote(path)

@@ -19,9 +19,18 @@ import feedparser
 import pytest
 from sqlalchemy import select
 
+from newsletter.ingest.run import fetch_feeds
 from newsletter.services import archive, sending
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Document, Publication, Subscriber
+from newsletter.store.models import (
+    Article,
+    Click,
+    Document,
+    Publication,
+    Subscriber,
+    Variant,
+    VariantArticle,
+)
 from newsletter.subscribers.bulk import import_csv
 from newsletter.web.archive import FRESH_SECONDS
 from tests.conftest import WEEKLY_NOV_23
@@ -86,6 +95,11 @@ def test_an_edition_page_in_each_language(archived) -> None:
         assert data["@type"] == "CollectionPage" and data["inLanguage"] == "en"
         assert data["mainEntity"]["itemListElement"]
         assert "noindex" not in text
+        # absolute links to the app's pages and stylesheet: an exported copy may be hosted anywhere
+        assert (
+            'href="http://localhost:8000/site.css"' in text
+            and 'href="http://localhost:8000/subscribe?' in text
+        )
         german = client.get(EDITION + "/de")
         assert german.status_code == 200 and 'lang="de"' in german.text
         assert "Wochenüberblick" in german.text
@@ -100,6 +114,8 @@ def test_an_edition_page_in_each_language(archived) -> None:
             assert f"Disallow: {private}" in robots
         assert "Sitemap: http://localhost:8000/sitemap.xml" in robots
         assert client.get("/archive/weekly/1999-01-01").status_code == 404
+        for odd in ("/archive/weekly/%00", "/feeds/weekly/en%00.atom"):  # PostgreSQL refuses a NUL
+            assert client.get(odd).status_code == 404, odd
         assert client.post(EDITION).status_code in (404, 405)
 
 
@@ -187,6 +203,13 @@ def test_an_archive_page_in_a_browser(archived, request) -> None:
 
     if CHROMIUM is None or CHROMEDRIVER is None:
         pytest.skip("Debian's chromium and chromedriver are not installed (.ci/run installs them)")
+    from dataclasses import replace
+
+    from pydantic import HttpUrl
+
+    # Rendered for the address the browser uses, as a site's pages are for its public URL.
+    served = archived.runtime.settings.model_copy(update={"public_url": HttpUrl(archived.url)})
+    archive.rebuild(replace(archived.runtime, settings=served), WEEKLY_NOV_23 + timedelta(hours=1))
     chromium = request.getfixturevalue("browser")
     chromium.open(archived.url + EDITION + "/de")
     assert "Wochenüberblick" in chromium.heading()
@@ -208,3 +231,120 @@ def test_hostile_articles_stay_text_in_the_pages() -> None:
         assert ld is not None
         names = [item["name"] for item in json.loads(ld.group(1))["mainEntity"]["itemListElement"]]
         assert HOSTILE_TITLE in names  # whole, as data
+
+
+def linked(runtime, address: str) -> list[str]:
+    """The archive's and feeds' paths the email to `address` links, in both of its parts."""
+    folder = Path(runtime.settings.outbox_dir)
+    found = [p for p in folder.glob("*/*.eml") if address in p.name]
+    assert len(found) == 1, found
+    message = email.message_from_bytes(found[0].read_bytes())
+    base = re.escape(str(runtime.settings.public_url).rstrip("/"))
+    text = part(message, "text/html") + part(message, "text/plain")
+    return re.findall(rf"{base}(/(?:archive|feeds)/[^\s\"<>]+)", text)
+
+
+def shared_sections_feed(folder: Path) -> Path:
+    """Four Politics stories that are Europe stories too, and one on Health."""
+    items = [(f"Story {n}", ("Politics", "Europe")) for n in range(4)] + [("Clinics", ("Health",))]
+    feed = folder / "shared.xml"
+    feed.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title>'
+        "<link>https://www.europeantimes.example</link><description>d</description>"
+        + "".join(
+            f"<item><title>{title}</title><link>https://www.europeantimes.example/{n}</link>"
+            f"<guid>s{n}</guid><pubDate>Sat, 21 Nov 2026 0{n}:00:00 +0000</pubDate>"
+            + "".join(f"<category>{c}</category>" for c in categories)
+            + "<description>What happened.</description></item>"
+            for n, (title, categories) in enumerate(items)
+        )
+        + "</channel></rss>",
+        encoding="utf-8",
+    )
+    return feed
+
+
+def test_every_email_links_a_page_and_feed_that_exist(make_runtime, tmp_path) -> None:
+    """A reader of Europe alone, whose every story the generic digest shows under Trending or
+    Politics (so it has no Europe section, and no Europe feed is made), and one of Health, whose
+    only story is trending: their footers link the whole feed, never a 404."""
+    runtime = make_runtime(
+        feeds=[{"url": str(shared_sections_feed(tmp_path))}],
+        site={"categories": ["Politics", "Europe", "Health"], "url": "https://www.europeantimes.example"},
+        timezone="Europe/Brussels",
+    )
+    fetch_feeds(runtime.settings, runtime.factory)
+    readers = tmp_path / "readers.csv"
+    readers.write_text(
+        "email,name,language,categories,newsletters,status\n"
+        "europe@example.org,,en,Europe,weekly,active\n"
+        "health@example.org,,en,Health,weekly,active\n"
+        "politics@example.org,,de,Politics,weekly,active\n",
+        encoding="utf-8",
+    )
+    with unit_of_work(runtime.factory) as session:
+        assert not import_csv(session, runtime.settings, readers, confirmed=True).rejected
+    assert sending.send(runtime, "weekly", WEEKLY_NOV_23 + timedelta(minutes=1)).status == "complete"
+    for address in ("europe@example.org", "health@example.org"):
+        assert "/feeds/weekly/en.atom" in linked(runtime, address)
+    assert "/feeds/weekly/de/politics.atom" in linked(runtime, "politics@example.org")
+    for address in ("europe@example.org", "health@example.org", "politics@example.org"):
+        for path in linked(runtime, address):
+            found = archive.document(runtime, path)
+            assert found is not None and not found.gone, (address, path)
+
+
+def test_a_readers_language_makes_no_page(newsroom, tmp_path) -> None:
+    """A lone reader of Portuguese (no catalog, no feed, no words of the newsletter's own): no
+    page, feed or sitemap entry tells the world one exists; their email links the English page."""
+    readers = tmp_path / "readers.csv"
+    readers.write_text(
+        "email,name,language,categories,newsletters,status\nlone.reader@example.org,,pt,,weekly,active\n",
+        encoding="utf-8",
+    )
+    with unit_of_work(newsroom.factory) as session:
+        assert not import_csv(session, newsroom.settings, readers, confirmed=True).rejected
+    assert sending.send(newsroom, "weekly", WEEKLY_NOV_23 + timedelta(minutes=1)).status == "complete"
+    with newsroom.factory() as session:
+        stored = {d.path: d.body for d in session.scalars(select(Document))}
+    assert not [path for path in stored if "/pt" in path]
+    assert not [path for path, body in stored.items() if "/pt" in body or 'hreflang="pt"' in body]
+    assert linked(newsroom, "lone.reader@example.org") == [EDITION, "/feeds/weekly/en.atom"] * 2
+    assert f"{EDITION}/de" in stored  # German has a catalog: its page stays
+
+
+def test_readers_clicks_never_reshape_the_edition_they_clicked_in(newsroom) -> None:
+    """Readers clicking a story of the edition while it is still being sent: its archive page
+    shows the digest as it was composed, not one ranked by what its readers clicked."""
+    now = WEEKLY_NOV_23 + timedelta(minutes=1)
+    edition_id, _warnings = sending.prepare_next(newsroom, "weekly", now)
+    with newsroom.factory() as session:
+        everything = session.scalars(
+            select(Variant).where(Variant.edition_id == edition_id, Variant.language == "en")
+        ).all()
+        whole = max(everything, key=lambda v: len(v.categories.split(",")))  # every section, nothing before
+        ids = session.scalars(
+            select(VariantArticle.article_id)
+            .where(VariantArticle.variant_id == whole.id)
+            .order_by(VariantArticle.position)
+        ).all()
+        titles = dict(session.execute(select(Article.id, Article.title).where(Article.id.in_(ids))).all())
+    with unit_of_work(newsroom.factory) as session:
+        session.add_all(Click(article_id=ids[-1], edition_id=edition_id) for _ in range(50))
+    assert sending.send(newsroom, "weekly", now).status == "complete"
+    with newsroom.factory() as session:
+        content = json.loads(session.get_one(Publication, edition_id).content)["en"]
+    shown = [card["title"] for card in content["trending"]]
+    shown += [card["title"] for section in content["sections"] for card in section["cards"]]
+    assert shown == [titles[i] for i in ids]
+
+
+def test_an_index_in_a_language_without_a_catalog_has_the_newsletters_own_title() -> None:
+    from newsletter.settings import Settings
+    from newsletter.syndication.pages import Renderer, index_pages
+    from tests.test_syndication_feeds import edition
+
+    settings = Settings(newsletters={"weekly": {"translations": {"pt": {"title": "Resumo semanal"}}}})
+    pages = index_pages(Renderer(settings), "weekly", [edition(23, ("en", "pt"))], ["en", "pt"])
+    portuguese = next(page for page in pages if page.path == "/archive/weekly/in/pt")
+    assert "<h1>Every edition of the Resumo semanal</h1>" in portuguese.body

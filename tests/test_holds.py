@@ -13,6 +13,7 @@ from newsletter.editions.edition import EditionError, EditionHeld
 from newsletter.sending.report import SendReport
 from newsletter.services import audit, editors, sending
 from newsletter.store.models import Edition
+from newsletter.store.statuses import PickAction
 from tests.conftest import WEEKLY_NOV_23
 from tests.test_scheduler import runner
 from tests.test_send import statuses
@@ -72,6 +73,24 @@ def test_required_approval_and_a_hold_past_the_next_slot(newsroom) -> None:
     editors.decide(newsroom, "weekly", "approve", next_week, "ed@example.org")
     run = job.edition("weekly", reschedule=False)
     assert run.action in ("sent", "waiting")  # sent, or waiting for news the sample lacks
+
+
+def test_a_change_withdraws_the_approval_and_no_sender_starts_it(newsroom) -> None:
+    settings = newsroom.settings
+    weekly = settings.newsletters["weekly"].model_copy(update={"approval": "required"})
+    newsroom.settings = settings.model_copy(
+        update={"newsletters": {**settings.newsletters, "weekly": weekly}}
+    )
+    editors.decide(newsroom, "weekly", "approve", BEFORE, "ed@example.org")
+    edition_id, _warnings = sending.prepare_next(newsroom, "weekly", BEFORE, ahead_ok=True, force=True)
+    editors.pick_article(newsroom, "weekly", "3", PickAction.EXCLUDE, BEFORE, "second@example.org")
+    [change, _approval] = audit.entries(newsroom, 2)
+    assert change.detail == {"article": 3, "approval": "withdrawn: changed after it was approved"}
+    on_time = WEEKLY_NOV_23 + timedelta(minutes=2)
+    for edition in (None, edition_id):  # the next edition, or this one by its id (`send --edition`)
+        with pytest.raises(EditionHeld, match="waiting for an editor's approval"):
+            sending.send(newsroom, "weekly", on_time, edition_id=edition)
+    assert statuses(newsroom, edition_id) == {"pending": 9}
 
 
 def test_a_hold_and_a_sender_starting_take_turns(newsroom, monkeypatch) -> None:

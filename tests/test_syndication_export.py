@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -15,15 +16,16 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 
 from newsletter import published
 from newsletter.editions.edition import EditionError, open_edition
 from newsletter.scheduler.runner import Runner
-from newsletter.services import archive, sending
-from newsletter.store.db import unit_of_work
+from newsletter.services import archive, editors, sending
+from newsletter.store.db import make_engine, unit_of_work, upgrade
 from newsletter.store.models import Document, HubPush, Publication
 from newsletter.store.runtime import Runtime
+from newsletter.store.statuses import PickAction
 from newsletter.syndication import hubs
 from newsletter.syndication.export import MANIFEST, ExportError, file_for
 from tests.conftest import WEEKLY_NOV_23, free_port
@@ -33,6 +35,7 @@ from tests.test_settings import run_cli
 
 WEEKLY_NOV_16 = WEEKLY_NOV_23 - timedelta(days=7)
 FIRST, SECOND = "archive/weekly/2026-11-16", "archive/weekly/2026-11-23"
+FARMERS = "https://www.europeantimes.example/2026/11/farmers-protest-in-brussels-over-trade-deal/"
 
 
 @dataclass
@@ -376,3 +379,98 @@ def test_the_command_line_rebuilds_exports_withdraws_and_pushes(newsroom, hub_se
     (tmp_path / "plain").mkdir()
     plain = cli("push", settings=settings_file(newsroom, tmp_path / "plain"))
     assert plain.returncode == 0 and "no WebSub hubs configured" in plain.stdout
+
+
+def test_a_newsletter_that_keeps_no_archive_has_no_page_or_feed(newsroom, tmp_path) -> None:
+    """Turned off after an edition was archived: `rebuild` takes its pages and feeds down (and
+    makes no empty index or feed for it); the export removes their files."""
+    send_weekly(newsroom, WEEKLY_NOV_16)
+    site = tmp_path / "site"
+    archive.export(newsroom, site)
+    assert (site / FIRST / "index.html").exists()
+    runtime = replace(newsroom, settings=with_settings(newsroom, newsletters={"weekly": {"archive": False}}))
+    send_weekly(runtime, WEEKLY_NOV_23)
+    archive.rebuild(runtime, WEEKLY_NOV_23 + timedelta(hours=1))
+    assert set(etags(runtime)) == {"/sitemap.xml", "/robots.txt", "/site.css"}
+    sitemap = archive.document(runtime, "/sitemap.xml")
+    assert sitemap is not None and b"/archive/weekly" not in sitemap.body
+    report = archive.export(runtime, site)
+    assert report.removed and sorted(p.name for p in site.iterdir()) == [
+        MANIFEST,
+        "robots.txt",
+        "site.css",
+        "sitemap.xml",
+    ]
+
+
+def test_a_section_feed_stays_while_an_edition_carries_the_section(newsroom) -> None:
+    """One entry a feed: the edition of the 16th has no Technology section, yet the feed of the
+    9th's stays (a feed reader following it, and the 9th's page linking it, get no 404)."""
+    runtime = replace(newsroom, settings=with_settings(newsroom, syndication={"feed_entries": 1}))
+    send_weekly(runtime, WEEKLY_NOV_16 - timedelta(days=7))
+    send_weekly(runtime, WEEKLY_NOV_16)
+    technology = archive.document(runtime, "/feeds/weekly/en/technology.atom")
+    assert technology is not None and not technology.gone
+    assert b"/archive/weekly/2026-11-09#technology" in technology.body
+    page = archive.document(runtime, "/archive/weekly/2026-11-09")
+    assert page is not None
+    base = str(runtime.settings.public_url).rstrip("/")
+    for link in re.findall(rf'href="{re.escape(base)}(/feeds/[^"]+)"', page.body.decode()):
+        assert archive.document(runtime, link) is not None, link
+
+
+def test_a_second_edition_on_the_same_day_never_stops_a_rebuild(newsroom, caplog) -> None:
+    """The send time moved after the day's edition went: the second one of that date is left out
+    of the archive (its page would be the first's address), and `rebuild` still works."""
+    send_weekly(newsroom, WEEKLY_NOV_23)
+    evening = replace(newsroom, settings=with_settings(newsroom, newsletters={"weekly": {"at": "18:00"}}))
+    later = WEEKLY_NOV_23 + timedelta(hours=11)
+    editors.pick_article(evening, "weekly", FARMERS, PickAction.PIN, later)  # its window holds no news
+    with caplog.at_level(logging.WARNING, logger="newsletter.archive"):
+        send_weekly(evening, later)
+    assert "already has the edition of 2026-11-23" in caplog.text
+    with evening.factory() as session:
+        assert len(session.scalars(select(Publication)).all()) == 1
+    assert archive.rebuild(evening, WEEKLY_NOV_23 + timedelta(days=1)).published == []
+
+
+def test_archiving_never_holds_up_a_migration(make_runtime) -> None:
+    """Every command migrates first under PostgreSQL's migration lock: a long archive rebuild
+    must not make `newsletter status` (or a starting web worker) wait for it."""
+    runtime = make_runtime()
+    if runtime.settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite has no advisory locks")
+    engine = make_engine(runtime.settings.database_url)
+    with unit_of_work(runtime.factory) as session:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": archive.ARCHIVE_LOCK})
+        migrating = threading.Thread(target=upgrade, args=(engine,), daemon=True)
+        migrating.start()
+        migrating.join(10)
+        assert not migrating.is_alive()
+    engine.dispose()
+
+
+def test_an_export_killed_half_way_leaves_nothing_behind_the_next(newsroom, tmp_path) -> None:
+    """`kill -9` between writing a file beside its place and renaming it: the next export removes
+    the copy (a host would publish it, and a withdrawn edition's folder would stay for it)."""
+    first_id = send_weekly(newsroom, WEEKLY_NOV_16)
+    site = tmp_path / "site"
+    archive.export(newsroom, site)
+    page = site / FIRST / "index.html"
+    stray = page.with_name(f".index.html.{'a1' * 16}.tmp")
+    stray.write_bytes(page.read_bytes())
+    (site / f".{MANIFEST}.{'b2' * 16}.tmp").write_text("{}")
+    theirs = [site / "feeds/weekly/.en.atom.notes.tmp", site / f".CNAME.{'d4' * 16}.tmp"]  # not the export's
+    archive.withdraw(newsroom, first_id, WEEKLY_NOV_23)
+    archive.export(newsroom, site)
+    assert not stray.exists() and not list(site.glob(".*.tmp"))
+    assert not (site / FIRST).exists()  # its emptied folder went too
+    for path in theirs:
+        path.write_text("mine")
+    archive.export(newsroom, site)
+    assert all(path.read_text() == "mine" for path in theirs)
+
+    fresh = tmp_path / "fresh"  # the first export stopped as it wrote its manifest
+    fresh.mkdir()
+    (fresh / f".{MANIFEST}.{'c3' * 16}.tmp").write_text('{"files": []}')
+    assert archive.export(newsroom, fresh).written and not list(fresh.glob(".*.tmp"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -338,3 +339,18 @@ def test_an_empty_feed_is_valid_and_dated_by_no_clock() -> None:
 def test_withdrawn_editions_stay_out() -> None:
     withdrawn = Published(**{**edition(30).__dict__, "withdrawn": True})
     assert render(publications=[withdrawn, *EDITIONS]) == render()
+
+
+def test_a_newsletters_name_is_percent_encoded_in_every_address() -> None:
+    """A name with a space or an umlaut: every link is a valid URL (an email's text part would
+    otherwise cut it at the space), while the document keeps its path as the server sees it."""
+    name = "Wöchentlich Neu"
+    settings = Settings(public_url=PUBLIC, newsletters={name: {}})
+    rendered = feeds(settings, name, "en", [replace(p, newsletter=name) for p in EDITIONS])
+    assert rendered[0].path == f"/feeds/{name}/en.atom"
+    bodies = {document.path.rsplit(".", 1)[1]: document.body for document in rendered}
+    page = f"{PUBLIC}/archive/W%C3%B6chentlich%20Neu/2026-11-23"
+    assert parsed(bodies["atom"]).entries[0].link == page
+    assert json.loads(bodies["json"])["feed_url"] == f"{PUBLIC}/feeds/W%C3%B6chentlich%20Neu/en.json"
+    for body in bodies.values():
+        assert name not in body

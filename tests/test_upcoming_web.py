@@ -8,6 +8,8 @@ from __future__ import annotations
 import email
 import html
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -19,7 +21,7 @@ from sqlalchemy import func, select
 
 from newsletter.services import accounts, audit, editions, editors, schedule, sending, upcoming
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Article, Delivery, Edition, Variant, VariantArticle
+from newsletter.store.models import Article, Delivery, Edition, Subscriber, Variant, VariantArticle
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import PickAction
 from newsletter.subscribers.addresses import normalize_email
@@ -212,6 +214,74 @@ def test_a_pick_given_as_the_edition_is_prepared_is_in_it(newsroom, monkeypatch)
             )
         )
     assert carried and not carried & set(planned[:2])
+
+
+def test_an_article_is_picked_by_its_whole_id_or_address(desk) -> None:
+    with desk.runtime.factory() as session:
+        url = session.scalars(select(Article.url).where(Article.id == 12)).one()
+    with desk.client() as client:
+        signed_in(client)
+        for article in ("0" * 19 + "12", url):  # never cut to another article's id, or no article
+            answer = post(client, "/editor/upcoming/weekly/pick", article=article, action="exclude")
+            assert answer.status_code == 303, answer.text
+            _info, picked = editors.edition_picks(desk.runtime, "weekly", datetime.now(UTC))
+            assert [(p.article_id, p.action) for p in picked] == [(12, "exclude")]
+            assert (
+                post(client, "/editor/upcoming/weekly/pick", article="12", action="unpick").status_code == 303
+            )
+
+
+@pytest.fixture
+def busy_desk(newsroom, tmp_path) -> Iterator[Site]:
+    """The desk served by two processes, as a site with several editors would be."""
+    in_the_next_window(newsroom)
+    yield from serve(newsroom, tmp_path, workers=2)
+
+
+def test_a_sender_starting_while_editors_pick_sends_each_reader_once(busy_desk) -> None:
+    """Editors pin and undo without pause, each pick preparing the edition again, while `send`
+    starts: it is not starved of the store, and once it began no pick changes the edition
+    (409, too late); every reader gets exactly one copy."""
+    site = busy_desk
+    with site.runtime.factory() as session:
+        ids = session.scalars(select(Article.id).where(Article.language == "en").order_by(Article.id)).all()
+    prepare(site)
+    answers: list[int] = []
+    stop = threading.Event()
+
+    def editor() -> None:
+        with site.client() as client:
+            signed_in(client)
+            token = Forms(page(client).text).form("/editor/upcoming/weekly/pick")["csrf"]
+            turn = 0
+            while not stop.is_set():
+                action = "pin" if turn // 30 % 2 == 0 else "unpick"
+                fields = {"csrf": token, "article": str(ids[turn % 30]), "action": action}
+                answer = client.post("/editor/upcoming/weekly/pick", data=fields)
+                assert answer.status_code == 303 or "too late" in answer.text, answer.text
+                answers.append(answer.status_code)
+                turn += 1
+
+    editors_at_work = [threading.Thread(target=editor) for _ in range(3)]
+    for thread in editors_at_work:
+        thread.start()
+    while len(answers) < 6:  # the editors are at it
+        time.sleep(0.05)
+    sent = site.cli("send", "--now", "--force")
+    stop.set()
+    for thread in editors_at_work:
+        thread.join(60)
+    assert sent.returncode == 0, sent.stderr
+    copies = Counter(normalize_email(m["To"].split("<")[-1].strip(">")) for m in outbox(site))
+    with site.runtime.factory() as session:
+        edition = session.scalars(select(Edition).order_by(Edition.slot)).first()
+        assert edition is not None and edition.status == "complete"
+        readers = session.scalars(
+            select(Subscriber.email)
+            .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            .where(Delivery.edition_id == edition.id, Delivery.status == "sent")
+        ).all()
+    assert len(readers) == 9 and copies == Counter(readers)
 
 
 def test_a_subject_for_one_language(desk) -> None:

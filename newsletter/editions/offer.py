@@ -54,15 +54,16 @@ class Offer:
         return [s for s in self.section_order if s in chosen] if chosen else list(self.section_order)
 
 
-def trending_signals(session: Session, articles: Sequence[Article]) -> list[Signals]:
-    """The ranking's inputs for these articles: what they carry, plus clicks from earlier editions."""
-    clicks = dict(
-        session.execute(
-            select(Click.article_id, func.count())
-            .where(Click.article_id.in_([a.id for a in articles]))
-            .group_by(Click.article_id)
-        ).all()
-    )
+def trending_signals(
+    session: Session, articles: Sequence[Article], edition_id: int | None = None
+) -> list[Signals]:
+    """The ranking's inputs for these articles: what they carry, plus clicks from earlier
+    editions; never those in `edition_id` itself, whose readers' clicks must not reshape it
+    (as its archive page ranks it, after its send) once it went out."""
+    query = select(Click.article_id, func.count()).where(Click.article_id.in_([a.id for a in articles]))
+    if edition_id is not None:
+        query = query.where(Click.edition_id.is_distinct_from(edition_id))
+    clicks = dict(session.execute(query.group_by(Click.article_id)).all())
     return [
         Signals(a.id, a.published_at, a.trending_rank, a.comment_count, clicks.get(a.id, 0)) for a in articles
     ]
@@ -111,7 +112,7 @@ def load_offer(session: Session, settings: Settings, edition: Edition) -> Offer:
     ).all()
     stories = {a.id: _story(a, set(names)) for a in articles}
     stories = {i: s for i, s in stories.items() if s.sections}
-    signals = trending_signals(session, [a for a in articles if a.id in stories])
+    signals = trending_signals(session, [a for a in articles if a.id in stories], edition.id)
     scores = {s.article_id: s for s in rank(signals, settings.ranking, edition.window_end)}
     translations = {
         (t.key, t.language): _story(t, set(names))

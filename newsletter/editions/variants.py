@@ -77,6 +77,19 @@ def overrides(edition: Edition) -> dict[str, dict[str, str]]:
     return found if isinstance(found, dict) else {}
 
 
+def public_languages(settings: Settings, offer: Offer) -> list[str]:
+    """The languages the archive publishes an edition in, the site's first: those with a
+    catalog, with the newsletter's own words, or with translated articles. Never one learnt from
+    a reader: no page tells the world that a reader of a rare language is on the list."""
+    site = settings.site.language
+    found = {
+        *i18n.languages(),
+        *settings.newsletter(offer.edition.newsletter).translations,
+        *(language for _key, language in offer.translations),
+    }
+    return [site, *sorted(found - {site})]
+
+
 class Variants:
     """Plans and composes the edition's digests, each once."""
 
@@ -90,6 +103,7 @@ class Variants:
         self.utm = {} if public else utm(settings, offer.edition.newsletter, offer.edition.slot)
         self.clicks = None if public else click_links(settings)
         self.overrides = overrides(offer.edition)
+        self.public_languages = public_languages(settings, offer)
         self._plans: dict[tuple[tuple[str, ...], frozenset[int]], Plan] = {}
         self._built: dict[tuple[object, str], Built] = {}
 
@@ -146,12 +160,18 @@ class Variants:
 
     def public_links(self, plan: Plan, language: str) -> dict[str, str | None]:
         """Where the edition will be public once sent, and the feed matching the reader's
-        sections (one section: its feed; else every section's) in their language."""
+        sections (one section: its feed, if the archive's digest has that section; else every
+        section's), in their language where the archive has it, else in their words' language."""
         if self.public or not self.newsletter.archive:
             return {"archive_url": None, "feed_url": None}
         edition, base = self.offer.edition, str(self.settings.public_url)
         site = self.settings.site.language
-        only = plan.chosen[0] if len(plan.chosen) == 1 and len(self.offer.section_order) > 1 else None
+        if language not in self.public_languages:
+            language = i18n.catalog_language(language)
+        shown = {slug for slug, _ids in self.plan(list(self.offer.section_order), frozenset()).sections}
+        only = None
+        if len(plan.chosen) == 1 and len(self.offer.section_order) > 1 and plan.chosen[0] in shown:
+            only = plan.chosen[0]
         return {
             "archive_url": published.url(
                 base, published.edition_path(edition.newsletter, edition.slot, language, site)

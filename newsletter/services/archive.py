@@ -22,8 +22,9 @@ from newsletter.syndication.export import export as write_files
 from newsletter.syndication.hubs import PushReport, enqueue
 
 log = logging.getLogger("newsletter.archive")
-# The PostgreSQL advisory lock archive writers share (any fixed number of ours).
-ARCHIVE_LOCK = 0x6E657773
+# The PostgreSQL advisory lock archive writers share ("arch"): not the migrations' own, which
+# every command takes as it starts and must never wait for a long rebuild.
+ARCHIVE_LOCK = 0x6172_6368
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,9 @@ MIGRATION_LOCK = 0x6E65_7773  # "news"
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations; safe to call from every command (a no-op when up to date), and from
-    several processes at once."""
-    with engine.begin() as connection:
+    several processes at once. On SQLite it queues with the units of work (see `Writer`): a
+    command started while the pages write without pause is not starved of the store."""
+    with _writer(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config = alembic_config()
@@ -120,8 +121,7 @@ _WRITERS: dict[str, Writer] = {}
 _WRITERS_LOCK = threading.Lock()
 
 
-def _writer(factory: sessionmaker[Session]) -> AbstractContextManager[object]:
-    engine = factory.kw.get("bind")
+def _writer(engine: object) -> AbstractContextManager[object]:
     if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
         return nullcontext()
     name = engine.url.database
@@ -133,5 +133,5 @@ def _writer(factory: sessionmaker[Session]) -> AbstractContextManager[object]:
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One session per unit of work: commit on success, roll back on any error."""
-    with _writer(factory), factory() as session, session.begin():
+    with _writer(factory.kw.get("bind")), factory() as session, session.begin():
         yield session

@@ -12,14 +12,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.compose import Card, Composer
 from newsletter.editions.offer import load_offer
 from newsletter.editions.variants import Variants
 from newsletter.settings import Settings
-from newsletter.store.models import Edition, Publication, Variant
+from newsletter.store.models import Edition, Publication
 
 
 @dataclass(frozen=True)
@@ -84,25 +83,16 @@ class Published:
         )
 
 
-def languages(session: Session, settings: Settings, edition: Edition) -> list[str]:
-    """The site's language first, then every language the edition's readers got it in, and the
-    languages its newsletter has its own words for."""
-    site = settings.site.language
-    found = set(settings.newsletter(edition.newsletter).translations)
-    found.update(session.scalars(select(Variant.language).where(Variant.edition_id == edition.id).distinct()))
-    return [site, *sorted(found - {site})]
-
-
 def digests(session: Session, settings: Settings, edition: Edition) -> dict[str, Digest]:
     """The edition's generic digest (a reader of every section who got nothing before) in each
-    of its languages; empty when it holds no article."""
+    language the archive publishes it in; empty when it holds no article."""
     offer = load_offer(session, settings, edition)
     variants = Variants(settings, offer, Composer(settings.templates_path()), public=True)
     plan = variants.plan(list(offer.section_order), frozenset())
     if plan.empty:
         return {}
     found = {}
-    for language in languages(session, settings, edition):
+    for language in variants.public_languages:
         view = variants.view(plan, language)
         found[language] = Digest(
             view.newsletter.title,

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter.store.models import Document
@@ -77,6 +77,20 @@ def drop_missing(session: Session, prefix: str, kept: set[str]) -> list[str]:
     for document in stale:
         session.delete(document)
     return [d.path for d in stale]
+
+
+def drop_newsletter(session: Session, newsletter: str) -> None:
+    """Every page and feed of a newsletter that keeps no archive (any more): deleted."""
+    index = f"/archive/{newsletter}"
+    session.execute(
+        delete(Document).where(
+            or_(
+                Document.path == index,
+                Document.path.startswith(f"{index}/", autoescape=True),
+                Document.path.startswith(f"/feeds/{newsletter}/", autoescape=True),
+            )
+        )
+    )
 
 
 def find(session: Session, path: str) -> Document | None:

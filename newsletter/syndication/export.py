@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from newsletter.errors import NewsletterError
 
 MANIFEST = ".newsletter-export.json"
 # A path ending in one of these is a file of its own; any other is a page: PATH/index.html.
-FILE_SUFFIXES = (".xml", ".txt", ".atom", ".rss", ".json")
+FILE_SUFFIXES = (".xml", ".txt", ".atom", ".rss", ".json", ".css")
+# What `_write` writes beside a file before renaming it over it: `.NAME.HEX.tmp`.
+_TEMPORARY = re.compile(r"\.(.+)\.[0-9a-f]{32}\.tmp")
 
 
 class ExportError(NewsletterError):
@@ -62,6 +65,7 @@ def export(folder: Path, documents: Iterable[tuple[str, str]]) -> ExportReport:
     folder.mkdir(parents=True, exist_ok=True)
     root = folder.resolve()
     before = _manifest(root)
+    _clear_temporaries(root, before | {MANIFEST})
     for name in sorted(set(wanted) - before):
         target = _inside(root, name)
         if target.exists() and not _same(target, wanted[name]):
@@ -91,6 +95,7 @@ def _manifest(root: Path) -> set[str]:
     """The files an earlier export wrote; none for an empty folder."""
     manifest = root / MANIFEST
     if not manifest.is_file():
+        _clear_temporaries(root, {MANIFEST})  # a first export stopped as it wrote the manifest
         if any(root.iterdir()):
             raise ExportError(
                 root, f"holds files but no {MANIFEST}: export into an empty folder, or an earlier export's"
@@ -107,6 +112,23 @@ def _manifest(root: Path) -> set[str]:
         if name == MANIFEST or not _relative(name):
             raise ExportError(manifest, f"lists a file outside the folder: {name!r}")
     return set(files)
+
+
+def _clear_temporaries(root: Path, names: set[str]) -> None:
+    """Remove what an export stopped half-way (`kill -9`) left beside these files of its own: a
+    host would publish the copies, and a withdrawn edition's folder could never go."""
+    by_folder: dict[PurePosixPath, set[str]] = {}
+    for name in names:
+        path = PurePosixPath(name)
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    for folder, files in by_folder.items():
+        place = _inside(root, (folder / min(files)).as_posix()).parent
+        if not place.is_dir():
+            continue
+        for entry in place.iterdir():
+            found = _TEMPORARY.fullmatch(entry.name)
+            if found and found.group(1) in files and entry.is_file() and not entry.is_symlink():
+                entry.unlink()
 
 
 def _relative(name: str) -> bool:

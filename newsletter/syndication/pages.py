@@ -58,6 +58,8 @@ class Renderer:
             .render(
                 values,
                 site=self.settings.site,
+                # Absolute links to the app's own pages: an export may be hosted anywhere.
+                root=str(self.settings.public_url).rstrip("/"),
                 lang=language,
                 language=language,
                 language_name=lambda code: i18n.language_name(code, language),
@@ -178,7 +180,7 @@ def index_pages(
     pages = []
     for language in languages:
         mine = [p for p in publications if language in p.digests]
-        title = settings.newsletter(newsletter).in_language(i18n.catalog_language(language)).title
+        title = settings.newsletter(newsletter).in_language(language).title
         title = i18n.gettext_for(language)(title)
         heading = i18n.gettext_for(language)(N_("Every edition of the %(title)s")) % {"title": title}
         count = max(1, -(-len(mine) // per_page))
@@ -257,6 +259,12 @@ def sitemap(renderer: Renderer, newsletters: dict[str, list[Published]]) -> Rend
                 )
     lines.append("</urlset>")
     return Rendered("/sitemap.xml", MEDIA_TYPES["xml"], "\n".join(lines) + "\n")
+
+
+def stylesheet(renderer: Renderer) -> Rendered:
+    """The pages' stylesheet, exported beside them for a static host."""
+    css = (renderer.settings.templates_path() / "web" / "site.css").read_text(encoding="utf-8")
+    return Rendered("/site.css", MEDIA_TYPES["css"], css)
 
 
 def robots(renderer: Renderer) -> Rendered:

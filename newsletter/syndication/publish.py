@@ -5,6 +5,7 @@ robots.txt are rendered and stored where their bytes changed."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 
 from sqlalchemy import select
@@ -18,8 +19,17 @@ from newsletter.store.statuses import EditionStatus
 from newsletter.syndication import documents
 from newsletter.syndication.content import Published, digests
 from newsletter.syndication.feeds import feeds
-from newsletter.syndication.pages import Renderer, edition_pages, gone_pages, index_pages, robots, sitemap
+from newsletter.syndication.pages import (
+    Renderer,
+    edition_pages,
+    gone_pages,
+    index_pages,
+    robots,
+    sitemap,
+    stylesheet,
+)
 
+log = logging.getLogger("newsletter.archive")
 # An edition that went out, to everyone or to most: it is published.
 SENT = (EditionStatus.COMPLETE, EditionStatus.PARTIAL)
 
@@ -34,12 +44,27 @@ def archive(session: Session, settings: Settings, edition: Edition, now: datetim
 
 def keep(session: Session, settings: Settings, edition: Edition, now: datetime) -> bool:
     """Keep a sent edition's generic digest as its publication (once); False for a newsletter
-    that keeps no archive, an edition not sent, or one with no article."""
+    that keeps no archive, an edition not sent, one with no article, or a second one the same
+    day (logged)."""
     if edition.newsletter not in settings.newsletters or not settings.newsletter(edition.newsletter).archive:
         return False
     if edition.status not in SENT:
         return False
     if session.get(Publication, edition.id) is None:
+        slug = published.slug(edition.slot)
+        taken = select(Publication.edition_id).where(
+            Publication.newsletter == edition.newsletter, Publication.slug == slug
+        )
+        if session.scalar(taken) is not None:
+            # Its send time moved after the day's edition went: a page of its own would need
+            # another address than the one its emails link to.
+            log.warning(
+                "edition %d is not archived: the %s archive already has the edition of %s",
+                edition.id,
+                edition.newsletter,
+                slug,
+            )
+            return False
         found = digests(session, settings, edition)
         if not found:
             return False
@@ -47,7 +72,7 @@ def keep(session: Session, settings: Settings, edition: Edition, now: datetime) 
             Publication(
                 edition_id=edition.id,
                 newsletter=edition.newsletter,
-                slug=published.slug(edition.slot),
+                slug=slug,
                 published_at=edition.finished_at or edition.started_at or now,
                 content=json.dumps(
                     {language: digest.to_json() for language, digest in found.items()},
@@ -87,9 +112,31 @@ def render(
     session: Session, settings: Settings, newsletter: str, now: datetime, editions: set[int] | None = None
 ) -> list[str]:
     """Render the newsletter's indexes, feeds and the sitemap, and the pages of `editions` (all
-    of them when None); store what changed, drop what is no longer made. The URLs of the
-    feeds whose bytes changed."""
+    of them when None); store what changed, drop what is no longer made (everything, for a
+    newsletter that keeps no archive). The URLs of the feeds whose bytes changed."""
     renderer = Renderer(settings)
+    if settings.newsletter(newsletter).archive:
+        changed = _render_newsletter(session, settings, renderer, newsletter, now, editions)
+    else:
+        documents.drop_newsletter(session, newsletter)
+        changed = []
+    archived = [name for name, config in settings.newsletters.items() if config.archive]
+    everyone = {name: publications(session, name) for name in archived}
+    documents.put(session, sitemap(renderer, everyone), now)
+    documents.put(session, robots(renderer), now)
+    documents.put(session, stylesheet(renderer), now)
+    return changed
+
+
+def _render_newsletter(
+    session: Session,
+    settings: Settings,
+    renderer: Renderer,
+    newsletter: str,
+    now: datetime,
+    editions: set[int] | None,
+) -> list[str]:
+    """The newsletter's own pages and feeds (see `render`); the URLs of the feeds that changed."""
     site = settings.site.language
     everything = publications(session, newsletter)
     live = [p for p in everything if not p.withdrawn]
@@ -111,10 +158,13 @@ def render(
     made += index_pages(renderer, newsletter, live, languages)
     limit = settings.syndication.feed_entries
     for language in languages:
-        mine = [p for p in live if language in p.digests][:limit]
-        made += feeds(settings, newsletter, language, mine)
+        mine = [p for p in live if language in p.digests]
+        made += feeds(settings, newsletter, language, mine[:limit])
+        # A section's feed stays while any edition carries the section: its readers, and the
+        # pages linking it, never meet a 404 because the newest editions had none of it.
         for slug in sorted({s.slug for p in mine for s in p.digests[language].sections}):
-            made += feeds(settings, newsletter, language, mine, slug)
+            carrying = [p for p in mine if p.digests[language].section(slug) is not None]
+            made += feeds(settings, newsletter, language, carrying[:limit], slug)
     changed = []
     for document in made:
         kept.add(document.path)
@@ -122,7 +172,4 @@ def render(
             changed.append(published.url(str(settings.public_url), document.path))
     documents.drop_missing(session, f"/archive/{newsletter}/", kept)
     documents.drop_missing(session, f"/feeds/{newsletter}/", kept)
-    everyone = {name: publications(session, name) for name in settings.newsletters}
-    documents.put(session, sitemap(renderer, everyone), now)
-    documents.put(session, robots(renderer), now)
     return changed

@@ -66,7 +66,7 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     app.add_middleware(Syndicated, runtime=runtime)
     app.add_middleware(EditorGate)
     app.add_middleware(BodyLimit)
-    app.add_middleware(SecurityHeaders, https=app.state.web.guard.secure)
+    app.add_middleware(SecurityHeaders, https=app.state.web.guard.secure, own=app.state.web.guard.own)
     return app
 
 

@@ -30,7 +30,8 @@ CACHE_CONTROL = b"public, max-age=300"
 
 
 def served(path: str) -> bool:
-    return path.startswith(PREFIXES) or path in FILES
+    # No document's path holds a NUL, which PostgreSQL cannot even compare: such a path is a 404.
+    return (path.startswith(PREFIXES) or path in FILES) and "\x00" not in path
 
 
 class Syndicated:

@@ -110,9 +110,14 @@ def security_headers(https: bool, private: bool, token_page: bool = True) -> lis
 class SecurityHeaders:
     """Adds the security headers to every answer (a pure ASGI middleware: it costs microseconds)."""
 
-    def __init__(self, app: ASGIApp, https: bool) -> None:
+    def __init__(self, app: ASGIApp, https: bool, own: str = "") -> None:
+        """`own`: the public URL's origin, whose stylesheet the archive's pages link absolutely
+        (so an exported copy works from any host); allowed beside 'self'."""
         self.app = app
-        self.public = security_headers(https, private=False, token_page=False)
+        self.public = [
+            (name, value.replace(b"style-src 'self'", f"style-src 'self' {own}".strip().encode()))
+            for name, value in security_headers(https, private=False, token_page=False)
+        ]
         self.private = security_headers(https, private=True, token_page=False)
         self.token_page = security_headers(https, private=True)
 

@@ -202,7 +202,7 @@ async def pick(request: Request, newsletter: Newsletter) -> Response:
     posted = await read_form(request)
     if refused := form_refused(request, text(posted, "csrf")):
         return refused
-    article, action = text(posted, "article", 20), text(posted, "action", 10)
+    article, action = text(posted, "article", 2000), text(posted, "action", 10)  # an id or a URL
     editor, now = signed(request).email, site.clock()
     try:
         if action in (PickAction.PIN, PickAction.EXCLUDE):
