@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from newsletter.editions.compose import CLIP_BYTES
@@ -59,6 +60,15 @@ def _known(request: Request, newsletter: str) -> Response | None:
     if newsletter not in web(request).runtime.settings.newsletters:
         return web(request).error(request, 404, N_("Page not found"), N_("There is no page at this address."))
     return None
+
+
+async def _posted(request: Request, newsletter: str) -> tuple[FormData, Response | None]:
+    """A form posted to the page: its fields, or the answer refusing it (a newsletter not
+    configured, a form without this session's token or from another origin)."""
+    if missing := _known(request, newsletter):
+        return FormData(), missing
+    posted = await read_form(request)
+    return posted, form_refused(request, text(posted, "csrf"))
 
 
 def _refused(request: Request, exc: NewsletterError) -> Response:
@@ -155,12 +165,10 @@ def _framed(html: str) -> Response:
 async def find_reader(request: Request, newsletter: Newsletter) -> Response:
     """An address typed by the editor becomes the reader's page (by id: no address in a URL or
     a log)."""
-    if missing := _known(request, newsletter):
-        return missing
-    site = web(request)
-    posted = await read_form(request)
-    if refused := form_refused(request, text(posted, "csrf")):
+    posted, refused = await _posted(request, newsletter)
+    if refused is not None:
         return refused
+    site = web(request)
     email = text(posted, "email", 320)
     try:
         subscriber_id = await run_in_threadpool(upcoming.subscriber_id, site.runtime, email)
@@ -196,12 +204,10 @@ async def reader(request: Request, newsletter: Newsletter, subscriber_id: Varian
 @router.post(PREFIX + "/pick")
 async def pick(request: Request, newsletter: Newsletter) -> Response:
     """Pin, exclude, undo or move an article; a prepared edition is prepared again."""
-    if missing := _known(request, newsletter):
-        return missing
-    site = web(request)
-    posted = await read_form(request)
-    if refused := form_refused(request, text(posted, "csrf")):
+    posted, refused = await _posted(request, newsletter)
+    if refused is not None:
         return refused
+    site = web(request)
     article, action = text(posted, "article", 2000), text(posted, "action", 10)  # an id or a URL
     editor, now = signed(request).email, site.clock()
     try:
@@ -226,12 +232,10 @@ async def pick(request: Request, newsletter: Newsletter) -> Response:
 
 @router.post(PREFIX + "/override")
 async def override(request: Request, newsletter: Newsletter) -> Response:
-    if missing := _known(request, newsletter):
-        return missing
-    site = web(request)
-    posted = await read_form(request)
-    if refused := form_refused(request, text(posted, "csrf")):
+    posted, refused = await _posted(request, newsletter)
+    if refused is not None:
         return refused
+    site = web(request)
     try:
         await run_in_threadpool(
             editors.override,
@@ -251,12 +255,10 @@ async def override(request: Request, newsletter: Newsletter) -> Response:
 @router.post(PREFIX + "/decide")
 async def decide(request: Request, newsletter: Newsletter) -> Response:
     """Hold, release or approve the edition."""
-    if missing := _known(request, newsletter):
-        return missing
-    site = web(request)
-    posted = await read_form(request)
-    if refused := form_refused(request, text(posted, "csrf")):
+    posted, refused = await _posted(request, newsletter)
+    if refused is not None:
         return refused
+    site = web(request)
     action = text(posted, "action", 10)
     if action not in ("hold", "release", "approve"):
         return site.error(request, 400, N_("Bad request"), N_("This request cannot be understood."))
@@ -273,12 +275,10 @@ async def decide(request: Request, newsletter: Newsletter) -> Response:
 async def test_send(request: Request, newsletter: Newsletter) -> Response:
     """The next edition to the signed-in editor only, marked as a test, outside the ledger: as
     the variant chosen on the page, or as one subscriber gets it."""
-    if missing := _known(request, newsletter):
-        return missing
-    site = web(request)
-    posted = await read_form(request)
-    if refused := form_refused(request, text(posted, "csrf")):
+    posted, refused = await _posted(request, newsletter)
+    if refused is not None:
         return refused
+    site = web(request)
     editor = signed(request).email
     if not desk(request).test_allowed(editor):
         response = site.error(
