@@ -13,9 +13,12 @@ from newsletter.editions.preview import preview
 from tests.conftest import WEEKLY_NOV_23
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
-)
+pytestmark = [
+    pytest.mark.one_database,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
+    ),
+]
 
 
 def screenshot(html_path, png_path, tmp_path, width: int = 1000) -> Image.Image:
