@@ -121,19 +121,25 @@ class BatchBuilder:
         row = session.get(Variant, variant_id)
         if row is None:
             raise SendError(f"variant {variant_id} is missing from the store")
-        site = self.settings.site
-        config = self.settings.newsletter(self.newsletter)
-        markers = Markers(row.marker)
-        template = MessageTemplate(
-            subject=row.subject,
-            html=row.html,
-            text=row.text,
-            from_name=site.from_name,
-            from_address=site.from_address,
-            reply_to=site.reply_to,
-            list_name=f"{site.name} {config.title}",
-            list_id=list_id(self.newsletter, str(site.url)),
-            unsubscribe_mailto=Mailto.from_settings(self.settings),
-            markers=markers,
+        template = variant_template(self.settings, self.newsletter, row)
+        return VariantContent(
+            row.id, row.subject, row.html, row.text, Markers(row.marker), template, row.language
         )
-        return VariantContent(row.id, row.subject, row.html, row.text, markers, template, row.language)
+
+
+def variant_template(settings: Settings, newsletter: str, row: Variant) -> MessageTemplate:
+    """A stored variant's message as it goes out: what the sender copies for each reader, and
+    what the checks before it goes look at."""
+    site = settings.site
+    return MessageTemplate(
+        subject=row.subject,
+        html=row.html,
+        text=row.text,
+        from_name=site.from_name,
+        from_address=site.from_address,
+        reply_to=site.reply_to,
+        list_name=f"{site.name} {settings.newsletter(newsletter).title}",
+        list_id=list_id(newsletter, str(site.url)),
+        unsubscribe_mailto=Mailto.from_settings(settings),
+        markers=Markers(row.marker),
+    )

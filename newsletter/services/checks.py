@@ -32,7 +32,7 @@ from newsletter.editions.edition import EditionInfo, draft, next_slot, open_edit
 from newsletter.editions.personalize import Personalizable, Reader
 from newsletter.editions.prepare import prepare
 from newsletter.ingest.fetch import _DEADLINE, RefusedAddress, display_url, make_client
-from newsletter.sending.messages import Mailto, MessageTemplate, list_id
+from newsletter.sending.batches import variant_template
 from newsletter.services import audit
 from newsletter.services.alerts import alert
 from newsletter.services.editions import grace
@@ -208,7 +208,6 @@ def _answers(urls: list[str], settings: FetchSettings) -> list[Answer]:
 def _copies(session: Session, settings: Settings, edition: Edition) -> tuple[list[Copy], list[bytes]]:
     """Each variant of a prepared edition as a reader gets it, and its whole message as the
     real message builder makes it (the links are dummies), largest first."""
-    site = settings.site
     newsletter = edition.newsletter
     links = Links(str(settings.public_url), None)
     reader = Reader(None, links.unsubscribe(0, newsletter), links.preferences(0))
@@ -217,18 +216,7 @@ def _copies(session: Session, settings: Settings, edition: Edition) -> tuple[lis
     rows = session.scalars(select(Variant).where(Variant.edition_id == edition.id).order_by(Variant.id))
     for row in rows:
         markers = Markers(row.marker)
-        template = MessageTemplate(
-            subject=row.subject,
-            html=row.html,
-            text=row.text,
-            from_name=site.from_name,
-            from_address=site.from_address,
-            reply_to=site.reply_to,
-            list_name=f"{site.name} {settings.newsletter(newsletter).title}",
-            list_id=list_id(newsletter, str(site.url)),
-            unsubscribe_mailto=Mailto.from_settings(settings),
-            markers=markers,
-        )
+        template = variant_template(settings, newsletter, row)
         theirs = replace(reader, language=row.language)
         data = template.render(READER, None, theirs, "check").data
         headers = email.message_from_bytes(data, policy=email.policy.default)
