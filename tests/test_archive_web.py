@@ -34,7 +34,7 @@ from newsletter.store.models import (
 from newsletter.subscribers.bulk import import_csv
 from newsletter.web.archive import FRESH_SECONDS
 from tests.conftest import WEEKLY_NOV_23
-from tests.test_web import Site, serve
+from tests.support.web import Site, serve
 from tests.test_web_browser import browser  # noqa: F401 (the fixture)
 
 # Readers whose every trace is searched for in what the archive serves.

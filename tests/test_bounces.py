@@ -42,9 +42,9 @@ from newsletter.store.models import (
 )
 from newsletter.subscribers.links import Links
 from newsletter.subscribers.tokens import sign_for_address
+from tests.support.cli import run_cli
 from tests.test_cli_conventions import SECRET, settings_file
 from tests.test_send import prepared, send_with_sendgrid, smtp_settings
-from tests.test_settings import run_cli
 
 KEY = b"test-secret-key-0123456789"
 RETURN_PATH = "bounces@news.example"

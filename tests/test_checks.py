@@ -13,7 +13,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from ipaddress import ip_address
 from pathlib import Path
@@ -34,11 +34,12 @@ from newsletter.store.statuses import PickAction
 from newsletter.subscribers.bulk import import_csv
 from tests.conftest import ROOT, SECTIONS, WEEKLY_NOV_23
 from tests.feedserver import FeedServer, Route, TrickleServer
+from tests.support.cli import run_cli
+from tests.support.clock import NOW
+from tests.support.web import Forms, Site, serve
 from tests.test_cli_conventions import settings_file
 from tests.test_editors_web import ED, PASSWORD, signed_in
 from tests.test_send import statuses
-from tests.test_settings import run_cli
-from tests.test_web import Forms, Site, serve
 
 SPAMASSASSIN = shutil.which("spamassassin")
 BEFORE = WEEKLY_NOV_23 - timedelta(hours=20)  # editors at work: the 23 November slot is ahead
@@ -417,8 +418,8 @@ def test_checks_that_passed_lift_no_hold_of_a_change_made_meanwhile(
 @pytest.fixture
 def live_desk(make_runtime, feed_server, tmp_path) -> Iterator[Site]:
     """The served app checks the edition due by the wall clock: its articles are from an hour ago."""
-    runtime = desk_at(make_runtime, feed_server, tmp_path, datetime.now(UTC) - timedelta(hours=1))
-    accounts.add(runtime, ED, PASSWORD, datetime.now(UTC))
+    runtime = desk_at(make_runtime, feed_server, tmp_path, NOW - timedelta(hours=1))
+    accounts.add(runtime, ED, PASSWORD, NOW)
     yield from serve(runtime, tmp_path, extra="[fetch]\nallow_private = true\n")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT, SAMPLE
 from tests.feedserver import FeedServer, Route
-from tests.test_settings import run_cli
+from tests.support.cli import run_cli
 
 
 def demo_tree(tmp_path: Path) -> Path:

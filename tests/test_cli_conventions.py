@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from newsletter.store.models import Delivery, Edition, EditionPick, Subscriber, Variant
 from tests.conftest import ROOT, SAMPLE, SECTIONS
-from tests.test_settings import run_cli
+from tests.support.cli import run_cli
 
 SECRET = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789"}
 # The edition the sample's readers get: told the same way by every command.

@@ -14,7 +14,7 @@ from newsletter.services import sending
 from newsletter.store.models import Click, Subscriber
 from newsletter.subscribers.tokens import sign
 from tests.conftest import WEEKLY_NOV_23
-from tests.test_web import ANNA, MARC, path_of, serve
+from tests.support.web import ANNA, MARC, path_of, serve
 
 ON_TIME = WEEKLY_NOV_23.replace(minute=10)
 

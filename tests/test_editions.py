@@ -21,7 +21,7 @@ from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Edition, Subscriber, Variant, VariantArticle
 from newsletter.subscribers.tokens import verify
 from tests.conftest import WEEKLY_NOV_23, ZONE
-from tests.test_settings import run_cli
+from tests.support.cli import run_cli
 
 DAILY_NOV_22 = datetime(2026, 11, 22, 6, 30, tzinfo=ZONE)
 

@@ -6,8 +6,6 @@ violation, and the digests' frames must run no script."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from selenium.webdriver.common.by import By
 
 from newsletter.services import audit, editors
@@ -59,7 +57,7 @@ def test_an_editor_pins_holds_and_releases_in_a_browser(desk, browser) -> None: 
         assert "The European Times" in digest and scripted == 1
     wide_screenshot(browser, "upcoming-both-widths")
 
-    now = datetime.now(UTC)
+    now = desk.clock()
     section = dict(editors.preview(desk.runtime, "weekly", now, ["politics"], "en").plan.sections)["politics"]
     last = str(section[-1])
     browser.submit(button(browser, "pick", "pin", last))

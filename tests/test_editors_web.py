@@ -11,14 +11,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from urllib.parse import parse_qsl, unquote
 
 import httpx
 import pytest
 
 from newsletter.services import accounts
-from tests.test_web import Forms, Site, environment, serve
+from tests.support.clock import NOW
+from tests.support.web import Forms, Site, environment, serve
 
 ED = "ed.itor@example.com"
 PASSWORD = "correct horse battery staple"
@@ -30,7 +30,7 @@ LOGIN = "/editor/login"
 def desk(make_runtime, tmp_path) -> Iterator[Site]:
     """A server with one editor, and room for a few wrong passwords."""
     runtime = make_runtime()
-    accounts.add(runtime, ED, PASSWORD, datetime.now(UTC))
+    accounts.add(runtime, ED, PASSWORD, NOW)
     yield from serve(
         runtime, tmp_path, extra="[editors]\nattempts_per_account = 10\nattempts_per_client = 40\n"
     )
@@ -185,7 +185,7 @@ def test_no_page_under_editor_shows_anything_without_a_session(desk) -> None:
 
 def test_a_run_of_guessed_passwords_is_refused(make_runtime, tmp_path) -> None:
     runtime = make_runtime()
-    accounts.add(runtime, ED, PASSWORD, datetime.now(UTC))
+    accounts.add(runtime, ED, PASSWORD, NOW)
     limits = "[editors]\nattempts_per_account = 3\nattempts_per_client = 6\n"
     for site in serve(runtime, tmp_path, extra=limits):
         with site.client() as client:
@@ -203,14 +203,14 @@ def test_a_run_of_guessed_passwords_is_refused(make_runtime, tmp_path) -> None:
 
 def test_an_idle_session_ends(make_runtime, tmp_path) -> None:
     runtime = make_runtime()
-    accounts.add(runtime, ED, PASSWORD, datetime.now(UTC))
+    accounts.add(runtime, ED, PASSWORD, NOW)
     for site in serve(runtime, tmp_path, extra="[editors]\nidle_minutes = 0.05\n"):  # 3 seconds
         with site.client() as client:
             signed_in(client)
             assert client.get("/editor/").status_code == 200
-            time.sleep(1.5)
+            site.clock.advance(seconds=1.5)
             assert client.get("/editor/").status_code == 200  # in use: still live
-            time.sleep(3.5)
+            site.clock.advance(seconds=3.5)
             shut_out(client.get("/editor/"))
 
 
@@ -232,7 +232,7 @@ def test_removing_an_editor_or_changing_the_password_ends_their_sessions(desk) -
 
 def test_over_https_the_cookie_is_secure_and_host_only(make_runtime, tmp_path) -> None:
     runtime = make_runtime()
-    accounts.add(runtime, ED, PASSWORD, datetime.now(UTC))
+    accounts.add(runtime, ED, PASSWORD, NOW)
     for site in serve(runtime, tmp_path, env={"NEWSLETTER_PUBLIC_URL": "https://news.example"}):
         with site.client() as client:
             page = client.get(LOGIN)

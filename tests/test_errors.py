@@ -21,7 +21,7 @@ from newsletter.services.editors import pick_article
 from newsletter.store.runtime import MAX_ID
 from newsletter.store.statuses import PickAction
 from tests.conftest import SAMPLE
-from tests.test_settings import run_cli
+from tests.support.cli import run_cli
 
 MARKUP_TITLE = "Breaking [/red] news [bold]"
 PASSWORD = "hunter2secret"

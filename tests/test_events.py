@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -29,6 +29,8 @@ from newsletter.settings import Settings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Edition, ProviderEvent, Subscriber, Suppression, WebhookBatch
 from tests.conftest import ROOT
+from tests.support.clock import NOW
+from tests.support.web import serve
 from tests.test_send import (
     add_readers,
     cli_env,
@@ -38,7 +40,6 @@ from tests.test_send import (
     sendgrid_env,
     statuses,
 )
-from tests.test_web import serve
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def signed(
     private: ec.EllipticCurvePrivateKey, entries: list[dict], at: datetime | None = None
 ) -> tuple[bytes, dict]:
     body = json.dumps(entries).encode()
-    timestamp = str(int((at or datetime.now(UTC)).timestamp()))
+    timestamp = str(int((at or NOW).timestamp()))
     signature = private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
     return body, {SIGNATURE_HEADER: base64.b64encode(signature).decode(), TIMESTAMP_HEADER: timestamp}
 
@@ -73,7 +74,7 @@ def with_key(runtime, public: str, **sending):
 def event(kind: str, delivery: Delivery, email: str, **extra: object) -> dict:
     return {
         "email": email,
-        "timestamp": int(time.time()),
+        "timestamp": int(NOW.timestamp()),
         "event": kind,
         "sg_event_id": os.urandom(8).hex(),
         "sg_message_id": "abc.filter0001",
@@ -111,8 +112,8 @@ def test_the_webhook_over_http_refuses_what_is_not_sendgrids(newsroom, tmp_path,
             "altered body": (body.replace(b"bounce", b"bounc3"), headers),
             "garbage signature": (body, {**headers, SIGNATURE_HEADER: "not base64!"}),
             "unsigned": (body, {}),
-            "old": signed(private, bounce, datetime.now(UTC) - timedelta(minutes=30)),
-            "future": signed(private, bounce, datetime.now(UTC) + timedelta(minutes=30)),
+            "old": signed(private, bounce, NOW - timedelta(minutes=30)),
+            "future": signed(private, bounce, NOW + timedelta(minutes=30)),
         }
         for name, (content, sent_headers) in refused.items():
             answer = httpx.post(url, content=content, headers=sent_headers)
@@ -141,7 +142,7 @@ def test_a_batch_suppresses_bounces_and_complaints_and_the_next_edition_skips_th
     site = with_key(newsroom, public)
     edition_id = prepared(site)
     sent = deliveries(site, edition_id)
-    now = datetime.now(UTC)
+    now = NOW
     batch = [
         event("processed", sent["marc.dubois@example.org"], "marc.dubois@example.org"),
         event(
@@ -222,7 +223,7 @@ def test_a_sender_killed_after_the_api_accepted_is_settled_by_the_events(
     assert sorted(mail_api.recipients()) == expected  # nobody twice, nobody missed
     site = with_key(newsroom, public)
     body, headers = signed(private, mail_api.events)
-    now = datetime.now(UTC)
+    now = NOW
     events.receive(site, body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER], now)
     report = events.process(site, now)
     assert report.outcomes["settled"] == 5 and report.outcomes["duplicate"] == 0
@@ -330,7 +331,7 @@ def test_a_post_that_cannot_be_read_never_stops_the_others(newsroom, key_pair) -
     site = with_key(newsroom, public)
     edition_id = prepared(site)
     sent = deliveries(site, edition_id)
-    now = datetime.now(UTC)
+    now = NOW
     deep = b"[" * 100_000 + b"]" * 100_000
     odd = [event("bounce", sent["jan.novak@example.com"], "jan.novak@example.com", type="bounce")]
     odd[0]["delivery_id"] = "²"  # a digit to str.isdigit, not to int()
@@ -351,7 +352,7 @@ def test_a_post_that_cannot_be_read_never_stops_the_others(newsroom, key_pair) -
 def test_replays_and_odd_timestamps_are_refused(newsroom, key_pair) -> None:
     private, public = key_pair
     site = with_key(newsroom, public)
-    now = datetime.now(UTC)
+    now = NOW
     body, headers = signed(private, [])
     events.receive(site, body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER], now)
     respelt = headers[SIGNATURE_HEADER] + "!!"  # base64 ignores it: the same signature
@@ -367,14 +368,14 @@ def test_a_complaint_about_a_confirmation_suppresses_the_address(newsroom, key_p
     site = with_key(newsroom, public)
     complaint = {
         "email": "stranger@example.net",
-        "timestamp": int(time.time()),
+        "timestamp": int(NOW.timestamp()),
         "event": "spamreport",
         "sg_event_id": "x1",
         "delivery_id": "0",
         "newsletter": "subscriptions",
     }
     body, headers = signed(private, [complaint])
-    now = datetime.now(UTC)
+    now = NOW
     events.receive(site, body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER], now)
     events.process(site, now)
     assert _suppressed(site) == {"stranger@example.net": "complaint"}

@@ -22,7 +22,7 @@ from newsletter.settings import FeedSettings, FetchSettings
 from newsletter.store.models import Feed
 from tests.conftest import SAMPLE
 from tests.feedserver import FeedServer, Route, TrickleServer
-from tests.test_settings import run_cli
+from tests.support.cli import run_cli
 
 GOOD_FILE = str(SAMPLE / "category-health.xml")  # 7 entries: the feed that must carry on
 FEED = (SAMPLE / "category-health.xml").read_bytes()

@@ -30,11 +30,12 @@ from newsletter.store.statuses import DeliveryStatus, EditionStatus, Suppression
 from newsletter.subscribers.links import Links, token_of
 from newsletter.subscribers.tokens import read
 from tests.conftest import WEEKLY_NOV_23
+from tests.support.clock import NOW
+from tests.support.web import MARC, Forms, Site, path_of, serve
 from tests.test_bounces import dsn
 from tests.test_clicks import ON_TIME, tracked
 from tests.test_editors_web import ED, PASSWORD, shut_out, signed_in
 from tests.test_send import prepared, smtp_settings
-from tests.test_web import MARC, Forms, Site, path_of, serve
 
 TOM = "tom.obrien@example.ie"  # his mailbox does not exist: the server refuses it
 JAN = "jan.novak@example.com"  # his mail system bounces the digest afterwards
@@ -107,9 +108,7 @@ def send_with_trouble(runtime: Runtime, smtp_sink) -> int:
     edition_id = prepared(runtime)
     with unit_of_work(runtime.factory) as session:
         session.execute(
-            update(Edition)
-            .where(Edition.id == edition_id)
-            .values(approved_by=ED, approved_at=datetime.now(UTC))
+            update(Edition).where(Edition.id == edition_id).values(approved_by=ED, approved_at=NOW)
         )
     sink.refuse[TOM] = REFUSAL
     settings = smtp_settings(runtime, port)
@@ -126,7 +125,7 @@ def send_with_trouble(runtime: Runtime, smtp_sink) -> int:
             .where(Delivery.edition_id == edition_id, Subscriber.email == JAN)
         ).one()
     bounced = dsn("bounces@news.example", JAN, "5.1.1", "550 5.1.1 user unknown", original_id=message_id)
-    handled = bounce_service.handle(runtime, "bounces", "1", bounced, datetime.now(UTC))
+    handled = bounce_service.handle(runtime, "bounces", "1", bounced, NOW)
     assert handled.outcome == "hard" and handled.suppressed
     return edition_id
 
@@ -152,7 +151,7 @@ def the_past(runtime: Runtime) -> int:
 @pytest.fixture
 def desk(newsroom, smtp_sink, tmp_path) -> Iterator[tuple[Site, Sent]]:
     """A server on a store with the troubled weekly, its readers' clicks, and an editor."""
-    accounts.add(newsroom, ED, PASSWORD, datetime.now(UTC))
+    accounts.add(newsroom, ED, PASSWORD, NOW)
     edition_id = send_with_trouble(newsroom, smtp_sink)
     draft = the_past(newsroom)
     links = links_by_reader(smtp_sink[0].messages, newsroom.settings.signing_key())
@@ -253,7 +252,7 @@ def test_an_edition_shows_its_failures_suppressions_and_clicks(desk) -> None:
 
 @pytest.mark.one_database
 def test_without_click_tracking_the_page_says_so(newsroom, tmp_path) -> None:
-    accounts.add(newsroom, ED, PASSWORD, datetime.now(UTC))
+    accounts.add(newsroom, ED, PASSWORD, NOW)
     report = sending.send(newsroom, "weekly", ON_TIME)
     for site in serve(newsroom, tmp_path):
         with site.client() as client:
@@ -270,7 +269,9 @@ def test_a_suppression_is_put_down_to_the_last_edition_mailed_before_it(newsroom
     first = sending.send(newsroom, "weekly", ON_TIME).edition_id
     assert first is not None
     with unit_of_work(newsroom.factory) as session:
-        long_ago = datetime.now(UTC) - timedelta(days=30)
+        began = session.get(Edition, first).started_at  # the sender's own time
+        after = began + timedelta(minutes=1)
+        long_ago = began - timedelta(days=30)
         session.add(Suppression(email=SOFIA, reason=SuppressionReason.BOUNCE, created_at=long_ago))
         ids = {address: id_ for address, id_ in session.execute(select(Subscriber.email, Subscriber.id))}
         later = Edition(
@@ -279,7 +280,7 @@ def test_a_suppression_is_put_down_to_the_last_edition_mailed_before_it(newsroom
             window_start=WEEKLY_NOV_23,
             window_end=WEEKLY_NOV_23 + timedelta(days=1),
             status=EditionStatus.COMPLETE,
-            started_at=datetime.now(UTC),
+            started_at=after,
         )
         session.add(later)
         session.flush()
@@ -290,7 +291,7 @@ def test_a_suppression_is_put_down_to_the_last_edition_mailed_before_it(newsroom
     links = Links.from_settings(newsroom.settings)
     for reader in (MARC, TOM):
         token = token_of(links.unsubscribe(ids[reader], "weekly"))
-        readers.leave_everything(newsroom, token, "page", datetime.now(UTC))
+        readers.leave_everything(newsroom, token, "page", after + timedelta(minutes=1))
     earlier, latest = history.report(newsroom, first), history.report(newsroom, second)
     assert [s.email for s in earlier.suppressed] == [TOM]
     assert earlier.suppressions == {SuppressionReason.UNSUBSCRIBE: 1}

@@ -7,7 +7,7 @@ follows the link signed out comes back to it after signing in, and only to a pag
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import pytest
@@ -21,10 +21,11 @@ from newsletter.store.db import unit_of_work
 from newsletter.store.models import Article, Category, Subscriber, Variant, VariantArticle
 from newsletter.web.signin import HOME, return_path
 from tests.conftest import WEEKLY_NOV_23, ZONE, free_port
+from tests.support.clock import NOW
+from tests.support.web import Forms, serve
 from tests.test_editors_web import PASSWORD, login_form
 from tests.test_holds import edition_of
 from tests.test_scheduler import mails, runner
-from tests.test_web import Forms, serve
 
 EDITORS = ["ed.itor@example.com", "second.editor@example.org"]
 COMPOSED = WEEKLY_NOV_23 - timedelta(minutes=30)
@@ -42,7 +43,7 @@ def review(newsroom):
         update={"newsletters": {**settings.newsletters, "weekly": weekly}}
     )
     for address in EDITORS:
-        accounts.add(newsroom, address, PASSWORD, datetime.now(UTC))
+        accounts.add(newsroom, address, PASSWORD, NOW)
     return newsroom
 
 
@@ -219,7 +220,7 @@ def test_no_news_yet_is_tried_again_later(review) -> None:
 @pytest.mark.one_database
 def test_the_sign_in_returns_to_the_page_asked_for_and_only_to_ours(make_runtime, tmp_path) -> None:
     runtime = make_runtime()
-    accounts.add(runtime, EDITORS[0], PASSWORD, datetime.now(UTC))
+    accounts.add(runtime, EDITORS[0], PASSWORD, NOW)
     limits = "[editors]\nattempts_per_account = 20\nattempts_per_client = 40\n"
     for site in serve(runtime, tmp_path, extra=limits):
         with site.client() as client:

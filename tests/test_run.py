@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SAMPLE
-from tests.test_settings import run_cli
+from tests.support.cli import run_cli
 
 SECRET = "test-secret-key-0123456789"
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from newsletter.editions.compose import Card, Composer, DigestView, TemplateProb
 from newsletter.errors import SettingsError
 from newsletter.settings import NewsletterSettings, Settings, SiteSettings, load_settings
 from tests.conftest import ROOT, _truncate
+from tests.support.cli import run_cli
 
 EXAMPLE = ROOT / "config" / "newsletter.example.toml"
 
@@ -147,18 +145,6 @@ def test_a_language_tag_keeps_its_primary_subtag_as_feeds_do() -> None:
 def test_sendgrid_needs_a_key() -> None:
     with pytest.raises(ValueError, match="NEWSLETTER_SENDGRID_API_KEY"):
         Settings(provider="sendgrid")
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        env={**base, **(env or {})},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_wrong_setting_stops_any_command_with_one_line(tmp_path) -> None:

@@ -20,7 +20,7 @@ from newsletter.store.models import Category, Subscriber, Suppression, utcnow
 from newsletter.store.statuses import SuppressionReason
 from newsletter.subscribers.bulk import export_csv, from_cell, import_csv, to_cell
 from tests.conftest import ROOT
-from tests.test_settings import run_cli
+from tests.support.cli import run_cli
 
 HEADER = "email,name,language,categories,newsletters,status\n"
 LANGUAGE = "language must be a known language code like 'en' or 'de'"

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import MetaData, String, func, select
 
 from newsletter.store.statuses import DeliveryStatus
+from tests.support.cli import run_cli
 from tests.test_cli_conventions import ON_TIME, SECRET, one_line, settings_file, smtp
-from tests.test_settings import run_cli
 
 NEW = "new.reader@example.org"
 FORGOTTEN, FORGOTTEN_NAME = "zoe.forgetme@example.org", "Zoë Forgetme"

@@ -29,9 +29,9 @@ from newsletter.store.statuses import PickAction
 from newsletter.syndication import hubs
 from newsletter.syndication.export import MANIFEST, ExportError, file_for
 from tests.conftest import WEEKLY_NOV_23, free_port
+from tests.support.cli import run_cli
 from tests.test_cli_conventions import SECRET, settings_file
 from tests.test_send import with_settings
-from tests.test_settings import run_cli
 
 WEEKLY_NOV_16 = WEEKLY_NOV_23 - timedelta(days=7)
 FIRST, SECOND = "archive/weekly/2026-11-16", "archive/weekly/2026-11-23"

@@ -11,7 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import Message
 from pathlib import Path
 
@@ -27,16 +27,17 @@ from newsletter.store.statuses import PickAction
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.web.signin import TESTS_PER_WINDOW
 from tests.conftest import WEEKLY_NOV_23
+from tests.support.clock import NOW
+from tests.support.web import Forms, Site, serve
 from tests.test_editors_web import ED, shut_out, signed_in
-from tests.test_web import Forms, Site, serve
 
 READER = "marc.dubois@example.org"  # in subscribers/demo-subscribers.csv
 
 
 def in_the_next_window(runtime: Runtime) -> None:
     """The sample's articles moved into the next weekly edition's window (the server keeps the
-    wall clock), and one editor."""
-    now = datetime.now(UTC)
+    test's clock), and one editor."""
+    now = NOW
     window = editions.next_edition(runtime, "weekly", now).edition
     with unit_of_work(runtime.factory) as session:
         newest = session.scalar(select(func.max(Article.published_at)))
@@ -67,7 +68,7 @@ def post(client: httpx.Client, to: str, **fields: str) -> httpx.Response:
 
 def prepare(site: Site) -> int:
     edition_id, _warnings = sending.prepare_next(
-        site.runtime, "weekly", datetime.now(UTC), ahead_ok=True, force=True
+        site.runtime, "weekly", site.clock(), ahead_ok=True, force=True
     )
     return edition_id
 
@@ -85,7 +86,7 @@ def html_of(message: Message) -> str:
 
 
 def send_now(site: Site) -> None:
-    result = site.cli("send", "--now", "--force")
+    result = site.cli("send", "--now", "--force", "--at", site.clock().isoformat())
     assert result.returncode == 0, result.stderr
 
 
@@ -160,7 +161,7 @@ def test_a_readers_view_is_what_the_outbox_then_holds(desk) -> None:
 
 def test_a_pin_on_the_page_goes_first_in_its_section_and_is_logged(desk) -> None:
     prepare(desk)  # a prepared edition is prepared again by a pick
-    now = datetime.now(UTC)
+    now = desk.clock()
     shown = editors.preview(desk.runtime, "weekly", now, ["politics"], "en")
     section = dict(shown.plan.sections)["politics"]
     last = section[-1]
@@ -227,7 +228,7 @@ def test_an_article_is_picked_by_its_whole_id_or_address(desk) -> None:
         for article in ("0" * 19 + "12", url):  # never cut to another article's id, or no article
             answer = post(client, "/editor/upcoming/weekly/pick", article=article, action="exclude")
             assert answer.status_code == 303, answer.text
-            _info, picked = editors.edition_picks(desk.runtime, "weekly", datetime.now(UTC))
+            _info, picked = editors.edition_picks(desk.runtime, "weekly", desk.clock())
             assert [(p.article_id, p.action) for p in picked] == [(12, "exclude")]
             assert (
                 post(client, "/editor/upcoming/weekly/pick", article="12", action="unpick").status_code == 303
@@ -236,9 +237,9 @@ def test_an_article_is_picked_by_its_whole_id_or_address(desk) -> None:
 
 @pytest.fixture
 def busy_desk(newsroom, tmp_path) -> Iterator[Site]:
-    """The desk served by two processes, as a site with several editors would be."""
+    """The desk with several editors at work at once."""
     in_the_next_window(newsroom)
-    yield from serve(newsroom, tmp_path, workers=2)
+    yield from serve(newsroom, tmp_path)
 
 
 def test_a_sender_starting_while_editors_pick_sends_each_reader_once(busy_desk) -> None:
@@ -270,7 +271,7 @@ def test_a_sender_starting_while_editors_pick_sends_each_reader_once(busy_desk) 
         thread.start()
     while len(answers) < 6:  # the editors are at it
         time.sleep(0.05)
-    sent = site.cli("send", "--now", "--force")
+    sent = site.cli("send", "--now", "--force", "--at", site.clock().isoformat())
     stop.set()
     for thread in editors_at_work:
         thread.join(60)
@@ -311,7 +312,7 @@ def test_a_subject_for_one_language(desk) -> None:
 
 
 def test_a_hold_on_the_page_keeps_it_from_its_slot_and_a_release_sends_it(desk) -> None:
-    now = datetime.now(UTC)
+    now = desk.clock()
     slot = editions.next_edition(desk.runtime, "weekly", now).edition.window_end
     with desk.client() as client:
         signed_in(client)

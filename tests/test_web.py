@@ -9,181 +9,33 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from newsletter.store.models import Consent, Delivery, Subscriber, SubscriberNewsletter
-from newsletter.store.runtime import Runtime
 from newsletter.subscribers.links import Links
 from newsletter.subscribers.tokens import sign
-from tests.conftest import SECTIONS, free_port
-from tests.test_settings import run_cli
-
-SECRET = "test-secret-key-0123456789"
-PARTNER = "https://partner.example"
-ANNA = "anna.keller@example.com"  # a German reader of the sample
-MARC = "marc.dubois@example.org"  # takes the weekly and the daily
-
-
-@dataclass
-class Site:
-    """A running `newsletter serve` and the store behind it."""
-
-    url: str
-    runtime: Runtime
-    config: Path
-    process: subprocess.Popen
-
-    def client(self, **options: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False, **options)  # type: ignore[arg-type]
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return run_cli(*args, "--config", str(self.config), env=environment(), cwd=self.config.parent)
-
-    def links(self) -> Links:
-        return Links.from_settings(self.runtime.settings)
-
-    def subscriber(self, address: str) -> Subscriber:
-        with self.runtime.factory() as session:
-            found = session.scalars(select(Subscriber).where(Subscriber.email == address)).one()
-            _ = (found.newsletters, found.categories)  # loaded while the session is open
-            return found
-
-    def subscriptions(self, address: str) -> dict[str, str]:
-        return {n.newsletter: n.status for n in self.subscriber(address).newsletters}
-
-    def notices_for(self, address: str, count: int = 1) -> list[email.message.EmailMessage]:
-        """The notices to `address`, once `count` have come (a page sends them after answering)."""
-        deadline = time.monotonic() + 20
-        while len(found := [m for m in self.notices() if m["To"] == address]) < count:
-            assert time.monotonic() < deadline, f"no notice to {address}"
-            time.sleep(0.05)
-        return found
-
-    def notices(self) -> list[email.message.EmailMessage]:
-        folder = self.runtime.settings.outbox_dir / "outside-ledger"
-        paths = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in paths]
-
-
-def environment() -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    return {**base, "NEWSLETTER_SECRET_KEY": SECRET, "COLUMNS": "200"}
-
-
-def settings_text(runtime: Runtime, url: str, readers: str, extra: str = "") -> str:
-    settings = runtime.settings
-    feeds = "".join(
-        f'[[feeds]]\nurl = "{feed.url}"\n' + (f'language = "{feed.language}"\n' if feed.language else "")
-        for feed in settings.feeds
-    )
-    return (
-        f'database_url = "{settings.database_url}"\noutbox_dir = "{settings.outbox_dir}"\n'
-        f'timezone = "{settings.timezone}"\npublic_url = "{url}"\n'
-        f"[readers]\n{readers}\n{extra}"
-        f'[site]\nurl = "{settings.site.url}"\ncategories = {json.dumps(SECTIONS)}\n'
-        '[newsletters.weekly]\n[newsletters.weekly.translations.de]\ntitle = "Wochenüberblick"\n'
-        '[newsletters.daily]\ntitle = "Daily briefing"\ndays = "*"\nat = "06:30"\nfirst_window_days = 1\n'
-        f"{feeds}"
-    )
-
-
-def serve(
-    runtime: Runtime,
-    folder: Path,
-    readers: str = "",
-    env: dict[str, str] | None = None,
-    extra: str = "",
-    workers: int = 1,
-) -> Iterator[Site]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    config = folder / "site.toml"
-    config.write_text(settings_text(runtime, url, readers or f'signup_origins = ["{PARTNER}"]', extra))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "newsletter",
-            "serve",
-            "--port",
-            str(port),
-            "--config",
-            str(config),
-            "--workers",
-            str(workers),
-        ],
-        env={**environment(), **(env or {})},
-        cwd=folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    site = Site(url, runtime, config, process)
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, process.communicate()
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
-    try:
-        yield site
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _out, err = process.communicate(timeout=30)
-        assert process.returncode == 0, err
-        assert "Traceback" not in err, err
+from tests.support.web import (
+    ANNA,
+    MARC,
+    PARTNER,
+    Forms,
+    Site,
+    path_of,
+    process,
+    serve,
+)
 
 
 @pytest.fixture
 def site(newsroom, tmp_path) -> Iterator[Site]:
     yield from serve(newsroom, tmp_path)
-
-
-class Forms(HTMLParser):
-    """Every form of a page: its action and its fields' values (hidden ones included)."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.forms: list[dict[str, object]] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "form":
-            self.forms.append({"action": values.get("action"), "fields": {}})
-        elif tag in ("input", "button") and self.forms and values.get("name"):
-            fields = self.forms[-1]["fields"]
-            assert isinstance(fields, dict)
-            fields.setdefault(values["name"], values.get("value") or "")
-
-    def form(self, action: str) -> dict[str, str]:
-        found = [f["fields"] for f in self.forms if str(f["action"]).split("?")[0] == action]
-        assert found, (action, [f["action"] for f in self.forms])
-        fields = found[0]
-        assert isinstance(fields, dict)
-        return fields
-
-
-def path_of(url: str) -> str:
-    return "/" + url.split("/", 3)[3]
 
 
 def emailed_link(message: email.message.EmailMessage, purpose: str) -> str:
@@ -448,43 +300,8 @@ def test_every_page_carries_the_security_headers(site: Site) -> None:
 
 
 def test_the_scheduled_job_serves_the_pages_too(newsroom, tmp_path) -> None:
-    port = free_port()
-    config = tmp_path / "site.toml"
-    config.write_text(settings_text(newsroom, f"http://127.0.0.1:{port}", ""))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "newsletter",
-            "run",
-            "--with-web",
-            "--port",
-            str(port),
-            "--config",
-            str(config),
-        ],
-        env=environment(),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.communicate()
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-        assert health.status_code == 200
-    finally:
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
-    assert "serving the readers' pages on http://127.0.0.1" in out and "stopped" in out
+    with process(newsroom, tmp_path, "run", "--with-web") as url:
+        assert httpx.get(f"{url}/healthz").status_code == 200
 
 
 def test_a_token_pages_form_is_checked_by_its_own_token(site: Site) -> None:
@@ -619,13 +436,18 @@ def test_two_clicks_at_once_are_one_change(site: Site) -> None:
 
 
 def test_several_worker_processes_share_the_pages(newsroom, tmp_path) -> None:
-    for site in serve(newsroom, tmp_path, workers=2):
-        marc = site.subscriber(MARC).id
-        links = site.links()
+    with process(newsroom, tmp_path, "serve", "--workers", "2") as url:
+        with newsroom.factory() as session:
+            marc = session.scalars(select(Subscriber.id).where(Subscriber.email == MARC)).one()
+        links = Links.from_settings(newsroom.settings)
         for newsletter in ("weekly", "daily"):
             answer = httpx.post(
-                site.url + path_of(links.unsubscribe(marc, newsletter)),
+                url + path_of(links.unsubscribe(marc, newsletter)),
                 data={"List-Unsubscribe": "One-Click"},
             )
             assert answer.status_code == 200
-        assert site.subscriptions(MARC) == {"weekly": "unsubscribed", "daily": "unsubscribed"}
+    with newsroom.factory() as session:
+        found = session.scalars(
+            select(SubscriberNewsletter.status).where(SubscriberNewsletter.subscriber_id == marc)
+        )
+        assert sorted(found) == ["unsubscribed", "unsubscribed"]

@@ -40,8 +40,8 @@ from newsletter import i18n
 from newsletter.store.models import Subscriber
 from newsletter.subscribers.links import Links
 from tests.conftest import ROOT, free_port
+from tests.support.cli import run_cli
 from tests.test_cli_conventions import SECRET, settings_file
-from tests.test_settings import run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver") or shutil.which("chromedriver", path="/usr/bin")

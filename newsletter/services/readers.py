@@ -510,7 +510,12 @@ def leave_everything(runtime: Runtime, token: str, source: str, now: datetime) -
         subscriber.status, subscriber.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, now
         if _suppression(session, subscriber.email, settings.signing_key()) is None:
             session.add(
-                Suppression(email=subscriber.email, reason=SuppressionReason.UNSUBSCRIBE, detail=source)
+                Suppression(
+                    email=subscriber.email,
+                    reason=SuppressionReason.UNSUBSCRIBE,
+                    detail=source,
+                    created_at=now,
+                )
             )
         record_consent(session, subscriber, "unsubscribe", source, now, newsletter="all")
         return Left("all", "all newsletters", subscriber.email, subscriber.language)
