@@ -34,6 +34,17 @@ ZONE = ZoneInfo("Europe/Brussels")
 WEEKLY_NOV_23 = datetime(2026, 11, 23, 7, 0, tzinfo=ZONE)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """NEWSLETTER_TEST_WALL_CLOCK=ISO-TIME runs the suite as if the wall clock read that time
+    (and ticked on): a test that depends on the day the suite runs fails on one of them. The
+    commands a test runs as processes of their own keep the real clock."""
+    moment = os.environ.get("NEWSLETTER_TEST_WALL_CLOCK")
+    if moment:
+        import time_machine
+
+        time_machine.travel(datetime.fromisoformat(moment), tick=True).start()
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests build their settings explicitly; the caller's NEWSLETTER_* must not leak in."""
