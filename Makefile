@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_ENV := NEWSLETTER_CONFIG=config/demo.toml NEWSLETTER_SECRET_KEY=demo-only-secret-key
 
-.PHONY: install demo run-demo test lint bench lock messages clean
+.PHONY: install demo run-demo test test-e2e lint bench lock messages clean
 
 install: $(STAMP)
 
@@ -25,7 +25,11 @@ run-demo: install
 
 # Two workers, a test file each at a time (each PostgreSQL session gets its own database).
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not e2e" $(PYTEST_ARGS)
+
+# The proofs that need real processes: kill -9, SIGTERM, two schedulers.
+test-e2e: install
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m e2e $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check newsletter tests

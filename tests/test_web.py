@@ -299,6 +299,7 @@ def test_every_page_carries_the_security_headers(site: Site) -> None:
     assert health.status_code == 200 and health.json()["status"] == "ok"
 
 
+@pytest.mark.e2e
 def test_the_scheduled_job_serves_the_pages_too(newsroom, tmp_path) -> None:
     with process(newsroom, tmp_path, "run", "--with-web") as url:
         assert httpx.get(f"{url}/healthz").status_code == 200
@@ -435,6 +436,7 @@ def test_two_clicks_at_once_are_one_change(site: Site) -> None:
     assert sorted(c.slug for c in site.subscriber(MARC).categories) == ["culture", "europe"]
 
 
+@pytest.mark.e2e
 def test_several_worker_processes_share_the_pages(newsroom, tmp_path) -> None:
     with process(newsroom, tmp_path, "serve", "--workers", "2") as url:
         with newsroom.factory() as session:
