@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from alembic import command
+from sqlalchemy import Engine, insert, select, update
 
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import Handing, Outcome, Outgoing, Report
@@ -22,9 +23,9 @@ from newsletter.sending.providers.sendgrid import SendGridProvider
 from newsletter.sending.sender import Sender
 from newsletter.settings import Settings
 from newsletter.store import ledger
-from newsletter.store.db import unit_of_work
+from newsletter.store.db import alembic_config, make_engine, unit_of_work
 from newsletter.store.ledger import Mark
-from newsletter.store.models import Delivery, Subscriber, Suppression
+from newsletter.store.models import DELIVERIES, Delivery, ProviderEvent, Subscriber, Suppression
 from newsletter.store.statuses import DeliveryStatus
 from tests.sendgrid_server import MailAPI
 from tests.support.webhook import WebhookKeys, deliver, entry, with_webhook
@@ -32,6 +33,7 @@ from tests.test_send import Sleeps, add_readers, prepared, recipients_of, sendgr
 
 # When the events come: the store's own times are the wall clock's; the webhook's window is this.
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+PROVIDER_EVENTS = ProviderEvent.__table__
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +268,77 @@ def test_a_word_kept_but_not_acted_on_is_settled_by_recovery_never_sent_again(ne
         "sent",
         "failed",
     ]
+
+
+def test_the_upgrade_keeps_the_word_of_events_that_came_before_and_recovery_settles_them(newsroom) -> None:
+    """A store from before this revision: a dead sender's deliveries whose events came while
+    they were sending (counted, nothing recorded), one already uncertain, one put back to be
+    sent again, one dropped. The upgrade gives each its word; the next send's recovery settles
+    them instead of sending them again."""
+    edition_id = prepared(newsroom)
+    rows, _emails = claimed_and_handed(newsroom, edition_id, 5)
+    sending, uncertain, put_back, dropped, unmatched = rows
+    engine = make_engine(newsroom.settings.database_url)
+    try:
+        migrate(engine, "downgrade", "0012-1")  # as the store was before
+        with engine.begin() as connection:
+            connection.execute(
+                update(DELIVERIES).where(DELIVERIES.c.id == uncertain.id).values(status="uncertain")
+            )
+            connection.execute(
+                update(DELIVERIES)
+                .where(DELIVERIES.c.id == put_back.id)
+                .values(status="pending", detail=f"{ledger.RESENT}: nothing told whether it went")
+            )
+            told = [
+                (sending, "processed", "confirmed"),
+                (uncertain, "delivered", "confirmed"),
+                (put_back, "processed", "confirmed"),
+                (dropped, "processed", "confirmed"),
+                (dropped, "dropped", "dropped"),
+                (unmatched, "processed", "unmatched"),  # its delivery id, another reader's address
+            ]
+            connection.execute(
+                insert(PROVIDER_EVENTS),
+                [
+                    {
+                        "provider": "sendgrid",
+                        "event_id": f"e{number}",
+                        "event": kind,
+                        "delivery_id": delivery.id,
+                        "edition_id": delivery.edition_id,
+                        "subscriber_id": delivery.subscriber_id,
+                        "happened_at": NOW + timedelta(seconds=number),
+                        "received_at": NOW + timedelta(seconds=number),
+                        "outcome": outcome,
+                    }
+                    for number, (delivery, kind, outcome) in enumerate(told)
+                ],
+            )
+        migrate(engine, "upgrade", "head")
+    finally:
+        engine.dispose()
+    ids = [d.id for d in rows]
+    assert [word for _status, word, _id in ledger_of(newsroom, ids)] == [
+        "processed",
+        "delivered",
+        "processed",
+        "dropped",
+        None,
+    ]
+    with unit_of_work(newsroom.factory) as session:
+        assert ledger.recover(session, edition_id, timedelta(0), "here:2:2") == (0, 1)  # the unmatched
+    assert [status for status, _word, _id in ledger_of(newsroom, ids)] == [
+        "sent",
+        "sent",
+        "sent",
+        "failed",
+        "uncertain",
+    ]
+
+
+def migrate(engine: Engine, direction: str, revision: str) -> None:
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        getattr(command, direction)(config, revision)
