@@ -6,8 +6,11 @@ the ledger says `sent` for everyone."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -16,8 +19,17 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.store.models import Delivery, WebhookBatch
+from tests.conftest import ROOT
 from tests.support.webhook import WebhookKeys
-from tests.test_send import add_readers, prepared, recipients_of, sender_process, sendgrid_env, statuses
+from tests.test_send import (
+    add_readers,
+    cli_env,
+    prepared,
+    recipients_of,
+    sender_process,
+    sendgrid_env,
+    statuses,
+)
 from tests.test_web import serve
 
 pytestmark = pytest.mark.e2e
@@ -72,6 +84,21 @@ def test_a_killed_senders_requests_confirmed_by_the_webhook_are_never_sent_again
     assert len(mailed) == len(set(mailed)), "somebody was mailed twice"
     assert sorted(mailed) == expected
     assert statuses(newsroom, edition_id) == {"sent": len(expected)}
+    listed = subprocess.run(
+        [sys.executable, "-m", "newsletter", "deliveries", str(edition_id), "--json"],
+        env=cli_env(newsroom, **env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    settled = [d for d in json.loads(listed.stdout)["deliveries"] if d["provider_event"]]
+    assert len(settled) == len(told) and {d["detail"] for d in settled} <= {
+        "settled by the provider's processed event",
+        None,  # a delivery the sender recorded, then confirmed by its event
+    }
+    assert all(d["provider_event_at"] and d["message_id"] for d in settled)
 
 
 def _read(runtime) -> bool:
