@@ -244,15 +244,17 @@ def test_an_event_for_a_delivery_sent_under_another_message_id_is_a_counted_dupl
     assert ledger_of(site, [rows[0].id]) == [("sent", "processed", "second")]
 
 
-def test_a_word_kept_but_not_acted_on_is_settled_by_recovery_never_sent_again(newsroom) -> None:
+def test_a_word_kept_but_not_acted_on_is_never_sent_again_by_the_operators_resend(newsroom) -> None:
     """As the upgrade that began keeping the provider's word leaves a store: deliveries still
-    sending or uncertain whose events came before. Recovery and the resend of uncertain
-    deliveries make them sent (failed for a drop), not uncertain, not pending."""
+    sending or uncertain whose events came before. `send --resend-uncertain` makes them sent
+    (failed for a drop), never pending; what no event told of goes again."""
     edition_id = prepared(newsroom)
-    rows, _emails = claimed_and_handed(newsroom, edition_id, 3)
-    sending, uncertain, dropped = (d.id for d in rows)
+    rows, _emails = claimed_and_handed(newsroom, edition_id, 4)
+    sending, uncertain, dropped, unknown = (d.id for d in rows)
     with unit_of_work(newsroom.factory) as session:
-        session.execute(update(Delivery).where(Delivery.id == uncertain).values(status="uncertain"))
+        session.execute(
+            update(Delivery).where(Delivery.id.in_([uncertain, unknown])).values(status="uncertain")
+        )
         for delivery_id, word in ((sending, "processed"), (uncertain, "delivered"), (dropped, "dropped")):
             session.execute(
                 update(Delivery)
@@ -260,13 +262,12 @@ def test_a_word_kept_but_not_acted_on_is_settled_by_recovery_never_sent_again(ne
                 .values(provider_event=word, provider_event_at=NOW)
             )
     with unit_of_work(newsroom.factory) as session:
-        assert ledger.recover(session, edition_id, timedelta(0), "here:2:2") == (0, 0)
-    with unit_of_work(newsroom.factory) as session:
-        assert ledger.resend_uncertain(session, edition_id, None) == {}
-    assert [status for status, _word, _id in ledger_of(newsroom, [sending, uncertain, dropped])] == [
+        assert ledger.resend_uncertain(session, None, None) == {edition_id: 1}
+    assert [status for status, _word, _id in ledger_of(newsroom, [sending, uncertain, dropped, unknown])] == [
         "sent",
         "sent",
         "failed",
+        "pending",
     ]
 
 
@@ -274,7 +275,7 @@ def test_the_upgrade_keeps_the_word_of_events_that_came_before_and_recovery_sett
     """A store from before this revision: a dead sender's deliveries whose events came while
     they were sending (counted, nothing recorded), one already uncertain, one put back to be
     sent again, one dropped. The upgrade gives each its word; the next send's recovery settles
-    them instead of sending them again."""
+    them (the one put back at once) instead of sending them again."""
     edition_id = prepared(newsroom)
     rows, _emails = claimed_and_handed(newsroom, edition_id, 5)
     sending, uncertain, put_back, dropped, unmatched = rows
@@ -319,12 +320,12 @@ def test_the_upgrade_keeps_the_word_of_events_that_came_before_and_recovery_sett
     finally:
         engine.dispose()
     ids = [d.id for d in rows]
-    assert [word for _status, word, _id in ledger_of(newsroom, ids)] == [
-        "processed",
-        "delivered",
-        "processed",
-        "dropped",
-        None,
+    assert [(status, word) for status, word, _id in ledger_of(newsroom, ids)] == [
+        ("sending", "processed"),
+        ("uncertain", "delivered"),
+        ("sent", "processed"),  # nobody held it: settled by the upgrade itself
+        ("sending", "dropped"),
+        ("sending", None),
     ]
     with unit_of_work(newsroom.factory) as session:
         assert ledger.recover(session, edition_id, timedelta(0), "here:2:2") == (0, 1)  # the unmatched

@@ -207,7 +207,9 @@ def _read(
     )
     outcomes: Counter[str] = Counter()
     touched: set[int] = set()
-    for event in events:
+    # By delivery, as a sender writes its rows (by id): a live sender's marks and these events
+    # then wait for each other on PostgreSQL rather than deadlock. One delivery's keep their order.
+    for event in sorted(events, key=lambda e: e.delivery_id or 0):
         if event.event_id in known:
             outcomes["repeated"] += 1
             continue

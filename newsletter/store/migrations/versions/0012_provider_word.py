@@ -4,8 +4,9 @@ Revision ID: 0012
 Revises: 0010
 
 Deliveries left unsettled (sending, uncertain, or put back to be sent again) that an event
-already told of (kept in provider_events, and acted on by nobody before) get that word now: the
-next send settles them rather than sending them again.
+already told of (kept in provider_events, and acted on by nobody before) get that word now. Those
+put back are settled here (sent, or failed for a drop), as nobody holds them; the next send's
+recovery settles the others (a sender may still hold them) rather than sending them again.
 """
 
 import sqlalchemy as sa
@@ -37,6 +38,13 @@ def upgrade() -> None:
         f"UPDATE deliveries SET provider_event = ({event}), provider_event_at = ({at}) "
         "WHERE (status IN ('sending', 'uncertain') OR (status = 'pending' AND handed_at IS NOT NULL "
         f"AND detail LIKE 'sent again%')) AND EXISTS ({_FIRST.format(column='1')})"
+    )
+    op.execute(
+        "UPDATE deliveries SET status = CASE WHEN provider_event = 'dropped' THEN 'failed' ELSE 'sent' END, "
+        "detail = 'settled by the provider''s ' || provider_event || ' event', "
+        "sent_at = CASE WHEN provider_event = 'dropped' THEN sent_at "
+        "ELSE COALESCE(provider_event_at, handed_at) END, "
+        "retry_at = NULL WHERE status = 'pending' AND provider_event IS NOT NULL"
     )
 
 
