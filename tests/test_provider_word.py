@@ -142,6 +142,42 @@ def test_a_dead_senders_deliveries_confirmed_by_events_are_sent_and_nobody_gets_
     assert statuses(site, edition_id) == {"sent": len(expected)}
 
 
+def test_events_that_come_while_a_live_sender_waits_outlast_its_doubt(newsroom, mail_api, keys) -> None:
+    """The API takes the second request, its events come in, then the answer is lost: the live
+    sender marks those readers uncertain, but the provider's word stands. The edition ends
+    complete, nobody is held uncertain or mailed twice."""
+    site = with_webhook(newsroom, keys)
+    add_readers(site, 40)
+    edition_id = prepared(site)
+    expected = recipients_of(site, edition_id)
+    settings = sendgrid_settings(site, mail_api, sendgrid_batch=5, concurrency=1)
+    settings = settings.model_copy(update={"sendgrid_webhook_public_key": keys.public})
+
+    lost: list[int] = []
+
+    def told_then_lost(number: int) -> bool:
+        if number != 2:
+            return True
+        words = mail_api.events[-len(mail_api.payloads[-1]["personalizations"]) :]  # this request's
+        lost.extend(int(word["delivery_id"]) for word in words)
+        deliver(site, keys, words, NOW)  # while the sender waits for the answer
+        return False  # which never reaches it: a connection error, "uncertain"
+
+    mail_api.on_accepted = told_then_lost
+    provider = SendGridProvider(settings)
+    try:
+        report = sender(settings, site, provider).send(edition_id)
+    finally:
+        provider.close()
+    assert report.status == "complete"
+    assert sorted(mail_api.recipients()) == expected
+    assert statuses(site, edition_id) == {"sent": len(expected)}
+    with site.factory() as session:
+        told = session.scalars(select(Delivery).where(Delivery.provider_event.is_not(None))).all()
+    assert sorted(d.id for d in told) == sorted(lost) and lost
+    assert {d.detail for d in told} == {"settled by the provider's processed event"}
+
+
 def claimed_and_handed(runtime, edition_id: int, count: int) -> tuple[list[Delivery], dict[int, str]]:
     """`count` deliveries claimed by a sender and handed to the API: `sending`; their addresses."""
     token = "elsewhere:1:1#1"
