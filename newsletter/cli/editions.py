@@ -62,6 +62,8 @@ def deliveries(
                         "attempts": row.attempts,
                         "sent_at": output.iso(row.sent_at, zone),
                         "message_id": row.message_id,
+                        "provider_event": row.provider_event,
+                        "provider_event_at": output.iso(row.provider_event_at, zone),
                         "detail": row.detail,
                     }
                     for row in rows

@@ -45,6 +45,8 @@ class DeliveryRow:
     attempts: int
     sent_at: datetime | None
     message_id: str | None
+    provider_event: str | None  # the provider's word on it (an event), and when
+    provider_event_at: datetime | None
 
 
 def grace(settings: Settings) -> timedelta:
@@ -115,6 +117,8 @@ def deliveries(
                 d.attempts,
                 d.sent_at,
                 d.provider_message_id,
+                d.provider_event,
+                d.provider_event_at,
             )
             for d, email, name in session.execute(query)
         ]

@@ -5,9 +5,13 @@ nobody, and a large batch costs one INSERT. Its events are read afterwards, by t
 after answering and by the scheduled job for anything left: each event once (by its id), matched
 to its delivery by the `custom_args` every message carries. Hard bounces, drops for a bad
 address and complaints put the address on the suppression list; unsubscribes end
-subscriptions; `processed` and `delivered` settle a delivery left uncertain by a sender that
-died with its request in flight. A delivery no event settled within `uncertain_minutes` is sent
-again by the next send of its edition.
+subscriptions. Every event is the provider's word on its delivery, kept on the row whatever its
+state (the event, when, the message id): the provider took the message (or, for a drop, will
+not send it). So it settles a delivery no sender settled: one still `sending` (its sender alive
+or dead: a crash after the API accepted, before the answer was written), `uncertain`, or put
+back once handed over is sent (failed for a drop), and neither recovery nor a sender's later
+mark sends it again. A delivery no event settled within `uncertain_minutes` is sent again by
+the next send of its edition.
 """
 
 from __future__ import annotations
@@ -203,7 +207,9 @@ def _read(
     )
     outcomes: Counter[str] = Counter()
     touched: set[int] = set()
-    for event in events:
+    # By delivery, as a sender writes its rows (by id): a live sender's marks and these events
+    # then wait for each other on PostgreSQL rather than deadlock. One delivery's keep their order.
+    for event in sorted(events, key=lambda e: e.delivery_id or 0):
         if event.event_id in known:
             outcomes["repeated"] += 1
             continue
@@ -240,7 +246,11 @@ def _delivery(session: Session, event: Event) -> tuple[Delivery | None, Subscrib
     if not event.delivery_id:
         return None, None
     delivery = session.get(Delivery, event.delivery_id)
-    if delivery is None or (event.subscriber_id and delivery.subscriber_id != event.subscriber_id):
+    if (
+        delivery is None
+        or (event.subscriber_id and delivery.subscriber_id != event.subscriber_id)
+        or (event.edition_id and delivery.edition_id != event.edition_id)
+    ):
         return None, None
     subscriber = session.get(Subscriber, delivery.subscriber_id)
     if subscriber is None or (event.email and subscriber.email.lower() != event.email):
@@ -255,8 +265,9 @@ def _apply(session: Session, runtime: Runtime, event: Event, now: datetime) -> t
         if event.delivery_id == 0 and event.email and event.effect in (Effect.BOUNCE, Effect.COMPLAINT):
             return _outside_ledger(session, event), None
         return ("recorded" if event.effect == Effect.RECORD else "unmatched"), None
+    told = _told(delivery, event, now)
     if event.effect == Effect.CONFIRM:
-        return _confirm(delivery, event), delivery
+        return told or _confirmed(delivery, event), delivery
     if event.effect in (Effect.BOUNCE, Effect.COMPLAINT):
         complaint = event.effect == Effect.COMPLAINT
         _suppress(
@@ -266,9 +277,9 @@ def _apply(session: Session, runtime: Runtime, event: Event, now: datetime) -> t
             f"{event.kind}: {event.detail or ''}".strip(": "),
         )
         subscriber.status = SubscriberStatus.COMPLAINED if complaint else SubscriberStatus.BOUNCED
-        if not complaint and delivery.status in (DeliveryStatus.SENT, DeliveryStatus.UNCERTAIN):
+        if not complaint and delivery.status == DeliveryStatus.SENT:
             # It went (the send did its part); the reader's mailbox refused it.
-            delivery.status, delivery.detail = DeliveryStatus.SENT, f"bounced: {event.detail or event.kind}"
+            delivery.detail = f"bounced: {event.detail or event.kind}"
         return ("complained" if complaint else "bounced"), delivery
     if event.effect in (Effect.UNSUBSCRIBE, Effect.LEAVE):
         kept = (
@@ -289,7 +300,7 @@ def _apply(session: Session, runtime: Runtime, event: Event, now: datetime) -> t
         )
         return "unsubscribed", delivery
     if event.effect == Effect.DROPPED:
-        if delivery.status in (DeliveryStatus.SENT, DeliveryStatus.UNCERTAIN):
+        if delivery.status == DeliveryStatus.SENT and _same_message(delivery, event):
             delivery.status, delivery.detail = DeliveryStatus.FAILED, f"dropped: {event.detail or ''}".strip()
         return "dropped", delivery
     return ("problem" if event.effect == Effect.PROBLEM else "recorded"), delivery
@@ -310,32 +321,51 @@ def _outside_ledger(session: Session, event: Event) -> str:
     return "complained" if complaint else "bounced"
 
 
-def _confirm(delivery: Delivery, event: Event) -> str:
-    """The message went: an uncertain delivery is sent; one put back to be sent again and not
-    claimed yet is sent too (nobody gets two); one already sent under another message id was
-    sent twice (a known duplicate, counted)."""
-    if delivery.status == DeliveryStatus.SENDING and (delivery.detail or "").startswith(ledger.RESENT):
-        return "duplicate"  # the first copy went after all, and the second is on its way
-    if (
-        delivery.status in (DeliveryStatus.UNCERTAIN, DeliveryStatus.PENDING)
-        and delivery.handed_at is not None
-    ):
-        delivery.status, delivery.detail = (
-            DeliveryStatus.SENT,
-            f"settled by the provider's {event.kind} event",
-        )
-        delivery.sent_at = event.happened_at or delivery.handed_at
-        delivery.provider_message_id = event.message_id
-        return "settled"
-    if (
-        delivery.status == DeliveryStatus.SENT
-        and event.kind == "processed"
-        and event.message_id
-        and delivery.provider_message_id
-        and event.message_id != delivery.provider_message_id
-    ):
-        return "duplicate"
-    return "confirmed"
+def _told(delivery: Delivery, event: Event, now: datetime) -> str | None:
+    """Keep the provider's word on the delivery: the event and when (the first word; a drop of
+    the same message replaces it, as that message will not go), and the message id if none is
+    known. A delivery no sender settled (sending, its sender alive or dead; uncertain; put back
+    once handed) is settled by it: sent, or failed for a drop. "settled", or "duplicate" when a
+    copy sent again is on its way too; None when the delivery was settled already, or is
+    pending and not handed since it was put back (its next attempt is a new message: the word
+    stays in provider_events only)."""
+    status = delivery.status
+    unsettled = status in (DeliveryStatus.SENDING, DeliveryStatus.UNCERTAIN) or (
+        status == DeliveryStatus.PENDING and delivery.handed_at is not None
+    )
+    if status == DeliveryStatus.PENDING and not unsettled:
+        return None
+    same = _same_message(delivery, event)
+    dropped = event.kind == ledger.DROPPED
+    if delivery.provider_event is None or (dropped and same and delivery.provider_event != ledger.DROPPED):
+        delivery.provider_event, delivery.provider_event_at = event.kind, event.happened_at or now
+    delivery.provider_message_id = delivery.provider_message_id or event.message_id
+    if not unsettled:
+        return None
+    # Put back after nothing settled it, and handed over again: the first copy went after all.
+    again = status == DeliveryStatus.SENDING and delivery.handed_at is not None
+    again = again and (delivery.detail or "").startswith(ledger.RESENT)
+    words = f"settled by the provider's {event.kind} event"
+    if dropped:
+        delivery.status, delivery.detail = DeliveryStatus.FAILED, f"{words}: {event.detail or ''}".strip(": ")
+    else:
+        delivery.status, delivery.detail = DeliveryStatus.SENT, words
+        delivery.sent_at = event.happened_at or delivery.handed_at or now
+    delivery.retry_at = None
+    return "duplicate" if again else "settled"
+
+
+def _same_message(delivery: Delivery, event: Event) -> bool:
+    """Whether the event may be about the message the ledger knows of (when either id is unknown, it may)."""
+    known = delivery.provider_message_id
+    return not event.message_id or not known or event.message_id == known
+
+
+def _confirmed(delivery: Delivery, event: Event) -> str:
+    """A delivery settled already: one sent under another message id was sent twice (a known
+    duplicate, counted)."""
+    another = event.kind == "processed" and not _same_message(delivery, event)
+    return "duplicate" if delivery.status == DeliveryStatus.SENT and another else "confirmed"
 
 
 def _suppress(session: Session, subscriber: Subscriber, reason: SuppressionReason, detail: str) -> None:

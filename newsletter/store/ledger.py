@@ -7,11 +7,14 @@
     sending -> pending (recover: the sender died or went silent past its lease)
     sending -> suppressed (the reader left after the edition was prepared)
     failed -> pending (retry_failed)
+    sending | uncertain | pending once handed -> sent, or failed for a drop (the provider's
+               event: services.events at once; settle_told for a word kept but not acted on)
 
 The row is unique per (edition, subscriber), so a delivery can never be made twice. Claims,
 releases and recoveries change only rows in the status they expect (a claim's rows are also
 locked: SQLite's write lock, PostgreSQL's FOR UPDATE SKIP LOCKED); a provider's answer is
-written whatever the row says, since it is the truth about the message.
+written whatever the row says, since it is the truth about the message, unless the provider's
+own event told otherwise first (`Delivery.provider_event`): its word wins over a sender's.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     Integer,
     MetaData,
     String,
@@ -224,7 +228,18 @@ def record(session: Session, marks: Sequence[Mark]) -> None:
             values.update(sent_at=now, provider_message_id=message_id, retry_at=None)
         elif status == DeliveryStatus.PENDING:  # the provider was busy: not the reader's attempt
             values.update(claimed_by=None, claimed_at=None, attempts=DELIVERIES.c.attempts - 1)
-        session.execute(update(DELIVERIES).where(DELIVERIES.c.id.in_(ids)).values(**values))
+        session.execute(
+            update(DELIVERIES).where(DELIVERIES.c.id.in_(ids), _unless_told(status)).values(**values)
+        )
+
+
+def _unless_told(status: DeliveryStatus) -> ColumnElement[bool]:
+    """Rows a sender's mark may change: the provider's event, when it came first, settled the
+    delivery for good (sent, or failed for a drop); a sender's retry or doubt never undoes it."""
+    word = DELIVERIES.c.provider_event
+    if status == DeliveryStatus.SENT:
+        return word.is_(None) | (word != DROPPED)
+    return word.is_(None)
 
 
 def defer(
@@ -323,10 +338,43 @@ RESENT = "sent again"
 IN_FLIGHT = "uncertain: its request was in flight when the sender stopped; may have been delivered"
 
 
+# The provider's event that means it will not send the message; any other means it took it.
+DROPPED = "dropped"
+
+
+def settle_told(session: Session, edition_id: int | None) -> None:
+    """Deliveries still sending or uncertain that the provider told of (`Delivery.provider_event`)
+    are sent, or failed when its word was a drop: never uncertain, never sent again. An event
+    settles them as it comes; this catches a word kept but not acted on (the upgrade that began
+    keeping them leaves such rows). Only these two statuses: few rows, found by the claim index."""
+    word = DELIVERIES.c.provider_event
+    told = word.is_not(None) & DELIVERIES.c.status.in_([DeliveryStatus.SENDING, DeliveryStatus.UNCERTAIN])
+    if edition_id is not None:
+        told = told & (DELIVERIES.c.edition_id == edition_id)
+    values: dict[str, Any] = {
+        "detail": literal("settled by the provider's ") + word + literal(" event"),
+        "claimed_by": None,
+        "retry_at": None,
+    }
+    session.execute(
+        update(DELIVERIES).where(told, word == DROPPED).values(status=DeliveryStatus.FAILED, **values)
+    )
+    session.execute(
+        update(DELIVERIES)
+        .where(told, word != DROPPED)
+        .values(
+            status=DeliveryStatus.SENT,
+            sent_at=func.coalesce(DELIVERIES.c.provider_event_at, DELIVERIES.c.handed_at, utcnow()),
+            **values,
+        )
+    )
+
+
 def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> tuple[int, int]:
     """The batches of senders that died (same host) or went silent (any host, past the lease):
     what was never handed to the provider goes back to pending; what was handed, its answer
     lost, becomes uncertain. Returns (put back, uncertain)."""
+    settle_told(session, edition_id)  # first: what the provider confirmed is sent, not in doubt
     stale = session.execute(
         select(Delivery.id, Delivery.claimed_by, Delivery.claimed_at, Delivery.handed_at).where(
             Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.SENDING
@@ -353,6 +401,7 @@ def resend_uncertain(
 ) -> dict[int, int]:
     """Put uncertain deliveries back to pending (of one edition or all; only those handed over
     before `handed_before`, when given): nothing settled them. How many, per edition."""
+    settle_told(session, edition_id)  # what the provider confirmed is never sent again
     query = select(Delivery.id, Delivery.edition_id).where(Delivery.status == DeliveryStatus.UNCERTAIN)
     if edition_id is not None:
         query = query.where(Delivery.edition_id == edition_id)
@@ -399,7 +448,8 @@ def retry_failed(session: Session, edition_id: int) -> int:
     result = session.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.edition_id == edition_id, DELIVERIES.c.status == DeliveryStatus.FAILED)
-        .values(status=DeliveryStatus.PENDING, retry_at=None)  # the last words stay until new ones
+        # The last words stay until new ones; the provider's word was about the last message.
+        .values(status=DeliveryStatus.PENDING, retry_at=None, provider_event=None, provider_event_at=None)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -337,6 +337,11 @@ class Delivery(Base):
     # When its claim's request went to a provider whose answer may be lost (an API): a sender
     # that dies after this leaves the delivery uncertain, for the provider's events to settle.
     handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The provider's word on it (an Event Webhook event: processed, delivered, bounce, dropped, ...)
+    # and when it was said: it took the message (a drop: it will not send it), whatever a sender
+    # recorded or failed to record. The first word is kept; a drop of the same message replaces it.
+    provider_event: Mapped[str | None] = mapped_column(String(40))
+    provider_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 DELIVERIES = cast(Table, Delivery.__table__)  # the ledger's table, for set-based statements
