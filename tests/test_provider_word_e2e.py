@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -20,6 +19,7 @@ from sqlalchemy import select
 
 from newsletter.store.models import Delivery, WebhookBatch
 from tests.conftest import ROOT
+from tests.support.web import serve
 from tests.support.webhook import WebhookKeys
 from tests.test_send import (
     add_readers,
@@ -30,7 +30,6 @@ from tests.test_send import (
     sendgrid_env,
     statuses,
 )
-from tests.test_web import serve
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +64,7 @@ def test_a_killed_senders_requests_confirmed_by_the_webhook_are_never_sent_again
 
     for site in serve(newsroom, tmp_path, env={"NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY": keys.public}):
         # The server checks the signature's time against its own clock: sign with it.
-        body, headers = keys.sign(mail_api.events, datetime.now(UTC))
+        body, headers = keys.sign(mail_api.events, site.clock())
         answer = httpx.post(f"{site.url}/webhooks/sendgrid", content=body, headers=headers, timeout=30)
         assert answer.status_code == 200, answer.text
         deadline = time.monotonic() + 30
