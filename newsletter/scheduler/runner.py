@@ -1,5 +1,5 @@
 """The scheduled job: feeds refreshed every few minutes, each newsletter's edition at its slot,
-a daily maintenance, until a signal stops it.
+a dead sender's edition taken over within its lease, a daily maintenance, until a signal stops it.
 
 APScheduler 3 only wakes the process: at each newsletter's next slot (computed by the project's
 own slot arithmetic, which knows the changes of time), at each refresh and at the maintenance
@@ -74,6 +74,18 @@ class Runner:
         """Stored provider events read, uncertain deliveries nothing settled in time sent again."""
         for report in events.settle(self.runtime, self.clock(), self.stop):
             log.info("edition %d: uncertain deliveries sent again: %s", report.edition_id, report.status)
+
+    def take_over(self) -> None:
+        """Every half lease: an edition whose sender died mid-send (its claims silent past their
+        lease) is finished here, within a minute, not at the next refresh."""
+        for run in schedule.take_over(self.runtime, self.clock(), self.stop):
+            log.info(
+                "%s edition of %s: %s%s",
+                run.newsletter,
+                run.slot,
+                run.action,
+                f" ({run.problem})" if run.problem else "",
+            )
 
     def fetch(self) -> None:
         try:
@@ -171,6 +183,14 @@ class Runner:
             id="feeds",
             replace_existing=True,
             next_run_time=self.clock(),  # catch up now: an edition missed while down, a stopped send
+        )
+        self.scheduler.add_job(
+            self._survive,
+            "interval",
+            args=[self.take_over],
+            seconds=max(settings.sending.lease_minutes * 30, 1.0),
+            id="claims",
+            replace_existing=True,
         )
         for name in sorted(settings.newsletters):
             self.wake_for(name)
