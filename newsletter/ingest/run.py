@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.errors import FeedError
 from newsletter.ingest.articles import Placement, mark_trending, store_entries
-from newsletter.ingest.fetch import display_url, fetch, make_client
+from newsletter.ingest.fetch import FetchStopped, display_url, fetch, make_client
 from newsletter.ingest.parse import parse_feed
 from newsletter.settings import FeedSettings, Settings
 from newsletter.store.categories import configured_sections, slugify
@@ -47,13 +48,21 @@ def fetch_feeds(
     factory: sessionmaker[Session],
     on_report: Callable[[FeedReport], None] = lambda _report: None,
     client: httpx.Client | None = None,
+    stop: threading.Event | None = None,
 ) -> list[FeedReport]:
-    """Fetch, parse and store every feed in order; a report for each, good or bad."""
+    """Fetch, parse and store every feed in order; a report for each, good or bad. Once `stop`
+    is set, the feed being read is cut short and the rest left for the next time (no report)."""
     reports = []
     known = configured_sections(settings) if settings.site.categories else {}  # {}: every term is one
     with client or make_client(settings.fetch) as http:
         for feed in settings.feeds:
-            report = fetch_feed(settings, factory, http, feed, known)
+            if stop is not None and stop.is_set():
+                break
+            try:
+                report = fetch_feed(settings, factory, http, feed, known, stop)
+            except FetchStopped:
+                log.info("%s: cut short, the job is stopping", display_url(feed.url))
+                break
             _log(report)
             on_report(report)
             reports.append(report)
@@ -81,6 +90,7 @@ def fetch_feed(
     client: httpx.Client,
     config: FeedSettings,
     known_sections: dict[str, str],
+    stop: threading.Event | None = None,
 ) -> FeedReport:
     with unit_of_work(factory) as session:
         row = session.scalars(select(Feed).where(Feed.url == config.url)).one_or_none()
@@ -93,7 +103,7 @@ def fetch_feed(
     now = utcnow()
     shown = display_url(config.url)
     try:
-        fetched = fetch(client, config.url, settings.fetch, *validators)
+        fetched = fetch(client, config.url, settings.fetch, *validators, stop=stop)
         digest = hashlib.sha256(fetched.content).hexdigest() if fetched.content is not None else None
         unchanged = fetched.content is None or digest == known
         parsed = None if unchanged else parse_feed(fetched.content or b"", fetched.url, fetched.headers)

@@ -89,7 +89,7 @@ class Runner:
 
     def fetch(self) -> None:
         try:
-            reports = feeds.fetch(self.runtime)
+            reports = feeds.fetch(self.runtime, stop=self.stop)
         except NewsletterError as exc:
             log.error("fetching the feeds: %s", exc)
             return

@@ -362,7 +362,9 @@ class Sender:
                 raise SendError(f"{self.provider.name} refused the send: {words}; {RESUME}") from None
             done = record.done()
             missing = [m.delivery_id for m in batch if m.delivery_id not in done]
-            if missing:  # a provider must account for every message; never guess "sent"
+            if missing and self.stop.is_set():  # stopping: what never went is given back
+                self._release(missing, token)
+            elif missing:  # a provider must account for every message; never guess "sent"
                 record([Outcome(i, OutcomeStatus.RETRY, None, "no outcome reported") for i in missing])
             self._judge(record, batch, token)
             record.write_held()
