@@ -285,17 +285,22 @@ def _read_response(
         raise FeedError(
             shown, f"HTTP {response.status_code} {printable(response.reason_phrase)}", response.status_code
         )
-    body = bytearray()
+    too_large = f"larger than the {settings.max_bytes}-byte limit"
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > settings.max_bytes:  # said before a byte is read
+        raise FeedError(shown, too_large)
+    chunks, size = [], 0  # joined once: no second copy of the body while it grows
     for chunk in response.iter_bytes():
         if _stopped():
             raise FetchStopped(shown)
-        body += chunk
-        if len(body) > settings.max_bytes:
-            raise FeedError(shown, f"larger than the {settings.max_bytes}-byte limit")
+        size += len(chunk)
+        if size > settings.max_bytes:
+            raise FeedError(shown, too_large)
+        chunks.append(chunk)
     return Fetched(
         str(response.url),
         response.status_code,
-        bytes(body),
+        b"".join(chunks),
         {k.lower(): v for k, v in response.headers.items()},
         response.headers.get("etag"),
         response.headers.get("last-modified"),
