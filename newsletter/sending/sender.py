@@ -224,8 +224,8 @@ class Sender:
             back, uncertain = ledger.recover(session, edition_id, self.pace.lease, self.worker)
         if back or uncertain:
             log.warning(
-                "edition %d: a sender went silent past its lease: %d of its deliveries taken over, "
-                "%d uncertain (in flight when it stopped)",
+                "edition %d: a sender died or went silent past its lease: %d of its deliveries "
+                "taken over, %d uncertain (in flight when it stopped)",
                 edition_id,
                 back,
                 uncertain,
