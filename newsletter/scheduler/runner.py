@@ -53,6 +53,8 @@ class Runner:
         time is composed, a due edition goes out (or a stopped one is finished), a slot past the
         grace is recorded as missed; then the WebSub hubs are told of the feeds that changed."""
         for step in (self.fetch, self.read_bounces, self.settle):
+            if self.stop.is_set():
+                return
             self._survive(step)
         for name in sorted(self.runtime.settings.newsletters):
             if self.stop.is_set():
