@@ -233,7 +233,6 @@ class Sender:
             with self.counting:
                 report.recovered += back
                 report.uncertain += uncertain
-                report.total = (report.total or 0) + back
         return back
 
     def _others_wait(self, edition_id: int, report: SendReport) -> float | None:
