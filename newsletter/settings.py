@@ -354,8 +354,9 @@ class SendingSettings(Strict):
     max_attempts: int = Field(5, ge=1, le=100)
     retry_delay_seconds: float = Field(30.0, gt=0, le=3600)
     max_backoff_seconds: float = Field(60.0, gt=0)
-    # A sender silent this long is taken for dead and its batch handed to another.
-    lease_minutes: float = Field(10.0, gt=0)
+    # A sender silent this long (its heartbeat speaks four times a lease) is taken for dead: any
+    # live sender or scheduler takes its batch over (what it handed over becomes uncertain).
+    lease_minutes: float = Field(1.0, gt=0)
     # The bounce address: each SMTP delivery's envelope sender is it tagged with the delivery's
     # signed id (bounces+ID@…), read back by `newsletter bounces`; none: the From address.
     return_path: str | None = None

@@ -118,6 +118,40 @@ def fetch_big(workdir: Path) -> dict[str, object]:
     }
 
 
+@case("fetch: 50 refreshes, a hanging feed and two 10 MB garbage feeds (resident MB)")
+def fetch_garbage(workdir: Path) -> dict[str, object]:
+    """The scheduled job's memory over refreshes (issue #19: 134 MB grew to 377 MB in 7)."""
+    from newsletter.ingest.run import fetch_feeds
+    from tests.feedserver import Route, start
+    from tests.support.memory import resident_mb
+
+    state, server = start()
+    garbage = os.urandom(10_000_000)
+    state.routes["/hangs/"] = Route(body=b"<rss/>", delay=3600)
+    state.routes["/garbage-1/"] = Route(body=garbage)
+    state.routes["/garbage-2/"] = Route(body=garbage[::-1])
+    del garbage
+    feeds = [{"url": state.url(path)} for path in ("/hangs/", "/garbage-1/", "/garbage-2/")]
+    runtime = _runtime(workdir, feeds)
+    runtime.settings.fetch.timeout_seconds = 1.0
+    before = resident_mb()
+    began = time.perf_counter()
+    fetch_feeds(runtime.settings, runtime.factory)  # the warm-up: the store's caches, the pool
+    fetch_feeds(runtime.settings, runtime.factory)
+    first = resident_mb()
+    sizes = []
+    for _ in range(50):
+        fetch_feeds(runtime.settings, runtime.factory)
+        sizes.append(resident_mb())
+    seconds = time.perf_counter() - began
+    server.shutdown()
+    return {
+        "seconds": seconds / 52,
+        "note": f"per refresh; resident {before:.0f} MB before, {first:.0f} after a warm-up and one, "
+        f"at most {max(sizes):.0f} over the next 50 ({max(sizes) / first - 1:+.0%}), {sizes[-1]:.0f} at the end",
+    }
+
+
 def populate(runtime, subscribers: int, variants: int = 200) -> None:
     """The sample site's articles and `subscribers` readers over `variants` distinct
     (categories, language) choices, inserted in bulk, a chunk at a time."""

@@ -66,6 +66,11 @@ def known_newsletter(ctx: typer.Context, value: str) -> str:
     return value
 
 
+def optional_newsletter(ctx: typer.Context, value: str | None) -> str | None:
+    """`-n/--newsletter` checked as every command checks it, but with no default."""
+    return None if value is None else known_newsletter(ctx, value)
+
+
 def known_language(value: str | None) -> str | None:
     """A language as the store keeps it ('pt-BR' -> 'pt')."""
     if value is None:

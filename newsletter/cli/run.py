@@ -19,6 +19,9 @@ from newsletter.services import schedule
 from newsletter.web import serving
 from newsletter.web.app import create_app
 
+# Printed once the job is scheduled: what a supervisor (or a test) waits for.
+READY = "running: SIGTERM or Ctrl-C stops it"
+
 
 def run(
     ctx: typer.Context,
@@ -32,13 +35,10 @@ def run(
     port: PortOption = 8000,
 ) -> None:
     """Run the scheduled job: fetch the feeds every few minutes, send each newsletter's edition at
-    its slot (or once, late, within the grace), keep the store tidy. SIGTERM or Ctrl-C finish the
-    batch in flight and stop."""
-    settings = state(ctx).settings
-    logs.configure(state(ctx).verbose, interactive=False, json_lines=log_json)
-    runtime = state(ctx).runtime()
-    runner = Runner(runtime)
-    pages = serving.Background(create_app(runtime), bound(host, port)) if with_web else None
+    its slot (or once, late, within the grace), keep the store tidy. SIGTERM or Ctrl-C stop it
+    within seconds: the messages on the wire finish and are recorded, the rest of the batch is
+    given back, a feed being read is cut short."""
+    # First: a signal during start-up (settings, store, scheduler) stops it cleanly too.
     stopping = threading.Event()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -46,6 +46,11 @@ def run(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    settings = state(ctx).settings
+    logs.configure(state(ctx).verbose, interactive=False, json_lines=log_json)
+    runtime = state(ctx).runtime()
+    runner = Runner(runtime)
+    pages = serving.Background(create_app(runtime), bound(host, port)) if with_web else None
     runner.start()
     if pages is not None:
         pages.start()
@@ -56,9 +61,10 @@ def run(
         out.print(
             f"{job.job_id}: next {output.local(job.next_run, settings.zone)}", markup=False, soft_wrap=True
         )
-    while not stopping.wait(1):
-        pass
-    out.print("stopping: the batch in flight is finished and recorded", markup=False)
+    out.print(READY, markup=False)
+    stopping.wait()
+    out.print("stopping: what is on the wire is finished and recorded, the rest given back", markup=False)
+    runner.stop.set()  # before the pages stop: a send or a fetch starts ending at once
     if pages is not None:
         pages.stop()
     runner.shutdown()

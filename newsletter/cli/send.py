@@ -23,7 +23,7 @@ from rich.progress import (
 )
 
 from newsletter.cli import output
-from newsletter.cli.options import AtOption, NewsletterOption, moment
+from newsletter.cli.options import AtOption, known_newsletter, moment, optional_newsletter
 from newsletter.cli.output import err, out
 from newsletter.cli.rehearsal import show_dry_run
 from newsletter.cli.state import state
@@ -36,7 +36,15 @@ from newsletter.store.statuses import EditionStatus
 
 def send(
     ctx: typer.Context,
-    newsletter: NewsletterOption = "weekly",
+    newsletter: Annotated[
+        str | None,
+        typer.Option(
+            "--newsletter",
+            "-n",
+            help="Which newsletter (default: weekly; an edition named by id is its own newsletter's).",
+            callback=optional_newsletter,
+        ),
+    ] = None,
     at: AtOption = None,
     now_ok: Annotated[
         bool, typer.Option("--now", help="Send the next edition now, even though its slot is ahead.")
@@ -82,18 +90,30 @@ def send(
     edition = retry_failed or resend_uncertain or edition_id
     if dry_run and edition is not None:
         raise InputError("--dry-run", "rehearses the next edition: not with --edition or --retry-failed")
-    runtime = state(ctx).runtime()
+    if edition is None:  # the next edition of a newsletter: weekly unless named
+        newsletter = known_newsletter(ctx, newsletter or "weekly")
+        runtime = state(ctx).runtime()
+        now = moment(runtime.settings, at)
+        if dry_run:
+            output.told_here("newsletter.editions", state(ctx).verbose)  # "prepared", then rolled back
+            dry = sending.dry_run(runtime, newsletter, now, ahead_ok=now_ok, force=force)
+            show_dry_run(dry, runtime.settings.zone)
+            return
+        shown = editions.next_edition(runtime, newsletter, now)
+    else:  # an edition named by id is its own newsletter's, whatever the default
+        runtime = state(ctx).runtime()
+        now = moment(runtime.settings, at)
+        shown = editions.edition(runtime, edition)
+        if newsletter not in (None, shown.edition.newsletter):
+            raise InputError(
+                "-n/--newsletter", f"edition {edition} is of the {shown.edition.newsletter!r} newsletter"
+            )
+    newsletter = shown.edition.newsletter
+    zone = runtime.settings.zone
     if resend_uncertain is not None:
         again = sending.resend_uncertain(runtime, resend_uncertain)
         out.print(f"{again} uncertain deliveries of edition {resend_uncertain} to send again", markup=False)
-    zone = runtime.settings.zone
-    now = moment(runtime.settings, at)
-    if dry_run:
-        output.told_here("newsletter.editions", state(ctx).verbose)  # "prepared", then rolled back
-        show_dry_run(sending.dry_run(runtime, newsletter, now, ahead_ok=now_ok, force=force), zone)
-        return
     # Say which edition before the work: a refusal (not due, no news) then names it too.
-    shown = editions.edition(runtime, edition) if edition else editions.next_edition(runtime, newsletter, now)
     output.line(output.edition_line(shown.edition, zone))
     if workers > 1:
         with_workers(ctx, newsletter, now, workers, edition, retry_failed is not None, rate, now_ok, force)

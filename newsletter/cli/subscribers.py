@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from newsletter.cli.options import STANDARD, JsonOption, LanguageOption, known_newsletter
+from newsletter.cli.options import STANDARD, JsonOption, LanguageOption, optional_newsletter
 from newsletter.cli.output import emit_json, err, iso, line, local, out, outside
 from newsletter.cli.state import state
 from newsletter.errors import InputError, NewsletterError
@@ -125,11 +125,6 @@ def _name(value: str | None) -> str | None:
     return name or None
 
 
-def _optional_newsletter(ctx: typer.Context, value: str | None) -> str | None:
-    """`-n/--newsletter` checked as every command checks it, but with no default."""
-    return None if value is None else known_newsletter(ctx, value)
-
-
 def _stored(runtime: Runtime, address: str) -> ReaderRecord | None:
     """The reader as stored, or None when the address is not on the list."""
     try:
@@ -201,7 +196,7 @@ def subscribers_remove(
             "--newsletter",
             "-n",
             help="Only this newsletter (default: every one, and the address is suppressed).",
-            callback=_optional_newsletter,
+            callback=optional_newsletter,
         ),
     ] = None,
 ) -> None:

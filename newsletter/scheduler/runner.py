@@ -1,5 +1,5 @@
 """The scheduled job: feeds refreshed every few minutes, each newsletter's edition at its slot,
-a daily maintenance, until a signal stops it.
+a dead sender's edition taken over within its lease, a daily maintenance, until a signal stops it.
 
 APScheduler 3 only wakes the process: at each newsletter's next slot (computed by the project's
 own slot arithmetic, which knows the changes of time), at each refresh and at the maintenance
@@ -53,6 +53,8 @@ class Runner:
         time is composed, a due edition goes out (or a stopped one is finished), a slot past the
         grace is recorded as missed; then the WebSub hubs are told of the feeds that changed."""
         for step in (self.fetch, self.read_bounces, self.settle):
+            if self.stop.is_set():
+                return
             self._survive(step)
         for name in sorted(self.runtime.settings.newsletters):
             if self.stop.is_set():
@@ -75,9 +77,21 @@ class Runner:
         for report in events.settle(self.runtime, self.clock(), self.stop):
             log.info("edition %d: uncertain deliveries sent again: %s", report.edition_id, report.status)
 
+    def take_over(self) -> None:
+        """Every half lease: an edition whose sender died mid-send (its claims silent past their
+        lease) is finished here, within a minute, not at the next refresh."""
+        for run in schedule.take_over(self.runtime, self.clock(), self.stop):
+            log.info(
+                "%s edition of %s: %s%s",
+                run.newsletter,
+                run.slot,
+                run.action,
+                f" ({run.problem})" if run.problem else "",
+            )
+
     def fetch(self) -> None:
         try:
-            reports = feeds.fetch(self.runtime)
+            reports = feeds.fetch(self.runtime, stop=self.stop)
         except NewsletterError as exc:
             log.error("fetching the feeds: %s", exc)
             return
@@ -171,6 +185,14 @@ class Runner:
             id="feeds",
             replace_existing=True,
             next_run_time=self.clock(),  # catch up now: an edition missed while down, a stopped send
+        )
+        self.scheduler.add_job(
+            self._survive,
+            "interval",
+            args=[self.take_over],
+            seconds=max(settings.sending.lease_minutes * 30, 1.0),
+            id="claims",
+            replace_existing=True,
         )
         for name in sorted(settings.newsletters):
             self.wake_for(name)

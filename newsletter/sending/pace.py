@@ -15,7 +15,7 @@ class Pace:
     max_retries: int = 8
     base_delay: float = 1.0
     max_delay: float = 60.0
-    lease: timedelta = timedelta(minutes=10)
+    lease: timedelta = timedelta(minutes=1)
     # A mailbox refusing for now is tried this often in all, `retry_delay` seconds apart at first.
     max_attempts: int = 5
     retry_delay: float = 30.0

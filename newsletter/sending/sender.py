@@ -145,7 +145,11 @@ class Sender:
             _tuned_for_sending(),
             ThreadPoolExecutor(DEPTH, thread_name_prefix="deliver") as courier,  # waited for first
         ):
+            taken_over = time.monotonic()
             while True:
+                if time.monotonic() - taken_over >= self.pace.lease.total_seconds() / 2:
+                    self._take_over(edition_id, report)  # a sender that died meanwhile
+                    taken_over = time.monotonic()
                 token, ids = self._claim(edition_id)
                 batch: list[Outgoing] = []
                 if ids:
@@ -175,10 +179,13 @@ class Sender:
                     log.info("edition %d: stopping between batches; the next run finishes it", edition_id)
                     break
                 if not ids:
-                    wait = self._deferred_wait(edition_id)
+                    wait = self._deferred_wait(edition_id)  # readers whose mailboxes said "later"
+                    if wait is None:
+                        wait = self._others_wait(edition_id, report)  # or other senders' batches
+                        taken_over = time.monotonic()
                     if wait is None:
                         break
-                    self.sleep(wait)  # only readers whose mailboxes said "later" are left
+                    self.sleep(wait)
                     continue
                 batch = self._still_held(batch, token)  # settling may have slept: check
                 if batch:
@@ -208,6 +215,36 @@ class Sender:
         finally:
             stop.set()
             thread.join()
+
+    def _take_over(self, edition_id: int, report: SendReport) -> int:
+        """Other senders' claims silent past their lease (or of a dead process on this host): what
+        they never handed over goes back to pending, for this sender; what they did becomes
+        uncertain. How many went back."""
+        with unit_of_work(self.factory) as session:
+            back, uncertain = ledger.recover(session, edition_id, self.pace.lease, self.worker)
+        if back or uncertain:
+            log.warning(
+                "edition %d: a sender died or went silent past its lease: %d of its deliveries "
+                "taken over, %d uncertain (in flight when it stopped)",
+                edition_id,
+                back,
+                uncertain,
+            )
+            with self.counting:
+                report.recovered += back
+                report.uncertain += uncertain
+        return back
+
+    def _others_wait(self, edition_id: int, report: SendReport) -> float | None:
+        """Nothing left to claim: seconds to wait for the batches other senders hold (taking over
+        those of a dead one, 0 then), or None when none holds any. Stopping before they are done
+        would leave a dead sender's readers to whoever sends next, and say "sent" too soon."""
+        if self._take_over(edition_id, report):
+            return 0.0
+        with reading(self.factory) as session:
+            if not ledger.held_by_others(session, edition_id, self.worker):
+                return None
+        return min(self.pace.lease.total_seconds() / 4, 5.0)
 
     def _still_held(self, batch: list[Outgoing], token: str) -> list[Outgoing]:
         """The messages whose deliveries this claim still holds: never hand over one that another
@@ -324,7 +361,9 @@ class Sender:
                 raise SendError(f"{self.provider.name} refused the send: {words}; {RESUME}") from None
             done = record.done()
             missing = [m.delivery_id for m in batch if m.delivery_id not in done]
-            if missing:  # a provider must account for every message; never guess "sent"
+            if missing and self.stop.is_set():  # stopping: what never went is given back
+                self._release(missing, token)
+            elif missing:  # a provider must account for every message; never guess "sent"
                 record([Outcome(i, OutcomeStatus.RETRY, None, "no outcome reported") for i in missing])
             self._judge(record, batch, token)
             record.write_held()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,11 +40,16 @@ class StoredArticles:
     by_language: list[tuple[str, int]]
 
 
-def fetch(runtime: Runtime, on_report: Callable[[FeedReport], None] = lambda _r: None) -> list[FeedReport]:
-    """Fetch every configured feed into the store; a report for each, good or bad."""
+def fetch(
+    runtime: Runtime,
+    on_report: Callable[[FeedReport], None] = lambda _r: None,
+    stop: threading.Event | None = None,
+) -> list[FeedReport]:
+    """Fetch every configured feed into the store; a report for each, good or bad (until `stop`
+    is set: see `fetch_feeds`)."""
     if not runtime.settings.feeds:
         raise NewsletterError("no feeds configured: add [[feeds]] tables to the settings file")
-    return fetch_feeds(runtime.settings, runtime.factory, on_report=on_report)
+    return fetch_feeds(runtime.settings, runtime.factory, on_report=on_report, stop=stop)
 
 
 def feed_states(runtime: Runtime) -> list[FeedState]:

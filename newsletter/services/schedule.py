@@ -27,7 +27,7 @@ from newsletter.editions.edition import (
     upcoming_slot,
 )
 from newsletter.editions.prepare import EmptyEdition, NoNews, check_news, prepare
-from newsletter.editions.slots import next_slot_after, slot_name
+from newsletter.editions.slots import next_slot_after, slot_name, slot_time
 from newsletter.errors import NewsletterError
 from newsletter.ingest.fetch import display_url
 from newsletter.sending.report import SendError, SendReport
@@ -57,7 +57,9 @@ class EditionRun:
 
     newsletter: str
     slot: datetime
-    action: str  # sent, waiting, held, missed, stopped, composed, mailed, nothing
+    # sent (complete), partial, unfinished (stopped between batches), waiting, held, missed,
+    # stopped, composed, mailed, nothing
+    action: str
     report: SendReport | None = None
     problem: str | None = None
 
@@ -107,11 +109,16 @@ def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threadin
 
 
 def _send(
-    runtime: Runtime, newsletter: str, slot: datetime, now: datetime, stop: threading.Event
+    runtime: Runtime,
+    newsletter: str,
+    slot: datetime,
+    now: datetime,
+    stop: threading.Event,
+    edition_id: int | None = None,
 ) -> EditionRun:
     when = f"{slot:%Y-%m-%d %H:%M %Z}"
     try:
-        report = sending.send(runtime, newsletter, now, stop=stop)
+        report = sending.send(runtime, newsletter, now, edition_id, stop=stop)
     except NotDue:  # another scheduler, or an operator, sent it meanwhile
         return EditionRun(newsletter, slot, "nothing")
     except EditionHeld as exc:  # an editor held it meanwhile
@@ -122,14 +129,43 @@ def _send(
     except SendError as exc:
         alert(runtime, f"the {newsletter} edition of {when} stopped", [str(exc)])
         return EditionRun(newsletter, slot, "stopped", problem=str(exc))
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
     if report.status == EditionStatus.PARTIAL:
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
         alert(
             runtime,
             f"the {newsletter} edition of {when} ended partial",
             [counts, f"`newsletter deliveries {report.edition_id} --status failed` lists who and why"],
         )
+        return EditionRun(newsletter, slot, "partial", report, problem=counts)
+    if report.status != EditionStatus.COMPLETE:  # stopped between batches: what is left, said
+        return EditionRun(newsletter, slot, "unfinished", report, problem=counts)
     return EditionRun(newsletter, slot, "sent", report)
+
+
+def take_over(runtime: Runtime, now: datetime, stop: threading.Event) -> list[EditionRun]:
+    """Editions being sent whose claims a sender left silent past their lease (it died, or its
+    host did): finished from here, what it handed over kept uncertain (see `ledger.recover`)."""
+    lease = timedelta(minutes=runtime.settings.sending.lease_minutes)
+    with reading(runtime.factory) as session:
+        stale = ledger.stale_claims(session, now - lease)
+        abandoned = session.execute(
+            select(Edition.id, Edition.newsletter, Edition.slot)
+            .where(Edition.id.in_(list(stale)), Edition.status == EditionStatus.SENDING)
+            .order_by(Edition.id)
+        ).all()
+    runs = []
+    for edition_id, newsletter, name in abandoned:
+        if stop.is_set():
+            break
+        slot = slot_time(name, runtime.settings.zone)
+        log.warning(
+            "the %s edition of %s: %d deliveries held by a sender silent past its lease; taking them over",
+            newsletter,
+            name,
+            stale[edition_id][0],
+        )
+        runs.append(_send(runtime, newsletter, slot, now, stop, edition_id))
+    return runs
 
 
 @dataclass(frozen=True)
@@ -350,6 +386,18 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
                 found.append(
                     f"the {name} edition of {slot_name(slot)} has not gone out (is `newsletter run` running?)"
                 )
+        lease = timedelta(minutes=settings.sending.lease_minutes)
+        stale = ledger.stale_claims(session, now - lease)
+        for edition in session.scalars(
+            select(Edition).where(Edition.id.in_(list(stale))).order_by(Edition.id)
+        ):
+            count, silent = stale[edition.id]
+            found.append(
+                f"the {edition.newsletter} edition of {edition.slot} has {count} deliveries held by a sender "
+                f"silent since {silent.astimezone(settings.zone):%Y-%m-%d %H:%M:%S %Z} (past its lease): "
+                "a live sender or `newsletter run` takes them over "
+                f"(at once: `newsletter send --edition {edition.id}`)"
+            )
     for feed in failing_feeds(runtime, now):
         since = (
             f"{feed.last_ok_at.astimezone(settings.zone):%Y-%m-%d %H:%M %Z}" if feed.last_ok_at else "ever"

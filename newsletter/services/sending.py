@@ -258,7 +258,7 @@ def send(
 ) -> SendReport:
     """`publish` through the configured provider, closed afterwards; `stop` ends it between
     batches (a scheduler shutting down)."""
-    provider = make_provider(runtime.settings)
+    provider = make_provider(runtime.settings, stop)
     try:
         pace = Pace.from_settings(runtime.settings.sending, rate)
         return publish(

@@ -310,6 +310,31 @@ def held(session: Session, ids: Sequence[int], token: str) -> set[int]:
     )
 
 
+def held_by_others(session: Session, edition_id: int, worker: str) -> int:
+    """How many of the edition's deliveries other senders hold (claimed, not yet answered)."""
+    return (
+        session.scalar(
+            select(func.count()).where(
+                Delivery.edition_id == edition_id,
+                Delivery.status == DeliveryStatus.SENDING,
+                Delivery.claimed_by.not_like(f"{worker}#%"),
+            )
+        )
+        or 0
+    )
+
+
+def stale_claims(session: Session, before: datetime) -> dict[int, tuple[int, datetime]]:
+    """Per edition, the claims not renewed since `before` (their sender died or went silent):
+    how many, and the oldest renewal."""
+    rows = session.execute(
+        select(Delivery.edition_id, func.count(), func.min(Delivery.claimed_at))
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.claimed_at < before)
+        .group_by(Delivery.edition_id)
+    )
+    return {edition_id: (count, oldest) for edition_id, count, oldest in rows if oldest is not None}
+
+
 def worker_name() -> str:
     """host:pid:start, so a restarted sender on the same host can tell a dead claim from a live one."""
     return f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
@@ -381,7 +406,13 @@ def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> tup
         )
     ).all()
     cutoff = utcnow() - lease
-    dead = [row for row in stale if _claim_is_dead(row[1], me) or (row[2] is not None and row[2] < cutoff)]
+    mine = f"{me}#"  # a live sender's own claims are its own to settle, however late its heartbeat
+    dead = [
+        row
+        for row in stale
+        if not (row[1] or "").startswith(mine)
+        and (_claim_is_dead(row[1], me) or (row[2] is not None and row[2] < cutoff))
+    ]
     handed = [row[0] for row in dead if row[3] is not None]
     _unclaim(session, [row[0] for row in dead if row[3] is None], attempted=True)
     for start in range(0, len(handed), BATCH):

@@ -12,6 +12,7 @@ pass by waiting (bad credentials, a refused connection, a refused sender) raises
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -115,12 +116,13 @@ class Provider(Protocol):
     def close(self) -> None: ...
 
 
-def make_provider(settings: Settings) -> Provider:
-    """The configured provider (imported on demand: the outbox needs no network library)."""
+def make_provider(settings: Settings, stop: threading.Event | None = None) -> Provider:
+    """The configured provider (imported on demand: the outbox needs no network library); once
+    `stop` is set, an SMTP connection takes no further message of its batch."""
     if settings.provider == "smtp":
         from newsletter.sending.providers.smtp import SMTPProvider
 
-        return SMTPProvider(settings)
+        return SMTPProvider(settings, stop)
     if settings.provider == "sendgrid":
         from newsletter.sending.providers.sendgrid import SendGridProvider
 

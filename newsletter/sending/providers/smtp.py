@@ -61,7 +61,10 @@ def _refusal(code: int) -> OutcomeStatus:
 class SMTPProvider:
     name = "smtp"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stop: threading.Event | None = None) -> None:
+        # Set (a scheduler shutting down): each connection finishes the message it is on and takes
+        # no other; what none took gets no outcome, and the sender gives it back.
+        self.stop = stop or threading.Event()
         self.host = settings.smtp_host
         self.port = settings.smtp_port
         self.tls = settings.smtp_tls
@@ -131,7 +134,7 @@ class SMTPProvider:
         self, slot: int, waiting: deque[Outgoing], trouble: threading.Event, report: Report
     ) -> None:
         """This connection's share: the next waiting message each time it is free."""
-        while not trouble.is_set():
+        while not trouble.is_set() and not self.stop.is_set():
             try:
                 message = waiting.popleft()
             except IndexError:

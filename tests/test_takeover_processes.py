@@ -1,0 +1,77 @@
+"""Two schedulers share an edition and one is killed (kill -9): the survivor takes its batch over
+and finishes the edition within the lease, and says so; real processes on PostgreSQL."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from newsletter.store.db import make_engine
+from newsletter.store.models import Delivery
+from tests.conftest import free_port
+from tests.smtp_sink import Counter
+from tests.support.run import cli, editions, project, start, stop, until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+READERS = 310  # the demo's ten and 300 more
+
+
+@pytest.fixture
+def relay() -> Iterator[tuple[Counter, int]]:
+    """A relay answering each command 50 ms late: a connection takes some 6 messages a second."""
+    handler = Counter(latency=0.05)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def test_a_killed_scheduler_s_batch_is_finished_by_the_other_within_the_lease(
+    tmp_path, postgres_database, relay
+) -> None:
+    from tests.conftest import _truncate
+
+    _truncate(postgres_database)
+    handler, port = relay
+    smtp = {
+        "NEWSLETTER_PROVIDER": "smtp",
+        "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+        "NEWSLETTER_SMTP_PORT": str(port),
+        "NEWSLETTER_SMTP_TLS": "none",
+        "NEWSLETTER_SENDING__SMTP_CONNECTIONS": "2",  # batches of 200: each scheduler holds one
+    }
+    config = project(tmp_path, readers=READERS - 10, database=postgres_database)
+    jobs = {
+        job.process.pid: job for job in (start(config, tmp_path, **smtp), start(config, tmp_path, **smtp))
+    }
+    engine = make_engine(postgres_database)
+
+    def holders() -> set[int]:
+        """The schedulers holding claims now (a claim names host:pid:start#n)."""
+        with engine.connect() as connection:
+            claims = connection.scalars(select(Delivery.claimed_by).where(Delivery.status == "sending"))
+            return {int(claim.split(":")[1]) for claim in claims if claim}
+
+    until(lambda: handler.messages >= 30 and holders())
+    doomed = jobs.pop(min(holders()))  # one that holds a batch
+    [survivor] = jobs.values()
+    engine.dispose()
+    doomed.process.send_signal(signal.SIGKILL)
+    doomed.process.communicate(timeout=30)
+    killed = time.monotonic()
+    until(lambda: editions(config)[0][0] == "complete", seconds=120)
+    took = time.monotonic() - killed
+    checked = cli("--config", str(config), "status", "--check", cwd=tmp_path)
+    _out, err = stop(survivor)
+    assert took < 60, f"the edition was complete {took:.0f} s after the kill"
+    assert editions(config) == [("complete", {"sent": READERS})]
+    assert len(handler.recipients) == READERS  # everyone, and twice only what was on the wire
+    assert handler.messages - READERS <= 2, f"{handler.messages - READERS} mailed twice"
+    assert "deliveries taken over" in err
+    assert "held by a sender" not in checked.stdout
