@@ -19,6 +19,8 @@ own event told otherwise first (`Delivery.provider_event`): its word wins over a
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import socket
 import time
@@ -335,19 +337,29 @@ def stale_claims(session: Session, before: datetime) -> dict[int, tuple[int, dat
     return {edition_id: (count, oldest) for edition_id, count, oldest in rows if oldest is not None}
 
 
+# Numbers the senders of this process: each has a name of its own.
+_senders = itertools.count(1)
+
+
+@functools.cache
+def _life() -> int:
+    """This process's life: a later process given the same id has another."""
+    return int(time.time())
+
+
 def worker_name() -> str:
-    """host:pid:start, so a restarted sender on the same host can tell a dead claim from a live one."""
-    return f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}"
+    """host:pid:life:n, one per sender: a restarted sender on the same host tells a dead claim from
+    a live one, and two senders of one process never take each other's claims for their own."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_life()}:{next(_senders)}"
 
 
 def _claim_is_dead(claimed_by: str | None, me: str) -> bool:
-    claimed_by = (claimed_by or "").partition("#")[0]
-    host, _, rest = claimed_by.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit() or claimed_by == me:
+    name = (claimed_by or "").partition("#")[0]
+    host, pid, life = [*name.split(":"), "", ""][:3]
+    if host != socket.gethostname() or not pid.isdigit() or name == me:
         return False
-    if int(pid) == os.getpid():  # our pid, another start: a previous life of this process id
-        return True
+    if int(pid) == os.getpid():  # a previous life of this process id; a sibling's lease decides
+        return life != str(_life())
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
