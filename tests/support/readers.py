@@ -4,14 +4,14 @@ their subscription to the edition's newsletter, their status, and the suppressio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from newsletter.store.db import reading, unit_of_work
-from newsletter.store.models import Subscriber, SubscriberNewsletter, Suppression
+from newsletter.store.models import Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression
 from newsletter.store.runtime import Runtime
-from newsletter.store.statuses import SubscriberStatus, SubscriptionStatus
+from newsletter.store.statuses import DeliveryStatus, EditionStatus, SubscriberStatus, SubscriptionStatus
 from newsletter.subscribers.addresses import address_hash
 
 
@@ -67,3 +67,29 @@ def gate(runtime: Runtime, subscriber_id: int, newsletter: str = "weekly") -> Ga
             suppressed is not None,
             subscription.paused_until if subscription else None,
         )
+
+
+def delivery(
+    runtime: Runtime,
+    subscriber_id: int,
+    status: DeliveryStatus = DeliveryStatus.SENDING,
+    message_id: str | None = None,
+    slot: str = "2026-12-07T07:00",
+) -> Delivery:
+    """A delivery to the reader in an edition of its own (sending: the send is running)."""
+    with unit_of_work(runtime.factory) as session:
+        edition = Edition(
+            newsletter="weekly",
+            slot=slot,
+            window_start=datetime(2026, 11, 30, tzinfo=UTC),
+            window_end=datetime(2026, 12, 7, tzinfo=UTC),
+            status=EditionStatus.SENDING,
+        )
+        session.add(edition)
+        session.flush()
+        row = Delivery(edition_id=edition.id, subscriber_id=subscriber_id, status=status)
+        session.add(row)
+        session.flush()
+        if message_id is not None:
+            row.provider_message_id = message_id.format(edition=edition.id, subscriber=subscriber_id)
+        return row
