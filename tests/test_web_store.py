@@ -11,15 +11,17 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
-from newsletter.store.db import make_engine, session_factory, unit_of_work
+from newsletter.services.leaving import Leaving
+from newsletter.store.db import StoreBusy, make_engine, session_factory, unit_of_work
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.links import Links, token_of
 from newsletter.web import app as web_app
@@ -217,3 +219,54 @@ def test_every_reader_page_answers_503_with_the_store_down(make_runtime, down) -
     }
     assert statuses == {page: (503, "60") for page in answers}
     assert all("try again" in answer.text for answer in answers.values())
+
+
+def _one_clicks(runtime: Runtime, readers: list[int], wait: float) -> tuple[Leaving, list[object]]:
+    """Each reader's one-click from a thread of its own, all at once, through one `Leaving`."""
+    paged = replace(runtime, factory=session_factory(runtime.engine, write_wait=wait))
+    leaving = Leaving(paged, wait)
+    answers: list[object] = [None] * len(readers)
+
+    def click(index: int, reader: int) -> None:
+        try:
+            answers[index] = leaving.leave(token_of(unsubscribe_path(runtime, reader)), "one-click", NOW)
+        except Exception as exc:
+            answers[index] = exc
+
+    clicks = [threading.Thread(target=click, args=(i, r)) for i, r in enumerate(readers)]
+    for thread in clicks:
+        thread.start()
+    return leaving, [clicks, answers]
+
+
+@pytest.mark.parametrize("how", ["thread", "process"])
+def test_one_clicks_that_arrive_together_are_written_together(make_runtime, how: str) -> None:
+    """Twenty one-clicks while a sender writes: a commit or two for all of them once it is done,
+    each answered once its own is committed."""
+    runtime = make_runtime()
+    if how not in holders(runtime):
+        pytest.skip(f"{how}: not a lock of {runtime.engine.dialect.name}")
+    readers = [add_reader(runtime, f"r{i}@example.com") for i in range(20)]
+    commits: list[int] = []
+    event.listen(runtime.engine, "commit", lambda _connection: commits.append(1))
+    with holding(runtime, how, readers[0]):
+        _leaving, (clicks, answers) = _one_clicks(runtime, readers, wait=30.0)
+        assert not any(answers)  # nobody is answered while nothing can be written
+    for thread in clicks:
+        thread.join()
+    assert all(getattr(answer, "newsletter", None) == "weekly" for answer in answers), answers
+    assert all(gate(runtime, reader).subscription == "unsubscribed" for reader in readers)
+    assert len(commits) <= 3
+
+
+def test_one_clicks_past_the_deadline_are_withdrawn_not_written_later(make_runtime) -> None:
+    runtime = make_runtime()
+    if "process" not in holders(runtime):
+        pytest.skip("a lock file is SQLite's")
+    readers = [add_reader(runtime, f"late{i}@example.com") for i in range(5)]
+    with held_by_another_process(runtime):
+        _leaving, (clicks, answers) = _one_clicks(runtime, readers, wait=WAIT)
+        for thread in clicks:
+            thread.join()
+    assert all(isinstance(answer, StoreBusy) for answer in answers), answers
+    assert all(gate(runtime, reader).subscription == "active" for reader in readers)

@@ -107,6 +107,12 @@ def session_factory(engine: Engine, write_wait: float | None = None) -> sessionm
     return sessionmaker(engine, expire_on_commit=False, info={WRITE_WAIT: write_wait})
 
 
+def write_wait(factory: sessionmaker[Session]) -> float | None:
+    """How long this factory's units of work wait for the write lock (None: as long as it takes)."""
+    wait: float | None = factory.kw.get("info", {}).get(WRITE_WAIT)
+    return wait
+
+
 @contextmanager
 def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A read-only session: on SQLite it takes no write lock, so readers never queue behind writers."""
@@ -200,7 +206,7 @@ def _writer(engine: object) -> Writer | None:
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One session per unit of work: commit on success, roll back on any error. A factory made
     with `write_wait` gives up with StoreBusy when the store stays locked that long."""
-    wait: float | None = factory.kw.get("info", {}).get(WRITE_WAIT)
+    wait = write_wait(factory)
     engine = factory.kw.get("bind")
     writer = _writer(engine)
     deadline = time.monotonic() + (wait or 0.0)

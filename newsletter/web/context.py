@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from newsletter.i18n import N_
-from newsletter.store.db import StoreBusy
+from newsletter.services.leaving import Leaving
+from newsletter.store.db import StoreBusy, write_wait
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.web.client import Network, client_address, limit_key, trusted_networks
@@ -44,6 +45,7 @@ class Web:
     guard: Guard
     trusted: list[Network]
     per_client: Limit
+    leaving: Leaving  # one-clicks arriving together, written together
     per_address: Limit = field(default_factory=lambda: Limit(ADDRESS_PER_HOUR, 3600.0))
 
     @classmethod
@@ -57,6 +59,7 @@ class Web:
             Guard(settings.signing_key(), str(settings.public_url), readers.signup_origins),
             trusted_networks(readers.trusted_proxies),
             Limit(readers.client_per_minute, 60.0),
+            Leaving(runtime, write_wait(runtime.factory)),
         )
 
     def client(self, request: Request) -> str:
