@@ -31,6 +31,8 @@ ADDRESS_PER_HOUR = 5
 # (a lock held past the deadline), later when it is down.
 RETRY_BUSY = 5
 RETRY_DOWN = 60
+# The drivers' words for a lock another program held past the deadline (SQLite, PostgreSQL).
+BUSY_WORDS = ("database is locked", "lock timeout")
 
 
 def wall_clock() -> datetime:
@@ -152,7 +154,8 @@ class Web:
         response = self.error(
             request, 503, N_("Unavailable for a moment"), N_("Please try again in a few minutes.")
         )
-        response.headers["Retry-After"] = str(RETRY_BUSY if isinstance(exc, StoreBusy) else RETRY_DOWN)
+        busy = isinstance(exc, StoreBusy) or any(w in words for w in BUSY_WORDS)
+        response.headers["Retry-After"] = str(RETRY_BUSY if busy else RETRY_DOWN)
         return response
 
 
