@@ -710,6 +710,167 @@ def unsubscribe_load(workdir: Path) -> dict[str, object]:
     }
 
 
+BURST = int(os.environ.get("BENCH_BURST", "2000"))
+BURST_SECONDS = 20.0
+BURST_READERS = 10_000
+
+
+@case(
+    f"web: {BURST:,} one-clicks in {BURST_SECONDS:.0f} s during a {BURST_READERS:,}-reader SMTP send "
+    "(`serve --workers 2`, SQLite)"
+)
+def unsubscribe_during_send(workdir: Path) -> dict[str, object]:
+    """A probe, not a test: while a sender process sends an edition into a loopback sink, one-click
+    POSTs arrive at an even pace (each reader's own token, once); how many were answered 200
+    within a second, how many 503 (with Retry-After), how many not within 60 s, and how long the
+    send took, against the same send alone."""
+    import asyncio
+    import secrets
+
+    from sqlalchemy import func, select
+
+    from newsletter.store.models import SubscriberNewsletter
+    from newsletter.subscribers.tokens import sign
+
+    runtime = _populated(workdir, BURST_READERS)
+    key = secrets.token_urlsafe(32)
+    readers = range(BURST_READERS - BURST + 1, BURST_READERS + 1)  # the end of the list: mailed last
+    paths = [f"/unsubscribe/{sign(key.encode(), 'unsubscribe', i, scope='weekly')}" for i in readers]
+    alone_seconds = _timed_send(workdir / "alone", key, None)()  # first, on a store of its own
+    server, address = _serve(workdir, runtime.settings.database_url, key)
+    try:
+        _one_click(f"{address}/unsubscribe/{sign(key.encode(), 'unsubscribe', 1, scope='weekly')}")
+        sender = _timed_send(workdir, key, runtime)
+        answers = asyncio.run(_paced_one_clicks(address, paths, BURST_SECONDS))
+        seconds = sender()
+    finally:
+        server.terminate()
+        server.wait(30)
+    with runtime.factory() as session:
+        left = session.scalar(
+            select(func.count())
+            .select_from(SubscriberNewsletter)
+            .where(
+                SubscriberNewsletter.subscriber_id.in_(list(readers)),
+                SubscriberNewsletter.status == "unsubscribed",
+            )
+        )
+    ok = [t for status, t, _retry in answers if status == 200]
+    busy = [status for status, _t, retry in answers if status == 503 and retry]
+    other = [status for status, _t, _retry in answers if status not in (200, 503)]
+    within = sum(t <= 1.0 for t in ok)
+    return {
+        "seconds": seconds,
+        "answered_200": len(ok),
+        "within_1s": within,
+        "answered_503": len(busy),
+        "unanswered_or_other": len(other),
+        "recorded": left,
+        "send_alone_seconds": alone_seconds,
+        "note": f"{within:,}/{BURST:,} answered 200 within 1 s (max {max(ok, default=0):.1f} s), "
+        f"{len(busy):,} 503 + Retry-After, {len(other):,} other or no answer in 60 s; {left:,} recorded; "
+        f"send {seconds:.0f} s under the burst, {alone_seconds:.0f} s alone; load average "
+        f"{os.getloadavg()[0]:.1f} (other jobs on these cores show in the figures)",
+    }
+
+
+def _timed_send(workdir: Path, key: str, runtime) -> Callable[[], float]:
+    """A sender process (SMTP into a loopback sink) for a fresh edition of `runtime`'s store, or
+    of a store of its own (None: the send alone); returns a wait for its duration in seconds."""
+    workdir.mkdir(exist_ok=True)
+    if runtime is None:
+        _populated(workdir, BURST_READERS)
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench", "--smtp-send-worker", str(workdir), key],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    started = sender.stdout.readline()  # prepared: the send begins
+    assert started.startswith("sending"), started
+
+    def wait() -> float:
+        out, _ = sender.communicate()
+        return float(out.split()[0])
+
+    return wait
+
+
+def smtp_send_worker(workdir: Path, key: str) -> None:
+    """Prepare an edition, say "sending", send it into a sink of its own; print the seconds."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from pydantic import SecretStr
+
+    from newsletter.editions.compose import Composer
+    from newsletter.editions.edition import open_edition
+    from newsletter.editions.prepare import prepare
+    from newsletter.sending.pace import Pace
+    from newsletter.sending.providers.smtp import SMTPProvider
+    from newsletter.sending.sender import Sender
+    from newsletter.settings import Settings
+
+    runtime = _sample_runtime(workdir)
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "tests.smtp_sink"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    port = int(sink.stdout.readline())
+    settings = Settings(
+        **{
+            **runtime.settings.model_dump(),
+            "secret_key": SecretStr(key),
+            "provider": "smtp",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "smtp_tls": "none",
+        }
+    )
+    slot = datetime(2026, 11, 23, 7, tzinfo=ZoneInfo("Europe/Brussels"))
+    with runtime.factory() as session, session.begin():
+        edition = open_edition(session, settings, "weekly", slot)
+        prepare(session, settings, edition, Composer(settings.templates_path()))
+    print("sending", flush=True)
+    provider = SMTPProvider(settings)
+    began = time.perf_counter()
+    Sender(settings, runtime.factory, provider, Pace.from_settings(settings.sending)).send(edition.id)
+    print(time.perf_counter() - began, flush=True)
+    provider.close()
+    sink.stdin.close()
+    sink.wait()
+
+
+async def _paced_one_clicks(address: str, paths: list[str], seconds: float) -> list[tuple[int, float, bool]]:
+    """Each path POSTed once, at an even pace over `seconds`: (status or 0 for no answer within
+    60 s, seconds to the answer's headers, whether a Retry-After came). Plain sockets and bytes
+    written once: the client's own CPU must not be what is measured on these two cores."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    where = urlsplit(address)
+    host, port = where.hostname or "127.0.0.1", where.port or 80
+    body = b"List-Unsubscribe=One-Click"
+
+    async def post(index: int, path: str) -> tuple[int, float, bool]:
+        await asyncio.sleep(index * seconds / len(paths))
+        began = time.perf_counter()
+        asked = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
+        try:
+            async with asyncio.timeout(60):
+                reader, writer = await asyncio.open_connection(host, port)
+                writer.write(asked)
+                head = await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            return 0, time.perf_counter() - began, False
+        return int(head.split()[1]), time.perf_counter() - began, b"\nretry-after:" in head.lower()
+
+    return await asyncio.gather(*(post(i, path) for i, path in enumerate(paths)))
+
+
 @case("feed: one feed over 50 connections, half with its ETag (wrk, `serve --workers 2`)")
 def feed_load(workdir: Path) -> dict[str, object]:
     """A feed as thousands of feed readers fetch it: half of them have the current ETag (304)."""
@@ -882,6 +1043,9 @@ def main() -> None:
         return
     if len(sys.argv) == 5 and sys.argv[1] == "--send-worker":
         send_worker(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == "--smtp-send-worker":
+        smtp_send_worker(Path(sys.argv[2]), sys.argv[3])
         return
     if len(sys.argv) == 4 and sys.argv[1] == "--populate":
         populate(_sample_runtime(Path(sys.argv[2])), int(sys.argv[3]))

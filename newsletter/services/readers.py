@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 from functools import partial, wraps
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from newsletter.errors import InputError, NewsletterError
 from newsletter.i18n import N_
+from newsletter.services.leaving import Leaving, Left
 from newsletter.services.notices import send_notice
 from newsletter.settings import Settings, language_code
 from newsletter.store.categories import configured_sections, slugify
@@ -455,48 +456,10 @@ def fresh_link(runtime: Runtime, email: str, now: datetime, later: Later = at_on
     later(partial(send_notice, runtime, "preferences", mailbox, language, link, []))
 
 
-@dataclass(frozen=True)
-class Left:
-    newsletter: str
-    title: str
-    email: str
-    language: str
-
-
-@_on_race
 def unsubscribe(runtime: Runtime, token: str, source: str, now: datetime) -> Left:
-    """Leave the newsletter the token names, at once; again is harmless."""
-    settings = runtime.settings
-    signed = read(_key(settings), "unsubscribe", token)  # checked before the store is touched
-    reader, newsletter = signed.subscriber_id, signed.scope
-    # The busiest page of all (a mail client's one click): a statement per change, no objects.
-    with unit_of_work(runtime.factory) as session:
-        found = session.execute(
-            select(Subscriber.email, Subscriber.language).where(Subscriber.id == reader)
-        ).first()
-        if found is None or found.email.startswith("sha256:"):
-            raise TokenError("this link is not valid any more")
-        left = session.execute(
-            update(SubscriberNewsletter)
-            .where(
-                SubscriberNewsletter.subscriber_id == reader,
-                SubscriberNewsletter.newsletter == newsletter,
-                SubscriberNewsletter.status == SubscriptionStatus.ACTIVE,
-            )
-            .values(status=SubscriptionStatus.UNSUBSCRIBED, unsubscribed_at=now, source=source)
-        )
-        if left.rowcount:  # type: ignore[attr-defined]
-            session.execute(
-                insert(Consent).values(
-                    subscriber_id=reader,
-                    at=now,
-                    action="unsubscribe",
-                    source=source,
-                    detail=json.dumps({"newsletter": newsletter}),
-                )
-            )
-    title = settings.newsletters[newsletter].title if newsletter in settings.newsletters else newsletter
-    return Left(newsletter, title, found.email, found.language)
+    """Leave the newsletter the token names, at once; again is harmless (the pages share one
+    `Leaving` instead: what arrives together is written together)."""
+    return Leaving(runtime).leave(token, source, now)
 
 
 @_on_race

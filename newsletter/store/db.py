@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,9 +14,31 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.errors import StoreError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+# How long a SQLite writer waits for the database's lock unless told otherwise (`write_wait`).
+BUSY_SECONDS = 30.0
+# A session factory's `info` key: the seconds a unit of work may wait for the write lock.
+WRITE_WAIT = "write_wait"
+
+
+class StoreBusy(StoreError):
+    """Another writer held the store past the deadline of a unit of work that cannot wait (a
+    page): nothing was written; asking again later is the answer."""
+
+    def __init__(self, database: str, seconds: float) -> None:
+        super().__init__(database, f"busy: no write within {seconds:g} s")
+        self.seconds = seconds
+
+
+# What says the store cannot be used now (down, unreadable, full, busy past a deadline), as
+# opposed to a request it refuses: a page answers 503 and asks to come back.
+UNAVAILABLE: tuple[type[Exception], ...] = (StoreError, OperationalError, InterfaceError, PoolTimeout)
 
 
 def make_engine(url: str) -> Engine:
@@ -27,7 +50,7 @@ def make_engine(url: str) -> Engine:
         return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
+    engine = create_engine(parsed, connect_args={"timeout": BUSY_SECONDS}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -43,8 +66,14 @@ def make_engine(url: str) -> Engine:
     def _begin(connection: Any) -> None:
         # IMMEDIATE: a unit of work takes the write lock up front, so two writers wait rather than
         # deadlock; a read-only session (`reading`) begins DEFERRED and blocks nobody.
-        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        options = connection.get_execution_options()
+        # A writer outside our lock file (another program) is waited for only this long.
+        busy = int(options.get("sqlite_wait", BUSY_SECONDS) * 1000)
+        pooled = connection.connection.info
+        if pooled.get("busy_ms", int(BUSY_SECONDS * 1000)) != busy:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy}")
+            pooled["busy_ms"] = busy
+        connection.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'IMMEDIATE')}")
 
     return engine
 
@@ -64,7 +93,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations; safe to call from every command (a no-op when up to date), and from
     several processes at once. On SQLite it queues with the units of work (see `Writer`): a
     command started while the pages write without pause is not starved of the store."""
-    with _writer(engine), engine.begin() as connection:
+    with _writer(engine) or nullcontext(), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config = alembic_config()
@@ -72,8 +101,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: Engine, write_wait: float | None = None) -> sessionmaker[Session]:
+    """Sessions on `engine`; with `write_wait`, a unit of work waits at most that many seconds
+    for the write lock and raises StoreBusy (a page answering, never hanging)."""
+    return sessionmaker(engine, expire_on_commit=False, info={WRITE_WAIT: write_wait})
+
+
+def write_wait(factory: sessionmaker[Session]) -> float | None:
+    """How long this factory's units of work wait for the write lock (None: as long as it takes)."""
+    wait: float | None = factory.kw.get("info", {}).get(WRITE_WAIT)
+    return wait
 
 
 @contextmanager
@@ -94,20 +131,14 @@ class Writer:
     """
 
     def __init__(self, database: str | None) -> None:
+        self.database = database or ":memory:"
         self.threads = threading.RLock()
         self.depth = 0
         self.path = Path(f"{database}-writer.lock") if database and database != ":memory:" else None
         self.file: IO[bytes] | None = None
 
     def __enter__(self) -> None:
-        self.threads.acquire()
-        self.depth += 1
-        if self.depth == 1 and self.path is not None:
-            try:
-                self.file = self.file or self.path.open("ab")
-                fcntl.flock(self.file, fcntl.LOCK_EX)
-            except OSError:  # a read-only folder: SQLite's own lock still holds
-                self.file = None
+        self.hold(None)
 
     def __exit__(self, *_exc: object) -> None:
         self.depth -= 1
@@ -115,15 +146,56 @@ class Writer:
             fcntl.flock(self.file, fcntl.LOCK_UN)
         self.threads.release()
 
+    def hold(self, wait: float | None) -> None:
+        """Take the lock, or raise StoreBusy once `wait` seconds have passed (None: wait on)."""
+        deadline = time.monotonic() + (wait or 0.0)
+        if not self.threads.acquire(timeout=-1 if wait is None else wait):
+            raise StoreBusy(self.database, wait or 0.0)
+        self.depth += 1
+        if self.depth > 1 or self.path is None:
+            return
+        try:
+            self.file = self.file or self.path.open("ab")
+            if wait is None:
+                fcntl.flock(self.file, fcntl.LOCK_EX)
+            elif not _flock_by(self.file, deadline):
+                self.__exit__()
+                raise StoreBusy(self.database, wait)
+        except OSError:  # a read-only folder: SQLite's own lock still holds
+            self.file = None
+
+    @contextmanager
+    def waiting(self, wait: float | None) -> Iterator[None]:
+        self.hold(wait)
+        try:
+            yield
+        finally:
+            self.__exit__()
+
+
+def _flock_by(file: IO[bytes], deadline: float) -> bool:
+    """flock has no timeout: try, sleeping a little longer each time, until the deadline."""
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.02)
+
 
 # One per database file in this process, however many engines open it.
 _WRITERS: dict[str, Writer] = {}
 _WRITERS_LOCK = threading.Lock()
 
 
-def _writer(engine: object) -> AbstractContextManager[object]:
+def _writer(engine: object) -> Writer | None:
     if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
-        return nullcontext()
+        return None
     name = engine.url.database
     database = str(Path(name).resolve()) if name and name != ":memory:" else ":memory:"
     with _WRITERS_LOCK:
@@ -132,6 +204,22 @@ def _writer(engine: object) -> AbstractContextManager[object]:
 
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One session per unit of work: commit on success, roll back on any error."""
-    with _writer(factory.kw.get("bind")), factory() as session, session.begin():
+    """One session per unit of work: commit on success, roll back on any error. A factory made
+    with `write_wait` gives up with StoreBusy when the store stays locked that long."""
+    wait = write_wait(factory)
+    engine = factory.kw.get("bind")
+    writer = _writer(engine)
+    deadline = time.monotonic() + (wait or 0.0)
+    with writer.waiting(wait) if writer else nullcontext(), factory() as session, session.begin():
+        if wait is not None:
+            _bound_lock_waits(session, max(deadline - time.monotonic(), 0.05))
         yield session
+
+
+def _bound_lock_waits(session: Session, seconds: float) -> None:
+    """Whatever our lock does not cover (another program on SQLite, a row lock on PostgreSQL)
+    is waited for at most `seconds`: then the driver raises, and the page answers 503."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection(execution_options={"sqlite_wait": seconds})
+    else:
+        session.execute(text(f"SET LOCAL lock_timeout = {int(seconds * 1000)}"))

@@ -224,15 +224,34 @@ def record(session: Session, marks: Sequence[Mark]) -> None:
         # A lost sender loses nothing this way; only a database crash could lose the last few
         # hundred milliseconds of marks, and the cost of one flush per mark is spared.
         session.execute(text("SET LOCAL synchronous_commit = off"))
+    one_each: dict[DeliveryStatus, list[dict[str, Any]]] = {}
     for (status, message_id, detail), ids in alike.items():
-        values: dict[str, Any] = {"status": status, "detail": detail}
-        if status == DeliveryStatus.SENT:
-            values.update(sent_at=now, provider_message_id=message_id, retry_at=None)
-        elif status == DeliveryStatus.PENDING:  # the provider was busy: not the reader's attempt
-            values.update(claimed_by=None, claimed_at=None, attempts=DELIVERIES.c.attempts - 1)
+        if len(ids) == 1:  # SMTP: a message id per reader, written below in one executemany
+            one_each.setdefault(status, []).append({"row_id": ids[0], "message": message_id, "words": detail})
+            continue
+        values = _outcome(status, now, message_id, detail)
         session.execute(
             update(DELIVERIES).where(DELIVERIES.c.id.in_(ids), _unless_told(status)).values(**values)
         )
+    # A statement per mark held the write lock 30 ms for 200 SMTP marks (the pages wait for it);
+    # one executemany per status takes a few.
+    for status, rows in one_each.items():
+        values = _outcome(status, now, bindparam("message"), bindparam("words"))
+        session.execute(
+            update(DELIVERIES)
+            .where(DELIVERIES.c.id == bindparam("row_id"), _unless_told(status))
+            .values(**values),
+            rows,
+        )
+
+
+def _outcome(status: DeliveryStatus, now: datetime, message_id: Any, detail: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": status, "detail": detail}
+    if status == DeliveryStatus.SENT:
+        values.update(sent_at=now, provider_message_id=message_id, retry_at=None)
+    elif status == DeliveryStatus.PENDING:  # the provider was busy: not the reader's attempt
+        values.update(claimed_by=None, claimed_at=None, attempts=DELIVERIES.c.attempts - 1)
+    return values
 
 
 def _unless_told(status: DeliveryStatus) -> ColumnElement[bool]:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -10,6 +12,7 @@ from starlette.responses import Response
 
 from newsletter.i18n import N_
 from newsletter.services.readers import ReaderError
+from newsletter.store.db import UNAVAILABLE, session_factory
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.tokens import TokenError
 from newsletter.web import (
@@ -37,10 +40,15 @@ ERRORS = {
     405: (N_("Not allowed"), N_("This page cannot be used this way.")),
     413: (N_("Too large"), N_("This form is larger than any of ours.")),
 }
+# How long a page waits for the store's write lock (a send's writes are short) before it
+# answers 503.
+WRITE_WAIT = 3.0
 
 
 def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     """The app; refuses to start without a usable secret key (every link is signed with it)."""
+    # Its own sessions on the same engine: a page never waits long for the store.
+    runtime = replace(runtime, factory=session_factory(runtime.engine, write_wait=WRITE_WAIT))
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = Web.build(runtime, clock)
     app.state.desk = Desk.build(runtime.settings, app.state.web.guard.secure)
@@ -62,6 +70,8 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     app.add_exception_handler(ReaderError, _refused)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _http_error)
+    for trouble in UNAVAILABLE:
+        app.add_exception_handler(trouble, _unavailable)
     app.add_exception_handler(Exception, _failed)
     app.add_middleware(Syndicated, runtime=runtime)
     app.add_middleware(EditorGate)
@@ -93,6 +103,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException) and exc.headers:  # a 405's Allow
         response.headers.update(exc.headers)
     return response
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    return web(request).unavailable(request, exc)
 
 
 async def _failed(request: Request, exc: Exception) -> Response:

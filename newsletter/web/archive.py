@@ -14,9 +14,11 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.services.archive import Served, document
+from newsletter.store.db import UNAVAILABLE
 from newsletter.store.runtime import Runtime
 
 PREFIXES = ("/archive/", "/feeds/")
@@ -48,7 +50,12 @@ class Syndicated:
         if scope["type"] != "http" or not served(scope["path"]) or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        found = await self.lookup(scope["path"])
+        try:
+            found = await self.lookup(scope["path"])
+        except UNAVAILABLE as exc:  # before the app's handlers: the page is made here
+            request = Request(scope)
+            await request.app.state.web.unavailable(request, exc)(scope, receive, send)
+            return
         if found is None:
             await self.app(scope, receive, send)
             return

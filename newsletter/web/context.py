@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from newsletter.i18n import N_
+from newsletter.services.leaving import Leaving
+from newsletter.store.db import StoreBusy, write_wait
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.web.client import Network, client_address, limit_key, trusted_networks
@@ -25,6 +27,12 @@ Clock = Callable[[], datetime]
 # Notices asked for one address, whatever the client: past this, the page answers as usual and
 # asks nothing of the service (which itself mails an address at most once an hour).
 ADDRESS_PER_HOUR = 5
+# When a page that found the store unavailable asks to be tried again: soon when it was busy
+# (a lock held past the deadline), later when it is down.
+RETRY_BUSY = 5
+RETRY_DOWN = 60
+# The drivers' words for a lock another program held past the deadline (SQLite, PostgreSQL).
+BUSY_WORDS = ("database is locked", "lock timeout")
 
 
 def wall_clock() -> datetime:
@@ -39,6 +47,7 @@ class Web:
     guard: Guard
     trusted: list[Network]
     per_client: Limit
+    leaving: Leaving  # one-clicks arriving together, written together
     per_address: Limit = field(default_factory=lambda: Limit(ADDRESS_PER_HOUR, 3600.0))
 
     @classmethod
@@ -52,6 +61,7 @@ class Web:
             Guard(settings.signing_key(), str(settings.public_url), readers.signup_origins),
             trusted_networks(readers.trusted_proxies),
             Limit(readers.client_per_minute, 60.0),
+            Leaving(runtime, write_wait(runtime.factory)),
         )
 
     def client(self, request: Request) -> str:
@@ -132,6 +142,20 @@ class Web:
             request, 429, N_("Too many requests"), N_("Please wait a minute before you try again.")
         )
         response.headers["Retry-After"] = "60"
+        return response
+
+    def unavailable(self, request: Request, exc: Exception) -> HTMLResponse:
+        """The store is down, unreadable or busy past the deadline: nothing was done, and the
+        page says to come back (a mail client's one-click tries again on a 503)."""
+        cause = getattr(exc, "orig", None) or exc  # the driver's words, never a statement's values
+        words = next(iter(str(cause).strip().splitlines()), type(cause).__name__)
+        route = getattr(request.scope.get("route"), "path", request.url.path.split("/")[1])  # no token
+        log.warning("%s %s: the store is unavailable (%s)", request.method, route, words)
+        response = self.error(
+            request, 503, N_("Unavailable for a moment"), N_("Please try again in a few minutes.")
+        )
+        busy = isinstance(exc, StoreBusy) or any(w in words for w in BUSY_WORDS)
+        response.headers["Retry-After"] = str(RETRY_BUSY if busy else RETRY_DOWN)
         return response
 
 

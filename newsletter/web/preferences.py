@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from newsletter.errors import InputError, NewsletterError
+from newsletter.errors import InputError, NewsletterError, StoreError
 from newsletter.i18n import N_
 from newsletter.services import readers
 from newsletter.subscribers.tokens import TokenError
@@ -51,6 +51,8 @@ async def send_link(request: Request) -> Response:
     if email and site.address_allowed(email):
         try:
             await run_in_threadpool(readers.fresh_link, site.runtime, email, site.clock(), notices)
+        except StoreError:  # nothing was recorded: the page says to come back (503)
+            raise
         except NewsletterError as exc:
             log.error("a fresh settings link: %s", exc)
     return notices.after(site.pages.render("link_sent.html", site.language(request), email=email))

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from newsletter.errors import InputError, NewsletterError
+from newsletter.errors import InputError, NewsletterError, StoreError
 from newsletter.i18n import N_
 from newsletter.services import readers
 from newsletter.web.context import Notices, Web, log, web
@@ -74,6 +74,8 @@ async def subscribe(request: Request) -> Response:
         return signup_page(site, request, language, values, errors={exc.name: _problem(exc.name)})
     except ValueError:  # an address email-validator refuses
         return signup_page(site, request, language, values, errors={"email": _problem("email")})
+    except StoreError:  # nothing was recorded: the page says to come back (503)
+        raise
     except NewsletterError as exc:  # the notice could not go: the page still says nothing more
         log.error("sign-up: %s", exc)
         outcome = "failed"

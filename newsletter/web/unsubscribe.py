@@ -40,7 +40,7 @@ async def unsubscribe(request: Request, token: str) -> Response:
             N_("An unsubscribe request must say List-Unsubscribe=One-Click."),
         )
     source = "page" if text(posted, "from") == "page" else "one-click"
-    left = await run_in_threadpool(readers.unsubscribe, site.runtime, token, source, site.clock())
+    left = await run_in_threadpool(site.leaving.leave, token, source, site.clock())
     return _left(site, request, posted, token, "unsubscribed.html", left)
 
 
