@@ -266,10 +266,10 @@ def with_relay(bed: Bed) -> tuple[Relay, int]:
     return relay, port
 
 
-def resume(bed: Bed, books: Books, row: Row, *first: str) -> None:
+def resume(bed: Bed, books: Books, row: Row) -> None:
     """`send --edition` again, then `send --resend-uncertain` if the ledger holds uncertain ones."""
     edition = str(bed.edition_id)
-    code, line = bed.send("--edition", edition, *first)
+    code, line = bed.send("--edition", edition)
     row.notes.append(f"rerun exit {code} ({line})")
     books.look()
     if books.uncertain():
