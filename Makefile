@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_ENV := NEWSLETTER_CONFIG=config/demo.toml NEWSLETTER_SECRET_KEY=demo-only-secret-key
 
-.PHONY: install demo run-demo test test-e2e lint bench lock messages clean
+.PHONY: install demo run-demo test test-e2e lint bench faults lock messages clean
 
 install: $(STAMP)
 
@@ -39,6 +39,12 @@ lint: install
 # Every case, or those whose name has a word given: make bench BENCH_ARGS=unsubscribe
 bench: install
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+# Fault injection (kill -9, the store stopped, a burst of one-clicks, two senders) against real
+# processes, as a table (also test-artifacts/faults.md); every scenario, or those whose name has
+# a word given: make faults FAULTS_ARGS=smtp-kill. The PostgreSQL ones need NEWSLETTER_TEST_POSTGRES_URL.
+faults: install
+	$(BIN)/python -m tests.faults $(FAULTS_ARGS)
 
 # Regenerate the lock after changing dependencies in pyproject.toml (needs uv: pip install uv).
 lock:

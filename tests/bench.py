@@ -20,6 +20,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from tests.support.population import populate, sample_store, store
+from tests.support.serving import one_click, serve_process
+
 CASES: dict[str, Callable[[Path], dict[str, object]]] = {}
 
 
@@ -60,36 +63,13 @@ def big_feed(entries: int) -> bytes:
     ).encode()
 
 
-def _runtime(workdir: Path, feeds: list[dict]):
-    from newsletter.settings import Settings
-    from newsletter.store.runtime import open_runtime
-
-    settings = Settings(
-        database_url=f"sqlite:///{workdir / 'bench.db'}",
-        feeds=feeds,
-        fetch={"allow_private": True},  # the benchmark's feed server is on loopback
-        site={
-            "categories": [
-                "Politics",
-                "Health",
-                "Europe",
-                "Business",
-                "Technology",
-                "Culture",
-                "Human Rights",
-            ]
-        },
-    )
-    return open_runtime(settings)
-
-
 @case("fetch: bundled sample (6 feeds, 58 articles)")
 def fetch_sample(workdir: Path) -> dict[str, object]:
     from newsletter.ingest.run import fetch_feeds
     from newsletter.settings import load_settings
 
     sample = load_settings(Path("config/demo.toml"))
-    runtime = _runtime(workdir, [f.model_dump() for f in sample.feeds])
+    runtime = store(workdir, [f.model_dump() for f in sample.feeds])
     began = time.perf_counter()
     reports = fetch_feeds(runtime.settings, runtime.factory)
     seconds = time.perf_counter() - began
@@ -104,7 +84,7 @@ def fetch_big(workdir: Path) -> dict[str, object]:
     state, server = start()
     body = big_feed(1000)
     state.routes["/feed/"] = Route(body=body)
-    runtime = _runtime(workdir, [{"url": state.url("/feed/")}])
+    runtime = store(workdir, [{"url": state.url("/feed/")}])
     began = time.perf_counter()
     [first] = fetch_feeds(runtime.settings, runtime.factory)
     middle = time.perf_counter()
@@ -132,7 +112,7 @@ def fetch_garbage(workdir: Path) -> dict[str, object]:
     state.routes["/garbage-2/"] = Route(body=garbage[::-1])
     del garbage
     feeds = [{"url": state.url(path)} for path in ("/hangs/", "/garbage-1/", "/garbage-2/")]
-    runtime = _runtime(workdir, feeds)
+    runtime = store(workdir, feeds)
     runtime.settings.fetch.timeout_seconds = 1.0
     before = resident_mb()
     began = time.perf_counter()
@@ -150,62 +130,6 @@ def fetch_garbage(workdir: Path) -> dict[str, object]:
         "note": f"per refresh; resident {before:.0f} MB before, {first:.0f} after a warm-up and one, "
         f"at most {max(sizes):.0f} over the next 50 ({max(sizes) / first - 1:+.0%}), {sizes[-1]:.0f} at the end",
     }
-
-
-def populate(runtime, subscribers: int, variants: int = 200) -> None:
-    """The sample site's articles and `subscribers` readers over `variants` distinct
-    (categories, language) choices, inserted in bulk, a chunk at a time."""
-    import itertools
-
-    from sqlalchemy import insert, select
-
-    from newsletter.ingest.run import fetch_feeds
-    from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, subscriber_categories
-
-    fetch_feeds(runtime.settings, runtime.factory)
-    with runtime.factory() as session, session.begin():
-        sections = [c.id for c in session.scalars(select(Category).where(Category.is_section))]
-        choices = [
-            (combo, language)
-            for size in range(1, len(sections) + 1)
-            for combo in itertools.combinations(sections, size)
-            for language in ("en", "de")
-        ][:variants]
-        chunk = 50_000
-        for first in range(1, subscribers + 1, chunk):
-            ids = range(first, min(first + chunk, subscribers + 1))
-            session.execute(
-                insert(Subscriber),
-                [
-                    {
-                        "id": i,
-                        "email": f"reader{i}@example.com",
-                        "name": f"Reader {i}",
-                        "status": "active",
-                        "language": choices[i % len(choices)][1],
-                    }
-                    for i in ids
-                ],
-            )
-            session.execute(
-                insert(SubscriberNewsletter), [{"subscriber_id": i, "newsletter": "weekly"} for i in ids]
-            )
-            session.execute(
-                insert(subscriber_categories),
-                [{"subscriber_id": i, "category_id": c} for i in ids for c in choices[i % len(choices)][0]],
-            )
-
-
-def _sample_runtime(workdir: Path):
-    from pydantic import SecretStr
-
-    from newsletter.settings import load_settings
-
-    sample = load_settings(Path("config/demo.toml"))
-    runtime = _runtime(workdir, [f.model_dump() for f in sample.feeds])
-    runtime.settings.secret_key = sample.secret_key or SecretStr("benchmark-secret-key-0123")
-    runtime.settings.timezone = "Europe/Brussels"
-    return runtime
 
 
 @case("compose: edition for 100,000 subscribers in 200 variants (prepare: plan, compose, ledger)")
@@ -380,13 +304,13 @@ def _populated(workdir: Path, subscribers: int):
     )
     if done.returncode:
         raise RuntimeError(done.stderr)
-    return _sample_runtime(workdir)
+    return sample_store(workdir)
 
 
 def _sendgrid_settings(workdir: Path, port: int):
     from newsletter.settings import Settings
 
-    runtime = _sample_runtime(workdir)
+    runtime = sample_store(workdir)
     return runtime, Settings(
         **{
             **runtime.settings.model_dump(),
@@ -648,11 +572,12 @@ def unsubscribe_load(workdir: Path) -> dict[str, object]:
     ]
     tokens = workdir / "tokens.txt"
     tokens.write_text("".join(f"{path}\n" for path in paths[:UNSUBSCRIBES]))
-    server, address = _serve(workdir, runtime.settings.database_url, key)
+    server, address = serve_process(workdir, runtime.settings.database_url, key, WEB_WORKERS)
     load_before = os.getloadavg()[0]  # another job on these cores shows in the figures
     try:
         for path in paths[UNSUBSCRIBES:]:
-            _one_click(address + path)
+            if one_click(address + path) != 200:
+                raise RuntimeError("a one-click unsubscribe did not answer 200")
         server_cpu = _cpu_seconds(server.pid)
         load, wrk_cpu, wrk_text = _wrk(wrk, workdir, tokens, address, threads=2, connections=50)
         server_cpu = _cpu_seconds(server.pid) - server_cpu
@@ -737,9 +662,9 @@ def unsubscribe_during_send(workdir: Path) -> dict[str, object]:
     readers = range(BURST_READERS - BURST + 1, BURST_READERS + 1)  # the end of the list: mailed last
     paths = [f"/unsubscribe/{sign(key.encode(), 'unsubscribe', i, scope='weekly')}" for i in readers]
     alone_seconds = _timed_send(workdir / "alone", key, None)()  # first, on a store of its own
-    server, address = _serve(workdir, runtime.settings.database_url, key)
+    server, address = serve_process(workdir, runtime.settings.database_url, key)
     try:
-        _one_click(f"{address}/unsubscribe/{sign(key.encode(), 'unsubscribe', 1, scope='weekly')}")
+        one_click(f"{address}/unsubscribe/{sign(key.encode(), 'unsubscribe', 1, scope='weekly')}")
         sender = _timed_send(workdir, key, runtime)
         answers = asyncio.run(_paced_one_clicks(address, paths, BURST_SECONDS))
         seconds = sender()
@@ -810,7 +735,7 @@ def smtp_send_worker(workdir: Path, key: str) -> None:
     from newsletter.sending.sender import Sender
     from newsletter.settings import Settings
 
-    runtime = _sample_runtime(workdir)
+    runtime = sample_store(workdir)
     sink = subprocess.Popen(
         [sys.executable, "-m", "tests.smtp_sink"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -887,14 +812,14 @@ def feed_load(workdir: Path) -> dict[str, object]:
     wrk = shutil.which("wrk")
     if wrk is None:
         return {"skipped": "wrk is not installed (apt-get install wrk; .ci/run does)"}
-    runtime = _sample_runtime(workdir)
+    runtime = sample_store(workdir)
     fetch_feeds(runtime.settings, runtime.factory)
     with unit_of_work(runtime.factory) as session:
         import_csv(session, runtime.settings, Path("subscribers/demo-subscribers.csv"), confirmed=True)
     slot = datetime(2026, 11, 23, 7, 1, tzinfo=ZoneInfo("Europe/Brussels"))
     assert sending.send(runtime, "weekly", slot).status == "complete"
     key = secrets.token_urlsafe(32)
-    server, address = _serve(workdir, runtime.settings.database_url, key)
+    server, address = serve_process(workdir, runtime.settings.database_url, key, WEB_WORKERS)
     url = address + "/feeds/weekly/en.atom"
     try:
         with urllib.request.urlopen(url, timeout=10) as answer:
@@ -933,58 +858,6 @@ def feed_load(workdir: Path) -> dict[str, object]:
 
 # Web processes for the load case (`newsletter serve --workers`): one per core.
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
-
-
-def _serve(workdir: Path, database_url: str, key: str) -> tuple[subprocess.Popen, str]:
-    """`newsletter serve` on a free loopback port, once it answers; its log in serve.log."""
-    import urllib.request
-
-    config = workdir / "serve.toml"
-    config.write_text(f'database_url = "{database_url}"\noutbox_dir = "{workdir / "outbox"}"\n')
-    env = {name: value for name, value in os.environ.items() if not name.startswith("NEWSLETTER_")}
-    with (workdir / "serve.log").open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "newsletter",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                "0",
-                "--workers",
-                str(WEB_WORKERS),
-            ],
-            env={**env, "NEWSLETTER_SECRET_KEY": key, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-    first = server.stdout.readline()
-    if not first.startswith("serving"):
-        server.kill()
-        raise RuntimeError(f"newsletter serve did not start: {(workdir / 'serve.log').read_text()[-500:]}")
-    address = first.split()[-1]
-    for _attempt in range(100):
-        try:
-            with urllib.request.urlopen(address + "/healthz", timeout=5) as answer:
-                if answer.status == 200:
-                    return server, address
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("newsletter serve did not answer /healthz")
-
-
-def _one_click(url: str) -> None:
-    import urllib.request
-
-    asked = urllib.request.Request(url, data=b"List-Unsubscribe=One-Click", method="POST")
-    asked.add_header("Content-Type", "application/x-www-form-urlencoded")
-    with urllib.request.urlopen(asked, timeout=10) as answer:
-        if answer.status != 200:
-            raise RuntimeError(f"one-click unsubscribe answered {answer.status}")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -1048,7 +921,7 @@ def main() -> None:
         smtp_send_worker(Path(sys.argv[2]), sys.argv[3])
         return
     if len(sys.argv) == 4 and sys.argv[1] == "--populate":
-        populate(_sample_runtime(Path(sys.argv[2])), int(sys.argv[3]))
+        populate(sample_store(Path(sys.argv[2])), int(sys.argv[3]))
         return
     console = Console(width=150)
     table = Table(title=f"newsletter benchmarks ({os.cpu_count()} cores)")
