@@ -30,7 +30,7 @@ from newsletter.store.statuses import DeliveryStatus, EditionStatus, Suppression
 from newsletter.subscribers.links import Links, token_of
 from newsletter.subscribers.tokens import read
 from tests.conftest import WEEKLY_NOV_23
-from tests.support.clock import NOW
+from tests.support.clock import NOW, FixedClock
 from tests.support.web import MARC, Forms, Site, path_of, serve
 from tests.test_bounces import dsn
 from tests.test_clicks import ON_TIME, tracked
@@ -155,7 +155,10 @@ def desk(newsroom, smtp_sink, tmp_path) -> Iterator[tuple[Site, Sent]]:
     edition_id = send_with_trouble(newsroom, smtp_sink)
     draft = the_past(newsroom)
     links = links_by_reader(smtp_sink[0].messages, newsroom.settings.signing_key())
-    for site in serve(newsroom, tmp_path, extra="[links]\ntrack_clicks = true\n"):
+    with newsroom.factory() as session:
+        began = session.get_one(Edition, edition_id).started_at  # the sender's own time
+    clock = FixedClock(began + timedelta(minutes=5))  # the readers act after the edition went
+    for site in serve(newsroom, tmp_path, extra="[links]\ntrack_clicks = true\n", clock=clock):
         # The article most digests carry: one reader clicks it twice, another once; the first
         # reader clicks one more article too.
         mailed = {reader: found for reader, found in links.items() if reader not in (TOM, JAN, MARC)}

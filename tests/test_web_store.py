@@ -21,7 +21,8 @@ from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from newsletter.services.leaving import Leaving
-from newsletter.store.db import StoreBusy, make_engine, session_factory, unit_of_work
+from newsletter.store.availability import StoreBusy
+from newsletter.store.db import make_engine, session_factory, unit_of_work
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.links import Links, token_of
 from newsletter.web import app as web_app

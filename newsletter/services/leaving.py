@@ -19,7 +19,8 @@ from typing import cast
 from sqlalchemy import Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from newsletter.store.db import StoreBusy, unit_of_work
+from newsletter.store.availability import StoreBusy
+from newsletter.store.db import unit_of_work
 from newsletter.store.models import Consent, Subscriber, SubscriberNewsletter, UTCDateTime
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import SubscriptionStatus

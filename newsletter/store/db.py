@@ -14,31 +14,15 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.errors import StoreError
+from newsletter.store.availability import StoreBusy
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # How long a SQLite writer waits for the database's lock unless told otherwise (`write_wait`).
 BUSY_SECONDS = 30.0
 # A session factory's `info` key: the seconds a unit of work may wait for the write lock.
 WRITE_WAIT = "write_wait"
-
-
-class StoreBusy(StoreError):
-    """Another writer held the store past the deadline of a unit of work that cannot wait (a
-    page): nothing was written; asking again later is the answer."""
-
-    def __init__(self, database: str, seconds: float) -> None:
-        super().__init__(database, f"busy: no write within {seconds:g} s")
-        self.seconds = seconds
-
-
-# What says the store cannot be used now (down, unreadable, full, busy past a deadline), as
-# opposed to a request it refuses: a page answers 503 and asks to come back.
-UNAVAILABLE: tuple[type[Exception], ...] = (StoreError, OperationalError, InterfaceError, PoolTimeout)
 
 
 def make_engine(url: str) -> Engine:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.errors import SettingsError, StoreError
 from newsletter.settings import Settings
-from newsletter.store.db import make_engine, session_factory, upgrade
+from newsletter.store.db import make_engine, session_factory, upgrade, write_wait
 
 # Ids are INTEGER columns: 32-bit on PostgreSQL, so no row has a larger one. Entry points check
 # ids against it before a query (SQLite overflows past 64 bits).
@@ -27,6 +27,16 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def waiting_at_most(self, seconds: float) -> Runtime:
+        """This runtime with sessions whose units of work wait at most `seconds` for the write
+        lock, then raise StoreBusy: what a page answering, never hanging, works with."""
+        return replace(self, factory=session_factory(self.engine, write_wait=seconds))
+
+    @property
+    def write_wait(self) -> float | None:
+        """How long its units of work wait for the write lock (None: as long as it takes)."""
+        return write_wait(self.factory)
 
 
 def open_runtime(settings: Settings, migrate: bool = True) -> Runtime:

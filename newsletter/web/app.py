@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -12,7 +10,7 @@ from starlette.responses import Response
 
 from newsletter.i18n import N_
 from newsletter.services.readers import ReaderError
-from newsletter.store.db import UNAVAILABLE, session_factory
+from newsletter.store.availability import UNAVAILABLE
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.tokens import TokenError
 from newsletter.web import (
@@ -48,7 +46,7 @@ WRITE_WAIT = 3.0
 def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     """The app; refuses to start without a usable secret key (every link is signed with it)."""
     # Its own sessions on the same engine: a page never waits long for the store.
-    runtime = replace(runtime, factory=session_factory(runtime.engine, write_wait=WRITE_WAIT))
+    runtime = runtime.waiting_at_most(WRITE_WAIT)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = Web.build(runtime, clock)
     app.state.desk = Desk.build(runtime.settings, app.state.web.guard.secure)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.services.archive import Served, document
-from newsletter.store.db import UNAVAILABLE
+from newsletter.store.availability import UNAVAILABLE
 from newsletter.store.runtime import Runtime
 
 PREFIXES = ("/archive/", "/feeds/")

@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, Response
 
 from newsletter.i18n import N_
 from newsletter.services.leaving import Leaving
-from newsletter.store.db import StoreBusy, write_wait
+from newsletter.store.availability import StoreBusy
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.web.client import Network, client_address, limit_key, trusted_networks
@@ -61,7 +61,7 @@ class Web:
             Guard(settings.signing_key(), str(settings.public_url), readers.signup_origins),
             trusted_networks(readers.trusted_proxies),
             Limit(readers.client_per_minute, 60.0),
-            Leaving(runtime, write_wait(runtime.factory)),
+            Leaving(runtime, runtime.write_wait),
         )
 
     def client(self, request: Request) -> str:
