@@ -8,7 +8,6 @@ import os
 import signal
 import threading
 import time
-from datetime import UTC, datetime
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -29,6 +28,7 @@ from newsletter.subscribers.tokens import Signer, sign
 from tests.conftest import free_port
 from tests.sendgrid_server import Scripted
 from tests.smtp_sink import Counter
+from tests.support.clock import NOW
 from tests.test_events import key_pair, signed, with_key  # noqa: F401 (key_pair: a fixture)
 from tests.test_send import (
     Sleeps,
@@ -132,6 +132,7 @@ def test_a_refusal_among_several_requests_keeps_what_went_and_resumes_exactly_on
     assert sorted(mail_api.recipients()) == expected
 
 
+@pytest.mark.e2e
 def test_a_sender_killed_with_several_requests_in_flight_mails_everyone_once(
     newsroom,
     mail_api,
@@ -182,7 +183,7 @@ def test_a_sender_killed_with_several_requests_in_flight_mails_everyone_once(
     assert len(accepted) == len(set(accepted)) >= found["sent"]  # nobody twice
     site = with_key(newsroom, public)
     body, headers = signed(private, mail_api.events)
-    now = datetime.now(UTC)
+    now = NOW  # what the POST was signed at
     events.receive(site, body, headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER], now)
     assert events.process(site, now).outcomes["duplicate"] == 0
     left = statuses(newsroom, edition_id).get("uncertain", 0)  # handed over, never posted
