@@ -356,6 +356,9 @@ class SendingSettings(Strict):
     max_backoff_seconds: float = Field(60.0, gt=0)
     # A sender silent this long is taken for dead and its batch handed to another.
     lease_minutes: float = Field(10.0, gt=0)
+    # When the store cannot be written during a send, nothing more goes, and the store is tried
+    # again with backoff this long before the send stops with one line naming it.
+    store_retry_seconds: float = Field(60.0, ge=0, le=3600)
     # The bounce address: each SMTP delivery's envelope sender is it tagged with the delivery's
     # signed id (bounces+ID@…), read back by `newsletter bounces`; none: the From address.
     return_path: str | None = None

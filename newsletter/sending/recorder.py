@@ -1,17 +1,22 @@
-"""Collecting a provider's outcomes and writing them to the ledger in small groups."""
+"""Collecting a provider's outcomes and writing them to the ledger in small groups, with the
+hand-overs (the gate each message or request passes just before it goes) in the same writes."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from newsletter.sending.providers import Outcome, OutcomeStatus
+from newsletter.sending.providers import Outcome, OutcomeStatus, Outgoing
 
 log = logging.getLogger("newsletter.send")
 # Refusals, held back until the sender has judged whose fault they are.
 HELD = (OutcomeStatus.FAILED, OutcomeStatus.DEFERRED)
+
+
+class NotWritten(Exception):
+    """A hand-over went with another thread's write, and that write failed."""
 
 
 class Recorder:
@@ -29,16 +34,23 @@ class Recorder:
     Refusals (failed, deferred) are held back, not written: the sender first asks whether the
     provider, rather than the readers, is to blame (`held`), then writes them (`write_held`). A
     refused message was not sent, so holding it back can never cause a copy to go twice.
+
+    `hand` is the gate: it returns once the ledger says which of these messages may go (their
+    readers still subscribed), written for good together with whatever else waits (outcomes,
+    other connections' hand-overs: `gate` writes both in one transaction). A message whose
+    hand-over could not be written raises, and is never sent.
     """
 
     def __init__(
         self,
-        write: Callable[[list[Outcome]], None],
+        write: Callable[[list[Outcome]], object],
         size: int = 200,
         seconds: float = 0.05,
         durable: bool = False,
+        gate: Callable[[list[Outcome], list[int]], set[int]] | None = None,
     ) -> None:
         self.write = write
+        self.gate = gate
         self.durable = durable
         self.size = size
         self.seconds = seconds
@@ -48,6 +60,9 @@ class Recorder:
         self.pending: list[Outcome] = []
         self.held: list[Outcome] = []
         self.seen: list[Outcome] = []
+        self.asked: list[int] = []  # hand-overs waiting for the next write
+        self.handed: set[int] = set()
+        self.turned_away: set[int] = set()  # the reader left: suppressed by the gate, not sent
         self.since = 0.0
         self.writer: threading.Thread | None = None
         self.closed = False
@@ -89,20 +104,43 @@ class Recorder:
                 log.exception("writing outcomes to the ledger failed; the batch's end will try again")
                 return
 
+    def hand(self, messages: Sequence[Outgoing]) -> set[int]:
+        """The gate before the provider: which of these messages may go, once that is written."""
+        ids = [m.delivery_id for m in messages]
+        if self.gate is None:
+            return set(ids)
+        with self.lock:
+            self.handed.difference_update(ids)  # asked again (a request posted again): asked anew
+            self.asked.extend(ids)
+        self.flush()  # ours, or one that took ours along
+        with self.lock:
+            if any(i not in self.handed and i not in self.turned_away for i in ids):
+                raise NotWritten("the ledger could not be written: not handed over")
+            return {i for i in ids if i in self.handed}
+
     def flush(self) -> None:
-        """Write what waits (never the held failures); what a failed write held is kept for
-        the next try."""
+        """Write what waits (never the held failures), with the hand-overs asked for; outcomes a
+        failed write held are kept for the next try, its hand-overs are refused (not sent)."""
         with self.writing:
             with self.lock:
                 batch, self.pending = self.pending, []
-            if not batch:
+                asked, self.asked = self.asked, []
+            if not batch and not asked:
                 return  # the writer took it
             try:
-                self.write(batch)
+                if asked and self.gate is not None:
+                    handed = self.gate(batch, asked)
+                else:
+                    self.write(batch)
+                    handed = set()
             except Exception:
                 with self.lock:
                     self.pending = batch + self.pending
                 raise
+            if asked:
+                with self.lock:
+                    self.handed.update(handed)
+                    self.turned_away.update(i for i in asked if i not in handed)
 
     def close(self, flush: bool = True) -> None:
         """Stop the writer, then write what is left (unless told not to: an error is on its way)."""
@@ -123,6 +161,14 @@ class Recorder:
                 self.write(held)
 
     def done(self) -> set[int]:
-        """The deliveries the provider has accounted for."""
+        """The deliveries accounted for: by the provider, or by the gate (the reader left)."""
         with self.lock:
-            return {o.delivery_id for o in self.seen}
+            return {o.delivery_id for o in self.seen} | self.turned_away
+
+    def unsaved(self) -> list[Outcome]:
+        """What could not be written, once the writing stopped: accepted messages as they are,
+        refusals (never judged) as retries: a message refused was not sent, so it may go again."""
+        with self.lock:
+            left, self.pending = self.pending, []
+            held, self.held = self.held, []
+        return left + [Outcome(o.delivery_id, OutcomeStatus.RETRY, None, o.detail) for o in held]

@@ -4,8 +4,10 @@
     pending -> sending (claim) -> sent | failed (record) | pending (release, record a retry)
     sending -> pending, not before a time (defer: the mailbox refused for now) | failed (defer,
                once the attempts are spent)
-    sending -> pending (recover: the sender died or went silent past its lease)
-    sending -> suppressed (the reader left after the edition was prepared)
+    sending -> pending (recover: the sender died or went silent past its lease; give_back: the
+               store failed under it) | uncertain (the same, when it was handed over)
+    sending -> suppressed (the reader left after the edition was prepared: hand, the gate
+               before each message or request goes, or when its batch is built)
     failed -> pending (retry_failed)
 
 The row is unique per (edition, subscriber), so a delivery can never be made twice. Claims,
@@ -34,6 +36,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     func,
     insert,
     literal,
@@ -43,8 +46,24 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from newsletter.store.models import DELIVERIES, Delivery, Edition, VariantArticle, utcnow
-from newsletter.store.statuses import DELIVERED, OPEN, DeliveryStatus, EditionStatus
+from newsletter.store.models import (
+    DELIVERIES,
+    Delivery,
+    Edition,
+    Subscriber,
+    SubscriberNewsletter,
+    Suppression,
+    VariantArticle,
+    utcnow,
+)
+from newsletter.store.statuses import (
+    DELIVERED,
+    OPEN,
+    DeliveryStatus,
+    EditionStatus,
+    SubscriberStatus,
+    SubscriptionStatus,
+)
 
 BATCH = 2000
 
@@ -175,19 +194,68 @@ def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]
     return ids
 
 
-def hand(session: Session, ids: Sequence[int], token: str) -> None:
-    """Note that this claim's request is about to go to the provider: from now on its answer
-    may be lost, and a sender dying leaves these deliveries uncertain, not pending."""
+# Why a claimed delivery was not handed over: its reader left after the edition was prepared.
+LEFT_NEWSLETTER = "not sent: the reader left this newsletter during the send"
+LEFT_SUPPRESSED = "not sent: the address was suppressed during the send"
+LEFT_STATUS = "not sent: the reader unsubscribed, bounced or complained during the send"
+
+
+def hand(session: Session, ids: Sequence[int], token: str, newsletter: str) -> set[int]:
+    """The gate before the provider: note that these deliveries of this claim are about to go,
+    only for readers still subscribed to `newsletter` (active, not suppressed); which were.
+    From then on a sender dying leaves them uncertain, not pending. The others are suppressed
+    with why, never handed over.
+
+    One statement checks and marks: on PostgreSQL (READ COMMITTED) it sees every leave
+    committed before it began, on SQLite the write lock taken first does the same. Its commit
+    waits for the disk: a hand-over must survive a crash of the database too."""
+    if not ids:
+        return set()
+    subscriber = DELIVERIES.c.subscriber_id
+    active = select(Subscriber.id).where(
+        Subscriber.id == subscriber, Subscriber.status == SubscriberStatus.ACTIVE
+    )
+    suppressed = (
+        select(Suppression.id)
+        .join(Subscriber, Subscriber.email == Suppression.email)
+        .where(Subscriber.id == subscriber)
+    )
+    subscribed = select(SubscriberNewsletter.subscriber_id).where(
+        SubscriberNewsletter.subscriber_id == subscriber,
+        SubscriberNewsletter.newsletter == newsletter,
+        SubscriberNewsletter.status == SubscriptionStatus.ACTIVE,
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = on"))  # `record` may have set it off
+    handed: set[int] = set()
     for start in range(0, len(ids), BATCH):
-        session.execute(
-            update(DELIVERIES)
-            .where(
-                DELIVERIES.c.id.in_(list(ids[start : start + BATCH])),
-                DELIVERIES.c.status == DeliveryStatus.SENDING,
-                DELIVERIES.c.claimed_by == token,
-            )
-            .values(handed_at=utcnow())
+        chunk = list(ids[start : start + BATCH])
+        held = (
+            DELIVERIES.c.id.in_(chunk),
+            DELIVERIES.c.status == DeliveryStatus.SENDING,
+            DELIVERIES.c.claimed_by == token,
         )
+        handed.update(
+            session.scalars(
+                update(DELIVERIES)
+                .where(*held, active.exists(), subscribed.exists(), ~suppressed.exists())
+                .values(handed_at=utcnow())
+                .returning(DELIVERIES.c.id)
+            )
+        )
+        left = [i for i in chunk if i not in handed]
+        if left:  # held by this claim, not handed: the reader left (the words say how)
+            why = case(
+                (suppressed.exists(), LEFT_SUPPRESSED),
+                (~active.exists(), LEFT_STATUS),
+                else_=LEFT_NEWSLETTER,
+            )
+            session.execute(
+                update(DELIVERIES)
+                .where(*held, DELIVERIES.c.id.in_(left), DELIVERIES.c.handed_at.is_(None))
+                .values(status=DeliveryStatus.SUPPRESSED, detail=why)
+            )
+    return handed
 
 
 def release(session: Session, ids: Iterable[int], token: str) -> None:
@@ -346,6 +414,31 @@ def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> tup
             .values(status=DeliveryStatus.UNCERTAIN, claimed_by=None, detail=IN_FLIGHT)
         )
     return len(dead) - len(handed), len(handed)
+
+
+def give_back(session: Session, edition_id: int, worker: str) -> tuple[int, int]:
+    """A live sender's own claims after the store failed under it (what it knew is written
+    first): what it never handed over goes back to pending, what it handed over without an
+    outcome known is uncertain. Returns (put back, uncertain)."""
+    rows = session.execute(
+        select(Delivery.id, Delivery.handed_at).where(
+            Delivery.edition_id == edition_id,
+            Delivery.status == DeliveryStatus.SENDING,
+            Delivery.claimed_by.like(f"{worker}#%"),
+        )
+    ).all()
+    handed = [row[0] for row in rows if row[1] is not None]
+    _unclaim(session, [row[0] for row in rows if row[1] is None], attempted=False)
+    for start in range(0, len(handed), BATCH):
+        session.execute(
+            update(DELIVERIES)
+            .where(
+                DELIVERIES.c.id.in_(handed[start : start + BATCH]),
+                DELIVERIES.c.status == DeliveryStatus.SENDING,
+            )
+            .values(status=DeliveryStatus.UNCERTAIN, claimed_by=None, detail=IN_FLIGHT)
+        )
+    return len(rows) - len(handed), len(handed)
 
 
 def resend_uncertain(
