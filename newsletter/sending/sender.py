@@ -366,7 +366,7 @@ class Sender:
         refusal stops the send. When the store fails, nothing more goes: what is known but
         unwritten is kept for when it is back."""
         record = Recorder(
-            lambda outcomes: self._record(outcomes, report),
+            lambda outcomes: self._record(outcomes, report, newsletter=newsletter),
             durable=self.provider.marks_in_flight,
             gate=lambda outcomes, ids: self._record(outcomes, report, token, ids, newsletter),
         )
@@ -447,8 +447,11 @@ class Sender:
             if o.status != OutcomeStatus.DEFERRED
         ]
         bad = [(o.delivery_id, o.detail or "") for o in outcomes if o.bad_address and o.status in FAILED]
+        sent = [o.delivery_id for o in outcomes if o.status == OutcomeStatus.SENT]
         with unit_of_work(self.factory) as session:
             ledger.record(session, marks)
+            if sent and newsletter:  # a reader who left while their message was on its way
+                ledger.note_left(session, sent, newsletter)
             if bad:  # never mailed again, so the next edition does not try it
                 suppress_recipients(session, bad, SuppressionReason.BOUNCE)
             spent = (
@@ -456,11 +459,11 @@ class Sender:
                 if deferrals
                 else 0
             )
-            handed = ledger.hand(session, handing, token, newsletter) if token and handing else set()
+            handed, left = ledger.hand(session, handing, token, newsletter) if token else (set(), set())
         with self.counting:
             report.sent += sum(o.status == OutcomeStatus.SENT for o in outcomes)
             report.failed += spent + sum(o.status in FAILED for o in outcomes)
-            report.suppressed += len(set(handing) - handed)
+            report.suppressed += len(left)
         return handed
 
     def _settle(self, outcomes: list[Outcome], report: SendReport, started: float, submitted: float) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Exists,
     Integer,
     MetaData,
     String,
@@ -198,36 +199,26 @@ def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]
 LEFT_NEWSLETTER = "not sent: the reader left this newsletter during the send"
 LEFT_SUPPRESSED = "not sent: the address was suppressed during the send"
 LEFT_STATUS = "not sent: the reader unsubscribed, bounced or complained during the send"
+LEFT_IN_FLIGHT = "sent: the reader left during the send, after this message was handed over"
 
 
-def hand(session: Session, ids: Sequence[int], token: str, newsletter: str) -> set[int]:
+def hand(session: Session, ids: Sequence[int], token: str, newsletter: str) -> tuple[set[int], set[int]]:
     """The gate before the provider: note that these deliveries of this claim are about to go,
-    only for readers still subscribed to `newsletter` (active, not suppressed); which were.
-    From then on a sender dying leaves them uncertain, not pending. The others are suppressed
-    with why, never handed over.
+    only for readers still subscribed to `newsletter` (active, not suppressed). From then on a
+    sender dying leaves them uncertain, not pending. The others' readers left: suppressed with
+    why, never handed over. Returns (handed over, suppressed); any other is no longer this
+    claim's (taken over).
 
     One statement checks and marks: on PostgreSQL (READ COMMITTED) it sees every leave
     committed before it began, on SQLite the write lock taken first does the same. Its commit
     waits for the disk: a hand-over must survive a crash of the database too."""
     if not ids:
-        return set()
-    subscriber = DELIVERIES.c.subscriber_id
-    active = select(Subscriber.id).where(
-        Subscriber.id == subscriber, Subscriber.status == SubscriberStatus.ACTIVE
-    )
-    suppressed = (
-        select(Suppression.id)
-        .join(Subscriber, Subscriber.email == Suppression.email)
-        .where(Subscriber.id == subscriber)
-    )
-    subscribed = select(SubscriberNewsletter.subscriber_id).where(
-        SubscriberNewsletter.subscriber_id == subscriber,
-        SubscriberNewsletter.newsletter == newsletter,
-        SubscriberNewsletter.status == SubscriptionStatus.ACTIVE,
-    )
+        return set(), set()
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit = on"))  # `record` may have set it off
+    active, subscribed, suppressed = _standing(newsletter)
     handed: set[int] = set()
+    suppressed_now: set[int] = set()
     for start in range(0, len(ids), BATCH):
         chunk = list(ids[start : start + BATCH])
         held = (
@@ -238,7 +229,7 @@ def hand(session: Session, ids: Sequence[int], token: str, newsletter: str) -> s
         handed.update(
             session.scalars(
                 update(DELIVERIES)
-                .where(*held, active.exists(), subscribed.exists(), ~suppressed.exists())
+                .where(*held, active, subscribed, ~suppressed)
                 .values(handed_at=utcnow())
                 .returning(DELIVERIES.c.id)
             )
@@ -246,16 +237,55 @@ def hand(session: Session, ids: Sequence[int], token: str, newsletter: str) -> s
         left = [i for i in chunk if i not in handed]
         if left:  # held by this claim, not handed: the reader left (the words say how)
             why = case(
-                (suppressed.exists(), LEFT_SUPPRESSED),
-                (~active.exists(), LEFT_STATUS),
+                (suppressed, LEFT_SUPPRESSED),
+                (~active, LEFT_STATUS),
                 else_=LEFT_NEWSLETTER,
             )
-            session.execute(
-                update(DELIVERIES)
-                .where(*held, DELIVERIES.c.id.in_(left), DELIVERIES.c.handed_at.is_(None))
-                .values(status=DeliveryStatus.SUPPRESSED, detail=why)
+            suppressed_now.update(
+                session.scalars(
+                    update(DELIVERIES)
+                    .where(*held, DELIVERIES.c.id.in_(left))
+                    .values(status=DeliveryStatus.SUPPRESSED, detail=why)
+                    .returning(DELIVERIES.c.id)
+                )
             )
-    return handed
+    return handed, suppressed_now
+
+
+def _standing(newsletter: str) -> tuple[Exists, Exists, Exists]:
+    """Whether a delivery's reader is active, subscribed to `newsletter`, suppressed: EXISTS
+    clauses correlated with the deliveries row of the statement they are used in."""
+    subscriber = DELIVERIES.c.subscriber_id
+    active = select(Subscriber.id).where(
+        Subscriber.id == subscriber, Subscriber.status == SubscriberStatus.ACTIVE
+    )
+    subscribed = select(SubscriberNewsletter.subscriber_id).where(
+        SubscriberNewsletter.subscriber_id == subscriber,
+        SubscriberNewsletter.newsletter == newsletter,
+        SubscriberNewsletter.status == SubscriptionStatus.ACTIVE,
+    )
+    suppressed = (
+        select(Suppression.id)
+        .join(Subscriber, Subscriber.email == Suppression.email)
+        .where(Subscriber.id == subscriber)
+    )
+    return active.exists(), subscribed.exists(), suppressed.exists()
+
+
+def note_left(session: Session, ids: Sequence[int], newsletter: str) -> None:
+    """Sent deliveries whose reader left after their hand-over (their message was on its way):
+    mailed once more than they wished, and the ledger says so."""
+    active, subscribed, suppressed = _standing(newsletter)
+    for start in range(0, len(ids), BATCH):
+        session.execute(
+            update(DELIVERIES)
+            .where(
+                DELIVERIES.c.id.in_(list(ids[start : start + BATCH])),
+                DELIVERIES.c.status == DeliveryStatus.SENT,
+                ~active | ~subscribed | suppressed,
+            )
+            .values(detail=LEFT_IN_FLIGHT)
+        )
 
 
 def release(session: Session, ids: Iterable[int], token: str) -> None:
