@@ -258,7 +258,9 @@ class Sender:
                 try:
                     with unit_of_work(self.factory) as session:
                         ledger.renew(session, edition_id, self.worker)
-                except Exception:  # the next beat tries again; the lease leaves room for three
+                except STORE_TROUBLE as exc:  # the next beat tries again; the lease leaves room for three
+                    log.warning("renewing this sender's claims failed: %s", driver_words(self.settings, exc))
+                except Exception:
                     log.exception("renewing this sender's claims failed")
 
         thread = threading.Thread(target=beat, name="heartbeat", daemon=True)

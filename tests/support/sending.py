@@ -4,6 +4,9 @@ store that stops taking writes mid-send."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +25,7 @@ from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Subscriber, SubscriberNewsletter
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.links import Links
-from tests.conftest import POSTGRES_URL, WEEKLY_NOV_23, free_port
+from tests.conftest import POSTGRES_URL, ROOT, WEEKLY_NOV_23, free_port
 from tests.sendgrid_server import API_KEY, MailAPI
 
 
@@ -178,3 +181,28 @@ def smtp_server(handler: object) -> Iterator[int]:
         yield port
     finally:
         controller.stop()
+
+
+def send_process(runtime: Runtime, edition_id: int, port: int, **env: str) -> subprocess.Popen[str]:
+    """`newsletter send --edition ID` in a process of its own, over SMTP to this port."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "send", "--edition", str(edition_id)],
+        env={
+            **base,
+            "NEWSLETTER_DATABASE_URL": runtime.settings.database_url,
+            "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
+            "NEWSLETTER_TIMEZONE": "Europe/Brussels",
+            "NEWSLETTER_CONFIG": str(ROOT / "config" / "demo.toml"),
+            "NEWSLETTER_DEMO": "false",
+            "NEWSLETTER_PROVIDER": "smtp",
+            "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+            "NEWSLETTER_SMTP_PORT": str(port),
+            "NEWSLETTER_SMTP_TLS": "none",
+            **env,
+        },
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
