@@ -5,6 +5,7 @@ goes unrecorded; a sender lost mid-batch leaves uncertain only what was handed o
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,9 +16,12 @@ from newsletter.sending.pace import Pace
 from newsletter.sending.providers.sendgrid import SendGridProvider
 from newsletter.sending.providers.smtp import SMTPProvider
 from newsletter.sending.sender import Sender
+from newsletter.services import schedule
 from newsletter.store import ledger
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Subscriber, SubscriberNewsletter, Suppression
+from newsletter.store.runtime import Runtime
+from tests.conftest import WEEKLY_NOV_23
 from tests.support.sending import (
     Outage,
     Sink,
@@ -311,3 +315,25 @@ def test_an_smtp_message_whose_answer_is_lost_is_uncertain_after_recovery(newsro
     assert sum(status == "pending" for status, _d in recovered.values()) == len(recovered) - 3
     assert sorted(sink.recipients) == sorted(recovered)  # each once
     assert report.status == "complete"
+
+
+def test_the_scheduled_job_reports_a_store_outage_mid_send_and_keeps_going(newsroom) -> None:
+    add_readers(newsroom, 10)
+    outage = Outage(newsroom)
+
+    def fail_store(number: int, _tos: list[str]) -> None:
+        if number == 3:
+            outage.begin()
+
+    sink = Sink(fail_store)
+    try:
+        with smtp_server(sink) as port:
+            settings = smtp_settings(newsroom, port, smtp_connections=1, store_retry_seconds=0)
+            runtime = Runtime(settings, newsroom.engine, newsroom.factory)
+            run = schedule.run_edition(
+                runtime, "weekly", WEEKLY_NOV_23 + timedelta(minutes=5), threading.Event()
+            )
+    finally:
+        outage.end()
+    assert run.action == "stopped" and "cannot write to the database" in (run.problem or "")
+    assert len(sink.recipients) <= 3 + 1

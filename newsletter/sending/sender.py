@@ -373,7 +373,31 @@ class Sender:
             gate=lambda outcomes, ids: self._record(outcomes, report, token, ids, newsletter),
         )
         try:
-            return self._hand_over(record, batch, token)
+            try:
+                self.provider.send(batch, record, record.hand)
+            except ProviderBusy as exc:
+                done = record.done()
+                record(
+                    [
+                        Outcome(m.delivery_id, OutcomeStatus.RETRY, None, str(exc), exc.retry_after)
+                        for m in batch
+                        if m.delivery_id not in done
+                    ]
+                )
+            except STORE_TROUBLE:
+                raise
+            except Exception as exc:  # refused, or a fault of the provider's own: stop, lose nothing
+                self._stop(record, batch, token)
+                words = str(exc) if isinstance(exc, ProviderRefused) else f"{type(exc).__name__}: {exc}"
+                raise SendError(f"{self.provider.name} refused the send: {words}; {RESUME}") from None
+            done = record.done()
+            missing = [m.delivery_id for m in batch if m.delivery_id not in done]
+            if missing:  # a provider must account for every message; never guess "sent"
+                record([Outcome(i, OutcomeStatus.RETRY, None, "no outcome reported") for i in missing])
+            self._judge(record, batch, token)
+            record.write_held()
+            record.close()
+            return record.seen
         except STORE_TROUBLE:
             record.close(flush=False)  # the writer stops: what it could not write stays
             with self.counting:
@@ -381,33 +405,6 @@ class Sender:
             raise
         finally:
             record.close(flush=False)  # the writer thread ends however the batch ended
-
-    def _hand_over(self, record: Recorder, batch: Sequence[Outgoing], token: str) -> list[Outcome]:
-        try:
-            self.provider.send(batch, record, record.hand)
-        except ProviderBusy as exc:
-            done = record.done()
-            record(
-                [
-                    Outcome(m.delivery_id, OutcomeStatus.RETRY, None, str(exc), exc.retry_after)
-                    for m in batch
-                    if m.delivery_id not in done
-                ]
-            )
-        except STORE_TROUBLE:
-            raise
-        except Exception as exc:  # refused, or a fault of the provider's own: stop, lose nothing
-            self._stop(record, batch, token)
-            words = str(exc) if isinstance(exc, ProviderRefused) else f"{type(exc).__name__}: {exc}"
-            raise SendError(f"{self.provider.name} refused the send: {words}; {RESUME}") from None
-        done = record.done()
-        missing = [m.delivery_id for m in batch if m.delivery_id not in done]
-        if missing:  # a provider must account for every message; never guess "sent"
-            record([Outcome(i, OutcomeStatus.RETRY, None, "no outcome reported") for i in missing])
-        self._judge(record, batch, token)
-        record.write_held()
-        record.close()
-        return record.seen
 
     def _judge(self, record: Recorder, batch: Sequence[Outgoing], token: str) -> None:
         """Refusals held back by the recorder are the readers' own, unless the same one came for
