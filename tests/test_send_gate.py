@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from newsletter.errors import StoreUnavailable
+from newsletter.sending.batches import BatchBuilder
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers.sendgrid import SendGridProvider
 from newsletter.sending.providers.smtp import SMTPProvider
@@ -21,6 +23,7 @@ from newsletter.store import ledger
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Subscriber, SubscriberNewsletter, Suppression
 from newsletter.store.runtime import Runtime
+from newsletter.subscribers.links import Links
 from tests.conftest import WEEKLY_NOV_23
 from tests.support.sending import (
     Outage,
@@ -337,3 +340,33 @@ def test_the_scheduled_job_reports_a_store_outage_mid_send_and_keeps_going(newsr
         outage.end()
     assert run.action == "stopped" and "cannot write to the database" in (run.problem or "")
     assert len(sink.recipients) <= 3 + 1
+
+
+def test_a_sendgrid_request_whose_hand_over_cannot_be_written_is_not_posted(newsroom, mail_api) -> None:
+    add_readers(newsroom, 6)
+    edition_id = prepared(newsroom)
+    settings = sendgrid_settings(newsroom, mail_api, sendgrid_batch=2, concurrency=1)
+    with newsroom.factory() as session:
+        ids = [d.id for d in session.scalars(select(Delivery).where(Delivery.edition_id == edition_id))]
+    with unit_of_work(newsroom.factory) as session:
+        ledger.claim(session, edition_id, "me#1", len(ids))
+    batch = (
+        BatchBuilder(settings, newsroom.factory, Links.from_settings(settings), edition_id, "weekly")
+        .build(ids)
+        .messages
+    )
+    handed: list[list[int]] = []
+
+    def hand(messages) -> set[int]:
+        if handed:  # the second request's hand-over: the store is gone
+            raise OperationalError("UPDATE deliveries", {}, Exception("database or disk is full"))
+        handed.append([m.delivery_id for m in messages])
+        return {m.delivery_id for m in messages}
+
+    provider = SendGridProvider(settings)
+    outcomes: list = []
+    with pytest.raises(OperationalError):
+        provider.send(batch, outcomes.extend, hand)
+    provider.close()
+    assert mail_api.requests == 1  # the first request only
+    assert sorted(o.delivery_id for o in outcomes) == sorted(handed[0])
