@@ -368,7 +368,7 @@ class Sender:
         refusal stops the send. When the store fails, nothing more goes: what is known but
         unwritten is kept for when it is back."""
         record = Recorder(
-            lambda outcomes: self._record(outcomes, report, newsletter=newsletter),
+            lambda outcomes: self._record(outcomes, report),
             durable=self.provider.marks_in_flight,
             gate=lambda outcomes, ids: self._record(outcomes, report, token, ids, newsletter),
         )
@@ -397,6 +397,10 @@ class Sender:
             self._judge(record, batch, token)
             record.write_held()
             record.close()
+            sent = [o.delivery_id for o in record.seen if o.status == OutcomeStatus.SENT]
+            if sent:  # readers who left while their message was on its way: the ledger says so
+                with unit_of_work(self.factory) as session:
+                    ledger.note_left(session, sent, newsletter)
             return record.seen
         except STORE_TROUBLE:
             record.close(flush=False)  # the writer stops: what it could not write stays
@@ -446,11 +450,8 @@ class Sender:
             if o.status != OutcomeStatus.DEFERRED
         ]
         bad = [(o.delivery_id, o.detail or "") for o in outcomes if o.bad_address and o.status in FAILED]
-        sent = [o.delivery_id for o in outcomes if o.status == OutcomeStatus.SENT]
         with unit_of_work(self.factory) as session:
             ledger.record(session, marks)
-            if sent and newsletter:  # a reader who left while their message was on its way
-                ledger.note_left(session, sent, newsletter)
             if bad:  # never mailed again, so the next edition does not try it
                 suppress_recipients(session, bad, SuppressionReason.BOUNCE)
             spent = (

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -46,6 +47,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from newsletter.store.models import (
     DELIVERIES,
@@ -216,40 +218,39 @@ def hand(session: Session, ids: Sequence[int], token: str, newsletter: str) -> t
         return set(), set()
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit = on"))  # `record` may have set it off
-    active, subscribed, suppressed = _standing(newsletter)
+    handing, suppressing = _gate(newsletter)
     handed: set[int] = set()
-    suppressed_now: set[int] = set()
+    suppressed: set[int] = set()
     for start in range(0, len(ids), BATCH):
         chunk = list(ids[start : start + BATCH])
-        held = (
-            DELIVERIES.c.id.in_(chunk),
-            DELIVERIES.c.status == DeliveryStatus.SENDING,
-            DELIVERIES.c.claimed_by == token,
-        )
-        handed.update(
-            session.scalars(
-                update(DELIVERIES)
-                .where(*held, active, subscribed, ~suppressed)
-                .values(handed_at=utcnow())
-                .returning(DELIVERIES.c.id)
-            )
-        )
+        handed.update(session.scalars(handing, {"ids": chunk, "token": token, "now": utcnow()}))
         left = [i for i in chunk if i not in handed]
         if left:  # held by this claim, not handed: the reader left (the words say how)
-            why = case(
-                (suppressed, LEFT_SUPPRESSED),
-                (~active, LEFT_STATUS),
-                else_=LEFT_NEWSLETTER,
-            )
-            suppressed_now.update(
-                session.scalars(
-                    update(DELIVERIES)
-                    .where(*held, DELIVERIES.c.id.in_(left))
-                    .values(status=DeliveryStatus.SUPPRESSED, detail=why)
-                    .returning(DELIVERIES.c.id)
-                )
-            )
-    return handed, suppressed_now
+            suppressed.update(session.scalars(suppressing, {"ids": left, "token": token}))
+    return handed, suppressed
+
+
+@lru_cache(maxsize=64)
+def _gate(newsletter: str) -> tuple[ReturningUpdate[tuple[int]], ReturningUpdate[tuple[int]]]:
+    """The gate's two statements for a newsletter, built once (a sender runs them per message):
+    hand over the claimed deliveries whose readers stay; suppress, with why, those who left."""
+    active, subscribed, suppressed = _standing(newsletter)
+    held = (
+        DELIVERIES.c.id.in_(bindparam("ids", expanding=True)),
+        DELIVERIES.c.status == DeliveryStatus.SENDING,
+        DELIVERIES.c.claimed_by == bindparam("token"),
+    )
+    why = case((suppressed, LEFT_SUPPRESSED), (~active, LEFT_STATUS), else_=LEFT_NEWSLETTER)
+    return (
+        update(DELIVERIES)
+        .where(*held, active, subscribed, ~suppressed)
+        .values(handed_at=bindparam("now"))
+        .returning(DELIVERIES.c.id),
+        update(DELIVERIES)
+        .where(*held)
+        .values(status=DeliveryStatus.SUPPRESSED, detail=why)
+        .returning(DELIVERIES.c.id),
+    )
 
 
 def _standing(newsletter: str) -> tuple[Exists, Exists, Exists]:
@@ -307,7 +308,8 @@ def suppress_claimed(session: Session, ids: list[int]) -> int:
 
 def record(session: Session, marks: Sequence[Mark]) -> None:
     """Write a provider's outcomes: sent and failed are final, a retry goes back to pending.
-    Marks alike (a SendGrid request's readers share one message id) are one UPDATE."""
+    Marks alike (a SendGrid request's readers share one message id) are one UPDATE; messages
+    sent alone (SMTP: a message id each) one statement executed for each."""
     now = utcnow()
     alike: dict[tuple[DeliveryStatus, str | None, str | None], list[int]] = {}
     for mark in marks:
@@ -316,6 +318,25 @@ def record(session: Session, marks: Sequence[Mark]) -> None:
         # A lost sender loses nothing this way; only a database crash could lose the last few
         # hundred milliseconds of marks, and the cost of one flush per mark is spared.
         session.execute(text("SET LOCAL synchronous_commit = off"))
+    alone = [
+        {"row_id": ids[0], "message_id": message_id, "words": detail}
+        for (status, message_id, detail), ids in alike.items()
+        if status == DeliveryStatus.SENT and len(ids) == 1
+    ]
+    if len(alone) > 1:
+        session.execute(
+            update(DELIVERIES)
+            .where(DELIVERIES.c.id == bindparam("row_id"))
+            .values(
+                status=DeliveryStatus.SENT,
+                detail=bindparam("words"),
+                sent_at=now,
+                provider_message_id=bindparam("message_id"),
+                retry_at=None,
+            ),
+            alone,
+        )
+        alike = {key: ids for key, ids in alike.items() if key[0] != DeliveryStatus.SENT or len(ids) > 1}
     for (status, message_id, detail), ids in alike.items():
         values: dict[str, Any] = {"status": status, "detail": detail}
         if status == DeliveryStatus.SENT:
