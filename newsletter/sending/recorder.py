@@ -48,14 +48,19 @@ class Recorder:
         seconds: float = 0.05,
         durable: bool = False,
         gate: Callable[[list[Outcome], list[int]], set[int]] | None = None,
+        gather: float = 0.0,
     ) -> None:
         self.write = write
         self.gate = gate
+        self.gather = gather
         self.durable = durable
         self.size = size
         self.seconds = seconds
         self.lock = threading.Lock()  # guards the lists below, never held while writing
         self.wake = threading.Condition(self.lock)
+        self.decided = threading.Condition(self.lock)  # a hand-over written (or not)
+        self.leading = False  # a thread is gathering hand-overs for the next write
+        self.in_write: set[int] = set()  # hand-overs being written now
         self.writing = threading.Lock()  # one write at a time
         self.pending: list[Outcome] = []
         self.held: list[Outcome] = []
@@ -105,18 +110,40 @@ class Recorder:
                 return
 
     def hand(self, messages: Sequence[Outgoing]) -> set[int]:
-        """The gate before the provider: which of these messages may go, once that is written."""
+        """The gate before the provider: which of these messages may go, once that is written.
+        One thread at a time leads: it waits `gather` seconds for the other connections'
+        hand-overs to join, then writes them all in one transaction; the others wait for it."""
         ids = [m.delivery_id for m in messages]
         if self.gate is None:
             return set(ids)
         with self.lock:
             self.handed.difference_update(ids)  # asked again (a request posted again): asked anew
             self.asked.extend(ids)
-        self.flush()  # ours, or one that took ours along
+            while not self._decided(ids):
+                waiting = any(i in self.asked for i in ids)
+                if not waiting and not any(i in self.in_write for i in ids):  # its write failed
+                    raise NotWritten("the ledger could not be written: not handed over")
+                if waiting and not self.leading:
+                    self.leading = True
+                    break
+                self.decided.wait()
+            else:
+                return {i for i in ids if i in self.handed}
+        try:
+            if self.gather:
+                time.sleep(self.gather)
+            self.flush()  # ours and those that joined
+        finally:
+            with self.lock:
+                self.leading = False
+                self.decided.notify_all()
         with self.lock:
-            if any(i not in self.handed and i not in self.turned_away for i in ids):
+            if not self._decided(ids):
                 raise NotWritten("the ledger could not be written: not handed over")
             return {i for i in ids if i in self.handed}
+
+    def _decided(self, ids: list[int]) -> bool:
+        return all(i in self.handed or i in self.turned_away for i in ids)
 
     def flush(self) -> None:
         """Write what waits (never the held failures), with the hand-overs asked for; outcomes a
@@ -125,22 +152,28 @@ class Recorder:
             with self.lock:
                 batch, self.pending = self.pending, []
                 asked, self.asked = self.asked, []
+                self.in_write.update(asked)
             if not batch and not asked:
                 return  # the writer took it
+            handed: set[int] = set()
             try:
                 if asked and self.gate is not None:
                     handed = self.gate(batch, asked)
                 else:
                     self.write(batch)
-                    handed = set()
             except Exception:
                 with self.lock:
                     self.pending = batch + self.pending
                 raise
-            if asked:
+            else:
                 with self.lock:
                     self.handed.update(handed)
                     self.turned_away.update(i for i in asked if i not in handed)
+            finally:
+                if asked:
+                    with self.lock:
+                        self.in_write.difference_update(asked)
+                        self.decided.notify_all()
 
     def close(self, flush: bool = True) -> None:
         """Stop the writer, then write what is left (unless told not to: an error is on its way)."""
