@@ -28,8 +28,9 @@ class Recorder:
     so a request's readers are in the ledger before its thread posts another request, and a crash
     leaves uncertain only what was in flight. Otherwise (SMTP, where a write per message would
     cost more than the message) a writer thread writes them within `seconds` (50 ms) or once
-    `size` wait, and the connections never wait for the database: a crash forgets at most that
-    much of what was accepted. `flush` writes what is left and raises what could not be written.
+    `size` wait, or the next hand-over takes them along: a crash forgets at most that much of
+    what was accepted, and those messages, handed over, are found uncertain, never sent again.
+    `flush` writes what is left and raises what could not be written.
 
     Refusals (failed, deferred) are held back, not written: the sender first asks whether the
     provider, rather than the readers, is to blame (`held`), then writes them (`write_held`). A
