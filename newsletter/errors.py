@@ -47,6 +47,20 @@ class StoreError(NewsletterError):
         self.problem = problem
 
 
+class StoreUnavailable(NewsletterError):
+    """The store could not be written for a while during a send; carries its URL (password
+    masked) and the driver's words. What went unrecorded is found uncertain by the next send."""
+
+    def __init__(self, database: str, problem: str, seconds: float) -> None:
+        super().__init__(
+            f"cannot write to the database {database} ({problem}), tried for {seconds:g} s: "
+            "the send stopped; nothing went that the ledger cannot account for; "
+            "run `newsletter send` again once the database is back"
+        )
+        self.database = database
+        self.problem = problem
+
+
 class FeedError(NewsletterError):
     """A feed could not be fetched or read; carries the feed's URL."""
 

@@ -357,6 +357,9 @@ class SendingSettings(Strict):
     # A sender silent this long (its heartbeat speaks four times a lease) is taken for dead: any
     # live sender or scheduler takes its batch over (what it handed over becomes uncertain).
     lease_minutes: float = Field(1.0, gt=0)
+    # When the store cannot be written during a send, nothing more goes, and the store is tried
+    # again with backoff this long before the send stops with one line naming it.
+    store_retry_seconds: float = Field(60.0, ge=0, le=3600)
     # The bounce address: each SMTP delivery's envelope sender is it tagged with the delivery's
     # signed id (bounces+ID@…), read back by `newsletter bounces`; none: the From address.
     return_path: str | None = None

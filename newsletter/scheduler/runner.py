@@ -123,9 +123,13 @@ class Runner:
 
     def edition(self, newsletter: str, reschedule: bool = True) -> schedule.EditionRun:
         """A newsletter's slot: fetch first, then send what is due."""
-        if reschedule:
-            self.fetch()
-        run = schedule.run_edition(self.runtime, newsletter, self.clock(), self.stop)
+        try:
+            if reschedule:
+                self.fetch()
+            run = schedule.run_edition(self.runtime, newsletter, self.clock(), self.stop)
+        finally:  # whatever happened (the store down), the next slot is kept
+            if reschedule:
+                self.wake_for(newsletter)
         log.info(
             "%s edition of %s: %s%s",
             newsletter,
@@ -133,8 +137,6 @@ class Runner:
             run.action,
             f" ({run.problem})" if run.problem else "",
         )
-        if reschedule:
-            self.wake_for(newsletter)
         return run
 
     def review(self, newsletter: str, reschedule: bool = True) -> schedule.EditionRun:

@@ -8,6 +8,13 @@ the same send. The provider's trouble is the send's: a busy provider is retried 
 exponential backoff and jitter; a refusal (credentials, connection, or the same refusal for
 much of a batch) stops the send with nobody marked failed for it.
 
+Each message (SMTP) or request (an API) passes a gate in the ledger just before it goes: noted
+as handed over, in a write that also checks its reader is still subscribed (one who left is
+suppressed there, not mailed). What cannot be noted is not sent: when the store cannot be
+written, no more goes, and the sender tries the store again for `store_retry_seconds`; then it
+writes what it knows and goes on, or stops with one line naming the store, leaving what went
+unrecorded to be found uncertain, never sent again blindly.
+
 While a batch is with the provider the next is claimed and built, and once the provider has
 answered well two batches are with it at once, so its requests or connections (`concurrency`,
 `smtp_connections`: the provider caps what is really in flight) never wait between batches.
@@ -26,13 +33,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.editions.edition import EditionHeld
+from newsletter.errors import StoreUnavailable
 from newsletter.sending.batches import BatchBuilder
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
-    Handing,
     Outcome,
     OutcomeStatus,
     Outgoing,
@@ -40,13 +49,14 @@ from newsletter.sending.providers import (
     ProviderBusy,
     ProviderRefused,
 )
-from newsletter.sending.recorder import Recorder
+from newsletter.sending.recorder import NotWritten, Recorder
 from newsletter.sending.report import SendError, SendReport
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.ledger import Mark
 from newsletter.store.models import Edition, utcnow
+from newsletter.store.runtime import driver_words
 from newsletter.store.statuses import OPEN, DeliveryStatus, EditionStatus, SuppressionReason
 from newsletter.store.suppressions import suppress_recipients
 from newsletter.subscribers.links import Links
@@ -61,6 +71,10 @@ MARKS = {
 }
 FAILED = (OutcomeStatus.FAILED, OutcomeStatus.UNCERTAIN)
 RESUME = "nothing was lost: run `newsletter send` again to resume"
+# How long a message's hand-over waits for others to share its write (SMTP).
+GATHER = 0.002
+# The store could not be written (down, full, locked past its timeout): wait for it, a while.
+STORE_TROUBLE = (OperationalError, InterfaceError, PoolTimeout, NotWritten)
 # The same refusal for this share of a batch (and at least `SHARED_MIN` messages) is the provider's.
 SHARED_SHARE = 0.5
 SHARED_MIN = 3
@@ -129,10 +143,56 @@ class Sender:
         # finished and recorded, the next one given back, the edition left to the next run.
         self.stop = stop or threading.Event()
         self.sleep = sleep if sleep is not None else self.stop.wait  # pacing and backoff end early on stop
+        # Outcomes known but not written when the store failed: written when it is back.
+        self.unsaved: list[Outcome] = []
 
     def send(self, edition_id: int, retry_failed: bool = False) -> SendReport:
-        """Work through the edition's open deliveries until none is left."""
-        report, newsletter = self._begin(edition_id, retry_failed)
+        """Work through the edition's open deliveries until none is left; while the store
+        cannot be written, try it again with backoff for `store_retry_seconds`, then give up."""
+        report = SendReport(edition_id)
+        patience = self.settings.sending.store_retry_seconds
+        give_up: float | None = None
+        tries = 0
+        while True:
+            try:
+                if tries:
+                    self._after_trouble(edition_id, report)
+                return self._send(edition_id, retry_failed and not tries, report)
+            except STORE_TROUBLE as exc:
+                now = time.monotonic()
+                give_up = now + patience if give_up is None else give_up
+                words = driver_words(self.settings, exc)
+                if now >= give_up or self.stop.is_set():
+                    raise StoreUnavailable(self.settings.database_label(), words, patience) from None
+                if not tries:
+                    log.warning(
+                        "edition %d: the store cannot be written (%s): nothing more goes; "
+                        "trying it again for up to %g s",
+                        edition_id,
+                        words,
+                        patience,
+                    )
+                tries += 1
+                self.sleep(min(self.pace.backoff(tries, None), give_up - now))
+
+    def _after_trouble(self, edition_id: int, report: SendReport) -> None:
+        """The store is back: write what this sender knew, and settle what it still held (what
+        was handed over without an outcome known is uncertain, the rest goes back to pending)."""
+        if self.unsaved:
+            self._record(self.unsaved, report)
+            self.unsaved = []
+        with unit_of_work(self.factory) as session:
+            back, uncertain = ledger.give_back(session, edition_id, self.worker)
+        report.uncertain += uncertain
+        log.warning(
+            "edition %d: the store is back; %d deliveries given back, %d uncertain; going on",
+            edition_id,
+            back,
+            uncertain,
+        )
+
+    def _send(self, edition_id: int, retry_failed: bool, report: SendReport) -> SendReport:
+        newsletter = self._begin(edition_id, retry_failed, report)
         builder = BatchBuilder(self.settings, self.factory, self.links, edition_id, newsletter)
         started = time.monotonic()
         self.streak = 0
@@ -190,7 +250,9 @@ class Sender:
                 batch = self._still_held(batch, token)  # settling may have slept: check
                 if batch:
                     submitted = time.monotonic()
-                    in_flight.append((courier.submit(self._deliver, batch, token, report), submitted))
+                    in_flight.append(
+                        (courier.submit(self._deliver, batch, token, report, newsletter), submitted)
+                    )
         return self._finish(edition_id, report)
 
     @contextmanager
@@ -205,7 +267,9 @@ class Sender:
                 try:
                     with unit_of_work(self.factory) as session:
                         ledger.renew(session, edition_id, self.worker)
-                except Exception:  # the next beat tries again; the lease leaves room for three
+                except STORE_TROUBLE as exc:  # the next beat tries again; the lease leaves room for three
+                    log.warning("renewing this sender's claims failed: %s", driver_words(self.settings, exc))
+                except Exception:
                     log.exception("renewing this sender's claims failed")
 
         thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
@@ -260,9 +324,8 @@ class Sender:
             )
         return [m for m in batch if m.delivery_id in mine]
 
-    def _begin(self, edition_id: int, retry_failed: bool) -> tuple[SendReport, str]:
+    def _begin(self, edition_id: int, retry_failed: bool, report: SendReport) -> str:
         """Check the edition can be sent, put back what dead senders held, and mark it sending."""
-        report = SendReport(edition_id)
         with unit_of_work(self.factory) as session:
             # Locked: an editor's hold or change comes before this start, or finds it sending.
             edition = session.get(Edition, edition_id, with_for_update=True)
@@ -305,7 +368,7 @@ class Sender:
                 edition_id,
                 report.uncertain - report.resent,
             )
-        return report, newsletter
+        return newsletter
 
     def _uncertain_cutoff(self) -> datetime | None:
         """Uncertain deliveries handed over before this are sent again: with the provider's event
@@ -336,16 +399,24 @@ class Sender:
         with unit_of_work(self.factory) as session:
             ledger.release(session, ids, token)
 
-    def _deliver(self, batch: Sequence[Outgoing], token: str, report: SendReport) -> list[Outcome]:
-        """Hand the batch to the provider, recording outcomes as they come; what the provider
-        could not take is put back for a retry, a refusal stops the send."""
+    def _deliver(
+        self, batch: Sequence[Outgoing], token: str, report: SendReport, newsletter: str
+    ) -> list[Outcome]:
+        """Hand the batch to the provider, each message or request through the gate, recording
+        outcomes as they come; what the provider could not take is put back for a retry, a
+        refusal stops the send. When the store fails, nothing more goes: what is known but
+        unwritten is kept for when it is back."""
         record = Recorder(
-            lambda outcomes: self._record(outcomes, report), durable=self.provider.marks_in_flight
+            lambda outcomes: self._record(outcomes, report),
+            durable=self.provider.marks_in_flight,
+            gate=lambda outcomes, ids: self._record(outcomes, report, token, ids, newsletter),
+            # SMTP's connections each pass the gate per message: a moment's wait lets theirs
+            # share one write (an API's requests are few and long: none).
+            gather=0.0 if self.provider.marks_in_flight else GATHER,
         )
-        handing = self._handing(token) if self.provider.marks_in_flight else None
         try:
             try:
-                self.provider.send(batch, record, handing)
+                self.provider.send(batch, record, record.hand)
             except ProviderBusy as exc:
                 done = record.done()
                 record(
@@ -355,6 +426,8 @@ class Sender:
                         if m.delivery_id not in done
                     ]
                 )
+            except STORE_TROUBLE:
+                raise
             except Exception as exc:  # refused, or a fault of the provider's own: stop, lose nothing
                 self._stop(record, batch, token)
                 words = str(exc) if isinstance(exc, ProviderRefused) else f"{type(exc).__name__}: {exc}"
@@ -368,20 +441,18 @@ class Sender:
             self._judge(record, batch, token)
             record.write_held()
             record.close()
+            sent = [o.delivery_id for o in record.seen if o.status == OutcomeStatus.SENT]
+            if sent:  # readers who left while their message was on its way: the ledger says so
+                with unit_of_work(self.factory) as session:
+                    ledger.note_left(session, sent, newsletter)
             return record.seen
+        except STORE_TROUBLE:
+            record.close(flush=False)  # the writer stops: what it could not write stays
+            with self.counting:
+                self.unsaved.extend(record.unsaved())
+            raise
         finally:
             record.close(flush=False)  # the writer thread ends however the batch ended
-
-    def _handing(self, token: str) -> Handing:
-        """What a provider that can lose an answer calls just before a batch's first request
-        goes (not before: it may wait behind another batch's): from then on a sender dying
-        leaves the batch uncertain, for the provider's events to settle, not pending."""
-
-        def hand(messages: Sequence[Outgoing]) -> None:
-            with unit_of_work(self.factory) as session:
-                ledger.hand(session, [m.delivery_id for m in messages], token)
-
-        return hand
 
     def _judge(self, record: Recorder, batch: Sequence[Outgoing], token: str) -> None:
         """Refusals held back by the recorder are the readers' own, unless the same one came for
@@ -406,7 +477,16 @@ class Sender:
         record.close()
         self._release([m.delivery_id for m in batch], token)
 
-    def _record(self, outcomes: list[Outcome], report: SendReport) -> None:
+    def _record(
+        self,
+        outcomes: list[Outcome],
+        report: SendReport,
+        token: str | None = None,
+        handing: Sequence[int] = (),
+        newsletter: str = "",
+    ) -> set[int]:
+        """Write outcomes, and hand over these deliveries of the claim `token` in the same
+        transaction (the gate); which were handed over (the others' readers left)."""
         deferrals = [(o.delivery_id, o.detail or "") for o in outcomes if o.status == OutcomeStatus.DEFERRED]
         marks = [
             Mark(o.delivery_id, MARKS[o.status], o.message_id, o.detail)
@@ -423,9 +503,12 @@ class Sender:
                 if deferrals
                 else 0
             )
+            handed, left = ledger.hand(session, handing, token, newsletter) if token else (set(), set())
         with self.counting:
             report.sent += sum(o.status == OutcomeStatus.SENT for o in outcomes)
             report.failed += spent + sum(o.status in FAILED for o in outcomes)
+            report.suppressed += len(left)
+        return handed
 
     def _settle(self, outcomes: list[Outcome], report: SendReport, started: float, submitted: float) -> bool:
         """After a batch (given to the provider at `submitted`): keep pace, or back off while the

@@ -28,7 +28,7 @@ from newsletter.editions.edition import (
 )
 from newsletter.editions.prepare import EmptyEdition, NoNews, check_news, prepare
 from newsletter.editions.slots import next_slot_after, slot_name, slot_time
-from newsletter.errors import NewsletterError
+from newsletter.errors import NewsletterError, StoreUnavailable
 from newsletter.ingest.fetch import display_url
 from newsletter.sending.report import SendError, SendReport
 from newsletter.sending.single import send_one
@@ -128,6 +128,9 @@ def _send(
         return EditionRun(newsletter, slot, "waiting", problem=str(exc))
     except SendError as exc:
         alert(runtime, f"the {newsletter} edition of {when} stopped", [str(exc)])
+        return EditionRun(newsletter, slot, "stopped", problem=str(exc))
+    except StoreUnavailable as exc:  # no alert can be stored; the next refresh resumes it
+        log.error("the %s edition of %s stopped: %s", newsletter, when, exc)
         return EditionRun(newsletter, slot, "stopped", problem=str(exc))
     counts = ", ".join(f"{n} {status}" for status, n in sorted(report.counts.items()))
     if report.status == EditionStatus.PARTIAL:

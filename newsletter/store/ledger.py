@@ -4,8 +4,10 @@
     pending -> sending (claim) -> sent | failed (record) | pending (release, record a retry)
     sending -> pending, not before a time (defer: the mailbox refused for now) | failed (defer,
                once the attempts are spent)
-    sending -> pending (recover: the sender died or went silent past its lease)
-    sending -> suppressed (the reader left after the edition was prepared)
+    sending -> pending (recover: the sender died or went silent past its lease; give_back: the
+               store failed under it) | uncertain (the same, when it was handed over)
+    sending -> suppressed (the reader left after the edition was prepared: hand, the gate
+               before each message or request goes, or when its batch is built)
     failed -> pending (retry_failed)
     sending | uncertain | pending once handed -> sent, or failed for a drop (the provider's
                event: services.events at once; settle_told for a word kept but not acted on)
@@ -27,12 +29,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
+    Exists,
     Integer,
     MetaData,
     String,
@@ -40,6 +44,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     func,
     insert,
     literal,
@@ -48,9 +53,26 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningUpdate
 
-from newsletter.store.models import DELIVERIES, Delivery, Edition, VariantArticle, utcnow
-from newsletter.store.statuses import DELIVERED, OPEN, DeliveryStatus, EditionStatus
+from newsletter.store.models import (
+    DELIVERIES,
+    Delivery,
+    Edition,
+    Subscriber,
+    SubscriberNewsletter,
+    Suppression,
+    VariantArticle,
+    utcnow,
+)
+from newsletter.store.statuses import (
+    DELIVERED,
+    OPEN,
+    DeliveryStatus,
+    EditionStatus,
+    SubscriberStatus,
+    SubscriptionStatus,
+)
 
 BATCH = 2000
 
@@ -181,18 +203,111 @@ def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]
     return ids
 
 
-def hand(session: Session, ids: Sequence[int], token: str) -> None:
-    """Note that this claim's request is about to go to the provider: from now on its answer
-    may be lost, and a sender dying leaves these deliveries uncertain, not pending."""
+# Why a claimed delivery was not handed over: its reader left after the edition was prepared.
+LEFT_NEWSLETTER = "not sent: the reader left this newsletter during the send"
+LEFT_SUPPRESSED = "not sent: the address was suppressed during the send"
+LEFT_STATUS = "not sent: the reader unsubscribed, bounced or complained during the send"
+LEFT_PAUSED = "not sent: the reader paused this newsletter during the send"
+LEFT_IN_FLIGHT = "sent: the reader left during the send, after this message was handed over"
+
+
+def hand(session: Session, ids: Sequence[int], token: str, newsletter: str) -> tuple[set[int], set[int]]:
+    """The gate before the provider: note that these deliveries of this claim are about to go,
+    only for readers still subscribed to `newsletter` (active, not suppressed). From then on a
+    sender dying leaves them uncertain, not pending. The others' readers left: suppressed with
+    why, never handed over. Returns (handed over, suppressed); any other is no longer this
+    claim's (taken over).
+
+    One statement checks and marks: on PostgreSQL (READ COMMITTED) it sees every leave
+    committed before it began, on SQLite the write lock taken first does the same. Its commit
+    waits for the disk: a hand-over must survive a crash of the database too."""
+    if not ids:
+        return set(), set()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = on"))  # `record` may have set it off
+    handing, suppressing = _gate(newsletter)
+    handed: set[int] = set()
+    suppressed: set[int] = set()
+    for start in range(0, len(ids), BATCH):
+        chunk = list(ids[start : start + BATCH])
+        handed.update(session.scalars(handing, {"ids": chunk, "token": token, "now": utcnow()}))
+        left = [i for i in chunk if i not in handed]
+        if left:  # held by this claim, not handed: the reader left (the words say how)
+            suppressed.update(session.scalars(suppressing, {"ids": left, "token": token, "now": utcnow()}))
+    return handed, suppressed
+
+
+@lru_cache(maxsize=64)
+def _gate(newsletter: str) -> tuple[ReturningUpdate[tuple[int]], ReturningUpdate[tuple[int]]]:
+    """The gate's two statements for a newsletter, built once (a sender runs them per message):
+    hand over the claimed deliveries whose readers stay; suppress, with why, those who left or
+    paused the newsletter since the edition was prepared."""
+    active, subscribed, suppressed = _standing(newsletter)
+    paused = (
+        select(SubscriberNewsletter.subscriber_id)
+        .where(
+            SubscriberNewsletter.subscriber_id == DELIVERIES.c.subscriber_id,
+            SubscriberNewsletter.newsletter == newsletter,
+            SubscriberNewsletter.paused_until > bindparam("now"),
+        )
+        .exists()
+    )
+    held = (
+        DELIVERIES.c.id.in_(bindparam("ids", expanding=True)),
+        DELIVERIES.c.status == DeliveryStatus.SENDING,
+        DELIVERIES.c.claimed_by == bindparam("token"),
+    )
+    why = case(
+        (suppressed, LEFT_SUPPRESSED),
+        (~active, LEFT_STATUS),
+        (~subscribed, LEFT_NEWSLETTER),
+        else_=LEFT_PAUSED,
+    )
+    return (
+        update(DELIVERIES)
+        .where(*held, active, subscribed, ~suppressed, ~paused)
+        .values(handed_at=bindparam("now"))
+        .returning(DELIVERIES.c.id),
+        update(DELIVERIES)
+        .where(*held)
+        .values(status=DeliveryStatus.SUPPRESSED, detail=why)
+        .returning(DELIVERIES.c.id),
+    )
+
+
+def _standing(newsletter: str) -> tuple[Exists, Exists, Exists]:
+    """Whether a delivery's reader is active, subscribed to `newsletter`, suppressed: EXISTS
+    clauses correlated with the deliveries row of the statement they are used in."""
+    subscriber = DELIVERIES.c.subscriber_id
+    active = select(Subscriber.id).where(
+        Subscriber.id == subscriber, Subscriber.status == SubscriberStatus.ACTIVE
+    )
+    subscribed = select(SubscriberNewsletter.subscriber_id).where(
+        SubscriberNewsletter.subscriber_id == subscriber,
+        SubscriberNewsletter.newsletter == newsletter,
+        SubscriberNewsletter.status == SubscriptionStatus.ACTIVE,
+    )
+    suppressed = (
+        select(Suppression.id)
+        .join(Subscriber, Subscriber.email == Suppression.email)
+        .where(Subscriber.id == subscriber)
+    )
+    return active.exists(), subscribed.exists(), suppressed.exists()
+
+
+def note_left(session: Session, ids: Sequence[int], newsletter: str) -> None:
+    """Sent deliveries whose reader left after their hand-over (their message was on its way):
+    mailed once more than they wished, and the ledger says so."""
+    active, subscribed, suppressed = _standing(newsletter)
     for start in range(0, len(ids), BATCH):
         session.execute(
             update(DELIVERIES)
             .where(
                 DELIVERIES.c.id.in_(list(ids[start : start + BATCH])),
-                DELIVERIES.c.status == DeliveryStatus.SENDING,
-                DELIVERIES.c.claimed_by == token,
+                DELIVERIES.c.status == DeliveryStatus.SENT,
+                ~active | ~subscribed | suppressed,
             )
-            .values(handed_at=utcnow())
+            .values(detail=LEFT_IN_FLIGHT)
         )
 
 
@@ -215,7 +330,8 @@ def suppress_claimed(session: Session, ids: list[int]) -> int:
 
 def record(session: Session, marks: Sequence[Mark]) -> None:
     """Write a provider's outcomes: sent and failed are final, a retry goes back to pending.
-    Marks alike (a SendGrid request's readers share one message id) are one UPDATE."""
+    Marks alike (a SendGrid request's readers share one message id) are one UPDATE; messages
+    sent alone (SMTP: a message id each) one statement executed for each."""
     now = utcnow()
     alike: dict[tuple[DeliveryStatus, str | None, str | None], list[int]] = {}
     for mark in marks:
@@ -456,6 +572,31 @@ def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> tup
             .values(status=DeliveryStatus.UNCERTAIN, claimed_by=None, detail=IN_FLIGHT)
         )
     return len(dead) - len(handed), len(handed)
+
+
+def give_back(session: Session, edition_id: int, worker: str) -> tuple[int, int]:
+    """A live sender's own claims after the store failed under it (what it knew is written
+    first): what it never handed over goes back to pending, what it handed over without an
+    outcome known is uncertain. Returns (put back, uncertain)."""
+    rows = session.execute(
+        select(Delivery.id, Delivery.handed_at).where(
+            Delivery.edition_id == edition_id,
+            Delivery.status == DeliveryStatus.SENDING,
+            Delivery.claimed_by.like(f"{worker}#%"),
+        )
+    ).all()
+    handed = [row[0] for row in rows if row[1] is not None]
+    _unclaim(session, [row[0] for row in rows if row[1] is None], attempted=False)
+    for start in range(0, len(handed), BATCH):
+        session.execute(
+            update(DELIVERIES)
+            .where(
+                DELIVERIES.c.id.in_(handed[start : start + BATCH]),
+                DELIVERIES.c.status == DeliveryStatus.SENDING,
+            )
+            .values(status=DeliveryStatus.UNCERTAIN, claimed_by=None, detail=IN_FLIGHT)
+        )
+    return len(rows) - len(handed), len(handed)
 
 
 def resend_uncertain(

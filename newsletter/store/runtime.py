@@ -62,8 +62,12 @@ def open_runtime(settings: Settings, migrate: bool = True) -> Runtime:
 
 
 def _unusable(settings: Settings, exc: Exception) -> StoreError:
+    return StoreError(settings.database_label(), driver_words(settings, exc))
+
+
+def driver_words(settings: Settings, exc: Exception) -> str:
     """The driver's own words, first line only, never with the password even if it echoes one."""
     cause = exc.orig if isinstance(exc, DBAPIError) else exc
     line = next(iter(str(cause).strip().splitlines()), type(cause).__name__)
     password = make_url(settings.database_url).password
-    return StoreError(settings.database_label(), line.replace(str(password), "***") if password else line)
+    return line.replace(str(password), "***") if password else line

@@ -99,16 +99,19 @@ class ProviderRefused(ProviderError):
 
 
 Report = Callable[[list[Outcome]], None]
-# Called by a provider that can lose an answer (`marks_in_flight`) with a batch's messages just
-# before the first of its requests goes: the ledger notes them as handed over.
-Handing = Callable[[Sequence[Outgoing]], None]
+# The gate, called by a provider with a message (SMTP) or a request's messages (an API) just
+# before they go: the ledger notes them as handed over, so a sender dying after it leaves them
+# uncertain, never pending. It returns the delivery ids that may go: a reader who left since is
+# suppressed there and must not be sent. It raises when the ledger cannot be written: then
+# nothing more may go.
+Handing = Callable[[Sequence[Outgoing]], set[int]]
 
 
 class Provider(Protocol):
     name: str
     batch_size: int
-    # True when an answer can be lost after the provider took the request (an HTTP API): the
-    # ledger then notes the handing over, and a sender dying after it leaves the batch uncertain.
+    # True when an answer can be lost with many readers in it (an HTTP API's request): each
+    # outcome is then written before that thread posts another request.
     marks_in_flight: bool
 
     def send(self, batch: Sequence[Outgoing], report: Report, handing: Handing | None = None) -> None: ...

@@ -4,8 +4,10 @@ readers, each a personalization with its own substitutions and List-Unsubscribe 
 A batch holds up to `concurrency` requests' worth of readers, posted from a thread pool of that
 size which all of a sender's batches share (a real API takes a few hundred milliseconds to
 answer; one request at a time would cap a sender at 1,000 readers per round trip). Each request
-reports its outcomes as its answer comes; the batch is handed over (noted in the ledger) just
-before its first request goes, not while it waits behind another batch's.
+reports its outcomes as its answer comes; each request passes the gate (`handing`: noted in the
+ledger as handed over, readers who left since taken out) just before it is posted, so a crash
+leaves uncertain only the readers of requests that went, and a request whose hand-over cannot
+be written is not posted.
 The first request of a send, and the first after trouble, goes alone: a refusal meant for
 everyone (a wrong key, content the API will not take) then costs one request, not a volley.
 When one request is refused or told to wait, those not yet posted are not posted (the sender
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import html
 import json
-import threading
 import time
 import urllib.error
 from collections.abc import Sequence
@@ -95,32 +96,6 @@ def _text_greeting(variant: VariantContent) -> str:
     """Substitutions apply to both parts, but only the HTML part wants its values escaped: the
     text part's greeting gets a marker of its own."""
     return variant.markers.token("text_greeting")
-
-
-class _Handover:
-    """A batch handed over once, by whichever of its requests goes first (the ledger notes it);
-    the others wait for that, and none goes if it failed."""
-
-    def __init__(self, handing: Handing | None, batch: Sequence[Outgoing]) -> None:
-        self.handing = handing
-        self.batch = batch
-        self.done = handing is None
-        self.error: BaseException | None = None
-        self.lock = threading.Lock()
-
-    def __call__(self) -> None:
-        if self.done:
-            return
-        with self.lock:
-            if self.error is not None:
-                raise self.error
-            if not self.done and self.handing is not None:
-                try:
-                    self.handing(self.batch)
-                except BaseException as exc:
-                    self.error = exc
-                    raise
-                self.done = True
 
 
 class SendGridProvider:
@@ -217,16 +192,15 @@ class SendGridProvider:
 
     def send(self, batch: Sequence[Outgoing], report: Report, handing: Handing | None = None) -> None:
         """Post the batch's requests from the pool, which all of a sender's batches share: at
-        most `concurrency` requests are in flight, whatever the number of batches. The batch is
-        handed over (`handing`) when its first request is about to go."""
+        most `concurrency` requests are in flight, whatever the number of batches. Each request
+        is handed over (`handing`) when it is about to be posted."""
         requests = self.requests(batch)
-        handover = _Handover(handing, batch)
         try:
             if requests and not self.proven:
-                self._gather([self.pool.submit(self._post, requests.pop(0), report, handover)])  # alone
+                self._gather([self.pool.submit(self._post, requests.pop(0), report, handing)])  # alone
                 self.proven = True
             if requests:
-                self._gather([self.pool.submit(self._post, group, report, handover) for group in requests])
+                self._gather([self.pool.submit(self._post, group, report, handing) for group in requests])
         except Exception:
             self.proven = False
             raise
@@ -252,15 +226,13 @@ class SendGridProvider:
             raise (refused or worse)[0]
         raise max(busy, key=lambda e: e.retry_after or 0.0)
 
-    def _post(self, group: list[Outgoing], report: Report, handover: _Handover | None = None) -> None:
+    def _post(self, group: list[Outgoing], report: Report, handing: Handing | None = None) -> None:
         """One request for the group; a 400 naming some readers fails them and the rest are
         posted again (a loop, not a recursion: a thousand bad addresses in one request)."""
-        if handover is not None:
-            handover()
         while group:
-            group = self._post_once(group, report)
+            group = self._post_once(group, report, handing)
 
-    def _post_once(self, group: list[Outgoing], report: Report) -> list[Outgoing]:
+    def _post_once(self, group: list[Outgoing], report: Report, handing: Handing | None) -> list[Outgoing]:
         """Post the group; what is left to post again (after a 400 that named some readers)."""
         personalizations, sendable = [], []
         for message in group:
@@ -269,6 +241,11 @@ class SendGridProvider:
                 sendable.append(message)
             except Exception as exc:  # this reader's part alone cannot be built
                 report([Outcome(message.delivery_id, OutcomeStatus.FAILED, None, f"cannot build: {exc!r}")])
+        if sendable and handing is not None:  # the gate: readers who left are taken out
+            handed = handing(sendable)
+            going = [m.delivery_id in handed for m in sendable]
+            personalizations = [p for p, go in zip(personalizations, going, strict=True) if go]
+            sendable = [m for m, go in zip(sendable, going, strict=True) if go]
         if not sendable:
             return []
         payload = dict(self._base(sendable[0]))
@@ -282,7 +259,7 @@ class SendGridProvider:
                 report([Outcome(sendable[0].delivery_id, OutcomeStatus.FAILED, None, _problem(error))])
                 return []
             middle = len(sendable) // 2
-            self._post(sendable[:middle], report)
+            self._post(sendable[:middle], report, handing)
             return sendable[middle:]
         except (http.UnauthorizedError, http.ForbiddenError) as error:
             raise ProviderRefused(_problem(error)) from None

@@ -8,6 +8,10 @@ the same send), 5xx failed, with the server's words. The server's trouble is the
 connection that cannot be made stops it at once (nothing is lost), 421 or a connection dropped
 twice makes it wait and try again. A non-ASCII mailbox goes with SMTPUTF8 where the server
 offers it, and otherwise fails with that reason.
+
+Each message passes the gate (`handing`) just before its MAIL FROM: the ledger notes it handed
+over, or says its reader left (then it is not sent), and a message whose hand-over cannot be
+written is not sent: that connection stops, and the others after their message in hand.
 """
 
 from __future__ import annotations
@@ -79,7 +83,8 @@ class SMTPProvider:
         self.verp_key = settings.signing_key() if settings.sending.return_path else None
         self.size = settings.sending.smtp_connections
         self.batch_size = 100 * self.size
-        # Outcomes are known message by message: only the one on each connection is ever in flight.
+        # Outcomes are known message by message: only the one on each connection is ever in
+        # flight, and a connection's next hand-over writes its last outcome along.
         self.marks_in_flight = False
         self.connections: list[smtplib.SMTP | None] = [None] * self.size
         self.pool = ThreadPoolExecutor(self.size, thread_name_prefix="smtp")
@@ -121,7 +126,7 @@ class SMTPProvider:
         trouble = threading.Event()
         with self.turn:
             futures = [
-                self.pool.submit(self._send_from, slot, waiting, trouble, report)
+                self.pool.submit(self._send_from, slot, waiting, trouble, report, handing)
                 for slot in range(min(self.size, len(batch)))
             ]
             errors = [future.exception() for future in futures]
@@ -131,7 +136,12 @@ class SMTPProvider:
                 raise found
 
     def _send_from(
-        self, slot: int, waiting: deque[Outgoing], trouble: threading.Event, report: Report
+        self,
+        slot: int,
+        waiting: deque[Outgoing],
+        trouble: threading.Event,
+        report: Report,
+        handing: Handing | None,
     ) -> None:
         """This connection's share: the next waiting message each time it is free."""
         while not trouble.is_set() and not self.stop.is_set():
@@ -140,14 +150,14 @@ class SMTPProvider:
             except IndexError:
                 return
             try:
-                self._send_one(slot, message, report)
+                self._send_one(slot, message, report, handing)
             except BaseException:
                 trouble.set()
                 raise
 
-    def _send_one(self, slot: int, message: Outgoing, report: Report) -> None:
+    def _send_one(self, slot: int, message: Outgoing, report: Report, handing: Handing | None) -> None:
         """One message over this slot's connection, made again once if it dropped before the
-        message was taken."""
+        message was taken; not at all if the gate says its reader left."""
         try:
             envelope = message.variant.template.render(
                 message.email,
@@ -158,6 +168,8 @@ class SMTPProvider:
         except Exception as exc:  # this reader's message alone cannot be built
             report([Outcome(message.delivery_id, OutcomeStatus.FAILED, None, f"cannot build: {exc!r}")])
             return
+        if handing is not None and message.delivery_id not in handing([message]):
+            return  # the reader left: the ledger says so, nothing goes
         for attempt in (1, 2):
             connection = self.connections[slot] or self._connect()
             self.connections[slot] = connection
