@@ -182,7 +182,7 @@ def claimed_and_handed(runtime, edition_id: int, count: int) -> tuple[list[Deliv
     token = "elsewhere:1:1#1"
     with unit_of_work(runtime.factory) as session:
         ids = ledger.claim(session, edition_id, token, count)
-        ledger.hand(session, ids, token)
+        ledger.hand(session, ids, token, "weekly")
     with runtime.factory() as session:
         rows = session.execute(
             select(Delivery, Subscriber.email)

@@ -35,7 +35,7 @@ def rival_claims(
     heartbeat last spoke at `silent_since` (None: just now, it is alive)."""
     with unit_of_work(runtime.factory) as session:
         ids = ledger.claim(session, edition_id, RIVAL, claims)
-        ledger.hand(session, ids[:handed], RIVAL)
+        ledger.hand(session, ids[:handed], RIVAL, "weekly")
         if silent_since is not None:
             session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(claimed_at=silent_since))
     return ids
