@@ -562,15 +562,7 @@ def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> tup
     ]
     handed = [row[0] for row in dead if row[3] is not None]
     _unclaim(session, [row[0] for row in dead if row[3] is None], attempted=True)
-    for start in range(0, len(handed), BATCH):
-        session.execute(
-            update(DELIVERIES)
-            .where(
-                DELIVERIES.c.id.in_(handed[start : start + BATCH]),
-                DELIVERIES.c.status == DeliveryStatus.SENDING,
-            )
-            .values(status=DeliveryStatus.UNCERTAIN, claimed_by=None, detail=IN_FLIGHT)
-        )
+    _doubt(session, handed)
     return len(dead) - len(handed), len(handed)
 
 
@@ -587,6 +579,12 @@ def give_back(session: Session, edition_id: int, worker: str) -> tuple[int, int]
     ).all()
     handed = [row[0] for row in rows if row[1] is not None]
     _unclaim(session, [row[0] for row in rows if row[1] is None], attempted=False)
+    _doubt(session, handed)
+    return len(rows) - len(handed), len(handed)
+
+
+def _doubt(session: Session, handed: list[int]) -> None:
+    """Deliveries handed over whose answer nobody recorded: uncertain, never sent again blindly."""
     for start in range(0, len(handed), BATCH):
         session.execute(
             update(DELIVERIES)
@@ -596,7 +594,6 @@ def give_back(session: Session, edition_id: int, worker: str) -> tuple[int, int]
             )
             .values(status=DeliveryStatus.UNCERTAIN, claimed_by=None, detail=IN_FLIGHT)
         )
-    return len(rows) - len(handed), len(handed)
 
 
 def resend_uncertain(
