@@ -14,9 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from newsletter.errors import StoreUnavailable
 from newsletter.sending.batches import BatchBuilder
-from newsletter.sending.pace import Pace
 from newsletter.sending.providers.sendgrid import SendGridProvider
-from newsletter.sending.providers.smtp import SMTPProvider
 from newsletter.sending.sender import Sender
 from newsletter.services import schedule
 from newsletter.store import ledger
@@ -26,6 +24,7 @@ from newsletter.store.runtime import Runtime
 from newsletter.subscribers.links import Links
 from tests.conftest import WEEKLY_NOV_23
 from tests.support.sending import (
+    FAST,
     Outage,
     Sink,
     add_readers,
@@ -33,22 +32,13 @@ from tests.support.sending import (
     one_click,
     prepared,
     sendgrid_settings,
+    smtp_send,
     smtp_server,
     smtp_settings,
     statuses,
 )
 
-FAST = Pace(retry_delay=0.05, max_delay=0.05, base_delay=0.01)
 NOW = datetime(2026, 11, 23, 6, 5, tzinfo=UTC)  # the weekly's send, as the pages see it
-
-
-def smtp_send(runtime, port: int, edition_id: int, sleep=None, **sending):
-    settings = smtp_settings(runtime, port, **sending)
-    provider = SMTPProvider(settings)
-    try:
-        return Sender(settings, runtime.factory, provider, FAST, sleep=sleep).send(edition_id)
-    finally:
-        provider.close()
 
 
 def recover_as_the_next_sender(runtime, edition_id: int) -> tuple[int, int]:

@@ -39,6 +39,8 @@ from newsletter.cli.output import err
 from newsletter.cli.state import State, state
 from newsletter.cli.subscribers import subscribers_app
 from newsletter.errors import NewsletterError
+from newsletter.store.availability import UNAVAILABLE
+from newsletter.store.runtime import driver_words
 from newsletter.text import printable
 
 app = typer.Typer(
@@ -108,6 +110,13 @@ def main() -> None:
         code = command().main(prog_name="newsletter", standalone_mode=False, obj=shared)
     except NewsletterError as exc:
         fail(str(exc), exc.exit_code)
+    except UNAVAILABLE as exc:  # the store down or locked outside a send's own retries
+        settings = shared.settings
+        fail(
+            f"the database {settings.database_label()} cannot be used now ({driver_words(settings, exc)}); "
+            "nothing was lost: run the command again once it is back",
+            1,
+        )
     except OSError as exc:  # a file the command reads or writes: a missing folder, no permission, a full disk
         fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror or exc), 1)
     except NoArgsIsHelpError as exc:  # `newsletter` or `newsletter edition` alone: the help

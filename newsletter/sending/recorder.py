@@ -106,8 +106,11 @@ class Recorder:
                     return
             try:
                 self.flush()
-            except Exception:  # the sender's own flush at the end of the batch will raise it
-                log.exception("writing outcomes to the ledger failed; the batch's end will try again")
+            except Exception as exc:  # the sender's own flush at the end of the batch will raise it
+                log.warning(
+                    "writing outcomes to the ledger failed (%s); the batch's end will try again",
+                    type(exc).__name__,
+                )
                 return
 
     def hand(self, messages: Sequence[Outgoing]) -> set[int]:

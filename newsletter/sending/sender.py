@@ -339,9 +339,9 @@ class Sender:
                 raise EditionHeld(f"edition {edition_id} is {why}: it goes when released or approved")
             if retry_failed:
                 ledger.retry_failed(session, edition_id)
-            report.recovered, report.uncertain = ledger.recover(
-                session, edition_id, self.pace.lease, self.worker
-            )
+            recovered, uncertain = ledger.recover(session, edition_id, self.pace.lease, self.worker)
+            report.recovered += recovered  # beside what a store failure gave back before this start
+            report.uncertain += uncertain
             cutoff = self._uncertain_cutoff()
             if cutoff is not None:
                 report.resent = sum(ledger.resend_uncertain(session, edition_id, cutoff).values())

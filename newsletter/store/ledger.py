@@ -561,7 +561,7 @@ def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> tup
         and (_claim_is_dead(row[1], me) or (row[2] is not None and row[2] < cutoff))
     ]
     handed = [row[0] for row in dead if row[3] is not None]
-    _unclaim(session, [row[0] for row in dead if row[3] is None], attempted=True)
+    _unclaim(session, [row[0] for row in dead if row[3] is None], attempted=True, unhanded=True)
     _doubt(session, handed)
     return len(dead) - len(handed), len(handed)
 
@@ -578,7 +578,7 @@ def give_back(session: Session, edition_id: int, worker: str) -> tuple[int, int]
         )
     ).all()
     handed = [row[0] for row in rows if row[1] is not None]
-    _unclaim(session, [row[0] for row in rows if row[1] is None], attempted=False)
+    _unclaim(session, [row[0] for row in rows if row[1] is None], attempted=False, unhanded=True)
     _doubt(session, handed)
     return len(rows) - len(handed), len(handed)
 
@@ -591,6 +591,7 @@ def _doubt(session: Session, handed: list[int]) -> None:
             .where(
                 DELIVERIES.c.id.in_(handed[start : start + BATCH]),
                 DELIVERIES.c.status == DeliveryStatus.SENDING,
+                DELIVERIES.c.handed_at.is_not(None),
             )
             .values(status=DeliveryStatus.UNCERTAIN, claimed_by=None, detail=IN_FLIGHT)
         )
@@ -630,7 +631,11 @@ def resend_uncertain(
     return found
 
 
-def _unclaim(session: Session, ids: list[int], attempted: bool, token: str | None = None) -> None:
+def _unclaim(
+    session: Session, ids: list[int], attempted: bool, token: str | None = None, unhanded: bool = False
+) -> None:
+    """Back to pending. `unhanded`: only rows still not handed over, as they were seen: a sender
+    thought dead may have handed some over since (they are its to record, or uncertain)."""
     values: dict[str, Any] = {"status": DeliveryStatus.PENDING, "claimed_by": None, "claimed_at": None}
     if not attempted:
         values["attempts"] = DELIVERIES.c.attempts - 1
@@ -640,6 +645,8 @@ def _unclaim(session: Session, ids: list[int], attempted: bool, token: str | Non
         )
         if token is not None:  # only what this claim still holds, never another sender's
             query = query.where(DELIVERIES.c.claimed_by == token)
+        if unhanded:
+            query = query.where(DELIVERIES.c.handed_at.is_(None))
         session.execute(query.values(**values))
 
 

@@ -19,6 +19,10 @@ from sqlalchemy.engine import make_url
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import open_edition
 from newsletter.editions.prepare import prepare
+from newsletter.sending.pace import Pace
+from newsletter.sending.providers.smtp import SMTPProvider
+from newsletter.sending.report import SendReport
+from newsletter.sending.sender import Sender
 from newsletter.services import readers
 from newsletter.settings import Settings
 from newsletter.store.db import unit_of_work
@@ -206,3 +210,17 @@ def send_process(runtime: Runtime, edition_id: int, port: int, **env: str) -> su
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+# Retries and backoff in hundredths of a second: a test waits for nothing.
+FAST = Pace(retry_delay=0.05, max_delay=0.05, base_delay=0.01)
+
+
+def smtp_send(runtime: Runtime, port: int, edition_id: int, sleep=None, **sending: object) -> SendReport:
+    """The edition over SMTP to the server on `port`, by one sender in this process."""
+    settings = smtp_settings(runtime, port, **sending)
+    provider = SMTPProvider(settings)
+    try:
+        return Sender(settings, runtime.factory, provider, FAST, sleep=sleep).send(edition_id)
+    finally:
+        provider.close()

@@ -121,7 +121,7 @@ class Provider(Protocol):
 
 def make_provider(settings: Settings, stop: threading.Event | None = None) -> Provider:
     """The configured provider (imported on demand: the outbox needs no network library); once
-    `stop` is set, an SMTP connection takes no further message of its batch."""
+    `stop` is set, an SMTP connection takes no further message, SendGrid posts no further request."""
     if settings.provider == "smtp":
         from newsletter.sending.providers.smtp import SMTPProvider
 
@@ -129,7 +129,7 @@ def make_provider(settings: Settings, stop: threading.Event | None = None) -> Pr
     if settings.provider == "sendgrid":
         from newsletter.sending.providers.sendgrid import SendGridProvider
 
-        return SendGridProvider(settings)
+        return SendGridProvider(settings, stop)
     from newsletter.sending.providers.outbox import OutboxProvider
 
     return OutboxProvider(settings.outbox_dir)

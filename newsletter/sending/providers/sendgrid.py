@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import json
+import threading
 import time
 import urllib.error
 from collections.abc import Sequence
@@ -101,7 +102,8 @@ def _text_greeting(variant: VariantContent) -> str:
 class SendGridProvider:
     name = "sendgrid"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stop: threading.Event | None = None) -> None:
+        self.stop = stop or threading.Event()
         if settings.sendgrid_api_key is None:
             raise ProviderRefused("NEWSLETTER_SENDGRID_API_KEY is not set")
         self.client = SendGridAPIClient(
@@ -241,6 +243,8 @@ class SendGridProvider:
                 sendable.append(message)
             except Exception as exc:  # this reader's part alone cannot be built
                 report([Outcome(message.delivery_id, OutcomeStatus.FAILED, None, f"cannot build: {exc!r}")])
+        if self.stop.is_set():  # stopping: a request not yet handed over is given back
+            return []
         if sendable and handing is not None:  # the gate: readers who left are taken out
             handed = handing(sendable)
             going = [m.delivery_id in handed for m in sendable]
@@ -272,7 +276,7 @@ class SendGridProvider:
             return []
         except urllib.error.URLError as error:  # not connected: nothing was sent, and waiting won't help
             raise ProviderRefused(f"cannot reach the API at {self.host}: {error.reason}") from None
-        except (TimeoutError, ConnectionError) as error:
+        except Exception as error:  # a timeout, a cut answer, TLS trouble: it may have gone
             detail = f"uncertain: {type(error).__name__} after the request was sent; may have been delivered"
             report([Outcome(m.delivery_id, OutcomeStatus.UNCERTAIN, None, detail) for m in sendable])
             return []
