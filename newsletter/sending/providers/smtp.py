@@ -9,9 +9,11 @@ connection that cannot be made stops it at once (nothing is lost), 421 or a conn
 twice makes it wait and try again. A non-ASCII mailbox goes with SMTPUTF8 where the server
 offers it, and otherwise fails with that reason.
 
-Each message passes the gate (`handing`) just before its MAIL FROM: the ledger notes it handed
-over, or says its reader left (then it is not sent), and a message whose hand-over cannot be
-written is not sent: that connection stops, and the others after their message in hand.
+Each message passes the gate (`handing`) with all of it sent but the final dot, which is what
+makes a server deliver it: the ledger notes it handed over, or says its reader left (then the
+message is abandoned with its connection), and a message whose hand-over cannot be written is not
+sent: that connection stops, and the others after their message in hand. A kill before the gate
+leaves nothing delivered; after it, the message is uncertain until its answer is recorded.
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ class SMTPProvider:
 
     def _send_one(self, slot: int, message: Outgoing, report: Report, handing: Handing | None) -> None:
         """One message over this slot's connection, made again once if it dropped before the
-        message was taken; not at all if the gate says its reader left."""
+        message was taken; abandoned if the gate says its reader left."""
         try:
             envelope = message.variant.template.render(
                 message.email,
@@ -168,13 +170,11 @@ class SMTPProvider:
         except Exception as exc:  # this reader's message alone cannot be built
             report([Outcome(message.delivery_id, OutcomeStatus.FAILED, None, f"cannot build: {exc!r}")])
             return
-        if handing is not None and message.delivery_id not in handing([message]):
-            return  # the reader left: the ledger says so, nothing goes
         for attempt in (1, 2):
             connection = self.connections[slot] or self._connect()
             self.connections[slot] = connection
             try:
-                outcome = self._transfer(connection, message, envelope.data, envelope.message_id)
+                outcome = self._transfer(connection, message, envelope.data, envelope.message_id, handing)
             except _Unanswered as exc:  # the whole message went: it may have been delivered
                 self.connections[slot] = None
                 outcome = Outcome(message.delivery_id, OutcomeStatus.UNCERTAIN, None, str(exc))
@@ -186,14 +186,27 @@ class SMTPProvider:
                 # Dropped again on this very message over a fresh connection: this reader's trouble.
                 words = f"the connection dropped twice while sending to this reader: {printable(str(exc))}"
                 outcome = Outcome(message.delivery_id, OutcomeStatus.DEFERRED, None, words)
+            if outcome is None:  # the reader left: the ledger says so, the message was abandoned
+                self.connections[slot] = None
+                break
             report([outcome])
             if outcome.status != OutcomeStatus.SENT:
                 self._reset(slot)
             break
 
-    def _transfer(self, connection: smtplib.SMTP, message: Outgoing, data: bytes, message_id: str) -> Outcome:
+    def _transfer(
+        self,
+        connection: smtplib.SMTP,
+        message: Outgoing,
+        data: bytes,
+        message_id: str,
+        handing: Handing | None,
+    ) -> Outcome | None:
         """One message over one connection, command by command, so that a failure after the whole
-        message was sent is told apart (`_Unanswered`) from one before it (nothing delivered)."""
+        message was sent is told apart (`_Unanswered`) from one before it (nothing delivered).
+        The gate comes last, with all but the final dot sent: only what it hands over can be
+        delivered, and a kill before that dot leaves nothing delivered and nothing in doubt.
+        None: the gate says the reader left (the message is abandoned with its connection)."""
         refused = partial(Outcome, message.delivery_id)
         options: list[str] = []
         if message.needs_smtputf8:
@@ -220,8 +233,11 @@ class SMTPProvider:
                 return refused(_refusal(code), None, _reply(code, text))
         except UnicodeError as exc:  # a mailbox smtplib cannot put on the wire
             return refused(OutcomeStatus.FAILED, None, f"cannot send to this address: {exc}")
-        connection.send(_DOT.sub(b"..", data) + b".\r\n")
+        connection.send(_DOT.sub(b"..", data))  # nothing is delivered before the final dot
+        if handing is not None and not self._handed(connection, message, handing):
+            return None
         try:
+            connection.send(b".\r\n")
             code, text = connection.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _Unanswered(
@@ -231,6 +247,19 @@ class SMTPProvider:
             self._busy_if_closing(code, text)
             return refused(_refusal(code), None, _reply(code, text))
         return refused(OutcomeStatus.SENT, message_id)
+
+    @staticmethod
+    def _handed(connection: smtplib.SMTP, message: Outgoing, handing: Handing) -> bool:
+        """The gate, mid-DATA: when it refuses, or cannot be written, the message is abandoned by
+        closing its connection (a message without its final dot is never delivered)."""
+        try:
+            handed = message.delivery_id in handing([message])
+        except BaseException:
+            connection.close()
+            raise
+        if not handed:
+            connection.close()
+        return handed
 
     def _sender_refused(self, message: Outgoing, code: int, text: bytes) -> Outcome:
         """MAIL FROM refused: the message's own fault when about its size or its parameters,
