@@ -65,13 +65,16 @@ def test_a_killed_scheduler_s_batch_is_finished_by_the_other_within_the_lease(
     doomed.process.send_signal(signal.SIGKILL)
     doomed.process.communicate(timeout=30)
     killed = time.monotonic()
-    until(lambda: editions(config)[0][0] == "complete", seconds=120)
+    until(lambda: editions(config)[0][0] in ("complete", "partial"), seconds=120)
     took = time.monotonic() - killed
     checked = cli("--config", str(config), "status", "--check", cwd=tmp_path)
     _out, err = stop(survivor)
-    assert took < 60, f"the edition was complete {took:.0f} s after the kill"
-    assert editions(config) == [("complete", {"sent": READERS})]
-    assert len(handler.recipients) == READERS  # everyone, and twice only what was on the wire
-    assert handler.messages - READERS <= 2, f"{handler.messages - READERS} mailed twice"
+    assert took < 60, f"the edition was finished {took:.0f} s after the kill"
+    [(_status, counts)] = editions(config)
+    # What the killed one had handed over without its answer recorded (at most a message per
+    # connection) is uncertain, never sent again blindly; everyone else is sent, once.
+    assert set(counts) <= {"sent", "uncertain"} and counts.get("uncertain", 0) <= 2, counts
+    assert counts["sent"] + counts.get("uncertain", 0) == READERS
+    assert handler.messages == len(handler.recipients) >= counts["sent"]  # nobody twice
     assert "deliveries taken over" in err
     assert "held by a sender" not in checked.stdout
