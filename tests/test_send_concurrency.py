@@ -259,7 +259,7 @@ def test_outcomes_reported_from_many_threads_are_written_once_in_groups() -> Non
 
 def test_a_signer_makes_the_tokens_sign_makes() -> None:
     key = b"a-signing-key-of-some-length-0123"
-    now = time.time()
+    now = NOW.timestamp()
     for scope in ("", "weekly", "é and more"):
         for subscriber_id in (0, 1, 4711, 2**64 - 1):
             assert Signer(key, "unsubscribe", scope, now)(subscriber_id) == sign(

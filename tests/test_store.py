@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from newsletter.store.db import make_engine, unit_of_work, upgrade
 from newsletter.store.models import Article, Base, Delivery, Edition, Subscriber
+from tests.support.clock import NOW
 
 
 def test_migrations_match_the_models(database_url) -> None:
@@ -54,7 +55,7 @@ def test_times_come_back_as_aware_utc(make_runtime) -> None:
 
 def test_one_delivery_per_edition_and_subscriber(make_runtime) -> None:
     runtime = make_runtime()
-    now = datetime.now(UTC)
+    now = NOW
     with unit_of_work(runtime.factory) as session:
         subscriber = Subscriber(email="a@example.com", status="active")
         edition = Edition(newsletter="weekly", slot="2026-W48", window_start=now, window_end=now)
