@@ -23,11 +23,11 @@ from newsletter.sending.providers.sendgrid import SendGridProvider
 from newsletter.sending.providers.smtp import SMTPProvider
 from newsletter.sending.report import SendError
 from newsletter.sending.sender import Sender
-from newsletter.settings import Settings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Article, Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression
 from tests.conftest import ROOT, WEEKLY_NOV_23
 from tests.sendgrid_server import API_KEY, Scripted
+from tests.support.sending import sendgrid_settings, smtp_settings, with_settings
 
 
 def add_readers(runtime, count: int) -> None:
@@ -69,28 +69,12 @@ def statuses(runtime, edition_id: int) -> dict[str, int]:
         )
 
 
-def with_settings(runtime, **changes) -> Settings:
-    """The runtime's settings with some changed, validated as from a file."""
-    return Settings(**{**runtime.settings.model_dump(), **changes})
-
-
 class Sleeps(list):
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
 
 
 # --- SMTP -------------------------------------------------------------------------------------
-
-
-def smtp_settings(runtime, port: int, **sending) -> Settings:
-    return with_settings(
-        runtime,
-        provider="smtp",
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_tls="none",
-        sending={**runtime.settings.sending.model_dump(), **sending},
-    )
 
 
 def test_smtp_delivers_every_message_with_short_crlf_lines(newsroom, smtp_sink) -> None:
@@ -146,16 +130,6 @@ def test_smtp_refused_address_fails_alone_and_retry_failed_resends_it(newsroom, 
 
 
 # --- SendGrid ---------------------------------------------------------------------------------
-
-
-def sendgrid_settings(runtime, api, **sending) -> Settings:
-    return with_settings(
-        runtime,
-        provider="sendgrid",
-        sendgrid_api_key=API_KEY,
-        sendgrid_host=api.host,
-        sending={**runtime.settings.sending.model_dump(), **sending},
-    )
 
 
 def send_with_sendgrid(runtime, api, edition_id, sleeps=None, **sending):
