@@ -94,9 +94,25 @@ def _truncate(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+BOTH = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A store test runs on SQLite; one marked `both_databases` (the ledger, claims and races,
+    migrations, a service's own SQL) runs on PostgreSQL as well. A test that names its
+    databases itself (`parametrize("database_url", ..., indirect=True)`) keeps its choice."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    if any("database_url" in mark.args[0] for mark in metafunc.definition.iter_markers("parametrize")):
+        return
+    both = metafunc.definition.get_closest_marker("both_databases") is not None
+    metafunc.parametrize("database_url", BOTH if both else ["sqlite"], indirect=True)
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every store test runs on both databases."""
+    """A migrated store of the test's own: a copy of the SQLite template, or the session's
+    PostgreSQL database emptied."""
     if request.param == "sqlite":
         path = tmp_path / "newsletter.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
@@ -210,16 +226,3 @@ def newsroom(make_runtime):
         )
     assert not report.rejected
     return runtime
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test marked `one_database` runs on SQLite only: what it checks (a browser's rendering,
-    a command's output) is the same on either store, and CI's time is better spent elsewhere."""
-    kept, dropped = [], []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        on_postgres = callspec is not None and callspec.params.get("database_url") == "postgres"
-        (dropped if on_postgres and item.get_closest_marker("one_database") else kept).append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = kept

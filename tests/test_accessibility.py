@@ -15,7 +15,6 @@ from tests.test_deliverability import html_part, language, parse, publish_demo
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.one_database,
     pytest.mark.skipif(
         CHROMIUM is None,
         reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)",

@@ -76,7 +76,6 @@ def part(message: Message, kind: str) -> str:
     return payload.decode(body.get_content_charset() or "utf-8")
 
 
-@pytest.mark.one_database
 def test_an_edition_page_in_each_language(archived) -> None:
     with archived.client() as client:
         page = client.get(EDITION)
@@ -120,7 +119,6 @@ def test_an_edition_page_in_each_language(archived) -> None:
         assert client.post(EDITION).status_code in (404, 405)
 
 
-@pytest.mark.one_database
 def test_an_etag_round_trip_answers_304(archived) -> None:
     with archived.client() as client:
         for path in ("/feeds/weekly/en.atom", EDITION, "/sitemap.xml"):
@@ -137,7 +135,6 @@ def test_an_etag_round_trip_answers_304(archived) -> None:
             assert head.status_code == 200 and head.content == b""
 
 
-@pytest.mark.one_database
 def test_feeds_carry_the_edition_and_parse(archived) -> None:
     with archived.client() as client:
         for path in ("/feeds/weekly/en.atom", "/feeds/weekly/en.rss", "/feeds/weekly/de/politics.atom"):
@@ -165,7 +162,6 @@ def test_a_withdrawn_edition_answers_410_and_leaves_the_feeds(archived) -> None:
         assert EDITION not in client.get("/archive/weekly").text
 
 
-@pytest.mark.one_database
 def test_a_german_readers_email_links_the_german_page_and_feed(archived) -> None:
     anna = outbox_to(archived, "anna.keller@example.com")  # German, Politics and Europe
     html, text = part(anna, "text/html"), part(anna, "text/plain")
@@ -200,7 +196,6 @@ def test_nothing_of_any_reader_is_served_or_exported(archived, tmp_path) -> None
         assert not TOKEN_LINK.search(body), file
 
 
-@pytest.mark.one_database
 def test_an_archive_page_in_a_browser(archived, request) -> None:
     """Debian's chromium opens the edition's page: no Content Security Policy violation (the
     JSON-LD block is data, never run), and a screenshot for a person to look at."""
@@ -269,7 +264,6 @@ def shared_sections_feed(folder: Path) -> Path:
     return feed
 
 
-@pytest.mark.one_database
 def test_every_email_links_a_page_and_feed_that_exist(make_runtime, tmp_path) -> None:
     """A reader of Europe alone, whose every story the generic digest shows under Trending or
     Politics (so it has no Europe section, and no Europe feed is made), and one of Health, whose
@@ -300,7 +294,6 @@ def test_every_email_links_a_page_and_feed_that_exist(make_runtime, tmp_path) ->
             assert found is not None and not found.gone, (address, path)
 
 
-@pytest.mark.one_database
 def test_a_readers_language_makes_no_page(newsroom, tmp_path) -> None:
     """A lone reader of Portuguese (no catalog, no feed, no words of the newsletter's own): no
     page, feed or sitemap entry tells the world one exists; their email links the English page."""

@@ -46,6 +46,8 @@ from tests.support.cli import run_cli
 from tests.test_cli_conventions import SECRET, settings_file
 from tests.test_send import prepared, send_with_sendgrid, smtp_settings
 
+pytestmark = pytest.mark.both_databases
+
 KEY = b"test-secret-key-0123456789"
 RETURN_PATH = "bounces@news.example"
 UNSUBSCRIBE = "unsubscribe@news.example"

@@ -14,7 +14,6 @@ from tests.conftest import WEEKLY_NOV_23
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
-    pytest.mark.one_database,
     pytest.mark.skipif(
         CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
     ),

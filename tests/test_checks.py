@@ -113,7 +113,6 @@ def rows(runtime) -> tuple[int, int]:
         )
 
 
-@pytest.mark.one_database
 def test_a_link_answering_404_is_listed_with_its_status(newsdesk, feed_server: FeedServer) -> None:
     checklist = checks.run(newsdesk, "weekly", BEFORE)
     found = by_name(checklist)
@@ -154,7 +153,6 @@ def shipped_templates_changed(folder: Path, old: str, new: str) -> Path:
     return copy
 
 
-@pytest.mark.one_database
 def test_an_image_without_alt_text_and_a_spammy_message_fail(make_runtime, feed_server, tmp_path) -> None:
     templates = shipped_templates_changed(
         tmp_path, 'alt="" role="presentation">', f">{GTUBE}"
@@ -257,7 +255,6 @@ def test_links_that_are_not_web_links_are_broken(feed_server: FeedServer) -> Non
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-@pytest.mark.one_database
 def test_newsletter_check_prints_the_checklist_and_exits_1(newsdesk, feed_server, tmp_path) -> None:
     config = settings_file(newsdesk, tmp_path, "[fetch]\nallow_private = true\n")
     env = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789", "COLUMNS": "200"}
@@ -424,7 +421,6 @@ def live_desk(make_runtime, feed_server, tmp_path) -> Iterator[Site]:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-@pytest.mark.one_database
 def test_the_editors_page_runs_the_checks_over_http(live_desk: Site, feed_server: FeedServer) -> None:
     with live_desk.client() as client:
         assert client.get("/editor/checks/weekly").headers["location"].startswith("/editor/login")

@@ -8,6 +8,7 @@ import email.policy
 import re
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from newsletter.services import sending
@@ -15,6 +16,8 @@ from newsletter.store.models import Click, Subscriber
 from newsletter.subscribers.tokens import sign
 from tests.conftest import WEEKLY_NOV_23
 from tests.support.web import ANNA, MARC, path_of, serve
+
+pytestmark = pytest.mark.both_databases
 
 ON_TIME = WEEKLY_NOV_23.replace(minute=10)
 

@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from newsletter.editions.compose import Card, Composer, DigestView
@@ -22,6 +23,8 @@ from newsletter.store.models import Delivery, Edition, Subscriber, Variant, Vari
 from newsletter.subscribers.tokens import verify
 from tests.conftest import WEEKLY_NOV_23, ZONE
 from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.both_databases
 
 DAILY_NOV_22 = datetime(2026, 11, 22, 6, 30, tzinfo=ZONE)
 

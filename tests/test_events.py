@@ -41,6 +41,8 @@ from tests.test_send import (
     statuses,
 )
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture(scope="module")
 def key_pair() -> tuple[ec.EllipticCurvePrivateKey, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlalchemy import func, select
 
 from newsletter.ingest.run import fetch_feeds
@@ -11,6 +12,8 @@ from newsletter.settings import FeedSettings
 from newsletter.store.models import Article, Category, Feed
 from tests.conftest import FIXTURES, SAMPLE, SECTIONS
 from tests.feedserver import FeedServer, Route
+
+pytestmark = pytest.mark.both_databases
 
 
 def serve(server: FeedServer, path: str, body: bytes, **route: object) -> str:

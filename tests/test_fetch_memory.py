@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import tracemalloc
 
-import pytest
-
 from newsletter.ingest.run import fetch_feeds
 from tests.feedserver import FeedServer, Route
 
@@ -14,7 +12,6 @@ BODY = 3_000_000
 MB = 2**20
 
 
-@pytest.mark.one_database
 def test_garbage_feeds_leave_nothing_behind_refresh_after_refresh(
     make_runtime, feed_server: FeedServer
 ) -> None:

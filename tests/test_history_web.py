@@ -183,7 +183,6 @@ def desk(newsroom, smtp_sink, tmp_path) -> Iterator[tuple[Site, Sent]]:
         yield site, Sent(edition_id, shared, single, draft)
 
 
-@pytest.mark.one_database
 def test_the_past_editions_list_pages_newest_first(desk) -> None:
     site, sent = desk
     with site.client() as client:
@@ -253,7 +252,6 @@ def test_an_edition_shows_its_failures_suppressions_and_clicks(desk) -> None:
             assert answer.status_code == 404 and "Page not found" in answer.text, unknown
 
 
-@pytest.mark.one_database
 def test_without_click_tracking_the_page_says_so(newsroom, tmp_path) -> None:
     accounts.add(newsroom, ED, PASSWORD, NOW)
     report = sending.send(newsroom, "weekly", ON_TIME)

@@ -18,6 +18,8 @@ from tests.conftest import WEEKLY_NOV_23
 from tests.test_scheduler import runner
 from tests.test_send import statuses
 
+pytestmark = pytest.mark.both_databases
+
 BEFORE = WEEKLY_NOV_23 - timedelta(hours=20)
 
 

@@ -23,6 +23,8 @@ from newsletter.web.app import create_app
 from tests.support.events import Signer
 from tests.support.readers import add_reader, delivery, gate
 
+pytestmark = pytest.mark.both_databases
+
 NOW = datetime(2026, 12, 7, 7, 30, tzinfo=UTC)  # a Monday, just after the weekly's slot
 TWO = {"weekly": {}, "daily": {}}
 

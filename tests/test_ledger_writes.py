@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import event, insert, select
 
 from newsletter.store import ledger
@@ -10,6 +11,8 @@ from newsletter.store.ledger import Mark
 from newsletter.store.models import Delivery
 from newsletter.store.statuses import DeliveryStatus
 from tests.support.readers import add_reader, delivery
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_an_smtp_batchs_marks_are_one_statement_not_one_each(make_runtime) -> None:

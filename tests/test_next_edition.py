@@ -25,6 +25,8 @@ from tests.conftest import SAMPLE, SECTIONS, WEEKLY_NOV_23, ZONE
 from tests.test_send import add_readers, smtp_settings
 from tests.test_send_hardening import sink  # noqa: F401 (a fixture)
 
+pytestmark = pytest.mark.both_databases
+
 READER = "tom.obrien@example.ie"
 POLITICS = "https://www.europeantimes.example/2026/11/night-trains-return-between-brussels-and-prague/"
 

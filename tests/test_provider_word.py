@@ -31,6 +31,8 @@ from tests.sendgrid_server import MailAPI
 from tests.support.webhook import WebhookKeys, deliver, entry, with_webhook
 from tests.test_send import Sleeps, add_readers, prepared, recipients_of, sendgrid_settings, statuses
 
+pytestmark = pytest.mark.both_databases
+
 # When the events come: the store's own times are the wall clock's; the webhook's window is this.
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 PROVIDER_EVENTS = ProviderEvent.__table__

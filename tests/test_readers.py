@@ -21,6 +21,8 @@ from newsletter.store.statuses import SubscriberStatus
 from newsletter.subscribers.tokens import TokenError
 from tests.conftest import SAMPLE, SECTIONS
 
+pytestmark = pytest.mark.both_databases
+
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 

@@ -217,7 +217,6 @@ def test_no_news_yet_is_tried_again_later(review) -> None:
     )
 
 
-@pytest.mark.one_database
 def test_the_sign_in_returns_to_the_page_asked_for_and_only_to_ours(make_runtime, tmp_path) -> None:
     runtime = make_runtime()
     accounts.add(runtime, EDITORS[0], PASSWORD, NOW)

@@ -9,6 +9,7 @@ import email.policy
 import threading
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from newsletter.scheduler.runner import Runner
@@ -17,6 +18,8 @@ from newsletter.store.models import Delivery, Edition
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
 from tests.conftest import WEEKLY_NOV_23, ZONE
 from tests.test_send import recipients_of, statuses
+
+pytestmark = pytest.mark.both_databases
 
 
 class Clock:

@@ -29,6 +29,8 @@ from tests.conftest import ROOT, WEEKLY_NOV_23
 from tests.sendgrid_server import API_KEY, Scripted
 from tests.support.sending import sendgrid_settings, smtp_settings, with_settings
 
+pytestmark = pytest.mark.both_databases
+
 
 def add_readers(runtime, count: int) -> None:
     with unit_of_work(runtime.factory) as session:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pytest
 from sqlalchemy import update
 
 from newsletter.editions.compose import Composer
@@ -19,7 +18,6 @@ from tests.support.cli import newsletter
 DAILY_NOV_23 = datetime(2026, 11, 23, 6, 30, tzinfo=ZONE)
 
 
-@pytest.mark.one_database
 def test_an_edition_named_by_id_is_sent_whatever_the_default_newsletter(
     make_runtime, tmp_path, monkeypatch
 ) -> None:

@@ -44,6 +44,8 @@ from tests.test_send import (
     with_settings,
 )
 
+pytestmark = pytest.mark.both_databases
+
 FAST = Pace(retry_delay=0.05, max_delay=0.05, base_delay=0.01)
 
 

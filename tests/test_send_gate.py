@@ -38,6 +38,8 @@ from tests.support.sending import (
     statuses,
 )
 
+pytestmark = pytest.mark.both_databases
+
 NOW = datetime(2026, 11, 23, 6, 5, tzinfo=UTC)  # the weekly's send, as the pages see it
 
 

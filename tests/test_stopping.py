@@ -22,6 +22,8 @@ from tests.feedserver import FeedServer, Route
 from tests.support.editions import tally, weekly_edition
 from tests.support.waiting import until
 
+pytestmark = pytest.mark.both_databases
+
 CONNECTIONS = 2
 
 

@@ -14,6 +14,8 @@ from newsletter.store.db import make_engine, unit_of_work, upgrade
 from newsletter.store.models import Article, Base, Delivery, Edition, Subscriber
 from tests.support.clock import NOW
 
+pytestmark = pytest.mark.both_databases
+
 
 def test_migrations_match_the_models(database_url) -> None:
     engine = make_engine(database_url)

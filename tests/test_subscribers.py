@@ -22,6 +22,8 @@ from newsletter.subscribers.bulk import export_csv, from_cell, import_csv, to_ce
 from tests.conftest import ROOT
 from tests.support.cli import run_cli
 
+pytestmark = pytest.mark.both_databases
+
 HEADER = "email,name,language,categories,newsletters,status\n"
 LANGUAGE = "language must be a known language code like 'en' or 'de'"
 

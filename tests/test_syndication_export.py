@@ -332,7 +332,6 @@ def test_backoff_doubles_from_a_minute_to_six_hours() -> None:
     assert hubs.wait(hubs.MAX_ATTEMPTS) == timedelta(hours=6)
 
 
-@pytest.mark.one_database
 def test_the_command_line_rebuilds_exports_withdraws_and_pushes(newsroom, hub_servers, tmp_path) -> None:
     hub = hub_servers[0]
     hub.status = 500

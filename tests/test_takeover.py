@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from newsletter.sending.pace import Pace
@@ -22,6 +23,8 @@ from newsletter.store.models import Delivery, Edition
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
 from tests.conftest import WEEKLY_NOV_23
 from tests.support.editions import tally, weekly_edition
+
+pytestmark = pytest.mark.both_databases
 
 FAST = Pace(retry_delay=0.05, max_delay=0.05, base_delay=0.01)
 RIVAL = "far.example:4242:1#1"  # another host's sender: only its silence tells it is dead

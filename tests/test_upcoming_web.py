@@ -90,7 +90,6 @@ def send_now(site: Site) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.one_database
 def test_no_page_or_action_without_a_session(desk) -> None:
     with desk.client() as client:
         for path in (
@@ -105,7 +104,6 @@ def test_no_page_or_action_without_a_session(desk) -> None:
             shut_out(client.post(f"/editor/upcoming/weekly/{action}", data={"csrf": "x"}))
 
 
-@pytest.mark.one_database
 def test_the_variants_side_by_side_in_sandboxed_frames(desk) -> None:
     with desk.client() as client:
         signed_in(client)
@@ -219,7 +217,6 @@ def test_a_pick_given_as_the_edition_is_prepared_is_in_it(newsroom, monkeypatch)
     assert carried and not carried & set(planned[:2])
 
 
-@pytest.mark.one_database
 def test_an_article_is_picked_by_its_whole_id_or_address(desk) -> None:
     with desk.runtime.factory() as session:
         url = session.scalars(select(Article.url).where(Article.id == 12)).one()
@@ -288,7 +285,6 @@ def test_a_sender_starting_while_editors_pick_sends_each_reader_once(busy_desk) 
     assert len(readers) == 9 and copies == Counter(readers)
 
 
-@pytest.mark.one_database
 def test_a_subject_for_one_language(desk) -> None:
     prepare(desk)
     with desk.client() as client:
@@ -332,7 +328,6 @@ def test_a_hold_on_the_page_keeps_it_from_its_slot_and_a_release_sends_it(desk) 
     assert ("edition hold", ED) in actions and ("edition release", ED) in actions
 
 
-@pytest.mark.one_database
 def test_a_test_goes_to_the_editor_alone(desk) -> None:
     with desk.client() as client:
         signed_in(client)
@@ -348,7 +343,6 @@ def test_a_test_goes_to_the_editor_alone(desk) -> None:
     assert ("test send", ED) in [(e.action, e.editor) for e in audit.entries(desk.runtime, 5)]
 
 
-@pytest.mark.one_database
 def test_a_test_the_provider_refuses_is_said_so_and_tests_are_limited(newsroom, tmp_path, smtp_sink) -> None:
     sink, port = smtp_sink
     sink.refuse[ED] = "550 5.1.1 No such mailbox here"
@@ -368,7 +362,6 @@ def test_a_test_the_provider_refuses_is_said_so_and_tests_are_limited(newsroom, 
     assert outcomes == ["sent"] * (TESTS_PER_WINDOW - 1) + ["failed"]
 
 
-@pytest.mark.one_database
 def test_picks_stay_in_sight_past_the_newest_articles_offered(newsroom, monkeypatch) -> None:
     at = WEEKLY_NOV_23 - timedelta(hours=20)
     oldest = upcoming.upcoming(newsroom, "weekly", at).offered[-1]

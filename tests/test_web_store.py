@@ -171,7 +171,6 @@ def _vanished_sqlite_file(runtime: Runtime) -> Runtime:
     return runtime
 
 
-@pytest.mark.one_database
 @pytest.mark.parametrize("down", [_closed_port_store, _vanished_sqlite_file], ids=["postgres", "sqlite"])
 def test_every_reader_page_answers_503_with_the_store_down(make_runtime, down) -> None:
     runtime = make_runtime()
