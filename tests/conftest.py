@@ -7,12 +7,13 @@ import shutil
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 
 from newsletter.ingest.run import fetch_feeds
@@ -66,24 +67,29 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh database on the configured server, migrated once for the session."""
+    name = f"newsletter_test_{uuid.uuid4().hex[:10]}"
+    yield _migrated_database(name)
+    _drop_database(name)
+
+
+def _migrated_database(name: str) -> str:
+    """A new database of that name on the configured server, migrated; its URL."""
     if not POSTGRES_URL:
         pytest.skip(
             "PostgreSQL tests need NEWSLETTER_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)"
         )
-    name = f"newsletter_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(
-        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    with _admin() as admin:
+        admin.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    return url
+
+
+def _drop_database(name: str) -> None:
+    with _admin() as admin:
+        admin.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _truncate(url: str) -> None:
@@ -110,16 +116,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated store of the test's own: a copy of the SQLite template, or the session's
-    PostgreSQL database emptied."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated store of the test's own, holding the sample newsroom if the test asks for it:
+    on SQLite a copy of a file built once per session; on PostgreSQL the session's database
+    emptied, or a database made from the newsroom's template."""
+    newsroom = "newsroom" in request.fixturenames
     if request.param == "sqlite":
         path = tmp_path / "newsletter.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite:///{path}"
+        shutil.copy(request.getfixturevalue("newsroom_file" if newsroom else "sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
     url = request.getfixturevalue("postgres_database")
-    _truncate(url)
-    return url
+    if not newsroom:
+        _truncate(url)
+        yield url
+        return
+    template = request.getfixturevalue("newsroom_database")
+    name = f"{template}_{uuid.uuid4().hex[:8]}"
+    with _admin() as admin:
+        admin.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    _drop_database(name)
 
 
 @pytest.fixture
@@ -208,21 +225,69 @@ def mail_api() -> Iterator[MailAPI]:
     server.server_close()
 
 
-@pytest.fixture
-def newsroom(make_runtime):
-    runtime = make_runtime(
-        feeds=[
-            {"url": str(SAMPLE / "site.xml")},
-            {"url": str(SAMPLE / "trending.xml"), "trending": True},
-            {"url": str(SAMPLE / "site-de.xml"), "language": "de"},
-        ],
-        site={"categories": SECTIONS, "url": "https://www.europeantimes.example"},
-        timezone="Europe/Brussels",
+NEWSROOM: dict[str, object] = {
+    "feeds": [
+        {"url": str(SAMPLE / "site.xml")},
+        {"url": str(SAMPLE / "trending.xml"), "trending": True},
+        {"url": str(SAMPLE / "site-de.xml"), "language": "de"},
+    ],
+    "site": {"categories": SECTIONS, "url": "https://www.europeantimes.example"},
+    "timezone": "Europe/Brussels",
+}
+
+
+def fill_newsroom(url: str, outbox: Path) -> None:
+    """The sample site's feeds fetched and its readers imported (confirmed) into the store at `url`."""
+    runtime = open_runtime(
+        Settings(database_url=url, outbox_dir=outbox, secret_key="test-secret-key-0123456789", **NEWSROOM)
     )
-    fetch_feeds(runtime.settings, runtime.factory)
-    with unit_of_work(runtime.factory) as session:
-        report = import_csv(
-            session, runtime.settings, ROOT / "subscribers" / "demo-subscribers.csv", confirmed=True
-        )
-    assert not report.rejected
-    return runtime
+    try:
+        fetch_feeds(runtime.settings, runtime.factory)
+        with unit_of_work(runtime.factory) as session:
+            report = import_csv(
+                session, runtime.settings, ROOT / "subscribers" / "demo-subscribers.csv", confirmed=True
+            )
+        assert not report.rejected
+    finally:
+        runtime.close()
+
+
+@pytest.fixture(scope="session")
+def newsroom_file(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The newsroom on SQLite, built once per session; each test copies the file."""
+    folder = tmp_path_factory.mktemp("newsroom")
+    path = folder / "newsroom.db"
+    shutil.copy(sqlite_template, path)
+    fill_newsroom(f"sqlite:///{path}", folder / "outbox")
+    return path
+
+
+@pytest.fixture(scope="session")
+def newsroom_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The newsroom on PostgreSQL, built once per session as a template database; each test gets
+    a database made from it (`CREATE DATABASE ... TEMPLATE`)."""
+    name = f"newsletter_newsroom_{uuid.uuid4().hex[:10]}"
+    url = _migrated_database(name)
+    fill_newsroom(url, tmp_path_factory.mktemp("newsroom-pg") / "outbox")
+    yield name
+    _drop_database(name)
+
+
+@contextmanager
+def _admin() -> Iterator[Connection]:
+    """A connection to the configured PostgreSQL server for CREATE and DROP DATABASE."""
+    assert POSTGRES_URL
+    engine = create_engine(
+        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def newsroom(make_runtime: Callable[..., Runtime]) -> Runtime:
+    """The sample site's articles and readers, already in the test's store (see `database_url`)."""
+    return make_runtime(**NEWSROOM)
