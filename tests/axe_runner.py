@@ -1,59 +1,59 @@
-"""axe-core (from npm) in Debian's headless Chromium: the WCAG violations of an HTML page.
+"""axe-core in a browser the caller drives: the WCAG violations of an HTML page.
 
-axe-core lives in tests/.node/ (git-ignored). `python3 tests/axe_runner.py install` puts it there;
-.ci/run does that once, and the accessibility tests do it themselves when it is missing.
-Standard library only, so .ci/run can call it before the virtualenv exists.
+axe-core lives in tests/.node/ (git-ignored): `python3 tests/axe_runner.py install` fetches the
+pinned release from the npm registry over HTTPS and checks it against its published digest, so
+neither npm nor node is needed. .ci/run does that once; the accessibility tests do it themselves
+when it is missing. Standard library only, so .ci/run can call it before the virtualenv exists.
 """
 
 from __future__ import annotations
 
+import base64
 import fcntl
-import html
+import hashlib
+import io
 import json
-import re
-import shutil
-import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 AXE_VERSION = "4.14.1"
+AXE_TARBALL = f"https://registry.npmjs.org/axe-core/-/axe-core-{AXE_VERSION}.tgz"
+# The registry's `dist.integrity` of that release: what is fetched must be exactly it.
+AXE_SHA512 = "FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ=="
 NODE_DIR = Path(__file__).resolve().parent / ".node"
 AXE_JS = NODE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_TAGS = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-NPM = shutil.which("npm")
 
-# Runs after the page has loaded; the result goes into the DOM, which --dump-dom prints.
+# Runs in the page once axe is loaded; the driver waits for `done`.
 _RUN = """
-<script src="%(axe)s"></script>
-<script>
-(function () {
-  function report(value) {
-    var pre = document.createElement("pre");
-    pre.id = "axe-result";
-    pre.textContent = JSON.stringify(value);
-    document.body.appendChild(pre);
-  }
-  axe.run(document, {runOnly: {type: "tag", values: %(tags)s}, resultTypes: ["violations"]}).then(
-    function (result) {
-      report({version: axe.version, violations: result.violations.map(function (rule) {
-        return {id: rule.id, impact: rule.impact, help: rule.help, nodes: rule.nodes.map(function (node) {
-          return {target: node.target.join(" "), html: node.html, summary: node.failureSummary};
-        })};
-      })});
-    },
-    function (error) { report({error: String(error)}); }
-  );
-})();
-</script>
+var done = arguments[arguments.length - 1];
+axe.run(document, {runOnly: {type: "tag", values: arguments[0]}, resultTypes: ["violations"]}).then(
+  function (result) {
+    done({violations: result.violations.map(function (rule) {
+      return {id: rule.id, impact: rule.impact, help: rule.help, nodes: rule.nodes.map(function (node) {
+        return {target: node.target.join(" "), html: node.html, summary: node.failureSummary};
+      })};
+    })});
+  },
+  function (error) { done({error: String(error)}); }
+);
 """
-_RESULT = re.compile(r'<pre id="axe-result">(.*?)</pre>', re.S)
 
 
-class AxeUnavailable(RuntimeError):
-    """axe-core is not installed and npm is not there to install it."""
+class Driver(Protocol):
+    """What of a Selenium Chrome driver this uses (Selenium itself is not needed to install)."""
+
+    def execute_cdp_cmd(self, cmd: str, cmd_args: dict) -> Any: ...
+    def set_window_size(self, width: int, height: int) -> Any: ...
+    def set_script_timeout(self, time_to_wait: float) -> Any: ...
+    def get(self, url: str) -> Any: ...
+    def execute_script(self, script: str, *args: Any) -> Any: ...
+    def execute_async_script(self, script: str, *args: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -80,62 +80,39 @@ def installed_version() -> str | None:
 
 
 def install() -> Path:
-    """axe-core AXE_VERSION in tests/.node/, installed once; a lock keeps parallel runs apart."""
+    """axe-core AXE_VERSION in tests/.node/, fetched once; a lock keeps parallel runs apart."""
     NODE_DIR.mkdir(exist_ok=True)
     with (NODE_DIR / ".install.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if installed_version() == AXE_VERSION:
             return AXE_JS
-        if NPM is None:
-            raise AxeUnavailable(f"axe-core is not in {NODE_DIR} and npm is not installed to fetch it")
-        quiet = ["--no-save", "--no-package-lock", "--no-audit", "--no-fund"]
-        done = subprocess.run(
-            [NPM, "install", "--prefix", str(NODE_DIR), *quiet, f"axe-core@{AXE_VERSION}"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if done.returncode != 0 or installed_version() != AXE_VERSION:
-            raise RuntimeError(f"npm install axe-core@{AXE_VERSION} failed: {done.stderr.strip()[-2000:]}")
+        with urllib.request.urlopen(AXE_TARBALL, timeout=120) as answer:
+            tarball = answer.read()
+        digest = base64.b64encode(hashlib.sha512(tarball).digest()).decode()
+        if digest != AXE_SHA512:
+            raise RuntimeError(f"{AXE_TARBALL} is not the published release (sha512 {digest})")
+        AXE_JS.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
+            for name in ("axe.min.js", "package.json"):  # package.json last: it marks the install done
+                member = archive.extractfile(f"package/{name}")
+                assert member is not None
+                (AXE_JS.parent / name).write_bytes(member.read())
     return AXE_JS
 
 
-def violations(page_html: str, *, dark: bool = False, width: int = 1000) -> list[Violation]:
-    """Load the page in headless Chromium (offline: every host name fails to resolve), run axe."""
-    if CHROMIUM is None:
-        raise AxeUnavailable("Debian's chromium is not installed")
-    axe = install()
-    script = _RUN % {"axe": axe.as_uri(), "tags": json.dumps(list(WCAG_TAGS))}
-    body_end = page_html.rfind("</body>")
-    page = page_html[:body_end] + script + page_html[body_end:] if body_end >= 0 else page_html + script
+def violations(driver: Driver, page_html: str, *, dark: bool = False, width: int = 1000) -> list[Violation]:
+    """Load the page in the driver's browser (light or dark colour scheme), run axe on it."""
+    axe = install().read_text(encoding="utf-8")
+    scheme = {"name": "prefers-color-scheme", "value": "dark" if dark else "light"}
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [scheme]})
+    driver.set_window_size(width, 1600)
+    driver.set_script_timeout(60)
     with tempfile.TemporaryDirectory(prefix="axe-") as folder:
         path = Path(folder) / "page.html"
-        path.write_text(page, encoding="utf-8")
-        command = [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={Path(folder) / 'profile'}",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
-            f"--window-size={width},1600",
-            # the page's own timers (axe's) run before the DOM is printed
-            "--virtual-time-budget=60000",
-            "--dump-dom",
-        ]
-        if dark:
-            command.append("--force-dark-mode")  # prefers-color-scheme: dark
-        done = subprocess.run(
-            [*command, path.as_uri()], capture_output=True, text=True, timeout=120, check=False
-        )
-    found = _RESULT.search(done.stdout)
-    if found is None:
-        raise RuntimeError(f"axe gave no result (chromium exit {done.returncode}): {done.stderr[-2000:]}")
-    result = json.loads(html.unescape(found.group(1)))
+        path.write_text(page_html, encoding="utf-8")
+        driver.get(path.as_uri())
+        driver.execute_script(axe)
+        result = driver.execute_async_script(_RUN, list(WCAG_TAGS))
     if "error" in result:
         raise RuntimeError(f"axe failed: {result['error']}")
     return [Violation(v["id"], v["impact"], v["help"], v["nodes"]) for v in result["violations"]]

@@ -26,6 +26,9 @@ from tests.feedserver import FeedServer, start
 from tests.sendgrid_server import MailAPI
 from tests.sendgrid_server import start as start_mail_api
 
+# Fixtures every module may use, kept with the helpers they go with.
+pytest_plugins = ["tests.support.browser"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "config" / "demo" / "feeds"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

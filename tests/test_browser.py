@@ -14,6 +14,8 @@ from tests.conftest import WEEKLY_NOV_23
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.browser,
     pytest.mark.skipif(
         CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
     ),
@@ -46,6 +48,7 @@ def screenshot(html_path, png_path, tmp_path, width: int = 1000) -> Image.Image:
 
 
 def test_preview_renders_a_600px_newsletter(newsroom, tmp_path) -> None:
+    """End to end: the width a real browser lays the digest out at, measured on its pixels."""
     composer = Composer(newsroom.settings.templates_path())
     with newsroom.factory() as session:
         result = preview(

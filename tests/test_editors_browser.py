@@ -9,10 +9,11 @@ from __future__ import annotations
 from selenium.webdriver.common.by import By
 
 from newsletter.services import audit, editors
+from tests.support.browser import BROWSER, Browser
 from tests.test_editors_web import ED
 from tests.test_upcoming_web import desk, prepare  # noqa: F401 (the fixture)
-from tests.test_web_browser import Browser, browser, pytestmark  # noqa: F401 (fixture, marks)
 
+pytestmark = BROWSER
 PASSWORD = "correct horse battery staple"
 
 
@@ -36,7 +37,9 @@ def button(chromium: Browser, action: str, value: str, article: str | None = Non
     raise AssertionError(f"no {action} form for {value} {article or ''}")
 
 
-def test_an_editor_pins_holds_and_releases_in_a_browser(desk, browser) -> None:  # noqa: F811
+def test_an_editor_pins_holds_and_releases_in_a_browser(desk, browser: Browser) -> None:  # noqa: F811
+    """End to end: what a real browser does with the pages (frames sandboxed at both widths, the
+    Content Security Policy, forms posting with their tokens), which no HTTP client shows."""
     prepare(desk)
     browser.open(f"{desk.url}/editor/upcoming/weekly")
     assert browser.driver.current_url.startswith(f"{desk.url}/editor/login")  # shut out first

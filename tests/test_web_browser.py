@@ -17,45 +17,28 @@ import email.policy
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.select import Select
-from selenium.webdriver.support.wait import WebDriverWait
 from sqlalchemy import select
 
 from newsletter import i18n
 from newsletter.store.models import Subscriber
 from newsletter.subscribers.links import Links
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
+from tests.support.browser import BROWSER, Browser
 from tests.support.cli import run_cli
 from tests.test_cli_conventions import SECRET, settings_file
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver") or shutil.which("chromedriver", path="/usr/bin")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)"
-    ),
-    pytest.mark.skipif(
-        CHROMEDRIVER is None,
-        reason="Debian's chromedriver is not installed (apt-get install chromium-driver; .ci/run does)",
-    ),
-]
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
+pytestmark = BROWSER
 READER = "anna.weber@example.org"
 GERMAN = i18n.gettext_for("de")
 
@@ -127,87 +110,6 @@ def _wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"newsletter serve did not answer within a minute: {log.read_text()}")
 
 
-@dataclass
-class Browser:
-    """The driver, the console messages read so far and the screenshots taken."""
-
-    driver: webdriver.Chrome
-    folder: Path
-    console: list[dict] = field(default_factory=list)
-    shots: int = 0
-
-    def open(self, url: str) -> None:
-        self.driver.get(url)
-        self._loaded()
-
-    def submit(self, button) -> None:
-        """Click a form's button and wait for the page it answers with."""
-        page = self.find("html")
-        button.click()
-        WebDriverWait(self.driver, 30).until(staleness_of(page))
-        self._loaded()
-
-    def _loaded(self) -> None:
-        WebDriverWait(self.driver, 30).until(
-            lambda driver: driver.execute_script("return document.readyState") == "complete"
-        )
-        self.console += self.driver.get_log("browser")
-
-    def find(self, selector: str):
-        return self.driver.find_element(By.CSS_SELECTOR, selector)
-
-    def text(self) -> str:
-        return " ".join(self.find("body").text.split())
-
-    def heading(self) -> str:
-        return self.find("h1").text.strip()
-
-    def screenshot(self, step: str) -> None:
-        """The whole page, however long, as NN-step.png."""
-        height = self.driver.execute_script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(1000, max(800, min(int(height) + 20, 5000)))
-        self.driver.execute_script("window.scrollTo(0, 0)")
-        self.shots += 1
-        self.driver.save_screenshot(str(self.folder / f"{self.shots:02d}-{step}.png"))
-
-    def csp_violations(self) -> list[str]:
-        self.console += self.driver.get_log("browser")
-        return [entry["message"] for entry in self.console if "Content Security Policy" in entry["message"]]
-
-
-@pytest.fixture
-def browser(request, tmp_path) -> Iterator[Browser]:
-    folder = ARTIFACTS / re.sub(r"[^\w.-]+", "-", request.node.name).strip("-")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--lang=en-US",
-        "--window-size=1000,800",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(argument)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
-    driver.set_page_load_timeout(60)
-    try:
-        yield Browser(driver, folder)
-    finally:
-        driver.quit()
-
-
 def notices_to(outbox: Path, address: str) -> list[email.message.EmailMessage]:
     """The notices to `address`, once one has come (a page sends them after answering)."""
     folder = outbox / "outside-ledger"
@@ -236,6 +138,8 @@ def german(message: str) -> str:
 
 
 def test_a_readers_whole_journey_in_a_browser(server: Server, browser: Browser, newsroom) -> None:
+    """End to end: a real browser against `newsletter serve` in its own process (forms, redirects,
+    the language chosen, the Content Security Policy as a browser enforces it)."""
     # Sign up (the page in the browser's English), choosing German for the emails and pages.
     browser.open(f"{server.url}/subscribe")
     assert browser.heading() == "Subscribe to our newsletters"
