@@ -49,7 +49,7 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     runtime = runtime.waiting_at_most(WRITE_WAIT)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = Web.build(runtime, clock)
-    app.state.desk = Desk.build(runtime.settings, app.state.web.guard.secure)
+    app.state.desk = Desk.build(runtime.settings, app.state.web.guard.secure, clock)
     for part in (
         signup,
         confirm,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,7 +70,7 @@ class Web:
     def client_allowed(self, request: Request) -> bool:
         """Counts a request that sends an email (a sign-up, a link asked for)."""
         client = self.client(request)
-        if self.per_client.take(limit_key(client), time.monotonic()):
+        if self.per_client.take(limit_key(client), self.clock().timestamp()):
             return True
         log.warning("rate limit: %s made more than %d requests a minute", client, self.per_client.allowed)
         return False
@@ -82,7 +81,7 @@ class Web:
             mailbox = normalize_email(address)
         except ValueError:
             mailbox = address.strip().lower()
-        return self.per_address.take(mailbox, time.monotonic())
+        return self.per_address.take(mailbox, self.clock().timestamp())
 
     def language(self, request: Request) -> str:
         return asked_language(request.query_params, request.headers, self.runtime.settings.site.language)

@@ -7,7 +7,6 @@ to strangers without anyone remembering to shut it.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlencode
 
@@ -21,7 +20,7 @@ from newsletter.services import accounts
 from newsletter.settings import Settings
 from newsletter.text import printable
 from newsletter.web.client import limit_key
-from newsletter.web.context import Web, log, web
+from newsletter.web.context import Clock, Web, log, web
 from newsletter.web.limits import Limit
 
 LOGIN = "/editor/login"
@@ -52,9 +51,10 @@ class Desk:
     per_account: Limit
     per_client: Limit
     tests: Limit
+    clock: Clock  # the limits' windows are on the app's clock, as everything else
 
     @classmethod
-    def build(cls, settings: Settings, secure: bool) -> Desk:
+    def build(cls, settings: Settings, secure: bool, clock: Clock) -> Desk:
         editors = settings.editors
         return cls(
             # The __Host- prefix pins the cookie to this host and path /, over HTTPS only.
@@ -63,6 +63,7 @@ class Desk:
             Limit(editors.attempts_per_account, WINDOW_SECONDS),
             Limit(editors.attempts_per_client, WINDOW_SECONDS),
             Limit(TESTS_PER_WINDOW, WINDOW_SECONDS),
+            clock,
         )
 
     def token(self, connection: HTTPConnection) -> str | None:
@@ -72,7 +73,7 @@ class Desk:
     def attempt_allowed(self, client: str, email: str) -> bool:
         """Counts one sign-in attempt for the client and for the account asked for, known or
         not (so a refusal tells nothing of which accounts exist)."""
-        now = time.monotonic()
+        now = self.clock().timestamp()
         if not self.per_client.take(limit_key(client), now):
             log.warning("editors' sign-in: %s tried too often; refused", client)
             return False
@@ -83,7 +84,7 @@ class Desk:
 
     def test_allowed(self, editor: str) -> bool:
         """Counts one test send by this editor; False past the limit."""
-        if self.tests.take(editor, time.monotonic()):
+        if self.tests.take(editor, self.clock().timestamp()):
             return True
         log.warning("editors: %s sent too many tests; refused", editor)
         return False
