@@ -9,7 +9,6 @@ from __future__ import annotations
 import email
 import json
 import re
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import Message
@@ -34,8 +33,8 @@ from newsletter.store.models import (
 from newsletter.subscribers.bulk import import_csv
 from newsletter.web.archive import FRESH_SECONDS
 from tests.conftest import WEEKLY_NOV_23
+from tests.support.browser import Browser, in_a_browser
 from tests.support.web import Site, serve
-from tests.test_web_browser import browser  # noqa: F401 (the fixture)
 
 # Readers whose every trace is searched for in what the archive serves.
 CANARIES = (
@@ -150,10 +149,13 @@ def test_feeds_carry_the_edition_and_parse(archived) -> None:
 def test_a_withdrawn_edition_answers_410_and_leaves_the_feeds(archived) -> None:
     with archived.client() as client:
         assert EDITION in client.get("/feeds/weekly/en.atom").text
+        assert client.get(EDITION).status_code == 200
     with archived.runtime.factory() as session:
         edition_id = session.scalars(select(Publication.edition_id)).one()
     archive.withdraw(archived.runtime, edition_id, WEEKLY_NOV_23 + timedelta(days=1))
-    time.sleep(FRESH_SECONDS + 0.1)  # what the server keeps in memory
+    with archived.client() as client:
+        assert client.get(EDITION).status_code == 200  # kept in memory a moment
+    archived.clock.advance(seconds=FRESH_SECONDS)
     with archived.client() as client:
         assert client.get(EDITION).status_code == 410
         assert client.get(EDITION + "/de").status_code == 410
@@ -196,13 +198,11 @@ def test_nothing_of_any_reader_is_served_or_exported(archived, tmp_path) -> None
         assert not TOKEN_LINK.search(body), file
 
 
-def test_an_archive_page_in_a_browser(archived, request) -> None:
-    """Debian's chromium opens the edition's page: no Content Security Policy violation (the
-    JSON-LD block is data, never run), and a screenshot for a person to look at."""
-    from tests.test_web_browser import CHROMEDRIVER, CHROMIUM
-
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("Debian's chromium and chromedriver are not installed (.ci/run installs them)")
+@in_a_browser
+def test_an_archive_page_in_a_browser(archived, browser: Browser) -> None:
+    """End to end: Debian's chromium opens the edition's page: no Content Security Policy
+    violation as a browser enforces it (the JSON-LD block is data, never run), and a screenshot
+    for a person to look at."""
     from dataclasses import replace
 
     from pydantic import HttpUrl
@@ -210,7 +210,7 @@ def test_an_archive_page_in_a_browser(archived, request) -> None:
     # Rendered for the address the browser uses, as a site's pages are for its public URL.
     served = archived.runtime.settings.model_copy(update={"public_url": HttpUrl(archived.url)})
     archive.rebuild(replace(archived.runtime, settings=served), WEEKLY_NOV_23 + timedelta(hours=1))
-    chromium = request.getfixturevalue("browser")
+    chromium = browser
     chromium.open(archived.url + EDITION + "/de")
     assert "Wochenüberblick" in chromium.heading()
     chromium.screenshot("archive-edition-de")

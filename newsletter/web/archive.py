@@ -8,7 +8,6 @@ costs a dictionary lookup, most of the time, and no framework machinery.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -40,7 +39,8 @@ class Syndicated:
     """Answers GET and HEAD for the archive's paths from the stored documents; anything else
     (an unknown path, another method) goes on to the app."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, app: ASGIApp, runtime: Runtime, clock: Callable[[], float]) -> None:
+        """`clock`: the app's time in seconds, which decides what is still fresh."""
         self.app = app
         self.runtime = runtime
         self.clock = clock

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,13 @@ BROWSER = [
         reason="Debian's chromedriver is not installed (apt-get install chromium-driver; .ci/run does)",
     ),
 ]
+
+
+def in_a_browser(test: Callable[..., None]) -> Callable[..., None]:
+    """The BROWSER marks on one test of a module whose other tests need no browser."""
+    for mark in BROWSER:
+        test = mark(test)
+    return test
 
 
 def chrome(profile: Path, *arguments: str) -> webdriver.Chrome:
