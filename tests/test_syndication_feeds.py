@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -12,6 +11,7 @@ from typing import Any
 import feedparser
 import jsonschema
 import pytest
+import time_machine
 from lxml import etree
 
 from newsletter.editions.compose import Card
@@ -212,9 +212,11 @@ def test_hub_links_only_when_a_hub_is_set(category: str | None) -> None:
 
 
 def test_the_same_editions_give_the_same_bytes_at_any_time() -> None:
-    first = {(language, category): render(language, category, hubs=[HUB]) for language, category in CASES}
-    time.sleep(1.1)  # feedgen would stamp "now" on any date left unset
-    later = {(language, category): render(language, category, hubs=[HUB]) for language, category in CASES}
+    # feedgen would stamp "now" on any date left unset: the wall clock reads two different days
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), tick=False):
+        first = {(language, category): render(language, category, hubs=[HUB]) for language, category in CASES}
+    with time_machine.travel(datetime(2027, 3, 2, 17, 30, tzinfo=UTC), tick=False):
+        later = {(language, category): render(language, category, hubs=[HUB]) for language, category in CASES}
     assert later == first
     assert render(publications=list(reversed(EDITIONS))) == render()
 
