@@ -43,7 +43,8 @@ from newsletter.store.models import (
 from newsletter.subscribers.links import Links
 from newsletter.subscribers.tokens import sign_for_address
 from tests.support.cli import run_cli
-from tests.test_cli_conventions import SECRET, settings_file
+from tests.support.settings_files import SECRET_ENV as SECRET
+from tests.support.settings_files import settings_file
 from tests.test_send import prepared, send_with_sendgrid, smtp_settings
 
 pytestmark = pytest.mark.both_databases

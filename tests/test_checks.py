@@ -34,12 +34,12 @@ from newsletter.store.statuses import PickAction
 from newsletter.subscribers.bulk import import_csv
 from tests.conftest import ROOT, SECTIONS, WEEKLY_NOV_23
 from tests.feedserver import FeedServer, Route, TrickleServer
-from tests.support.cli import run_cli
+from tests.support.cli import newsletter
 from tests.support.clock import NOW
+from tests.support.sending import statuses
+from tests.support.settings_files import SECRET_ENV, settings_file
 from tests.support.web import Forms, Site, serve
-from tests.test_cli_conventions import settings_file
 from tests.test_editors_web import ED, PASSWORD, signed_in
-from tests.test_send import statuses
 
 SPAMASSASSIN = shutil.which("spamassassin")
 BEFORE = WEEKLY_NOV_23 - timedelta(hours=20)  # editors at work: the 23 November slot is ahead
@@ -254,23 +254,22 @@ def test_links_that_are_not_web_links_are_broken(feed_server: FeedServer) -> Non
         assert checks.answer(client, feed_server.url("/loop"), settings).problem == "more than 1 redirects"
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_newsletter_check_prints_the_checklist_and_exits_1(newsdesk, feed_server, tmp_path) -> None:
     config = settings_file(newsdesk, tmp_path, "[fetch]\nallow_private = true\n")
-    env = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789", "COLUMNS": "200"}
+    env = {**SECRET_ENV, "COLUMNS": "200"}
     at = BEFORE.isoformat()
-    shown = run_cli("check", "--at", at, "--config", str(config), env=env, cwd=tmp_path)
+    shown = newsletter("check", "--at", at, "--config", str(config), env=env, cwd=tmp_path)
     assert shown.returncode == 1, shown.stderr
     lines = [" ".join(line.replace("│", " ").split()) for line in shown.stdout.splitlines()]
     assert "weekly edition of 2026-11-23 07:00 CET" in lines[0] and "(not started)" in lines[0]
     assert "Article links answer fail 1 of 3 article links are broken" in lines
     assert f"{feed_server.url('/articles/gone')}: HTTP 404 Not Found" in lines
     assert any(line.startswith("List-Unsubscribe headers pass") for line in lines)
-    as_json = run_cli("check", "--json", "--at", at, "--config", str(config), env=env, cwd=tmp_path)
+    as_json = newsletter("check", "--json", "--at", at, "--config", str(config), env=env, cwd=tmp_path)
     assert as_json.returncode == 1, as_json.stderr
     data = json.loads(as_json.stdout)
     assert data["failed"] == ["links"] and data["edition"]["window_end"] == "2026-11-23T07:00:00+01:00"
-    quick = run_cli("check", "--no-links", "--at", at, "--config", str(config), env=env, cwd=tmp_path)
+    quick = newsletter("check", "--no-links", "--at", at, "--config", str(config), env=env, cwd=tmp_path)
     assert quick.returncode == 0, quick.stdout + quick.stderr
     assert "skipped: links were not fetched" in quick.stdout
 
@@ -420,7 +419,6 @@ def live_desk(make_runtime, feed_server, tmp_path) -> Iterator[Site]:
     yield from serve(runtime, tmp_path, extra="[fetch]\nallow_private = true\n")
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_editors_page_runs_the_checks_over_http(live_desk: Site, feed_server: FeedServer) -> None:
     with live_desk.client() as client:
         assert client.get("/editor/checks/weekly").headers["location"].startswith("/editor/login")

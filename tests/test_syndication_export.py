@@ -30,7 +30,8 @@ from newsletter.syndication import hubs
 from newsletter.syndication.export import MANIFEST, ExportError, file_for
 from tests.conftest import WEEKLY_NOV_23, free_port
 from tests.support.cli import run_cli
-from tests.test_cli_conventions import SECRET, settings_file
+from tests.support.settings_files import SECRET_ENV as SECRET
+from tests.support.settings_files import settings_file
 from tests.test_send import with_settings
 
 WEEKLY_NOV_16 = WEEKLY_NOV_23 - timedelta(days=7)
