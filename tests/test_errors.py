@@ -41,7 +41,7 @@ def busy_server() -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()  # stops in 0.05 s
     yield f"http://127.0.0.1:{server.server_address[1]}/feed/"
     server.shutdown()
     server.server_close()

@@ -79,7 +79,7 @@ def hub_servers() -> Iterator[list[Hub]]:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler())
         hub.port = server.server_address[1]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()  # stops in 0.05 s
         made.append((hub, server))
     yield [hub for hub, _server in made]
     for _hub, server in made:
