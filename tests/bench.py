@@ -224,12 +224,11 @@ def upcoming_page(workdir: Path) -> dict[str, object]:
 
 @case("personalize: 100,000 recipients (signed links + substitution; + full MIME copy)")
 def personalize_all(workdir: Path) -> dict[str, object]:
-    from newsletter.editions.compose import Composer
+    from newsletter.editions.compose import Card, Composer, DigestView
     from newsletter.editions.personalize import Personalizable, Reader
     from newsletter.sending.messages import MessageTemplate
     from newsletter.settings import Settings
     from newsletter.subscribers.tokens import sign
-    from tests.test_editions import Card, DigestView
 
     settings = Settings()
     card = Card(

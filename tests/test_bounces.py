@@ -10,7 +10,6 @@ import imaplib
 import json
 import mailbox
 import re
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,9 @@ from newsletter.scheduler.runner import Runner
 from newsletter.sending.bounces import Verdict, parse, read_bounce
 from newsletter.sending.mailboxes import MaildirBox
 from newsletter.sending.messages import Mailto
+from newsletter.sending.pace import Pace
 from newsletter.sending.providers.outbox import OutboxProvider
+from newsletter.sending.providers.sendgrid import SendGridProvider
 from newsletter.sending.providers.smtp import SMTPProvider
 from newsletter.sending.sender import Sender
 from newsletter.sending.verp import envelope_sender
@@ -42,117 +43,15 @@ from newsletter.store.models import (
 )
 from newsletter.subscribers.links import Links
 from newsletter.subscribers.tokens import sign_for_address
-from tests.support.cli import run_cli
-from tests.test_cli_conventions import SECRET, settings_file
-from tests.test_send import prepared, send_with_sendgrid, smtp_settings
-
-pytestmark = pytest.mark.both_databases
+from tests.support.bounces import dsn, personal, qmail, vague
+from tests.support.cli import newsletter
+from tests.support.sending import prepared, sendgrid_settings, smtp_settings
+from tests.support.settings_files import SECRET_ENV, settings_file
 
 KEY = b"test-secret-key-0123456789"
 RETURN_PATH = "bounces@news.example"
 UNSUBSCRIBE = "unsubscribe@news.example"
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-
-
-# --- sample messages, as mail systems write them ---------------------------------------------
-
-
-def dsn(
-    to: str,
-    recipient: str,
-    status: str,
-    diagnostic: str,
-    action: str = "failed",
-    original_id: str | None = None,
-) -> bytes:
-    """An RFC 3464 delivery status notification, Postfix style, with the returned headers."""
-    original = f"Message-ID: {original_id}\n" if original_id else ""
-    return f"""Return-Path: <>
-Delivered-To: {to.lower()}
-From: Mail Delivery System <MAILER-DAEMON@mx.example.net>
-To: {to}
-Subject: Undelivered Mail Returned to Sender
-Auto-Submitted: auto-replied
-Message-ID: <{uuid.uuid4().hex}@mx.example.net>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="B1"
-
---B1
-Content-Type: text/plain; charset=us-ascii
-
-This is the mail system at host mx.example.net.
-
-I'm sorry to have to inform you that your message could not
-be delivered to one or more recipients.
-
---B1
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.net
-Arrival-Date: Mon, 23 Nov 2026 07:10:00 +0100 (CET)
-
-Final-Recipient: rfc822; {recipient}
-Original-Recipient: rfc822;{recipient}
-Action: {action}
-Status: {status}
-Remote-MTA: dns; mail.example.com
-Diagnostic-Code: smtp; {diagnostic}
-
---B1
-Content-Type: text/rfc822-headers
-
-From: The European Times <newsletter@example.com>
-To: {recipient}
-Subject: Weekly digest
-{original}
---B1--
-""".encode()
-
-
-def qmail(to: str, recipient: str) -> bytes:
-    """qmail's plain-text bounce (QSBMF): no DSN, found by flufl.bounce's detector."""
-    return f"""Return-Path: <>
-From: MAILER-DAEMON@mx.example.net
-To: {to}
-Subject: failure notice
-Message-ID: <{uuid.uuid4().hex}@mx.example.net>
-
-Hi. This is the qmail-send program at mx.example.net.
-I'm afraid I wasn't able to deliver your message to the following addresses.
-This is a permanent error; I've given up. Sorry it didn't work out.
-
-<{recipient}>:
-192.0.2.1 does not like recipient.
-Remote host said: 550 5.1.1 <{recipient}>... User unknown
-Giving up on 192.0.2.1.
-
---- Below this line is a copy of the message.
-
-From: newsletter@example.com
-To: {recipient}
-Subject: Weekly digest
-
-Version 4.2.2 of our app is out, 4.4.7 too.
-""".encode()
-
-
-def vague(to: str) -> bytes:
-    """A mail system's notice that names nobody: only the VERP address says whose it is."""
-    return f"""From: Mail Delivery Subsystem <mailer-daemon@mx.example.net>
-To: {to}
-Subject: Returned mail
-Message-ID: <{uuid.uuid4().hex}@mx.example.net>
-
-Your message could not be delivered. Please do not reply to this message.
-""".encode()
-
-
-def personal(to: str, sender: str, subject: str, body: str, *headers: str) -> bytes:
-    extra = "".join(f"{h}\n" for h in headers)
-    return (
-        f"From: {sender}\nTo: {to}\nSubject: {subject}\nMessage-ID: <{uuid.uuid4().hex}@example.org>\n"
-        f"{extra}\n{body}\n"
-    ).encode()
 
 
 # --- the site ------------------------------------------------------------------------------------
@@ -266,6 +165,7 @@ def test_messages_outside_the_ledger_use_the_plain_return_path() -> None:
     assert envelope_sender(RETURN_PATH, None, 7) == RETURN_PATH
 
 
+@pytest.mark.both_databases
 def test_the_bounce_mailbox_suppresses_exactly_the_hard_bounces(site, smtp_sink, tmp_path) -> None:
     sink, port = smtp_sink
     edition_id = send_over_smtp(site, port)
@@ -388,6 +288,7 @@ def test_the_bounce_mailbox_suppresses_exactly_the_hard_bounces(site, smtp_sink,
     assert snapshot(site) == before
 
 
+@pytest.mark.both_databases
 def test_soft_bounces_suppress_after_the_limit_in_a_row(make_runtime, tmp_path) -> None:
     runtime = make_runtime(sending={"return_path": RETURN_PATH, "soft_bounce_limit": 3})
     with unit_of_work(runtime.factory) as session:
@@ -578,21 +479,21 @@ def test_the_command_reads_a_maildir_and_says_what_it_did(site, tmp_path) -> Non
         ],
     )
     config = settings_file(site, tmp_path, f'[sending]\nreturn_path = "{RETURN_PATH}"\n')
-    env = {**SECRET, "NEWSLETTER_CONFIG": str(config), "COLUMNS": "250"}
-    result = run_cli("bounces", "--maildir", str(box), "--json", env=env, cwd=tmp_path)
+    env = {**SECRET_ENV, "NEWSLETTER_CONFIG": str(config), "COLUMNS": "250"}
+    result = newsletter("bounces", "--maildir", str(box), "--json", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found["counts"] == {"hard": 1, "not a bounce": 1}
     [hard] = [m for m in found["messages"] if m["outcome"] == "hard"]
     assert hard["email"] == "anna.keller@example.com" and hard["suppressed"] is True
     assert hard["delivery_id"] == sent["anna.keller@example.com"].id
-    again = run_cli("bounces", "--maildir", str(box), env=env, cwd=tmp_path)
+    again = newsletter("bounces", "--maildir", str(box), env=env, cwd=tmp_path)
     assert again.returncode == 0 and "nothing to read" in again.stdout
-    none = run_cli("bounces", env=env, cwd=tmp_path)
+    none = newsletter("bounces", env=env, cwd=tmp_path)
     assert none.returncode == 2 and "no bounce mailbox" in none.stderr and len(none.stderr.splitlines()) == 1
-    both = run_cli("bounces", "--maildir", str(box), "--imap", env=env, cwd=tmp_path)
+    both = newsletter("bounces", "--maildir", str(box), "--imap", env=env, cwd=tmp_path)
     assert both.returncode == 2 and "not both" in both.stderr
-    missing = run_cli("bounces", "--maildir", str(tmp_path / "nowhere"), env=env, cwd=tmp_path)
+    missing = newsletter("bounces", "--maildir", str(tmp_path / "nowhere"), env=env, cwd=tmp_path)
     assert missing.returncode == 1 and "not a Maildir" in missing.stderr
 
 
@@ -646,7 +547,15 @@ def test_the_scheduled_job_reads_the_configured_mailbox(site, tmp_path) -> None:
 
 def test_sendgrid_personalizations_carry_the_tagged_mailto(site, mail_api) -> None:
     edition_id = prepared(site)
-    report = send_with_sendgrid(site, mail_api, edition_id)
+    settings = sendgrid_settings(site, mail_api)
+    sender = Sender(
+        settings,
+        site.factory,
+        SendGridProvider(settings),
+        Pace.from_settings(settings.sending),
+        sleep=lambda _seconds: None,
+    )
+    report = sender.send(edition_id)
     assert report.status == "complete"
     for item in mail_api.accepted:
         header = item["headers"]["List-Unsubscribe"]

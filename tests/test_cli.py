@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import ROOT, SAMPLE
 from tests.feedserver import FeedServer, Route
-from tests.support.cli import run_cli
+from tests.support.cli import newsletter, run_cli
 
 
 def demo_tree(tmp_path: Path) -> Path:
@@ -25,7 +26,7 @@ def test_demo_stores_the_sample_site(tmp_path) -> None:
         "NEWSLETTER_SECRET_KEY": "demo-only-secret-key",
         "COLUMNS": "40",
     }
-    result = run_cli("demo", env=env, cwd=cwd)
+    result = newsletter("demo", env=env, cwd=cwd)
     assert result.returncode == 0, result.stderr
     assert "Stored articles" in result.stdout
     assert re.search(r"all\s+│\s+en\s+│\s+46", result.stdout)
@@ -39,12 +40,12 @@ def test_demo_stores_the_sample_site(tmp_path) -> None:
     assert Path(opener.split("xdg-open ", 1)[1]) == messages[0]
     assert "make run-demo" in result.stdout  # and how to start the scheduled job on it
     assert "newsletter.feeds" not in result.stderr  # the feeds table is not logged again
-    editions = run_cli("editions", env=env, cwd=cwd)
+    editions = newsletter("editions", env=env, cwd=cwd)
     assert editions.returncode == 0
     row = next(line for line in editions.stdout.splitlines() if "weekly" in line)
     cells = [cell.strip() for cell in row.split("│")]
     assert cells[3:5] == ["2026-11-23 07:00 CET", "complete"] and cells[7] == "9"  # sent
-    again = run_cli("demo", env=env, cwd=cwd)  # idempotent: nothing stored or sent twice
+    again = newsletter("demo", env=env, cwd=cwd)  # idempotent: nothing stored or sent twice
     assert again.returncode == 0 and re.search(r"all\s+│\s+en\s+│\s+46", again.stdout)
     assert sorted((cwd / "demo-output" / "outbox").glob("edition-*/*.eml")) == messages
 
@@ -57,14 +58,14 @@ def test_fetch_exit_status_says_whether_every_feed_was_read(tmp_path, feed_serve
     config.write_text(
         f'database_url = "{db}"\n[fetch]\nallow_private = true\n[[feeds]]\nurl = "{feed_server.url("/ok/")}"\n'
     )
-    ok = run_cli("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
+    ok = newsletter("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "ok" in ok.stdout and "7" in ok.stdout
     config.write_text(config.read_text() + f'[[feeds]]\nurl = "{feed_server.url("/down/")}"\n')
-    bad = run_cli("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
+    bad = newsletter("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
     assert bad.returncode == 1
     assert "HTTP 503" in bad.stderr and "Traceback" not in bad.stderr
-    status = run_cli("status", env={"NEWSLETTER_CONFIG": str(config), "COLUMNS": "250"}, cwd=tmp_path)
+    status = newsletter("status", env={"NEWSLETTER_CONFIG": str(config), "COLUMNS": "250"}, cwd=tmp_path)
     assert status.returncode == 0
     rows = {
         line.split("│")[1].strip(): line
@@ -80,7 +81,7 @@ def test_fetch_exit_status_says_whether_every_feed_was_read(tmp_path, feed_serve
 def test_no_feeds_is_a_clear_error(tmp_path) -> None:
     config = tmp_path / "empty.toml"
     config.write_text(f'database_url = "sqlite:///{tmp_path / "n.db"}"\n')
-    result = run_cli("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
+    result = newsletter("fetch", env={"NEWSLETTER_CONFIG": str(config)}, cwd=tmp_path)
     assert result.returncode == 1 and "no feeds configured" in result.stderr
 
 
@@ -122,12 +123,11 @@ def test_readme_documents_every_command_and_option() -> None:
     assert documented == set(command_paths()), "the README's table and the commands differ"
 
     def helped(name: str) -> str:
-        result = run_cli(*name.split(), "--help", env={"COLUMNS": "250"})
+        result = newsletter(*name.split(), "--help", env={"COLUMNS": "250"}, cwd=ROOT)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        helps = dict(zip(sorted(documented), pool.map(helped, sorted(documented)), strict=True))
+    helps = {name: helped(name) for name in sorted(documented)}
     for named, options in rows:
         for name in named:
             for option in options | {"--config", "--verbose"}:
@@ -150,26 +150,28 @@ def test_a_command_from_another_directory_uses_the_same_store_and_outbox(tmp_pat
     )
     env = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789", "COLUMNS": "300"}
     far = ["--config", str(config)]
-    assert run_cli(*far, "fetch", env=env, cwd=elsewhere).returncode == 0
+    assert newsletter(*far, "fetch", env=env, cwd=elsewhere).returncode == 0
     readers = ROOT / "subscribers" / "demo-subscribers.csv"
     assert (
-        run_cli(*far, "subscribers", "import", str(readers), "--confirmed", env=env, cwd=elsewhere).returncode
+        newsletter(
+            *far, "subscribers", "import", str(readers), "--confirmed", env=env, cwd=elsewhere
+        ).returncode
         == 0
     )
-    sent = run_cli(*far, "send", "--at", "2026-11-23T07:00", env=env, cwd=elsewhere)
+    sent = newsletter(*far, "send", "--at", "2026-11-23T07:00", env=env, cwd=elsewhere)
     assert sent.returncode == 0, sent.stderr
     assert list(elsewhere.iterdir()) == []  # nothing where the command was started
     assert (project / "subscribers" / "newsletter.db").is_file()
     assert len(list((project / "outbox").glob("edition-*/*.eml"))) == 9
     near = ["--config", "config/newsletter.toml"]
     upgrades = [
-        run_cli(*args, "db", "upgrade", env=env, cwd=cwd).stdout
+        newsletter(*args, "db", "upgrade", env=env, cwd=cwd).stdout
         for args, cwd in ((far, elsewhere), (near, project))
     ]
     assert (
         upgrades[0] == upgrades[1] == f"database up to date: sqlite:///{project}/subscribers/newsletter.db\n"
     )
-    listed = run_cli(*near, "editions", env=env, cwd=project)
+    listed = newsletter(*near, "editions", env=env, cwd=project)
     assert "2026-11-23 07:00 CET" in listed.stdout and "complete" in listed.stdout
 
 
@@ -183,3 +185,25 @@ def test_shipped_settings_keep_the_store_and_outbox_at_the_top() -> None:
     assert demo.database_url == f"sqlite:///{ROOT}/demo-output/newsletter.db"
     assert demo.outbox_dir == ROOT / "demo-output" / "outbox"
     assert demo.templates_path() == ROOT / "templates"
+
+
+@pytest.mark.e2e
+def test_python_m_newsletter_is_the_command_and_its_pipe_gets_whole_lines(tmp_path) -> None:
+    """`python -m newsletter` as a process of its own, stdout a real pipe and COLUMNS narrow: the
+    module runs the entry point, and the consoles a real start-up makes never cut a table row.
+    The in-process runner makes them afresh on its own streams; this shows a process does too."""
+    folder = tmp_path / ("a folder with a long name " * 3).strip()
+    folder.mkdir()
+    feed = folder / "site.xml"
+    shutil.copy(SAMPLE / "site.xml", feed)
+    config = tmp_path / "n.toml"
+    config.write_text(f'database_url = "sqlite:///{tmp_path / "n.db"}"\n[[feeds]]\nurl = "{feed}"\n')
+    env = {"NEWSLETTER_CONFIG": str(config), "COLUMNS": "40"}
+    fetched = run_cli("fetch", env=env, cwd=tmp_path)
+    assert fetched.returncode == 0, fetched.stderr
+    table_rows = [line for line in fetched.stdout.splitlines() if line.startswith("│")]
+    assert table_rows and all(line.endswith("│") for line in table_rows) and "…" not in fetched.stdout
+    assert any(f"│ {feed} │" in line for line in table_rows)
+    unknown = run_cli("bogus", env=env, cwd=tmp_path)
+    assert unknown.returncode == 2 and unknown.stderr.startswith("newsletter: No such command 'bogus'")
+    assert len(unknown.stderr.splitlines()) == 1

@@ -8,43 +8,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from newsletter.store.models import Delivery, Edition, EditionPick, Subscriber, Variant
 from tests.conftest import ROOT, SAMPLE, SECTIONS
-from tests.support.cli import run_cli
+from tests.support.cli import BEFORE, NOV_23, ON_TIME, Ran, newsletter, one_line
+from tests.support.settings_files import SECRET_ENV, settings_file, smtp_env
 
-SECRET = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789"}
-# The edition the sample's readers get: told the same way by every command.
-NOV_23 = "weekly edition of 2026-11-23 07:00 CET, window 2026-11-16 07:00 CET to 2026-11-23 07:00 CET"
-BEFORE = ("--at", "2026-11-22T12:00")  # editors at work: the 23 November slot is ahead
-ON_TIME = ("--at", "2026-11-23T07:10")  # the slot has come
 LONG_TITLE = "A very long headline " * 12 + "that ends here"
-
-
-def settings_file(runtime, folder: Path, extra: str = "") -> Path:
-    """The runtime's settings as a file for the command line: same store, feeds and outbox."""
-    settings = runtime.settings
-    feeds = "".join(
-        f'[[feeds]]\nurl = "{feed.url}"\n'
-        + (f'language = "{feed.language}"\n' if feed.language else "")
-        + ("trending = true\n" if feed.trending else "")
-        for feed in settings.feeds
-    )
-    path = folder / "n.toml"
-    path.write_text(
-        f'database_url = "{settings.database_url}"\noutbox_dir = "{settings.outbox_dir}"\n'
-        f'timezone = "{settings.timezone}"\npublic_url = "https://news.example"\n{extra}'
-        f'[site]\nurl = "{settings.site.url}"\ncategories = {json.dumps(SECTIONS)}\n{feeds}'
-    )
-    return path
 
 
 @pytest.fixture
@@ -52,8 +26,8 @@ def cli(newsroom, tmp_path):
     """Run `newsletter ARGS --config FILE` on the sample store; the config after the command."""
     config = settings_file(newsroom, tmp_path)
 
-    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return run_cli(*args, "--config", str(config), env={**SECRET, **(env or {})}, cwd=tmp_path)
+    def run(*args: str, env: dict[str, str] | None = None) -> Ran:
+        return newsletter(*args, "--config", str(config), env={**SECRET_ENV, **(env or {})}, cwd=tmp_path)
 
     return run
 
@@ -64,10 +38,6 @@ def rows(runtime) -> dict[str, int]:
             model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
             for model in (Edition, Variant, Delivery, EditionPick, Subscriber)
         }
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def test_config_and_verbose_work_before_or_after_the_command(newsroom, tmp_path) -> None:
@@ -82,11 +52,11 @@ def test_config_and_verbose_work_before_or_after_the_command(newsroom, tmp_path)
         ["edition", "--config", str(config), "picks", *BEFORE],
         ["edition", "picks", *BEFORE, "--config", str(config), "--verbose"],
     ):
-        result = run_cli(*args, env=SECRET, cwd=tmp_path)
+        result = newsletter(*args, env=SECRET_ENV, cwd=tmp_path)
         assert result.returncode == 0, (args, result.stderr)
         assert "58 articles stored" in result.stdout or NOV_23 in result.stdout, args
     assert not (tmp_path / "other.db").exists()
-    helped = run_cli("deliveries", "--help", env={"COLUMNS": "200"}, cwd=tmp_path)
+    helped = newsletter("deliveries", "--help", env={"COLUMNS": "200"}, cwd=tmp_path)
     assert "--config" in helped.stdout and "--verbose" in helped.stdout
 
 
@@ -108,7 +78,7 @@ def test_option_errors_name_the_option_in_plain_words(cli) -> None:
         [line] = result.stderr.splitlines()
         assert line.startswith(f"newsletter: {words}"), line
         assert "Value error" not in line and "bad setting" not in line and "Input should" not in line
-    missing = run_cli("status", "--config", "/nonexistent/n.toml", cwd=ROOT)
+    missing = newsletter("status", "--config", "/nonexistent/n.toml", cwd=ROOT)
     assert missing.returncode == 2
     assert missing.stderr == "newsletter: --config: no such file: /nonexistent/n.toml\n"
 
@@ -169,45 +139,38 @@ def test_a_dry_run_shows_the_variants_and_changes_nothing(newsroom, cli) -> None
     assert rows(newsroom) == before
 
 
-def smtp(runtime, folder: Path, port: int) -> dict[str, str]:
-    config = settings_file(
-        runtime,
-        folder,
-        f'provider = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\nsmtp_tls = "none"\n',
-    )
-    return {**SECRET, "NEWSLETTER_CONFIG": str(config), "COLUMNS": "80"}
-
-
 def test_deliveries_lists_each_failure_with_the_providers_words(newsroom, tmp_path, smtp_sink) -> None:
     sink, port = smtp_sink
     gone = "marc.dubois@example.org"
     sink.refuse[gone] = "550 5.1.1 <marc.dubois@example.org>: no such user"
-    env = smtp(newsroom, tmp_path, port)
-    sent = run_cli("send", *ON_TIME, env=env, cwd=tmp_path)
+    env = smtp_env(newsroom, tmp_path, port)
+    sent = newsletter("send", *ON_TIME, env=env, cwd=tmp_path)
     assert sent.returncode == 1, sent.stderr
     assert "partial" in sent.stdout and "`newsletter deliveries 1 --status failed`" in sent.stdout
-    failed = run_cli("deliveries", "1", "--status", "failed", env=env, cwd=tmp_path)
+    failed = newsletter("deliveries", "1", "--status", "failed", env=env, cwd=tmp_path)
     assert failed.returncode == 0, failed.stderr
     [row] = [line for line in failed.stdout.splitlines() if gone in line]
     assert "failed" in row and "550 5.1.1 <marc.dubois@example.org>: no such user" in row
     assert NOV_23 in failed.stdout and "8 sent, 1 failed" in failed.stdout
-    listed = json.loads(run_cli("deliveries", "1", "--json", env=env, cwd=tmp_path).stdout)
+    listed = json.loads(newsletter("deliveries", "1", "--json", env=env, cwd=tmp_path).stdout)
     assert listed["edition"]["id"] == 1 and listed["edition"]["deliveries"]["sent"] == 8
     first = listed["deliveries"][0]
     assert (first["email"], first["status"], first["attempts"]) == (gone, "failed", 1)
     assert first["detail"] == "550 5.1.1 <marc.dubois@example.org>: no such user"
     delivered = [d for d in listed["deliveries"] if d["status"] == "sent"]
     assert len(delivered) == 8 and all(datetime.fromisoformat(d["sent_at"]).utcoffset() for d in delivered)
-    limited = json.loads(run_cli("deliveries", "1", "--json", "--limit", "2", env=env, cwd=tmp_path).stdout)
+    limited = json.loads(
+        newsletter("deliveries", "1", "--json", "--limit", "2", env=env, cwd=tmp_path).stdout
+    )
     assert len(limited["deliveries"]) == 2
 
 
 def test_a_test_send_reaches_only_its_address(newsroom, tmp_path, smtp_sink) -> None:
     sink, port = smtp_sink
-    env = smtp(newsroom, tmp_path, port)
+    env = smtp_env(newsroom, tmp_path, port)
     before = rows(newsroom)
     args = ("test-send", "--to", "Editor@Example.org", "--as", "tom.obrien@example.ie", *BEFORE)
-    sent = run_cli(*args, env=env, cwd=tmp_path)
+    sent = newsletter(*args, env=env, cwd=tmp_path)
     assert sent.returncode == 0, sent.stderr
     assert sink.recipients() == ["editor@example.org"]
     assert NOV_23 in one_line(sent.stdout) and "to editor@example.org through smtp: sent" in one_line(
@@ -216,7 +179,7 @@ def test_a_test_send_reaches_only_its_address(newsroom, tmp_path, smtp_sink) -> 
     assert "[TEST]" in sent.stdout
     assert rows(newsroom) == before
     sink.refuse["editor@example.org"] = "550 5.1.1 no such user"
-    refused = run_cli(*args, env=env, cwd=tmp_path)
+    refused = newsletter(*args, env=env, cwd=tmp_path)
     assert refused.returncode == 1 and "550 5.1.1 no such user" in refused.stderr
     assert len(refused.stderr.splitlines()) == 1
 
@@ -326,13 +289,13 @@ def test_piped_output_is_never_cut(make_runtime, tmp_path) -> None:
     )
     long_name = "the-weekly-digest-for-readers-who-like-long-names"
     config = settings_file(runtime, tmp_path, f"[newsletters.{long_name}]\n")
-    env = {**SECRET, "NEWSLETTER_CONFIG": str(config), "COLUMNS": "80"}
-    assert run_cli("fetch", env=env, cwd=tmp_path).returncode == 0
-    assert run_cli("edition", "pin", "1", "-n", long_name, *BEFORE, env=env, cwd=tmp_path).returncode == 0
+    env = {**SECRET_ENV, "NEWSLETTER_CONFIG": str(config), "COLUMNS": "80"}
+    assert newsletter("fetch", env=env, cwd=tmp_path).returncode == 0
+    assert newsletter("edition", "pin", "1", "-n", long_name, *BEFORE, env=env, cwd=tmp_path).returncode == 0
     outputs = {
-        "trending": run_cli("trending", "--at", "2026-11-23T07:00", env=env, cwd=tmp_path).stdout,
-        "status": run_cli("status", env=env, cwd=tmp_path).stdout,
-        "editions": run_cli("editions", env=env, cwd=tmp_path).stdout,
+        "trending": newsletter("trending", "--at", "2026-11-23T07:00", env=env, cwd=tmp_path).stdout,
+        "status": newsletter("status", env=env, cwd=tmp_path).stdout,
+        "editions": newsletter("editions", env=env, cwd=tmp_path).stdout,
     }
     for command, printed in outputs.items():
         assert "…" not in printed, command
@@ -343,43 +306,28 @@ def test_piped_output_is_never_cut(make_runtime, tmp_path) -> None:
     assert any(f"│ {feed} │" in line for line in outputs["status"].splitlines())
     assert any(f"│ {long_name} │" in line for line in outputs["editions"].splitlines())
     # The table says how each feed went; the log does not say it again.
-    fetched = run_cli("fetch", env=env, cwd=tmp_path)
+    fetched = newsletter("fetch", env=env, cwd=tmp_path)
     assert fetched.returncode == 0 and "unchanged" not in fetched.stderr, fetched.stderr
     assert fetched.stdout.count(str(feed)) == 1
 
 
-def run_with_input(
-    args: list[str], data: bytes, env: dict[str, str], cwd: Path
-) -> subprocess.CompletedProcess:
-    """`run_cli` with standard input."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        input=data,
-        env={**base, **env},
-        cwd=cwd,
-        capture_output=True,
-        timeout=120,
-    )
-
-
 def test_a_dash_is_standard_input_or_output(newsroom, tmp_path) -> None:
     config = settings_file(newsroom, tmp_path)
-    env = {**SECRET, "NEWSLETTER_CONFIG": str(config)}
-    exported = run_cli("subscribers", "export", "-", env=env, cwd=tmp_path)
+    env = {**SECRET_ENV, "NEWSLETTER_CONFIG": str(config)}
+    exported = newsletter("subscribers", "export", "-", env=env, cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
     readers = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert len(readers) == 12 and readers[0]["email"] == "anna.keller@example.com"
     assert "12 subscribers written to standard output" in exported.stderr
     assert not (tmp_path / "-").exists()
-    data = b"email,name,categories,newsletters\nnew.reader@example.org,New Reader,Health,weekly\n"
-    imported = run_with_input(["subscribers", "import", "-"], data, env, tmp_path)
+    data = "email,name,categories,newsletters\nnew.reader@example.org,New Reader,Health,weekly\n"
+    imported = newsletter("subscribers", "import", "-", input=data, env=env, cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
-    assert b"standard input: 1 added, 0 updated" in imported.stdout
+    assert "standard input: 1 added, 0 updated" in imported.stdout
     with newsroom.factory() as session:
         assert session.scalar(
             select(Subscriber.name).where(Subscriber.email == "new.reader@example.org")
         ) == ("New Reader")
-    preview = run_cli("preview", "--out", "-", "--text", *BEFORE, env=env, cwd=tmp_path)
+    preview = newsletter("preview", "--out", "-", "--text", *BEFORE, env=env, cwd=tmp_path)
     assert preview.returncode == 0 and "TRENDING" in preview.stdout
     assert not (tmp_path / "-").exists()

@@ -1,9 +1,8 @@
-"""Editions end to end on the bundled sample: variants, history, messages, preview, on both databases."""
+"""Editions end to end on the bundled sample: variants, history, messages, preview. What the
+editions' own SQL decides runs on both databases; the commands' output on SQLite."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import logging
 import re
 from collections import Counter
@@ -16,29 +15,14 @@ from newsletter.editions.compose import Card, Composer, DigestView
 from newsletter.editions.edition import open_edition
 from newsletter.editions.picks import find_article, pick
 from newsletter.editions.preview import preview
-from newsletter.sending.providers.outbox import OutboxProvider
-from newsletter.services.sending import publish
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Edition, Subscriber, Variant, VariantArticle
 from newsletter.subscribers.tokens import verify
 from tests.conftest import WEEKLY_NOV_23, ZONE
-from tests.support.cli import run_cli
-
-pytestmark = pytest.mark.both_databases
+from tests.support.cli import newsletter
+from tests.support.outbox import messages, send
 
 DAILY_NOV_22 = datetime(2026, 11, 22, 6, 30, tzinfo=ZONE)
-
-
-def send(runtime, newsletter: str, at: datetime):
-    return publish(runtime, OutboxProvider(runtime.settings.outbox_dir), newsletter, at)
-
-
-def messages(runtime, edition_id: int) -> list[email.message.EmailMessage]:
-    folder = runtime.settings.outbox_dir / f"edition-{edition_id}"
-    return [
-        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        for path in sorted(folder.glob("*.eml"))
-    ]
 
 
 def received_articles(runtime) -> dict[str, list[int]]:
@@ -60,6 +44,7 @@ def article_paths(message) -> list[str]:
     return re.findall(r"https://www\.europeantimes\.example(/(?:de/)?\d{4}/\d\d/[^?\s]+)", text)
 
 
+@pytest.mark.both_databases
 def test_consecutive_editions_never_repeat_an_article(newsroom) -> None:
     daily = send(newsroom, "daily", DAILY_NOV_22)
     assert daily.status == "complete" and (daily.sent, daily.counts["skipped"]) == (1, 2)
@@ -97,6 +82,7 @@ def test_consecutive_editions_never_repeat_an_article(newsroom) -> None:
         assert skipped and all(d.detail == "nothing new for this reader's categories" for d in skipped)
 
 
+@pytest.mark.both_databases
 def test_messages_are_complete_personal_and_sectioned(newsroom) -> None:
     report = send(newsroom, "weekly", WEEKLY_NOV_23)
     sent = messages(newsroom, report.edition_id)
@@ -139,6 +125,7 @@ def test_messages_are_complete_personal_and_sectioned(newsroom) -> None:
             assert title.replace("&amp;", "&").replace("&#39;", "'") in text
 
 
+@pytest.mark.both_databases
 def test_a_german_reader_gets_translations_where_they_exist(newsroom) -> None:
     report = send(newsroom, "weekly", WEEKLY_NOV_23)
     anna = next(
@@ -191,6 +178,7 @@ def test_a_variant_near_gmail_clipping_warns(caplog) -> None:
     assert Composer(settings.templates_path()).compose(small).warnings == []
 
 
+@pytest.mark.both_databases
 def test_preview_matches_what_is_sent(newsroom) -> None:
     composer = Composer(newsroom.settings.templates_path())
     with newsroom.factory() as session:
@@ -224,7 +212,7 @@ def test_preview_explain_names_every_reason(newsroom, tmp_path) -> None:
         '[site]\nurl = "https://www.europeantimes.example"\n'
         "[newsletters.weekly]\nper_category = 1\ntrending = 0\n[newsletters.daily]\n"
     )
-    result = run_cli(
+    result = newsletter(
         "preview",
         "--newsletter",
         "weekly",
@@ -243,7 +231,7 @@ def test_preview_explain_names_every_reason(newsroom, tmp_path) -> None:
     assert "outside the window" in explained
     assert "in Politics" in explained
     assert "Subject:" in explained and "POLITICS" in result.stdout
-    others = run_cli(
+    others = newsletter(
         "preview",
         "--category",
         "europe",
@@ -265,11 +253,11 @@ def test_pin_and_exclude_from_the_command_line(newsroom, tmp_path) -> None:
     config = tmp_path / "n.toml"
     config.write_text(f'database_url = "{newsroom.settings.database_url}"\ntimezone = "Europe/Brussels"\n')
     env = {"NEWSLETTER_CONFIG": str(config)}
-    pinned = run_cli("edition", "pin", "1", "--at", "2026-11-22T12:00", env=env, cwd=tmp_path)
+    pinned = newsletter("edition", "pin", "1", "--at", "2026-11-22T12:00", env=env, cwd=tmp_path)
     assert pinned.returncode == 0 and "pinned to the weekly edition of 2026-11-23 07:00 CET" in " ".join(
         pinned.stdout.split()
     )
-    missing = run_cli("edition", "exclude", "99999", env=env, cwd=tmp_path)
+    missing = newsletter("edition", "exclude", "99999", env=env, cwd=tmp_path)
     assert missing.returncode == 1 and "no article '99999'" in missing.stderr
     with newsroom.factory() as session:
         edition = session.scalars(select(Edition)).one()
@@ -280,7 +268,7 @@ def test_trending_command_explains_each_score(newsroom, tmp_path) -> None:
     config = tmp_path / "n.toml"
     config.write_text(f'database_url = "{newsroom.settings.database_url}"\ntimezone = "Europe/Brussels"\n')
     env = {"NEWSLETTER_CONFIG": str(config), "COLUMNS": "250"}
-    result = run_cli("trending", "--at", "2026-11-23T07:00", "--days", "30", env=env, cwd=tmp_path)
+    result = newsletter("trending", "--at", "2026-11-23T07:00", "--days", "30", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "│" in line]
     first = [cell.strip() for cell in lines[0].split("│")]
@@ -289,5 +277,5 @@ def test_trending_command_explains_each_score(newsroom, tmp_path) -> None:
     assert shares[0] > 0  # the top article is on the site's Trending list
     scores = [float(line.split("│")[2]) for line in lines]
     assert scores == sorted(scores, reverse=True)
-    health = run_cli("trending", "--category", "Health", "--at", "2026-11-23T07:00", env=env, cwd=tmp_path)
+    health = newsletter("trending", "--category", "Health", "--at", "2026-11-23T07:00", env=env, cwd=tmp_path)
     assert "Health" in health.stdout and "Politics" not in health.stdout.replace("Politics,", "")

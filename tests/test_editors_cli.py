@@ -1,6 +1,6 @@
 """Editors' accounts on the command line (issue #13, part 1): `editors add`, `list`, `passwd`,
-`remove` and `log`, on SQLite and PostgreSQL. A password comes from standard input or a hidden
-prompt, never an argument; a weak one is refused with the reason; only its hash is stored."""
+`remove` and `log`. A password comes from standard input or a hidden prompt, never an
+argument; a weak one is refused with the reason; only its hash is stored."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import select
 
 from newsletter.store.models import Editor
-from tests.test_subscribers_cli import readable, refused
+from tests.support.cli import Ran, environment, newsletter, refused
+from tests.support.store import readable
 
 ED = "Ed.Itor@Example.com"
 ED_STORED = "ed.itor@example.com"
@@ -35,24 +36,12 @@ def cli(make_runtime, tmp_path):
         f'database_url = "{runtime.settings.database_url}"\npublic_url = "https://news.example"\n'
     )
 
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "newsletter", *args, "--config", str(config)],
-            input=stdin,
-            env=environment(),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    def run(*args: str, stdin: str | None = None) -> Ran:
+        return newsletter(*args, "--config", str(config), input=stdin, cwd=tmp_path)
 
     run.runtime = runtime  # type: ignore[attr-defined]
     run.config = config  # type: ignore[attr-defined]
     return run
-
-
-def environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
 
 
 def listed(cli) -> dict[str, dict]:
@@ -174,7 +163,10 @@ def on_terminal(args: list[str], answers: list[str], cwd: Path) -> subprocess.Co
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
+@pytest.mark.e2e
 def test_on_a_terminal_the_password_is_asked_twice_unseen(cli, tmp_path) -> None:
+    """A real process with a pseudo-terminal as its controlling terminal, where getpass asks: the
+    in-process runner has none (there, a password comes only with --password-stdin)."""
     args = ["editors", "add", ED, "--config", str(cli.config)]
     mismatched = on_terminal(args, [PASSWORD, "something else entirely", PASSWORD, PASSWORD], tmp_path)
     assert mismatched.returncode == 0, mismatched.stderr

@@ -21,7 +21,7 @@ from newsletter.services.editors import pick_article
 from newsletter.store.runtime import MAX_ID
 from newsletter.store.statuses import PickAction
 from tests.conftest import SAMPLE
-from tests.support.cli import run_cli
+from tests.support.cli import newsletter
 
 MARKUP_TITLE = "Breaking [/red] news [bold]"
 PASSWORD = "hunter2secret"
@@ -41,7 +41,7 @@ def busy_server() -> Iterator[str]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()  # stops in 0.05 s
     yield f"http://127.0.0.1:{server.server_address[1]}/feed/"
     server.shutdown()
     server.server_close()
@@ -65,31 +65,31 @@ def test_outside_text_is_printed_as_text(tmp_path, busy_server) -> None:
     )
     env = {"NEWSLETTER_CONFIG": str(config), "COLUMNS": "400"}
     for _run in range(2):  # the second run reads the error the first one stored
-        fetched = run_cli("fetch", env=env, cwd=tmp_path)
+        fetched = newsletter("fetch", env=env, cwd=tmp_path)
         assert fetched.returncode == 1, fetched.stderr
         assert "HTTP 503 Busy [/red]" in fetched.stderr and "Traceback" not in fetched.stderr
         assert "feeds [/red]" in fetched.stdout
         assert "\x1b" not in fetched.stderr + fetched.stdout
-    status = run_cli("status", env=env, cwd=tmp_path)
+    status = newsletter("status", env=env, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert "HTTP 503 Busy [/red]" in status.stdout and "feeds [/red]" in status.stdout
     assert "\x1b" not in status.stdout + status.stderr
     at = ("--at", "2026-11-22T12:00")
-    trending = run_cli("trending", *at, env=env, cwd=tmp_path)
+    trending = newsletter("trending", *at, env=env, cwd=tmp_path)
     assert trending.returncode == 0, trending.stderr
     assert MARKUP_TITLE in trending.stdout
-    preview = run_cli(
+    preview = newsletter(
         "preview", "-n", "w[/red]", "--explain", "--category", "health", *at, env=env, cwd=tmp_path
     )
     assert preview.returncode == 0, preview.stderr
     assert MARKUP_TITLE in preview.stderr and "w[/red] edition" in preview.stderr
-    pinned = run_cli("edition", "pin", "1", "-n", "w[/red]", *at, env=env, cwd=tmp_path)
+    pinned = newsletter("edition", "pin", "1", "-n", "w[/red]", *at, env=env, cwd=tmp_path)
     assert pinned.returncode == 0, pinned.stderr
     assert MARKUP_TITLE in pinned.stdout
-    listed = run_cli("editions", env=env, cwd=tmp_path)
+    listed = newsletter("editions", env=env, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert "w[/red]" in listed.stdout
-    status = run_cli("status", env=env, cwd=tmp_path)
+    status = newsletter("status", env=env, cwd=tmp_path)
     assert status.returncode == 0 and "w[/red]" in status.stdout, status.stderr
 
 
@@ -103,7 +103,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         '[site]\ncategories = ["Politics", "Health", "Europe", "Business", "Technology", "Culture", '
         '"Human Rights"]\n' + feeds
     )
-    assert run_cli("fetch", env={"NEWSLETTER_CONFIG": str(folder / "n.toml")}, cwd=folder).returncode == 0
+    assert newsletter("fetch", env={"NEWSLETTER_CONFIG": str(folder / "n.toml")}, cwd=folder).returncode == 0
     return folder
 
 
@@ -217,7 +217,7 @@ def test_bad_input_gets_one_line_and_an_exit_status(store, tmp_path, case) -> No
         "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
         **extra,
     }
-    result = run_cli(*args, env=env, cwd=tmp_path)
+    result = newsletter(*args, env=env, cwd=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == code, result.stderr
     assert len(lines) == 1, result.stderr

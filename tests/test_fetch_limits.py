@@ -22,7 +22,7 @@ from newsletter.settings import FeedSettings, FetchSettings
 from newsletter.store.models import Feed
 from tests.conftest import SAMPLE
 from tests.feedserver import FeedServer, Route, TrickleServer
-from tests.support.cli import run_cli
+from tests.support.cli import newsletter
 
 GOOD_FILE = str(SAMPLE / "category-health.xml")  # 7 entries: the feed that must carry on
 FEED = (SAMPLE / "category-health.xml").read_bytes()
@@ -247,8 +247,8 @@ def test_credentials_never_reach_the_command_output(tmp_path: Path, feed_server:
         f'[[feeds]]\nurl = "http://t0ken-abc@127.0.0.1:{feed_server.port}/down/"\n'
     )
     env = {"NEWSLETTER_CONFIG": str(config), "COLUMNS": "250"}
-    fetched = run_cli("--verbose", "fetch", env=env, cwd=tmp_path)
-    status = run_cli("status", env=env, cwd=tmp_path)
+    fetched = newsletter("--verbose", "fetch", env=env, cwd=tmp_path)
+    status = newsletter("status", env=env, cwd=tmp_path)
     assert fetched.returncode == 1 and "HTTP 503" in fetched.stderr and "Traceback" not in fetched.stderr
     assert "***@127.0.0.1" in status.stdout
     printed = fetched.stdout + fetched.stderr + status.stdout + status.stderr

@@ -30,9 +30,9 @@ from newsletter.store.statuses import DeliveryStatus, EditionStatus, Suppression
 from newsletter.subscribers.links import Links, token_of
 from newsletter.subscribers.tokens import read
 from tests.conftest import WEEKLY_NOV_23
+from tests.support.bounces import dsn
 from tests.support.clock import NOW, FixedClock
 from tests.support.web import MARC, Forms, Site, path_of, serve
-from tests.test_bounces import dsn
 from tests.test_clicks import ON_TIME, tracked
 from tests.test_editors_web import ED, PASSWORD, shut_out, signed_in
 from tests.test_send import prepared, smtp_settings

@@ -21,7 +21,7 @@ from newsletter.settings import NewsletterSettings, Settings, SiteSettings, load
 from newsletter.store.db import unit_of_work
 from newsletter.subscribers.bulk import import_csv
 from tests.conftest import ROOT, SAMPLE, SECTIONS, WEEKLY_NOV_23, ZONE
-from tests.test_editions import messages, send
+from tests.support.outbox import messages, send
 
 # English chrome that must not reach a German reader (the articles' own words aside).
 ENGLISH = (

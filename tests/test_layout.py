@@ -11,6 +11,8 @@ import sys
 import venv
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, SAMPLE
 
 PACKAGE = ROOT / "newsletter"
@@ -84,7 +86,11 @@ def test_the_command_line_runs_no_sql() -> None:
             ), f"{path.relative_to(ROOT)} imports {module}"
 
 
+@pytest.mark.e2e
 def test_an_installed_wheel_renders_a_preview_with_its_templates(tmp_path) -> None:
+    """A wheel built, installed in a fresh virtual environment and run as its `newsletter`
+    script: only there is the package what the wheel carries (the templates included) rather
+    than this checkout, which every in-process test imports."""
     source = tmp_path / "source"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):

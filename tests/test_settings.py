@@ -14,7 +14,7 @@ from newsletter.editions.compose import Card, Composer, DigestView, TemplateProb
 from newsletter.errors import SettingsError
 from newsletter.settings import NewsletterSettings, Settings, SiteSettings, load_settings
 from tests.conftest import ROOT, _truncate
-from tests.support.cli import run_cli
+from tests.support.cli import newsletter
 
 EXAMPLE = ROOT / "config" / "newsletter.example.toml"
 
@@ -149,7 +149,7 @@ def test_sendgrid_needs_a_key() -> None:
 
 def test_wrong_setting_stops_any_command_with_one_line(tmp_path) -> None:
     for args in (["fetch"], ["db", "upgrade"], ["demo"]):
-        result = run_cli(
+        result = newsletter(
             *args,
             env={"NEWSLETTER_SMTP_PORT": "abc", "NEWSLETTER_CONFIG": str(EXAMPLE)},
             cwd=tmp_path,
@@ -200,13 +200,13 @@ def test_home_folder_is_absolute_and_the_same_for_every_lookup(tmp_path, monkeyp
     assert settings.outbox_dir == home / "outbox"
     assert settings.templates_path() == ROOT / "templates"  # home has none: the checkout's
     monkeypatch.setenv("NEWSLETTER_HOME", "relative/home")
-    result = run_cli("status", env={"NEWSLETTER_HOME": "relative/home"}, cwd=tmp_path)
+    result = newsletter("status", env={"NEWSLETTER_HOME": "relative/home"}, cwd=tmp_path)
     assert result.returncode == 2 and "absolute" in result.stderr and len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "relative").exists()
 
 
 def test_a_database_password_is_never_echoed(tmp_path) -> None:
-    result = run_cli(
+    result = newsletter(
         "status", env={"NEWSLETTER_DATABASE_URL": "mysql://bob:hunter2secret@db/n"}, cwd=tmp_path
     )
     assert result.returncode == 2 and "database_url" in result.stderr
@@ -271,7 +271,7 @@ def test_a_broken_subject_or_preheader_is_refused_when_the_settings_load(tmp_pat
             load_settings(path)
         assert caught.value.key == f"newsletters.weekly.{key}"
         assert words in str(caught.value).lower() and "\n" not in str(caught.value)
-    result = run_cli("status", env={"NEWSLETTER_CONFIG": str(path)}, cwd=tmp_path)
+    result = newsletter("status", env={"NEWSLETTER_CONFIG": str(path)}, cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
     assert "newsletters.weekly.preheader" in result.stderr
 
@@ -299,7 +299,7 @@ def test_subject_and_preheader_render_in_the_sandbox() -> None:
 
 def test_a_database_password_is_never_printed_when_the_store_is_unreachable(tmp_path) -> None:
     url = "postgresql://postgres:hunter2secret@127.0.0.1:1/x"
-    result = run_cli("db", "upgrade", env={"NEWSLETTER_DATABASE_URL": url}, cwd=tmp_path)
+    result = newsletter("db", "upgrade", env={"NEWSLETTER_DATABASE_URL": url}, cwd=tmp_path)
     assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
     assert "hunter2secret" not in result.stderr and "postgres:***@127.0.0.1:1/x" in result.stderr
 
@@ -317,7 +317,7 @@ def test_db_upgrade_and_demo_print_the_database_without_its_password(postgres_da
         "NEWSLETTER_SECRET_KEY": "demo-only-secret-key",
     }
     for args in (["db", "upgrade"], ["--verbose", "demo"]):
-        result = run_cli(*args, env=env, cwd=tmp_path)
+        result = newsletter(*args, env=env, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "hunter2secret" not in result.stdout + result.stderr
         assert f"postgresql://postgres:***@{make_url(url).host}" in result.stdout

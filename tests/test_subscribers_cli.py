@@ -1,7 +1,6 @@
 """One reader at a time on the command line (issue #11, point 1): `subscribers add`, `remove`,
-`list`, `show` and `forget`, run as an operator runs them on the sample store, on SQLite and
-PostgreSQL. What a reader left stays left, what is forgotten is gone, and an import brings back
-neither."""
+`list`, `show` and `forget`, run as an operator runs them on the sample store. What a reader
+left stays left, what is forgotten is gone, and an import brings back neither."""
 
 from __future__ import annotations
 
@@ -14,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, String, func, select
 
 from newsletter.store.statuses import DeliveryStatus
-from tests.support.cli import run_cli
-from tests.test_cli_conventions import ON_TIME, SECRET, one_line, settings_file, smtp
+from tests.support.cli import ON_TIME, Ran, environment, newsletter, one_line, refused
+from tests.support.settings_files import SECRET_ENV, settings_file, smtp_env
+from tests.support.store import readable
 
 NEW = "new.reader@example.org"
 FORGOTTEN, FORGOTTEN_NAME = "zoe.forgetme@example.org", "Zoë Forgetme"
@@ -29,8 +28,8 @@ def cli(newsroom, tmp_path):
     """Run `newsletter ARGS --config FILE` on the sample store (12 readers, 10 active)."""
     config = settings_file(newsroom, tmp_path)
 
-    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return run_cli(*args, "--config", str(config), env={**SECRET, **(env or {})}, cwd=tmp_path)
+    def run(*args: str, env: dict[str, str] | None = None) -> Ran:
+        return newsletter(*args, "--config", str(config), env={**SECRET_ENV, **(env or {})}, cwd=tmp_path)
 
     return run
 
@@ -39,31 +38,6 @@ def listed(cli, *args: str) -> dict[str, dict]:
     result = cli("subscribers", "list", "--json", *args)
     assert result.returncode == 0, result.stderr
     return {reader["email"]: reader for reader in json.loads(result.stdout)}
-
-
-def refused(result: subprocess.CompletedProcess, code: int, words: str) -> None:
-    """One line on stderr, the CLI's prefix, the exit status, no traceback."""
-    assert result.returncode == code, (result.stdout, result.stderr)
-    [line] = result.stderr.splitlines()
-    assert line.startswith("newsletter: ") and words in line, line
-
-
-def readable(runtime, *needles: str) -> list[str]:
-    """Every `table.column` of the store (as the database has it, not as the models say) whose
-    text holds one of the needles, in any case."""
-    tables = MetaData()
-    tables.reflect(runtime.engine)
-    found = []
-    with runtime.engine.connect() as connection:
-        for table in tables.sorted_tables:
-            for column in table.columns:
-                if not isinstance(column.type, String):  # Text and VARCHAR alike
-                    continue
-                for needle in needles:
-                    query = select(func.count()).where(func.lower(column).contains(needle.lower()))
-                    if connection.scalar(query.select_from(table)):
-                        found.append(f"{table.name}.{column.name} holds {needle!r}")
-    return found
 
 
 def test_an_added_reader_is_listed_active(cli) -> None:
@@ -231,23 +205,22 @@ def test_forget_erases_the_address_from_the_providers_words(newsroom, tmp_path, 
     sink, port = smtp_sink
     marc = "marc.dubois@example.org"
     sink.refuse[marc] = f"550 5.1.1 <{marc}>: no such user"
-    env = smtp(newsroom, tmp_path, port)
-    assert run_cli("send", *ON_TIME, env=env, cwd=tmp_path).returncode == 1  # partial: marc failed
-    forgotten = run_cli("subscribers", "forget", marc, "--yes", env=env, cwd=tmp_path)
+    env = smtp_env(newsroom, tmp_path, port)
+    assert newsletter("send", *ON_TIME, env=env, cwd=tmp_path).returncode == 1  # partial: marc failed
+    forgotten = newsletter("subscribers", "forget", marc, "--yes", env=env, cwd=tmp_path)
     assert forgotten.returncode == 0, forgotten.stderr
     assert readable(newsroom, marc, "Marc Dubois") == []
 
 
 def on_terminal(cli_args: list[str], answer: str, cwd: Path) -> subprocess.CompletedProcess:
     """The command with a terminal on standard input that answers `answer`."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     master, terminal = pty.openpty()
     try:
         os.write(master, answer.encode())
         return subprocess.run(
             [sys.executable, "-m", "newsletter", *cli_args],
             stdin=terminal,
-            env={**base, **SECRET},
+            env=environment(**SECRET_ENV),
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -258,7 +231,10 @@ def on_terminal(cli_args: list[str], answer: str, cwd: Path) -> subprocess.Compl
         os.close(terminal)
 
 
+@pytest.mark.e2e
 def test_forget_asks_on_a_terminal(newsroom, cli, tmp_path) -> None:
+    """A real process whose standard input is a pseudo-terminal: the in-process runner has no
+    terminal to ask on (there, `forget` without --yes is refused, as from cron)."""
     config = settings_file(newsroom, tmp_path)
     anna = "anna.keller@example.com"
     args = ["subscribers", "forget", anna, "--config", str(config)]

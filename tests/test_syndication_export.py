@@ -29,9 +29,9 @@ from newsletter.store.statuses import PickAction
 from newsletter.syndication import hubs
 from newsletter.syndication.export import MANIFEST, ExportError, file_for
 from tests.conftest import WEEKLY_NOV_23, free_port
-from tests.support.cli import run_cli
-from tests.test_cli_conventions import SECRET, settings_file
-from tests.test_send import with_settings
+from tests.support.cli import newsletter
+from tests.support.sending import with_settings
+from tests.support.settings_files import SECRET_ENV, settings_file
 
 WEEKLY_NOV_16 = WEEKLY_NOV_23 - timedelta(days=7)
 FIRST, SECOND = "archive/weekly/2026-11-16", "archive/weekly/2026-11-23"
@@ -79,7 +79,7 @@ def hub_servers() -> Iterator[list[Hub]]:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler())
         hub.port = server.server_address[1]
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()  # stops in 0.05 s
         made.append((hub, server))
     yield [hub for hub, _server in made]
     for _hub, server in made:
@@ -338,7 +338,7 @@ def test_the_command_line_rebuilds_exports_withdraws_and_pushes(newsroom, hub_se
     config = settings_file(newsroom, tmp_path, extra=f'[syndication]\nhubs = ["{hub.url}"]\n')
 
     def cli(*args: str, settings: Path = config):
-        return run_cli("archive", *args, "--config", str(settings), env=SECRET, cwd=tmp_path)
+        return newsletter("archive", *args, "--config", str(settings), env=SECRET_ENV, cwd=tmp_path)
 
     ids = [send_weekly(newsroom, slot) for slot in (WEEKLY_NOV_16, WEEKLY_NOV_23)]
     with unit_of_work(newsroom.factory) as session:  # as if archiving had failed: rebuild publishes them
@@ -434,12 +434,14 @@ def test_a_second_edition_on_the_same_day_never_stops_a_rebuild(newsroom, caplog
     assert archive.rebuild(evening, WEEKLY_NOV_23 + timedelta(days=1)).published == []
 
 
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_archiving_never_holds_up_a_migration(make_runtime) -> None:
     """Every command migrates first under PostgreSQL's migration lock: a long archive rebuild
-    must not make `newsletter status` (or a starting web worker) wait for it."""
+    must not make `newsletter status` (or a starting web worker) wait for it. (SQLite has no
+    advisory locks.)"""
     runtime = make_runtime()
-    if runtime.settings.database_url.startswith("sqlite"):
-        pytest.skip("SQLite has no advisory locks")
     engine = make_engine(runtime.settings.database_url)
     with unit_of_work(runtime.factory) as session:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": archive.ARCHIVE_LOCK})

@@ -36,7 +36,8 @@ from newsletter.subscribers.links import Links
 from tests.conftest import free_port
 from tests.support.browser import BROWSER, Browser
 from tests.support.cli import run_cli
-from tests.test_cli_conventions import SECRET, settings_file
+from tests.support.settings_files import SECRET_ENV as SECRET
+from tests.support.settings_files import settings_file
 
 pytestmark = BROWSER
 READER = "anna.weber@example.org"
