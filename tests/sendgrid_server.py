@@ -184,7 +184,7 @@ def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, Threading
     server = Server(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     api.port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()  # stops in 0.05 s
     return api, server
 
 
