@@ -20,7 +20,6 @@ from typer.core import TyperGroup
 
 from newsletter import logs
 from newsletter.cli import (
-    accounts,
     archive,
     bounces,
     checks,
@@ -28,10 +27,13 @@ from newsletter.cli import (
     editions,
     editors,
     feeds,
+    next_edition,
+    preview,
     rehearsal,
     run,
     send,
     serve,
+    trending,
 )
 from newsletter.cli.db import db_app
 from newsletter.cli.options import ConfigOption, VerboseOption
@@ -50,9 +52,9 @@ app = typer.Typer(
 )
 app.command()(feeds.fetch)
 app.command()(feeds.status)
-app.command()(editors.trending)
-app.command()(editors.preview)
-app.add_typer(editors.edition_app, name="edition")
+app.command()(trending.trending)
+app.command()(preview.preview)
+app.add_typer(next_edition.edition_app, name="edition")
 app.command()(checks.check)
 app.command()(send.send)
 app.command("test-send")(rehearsal.test_send)
@@ -60,7 +62,7 @@ app.command()(editions.editions)
 app.command()(editions.deliveries)
 app.command()(bounces.bounces)
 app.add_typer(subscribers_app, name="subscribers")
-app.add_typer(accounts.editors_app, name="editors")
+app.add_typer(editors.editors_app, name="editors")
 app.add_typer(archive.archive_app, name="archive")
 app.add_typer(db_app, name="db")
 app.command()(demo.demo)
