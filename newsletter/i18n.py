@@ -17,8 +17,6 @@ from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as babel_format_date
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.support import Translations
 from jinja2 import Environment
 
@@ -92,6 +90,9 @@ def _available() -> frozenset[str]:
 
 @cache
 def _compiled(language: str) -> Translations:
+    from babel.messages.mofile import write_mo  # only where a catalog is read: not for every command
+    from babel.messages.pofile import read_po
+
     path = CATALOGS / language / "LC_MESSAGES" / f"{DOMAIN}.po"
     with path.open("rb") as source:
         catalog = read_po(source, locale=language, domain=DOMAIN)

@@ -1,6 +1,7 @@
 """`make bench`: speed and memory of the main jobs, each case in its own process, as a table.
 
-Each case prints one JSON line; peak memory is the child's maximum resident set size.
+Each case prints one JSON line; peak memory is the child's maximum resident set size (for a
+start-up case, the command's).
 """
 
 from __future__ import annotations
@@ -61,6 +62,66 @@ def big_feed(entries: int) -> bytes:
         + "".join(items)
         + "</channel></rss>"
     ).encode()
+
+
+# Fresh processes per start-up case: the median is their wall time.
+STARTS = 7
+
+
+def _starts(workdir: Path, *args: str) -> dict[str, object]:
+    """`newsletter ARGS` as an operator types it, a fresh process STARTS times after one to warm
+    the page cache, with the package compiled as an installed one is (whatever
+    PYTHONDONTWRITEBYTECODE says): the median wall time, the median CPU time and the largest
+    resident size of the command itself."""
+    import compileall
+    import statistics
+
+    import newsletter
+
+    compileall.compile_dir(Path(newsletter.__file__).parent, quiet=1)
+    script = Path(sys.executable).parent / "newsletter"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "newsletter"]
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("NEWSLETTER_")}
+    load = os.getloadavg()[0]
+    walls, cpus, peaks = [], [], []
+    for run in range(STARTS + 1):
+        with (workdir / "stderr.log").open("wb") as stderr:
+            began = time.perf_counter()
+            process = subprocess.Popen(
+                [*command, *args], stdout=subprocess.DEVNULL, stderr=stderr, env=clean, cwd=workdir
+            )
+            _pid, status, usage = os.wait4(process.pid, 0)
+            wall = time.perf_counter() - began
+        if os.waitstatus_to_exitcode(status):
+            said = (workdir / "stderr.log").read_text(errors="replace").strip()
+            raise RuntimeError(f"newsletter {' '.join(args)}: {said[-300:]}")
+        if run:
+            walls.append(wall)
+            cpus.append(usage.ru_utime + usage.ru_stime)
+            peaks.append(usage.ru_maxrss / 1024)
+    return {
+        "seconds": statistics.median(walls),
+        "peak_mb": max(peaks),
+        "note": f"median of {STARTS} fresh processes (fastest {min(walls):.2f} s); CPU "
+        f"{statistics.median(cpus):.2f} s (user + system); load average before {load:.1f}",
+    }
+
+
+@case("start-up: `newsletter --help`")
+def help_start(workdir: Path) -> dict[str, object]:
+    return _starts(workdir, "--help")
+
+
+@case("start-up: `newsletter status` on a small SQLite store (sample articles, 1,000 readers, migrated)")
+def status_start(workdir: Path) -> dict[str, object]:
+    runtime = _populated(workdir, 1_000)  # migrated and filled beforehand: the command is measured
+    settings = runtime.settings
+    feeds = "".join(f'[[feeds]]\nurl = "{feed.url}"\n' for feed in settings.feeds)
+    (workdir / "newsletter.toml").write_text(
+        f'database_url = "{settings.database_url}"\ntimezone = "{settings.timezone}"\n{feeds}'
+    )
+    runtime.close()
+    return _starts(workdir, "status", "--config", str(workdir / "newsletter.toml"))
 
 
 @case("fetch: bundled sample (6 feeds, 58 articles)")
@@ -905,7 +966,7 @@ def _wrk(
 def run_case(name: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         result = CASES[name](Path(folder))
-    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result.setdefault("peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(result))
 
 

@@ -30,7 +30,7 @@ from newsletter.sending.providers.smtp import SMTPProvider
 from newsletter.sending.sender import Sender
 from newsletter.sending.verp import envelope_sender
 from newsletter.services import bounces as service
-from newsletter.services import schedule
+from newsletter.services import timetable
 from newsletter.settings import Settings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import (
@@ -449,7 +449,7 @@ def test_the_imap_mailbox_is_read_over_tls_and_flagged(site, monkeypatch) -> Non
             "bounce_imap_password": None,
         }
     )
-    assert service.configured(settings)
+    assert timetable.reads_bounces(settings)
     [box] = service.open_mailboxes(settings, None, imap=False)  # IMAP is what the settings name
     assert FakeIMAP.logins == [("bounces@news.example", "imap-password-from-env")]
     report = service.read_mailboxes(replace(site, settings=settings), [box], NOW)
@@ -538,7 +538,7 @@ def test_the_scheduled_job_reads_the_configured_mailbox(site, tmp_path) -> None:
     box = make_maildir(tmp_path / "bounces", [personal(RETURN_PATH, "someone@example.org", "hi", "x")])
     settings = Settings(**{**site.settings.model_dump(), "bounce_maildir": box})
     runtime = replace(site, settings=settings)
-    jobs = {job.job_id: job.what for job in schedule.jobs(runtime, NOW)}
+    jobs = {job.job_id: job.what for job in timetable.jobs(runtime, NOW)}
     assert "read the bounce mailbox" in jobs["feeds"]
     Runner(runtime, clock=lambda: NOW).read_bounces()
     maildir = mailbox.Maildir(box, create=False)

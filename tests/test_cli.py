@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,15 +91,96 @@ def test_no_feeds_is_a_clear_error(tmp_path) -> None:
 
 def command_paths() -> list[str]:
     """Every command and sub-command, as typed after `newsletter`."""
-    import typer.main
+    import typer
 
-    from newsletter.cli.app import app
+    from newsletter.cli.app import command
 
+    root = command()
     paths = []
-    for name, command in typer.main.get_command(app).commands.items():
-        subcommands = getattr(command, "commands", None)
+    for name in root.list_commands(typer.Context(root)):
+        subcommands = getattr(root.load(name), "commands", None)
         paths += [f"{name} {sub}" for sub in subcommands] if subcommands else [name]
     return paths
+
+
+def defined_commands() -> set[tuple[str, str]]:
+    """(module, attribute) of every command and group the modules of `newsletter.cli` define: a
+    module's Typer, or a function taking the context first, every other parameter an option or
+    argument, that no Typer has as a sub-command."""
+    import importlib
+    import inspect
+    import pkgutil
+    import typing
+
+    import typer
+    from typer.models import ParameterInfo
+
+    import newsletter.cli
+
+    groups, functions, below = set(), set(), set()
+    for info in pkgutil.iter_modules(newsletter.cli.__path__):
+        module = importlib.import_module(f"newsletter.cli.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, typer.Typer) and not value.registered_callback:  # the root has one
+                groups.add((info.name, name))
+                below.update(c.callback for c in value.registered_commands)
+            elif inspect.isfunction(value) and value.__module__ == module.__name__ and name[0] != "_":
+                try:
+                    hints = typing.get_type_hints(value, include_extras=True)
+                except NameError:  # names imported for the type checker only: not a command
+                    continue
+                params = list(inspect.signature(value).parameters)
+                if params[:1] == ["ctx"] and hints.get("return") is type(None):
+                    options = [hints.get(p) for p in params[1:]]
+                    if all(
+                        any(isinstance(m, ParameterInfo) for m in getattr(o, "__metadata__", ()))
+                        for o in options
+                    ):
+                        functions.add((info.name, name, value))
+    return groups | {(module, name) for module, name, value in functions if value not in below}
+
+
+def test_the_command_table_is_the_commands() -> None:
+    """`--help` lists the commands from a table, without importing them: every command a module
+    defines is in it, and each entry's help is the first paragraph of that command's own."""
+    import inspect
+
+    from newsletter.cli.commands import COMMANDS, made
+
+    assert {(entry.module, entry.attribute) for entry in COMMANDS} == defined_commands()
+    for entry in COMMANDS:
+        first = inspect.cleandoc(made(entry).help or "").split("\n\n")[0]
+        assert entry.help == " ".join(first.split()), f"the table's help of `{entry.name}`"
+
+
+def test_a_command_imports_only_what_it_runs(tmp_path) -> None:
+    """`--help`, `status` and `send --help` load neither FastAPI nor uvicorn nor the pages;
+    `serve --help` does, which shows the check sees them."""
+    config = tmp_path / "n.toml"
+    config.write_text(f'database_url = "sqlite:///{tmp_path / "n.db"}"\n')
+    script = f"""
+import contextlib, io, json, sys
+from newsletter.cli.app import main
+seen = {{}}
+for args in (["--help"], ["status", "--config", {str(config)!r}], ["send", "--help"], ["serve", "--help"]):
+    sys.argv = ["newsletter", *args]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main()
+        except SystemExit as exc:
+            assert exc.code == 0, (args, exc.code)
+    web = ("fastapi", "uvicorn", "newsletter.web")
+    seen[args[0]] = sorted({{name for name in sys.modules if name.split(".")[0] in web[:2] or name.startswith(web[2])}})
+print(json.dumps(seen))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    ran = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    seen = json.loads(ran.stdout)
+    assert seen["--help"] == seen["status"] == seen["send"] == []
+    assert "fastapi" in seen["serve"] and "uvicorn" in seen["serve"] and "newsletter.web.app" in seen["serve"]
 
 
 def readme_rows() -> list[tuple[list[str], set[str]]]:

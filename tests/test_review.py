@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from newsletter.cli.output import edition_line
 from newsletter.editions.edition import EditionInfo
-from newsletter.services import accounts, editors, schedule, sending
+from newsletter.services import accounts, editors, schedule, sending, timetable
 from newsletter.services.sending import NotDue
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Article, Category, Subscriber, Variant, VariantArticle
@@ -86,7 +86,7 @@ def reviews(runtime) -> list:
 
 
 def test_composed_before_its_slot_mailed_once_and_sent_at_its_slot(review) -> None:
-    assert schedule.review_time(review.settings, "weekly", WEEKLY_NOV_23 - timedelta(hours=3)) == (
+    assert timetable.review_time(review.settings, "weekly", WEEKLY_NOV_23 - timedelta(hours=3)) == (
         WEEKLY_NOV_23 - timedelta(hours=1)
     )
     assert schedule.review_due(review, "weekly", WEEKLY_NOV_23 - timedelta(minutes=90)).action == "nothing"

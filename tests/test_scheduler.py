@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from newsletter.scheduler.runner import Runner
-from newsletter.services import editions, schedule
+from newsletter.services import editions, timetable
 from newsletter.store.models import Delivery, Edition
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
 from tests.conftest import WEEKLY_NOV_23, ZONE
@@ -91,7 +91,7 @@ def test_a_slot_missed_inside_the_grace_goes_out_and_outside_it_is_told(newsroom
             session.scalar(select(func.count()).select_from(Delivery).where(Delivery.edition_id == missed.id))
             == 0
         )
-    assert any("2026-11-30T07:00 is missed" in problem for problem in schedule.problems(newsroom, late))
+    assert any("2026-11-30T07:00 is missed" in problem for problem in timetable.problems(newsroom, late))
     [alerted] = mails(newsroom)
     assert alerted["To"] == "ops@example.org" and "was missed" in alerted["Subject"]
     # The next edition covers the missed week: nothing of it is lost.
@@ -151,7 +151,7 @@ def test_pruning_keeps_the_counts(newsroom) -> None:
 
 def test_each_jobs_next_run_comes_from_the_schedules(newsroom) -> None:
     at = datetime(2026, 11, 25, 12, 0, tzinfo=ZONE)
-    found = {job.job_id: job.next_run for job in schedule.jobs(newsroom, at)}
+    found = {job.job_id: job.next_run for job in timetable.jobs(newsroom, at)}
     assert found["edition:weekly"] == datetime(2026, 11, 30, 7, 0, tzinfo=ZONE)
     assert found["edition:daily"] == datetime(2026, 11, 26, 6, 30, tzinfo=ZONE)
     assert found["maintenance"] == datetime(2026, 11, 26, 3, 30, tzinfo=ZONE)

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.store.db import make_engine, unit_of_work, upgrade
+from newsletter.store.db import HEAD_REVISION, alembic_config, make_engine, revisions, unit_of_work, upgrade
 from newsletter.store.models import Article, Base, Delivery, Edition, Subscriber
 from tests.support.clock import NOW
 
@@ -23,6 +24,16 @@ def test_migrations_match_the_models(database_url) -> None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+def test_a_store_at_the_newest_migration_says_so_without_alembic(database_url) -> None:
+    """`upgrade` skips alembic on a store at HEAD_REVISION: it must be alembic's head."""
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert revisions(connection) == [HEAD_REVISION]
     engine.dispose()
 
 

@@ -14,7 +14,7 @@ from newsletter.sending.pace import Pace
 from newsletter.sending.providers import Handing, Report
 from newsletter.sending.providers.outbox import OutboxProvider
 from newsletter.sending.sender import Sender
-from newsletter.services import schedule
+from newsletter.services import schedule, timetable
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.db import unit_of_work
@@ -106,9 +106,9 @@ def test_status_check_tells_of_claims_silent_past_their_lease_and_the_scheduler_
     with newsroom.factory() as session:
         spoke = session.scalar(select(func.max(Delivery.claimed_at)))
     held = "has 10 deliveries held by a sender silent since"
-    assert not [p for p in schedule.problems(newsroom, spoke + timedelta(seconds=59)) if held in p]
+    assert not [p for p in timetable.problems(newsroom, spoke + timedelta(seconds=59)) if held in p]
     late = spoke + timedelta(seconds=61)  # the lease is a minute
-    assert [p for p in schedule.problems(newsroom, late) if held in p] == [
+    assert [p for p in timetable.problems(newsroom, late) if held in p] == [
         f"the weekly edition of 2026-11-23T07:00 {held} "
         f"{spoke.astimezone(newsroom.settings.zone):%Y-%m-%d %H:%M:%S %Z} (past its lease): a live sender "
         f"or `newsletter run` takes them over (at once: `newsletter send --edition {edition_id}`)"
@@ -119,7 +119,7 @@ def test_status_check_tells_of_claims_silent_past_their_lease_and_the_scheduler_
     assert [(run.action, run.newsletter, run.slot) for run in runs] == [("partial", "weekly", WEEKLY_NOV_23)]
     assert "4 uncertain" in (runs[0].problem or "")  # said, not "sent"
     assert tally(newsroom, edition_id) == {"sent": readers - 4, "uncertain": 4}
-    assert not [p for p in schedule.problems(newsroom, late) if "held by a sender" in p]
+    assert not [p for p in timetable.problems(newsroom, late) if "held by a sender" in p]
     assert schedule.take_over(newsroom, late, threading.Event()) == []
 
 

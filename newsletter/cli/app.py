@@ -7,8 +7,7 @@ from typing import NoReturn
 
 import typer
 import typer.main
-from pydantic import ValidationError
-from typer._click import Command, Parameter
+from typer._click import Command
 from typer._click.exceptions import (
     BadParameter,
     ClickException,
@@ -16,56 +15,20 @@ from typer._click.exceptions import (
     NoArgsIsHelpError,
     UsageError,
 )
-from typer.core import TyperGroup
 
 from newsletter import logs
-from newsletter.cli import (
-    accounts,
-    archive,
-    bounces,
-    checks,
-    demo,
-    editions,
-    editors,
-    feeds,
-    rehearsal,
-    run,
-    send,
-    serve,
-)
-from newsletter.cli.db import db_app
-from newsletter.cli.options import ConfigOption, VerboseOption
-from newsletter.cli.output import err
+from newsletter.cli.commands import LazyGroup, with_shared_options
 from newsletter.cli.state import State, state
-from newsletter.cli.subscribers import subscribers_app
 from newsletter.errors import NewsletterError
-from newsletter.store.availability import UNAVAILABLE
-from newsletter.store.runtime import driver_words
 from newsletter.text import printable
 
+# The commands come from the table of `commands`, imported only when one runs.
 app = typer.Typer(
+    cls=LazyGroup,
     help="Pull a news site's feeds, compose per-reader digests and send them exactly once.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.command()(feeds.fetch)
-app.command()(feeds.status)
-app.command()(editors.trending)
-app.command()(editors.preview)
-app.add_typer(editors.edition_app, name="edition")
-app.command()(checks.check)
-app.command()(send.send)
-app.command("test-send")(rehearsal.test_send)
-app.command()(editions.editions)
-app.command()(editions.deliveries)
-app.command()(bounces.bounces)
-app.add_typer(subscribers_app, name="subscribers")
-app.add_typer(accounts.editors_app, name="editors")
-app.add_typer(archive.archive_app, name="archive")
-app.add_typer(db_app, name="db")
-app.command()(demo.demo)
-app.command()(run.run)
-app.command()(serve.serve)
 
 
 @app.callback()
@@ -74,28 +37,10 @@ def _root(ctx: typer.Context) -> None:
     logs.configure(state(ctx).verbose)
 
 
-def _shared(config: ConfigOption = None, verbose: VerboseOption = False) -> None:
-    """The options every command takes, before or after its name (see `shared_options`)."""
-
-
-def shared_options() -> list[Parameter]:
-    """`--config` and `--verbose` as typer makes them, fresh for one command."""
-    template = typer.Typer(add_completion=False)
-    template.command()(_shared)
-    return list(typer.main.get_command(template).params)
-
-
 def command() -> Command:
     """The `newsletter` command with `--config` and `--verbose` on the root and on every command
     and group below it, so they work wherever they are typed."""
-    root = typer.main.get_command(app)
-    below = [root]
-    while below:
-        current = below.pop()
-        current.params.extend(shared_options())
-        if isinstance(current, TyperGroup):
-            below.extend(current.commands.values())
-    return root
+    return with_shared_options(typer.main.get_command(app))
 
 
 def main() -> None:
@@ -110,13 +55,6 @@ def main() -> None:
         code = command().main(prog_name="newsletter", standalone_mode=False, obj=shared)
     except NewsletterError as exc:
         fail(str(exc), exc.exit_code)
-    except UNAVAILABLE as exc:  # the store down or locked outside a send's own retries
-        settings = shared.settings
-        fail(
-            f"the database {settings.database_label()} cannot be used now ({driver_words(settings, exc)}); "
-            "nothing was lost: run the command again once it is back",
-            1,
-        )
     except OSError as exc:  # a file the command reads or writes: a missing folder, no permission, a full disk
         fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror or exc), 1)
     except NoArgsIsHelpError as exc:  # `newsletter` or `newsletter edition` alone: the help
@@ -129,8 +67,13 @@ def main() -> None:
     except ClickException as exc:
         fail(exc.format_message(), exc.exit_code)
     except typer.Abort:
-        err.print("aborted")
+        print("aborted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:
+        told = store_unavailable(shared, exc)
+        if told is None:
+            raise
+        fail(told, 1)
     finally:
         shared.close()
     sys.exit(code if isinstance(code, int) else 0)
@@ -146,6 +89,8 @@ def plain(exc: BadParameter) -> str:
         name = "/".join(sorted([*param.opts, *param.secondary_opts], key=len))
     else:
         name = (param.metavar or param.name or "argument").upper()
+    from pydantic import ValidationError  # only for an error: the command may not have loaded it
+
     cause = exc.__cause__
     if not isinstance(cause, ValidationError) or not cause.errors():
         return f"{name}: {exc.message}"
@@ -172,3 +117,19 @@ def fail(message: str, code: int) -> NoReturn:
     """One line, whatever the message holds (server answers can carry line breaks)."""
     print(f"newsletter: {' '.join(printable(message).split())}", file=sys.stderr)
     sys.exit(code)
+
+
+def store_unavailable(shared: State, exc: Exception) -> str | None:
+    """What to say when `exc` is the store down or locked outside a send's own retries, else None.
+    Imported here: a command that never opened the store (`--help`, a bad option) never meets it."""
+    from newsletter.store.availability import UNAVAILABLE
+
+    if not isinstance(exc, UNAVAILABLE):
+        return None
+    from newsletter.store.runtime import driver_words
+
+    settings = shared.settings
+    return (
+        f"the database {settings.database_label()} cannot be used now ({driver_words(settings, exc)}); "
+        "nothing was lost: run the command again once it is back"
+    )

@@ -38,9 +38,11 @@ def bounces(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Read the bounce mailbox: hard bounces suppress the address, soft ones count (suppressed
-    after `sending.soft_bounce_limit` in a row), mail to unsubscribe+TOKEN@… unsubscribes; each
-    message is then filed away. Exit 1 when a message could not be read (it is left in place)."""
+    """Read the bounce mailbox and act on it; exit 1 when a message could not be read.
+
+    Hard bounces suppress the address, soft ones count (suppressed after
+    `sending.soft_bounce_limit` in a row), mail to unsubscribe+TOKEN@… unsubscribes; each message
+    is then filed away. A message that could not be read is left in place."""
     if maildir is not None and imap:
         raise InputError("--maildir", "give --maildir or --imap, not both")
     settings = state(ctx).settings

@@ -1,251 +1,158 @@
-"""Commands for editors: trending, preview, and the next edition's picks."""
+"""`newsletter editors ...`: the accounts that sign in to the editors' pages, and the audit log.
+
+A password never comes as an argument (it would sit in the shell's history and in `ps`): a
+hidden prompt asked twice on a terminal, or one line on standard input with `--password-stdin`.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from newsletter.cli import output
-from newsletter.cli.options import (
-    STANDARD,
-    AtOption,
-    CategoriesOption,
-    JsonOption,
-    LanguageOption,
-    NewsletterOption,
-    moment,
-)
-from newsletter.cli.output import err, out, outside
+from newsletter.cli.options import JsonOption
+from newsletter.cli.output import emit_json, iso, line, local, out, outside
 from newsletter.cli.state import state
-from newsletter.editions.ranking import SIGNALS
-from newsletter.editions.slots import slot_time
-from newsletter.errors import NewsletterError
-from newsletter.services import editions, editors, sending
-from newsletter.services.audit import COMMAND_LINE
-from newsletter.store.statuses import EditionStatus, PickAction
+from newsletter.errors import InputError
+from newsletter.services import accounts, audit
 
-# A century: any real look back, and date arithmetic far from overflowing.
-MAX_DAYS = 36_500
-# `preview`'s exit status when the reader would get nothing: it ran, and the answer is "none".
-NOTHING_TO_SEND = 3
-
-edition_app = typer.Typer(
-    help="The next edition: the editors' pins and exclusions, holds and approvals.", no_args_is_help=True
+editors_app = typer.Typer(
+    help="Editors' accounts for the editors' pages (/editor/), and the audit log.", no_args_is_help=True
 )
-ArticleArgument = Annotated[str, typer.Argument(help="The article's id (see `trending`) or URL.")]
+EditorArgument = Annotated[str, typer.Argument(metavar="EMAIL", help="The editor's email address.")]
+PasswordStdinOption = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin", help="Read the password from the first line of standard input (no prompt)."
+    ),
+]
 
 
-def trending(
+def read_password(from_stdin: bool) -> str:
+    """The new password: one line of standard input, else asked twice without echo."""
+    if from_stdin:
+        given = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        if not given:
+            raise InputError("--password-stdin", "standard input held no password")
+        return given
+    if not sys.stdin.isatty():
+        raise InputError(
+            "--password-stdin", "standard input is not a terminal: give the password there with this option"
+        )
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@editors_app.command("add")
+def editors_add(
+    ctx: typer.Context, email: EditorArgument, password_stdin: PasswordStdinOption = False
+) -> None:
+    """Add an editor, who may then sign in at /editor/login."""
+    accounts.editor_address(email)  # a wrong address is told before the password is asked
+    runtime = state(ctx).runtime()
+    password = read_password(password_stdin)
+    address = accounts.add(runtime, email, password, datetime.now(UTC))
+    line(
+        f"editor {address} added: they sign in at {str(runtime.settings.public_url).rstrip('/')}/editor/login"
+    )
+
+
+@editors_app.command("list")
+def editors_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Editors by address: since when, their last sign-in, and how many sessions are live."""
+    zone = state(ctx).settings.zone
+    found = accounts.accounts(state(ctx).runtime(), datetime.now(UTC))
+    if as_json:
+        emit_json(
+            [
+                {
+                    "email": a.email,
+                    "created_at": iso(a.created_at, zone),
+                    "password_changed_at": iso(a.password_changed_at, zone),
+                    "last_sign_in_at": iso(a.last_sign_in_at, zone),
+                    "sessions": a.sessions,
+                }
+                for a in found
+            ]
+        )
+        return
+    if not found:
+        line("no editors (`newsletter editors add EMAIL` adds one)")
+        return
+    table = Table(title="Editors")
+    for column in ("address", "since", "password changed", "last sign-in", "sessions"):
+        table.add_column(column, overflow="fold")
+    for a in found:
+        table.add_row(
+            outside(a.email),
+            local(a.created_at, zone),
+            local(a.password_changed_at, zone),
+            local(a.last_sign_in_at, zone) or "never",
+            str(a.sessions),
+        )
+    out.print(table)
+
+
+@editors_app.command("remove")
+def editors_remove(ctx: typer.Context, email: EditorArgument) -> None:
+    """Remove an editor; their sessions end at once."""
+    ended = accounts.remove(state(ctx).runtime(), email, datetime.now(UTC))
+    line(f"editor {accounts.editor_address(email)} removed; {ended} session(s) ended")
+
+
+@editors_app.command("passwd")
+def editors_passwd(
+    ctx: typer.Context, email: EditorArgument, password_stdin: PasswordStdinOption = False
+) -> None:
+    """Change an editor's password; their sessions end, so every browser signs in again."""
+    accounts.editor_address(email)
+    runtime = state(ctx).runtime()
+    password = read_password(password_stdin)
+    ended = accounts.change_password(runtime, email, password, datetime.now(UTC))
+    line(f"password of {accounts.editor_address(email)} changed; {ended} session(s) ended")
+
+
+@editors_app.command("log")
+def editors_log(
     ctx: typer.Context,
-    category: Annotated[str | None, typer.Option(help="Only this category (slug or name).")] = None,
-    days: Annotated[
-        int, typer.Option(min=1, max=MAX_DAYS, help="Articles published in the last N days.")
-    ] = 7,
-    limit: Annotated[int, typer.Option(min=1, help="How many to show.")] = 20,
-    at: AtOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="The newest this many entries.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
-    """Rank recent articles by trending score, with their ids (what `edition pin` takes).
-
-    Each signal's share of the score is shown, so the ranking can be explained."""
+    """The audit log, newest first: sign-ins (failed ones too), sign-outs, accounts changed."""
     zone = state(ctx).settings.zone
-    now = moment(state(ctx).settings, at)
-    ranked = editors.trending(state(ctx).runtime(), now, category, days)[:limit]
+    entries = audit.entries(state(ctx).runtime(), limit)
     if as_json:
-        output.emit_json(
-            {
-                "as_of": output.iso(now, zone),
-                "articles": [
-                    {
-                        "rank": position,
-                        "id": item.article_id,
-                        "title": item.title,
-                        "categories": item.sections,
-                        "published_at": output.iso(item.score.published_at, zone),
-                        "score": item.score.total,
-                        "signals": item.score.parts,
-                        "shares": item.score.shares(),
-                    }
-                    for position, item in enumerate(ranked, start=1)
-                ],
-            }
+        emit_json(
+            [
+                {
+                    "at": iso(e.at, zone),
+                    "editor": e.editor,
+                    "action": e.action,
+                    "target": e.target,
+                    "detail": e.detail,
+                    "client": e.client,
+                }
+                for e in entries
+            ]
         )
         return
-    table = Table(title=f"Trending as of {output.local(now, zone)}")
-    for column in ("#", "score", *SIGNALS, "id", "title", "categories"):
-        table.add_column(column, justify="left" if column in ("title", "categories") else "right")
-    for position, item in enumerate(ranked, start=1):
-        shares = item.score.shares()
-        table.add_row(
-            str(position),
-            f"{item.score.total:.2f}",
-            *(f"{shares[s]:.0%}" for s in SIGNALS),
-            str(item.article_id),
-            outside(item.title),
-            outside(", ".join(item.sections)),
-        )
-    out.print(table)
-
-
-def preview(
-    ctx: typer.Context,
-    newsletter: NewsletterOption = "weekly",
-    category: CategoriesOption = None,
-    language: LanguageOption = None,
-    email: Annotated[str | None, typer.Option(help="Preview for this subscriber exactly.")] = None,
-    text: Annotated[bool, typer.Option("--text", help="The plain-text part instead of the HTML.")] = False,
-    out_file: Annotated[
-        Path | None,
-        typer.Option("--out", help="Write here instead of standard output (`-`: standard output)."),
-    ] = None,
-    explain: Annotated[
-        bool, typer.Option("--explain", help="Why each candidate article was kept or dropped.")
-    ] = False,
-    at: AtOption = None,
-) -> None:
-    """Write exactly what such a reader (or this subscriber) gets in the next edition.
-
-    Exit 3, with the reason, when they would get nothing."""
-    if out_file == STANDARD:
-        out_file = None
-    if out_file is not None and not out_file.parent.is_dir():  # say so before the work, not after
-        raise NewsletterError(f"{out_file}: no such folder {out_file.parent}")
-    settings = state(ctx).settings
-    result = editors.preview(
-        state(ctx).runtime(), newsletter, moment(settings, at), category, language, email
-    )
-    output.line(output.edition_line(result.edition, settings.zone), to=err)
-    output.line(f"sections {', '.join(result.sections)}; language {result.language}", to=err)
-    if explain:
-        table = Table(title="Candidates")
-        for column in ("id", "kept", "why", "title"):
-            table.add_column(column, overflow="fold")
-        for decision in result.plan.decisions:
-            table.add_row(
-                str(decision.article_id),
-                "yes" if decision.kept else "no",
-                outside(decision.reason),
-                outside(decision.title),
-            )
-        err.print(table)
-    if result.composed is None:
-        output.line(f"no digest for this reader: {result.reason or 'nothing to send'}", to=err)
-        raise typer.Exit(NOTHING_TO_SEND)
-    output.line(f"Subject: {result.composed.subject}", to=err)
-    output.warnings(result.composed.warnings)
-    body = (result.text if text else result.html) or ""
-    if out_file:
-        out_file.write_text(body, encoding="utf-8")
-        output.line(f"written to {out_file}", to=err)
-    else:
-        sys.stdout.write(body)
-
-
-def _pick(ctx: typer.Context, article: str, newsletter: str, at: str | None, action: PickAction) -> None:
-    settings = state(ctx).settings
-    picked = editors.pick_article(state(ctx).runtime(), newsletter, article, action, moment(settings, at))
-    verb = "pinned to" if action == PickAction.PIN else "excluded from"
-    output.line(
-        f"{picked.title!r} (article {picked.article_id}) {verb} the "
-        f"{output.edition_line(picked.edition, settings.zone)}"
-    )
-
-
-@edition_app.command("pin")
-def edition_pin(
-    ctx: typer.Context,
-    article: ArticleArgument,
-    newsletter: NewsletterOption = "weekly",
-    at: AtOption = None,
-) -> None:
-    """Put an article in the next edition for every reader of its categories."""
-    _pick(ctx, article, newsletter, at, PickAction.PIN)
-
-
-@edition_app.command("exclude")
-def edition_exclude(
-    ctx: typer.Context,
-    article: ArticleArgument,
-    newsletter: NewsletterOption = "weekly",
-    at: AtOption = None,
-) -> None:
-    """Keep an article out of the next edition."""
-    _pick(ctx, article, newsletter, at, PickAction.EXCLUDE)
-
-
-@edition_app.command("unpick")
-def edition_unpick(
-    ctx: typer.Context,
-    article: ArticleArgument,
-    newsletter: NewsletterOption = "weekly",
-    at: AtOption = None,
-) -> None:
-    """Undo a pin or an exclusion on the next edition; exit 1 when the article had neither."""
-    settings = state(ctx).settings
-    runtime = state(ctx).runtime()
-    now = moment(settings, at)
-    undone = editors.unpick_article(runtime, newsletter, article, now)
-    if undone is None:
-        edition = editions.next_edition(runtime, newsletter, now).edition
-        raise NewsletterError(
-            f"article {article} has no pin or exclusion in the {output.edition_line(edition, settings.zone)}"
-        )
-    was = "pin" if undone.action == PickAction.PIN else "exclusion"
-    output.line(
-        f"{undone.title!r} (article {undone.article_id}): {was} removed from the "
-        f"{output.edition_line(undone.edition, settings.zone)}"
-    )
-
-
-@edition_app.command("picks")
-def edition_picks(ctx: typer.Context, newsletter: NewsletterOption = "weekly", at: AtOption = None) -> None:
-    """List the next edition's pins and exclusions."""
-    settings = state(ctx).settings
-    edition, picked = editors.edition_picks(state(ctx).runtime(), newsletter, moment(settings, at))
-    output.line(output.edition_line(edition, settings.zone))
-    if not picked:
-        output.line("no pins or exclusions")
+    if not entries:
+        line("the audit log is empty")
         return
-    table = Table(title="Picks")
-    for column in ("id", "pick", "title"):
+    table = Table(title="Audit log")
+    for column in ("when", "editor", "action", "target", "client", "detail"):
         table.add_column(column, overflow="fold")
-    for p in picked:
-        table.add_row(str(p.article_id), p.action, outside(p.title))
+    for e in entries:
+        table.add_row(
+            local(e.at, zone),
+            outside(e.editor or ""),
+            outside(e.action),
+            outside(e.target or ""),
+            outside(e.client or ""),
+            outside(json.dumps(e.detail, ensure_ascii=False, sort_keys=True) if e.detail else ""),
+        )
     out.print(table)
-
-
-def _decide(ctx: typer.Context, newsletter: str, at: str | None, action: str) -> editors.Decision:
-    settings = state(ctx).settings
-    decided = editors.decide(state(ctx).runtime(), newsletter, action, moment(settings, at), COMMAND_LINE)
-    still = f"; it waits: {decided.waiting}" if decided.waiting else ""
-    output.line(f"{action}: the {output.edition_line(decided.edition, settings.zone)}{still}")
-    return decided
-
-
-@edition_app.command("hold")
-def edition_hold(ctx: typer.Context, newsletter: NewsletterOption = "weekly", at: AtOption = None) -> None:
-    """Hold the next edition: it does not go until released (past the next slot, it is skipped)."""
-    _decide(ctx, newsletter, at, "hold")
-
-
-@edition_app.command("approve")
-def edition_approve(ctx: typer.Context, newsletter: NewsletterOption = "weekly", at: AtOption = None) -> None:
-    """Approve the next edition (what `approval = "required"` waits for); it goes at its slot."""
-    _decide(ctx, newsletter, at, "approve")
-
-
-@edition_app.command("release")
-def edition_release(ctx: typer.Context, newsletter: NewsletterOption = "weekly", at: AtOption = None) -> None:
-    """Release a held edition: sent at once when its slot has come, else at its slot."""
-    decided = _decide(ctx, newsletter, at, "release")
-    runtime, now = state(ctx).runtime(), moment(state(ctx).settings, at)
-    if decided.waiting or slot_time(decided.edition.slot, state(ctx).settings.zone) > now:
-        return
-    report = sending.send(runtime, newsletter, now)
-    output.send_report(report)
-    if report.status != EditionStatus.COMPLETE:
-        raise typer.Exit(1)

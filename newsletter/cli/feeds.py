@@ -1,24 +1,20 @@
-"""`newsletter fetch` and `newsletter status`: the feeds, and what needs a person's eye."""
+"""`newsletter fetch`: every feed read into the store, with a progress bar on a terminal."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
 
 from newsletter.cli import output
-from newsletter.cli.options import JsonOption
-from newsletter.cli.output import err, out, outside
+from newsletter.cli.output import err, out
 from newsletter.cli.state import state
-from newsletter.ingest.run import FeedReport
 from newsletter.services import feeds
-from newsletter.services.overview import overview
-from newsletter.store.runtime import Runtime
-from newsletter.text import printable
+
+if TYPE_CHECKING:
+    from newsletter.ingest.run import FeedReport
+    from newsletter.store.runtime import Runtime
 
 
 def fetch(ctx: typer.Context) -> None:
@@ -46,90 +42,3 @@ def fetch_with_progress(runtime: Runtime, verbose: bool) -> list[FeedReport]:
     ) as progress:
         task = progress.add_task("", total=len(runtime.settings.feeds))
         return feeds.fetch(runtime, lambda report: progress.update(task, advance=1, description=report.url))
-
-
-def status(
-    ctx: typer.Context,
-    as_json: JsonOption = False,
-    check: Annotated[
-        bool,
-        typer.Option("--check", help="For a monitoring system: list only the problems; exit 1 if any."),
-    ] = False,
-) -> None:
-    """What needs a person's eye: feeds, readers, suppressions, recent editions, each job's next
-    run, and the problems (`--check` exits 1 when there is one)."""
-    zone = state(ctx).settings.zone
-    seen = overview(state(ctx).runtime(), datetime.now(UTC))
-    if check:
-        for problem in seen.problems:
-            out.print(outside(problem), soft_wrap=True)
-        if as_json:
-            output.emit_json({"problems": seen.problems})
-        raise typer.Exit(1 if seen.problems else 0)
-    if as_json:
-        output.emit_json(
-            {
-                "feeds": [
-                    {
-                        "url": feed.url,
-                        "status": feed.status.value if feed.status else None,
-                        "http_status": feed.http_status,
-                        "fetched_at": output.iso(feed.fetched_at, zone),
-                        "read_well_at": output.iso(feed.read_well_at, zone),
-                        "entries": feed.entries,
-                        "error": feed.error,
-                    }
-                    for feed in seen.feeds
-                ],
-                "articles": seen.articles,
-                "subscribers": {str(status): count for status, count in seen.subscribers.items()},
-                "suppressions": {str(reason): count for reason, count in seen.suppressions.items()},
-                "editions": [output.edition_json(summary, zone) for summary in seen.editions],
-                "jobs": [
-                    {
-                        "id": job.job_id,
-                        "what": job.what,
-                        "next_run": output.iso(job.next_run, zone),
-                        "next_run_utc": job.next_run.astimezone(UTC).isoformat(),
-                    }
-                    for job in seen.jobs
-                ],
-                "problems": seen.problems,
-            }
-        )
-        return
-    table = Table(title="Feeds")
-    for column in ("feed", "status", "HTTP", "last fetched", "last read well", "entries", "problem"):
-        table.add_column(column, overflow="fold")
-    for feed in seen.feeds:
-        table.add_row(
-            outside(feed.url),
-            output.feed_status(feed.status),
-            str(feed.http_status or ""),
-            output.local(feed.fetched_at, zone),
-            output.local(feed.read_well_at, zone),
-            str(feed.entries),
-            outside(feed.error or ""),
-        )
-    out.print(table)
-    people = ", ".join(f"{count} {status}" for status, count in seen.subscribers.items()) or "none"
-    kept_out = ", ".join(f"{count} {reason}" for reason, count in seen.suppressions.items()) or "none"
-    out.print(
-        f"{seen.articles} articles stored; subscribers: {people}; suppressed: {kept_out}",
-        markup=False,
-        soft_wrap=True,
-    )
-    out.print(output.editions_table(seen.editions, zone))
-    jobs = Table(title="Jobs of `newsletter run` (computed from the schedules)")
-    for column in ("job", "what", "next run", "next run (UTC)"):
-        jobs.add_column(column)
-    for job in seen.jobs:
-        jobs.add_row(
-            outside(job.job_id),
-            outside(job.what),
-            output.local(job.next_run, zone),
-            f"{job.next_run.astimezone(UTC):%Y-%m-%d %H:%M}",
-        )
-    out.print(jobs)
-    for problem in seen.problems:
-        err.print(Text.assemble(("problem: ", "red"), printable(problem)), soft_wrap=True)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from newsletter import logs
 from newsletter.cli.state import state
 from newsletter.errors import InputError
-from newsletter.settings import Settings, language_code
-from newsletter.subscribers.addresses import InvalidAddress, normalize_email
+
+if TYPE_CHECKING:  # the root's options come from here: `--help` must not load the settings
+    from newsletter.settings import Settings
 
 # `--at` years: wide for any real use, narrow enough that windows and slots around the moment
 # (days or a century of `trending --days` away) stay within what dates and databases can hold.
@@ -75,6 +76,8 @@ def known_language(value: str | None) -> str | None:
     """A language as the store keeps it ('pt-BR' -> 'pt')."""
     if value is None:
         return None
+    from newsletter.settings import language_code
+
     try:
         return language_code(value)
     except ValueError:
@@ -87,6 +90,8 @@ def mailbox(value: str | None) -> str | None:
     """One plain email address, normalized."""
     if value is None:
         return None
+    from newsletter.subscribers.addresses import InvalidAddress, normalize_email
+
     try:
         return normalize_email(value)
     except InvalidAddress as exc:
@@ -109,6 +114,10 @@ CategoriesOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="JSON on standard output (stable keys, ISO 8601 times).")
 ]
+HostOption = Annotated[
+    str, typer.Option("--host", help="Address to listen on (behind a reverse proxy: loopback).")
+]
+PortOption = Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")]
 
 
 def moment(settings: Settings, at: str | None) -> datetime:

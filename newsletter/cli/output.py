@@ -11,21 +11,23 @@ import json
 import logging
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from newsletter.editions.edition import EditionInfo
 from newsletter.editions.slots import slot_time
-from newsletter.ingest.run import FeedReport
-from newsletter.sending.report import SendReport
-from newsletter.services.editions import EditionSummary
-from newsletter.services.feeds import StoredArticles
 from newsletter.store.statuses import DeliveryStatus, EditionStatus, FeedStatus
 from newsletter.text import printable
+
+if TYPE_CHECKING:  # what each command prints, not what every command imports
+    from newsletter.editions.edition import EditionInfo
+    from newsletter.ingest.run import FeedReport
+    from newsletter.sending.report import SendReport
+    from newsletter.services.editions import EditionSummary
+    from newsletter.services.feeds import StoredArticles
 
 # Wide enough that no cell or line is ever cut or wrapped when read by a program, not a person.
 UNLIMITED = 1_000_000

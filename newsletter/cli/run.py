@@ -5,19 +5,21 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from newsletter import logs
 from newsletter.cli import output
+from newsletter.cli.options import HostOption, PortOption
 from newsletter.cli.output import out
-from newsletter.cli.serve import HostOption, PortOption, bound
 from newsletter.cli.state import state
 from newsletter.scheduler.runner import Runner, wall_clock
-from newsletter.services import schedule
-from newsletter.web import serving
-from newsletter.web.app import create_app
+from newsletter.services import timetable
+
+if TYPE_CHECKING:
+    from newsletter.store.runtime import Runtime
+    from newsletter.web.serving import Background
 
 # Printed once the job is scheduled: what a supervisor (or a test) waits for.
 READY = "running: SIGTERM or Ctrl-C stops it"
@@ -34,10 +36,12 @@ def run(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
 ) -> None:
-    """Run the scheduled job: fetch the feeds every few minutes, send each newsletter's edition at
-    its slot (or once, late, within the grace), keep the store tidy. SIGTERM or Ctrl-C stop it
-    within seconds: the messages on the wire finish and are recorded, the rest of the batch is
-    given back, a feed being read is cut short."""
+    """Run the scheduled job until SIGTERM or Ctrl-C: feeds, editions at their slots, upkeep.
+
+    It fetches the feeds every few minutes, sends each newsletter's edition at its slot (or once,
+    late, within the grace) and keeps the store tidy. SIGTERM or Ctrl-C stop it within seconds:
+    the messages on the wire finish and are recorded, the rest of the batch is given back, a feed
+    being read is cut short."""
     # First: a signal during start-up (settings, store, scheduler) stops it cleanly too.
     stopping = threading.Event()
 
@@ -50,14 +54,12 @@ def run(
     logs.configure(state(ctx).verbose, interactive=False, json_lines=log_json)
     runtime = state(ctx).runtime()
     runner = Runner(runtime)
-    pages = serving.Background(create_app(runtime), bound(host, port)) if with_web else None
+    pages = readers_pages(runtime, host, port) if with_web else None
     runner.start()
     if pages is not None:
         pages.start()
-        out.print(
-            f"serving the readers' pages on {serving.address(pages.sock)}", markup=False, soft_wrap=True
-        )
-    for job in schedule.jobs(runtime, wall_clock()):
+        out.print(f"serving the readers' pages on {pages.address}", markup=False, soft_wrap=True)
+    for job in timetable.jobs(runtime, wall_clock()):
         out.print(
             f"{job.job_id}: next {output.local(job.next_run, settings.zone)}", markup=False, soft_wrap=True
         )
@@ -69,3 +71,13 @@ def run(
         pages.stop()
     runner.shutdown()
     out.print("stopped", markup=False)
+
+
+def readers_pages(runtime: Runtime, host: str, port: int) -> Background:
+    """The readers' pages to serve from this process (`--with-web`): only then is the web app
+    imported."""
+    from newsletter.cli.serve import bound
+    from newsletter.web import serving
+    from newsletter.web.app import create_app
+
+    return serving.Background(create_app(runtime), bound(host, port))

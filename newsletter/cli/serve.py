@@ -7,16 +7,12 @@ from typing import Annotated
 import typer
 
 from newsletter import logs
+from newsletter.cli.options import HostOption, PortOption
 from newsletter.cli.output import out
 from newsletter.cli.state import state
 from newsletter.errors import InputError
 from newsletter.web import serving
 from newsletter.web.app import create_app
-
-HostOption = Annotated[
-    str, typer.Option("--host", help="Address to listen on (behind a reverse proxy: loopback).")
-]
-PortOption = Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")]
 
 
 def bound(host: str, port: int) -> serving.socket.socket:

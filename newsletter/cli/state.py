@@ -4,11 +4,13 @@ it on first use, and the runtime opened on first use."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from newsletter.settings import Settings, load_settings
-from newsletter.store.runtime import Runtime, open_runtime
+if TYPE_CHECKING:  # imported when first used: `--help` needs neither the settings nor the store
+    from newsletter.settings import Settings
+    from newsletter.store.runtime import Runtime
 
 
 class State:
@@ -24,12 +26,16 @@ class State:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from newsletter.settings import load_settings
+
             self._settings = load_settings(self.config)
         return self._settings
 
     def runtime(self) -> Runtime:
         """Connect and migrate on first use: `--help` and bad arguments never touch the store."""
         if self._runtime is None:
+            from newsletter.store.runtime import open_runtime
+
             self._runtime = open_runtime(self.settings)
         return self._runtime
 

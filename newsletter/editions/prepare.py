@@ -18,13 +18,12 @@ from newsletter.editions.edition import EditionError
 from newsletter.editions.offer import load_offer
 from newsletter.editions.slots import slot_time
 from newsletter.editions.variants import Built, Variants
-from newsletter.ingest.fetch import display_url
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.ledger import Assignment
 from newsletter.store.models import Category, Delivery, Edition, Feed, Variant, VariantArticle
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
-from newsletter.text import printable
+from newsletter.text import display_url, printable
 
 SUPPRESSED = Assignment(DeliveryStatus.SUPPRESSED, detail="address is on the suppression list")
 NOTHING_NEW = Assignment(DeliveryStatus.SKIPPED, detail="nothing new for this reader's categories")

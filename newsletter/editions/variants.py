@@ -81,13 +81,13 @@ def public_languages(settings: Settings, offer: Offer) -> list[str]:
     """The languages the archive publishes an edition in, the site's first: those with a
     catalog, with the newsletter's own words, or with translated articles. Never one learnt from
     a reader: no page tells the world that a reader of a rare language is on the list."""
-    site = settings.site.language
+    site_language = settings.site.language
     found = {
         *i18n.languages(),
         *settings.newsletter(offer.edition.newsletter).translations,
         *(language for _key, language in offer.translations),
     }
-    return [site, *sorted(found - {site})]
+    return [site_language, *sorted(found - {site_language})]
 
 
 class Variants:
@@ -165,7 +165,7 @@ class Variants:
         if self.public or not self.newsletter.archive:
             return {"archive_url": None, "feed_url": None}
         edition, base = self.offer.edition, str(self.settings.public_url)
-        site = self.settings.site.language
+        site_language = self.settings.site.language
         if language not in self.public_languages:
             language = i18n.catalog_language(language)
         shown = {slug for slug, _ids in self.plan(list(self.offer.section_order), frozenset()).sections}
@@ -174,7 +174,7 @@ class Variants:
             only = plan.chosen[0]
         return {
             "archive_url": published.url(
-                base, published.edition_path(edition.newsletter, edition.slot, language, site)
+                base, published.edition_path(edition.newsletter, edition.slot, language, site_language)
             ),
             "feed_url": published.url(base, published.feed_path(edition.newsletter, language, "atom", only)),
         }

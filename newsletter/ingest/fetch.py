@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import mimetypes
 import os
-import re
 import socket
 import ssl
 import stat
@@ -27,7 +26,7 @@ import httpx
 
 from newsletter.errors import FeedError
 from newsletter.settings import FetchSettings
-from newsletter.text import printable
+from newsletter.text import display_url, printable
 
 IPAddress = IPv4Address | IPv6Address
 # When the current exchange must end (time.monotonic()); set by `fetch` around each feed.
@@ -38,7 +37,6 @@ _STOP: ContextVar[threading.Event | None] = ContextVar("fetch_stop", default=Non
 STOP_CHECK_SECONDS = 0.2
 # IPv6 ranges whose last 32 bits are an IPv4 address reached through them: NAT64, IPv4-compatible.
 _CARRYING_IPV4 = (ip_network("64:ff9b::/96"), ip_network("::/96"))
-_USERINFO = re.compile(r"\A(?P<scheme>[a-z][a-z0-9+.-]*://)[^/?#]*@", re.I)
 
 
 @dataclass(frozen=True)
@@ -72,12 +70,6 @@ class RefusedAddress(Exception):
         super().__init__(f"{host} is at {address}")
         self.host = host
         self.address = address
-
-
-def display_url(url: str) -> str:
-    """A feed URL fit to show or log: its user information (a password, or a user name that is
-    often a token) becomes ***."""
-    return _USERINFO.sub(r"\g<scheme>***@", url)
 
 
 def is_public(address: IPAddress) -> bool:

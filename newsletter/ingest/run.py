@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.errors import FeedError
 from newsletter.ingest.articles import Placement, mark_trending, store_entries
-from newsletter.ingest.fetch import FetchStopped, display_url, fetch, make_client
+from newsletter.ingest.fetch import FetchStopped, fetch, make_client
 from newsletter.ingest.parse import parse_feed
 from newsletter.settings import FeedSettings, Settings
 from newsletter.store.categories import configured_sections, slugify
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Feed, utcnow
 from newsletter.store.statuses import READ, FeedStatus
+from newsletter.text import display_url
 
 log = logging.getLogger("newsletter.feeds")
 # A body this large is collected as soon as it is parsed: feedparser leaves reference cycles (its

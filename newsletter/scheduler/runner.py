@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from newsletter.errors import NewsletterError
-from newsletter.services import archive, bounces, events, feeds, maintenance, schedule
+from newsletter.services import archive, bounces, events, feeds, maintenance, schedule, timetable
 from newsletter.services.alerts import alert
 from newsletter.store.runtime import Runtime
 
@@ -110,7 +110,7 @@ class Runner:
         """The bounce mailbox, when the settings name one: read at every refresh, so a bounced
         reader is suppressed before the next edition."""
         settings = self.runtime.settings
-        if not bounces.configured(settings):
+        if not timetable.reads_bounces(settings):
             return
         try:
             boxes = bounces.open_mailboxes(settings, None, imap=False)
@@ -168,7 +168,7 @@ class Runner:
 
     def alert_failing_feeds(self) -> None:
         """Once per feed and failing spell: a feed failing for longer than the setting says."""
-        for feed in schedule.failing_feeds(self.runtime, self.clock()):
+        for feed in timetable.failing_feeds(self.runtime, self.clock()):
             spell = (feed.url, feed.last_ok_at)
             if spell not in self.alerted_feeds:
                 self.alerted_feeds.add(spell)
@@ -206,7 +206,7 @@ class Runner:
         """The next wake for the newsletter: its next slot, as the slot arithmetic has it."""
         when = next(
             job.next_run
-            for job in schedule.jobs(self.runtime, self.clock())
+            for job in timetable.jobs(self.runtime, self.clock())
             if job.job_id == f"edition:{newsletter}"
         )
         self.scheduler.add_job(
@@ -219,7 +219,7 @@ class Runner:
 
     def wake_for_review(self, newsletter: str) -> None:
         """The newsletter's next review time, when it has one."""
-        when = schedule.review_time(self.runtime.settings, newsletter, self.clock())
+        when = timetable.review_time(self.runtime.settings, newsletter, self.clock())
         if when is not None:
             self.scheduler.add_job(
                 self.review,
@@ -231,7 +231,7 @@ class Runner:
 
     def wake_for_maintenance(self) -> None:
         when = next(
-            job.next_run for job in schedule.jobs(self.runtime, self.clock()) if job.job_id == "maintenance"
+            job.next_run for job in timetable.jobs(self.runtime, self.clock()) if job.job_id == "maintenance"
         )
         self.scheduler.add_job(
             self.maintain, DateTrigger(run_date=when), id="maintenance", replace_existing=True

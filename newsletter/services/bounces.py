@@ -82,11 +82,6 @@ class BounceReport:
         return [h for h in self.handled if h.outcome == "unreadable"]
 
 
-def configured(settings: Settings) -> bool:
-    """A bounce mailbox is named in the settings (the scheduled job reads it then)."""
-    return settings.bounce_maildir is not None or settings.bounce_imap_host is not None
-
-
 def open_mailboxes(
     settings: Settings, maildir: Path | None, imap: bool, unsubscribe_maildir: Path | None = None
 ) -> list[Mailbox]:

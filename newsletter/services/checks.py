@@ -32,7 +32,7 @@ from newsletter.editions.compose import Composer, Markers
 from newsletter.editions.edition import EditionInfo, draft, next_slot, open_edition
 from newsletter.editions.personalize import Personalizable, Reader
 from newsletter.editions.prepare import prepare
-from newsletter.ingest.fetch import _DEADLINE, RefusedAddress, display_url, make_client
+from newsletter.ingest.fetch import _DEADLINE, RefusedAddress, make_client
 from newsletter.sending.batches import variant_template
 from newsletter.services import audit
 from newsletter.services.alerts import alert
@@ -43,7 +43,7 @@ from newsletter.store.models import Article, Edition, Variant, VariantArticle
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import EditionStatus
 from newsletter.subscribers.links import Links
-from newsletter.text import printable
+from newsletter.text import display_url, printable
 
 log = logging.getLogger("newsletter.checks")
 # `held_by` of the hold `hold_on_failed_checks` puts on an edition just prepared.

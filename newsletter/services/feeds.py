@@ -6,16 +6,19 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
 from newsletter.errors import NewsletterError
-from newsletter.ingest.fetch import display_url
-from newsletter.ingest.run import FeedReport, fetch_feeds
 from newsletter.store.db import reading
 from newsletter.store.models import Article, Category, Feed, article_categories
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import FeedStatus
+from newsletter.text import display_url
+
+if TYPE_CHECKING:
+    from newsletter.ingest.run import FeedReport
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ def fetch(
     is set: see `fetch_feeds`)."""
     if not runtime.settings.feeds:
         raise NewsletterError("no feeds configured: add [[feeds]] tables to the settings file")
+    from newsletter.ingest.run import fetch_feeds  # the HTTP client and parsers: only to fetch
+
     return fetch_feeds(runtime.settings, runtime.factory, on_report=on_report, stop=stop)
 
 

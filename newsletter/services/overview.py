@@ -9,10 +9,10 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from newsletter.services import editions, feeds, schedule, subscribers
+from newsletter.services import editions, feeds, subscribers, timetable
 from newsletter.services.editions import EditionSummary
 from newsletter.services.feeds import FeedState
-from newsletter.services.schedule import JobTime
+from newsletter.services.timetable import JobTime
 from newsletter.store.db import reading
 from newsletter.store.models import Article, Suppression
 from newsletter.store.runtime import Runtime
@@ -42,8 +42,8 @@ def overview(runtime: Runtime, now: datetime, editions_shown: int = 10) -> Overv
         {reason: count for reason, count in suppressed},
         articles,
         editions.editions(runtime, limit=editions_shown),
-        schedule.jobs(runtime, now),
-        schedule.problems(runtime, now),
+        timetable.jobs(runtime, now),
+        timetable.problems(runtime, now),
     )
 
 

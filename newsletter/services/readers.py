@@ -23,9 +23,9 @@ from newsletter.i18n import N_
 from newsletter.services.leaving import Leaving, Left
 from newsletter.services.notices import send_notice
 from newsletter.settings import Settings, language_code
-from newsletter.store.categories import configured_sections, slugify
+from newsletter.store.categories import categories_for
 from newsletter.store.db import reading, unit_of_work
-from newsletter.store.models import Category, Consent, Subscriber, SubscriberNewsletter, Suppression
+from newsletter.store.models import Consent, Subscriber, SubscriberNewsletter, Suppression
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatus, SuppressionReason
 from newsletter.subscribers.addresses import address_hash, normalize_email
@@ -162,27 +162,6 @@ def _checked_newsletters(settings: Settings, names: list[str]) -> list[str]:
     if unknown or not names:
         raise InputError("newsletters", f"choose among {', '.join(sorted(settings.newsletters))}")
     return list(dict.fromkeys(names))
-
-
-def categories_for(session: Session, settings: Settings, names: list[str]) -> list[Category]:
-    """The sections a reader chose, created when the settings name one no fetch stored yet."""
-    known = configured_sections(settings)
-    stored = {c.slug: c for c in session.scalars(select(Category).where(Category.is_section))}
-    chosen: list[Category] = []
-    for name in names:
-        slug = slugify(name)
-        if slug in stored:
-            chosen.append(stored[slug])
-        elif slug in known:
-            category = session.scalars(select(Category).where(Category.slug == slug)).one_or_none()
-            category = category or Category(slug=slug, name=known[slug], is_section=True)
-            category.is_section = True
-            session.add(category)
-            stored[slug] = category
-            chosen.append(category)
-        else:
-            raise InputError("categories", f"unknown category {name!r}")
-    return list(dict.fromkeys(chosen))
 
 
 def _suppression(session: Session, email: str, key: bytes) -> Suppression | None:

@@ -24,24 +24,22 @@ from newsletter.editions.edition import (
     next_slot,
     open_edition,
     skip_stale_holds,
-    upcoming_slot,
 )
 from newsletter.editions.prepare import EmptyEdition, NoNews, check_news, prepare
-from newsletter.editions.slots import next_slot_after, slot_name, slot_time
+from newsletter.editions.slots import slot_name, slot_time
 from newsletter.errors import NewsletterError, StoreUnavailable
-from newsletter.ingest.fetch import display_url
 from newsletter.sending.report import SendError, SendReport
 from newsletter.sending.single import send_one
-from newsletter.services import accounts, bounces, checks, sending
+from newsletter.services import accounts, checks, sending
 from newsletter.services.alerts import alert
 from newsletter.services.editions import grace
 from newsletter.services.sending import EditionHeld, NotDue
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
-from newsletter.store.models import Article, Delivery, Edition, Feed, Variant, VariantArticle
+from newsletter.store.models import Article, Delivery, Edition, Variant, VariantArticle
 from newsletter.store.runtime import Runtime
-from newsletter.store.statuses import READ, DeliveryStatus, EditionStatus
+from newsletter.store.statuses import DeliveryStatus, EditionStatus
 from newsletter.text import printable
 
 log = logging.getLogger("newsletter.schedule")
@@ -62,13 +60,6 @@ class EditionRun:
     action: str
     report: SendReport | None = None
     problem: str | None = None
-
-
-@dataclass(frozen=True)
-class JobTime:
-    job_id: str
-    what: str
-    next_run: datetime
 
 
 def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threading.Event) -> EditionRun:
@@ -183,18 +174,6 @@ class ReviewMail:
     variants: int
     counts: dict[DeliveryStatus, int]
     headlines: list[str]
-
-
-def review_time(settings: Settings, newsletter: str, now: datetime) -> datetime | None:
-    """When the newsletter's next edition is composed for review: `review_minutes` before the
-    first slot for which that is still ahead; None when it has no review."""
-    ahead = timedelta(minutes=settings.newsletter(newsletter).review_minutes)
-    if not ahead:
-        return None
-    slot = upcoming_slot(settings, newsletter, now)
-    while slot - ahead <= now:
-        slot = upcoming_slot(settings, newsletter, slot)
-    return slot - ahead
 
 
 def review_due(runtime: Runtime, newsletter: str, now: datetime) -> EditionRun:
@@ -331,79 +310,3 @@ def _mail_review(runtime: Runtime, mail: ReviewMail, now: datetime) -> None:
             failed.append(f"{to}: {outcome.detail}")
     if failed:
         alert(runtime, f"the review mail of the {mail.newsletter} edition of {when} did not go", failed)
-
-
-def failing_feeds(runtime: Runtime, now: datetime) -> list[Feed]:
-    """Feeds not read for longer than `[scheduler] feed_alert_hours`."""
-    settings = runtime.settings
-    limit = now - timedelta(hours=settings.scheduler.feed_alert_hours)
-    urls = [feed.url for feed in settings.feeds]
-    with reading(runtime.factory) as session:
-        feeds = session.scalars(select(Feed).where(Feed.url.in_(urls))).all() if urls else []
-    return [
-        f for f in feeds if f.last_status not in READ and (f.last_ok_at or f.last_fetched_at or now) < limit
-    ]
-
-
-def jobs(runtime: Runtime, now: datetime) -> list[JobTime]:
-    """Each job's next run, computed from the settings and the store (another process cannot
-    see the scheduler's memory)."""
-    settings = runtime.settings
-    with reading(runtime.factory) as session:
-        last = session.scalar(select(func.max(Feed.last_fetched_at)))
-    every = timedelta(minutes=settings.scheduler.refresh_minutes)
-    feeds = "fetch every feed" + (" and read the bounce mailbox" if bounces.configured(settings) else "")
-    found = [JobTime("feeds", f"{feeds}, every {every}", max(now, last + every) if last else now)]
-    for name in sorted(settings.newsletters):
-        found.append(JobTime(f"edition:{name}", f"the {name} edition", upcoming_slot(settings, name, now)))
-        review = review_time(settings, name, now)
-        if review is not None:
-            found.append(JobTime(f"review:{name}", f"the {name} edition composed for review", review))
-    found.append(
-        JobTime(
-            "maintenance",
-            "prune old delivery rows and outbox files",
-            next_slot_after("*", settings.scheduler.maintenance_at, settings.zone, now),
-        )
-    )
-    return found
-
-
-def problems(runtime: Runtime, now: datetime) -> list[str]:
-    """What a monitoring system should hear of (`newsletter status --check`): the last edition of
-    a newsletter partial or missed, a due edition not sent within the grace, failing feeds."""
-    settings = runtime.settings
-    found: list[str] = []
-    with reading(runtime.factory) as session:
-        for name in sorted(settings.newsletters):
-            slot = due_slot(settings, name, now)
-            last = session.scalars(
-                select(Edition).where(Edition.newsletter == name).order_by(Edition.window_end.desc()).limit(1)
-            ).one_or_none()
-            if last is not None and last.status in (EditionStatus.PARTIAL, EditionStatus.MISSED):
-                found.append(f"the {name} edition of {last.slot} is {last.status}")
-            due = session.scalar(
-                select(Edition.status).where(Edition.newsletter == name, Edition.slot == slot_name(slot))
-            )
-            if due not in FINISHED and now - slot > grace(settings):
-                found.append(
-                    f"the {name} edition of {slot_name(slot)} has not gone out (is `newsletter run` running?)"
-                )
-        lease = timedelta(minutes=settings.sending.lease_minutes)
-        stale = ledger.stale_claims(session, now - lease)
-        for edition in session.scalars(
-            select(Edition).where(Edition.id.in_(list(stale))).order_by(Edition.id)
-        ):
-            count, silent = stale[edition.id]
-            found.append(
-                f"the {edition.newsletter} edition of {edition.slot} has {count} deliveries held by a sender "
-                f"silent since {silent.astimezone(settings.zone):%Y-%m-%d %H:%M:%S %Z} (past its lease): "
-                "a live sender or `newsletter run` takes them over "
-                f"(at once: `newsletter send --edition {edition.id}`)"
-            )
-    for feed in failing_feeds(runtime, now):
-        since = (
-            f"{feed.last_ok_at.astimezone(settings.zone):%Y-%m-%d %H:%M %Z}" if feed.last_ok_at else "ever"
-        )
-        found.append(f"feed {display_url(feed.url)} not read since {since}: {feed.last_error or 'no answer'}")
-    return found

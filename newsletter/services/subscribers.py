@@ -14,8 +14,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from newsletter.errors import InputError, NewsletterError
-from newsletter.services.readers import categories_for
 from newsletter.settings import language_code
+from newsletter.store.categories import categories_for
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.models import (
     Bounce,

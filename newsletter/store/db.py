@@ -8,17 +8,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.store.availability import StoreBusy
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration: a store already there is not handed to alembic, whose import and scripts
+# cost a command that only reads the store more than its own work (tests/test_store.py keeps it so).
+HEAD_REVISION = "0012"
 # How long a SQLite writer waits for the database's lock unless told otherwise (`write_wait`).
 BUSY_SECONDS = 30.0
 # A session factory's `info` key: the seconds a unit of work may wait for the write lock.
@@ -63,9 +67,15 @@ def make_engine(url: str) -> Engine:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
+
+
+class MigrationError(Exception):
+    """alembic could not bring the store up to date (a store newer than this code, say)."""
 
 
 # Held while migrating on PostgreSQL: schedulers, senders and the web app started together
@@ -78,11 +88,26 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     several processes at once. On SQLite it queues with the units of work (see `Writer`): a
     command started while the pages write without pause is not starved of the store."""
     with _writer(engine) or nullcontext(), engine.begin() as connection:
+        if revision == "head" and revisions(connection) == [HEAD_REVISION]:
+            return
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        from alembic import command  # only with a migration to run (see HEAD_REVISION)
+        from alembic.util.exc import CommandError
+
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        try:
+            command.upgrade(config, revision)
+        except CommandError as exc:
+            raise MigrationError(str(exc)) from exc
+
+
+def revisions(connection: Connection) -> list[str]:
+    """The migrations the store says it is at (one, unless it is empty)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return []
+    return list(connection.scalars(text("SELECT version_num FROM alembic_version")))
 
 
 def session_factory(engine: Engine, write_wait: float | None = None) -> sessionmaker[Session]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from alembic.util.exc import CommandError
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -12,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.errors import SettingsError, StoreError
 from newsletter.settings import Settings
-from newsletter.store.db import make_engine, session_factory, upgrade, write_wait
+from newsletter.store.db import MigrationError, make_engine, session_factory, upgrade, write_wait
 
 # Ids are INTEGER columns: 32-bit on PostgreSQL, so no row has a larger one. Entry points check
 # ids against it before a query (SQLite overflows past 64 bits).
@@ -55,7 +54,7 @@ def open_runtime(settings: Settings, migrate: bool = True) -> Runtime:
     try:
         if migrate:
             upgrade(engine)
-    except (DBAPIError, CommandError, OSError) as exc:
+    except (DBAPIError, MigrationError, OSError) as exc:
         engine.dispose()
         raise _unusable(settings, exc) from None
     return Runtime(settings, engine, session_factory(engine))

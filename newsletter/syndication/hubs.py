@@ -18,11 +18,11 @@ import httpx
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.ingest.fetch import _DEADLINE, display_url, make_client
+from newsletter.ingest.fetch import _DEADLINE, make_client
 from newsletter.settings import Settings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import HubPush
-from newsletter.text import printable
+from newsletter.text import display_url, printable
 
 log = logging.getLogger("newsletter.hubs")
 

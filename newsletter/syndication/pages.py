@@ -93,11 +93,11 @@ def _description(digest: Digest) -> str:
 
 def edition_pages(renderer: Renderer, publication: Published) -> list[Rendered]:
     """The edition's page in each of its languages."""
-    site = renderer.settings.site.language
+    site_language = renderer.settings.site.language
     newsletter = publication.newsletter
 
     def path(code: str) -> str:
-        return published.edition_path(newsletter, publication.slot, code, site)
+        return published.edition_path(newsletter, publication.slot, code, site_language)
 
     languages = [(code, renderer.url(path(code))) for code in publication.digests]
     pages = []
@@ -118,7 +118,7 @@ def edition_pages(renderer: Renderer, publication: Published) -> list[Rendered]:
                 s.slug: renderer.url(published.feed_path(newsletter, language, "atom", s.slug))
                 for s in digest.sections
             },
-            index=renderer.url(published.index_path(newsletter, language, site)),
+            index=renderer.url(published.index_path(newsletter, language, site_language)),
             description=_description(digest),
             og_type="article",
             og_locale=language,
@@ -157,15 +157,17 @@ def edition_pages(renderer: Renderer, publication: Published) -> list[Rendered]:
 
 def gone_pages(renderer: Renderer, publication: Published) -> list[tuple[str, str]]:
     """(path, page) of a withdrawn edition's pages: each answers 410 Gone."""
-    site = renderer.settings.site.language
+    site_language = renderer.settings.site.language
     found = []
     for language in publication.digests:
         body = renderer.render(
             "archive/gone.html",
             language,
-            index=renderer.url(published.index_path(publication.newsletter, language, site)),
+            index=renderer.url(published.index_path(publication.newsletter, language, site_language)),
         )
-        found.append((published.edition_path(publication.newsletter, publication.slot, language, site), body))
+        found.append(
+            (published.edition_path(publication.newsletter, publication.slot, language, site_language), body)
+        )
     return found
 
 
@@ -174,9 +176,11 @@ def index_pages(
 ) -> list[Rendered]:
     """The newsletter's index in each language, newest first, `per_page` editions a page."""
     settings = renderer.settings
-    site = settings.site.language
+    site_language = settings.site.language
     per_page = settings.syndication.per_page
-    switch = [(code, renderer.url(published.index_path(newsletter, code, site))) for code in languages]
+    switch = [
+        (code, renderer.url(published.index_path(newsletter, code, site_language))) for code in languages
+    ]
     pages = []
     for language in languages:
         mine = [p for p in publications if language in p.digests]
@@ -186,11 +190,11 @@ def index_pages(
         count = max(1, -(-len(mine) // per_page))
         for page in range(1, count + 1):
             shown = mine[(page - 1) * per_page : page * per_page]
-            path = published.index_path(newsletter, language, site, page)
+            path = published.index_path(newsletter, language, site_language, page)
             canonical = renderer.url(path)
             entries = [
                 (
-                    renderer.url(published.edition_path(newsletter, p.slot, language, site)),
+                    renderer.url(published.edition_path(newsletter, p.slot, language, site_language)),
                     f"{p.digests[language].title}, {p.digests[language].label}",
                     [c.title for c in p.digests[language].cards[:3]],
                 )
@@ -206,10 +210,10 @@ def index_pages(
                 alternates=switch if page == 1 else [],
                 languages=switch,
                 feeds=_feeds(renderer, newsletter, language),
-                newer=renderer.url(published.index_path(newsletter, language, site, page - 1))
+                newer=renderer.url(published.index_path(newsletter, language, site_language, page - 1))
                 if page > 1
                 else None,
-                older=renderer.url(published.index_path(newsletter, language, site, page + 1))
+                older=renderer.url(published.index_path(newsletter, language, site_language, page + 1))
                 if page < count
                 else None,
                 description=heading,
@@ -235,7 +239,7 @@ def index_pages(
 
 def sitemap(renderer: Renderer, newsletters: dict[str, list[Published]]) -> Rendered:
     """Every live edition page in every language, and each index's first page."""
-    site = renderer.settings.site.language
+    site_language = renderer.settings.site.language
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">',
@@ -247,14 +251,16 @@ def sitemap(renderer: Renderer, newsletters: dict[str, list[Published]]) -> Rend
 
     for newsletter, publications in sorted(newsletters.items()):
         live = [p for p in publications if not p.withdrawn]
-        languages = sorted({code for p in live for code in p.digests}, key=lambda code: (code != site, code))
+        languages = sorted(
+            {code for p in live for code in p.digests}, key=lambda code: (code != site_language, code)
+        )
         newest = live[0].published_at if live else None
         for language in languages:
-            entry(published.index_path(newsletter, language, site), newest)
+            entry(published.index_path(newsletter, language, site_language), newest)
         for publication in live:
             for language in publication.digests:
                 entry(
-                    published.edition_path(newsletter, publication.slot, language, site),
+                    published.edition_path(newsletter, publication.slot, language, site_language),
                     publication.published_at,
                 )
     lines.append("</urlset>")

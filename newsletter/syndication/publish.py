@@ -137,15 +137,18 @@ def _render_newsletter(
     editions: set[int] | None,
 ) -> list[str]:
     """The newsletter's own pages and feeds (see `render`); the URLs of the feeds that changed."""
-    site = settings.site.language
+    site_language = settings.site.language
     everything = publications(session, newsletter)
     live = [p for p in everything if not p.withdrawn]
-    languages = sorted({code for p in live for code in p.digests} | {site}, key=lambda c: (c != site, c))
+    languages = sorted(
+        {code for p in live for code in p.digests} | {site_language}, key=lambda c: (c != site_language, c)
+    )
     made = []
     kept: set[str] = set()
     for publication in everything:
         paths = [
-            published.edition_path(newsletter, publication.slot, code, site) for code in publication.digests
+            published.edition_path(newsletter, publication.slot, code, site_language)
+            for code in publication.digests
         ]
         kept.update(paths)
         if editions is not None and publication.edition_id not in editions:

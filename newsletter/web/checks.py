@@ -26,24 +26,24 @@ Newsletter = Annotated[str, Path(max_length=64)]
 @router.get(PAGE)
 async def page(request: Request, newsletter: Newsletter) -> Response:
     """The last checklist, without fetching a link again."""
-    site = web(request)
-    if newsletter not in site.runtime.settings.newsletters:
-        return site.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
-    checklist = await run_in_threadpool(checks.last, site.runtime, newsletter, site.clock())
+    context = web(request)
+    if newsletter not in context.runtime.settings.newsletters:
+        return context.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
+    checklist = await run_in_threadpool(checks.last, context.runtime, newsletter, context.clock())
     return _page(request, newsletter, checklist)
 
 
 @router.post(PAGE)
 async def run(request: Request, newsletter: Newsletter) -> Response:
     """Run every check now (the links are fetched: it may take a while) and show the result."""
-    site = web(request)
-    if newsletter not in site.runtime.settings.newsletters:
-        return site.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
+    context = web(request)
+    if newsletter not in context.runtime.settings.newsletters:
+        return context.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
     posted = await read_form(request)
     if refused := form_refused(request, text(posted, "csrf")):
         return refused
     try:
-        checklist = await run_in_threadpool(checks.run, site.runtime, newsletter, site.clock())
+        checklist = await run_in_threadpool(checks.run, context.runtime, newsletter, context.clock())
     except NewsletterError as exc:  # nothing to check yet (no news in its window), said plainly
         return _page(request, newsletter, None, str(exc), 409)
     log.info("editors: %s ran the checks of the %s edition", signed(request).email, newsletter)
@@ -57,11 +57,11 @@ def _page(
     problem: str | None = None,
     status: int = 200,
 ) -> Response:
-    site = web(request)
-    zone = site.runtime.settings.zone
-    return site.pages.render(
+    context = web(request)
+    zone = context.runtime.settings.zone
+    return context.pages.render(
         "editor/checks.html",
-        site.language(request),
+        context.language(request),
         status,
         editor=signed(request).email,
         csrf=form_token(request),

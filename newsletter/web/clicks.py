@@ -14,6 +14,6 @@ router = APIRouter()
 
 @router.get("/c/{article}/{reader}")
 async def click(request: Request, article: str, reader: str) -> Response:
-    site = web(request)
-    target = await run_in_threadpool(clicks.follow, site.runtime, article, reader, site.clock())
+    context = web(request)
+    target = await run_in_threadpool(clicks.follow, context.runtime, article, reader, context.clock())
     return RedirectResponse(target, status_code=302)

@@ -26,43 +26,43 @@ async def address_page(request: Request, token: str) -> Response:
 
 
 async def _ask(request: Request, purpose: str, token: str) -> Response:
-    site = web(request)
-    language = await run_in_threadpool(readers.language_of, site.runtime, purpose, token)
-    return site.pages.render(
+    context = web(request)
+    language = await run_in_threadpool(readers.language_of, context.runtime, purpose, token)
+    return context.pages.render(
         "confirm.html",
         language,
         purpose=purpose,
         action=f"/{purpose}/{token}",
-        csrf=site.guard.form_token(token),
+        csrf=context.guard.form_token(token),
     )
 
 
 @router.post("/confirm/{token}")
 async def confirm(request: Request, token: str) -> Response:
-    site = web(request)
+    context = web(request)
     posted = await read_form(request)
-    if refused := site.form_refused(request, token, text(posted, "csrf")):
+    if refused := context.form_refused(request, token, text(posted, "csrf")):
         return refused
-    view = await run_in_threadpool(readers.confirm, site.runtime, token, site.clock())
+    view = await run_in_threadpool(readers.confirm, context.runtime, token, context.clock())
     return _confirmed(request, "confirm", view)
 
 
 @router.post("/address/{token}")
 async def confirm_address(request: Request, token: str) -> Response:
-    site = web(request)
+    context = web(request)
     posted = await read_form(request)
-    if refused := site.form_refused(request, token, text(posted, "csrf")):
+    if refused := context.form_refused(request, token, text(posted, "csrf")):
         return refused
-    view = await run_in_threadpool(readers.confirm_address, site.runtime, token, site.clock())
+    view = await run_in_threadpool(readers.confirm_address, context.runtime, token, context.clock())
     return _confirmed(request, "address", view)
 
 
 def _confirmed(request: Request, purpose: str, view: readers.ReaderView) -> Response:
-    site = web(request)
-    return site.pages.render(
+    context = web(request)
+    return context.pages.render(
         "confirmed.html",
         view.language,
         purpose=purpose,
         view=view,
-        settings_link=Links.from_settings(site.runtime.settings).preferences(view.subscriber_id),
+        settings_link=Links.from_settings(context.runtime.settings).preferences(view.subscriber_id),
     )

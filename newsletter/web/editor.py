@@ -33,24 +33,24 @@ AUDIT_SHOWN = 50
 
 @router.get(LOGIN)
 async def login_form(request: Request) -> Response:
-    site = web(request)
+    context = web(request)
     token = desk(request).token(request)
     target = return_path(request.query_params.get("next", ""))
-    if token and await run_in_threadpool(accounts.signed_in, site.runtime, token, site.clock()):
+    if token and await run_in_threadpool(accounts.signed_in, context.runtime, token, context.clock()):
         return RedirectResponse(target, status_code=303)
     return login_page(request, target=target)
 
 
 @router.post(LOGIN)
 async def login(request: Request) -> Response:
-    site = web(request)
+    context = web(request)
     posted = await read_form(request)
-    if refused := site.cookie_form_refused(request, text(posted, "csrf"), LOGIN):
+    if refused := context.cookie_form_refused(request, text(posted, "csrf"), LOGIN):
         return refused
     email = text(posted, "email", 320)
     password = posted.get("password")
     target = return_path(text(posted, "next", MAX_RETURN + 1))
-    client = site.client(request)
+    client = context.client(request)
     if not desk(request).attempt_allowed(client, email):
         response = login_page(
             request, email, N_("Too many attempts to sign in. Please wait a quarter of an hour."), 429, target
@@ -59,7 +59,9 @@ async def login(request: Request) -> Response:
         return response
     if not email or not isinstance(password, str) or not password:
         return login_page(request, email, N_("Enter your email address and your password."), 400, target)
-    signed_in = await run_in_threadpool(accounts.sign_in, site.runtime, email, password, client, site.clock())
+    signed_in = await run_in_threadpool(
+        accounts.sign_in, context.runtime, email, password, client, context.clock()
+    )
     if signed_in is None:
         return login_page(
             request, email, N_("This email address and password do not match an editor's."), 400, target
@@ -72,12 +74,12 @@ async def login(request: Request) -> Response:
 
 @router.post("/editor/logout")
 async def logout(request: Request) -> Response:
-    site = web(request)
+    context = web(request)
     posted = await read_form(request)
     if refused := form_refused(request, text(posted, "csrf")):
         return refused
     await run_in_threadpool(
-        accounts.sign_out, site.runtime, signed(request).token, site.client(request), site.clock()
+        accounts.sign_out, context.runtime, signed(request).token, context.client(request), context.clock()
     )
     response = RedirectResponse(LOGIN, status_code=303)
     desk(request).clear_cookie(response)
@@ -86,12 +88,12 @@ async def logout(request: Request) -> Response:
 
 @router.get(HOME)
 async def home(request: Request) -> Response:
-    site = web(request)
-    entries = await run_in_threadpool(audit.entries, site.runtime, AUDIT_SHOWN)
-    zone = site.runtime.settings.zone
-    return site.pages.render(
+    context = web(request)
+    entries = await run_in_threadpool(audit.entries, context.runtime, AUDIT_SHOWN)
+    zone = context.runtime.settings.zone
+    return context.pages.render(
         "editor/home.html",
-        site.language(request),
+        context.language(request),
         editor=signed(request).email,
         csrf=form_token(request),
         entries=[
@@ -112,18 +114,18 @@ def login_page(
 ) -> Response:
     """The sign-in form, carrying the page to return to; it (re)sets the CSRF cookie its token
     is bound to."""
-    site = web(request)
-    cookie = site.guard.cookie_value(request.cookies) or site.guard.new_cookie()
-    response = site.pages.render(
+    context = web(request)
+    cookie = context.guard.cookie_value(request.cookies) or context.guard.new_cookie()
+    response = context.pages.render(
         "editor/login.html",
-        site.language(request),
+        context.language(request),
         status,
         email=email,
         problem=problem,
         return_to=target,
-        csrf=site.guard.form_token(cookie),
+        csrf=context.guard.form_token(cookie),
     )
     response.set_cookie(
-        site.guard.cookie, cookie, httponly=True, samesite="strict", secure=site.guard.secure, path="/"
+        context.guard.cookie, cookie, httponly=True, samesite="strict", secure=context.guard.secure, path="/"
     )
     return response

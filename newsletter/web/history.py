@@ -54,12 +54,12 @@ REASON_NAMES = {
 
 @router.get(EDITIONS)
 async def past_editions(request: Request, page: Annotated[int, Query(ge=1)] = 1) -> Response:
-    site = web(request)
-    found = await run_in_threadpool(history.past, site.runtime, page)
-    zone = site.runtime.settings.zone
-    return site.pages.render(
+    context = web(request)
+    found = await run_in_threadpool(history.past, context.runtime, page)
+    zone = context.runtime.settings.zone
+    return context.pages.render(
         "editor/editions.html",
-        site.language(request),
+        context.language(request),
         editions=[_edition(past, zone) for past in found.editions],
         page=found.page,
         pages=found.pages,
@@ -69,17 +69,17 @@ async def past_editions(request: Request, page: Annotated[int, Query(ge=1)] = 1)
 
 @router.get(EDITIONS + "/{edition_id:int}")
 async def past_edition(request: Request, edition_id: int) -> Response:
-    site = web(request)
+    context = web(request)
     if edition_id > MAX_ID:  # no row has such an id, and the database could not take it
         raise HTTPException(404)
     try:
-        found = await run_in_threadpool(history.report, site.runtime, edition_id)
+        found = await run_in_threadpool(history.report, context.runtime, edition_id)
     except EditionError:
         raise HTTPException(404) from None
-    zone = site.runtime.settings.zone
-    return site.pages.render(
+    zone = context.runtime.settings.zone
+    return context.pages.render(
         "editor/edition.html",
-        site.language(request),
+        context.language(request),
         edition=_edition(found.edition, zone),
         failures=[
             {"email": f.email, "attempts": f.attempts, "detail": f.detail or ""} for f in found.failures

@@ -32,83 +32,85 @@ KEEP = "keep"
 
 @router.get("/preferences")
 async def ask_for_link(request: Request) -> Response:
-    site = web(request)
-    return link_page(site, request, 200, expired=False)
+    context = web(request)
+    return link_page(context, request, 200, expired=False)
 
 
 @router.post("/preferences")
 async def send_link(request: Request) -> Response:
     """Email the settings link to an address, if it is a reader's; the answer never says."""
-    site = web(request)
+    context = web(request)
     posted = await read_form(request)
     # The expired link's page sends no referrer: `Origin: null` is expected there.
-    if refused := site.cookie_form_refused(request, text(posted, "csrf"), "/preferences", null_origin=True):
+    if refused := context.cookie_form_refused(
+        request, text(posted, "csrf"), "/preferences", null_origin=True
+    ):
         return refused
-    if not site.client_allowed(request):
-        return site.too_many(request)
+    if not context.client_allowed(request):
+        return context.too_many(request)
     email = text(posted, "email", 320)
-    notices = Notices(site.runtime)
-    if email and site.address_allowed(email):
+    notices = Notices(context.runtime)
+    if email and context.address_allowed(email):
         try:
-            await run_in_threadpool(readers.fresh_link, site.runtime, email, site.clock(), notices)
+            await run_in_threadpool(readers.fresh_link, context.runtime, email, context.clock(), notices)
         except StoreError:  # nothing was recorded: the page says to come back (503)
             raise
         except NewsletterError as exc:
             log.error("a fresh settings link: %s", exc)
-    return notices.after(site.pages.render("link_sent.html", site.language(request), email=email))
+    return notices.after(context.pages.render("link_sent.html", context.language(request), email=email))
 
 
 @router.get("/preferences/{token}")
 async def preferences(request: Request, token: str) -> Response:
-    site = web(request)
+    context = web(request)
     try:
-        view = await run_in_threadpool(readers.preferences, site.runtime, token)
+        view = await run_in_threadpool(readers.preferences, context.runtime, token)
     except TokenError:
-        return link_page(site, request, 400, expired=True)
-    return preferences_page(site, token, view)
+        return link_page(context, request, 400, expired=True)
+    return preferences_page(context, token, view)
 
 
 @router.post("/preferences/{token}")
 async def change(request: Request, token: str) -> Response:
-    site = web(request)
+    context = web(request)
     posted = await read_form(request)
-    if refused := site.form_refused(request, token, text(posted, "csrf")):
+    if refused := context.form_refused(request, token, text(posted, "csrf")):
         return refused
     new_email = text(posted, "new_email", 320) or None
-    if new_email and not site.client_allowed(request):
-        return site.too_many(request)
+    if new_email and not context.client_allowed(request):
+        return context.too_many(request)
     try:
-        current = await run_in_threadpool(readers.preferences, site.runtime, token)
+        current = await run_in_threadpool(readers.preferences, context.runtime, token)
     except TokenError:
-        return link_page(site, request, 400, expired=True)
-    wanted, problem = _wanted(site, posted, current.language)
-    if problem is None and new_email and not site.address_allowed(new_email):
+        return link_page(context, request, 400, expired=True)
+    wanted, problem = _wanted(context, posted, current.language)
+    if problem is None and new_email and not context.address_allowed(new_email):
         problem = (
             "new_email",
             N_("We have sent several links to this address already: try again in an hour."),
         )
     if problem is not None:
-        return preferences_page(site, token, current, errors=dict([problem]), status=400)
-    notices = Notices(site.runtime)
+        return preferences_page(context, token, current, errors=dict([problem]), status=400)
+    notices = Notices(context.runtime)
     try:
         view, asked = await run_in_threadpool(
-            readers.change, site.runtime, token, wanted, site.clock(), notices
+            readers.change, context.runtime, token, wanted, context.clock(), notices
         )
     except InputError as exc:  # the service's words may quote the form: the page says its own
         errors = {exc.name: PROBLEMS.get(exc.name, N_("Please check this value."))}
-        return preferences_page(site, token, current, errors=errors, status=400)
+        return preferences_page(context, token, current, errors=errors, status=400)
     except ValueError:  # a new address email-validator refuses
         errors = {"new_email": N_("This is not an email address we can write to.")}
-        return preferences_page(site, token, current, errors=errors, status=400)
-    return notices.after(preferences_page(site, token, view, saved=True, address_asked=asked))
+        return preferences_page(context, token, current, errors=errors, status=400)
+    return notices.after(preferences_page(context, token, view, saved=True, address_asked=asked))
 
 
-def _wanted(site: Web, posted: FormData, current: str) -> tuple[readers.Change, tuple[str, str] | None]:
+def _wanted(context: Web, posted: FormData, current: str) -> tuple[readers.Change, tuple[str, str] | None]:
     """The form as the service takes it, or the first field that cannot be right."""
     language = primary(text(posted, "language", 35)) or current
     pause = text(posted, "pause_weeks", 4) or "0"
     problem = None
-    if language not in site.pages.languages(also=current):
+    if language not in context.pages.languages(also=current):
         problem = ("language", N_("Choose a language."))
     if pause != KEEP and (not pause.isdigit() or int(pause) not in PAUSES):
         problem, pause = ("pause_weeks", N_("Choose a pause from the list.")), "0"
@@ -123,7 +125,7 @@ def _wanted(site: Web, posted: FormData, current: str) -> tuple[readers.Change, 
 
 
 def preferences_page(
-    site: Web,
+    context: Web,
     token: str,
     view: readers.ReaderView,
     errors: dict[str, str] | None = None,
@@ -131,20 +133,20 @@ def preferences_page(
     saved: bool = False,
     address_asked: bool = False,
 ) -> Response:
-    now = site.clock()
+    now = context.clock()
     paused = [
         s.paused_until for s in view.subscriptions if s.active and s.paused_until and s.paused_until > now
     ]
-    return site.pages.render(
+    return context.pages.render(
         "preferences.html",
         view.language,
         status,
         view=view,
         action=f"/preferences/{token}",
-        csrf=site.guard.form_token(token),
-        newsletters=site.pages.newsletters(view.language),
-        categories=site.pages.categories(),
-        languages=site.pages.languages(also=view.language),
+        csrf=context.guard.form_token(token),
+        newsletters=context.pages.newsletters(view.language),
+        categories=context.pages.categories(),
+        languages=context.pages.languages(also=view.language),
         pauses=PAUSES,
         paused_until=max(paused) if paused else None,
         errors=errors or {},
@@ -153,13 +155,13 @@ def preferences_page(
     )
 
 
-def link_page(site: Web, request: Request, status: int, expired: bool) -> Response:
+def link_page(context: Web, request: Request, status: int, expired: bool) -> Response:
     """The form that emails a fresh settings link; it (re)sets the CSRF cookie."""
-    cookie = site.guard.cookie_value(request.cookies) or site.guard.new_cookie()
-    response = site.pages.render(
-        "link.html", site.language(request), status, expired=expired, csrf=site.guard.form_token(cookie)
+    cookie = context.guard.cookie_value(request.cookies) or context.guard.new_cookie()
+    response = context.pages.render(
+        "link.html", context.language(request), status, expired=expired, csrf=context.guard.form_token(cookie)
     )
     response.set_cookie(
-        site.guard.cookie, cookie, httponly=True, samesite="strict", secure=site.guard.secure, path="/"
+        context.guard.cookie, cookie, httponly=True, samesite="strict", secure=context.guard.secure, path="/"
     )
     return response

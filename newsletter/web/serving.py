@@ -112,6 +112,10 @@ class Background:
             target=self.server.run, kwargs={"sockets": [sock]}, name="newsletter-web", daemon=True
         )
 
+    @property
+    def address(self) -> str:
+        return address(self.sock)
+
     def start(self) -> Background:
         self.thread.start()
         return self

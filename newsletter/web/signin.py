@@ -150,10 +150,12 @@ class EditorGate:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
-        site: Web = connection.app.state.web
+        context: Web = connection.app.state.web
         token = connection.app.state.desk.token(connection)
         email = (
-            await run_in_threadpool(accounts.signed_in, site.runtime, token, site.clock()) if token else None
+            await run_in_threadpool(accounts.signed_in, context.runtime, token, context.clock())
+            if token
+            else None
         )
         if email is None or token is None:
             await RedirectResponse(login_url(scope), status_code=303)(scope, receive, send)
@@ -169,15 +171,15 @@ def form_token(request: Request) -> str:
 
 def form_refused(request: Request, given: str) -> HTMLResponse | None:
     """A signed-in editor's form: refused from another origin, or without this session's token."""
-    site = web(request)
-    origin = site.guard.origin(request.headers)
-    if not site.guard.own_origin(origin, str(request.base_url)):  # `null` included: not ours
+    context = web(request)
+    origin = context.guard.origin(request.headers)
+    if not context.guard.own_origin(origin, str(request.base_url)):  # `null` included: not ours
         log.warning("an editors' form was posted from %s: refused", origin)
-        return site.error(
+        return context.error(
             request, 403, N_("Not allowed"), N_("This form may only be sent from our own pages.")
         )
-    if not site.guard.valid(f"editor-session:{signed(request).token}", given):
-        return site.error(
+    if not context.guard.valid(f"editor-session:{signed(request).token}", given):
+        return context.error(
             request,
             403,
             N_("This form has expired"),

@@ -25,36 +25,38 @@ async def home() -> Response:
 
 @router.get("/subscribe")
 async def form(request: Request) -> Response:
-    site = web(request)
-    language = site.language(request)
-    offered = site.pages.newsletters(language)
+    context = web(request)
+    language = context.language(request)
+    offered = context.pages.newsletters(language)
     chosen = [offered[0][0]] if len(offered) == 1 else []  # one newsletter: nothing to choose
-    return signup_page(site, request, language, {"language": language, "newsletters": chosen})
+    return signup_page(context, request, language, {"language": language, "newsletters": chosen})
 
 
 @router.post("/subscribe")
 async def subscribe(request: Request) -> Response:
-    site = web(request)
+    context = web(request)
     posted = await read_form(request)
-    language = _page_language(site, request, posted)
-    origin = site.guard.origin(request.headers)
-    partner = site.guard.partner(origin)
+    language = _page_language(context, request, posted)
+    origin = context.guard.origin(request.headers)
+    partner = context.guard.partner(origin)
     if not partner:
         again = N_("Please open the sign-up page again and send the form from there.")
-        if refused := site.cookie_form_refused(request, text(posted, "csrf"), "/subscribe", again=again):
+        if refused := context.cookie_form_refused(request, text(posted, "csrf"), "/subscribe", again=again):
             return refused
-    if not site.client_allowed(request):
-        return site.too_many(request)
+    if not context.client_allowed(request):
+        return context.too_many(request)
     values = _values(posted, language)
     email = values["email"]
     if not isinstance(email, str) or not email:
-        return signup_page(site, request, language, values, errors={"email": N_("Enter your email address.")})
-    if values["language"] not in site.pages.languages():
-        return signup_page(site, request, language, values, errors={"language": N_("Choose a language.")})
-    if not site.address_allowed(email):
+        return signup_page(
+            context, request, language, values, errors={"email": N_("Enter your email address.")}
+        )
+    if values["language"] not in context.pages.languages():
+        return signup_page(context, request, language, values, errors={"language": N_("Choose a language.")})
+    if not context.address_allowed(email):
         log.info("sign-up: an address was asked for too often this hour; not passed on")
-        return site.pages.render("signup_sent.html", language, email=email)
-    settings = site.runtime.settings
+        return context.pages.render("signup_sent.html", language, email=email)
+    settings = context.runtime.settings
     request_values = readers.SignUp(
         email=email,
         newsletters=texts(posted, "newsletters"),
@@ -62,51 +64,51 @@ async def subscribe(request: Request) -> Response:
         language=str(values["language"]),
         name=str(values["name"]) or None,
         # A partner page showed its own copy of the settings' wording; ours showed the translation.
-        source=_source(request, origin) if partner else f"{site.guard.own}/subscribe",
-        wording=None if partner else site.pages.gettext(language, settings.readers.consent_wording),
+        source=_source(request, origin) if partner else f"{context.guard.own}/subscribe",
+        wording=None if partner else context.pages.gettext(language, settings.readers.consent_wording),
     )
-    notices = Notices(site.runtime)
+    notices = Notices(context.runtime)
     try:
         outcome = await run_in_threadpool(
-            readers.sign_up, site.runtime, request_values, site.clock(), notices
+            readers.sign_up, context.runtime, request_values, context.clock(), notices
         )
     except InputError as exc:
-        return signup_page(site, request, language, values, errors={exc.name: _problem(exc.name)})
+        return signup_page(context, request, language, values, errors={exc.name: _problem(exc.name)})
     except ValueError:  # an address email-validator refuses
-        return signup_page(site, request, language, values, errors={"email": _problem("email")})
+        return signup_page(context, request, language, values, errors={"email": _problem("email")})
     except StoreError:  # nothing was recorded: the page says to come back (503)
         raise
     except NewsletterError as exc:  # the notice could not go: the page still says nothing more
         log.error("sign-up: %s", exc)
         outcome = "failed"
     log.info("sign-up: %s", outcome)
-    return notices.after(site.pages.render("signup_sent.html", language, email=email))
+    return notices.after(context.pages.render("signup_sent.html", language, email=email))
 
 
 def signup_page(
-    site: Web,
+    context: Web,
     request: Request,
     language: str,
     values: dict[str, object],
     errors: dict[str, str] | None = None,
 ) -> Response:
     """The form with the reader's values and any errors; it (re)sets the CSRF cookie."""
-    cookie = site.guard.cookie_value(request.cookies) or site.guard.new_cookie()
-    settings = site.runtime.settings
-    response = site.pages.render(
+    cookie = context.guard.cookie_value(request.cookies) or context.guard.new_cookie()
+    settings = context.runtime.settings
+    response = context.pages.render(
         "signup.html",
         language,
         400 if errors else 200,
         values=values,
         errors=errors or {},
-        csrf=site.guard.form_token(cookie),
-        newsletters=site.pages.newsletters(language),
-        categories=site.pages.categories(),
-        languages=site.pages.languages(),
+        csrf=context.guard.form_token(cookie),
+        newsletters=context.pages.newsletters(language),
+        categories=context.pages.categories(),
+        languages=context.pages.languages(),
         wording=settings.readers.consent_wording,
     )
     response.set_cookie(
-        site.guard.cookie, cookie, httponly=True, samesite="strict", secure=site.guard.secure, path="/"
+        context.guard.cookie, cookie, httponly=True, samesite="strict", secure=context.guard.secure, path="/"
     )
     return response
 
@@ -121,10 +123,10 @@ def _values(posted: FormData, language: str) -> dict[str, object]:
     }
 
 
-def _page_language(site: Web, request: Request, posted: FormData) -> str:
+def _page_language(context: Web, request: Request, posted: FormData) -> str:
     """The language the form was shown in (a hidden field), else the browser's."""
     shown = text(posted, "lang", 35)
-    return shown if shown in site.pages.languages() else site.language(request)
+    return shown if shown in context.pages.languages() else context.language(request)
 
 
 def _source(request: Request, origin: str | None) -> str:

@@ -95,14 +95,14 @@ async def page(
 ) -> Response:
     if missing := _known(request, newsletter):
         return missing
-    site = web(request)
-    shown = await run_in_threadpool(upcoming.upcoming, site.runtime, newsletter, site.clock())
+    context = web(request)
+    shown = await run_in_threadpool(upcoming.upcoming, context.runtime, newsletter, context.clock())
     chosen = next((v for v in shown.variants if v.id == variant), None) or (
         shown.variants[0] if shown.variants else None
     )
-    response = site.pages.render(
+    response = context.pages.render(
         "editor/upcoming.html",
-        site.language(request),
+        context.language(request),
         editor=signed(request).email,
         csrf=form_token(request),
         newsletter=newsletter,
@@ -120,36 +120,36 @@ async def page(
 @router.get(PREFIX + "/variants/{variant_id}/frame")
 async def frame(request: Request, newsletter: Newsletter, variant_id: VariantId) -> Response:
     """One stored variant, as its readers get it (with links to nobody's account)."""
-    site = web(request)
+    context = web(request)
     try:
-        found = await run_in_threadpool(upcoming.variant, site.runtime, newsletter, variant_id)
+        found = await run_in_threadpool(upcoming.variant, context.runtime, newsletter, variant_id)
     except NewsletterError:
-        return site.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
+        return context.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
     return _framed(found.html)
 
 
 @router.get(PREFIX + "/variants/{variant_id}/text")
 async def text_part(request: Request, newsletter: Newsletter, variant_id: VariantId) -> Response:
-    site = web(request)
+    context = web(request)
     try:
-        found = await run_in_threadpool(upcoming.variant, site.runtime, newsletter, variant_id)
+        found = await run_in_threadpool(upcoming.variant, context.runtime, newsletter, variant_id)
     except NewsletterError:
-        return site.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
+        return context.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
     return Response(found.text, media_type="text/plain; charset=utf-8")
 
 
 @router.get(PREFIX + "/readers/{subscriber_id}/frame")
 async def reader_frame(request: Request, newsletter: Newsletter, subscriber_id: VariantId) -> Response:
     """What this subscriber gets, exactly as the outbox will hold it."""
-    site = web(request)
+    context = web(request)
     try:
         view = await run_in_threadpool(
-            upcoming.reader_view, site.runtime, newsletter, subscriber_id, site.clock()
+            upcoming.reader_view, context.runtime, newsletter, subscriber_id, context.clock()
         )
     except NewsletterError:
-        return site.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
+        return context.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
     if view.preview.html is None:
-        return site.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
+        return context.error(request, 404, N_("Page not found"), N_("There is no page at this address."))
     return _framed(view.preview.html)
 
 
@@ -168,10 +168,10 @@ async def find_reader(request: Request, newsletter: Newsletter) -> Response:
     posted, refused = await _posted(request, newsletter)
     if refused is not None:
         return refused
-    site = web(request)
+    context = web(request)
     email = text(posted, "email", 320)
     try:
-        subscriber_id = await run_in_threadpool(upcoming.subscriber_id, site.runtime, email)
+        subscriber_id = await run_in_threadpool(upcoming.subscriber_id, context.runtime, email)
     except NewsletterError as exc:
         return _refused(request, exc)
     return RedirectResponse(f"/editor/upcoming/{newsletter}/readers/{subscriber_id}", status_code=303)
@@ -181,16 +181,16 @@ async def find_reader(request: Request, newsletter: Newsletter) -> Response:
 async def reader(request: Request, newsletter: Newsletter, subscriber_id: VariantId) -> Response:
     if missing := _known(request, newsletter):
         return missing
-    site = web(request)
+    context = web(request)
     try:
         view = await run_in_threadpool(
-            upcoming.reader_view, site.runtime, newsletter, subscriber_id, site.clock()
+            upcoming.reader_view, context.runtime, newsletter, subscriber_id, context.clock()
         )
     except NewsletterError as exc:
         return _refused(request, exc)
-    response = site.pages.render(
+    response = context.pages.render(
         "editor/reader.html",
-        site.language(request),
+        context.language(request),
         editor=signed(request).email,
         csrf=form_token(request),
         newsletter=newsletter,
@@ -207,23 +207,23 @@ async def pick(request: Request, newsletter: Newsletter) -> Response:
     posted, refused = await _posted(request, newsletter)
     if refused is not None:
         return refused
-    site = web(request)
+    context = web(request)
     article, action = text(posted, "article", 2000), text(posted, "action", 10)  # an id or a URL
-    editor, now = signed(request).email, site.clock()
+    editor, now = signed(request).email, context.clock()
     try:
         if action in (PickAction.PIN, PickAction.EXCLUDE):
             await run_in_threadpool(
-                editors.pick_article, site.runtime, newsletter, article, PickAction(action), now, editor
+                editors.pick_article, context.runtime, newsletter, article, PickAction(action), now, editor
             )
         elif action == "unpick":
-            await run_in_threadpool(editors.unpick_article, site.runtime, newsletter, article, now, editor)
+            await run_in_threadpool(editors.unpick_article, context.runtime, newsletter, article, now, editor)
         elif action in MOVES:
             moved = await run_in_threadpool(
-                editors.move_article, site.runtime, newsletter, article, MOVES[action], now, editor
+                editors.move_article, context.runtime, newsletter, article, MOVES[action], now, editor
             )
             action = action if moved else "unmoved"
         else:
-            return site.error(request, 400, N_("Bad request"), N_("This request cannot be understood."))
+            return context.error(request, 400, N_("Bad request"), N_("This request cannot be understood."))
     except NewsletterError as exc:
         return _refused(request, exc)
     log.info("editors: %s %s article %s of the %s edition", editor, action, article, newsletter)
@@ -235,16 +235,16 @@ async def override(request: Request, newsletter: Newsletter) -> Response:
     posted, refused = await _posted(request, newsletter)
     if refused is not None:
         return refused
-    site = web(request)
+    context = web(request)
     try:
         await run_in_threadpool(
             editors.override,
-            site.runtime,
+            context.runtime,
             newsletter,
             text(posted, "language", 16),
             text(posted, "subject", 1000),
             text(posted, "preheader", 1000),
-            site.clock(),
+            context.clock(),
             signed(request).email,
         )
     except NewsletterError as exc:
@@ -258,13 +258,13 @@ async def decide(request: Request, newsletter: Newsletter) -> Response:
     posted, refused = await _posted(request, newsletter)
     if refused is not None:
         return refused
-    site = web(request)
+    context = web(request)
     action = text(posted, "action", 10)
     if action not in ("hold", "release", "approve"):
-        return site.error(request, 400, N_("Bad request"), N_("This request cannot be understood."))
+        return context.error(request, 400, N_("Bad request"), N_("This request cannot be understood."))
     try:
         await run_in_threadpool(
-            editors.decide, site.runtime, newsletter, action, site.clock(), signed(request).email
+            editors.decide, context.runtime, newsletter, action, context.clock(), signed(request).email
         )
     except NewsletterError as exc:
         return _refused(request, exc)
@@ -278,10 +278,10 @@ async def test_send(request: Request, newsletter: Newsletter) -> Response:
     posted, refused = await _posted(request, newsletter)
     if refused is not None:
         return refused
-    site = web(request)
+    context = web(request)
     editor = signed(request).email
     if not desk(request).test_allowed(editor):
-        response = site.error(
+        response = context.error(
             request,
             429,
             N_("Too many requests"),
@@ -292,12 +292,12 @@ async def test_send(request: Request, newsletter: Newsletter) -> Response:
     try:
         await run_in_threadpool(
             upcoming.test_to_editor,
-            site.runtime,
+            context.runtime,
             newsletter,
             editor,
             text(posted, "variant", 20),
             text(posted, "reader", 20),
-            site.clock(),
+            context.clock(),
         )
     except NewsletterError as exc:
         return _refused(request, exc)

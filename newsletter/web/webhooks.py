@@ -25,12 +25,12 @@ _READING = asyncio.Semaphore(4)
 
 @router.post("/webhooks/sendgrid")
 async def sendgrid_events(request: Request) -> Response:
-    site = web(request)
-    if not events.enabled(site.runtime):
+    context = web(request)
+    if not events.enabled(context.runtime):
         return JSONResponse({"error": "the event webhook is not configured"}, status_code=404)
-    now = site.clock()
+    now = context.clock()
     signature, timestamp = request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER)
-    tolerance = timedelta(minutes=site.runtime.settings.sending.webhook_tolerance_minutes)
+    tolerance = timedelta(minutes=context.runtime.settings.sending.webhook_tolerance_minutes)
     try:
         check_headers(signature, timestamp, now, tolerance)
     except EventRefused as exc:
@@ -43,7 +43,7 @@ async def sendgrid_events(request: Request) -> Response:
     try:
         await run_in_threadpool(
             events.receive,
-            site.runtime,
+            context.runtime,
             body,
             signature,
             timestamp,
@@ -51,7 +51,7 @@ async def sendgrid_events(request: Request) -> Response:
         )
     except EventRefused as exc:
         return JSONResponse({"error": str(exc)}, status_code=403)
-    return JSONResponse({"status": "stored"}, background=BackgroundTask(_read, site.runtime, now))
+    return JSONResponse({"status": "stored"}, background=BackgroundTask(_read, context.runtime, now))
 
 
 def _read(runtime: Runtime, now: datetime) -> None:

@@ -1,0 +1,121 @@
+"""The scheduled job's timetable, read from the settings and the store: when each job runs
+next, and what is late (for `status`, `run` and the scheduler). It decides nothing and sends
+nothing: `schedule` does, so reading it stays light."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from newsletter.editions.edition import FINISHED, due_slot, upcoming_slot
+from newsletter.editions.slots import next_slot_after, slot_name
+from newsletter.services.editions import grace
+from newsletter.settings import Settings
+from newsletter.store import ledger
+from newsletter.store.db import reading
+from newsletter.store.models import Edition, Feed
+from newsletter.store.runtime import Runtime
+from newsletter.store.statuses import READ, EditionStatus
+from newsletter.text import display_url
+
+
+@dataclass(frozen=True)
+class JobTime:
+    job_id: str
+    what: str
+    next_run: datetime
+
+
+def reads_bounces(settings: Settings) -> bool:
+    """A bounce mailbox is named in the settings: the feeds job reads it then."""
+    return settings.bounce_maildir is not None or settings.bounce_imap_host is not None
+
+
+def review_time(settings: Settings, newsletter: str, now: datetime) -> datetime | None:
+    """When the newsletter's next edition is composed for review: `review_minutes` before the
+    first slot for which that is still ahead; None when it has no review."""
+    ahead = timedelta(minutes=settings.newsletter(newsletter).review_minutes)
+    if not ahead:
+        return None
+    slot = upcoming_slot(settings, newsletter, now)
+    while slot - ahead <= now:
+        slot = upcoming_slot(settings, newsletter, slot)
+    return slot - ahead
+
+
+def failing_feeds(runtime: Runtime, now: datetime) -> list[Feed]:
+    """Feeds not read for longer than `[scheduler] feed_alert_hours`."""
+    settings = runtime.settings
+    limit = now - timedelta(hours=settings.scheduler.feed_alert_hours)
+    urls = [feed.url for feed in settings.feeds]
+    with reading(runtime.factory) as session:
+        feeds = session.scalars(select(Feed).where(Feed.url.in_(urls))).all() if urls else []
+    return [
+        f for f in feeds if f.last_status not in READ and (f.last_ok_at or f.last_fetched_at or now) < limit
+    ]
+
+
+def jobs(runtime: Runtime, now: datetime) -> list[JobTime]:
+    """Each job's next run, computed from the settings and the store (another process cannot
+    see the scheduler's memory)."""
+    settings = runtime.settings
+    with reading(runtime.factory) as session:
+        last = session.scalar(select(func.max(Feed.last_fetched_at)))
+    every = timedelta(minutes=settings.scheduler.refresh_minutes)
+    feeds = "fetch every feed" + (" and read the bounce mailbox" if reads_bounces(settings) else "")
+    found = [JobTime("feeds", f"{feeds}, every {every}", max(now, last + every) if last else now)]
+    for name in sorted(settings.newsletters):
+        found.append(JobTime(f"edition:{name}", f"the {name} edition", upcoming_slot(settings, name, now)))
+        review = review_time(settings, name, now)
+        if review is not None:
+            found.append(JobTime(f"review:{name}", f"the {name} edition composed for review", review))
+    found.append(
+        JobTime(
+            "maintenance",
+            "prune old delivery rows and outbox files",
+            next_slot_after("*", settings.scheduler.maintenance_at, settings.zone, now),
+        )
+    )
+    return found
+
+
+def problems(runtime: Runtime, now: datetime) -> list[str]:
+    """What a monitoring system should hear of (`newsletter status --check`): the last edition of
+    a newsletter partial or missed, a due edition not sent within the grace, failing feeds."""
+    settings = runtime.settings
+    found: list[str] = []
+    with reading(runtime.factory) as session:
+        for name in sorted(settings.newsletters):
+            slot = due_slot(settings, name, now)
+            last = session.scalars(
+                select(Edition).where(Edition.newsletter == name).order_by(Edition.window_end.desc()).limit(1)
+            ).one_or_none()
+            if last is not None and last.status in (EditionStatus.PARTIAL, EditionStatus.MISSED):
+                found.append(f"the {name} edition of {last.slot} is {last.status}")
+            due = session.scalar(
+                select(Edition.status).where(Edition.newsletter == name, Edition.slot == slot_name(slot))
+            )
+            if due not in FINISHED and now - slot > grace(settings):
+                found.append(
+                    f"the {name} edition of {slot_name(slot)} has not gone out (is `newsletter run` running?)"
+                )
+        lease = timedelta(minutes=settings.sending.lease_minutes)
+        stale = ledger.stale_claims(session, now - lease)
+        for edition in session.scalars(
+            select(Edition).where(Edition.id.in_(list(stale))).order_by(Edition.id)
+        ):
+            count, silent = stale[edition.id]
+            found.append(
+                f"the {edition.newsletter} edition of {edition.slot} has {count} deliveries held by a sender "
+                f"silent since {silent.astimezone(settings.zone):%Y-%m-%d %H:%M:%S %Z} (past its lease): "
+                "a live sender or `newsletter run` takes them over "
+                f"(at once: `newsletter send --edition {edition.id}`)"
+            )
+    for feed in failing_feeds(runtime, now):
+        since = (
+            f"{feed.last_ok_at.astimezone(settings.zone):%Y-%m-%d %H:%M %Z}" if feed.last_ok_at else "ever"
+        )
+        found.append(f"feed {display_url(feed.url)} not read since {since}: {feed.last_error or 'no answer'}")
+    return found
