@@ -1,8 +1,8 @@
-"""The public archive over real HTTP to `newsletter serve` (issue #14): a sent edition's pages
-in each language with canonical, Open Graph, JSON-LD and feed links; the index, sitemap and
-robots.txt; an ETag round trip answering 304; a withdrawn edition answering 410 and gone from
-the feeds; a German reader's email linking the German page and feed; and nothing of any reader
-anywhere in what is served."""
+"""The public archive (issue #14), `newsletter serve`'s app in this process (a browser's test over
+a loopback socket): a sent edition's pages in each language with canonical, Open Graph, JSON-LD
+and feed links; the index, sitemap and robots.txt; an ETag round trip answering 304; a withdrawn
+edition answering 410 and gone from the feeds; a German reader's email linking the German page
+and feed; and nothing of any reader anywhere in what is served."""
 
 from __future__ import annotations
 
@@ -48,17 +48,26 @@ TOKEN_LINK = re.compile(r"/(unsubscribe|preferences|confirm|address|c)/[\w.-]{6,
 EDITION = "/archive/weekly/2026-11-23"
 
 
-@pytest.fixture
-def archived(newsroom, tmp_path) -> Iterator[Site]:
+def sent_and_served(newsroom, tmp_path, listening: bool = False) -> Iterator[Site]:
     """The sample's readers and two canaries, the weekly edition of 23 November sent through the
-    outbox (and so archived), and the server."""
+    outbox (and so archived), and the pages (`listening`: over a loopback socket, for a browser)."""
     readers = tmp_path / "canaries.csv"
     readers.write_text(CANARIES, encoding="utf-8")
     with unit_of_work(newsroom.factory) as session:
         assert not import_csv(session, newsroom.settings, readers, confirmed=True).rejected
     report = sending.send(newsroom, "weekly", WEEKLY_NOV_23 + timedelta(minutes=1))
     assert report.status == "complete", report
-    yield from serve(newsroom, tmp_path)
+    yield from serve(newsroom, tmp_path, listening=listening)
+
+
+@pytest.fixture
+def archived(newsroom, tmp_path) -> Iterator[Site]:
+    yield from sent_and_served(newsroom, tmp_path)
+
+
+@pytest.fixture
+def archived_on_a_socket(newsroom, tmp_path) -> Iterator[Site]:
+    yield from sent_and_served(newsroom, tmp_path, listening=True)
 
 
 def outbox_to(site: Site, address: str) -> Message:
@@ -199,7 +208,7 @@ def test_nothing_of_any_reader_is_served_or_exported(archived, tmp_path) -> None
 
 
 @in_a_browser
-def test_an_archive_page_in_a_browser(archived, browser: Browser) -> None:
+def test_an_archive_page_in_a_browser(archived_on_a_socket, browser: Browser) -> None:
     """End to end: Debian's chromium opens the edition's page: no Content Security Policy
     violation as a browser enforces it (the JSON-LD block is data, never run), and a screenshot
     for a person to look at."""
@@ -207,6 +216,7 @@ def test_an_archive_page_in_a_browser(archived, browser: Browser) -> None:
 
     from pydantic import HttpUrl
 
+    archived = archived_on_a_socket
     # Rendered for the address the browser uses, as a site's pages are for its public URL.
     served = archived.runtime.settings.model_copy(update={"public_url": HttpUrl(archived.url)})
     archive.rebuild(replace(archived.runtime, settings=served), WEEKLY_NOV_23 + timedelta(hours=1))
@@ -223,7 +233,7 @@ def test_hostile_articles_stay_text_in_the_pages() -> None:
     """Titles and excerpts from outside feeds are escaped, the JSON-LD block cannot be closed
     early, and a link that is not http(s) is dropped."""
     from newsletter.syndication.pages import Renderer, edition_pages
-    from tests.test_syndication_feeds import EDITIONS, HOSTILE_TITLE, make_settings
+    from tests.support.syndication import EDITIONS, HOSTILE_TITLE, make_settings
 
     for page in edition_pages(Renderer(make_settings()), EDITIONS[0]):
         assert "<script>alert" not in page.body and "javascript:alert" not in page.body
@@ -342,7 +352,7 @@ def test_readers_clicks_never_reshape_the_edition_they_clicked_in(newsroom) -> N
 def test_an_index_in_a_language_without_a_catalog_has_the_newsletters_own_title() -> None:
     from newsletter.settings import Settings
     from newsletter.syndication.pages import Renderer, index_pages
-    from tests.test_syndication_feeds import edition
+    from tests.support.syndication import edition
 
     settings = Settings(newsletters={"weekly": {"translations": {"pt": {"title": "Resumo semanal"}}}})
     pages = index_pages(Renderer(settings), "weekly", [edition(23, ("en", "pt"))], ["en", "pt"])

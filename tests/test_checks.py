@@ -38,10 +38,10 @@ from tests.conftest import ROOT, SECTIONS, WEEKLY_NOV_23
 from tests.feedserver import FeedServer, Route, TrickleServer
 from tests.support.cli import newsletter
 from tests.support.clock import NOW
+from tests.support.editors import ED, PASSWORD, signed_in
 from tests.support.sending import statuses, with_settings
 from tests.support.settings_files import SECRET_ENV, settings_file
 from tests.support.web import Forms, Site, serve
-from tests.test_editors_web import ED, PASSWORD, signed_in
 
 SPAMASSASSIN = shutil.which("spamassassin")
 BEFORE = WEEKLY_NOV_23 - timedelta(hours=20)  # editors at work: the 23 November slot is ahead

@@ -7,26 +7,16 @@ import email
 import email.policy
 import re
 
-import httpx
 import pytest
 from sqlalchemy import select
 
 from newsletter.services import sending
 from newsletter.store.models import Click, Subscriber
 from newsletter.subscribers.tokens import sign
-from tests.conftest import WEEKLY_NOV_23
+from tests.support.editions import ON_TIME, tracked
 from tests.support.web import ANNA, MARC, path_of, serve
 
 pytestmark = pytest.mark.both_databases
-
-ON_TIME = WEEKLY_NOV_23.replace(minute=10)
-
-
-def tracked(runtime) -> None:
-    settings = runtime.settings
-    runtime.settings = settings.model_copy(
-        update={"links": settings.links.model_copy(update={"track_clicks": True})}
-    )
 
 
 def article_links(runtime, address: str) -> list[str]:
@@ -48,23 +38,23 @@ def test_a_click_is_counted_once_and_leads_to_the_article(newsroom, tmp_path) ->
     for site in serve(newsroom, tmp_path, extra="[links]\ntrack_clicks = true\n"):
         first = path_of(anna_links[0])
         for _ in range(2):  # twice: one click counted
-            answer = httpx.get(site.url + first)
+            answer = site.get(first)
             assert answer.status_code == 302, answer.text
             target = answer.headers["location"]
             assert target.startswith("https://www.europeantimes.example/") and "utm_campaign=weekly" in target
             assert answer.headers["referrer-policy"] == "no-referrer"
-        assert httpx.get(site.url + path_of(marc_links[0])).status_code == 302
+        assert site.get(path_of(marc_links[0])).status_code == 302
         article_part, reader_part = first.split("/")[2:4]
         # Another reader's token on Anna's link counts for that reader; a dummy counts nothing.
-        assert httpx.get(f"{site.url}/c/{article_part}/preview").status_code == 302
+        assert site.get(f"/c/{article_part}/preview").status_code == 302
         # A link we did not sign leads nowhere: not another key's, not an altered one.
         key = b"someone-elses-key-0123456789"
         forged = sign(key, "article", 1, scope="1")
-        assert httpx.get(f"{site.url}/c/{forged}/{reader_part}").status_code == 400
+        assert site.get(f"/c/{forged}/{reader_part}").status_code == 400
         altered = article_part[:-3] + ("AAA" if not article_part.endswith("AAA") else "BBB")
-        assert httpx.get(f"{site.url}/c/{altered}/{reader_part}").status_code == 400
+        assert site.get(f"/c/{altered}/{reader_part}").status_code == 400
         unsubscribe_token = sign(newsroom.settings.signing_key(), "unsubscribe", 1, scope="weekly")
-        assert httpx.get(f"{site.url}/c/{unsubscribe_token}/{reader_part}").status_code == 400
+        assert site.get(f"/c/{unsubscribe_token}/{reader_part}").status_code == 400
     with newsroom.factory() as session:
         rows = session.execute(
             select(Subscriber.email, Click.article_id, Click.edition_id).join(
@@ -82,7 +72,7 @@ def test_links_go_straight_to_the_site_when_clicks_are_not_tracked(newsroom) -> 
 
 
 def test_sendgrid_fills_each_readers_part_of_a_tracked_link(newsroom, mail_api) -> None:
-    from tests.test_send import prepared, send_with_sendgrid
+    from tests.support.sending import prepared, send_with_sendgrid
 
     tracked(newsroom)
     edition_id = prepared(newsroom)

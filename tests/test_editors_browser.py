@@ -10,8 +10,9 @@ from selenium.webdriver.common.by import By
 
 from newsletter.services import audit, editors
 from tests.support.browser import BROWSER, Browser
-from tests.test_editors_web import ED
-from tests.test_upcoming_web import desk, prepare  # noqa: F401 (the fixture)
+from tests.support.editors import ED
+from tests.support.upcoming import prepare
+from tests.support.upcoming import served_desk as desk  # noqa: F401 (the fixture)
 
 pytestmark = BROWSER
 PASSWORD = "correct horse battery staple"

@@ -1,4 +1,4 @@
-"""The editors' sign-in (issue #13, parts 1 and 9) over real HTTP to `newsletter serve`: a wrong
+"""The editors' sign-in (issue #13, parts 1 and 9), `newsletter serve`'s app in this process: a wrong
 password and an unknown account get the same answer; a missing or foreign CSRF token, an idle
 session and a run of guessed passwords are refused; logout and `editors remove` end a session;
 no page under /editor/ shows anything without one; the audit log says who and when, never a
@@ -7,23 +7,17 @@ password."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from urllib.parse import parse_qsl, unquote
 
-import httpx
 import pytest
 
 from newsletter.services import accounts
 from tests.support.clock import NOW
-from tests.support.web import Forms, Site, environment, serve
+from tests.support.editors import ED, LOGIN, PASSWORD, login_form, shut_out, sign_in, signed_in
+from tests.support.web import Forms, Site, serve
 
-ED = "ed.itor@example.com"
-PASSWORD = "correct horse battery staple"
 WRONG = "incorrect donkey battery staple"
-LOGIN = "/editor/login"
 
 
 @pytest.fixture
@@ -36,50 +30,8 @@ def desk(make_runtime, tmp_path) -> Iterator[Site]:
     )
 
 
-def login_form(client: httpx.Client) -> dict[str, str]:
-    page = client.get(LOGIN)
-    assert page.status_code == 200
-    return Forms(page.text).form(LOGIN)
-
-
-def sign_in(client: httpx.Client, email: str = ED, password: str = PASSWORD) -> httpx.Response:
-    form = login_form(client)
-    return client.post(LOGIN, data={"csrf": form["csrf"], "email": email, "password": password})
-
-
-def signed_in(client: httpx.Client) -> None:
-    answer = sign_in(client)
-    assert answer.status_code == 303 and answer.headers["location"] == "/editor/", answer.text
-
-
-def shut_out(answer: httpx.Response) -> None:
-    """Sent to the login page (told to return to the page a GET asked for), and shown nothing."""
-    assert answer.status_code == 303, answer.text
-    location, _, query = answer.headers["location"].partition("?")
-    assert location == LOGIN
-    if query:
-        asked = answer.request.url
-        assert answer.request.method == "GET" and asked.path != "/editor/", query
-        [(name, target)] = parse_qsl(query, strict_parsing=True)
-        assert name == "next" and target == unquote(asked.raw_path.decode())
-    assert answer.content == b""
-
-
-def cli(site: Site, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """`newsletter ARGS` on the server's settings, `stdin` on standard input."""
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args, "--config", str(site.config)],
-        input=stdin,
-        env=environment(),
-        cwd=site.config.parent,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def audit_log(site: Site) -> list[dict]:
-    result = cli(site, "editors", "log", "--json")
+    result = site.cli("editors", "log", "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -217,14 +169,14 @@ def test_an_idle_session_ends(make_runtime, tmp_path) -> None:
 def test_removing_an_editor_or_changing_the_password_ends_their_sessions(desk) -> None:
     with desk.client() as client:
         signed_in(client)
-        result = cli(desk, "editors", "passwd", ED, "--password-stdin", stdin=PASSWORD + " again\n")
+        result = desk.cli("editors", "passwd", ED, "--password-stdin", stdin=PASSWORD + " again\n")
         assert result.returncode == 0, result.stderr
         assert "1 session(s) ended" in result.stdout
         shut_out(client.get("/editor/"))
         assert sign_in(client, password=PASSWORD).status_code == 400
         assert sign_in(client, password=PASSWORD + " again").status_code == 303
         assert client.get("/editor/").status_code == 200
-        result = cli(desk, "editors", "remove", ED)
+        result = desk.cli("editors", "remove", ED)
         assert result.returncode == 0, result.stderr
         shut_out(client.get("/editor/"))
         assert sign_in(client, password=PASSWORD + " again").status_code == 400

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
-import httpx
 import pytest
 from sqlalchemy import select, update
 
@@ -32,10 +31,10 @@ from newsletter.subscribers.tokens import read
 from tests.conftest import WEEKLY_NOV_23
 from tests.support.bounces import dsn
 from tests.support.clock import NOW, FixedClock
+from tests.support.editions import ON_TIME, tracked
+from tests.support.editors import ED, PASSWORD, shut_out, signed_in
+from tests.support.sending import prepared, smtp_settings
 from tests.support.web import MARC, Forms, Site, path_of, serve
-from tests.test_clicks import ON_TIME, tracked
-from tests.test_editors_web import ED, PASSWORD, shut_out, signed_in
-from tests.test_send import prepared, smtp_settings
 
 TOM = "tom.obrien@example.ie"  # his mailbox does not exist: the server refuses it
 JAN = "jan.novak@example.com"  # his mail system bounces the digest afterwards
@@ -171,7 +170,7 @@ def desk(newsroom, smtp_sink, tmp_path) -> Iterator[tuple[Site, Sent]]:
             mailed[first][single],
             mailed[second][shared],
         ):
-            assert httpx.get(site.url + path).status_code == 302
+            assert site.get(path).status_code == 302
         # Marc leaves every newsletter from his digest's unsubscribe link.
         link = path_of(site.links().unsubscribe(site.subscriber(MARC).id, "weekly"))
         with site.client() as browser:

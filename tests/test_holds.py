@@ -12,24 +12,15 @@ import pytest
 from newsletter.editions.edition import EditionError, EditionHeld
 from newsletter.sending.report import SendReport
 from newsletter.services import audit, editors, sending
-from newsletter.store.models import Edition
 from newsletter.store.statuses import PickAction
 from tests.conftest import WEEKLY_NOV_23
-from tests.test_scheduler import runner
-from tests.test_send import statuses
+from tests.support.editions import edition_of
+from tests.support.schedule import runner
+from tests.support.sending import statuses
 
 pytestmark = pytest.mark.both_databases
 
 BEFORE = WEEKLY_NOV_23 - timedelta(hours=20)
-
-
-def edition_of(runtime, slot: str) -> Edition:
-    from sqlalchemy import select
-
-    with runtime.factory() as session:
-        return session.scalars(
-            select(Edition).where(Edition.slot == slot, Edition.newsletter == "weekly")
-        ).one()
 
 
 def test_a_held_edition_waits_and_goes_at_once_when_released(newsroom) -> None:

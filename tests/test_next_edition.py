@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -22,13 +23,17 @@ from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression, Variant
 from newsletter.store.statuses import DeliveryStatus, PickAction
 from tests.conftest import SAMPLE, SECTIONS, WEEKLY_NOV_23, ZONE
-from tests.test_send import add_readers, smtp_settings
-from tests.test_send_hardening import sink  # noqa: F401 (a fixture)
+from tests.support.sending import ScriptedSink, add_readers, scripted, smtp_settings
 
 pytestmark = pytest.mark.both_databases
 
 READER = "tom.obrien@example.ie"
 POLITICS = "https://www.europeantimes.example/2026/11/night-trains-return-between-brussels-and-prague/"
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[ScriptedSink, int]]:
+    yield from scripted(smtputf8=False)
 
 
 def outbox_send(runtime, at: datetime, **options):
@@ -103,7 +108,7 @@ def test_an_edition_with_nothing_stored_for_its_window_is_not_spent(newsroom) ->
         assert session.scalars(select(Edition.slot)).all() == ["2026-11-23T07:00"]  # can go out later
 
 
-def test_a_mailbox_that_does_not_exist_is_listed_and_suppressed(newsroom, sink) -> None:  # noqa: F811
+def test_a_mailbox_that_does_not_exist_is_listed_and_suppressed(newsroom, sink) -> None:
     handler, port = sink
     gone, blocked = "marc.dubois@example.org", "sofia.rossi@example.net"
     handler.always[gone] = f"550 5.1.1 <{gone}>: no such user"
@@ -142,7 +147,7 @@ def test_a_dry_run_shows_the_edition_and_changes_no_row(newsroom) -> None:
     assert all(v.subject and v.language in ("en", "de") for v in planned.variants)
 
 
-def test_a_test_send_reaches_only_its_address(newsroom, sink) -> None:  # noqa: F811
+def test_a_test_send_reaches_only_its_address(newsroom, sink) -> None:
     handler, port = sink
     smtp = smtp_settings(newsroom, port)
     newsroom.settings = smtp

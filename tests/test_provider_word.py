@@ -28,8 +28,8 @@ from newsletter.store.ledger import Mark
 from newsletter.store.models import DELIVERIES, Delivery, ProviderEvent, Subscriber, Suppression
 from newsletter.store.statuses import DeliveryStatus
 from tests.sendgrid_server import MailAPI
+from tests.support.sending import Sleeps, add_readers, prepared, recipients_of, sendgrid_settings, statuses
 from tests.support.webhook import WebhookKeys, deliver, entry, with_webhook
-from tests.test_send import Sleeps, add_readers, prepared, recipients_of, sendgrid_settings, statuses
 
 pytestmark = pytest.mark.both_databases
 

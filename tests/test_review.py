@@ -22,10 +22,10 @@ from newsletter.store.models import Article, Category, Subscriber, Variant, Vari
 from newsletter.web.signin import HOME, return_path
 from tests.conftest import WEEKLY_NOV_23, ZONE, free_port
 from tests.support.clock import NOW
+from tests.support.editions import edition_of
+from tests.support.editors import PASSWORD, login_form
+from tests.support.schedule import mails, runner
 from tests.support.web import Forms, serve
-from tests.test_editors_web import PASSWORD, login_form
-from tests.test_holds import edition_of
-from tests.test_scheduler import mails, runner
 
 EDITORS = ["ed.itor@example.com", "second.editor@example.org"]
 COMPOSED = WEEKLY_NOV_23 - timedelta(minutes=30)

@@ -4,50 +4,20 @@ feeds alerted, old delivery rows pruned with their counts kept."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import threading
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from newsletter.scheduler.runner import Runner
 from newsletter.services import editions, timetable
 from newsletter.store.models import Delivery, Edition
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
 from tests.conftest import WEEKLY_NOV_23, ZONE
-from tests.test_send import recipients_of, statuses
+from tests.support.schedule import mails, runner
+from tests.support.sending import add_readers, recipients_of, statuses
 
 pytestmark = pytest.mark.both_databases
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def runner(runtime, at: datetime, **scheduler) -> Runner:
-    if scheduler:
-        runtime.settings = runtime.settings.model_copy(
-            update={"scheduler": runtime.settings.scheduler.model_copy(update=scheduler)}
-        )
-    return Runner(runtime, Clock(at))
-
-
-def mails(runtime) -> list[email.message.EmailMessage]:
-    folder = runtime.settings.outbox_dir / "outside-ledger"
-    return (
-        [
-            email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            for path in sorted(folder.glob("*.eml"))
-        ]
-        if folder.is_dir()
-        else []
-    )
 
 
 def test_a_slot_goes_out_once_whoever_asks(newsroom) -> None:
@@ -119,8 +89,6 @@ def test_a_partial_edition_sends_the_operators_an_email(newsroom) -> None:
 
 
 def test_a_stop_between_batches_leaves_the_edition_to_the_next_run(newsroom) -> None:
-    from tests.test_send import add_readers
-
     add_readers(newsroom, 1200)  # three outbox batches
     job = runner(newsroom, WEEKLY_NOV_23 + timedelta(minutes=1))
     job.stop.set()  # asked to stop before the first batch goes

@@ -11,11 +11,8 @@ import sys
 import time
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
-from newsletter.editions.compose import Composer
-from newsletter.editions.edition import open_edition
-from newsletter.editions.prepare import prepare
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import ProviderRefused
 from newsletter.sending.providers.outbox import OutboxProvider
@@ -25,55 +22,24 @@ from newsletter.sending.report import SendError
 from newsletter.sending.sender import Sender
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Article, Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression
-from tests.conftest import ROOT, WEEKLY_NOV_23
+from tests.conftest import ROOT
 from tests.sendgrid_server import API_KEY, Scripted
-from tests.support.sending import sendgrid_settings, smtp_settings, with_settings
+from tests.support.sending import (
+    Sleeps,
+    add_readers,
+    cli_env,
+    prepared,
+    recipients_of,
+    send_process,
+    send_with_sendgrid,
+    sendgrid_env,
+    sendgrid_settings,
+    smtp_settings,
+    statuses,
+    with_settings,
+)
 
 pytestmark = pytest.mark.both_databases
-
-
-def add_readers(runtime, count: int) -> None:
-    with unit_of_work(runtime.factory) as session:
-        for i in range(count):
-            subscriber = Subscriber(
-                email=f"reader{i:03d}@example.com", name=f"Reader {i}", status="active", language="en"
-            )
-            subscriber.newsletters = [SubscriberNewsletter(newsletter="weekly")]
-            session.add(subscriber)
-
-
-def prepared(runtime) -> int:
-    with unit_of_work(runtime.factory) as session:
-        edition = open_edition(session, runtime.settings, "weekly", WEEKLY_NOV_23)
-        prepare(session, runtime.settings, edition, Composer(runtime.settings.templates_path()))
-        return edition.id
-
-
-def recipients_of(runtime, edition_id: int) -> list[str]:
-    with runtime.factory() as session:
-        return sorted(
-            session.scalars(
-                select(Subscriber.email)
-                .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-                .where(Delivery.edition_id == edition_id, Delivery.status.in_(("pending", "sent")))
-            )
-        )
-
-
-def statuses(runtime, edition_id: int) -> dict[str, int]:
-    with runtime.factory() as session:
-        return dict(
-            session.execute(
-                select(Delivery.status, func.count())
-                .where(Delivery.edition_id == edition_id)
-                .group_by(Delivery.status)
-            ).all()
-        )
-
-
-class Sleeps(list):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 # --- SMTP -------------------------------------------------------------------------------------
@@ -132,17 +98,6 @@ def test_smtp_refused_address_fails_alone_and_retry_failed_resends_it(newsroom, 
 
 
 # --- SendGrid ---------------------------------------------------------------------------------
-
-
-def send_with_sendgrid(runtime, api, edition_id, sleeps=None, **sending):
-    settings = sendgrid_settings(runtime, api, **sending)
-    return Sender(
-        settings,
-        runtime.factory,
-        SendGridProvider(settings),
-        Pace.from_settings(settings.sending),
-        sleep=sleeps if sleeps is not None else Sleeps(),
-    ).send(edition_id)
 
 
 def test_sendgrid_202_posts_personalizations(newsroom, mail_api) -> None:
@@ -294,40 +249,6 @@ def test_no_header_injection_from_titles_or_names(newsroom, tmp_path) -> None:
 # --- crashes and several senders ---------------------------------------------------------------
 
 
-def cli_env(runtime, **extra: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    return {
-        **base,
-        "NEWSLETTER_DATABASE_URL": runtime.settings.database_url,
-        "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
-        "NEWSLETTER_TIMEZONE": "Europe/Brussels",
-        "NEWSLETTER_CONFIG": str(ROOT / "config" / "demo.toml"),
-        "NEWSLETTER_DEMO": "false",
-        **extra,
-    }
-
-
-def sendgrid_env(api, **extra: str) -> dict[str, str]:
-    """The environment that points a `newsletter` process at the local v3 server."""
-    return {
-        "NEWSLETTER_PROVIDER": "sendgrid",
-        "NEWSLETTER_SENDGRID_API_KEY": API_KEY,
-        "NEWSLETTER_SENDGRID_HOST": api.host,
-        **extra,
-    }
-
-
-def sender_process(runtime, edition_id: int, **env: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "send", "--edition", str(edition_id)],
-        env=cli_env(runtime, **env),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_a_killed_sender_resumes_exactly_once_sendgrid(newsroom, mail_api) -> None:
     add_readers(newsroom, 40)
     edition_id = prepared(newsroom)
@@ -350,13 +271,13 @@ def test_a_killed_sender_resumes_exactly_once_sendgrid(newsroom, mail_api) -> No
         NEWSLETTER_SENDING__IN_FLIGHT="resend",
         NEWSLETTER_SENDING__CONCURRENCY="1",
     )
-    victim["process"] = sender_process(newsroom, edition_id, **env)
+    victim["process"] = send_process(newsroom, edition_id, **env)
     victim["process"].wait(timeout=60)
     assert victim["process"].returncode == -signal.SIGKILL
     assert 0 < len(mail_api.accepted) < len(expected)
     assert statuses(newsroom, edition_id).get("sending", 0) > 0  # the dead sender's claim
     mail_api.on_request = None
-    again = sender_process(newsroom, edition_id, **env)
+    again = send_process(newsroom, edition_id, **env)
     out, err = again.communicate(timeout=60)
     assert again.returncode == 0, err
     assert "complete" in out
@@ -370,7 +291,7 @@ def test_a_killed_sender_resumes_exactly_once_outbox(newsroom, tmp_path) -> None
     expected = recipients_of(newsroom, edition_id)
     outbox = tmp_path / "outbox"
     env = {"NEWSLETTER_PROVIDER": "outbox", "NEWSLETTER_OUTBOX_DIR": str(outbox)}
-    process = sender_process(newsroom, edition_id, **env)
+    process = send_process(newsroom, edition_id, **env)
     deadline = time.monotonic() + 60
     while len(list(outbox.glob("*/*.eml"))) < 40 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -378,7 +299,7 @@ def test_a_killed_sender_resumes_exactly_once_outbox(newsroom, tmp_path) -> None
     process.wait(timeout=30)
     written = len(list(outbox.glob("*/*.eml")))
     assert 40 <= written < len(expected)
-    again = sender_process(newsroom, edition_id, **env)
+    again = send_process(newsroom, edition_id, **env)
     _out, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     files = sorted(outbox.glob("*/*.eml"))
@@ -403,7 +324,7 @@ def test_two_senders_share_an_edition_on_postgres(newsroom, mail_api) -> None:
     mail_api.on_request = slow
     # batches of ten, one request each, so that both senders have some
     env = sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="10", NEWSLETTER_SENDING__CONCURRENCY="1")
-    workers = [sender_process(newsroom, edition_id, **env) for _ in range(2)]
+    workers = [send_process(newsroom, edition_id, **env) for _ in range(2)]
     for worker in workers:
         _out, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err

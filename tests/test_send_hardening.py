@@ -6,10 +6,9 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -34,113 +33,65 @@ from newsletter.sending.recorder import Recorder
 from newsletter.sending.report import SendError
 from newsletter.sending.sender import Sender
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Delivery, Subscriber, SubscriberNewsletter
+from newsletter.store.models import Delivery, Subscriber
 from tests.conftest import WEEKLY_NOV_23, free_port
-from tests.test_send import (
+from tests.support.readers import add_reader
+from tests.support.sending import (
+    FAST,
+    ScriptedSink,
     Sleeps,
     add_readers,
+    failures,
+    fast,
     prepared,
     recipients_of,
+    scripted,
+    sender_of_its_own,
     sendgrid_settings,
+    smtp_send,
     smtp_settings,
     statuses,
     with_settings,
 )
-
-FAST = Pace(retry_delay=0.05, max_delay=0.05, base_delay=0.01)
-
-
-class ScriptedSink:
-    """An aiosmtpd handler answering RCPT from a script per address: a list of answers given
-    one per try (then 250), or one answer for every try."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-        self.tries: dict[str, list[str]] = {}
-        self.always: dict[str, str] = {}
-        self.everyone: str | None = None
-        self.lock = threading.Lock()
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        with self.lock:
-            if self.everyone:
-                return self.everyone
-            if address in self.always:
-                return self.always[address]
-            if self.tries.get(address):
-                return self.tries[address].pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted for delivery"
-
-    def recipients(self) -> list[str]:
-        return [to for tos, _data in self.messages for to in tos]
-
-
-def serve(smtputf8: bool) -> Iterator[tuple[ScriptedSink, int]]:
-    handler = ScriptedSink()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8)
-    controller.start()
-    yield handler, port
-    controller.stop()
+from tests.support.waiting import until
 
 
 @pytest.fixture
 def sink() -> Iterator[tuple[ScriptedSink, int]]:
-    yield from serve(smtputf8=False)
+    yield from scripted(smtputf8=False)
 
 
 @pytest.fixture
 def utf8_sink() -> Iterator[tuple[ScriptedSink, int]]:
-    yield from serve(smtputf8=True)
-
-
-def add_reader(runtime, address: str, name: str | None = None) -> None:
-    with unit_of_work(runtime.factory) as session:
-        subscriber = Subscriber(email=address, name=name, status="active", language="en")
-        subscriber.newsletters = [SubscriberNewsletter(newsletter="weekly")]
-        session.add(subscriber)
-
-
-def smtp_send(runtime, port: int, edition_id: int, **sending):
-    settings = smtp_settings(runtime, port, **sending)
-    pace = replace(Pace.from_settings(settings.sending), retry_delay=0.05, max_delay=0.05, base_delay=0.01)
-    provider = SMTPProvider(settings)
-    try:
-        return Sender(settings, runtime.factory, provider, pace, sleep=time.sleep).send(edition_id)
-    finally:
-        provider.close()
-
-
-def failures(runtime, edition_id: int) -> dict[str, str]:
-    with runtime.factory() as session:
-        rows = session.execute(
-            select(Subscriber.email, Delivery.detail)
-            .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-            .where(Delivery.edition_id == edition_id, Delivery.status.in_(("failed", "uncertain")))
-        ).all()
-    return {address: detail for address, detail in rows}
+    yield from scripted(smtputf8=True)
 
 
 # --- one reader never stops an edition ----------------------------------------------------------
 
 
-def test_an_edition_of_5000_ends_partial_with_exactly_the_two_bad_mailboxes(newsroom, sink) -> None:
+def test_an_edition_of_several_batches_ends_partial_with_exactly_the_two_bad_mailboxes(
+    newsroom, sink
+) -> None:
+    """Batches of 20 readers (an SMTP sender claims 100 a connection; the size is the provider's
+    to say): the bad mailboxes in different batches, the full one tried again in a later one. An
+    edition of thousands is only more batches."""
     handler, port = sink
-    add_readers(newsroom, 4997)
-    add_reader(newsroom, "jörg@example.com", "Jörg")  # needs SMTPUTF8, which this server lacks
+    add_reader(newsroom, "jörg@example.com", name="Jörg")  # needs SMTPUTF8, which this server lacks
+    add_readers(newsroom, 25)
     add_reader(newsroom, "full@example.com")
+    add_readers(newsroom, 25, first=25)
     add_reader(newsroom, "gone@example.com")
     handler.tries["full@example.com"] = ["452 4.2.2 mailbox full", "452 4.2.2 mailbox full"]
     handler.always["gone@example.com"] = "550 5.1.1 <gone@example.com>: no such user"
     edition_id = prepared(newsroom)
     expected = recipients_of(newsroom, edition_id)
-    report = smtp_send(newsroom, port, edition_id)
+    settings = smtp_settings(newsroom, port)
+    provider = SMTPProvider(settings)
+    provider.batch_size = 20
+    try:
+        report = Sender(settings, newsroom.factory, provider, fast(settings)).send(edition_id)
+    finally:
+        provider.close()
     assert report.status == "partial"
     found = failures(newsroom, edition_id)
     assert set(found) == {"jörg@example.com", "gone@example.com"}
@@ -152,6 +103,9 @@ def test_an_edition_of_5000_ends_partial_with_exactly_the_two_bad_mailboxes(news
             select(Delivery).join(Subscriber).where(Subscriber.email == "full@example.com")
         ).one()
     assert full.status == "sent" and full.attempts == 3
+    with newsroom.factory() as session:
+        claims = set(session.scalars(select(Delivery.claimed_by).where(Delivery.status == "sent")))
+    assert len(claims) >= 4, claims  # batch after batch, the full mailbox's retry in one of its own
 
 
 def test_a_mailbox_refusing_for_now_fails_after_its_attempts(newsroom, sink) -> None:
@@ -166,8 +120,8 @@ def test_a_mailbox_refusing_for_now_fails_after_its_attempts(newsroom, sink) -> 
 
 def test_a_non_ascii_mailbox_goes_with_smtputf8_and_an_idn_domain_in_ascii(newsroom, utf8_sink) -> None:
     handler, port = utf8_sink
-    add_reader(newsroom, "jörg@example.com", "Jörg Müller")
-    add_reader(newsroom, "anna@exämple.de", "Anna")
+    add_reader(newsroom, "jörg@example.com", name="Jörg Müller")
+    add_reader(newsroom, "anna@exämple.de", name="Anna")
     edition_id = prepared(newsroom)
     report = smtp_send(newsroom, port, edition_id)
     assert report.status == "complete"
@@ -251,7 +205,7 @@ def hostile_site(make_runtime, tmp_path: Path):
         feeds=[{"url": str(feed)}], site={"categories": ["Politics"]}, timezone="Europe/Brussels"
     )
     fetch_feeds(runtime.settings, runtime.factory)
-    add_reader(runtime, "ann@example.com", "Ann")
+    add_reader(runtime, "ann@example.com", name="Ann")
     return runtime
 
 
@@ -558,29 +512,24 @@ def test_retrying_failed_readers_keeps_their_words_and_ends(newsroom, sink) -> N
     assert all("not accepted here" in words for words in failures(newsroom, edition_id).values())
 
 
+@pytest.mark.both_databases
 def test_a_slow_sender_keeps_its_claims_and_a_second_sender_sends_nobody_twice(newsroom, sink) -> None:
-    """The heartbeat: a sender pacing itself holds its next batch far past the lease."""
-    from tests.test_send import cli_env, sender_process
-
+    """The heartbeat: a sender pacing itself holds its batch far past the lease; a second sender
+    (a thread with a store connection of its own) starting meanwhile waits for it."""
     handler, port = sink
-    add_readers(newsroom, 300)
+    add_readers(newsroom, 100)
     edition_id = prepared(newsroom)
     expected = recipients_of(newsroom, edition_id)
-    env = {
-        "NEWSLETTER_PROVIDER": "smtp",
-        "NEWSLETTER_SMTP_HOST": "127.0.0.1",
-        "NEWSLETTER_SMTP_PORT": str(port),
-        "NEWSLETTER_SMTP_TLS": "none",
-        "NEWSLETTER_SENDING__RATE": "60",
-        "NEWSLETTER_SENDING__LEASE_MINUTES": "0.02",  # 1.2 s: a batch of 200 takes 3 s to pace
-    }
-    assert cli_env(newsroom, **env)["NEWSLETTER_DATABASE_URL"]
-    first = sender_process(newsroom, edition_id, **env)
-    time.sleep(2.0)
-    second = sender_process(newsroom, edition_id, **env)
-    for process in (first, second):
-        _out, err = process.communicate(timeout=120)
-        assert process.returncode == 0, err
+    # 0.6 s: the whole edition, one batch, takes the first sender 2 s to pace at 60 a second.
+    settings = smtp_settings(newsroom, port, rate=60, lease_minutes=0.01)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(sender_of_its_own, settings, edition_id)
+        until(lambda: len(handler.recipients()) >= 50 or first.done())  # its claims are past the lease
+        assert not first.done()
+        second = pool.submit(sender_of_its_own, settings, edition_id)
+        reports = [first.result(timeout=120), second.result(timeout=120)]
+    assert reports[0].status == "complete" and reports[0].recovered == 0
+    assert reports[1].recovered == 0 and reports[1].uncertain == 0  # nothing taken over
     assert sorted(handler.recipients()) == expected  # everyone exactly once
     assert statuses(newsroom, edition_id) == {"sent": len(expected)}
 

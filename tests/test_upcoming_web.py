@@ -1,5 +1,5 @@
-"""The editors' page of the next edition (issue #13, parts 2, 3, 4, 6 and 7) over real HTTP to
-`newsletter serve`: its variants and frames, a reader's own view (the very HTML the outbox then
+"""The editors' page of the next edition (issue #13, parts 2, 3, 4, 6 and 7), `newsletter serve`'s
+app in this process: its variants and frames, a reader's own view (the very HTML the outbox then
 holds), a pin that goes first in its section of the sent edition, a subject for one language,
 a hold and a release, a test to the editor alone; nothing of it without a session."""
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 import email
 import html
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,40 +18,24 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from newsletter.services import accounts, audit, editions, editors, schedule, sending, upcoming
-from newsletter.store.db import unit_of_work
+from newsletter.services import audit, editions, editors, schedule, sending, upcoming
 from newsletter.store.models import Article, Delivery, Edition, Subscriber, Variant, VariantArticle
-from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import PickAction
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.web.signin import TESTS_PER_WINDOW
 from tests.conftest import WEEKLY_NOV_23
-from tests.support.clock import NOW
+from tests.support.editors import ED, shut_out, signed_in
+from tests.support.upcoming import desk_of, in_the_next_window, prepare
+from tests.support.waiting import until
 from tests.support.web import Forms, Site, serve
-from tests.test_editors_web import ED, shut_out, signed_in
 
 READER = "marc.dubois@example.org"  # in subscribers/demo-subscribers.csv
 
 
-def in_the_next_window(runtime: Runtime) -> None:
-    """The sample's articles moved into the next weekly edition's window (the server keeps the
-    test's clock), and one editor."""
-    now = NOW
-    window = editions.next_edition(runtime, "weekly", now).edition
-    with unit_of_work(runtime.factory) as session:
-        newest = session.scalar(select(func.max(Article.published_at)))
-        assert newest is not None
-        end = min(now, window.window_end) - timedelta(hours=1)
-        for article in session.scalars(select(Article)):
-            article.published_at += end - newest
-    accounts.add(runtime, ED, "correct horse battery staple", now)
-
-
 @pytest.fixture
 def desk(newsroom, tmp_path) -> Iterator[Site]:
-    """The sample newsroom in the next weekly edition's window, one editor, and the server."""
-    in_the_next_window(newsroom)
-    yield from serve(newsroom, tmp_path)
+    """The sample newsroom in the next weekly edition's window, one editor, and the pages."""
+    yield from desk_of(newsroom, tmp_path)
 
 
 def page(client: httpx.Client, path: str = "/editor/upcoming/weekly") -> httpx.Response:
@@ -64,13 +47,6 @@ def page(client: httpx.Client, path: str = "/editor/upcoming/weekly") -> httpx.R
 def post(client: httpx.Client, to: str, **fields: str) -> httpx.Response:
     form = Forms(page(client).text).form(to)
     return client.post(to, data={"csrf": form["csrf"], **fields})
-
-
-def prepare(site: Site) -> int:
-    edition_id, _warnings = sending.prepare_next(
-        site.runtime, "weekly", site.clock(), ahead_ok=True, force=True
-    )
-    return edition_id
 
 
 def outbox(site: Site) -> list[Message]:
@@ -235,10 +211,10 @@ def test_an_article_is_picked_by_its_whole_id_or_address(desk) -> None:
 @pytest.fixture
 def busy_desk(newsroom, tmp_path) -> Iterator[Site]:
     """The desk with several editors at work at once."""
-    in_the_next_window(newsroom)
-    yield from serve(newsroom, tmp_path)
+    yield from desk_of(newsroom, tmp_path)
 
 
+@pytest.mark.both_databases
 def test_a_sender_starting_while_editors_pick_sends_each_reader_once(busy_desk) -> None:
     """Editors pin and undo without pause, each pick preparing the edition again, while `send`
     starts: it is not starved of the store, and once it began no pick changes the edition
@@ -266,8 +242,7 @@ def test_a_sender_starting_while_editors_pick_sends_each_reader_once(busy_desk) 
     editors_at_work = [threading.Thread(target=editor) for _ in range(3)]
     for thread in editors_at_work:
         thread.start()
-    while len(answers) < 6:  # the editors are at it
-        time.sleep(0.05)
+    until(lambda: len(answers) >= 6)  # the editors are at it
     sent = site.cli("send", "--now", "--force", "--at", site.clock().isoformat())
     stop.set()
     for thread in editors_at_work:

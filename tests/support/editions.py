@@ -1,4 +1,5 @@
-"""An edition ready to send, and its deliveries per status: what sending tests start from and check."""
+"""An edition ready to send, and read back: its deliveries per status, the edition of a slot;
+what sending tests start from and check (an edition sent to the outbox: tests/support/outbox.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from newsletter.editions.compose import Composer
 from newsletter.editions.edition import open_edition
 from newsletter.editions.prepare import prepare
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Delivery, Subscriber, SubscriberNewsletter
+from newsletter.store.models import Delivery, Edition, Subscriber, SubscriberNewsletter
 from newsletter.store.runtime import Runtime
 from tests.conftest import WEEKLY_NOV_23
+
+# The weekly of 23 November sent on time, ten minutes after its slot.
+ON_TIME = WEEKLY_NOV_23.replace(minute=10)
 
 
 def weekly_edition(runtime: Runtime, readers: int) -> int:
@@ -35,3 +39,19 @@ def tally(runtime: Runtime, edition_id: int) -> dict[str, int]:
             .group_by(Delivery.status)
         ).all()
     return {str(status): n for status, n in rows}
+
+
+def edition_of(runtime: Runtime, slot: str, newsletter: str = "weekly") -> Edition:
+    """The newsletter's edition of that slot (2026-11-23T07:00)."""
+    with runtime.factory() as session:
+        return session.scalars(
+            select(Edition).where(Edition.slot == slot, Edition.newsletter == newsletter)
+        ).one()
+
+
+def tracked(runtime: Runtime) -> None:
+    """Click tracking on: article links go through the pages' /c/ links."""
+    settings = runtime.settings
+    runtime.settings = settings.model_copy(
+        update={"links": settings.links.model_copy(update={"track_clicks": True})}
+    )

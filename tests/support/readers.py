@@ -33,12 +33,16 @@ class Gate:
 
 
 def add_reader(
-    runtime: Runtime, email: str, newsletters: tuple[str, ...] = ("weekly",), language: str = "en"
+    runtime: Runtime,
+    email: str,
+    newsletters: tuple[str, ...] = ("weekly",),
+    language: str = "en",
+    name: str | None = None,
 ) -> int:
     """An active reader of these newsletters; their id."""
     with unit_of_work(runtime.factory) as session:
-        reader = Subscriber(email=email, status=SubscriberStatus.ACTIVE, language=language)
-        reader.newsletters = [SubscriberNewsletter(newsletter=name) for name in newsletters]
+        reader = Subscriber(email=email, name=name, status=SubscriberStatus.ACTIVE, language=language)
+        reader.newsletters = [SubscriberNewsletter(newsletter=newsletter) for newsletter in newsletters]
         session.add(reader)
         session.flush()
         return reader.id

@@ -1,6 +1,7 @@
 """What the sending tests share: readers and an edition prepared for them, the ledger read back,
-settings pointing at the test sink or API, a reader leaving as the one-click page does, and a
-store that stops taking writes mid-send."""
+settings pointing at the test sink or API, a reader leaving as the one-click page does, a store
+that stops taking writes mid-send, SMTP servers that answer from a script, and `newsletter send`
+as a process of its own for the properties about processes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 
 from aiosmtpd.controller import Controller
@@ -20,6 +23,8 @@ from newsletter.editions.compose import Composer
 from newsletter.editions.edition import open_edition
 from newsletter.editions.prepare import prepare
 from newsletter.sending.pace import Pace
+from newsletter.sending.providers import make_provider
+from newsletter.sending.providers.sendgrid import SendGridProvider
 from newsletter.sending.providers.smtp import SMTPProvider
 from newsletter.sending.report import SendReport
 from newsletter.sending.sender import Sender
@@ -27,21 +32,26 @@ from newsletter.services import readers
 from newsletter.settings import Settings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Subscriber, SubscriberNewsletter
-from newsletter.store.runtime import Runtime
+from newsletter.store.runtime import Runtime, open_runtime
 from newsletter.subscribers.links import Links
 from tests.conftest import POSTGRES_URL, ROOT, WEEKLY_NOV_23, free_port
 from tests.sendgrid_server import API_KEY, MailAPI
+from tests.support.cli import Ran, newsletter
+from tests.support.web import variables
 
 
-def add_readers(runtime: Runtime, count: int) -> list[str]:
-    """`count` active readers of the weekly; their addresses."""
-    emails = [f"gate{i:03d}@example.com" for i in range(count)]
+def add_readers(runtime: Runtime, count: int, first: int = 0) -> list[str]:
+    """`count` active English readers of the weekly (reader000@example.com, "Reader 0", ...,
+    numbered from `first`); their addresses."""
+    numbers = range(first, first + count)
     with unit_of_work(runtime.factory) as session:
-        for address in emails:
-            subscriber = Subscriber(email=address, name=None, status="active", language="en")
+        for i in numbers:
+            subscriber = Subscriber(
+                email=f"reader{i:03d}@example.com", name=f"Reader {i}", status="active", language="en"
+            )
             subscriber.newsletters = [SubscriberNewsletter(newsletter="weekly")]
             session.add(subscriber)
-    return emails
+    return [f"reader{i:03d}@example.com" for i in numbers]
 
 
 def prepared(runtime: Runtime) -> int:
@@ -61,6 +71,29 @@ def deliveries(runtime: Runtime, edition_id: int) -> dict[str, tuple[str, str | 
             .where(Delivery.edition_id == edition_id)
         ).all()
     return {address: (status, detail) for address, status, detail in rows}
+
+
+def recipients_of(runtime: Runtime, edition_id: int) -> list[str]:
+    """The addresses the edition is to mail (pending) or mailed (sent), sorted."""
+    with runtime.factory() as session:
+        return sorted(
+            session.scalars(
+                select(Subscriber.email)
+                .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                .where(Delivery.edition_id == edition_id, Delivery.status.in_(("pending", "sent")))
+            )
+        )
+
+
+def failures(runtime: Runtime, edition_id: int) -> dict[str, str]:
+    """The readers failed or uncertain, with the ledger's words, by address."""
+    with runtime.factory() as session:
+        rows = session.execute(
+            select(Subscriber.email, Delivery.detail)
+            .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            .where(Delivery.edition_id == edition_id, Delivery.status.in_(("failed", "uncertain")))
+        ).all()
+    return {address: detail for address, detail in rows}
 
 
 def statuses(runtime: Runtime, edition_id: int) -> dict[str, int]:
@@ -187,24 +220,89 @@ def smtp_server(handler: object) -> Iterator[int]:
         controller.stop()
 
 
-def send_process(runtime: Runtime, edition_id: int, port: int, **env: str) -> subprocess.Popen[str]:
-    """`newsletter send --edition ID` in a process of its own, over SMTP to this port."""
+class ScriptedSink:
+    """An aiosmtpd handler answering RCPT from a script per address: a list of answers given
+    one per try (then 250), or one answer for every try."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+        self.tries: dict[str, list[str]] = {}
+        self.always: dict[str, str] = {}
+        self.everyone: str | None = None
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.lock:
+            if self.everyone:
+                return self.everyone
+            if address in self.always:
+                return self.always[address]
+            if self.tries.get(address):
+                return self.tries[address].pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+    def recipients(self) -> list[str]:
+        return [to for tos, _data in self.messages for to in tos]
+
+
+def scripted(smtputf8: bool) -> Iterator[tuple[ScriptedSink, int]]:
+    """A ScriptedSink served on loopback, with or without SMTPUTF8; it and its port."""
+    handler = ScriptedSink()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def cli_env(runtime: Runtime, **extra: str) -> dict[str, str]:
+    """The environment of a `newsletter` process on the runtime's store (the caller's
+    NEWSLETTER_* left out), with `extra` settings."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    return {
+        **base,
+        "NEWSLETTER_DATABASE_URL": runtime.settings.database_url,
+        "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
+        "NEWSLETTER_TIMEZONE": "Europe/Brussels",
+        "NEWSLETTER_CONFIG": str(ROOT / "config" / "demo.toml"),
+        "NEWSLETTER_DEMO": "false",
+        **extra,
+    }
+
+
+def smtp_env(port: int, **extra: str) -> dict[str, str]:
+    """The settings that point a `newsletter` process at the SMTP server on `port`."""
+    return {
+        "NEWSLETTER_PROVIDER": "smtp",
+        "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+        "NEWSLETTER_SMTP_PORT": str(port),
+        "NEWSLETTER_SMTP_TLS": "none",
+        **extra,
+    }
+
+
+def sendgrid_env(api: MailAPI, **extra: str) -> dict[str, str]:
+    """The settings that point a `newsletter` process at the local v3 server."""
+    return {
+        "NEWSLETTER_PROVIDER": "sendgrid",
+        "NEWSLETTER_SENDGRID_API_KEY": API_KEY,
+        "NEWSLETTER_SENDGRID_HOST": api.host,
+        **extra,
+    }
+
+
+def send_process(runtime: Runtime, edition_id: int, *options: str, **env: str) -> subprocess.Popen[str]:
+    """`newsletter send --edition ID OPTIONS...` in a process of its own, with `env` settings
+    (`smtp_env`, `sendgrid_env`): for the properties about processes (a kill -9, two of them)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "send", "--edition", str(edition_id)],
-        env={
-            **base,
-            "NEWSLETTER_DATABASE_URL": runtime.settings.database_url,
-            "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
-            "NEWSLETTER_TIMEZONE": "Europe/Brussels",
-            "NEWSLETTER_CONFIG": str(ROOT / "config" / "demo.toml"),
-            "NEWSLETTER_DEMO": "false",
-            "NEWSLETTER_PROVIDER": "smtp",
-            "NEWSLETTER_SMTP_HOST": "127.0.0.1",
-            "NEWSLETTER_SMTP_PORT": str(port),
-            "NEWSLETTER_SMTP_TLS": "none",
-            **env,
-        },
+        [sys.executable, "-m", "newsletter", "send", "--edition", str(edition_id), *options],
+        env=cli_env(runtime, **env),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -212,8 +310,27 @@ def send_process(runtime: Runtime, edition_id: int, port: int, **env: str) -> su
     )
 
 
+def newsletter_on(runtime: Runtime, *args: str, **env: str) -> Ran:
+    """`newsletter ARGS...` in this process on the runtime's store, with `env` settings (as
+    `send_process` runs it in a process of its own)."""
+    with variables(cli_env(runtime, **env)):
+        return newsletter(*args)
+
+
 # Retries and backoff in hundredths of a second: a test waits for nothing.
 FAST = Pace(retry_delay=0.05, max_delay=0.05, base_delay=0.01)
+
+
+def fast(settings: Settings) -> Pace:
+    """The settings' pace (attempts, rate, lease), its retries and backoff made FAST."""
+    return replace(Pace.from_settings(settings.sending), retry_delay=0.05, max_delay=0.05, base_delay=0.01)
+
+
+class Sleeps(list):
+    """A sender's sleeps, recorded instead of slept."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
 
 
 def smtp_send(runtime: Runtime, port: int, edition_id: int, sleep=None, **sending: object) -> SendReport:
@@ -221,6 +338,40 @@ def smtp_send(runtime: Runtime, port: int, edition_id: int, sleep=None, **sendin
     settings = smtp_settings(runtime, port, **sending)
     provider = SMTPProvider(settings)
     try:
-        return Sender(settings, runtime.factory, provider, FAST, sleep=sleep).send(edition_id)
+        return Sender(settings, runtime.factory, provider, fast(settings), sleep=sleep).send(edition_id)
     finally:
         provider.close()
+
+
+def sender_of_its_own(settings: Settings, edition_id: int, sleep=None) -> SendReport:
+    """The edition sent at the settings' pace by a sender with a store connection and a provider
+    of its own, as a process of its own has them: several in threads are rival senders."""
+    runtime = open_runtime(settings, migrate=False)
+    provider = make_provider(settings)
+    try:
+        return Sender(settings, runtime.factory, provider, fast(settings), sleep=sleep).send(edition_id)
+    finally:
+        provider.close()
+        runtime.close()
+
+
+def senders_at_once(*settings: Settings, edition_id: int) -> list[SendReport]:
+    """One `sender_of_its_own` per settings, each in a thread of its own, all started together."""
+    with ThreadPoolExecutor(len(settings)) as pool:
+        started = [pool.submit(sender_of_its_own, each, edition_id) for each in settings]
+        return [future.result(timeout=120) for future in started]
+
+
+def send_with_sendgrid(
+    runtime: Runtime, api: MailAPI, edition_id: int, sleeps=None, **sending: object
+) -> SendReport:
+    """The edition through the local v3 server, by one sender in this process at the settings'
+    pace; its sleeps recorded, not slept (`Sleeps`)."""
+    settings = sendgrid_settings(runtime, api, **sending)
+    return Sender(
+        settings,
+        runtime.factory,
+        SendGridProvider(settings),
+        Pace.from_settings(settings.sending),
+        sleep=sleeps if sleeps is not None else Sleeps(),
+    ).send(edition_id)

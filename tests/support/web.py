@@ -1,11 +1,16 @@
-"""The pages served in this process over a real loopback socket, on a clock the test holds: real
-HTTP without a server process to start per test, and no page reading the wall clock. Also what
+"""The pages as `newsletter serve` serves them, made in this process on a clock the test holds:
+`create_app(runtime, clock)` driven through an in-process ASGI client (httpx's ASGITransport),
+no socket and no server to start, and no page reading the wall clock. A request returns once
+the app is done with it, the work it does after answering (the notices it mails) included, so
+a test never waits for it. A test that needs a real socket (a browser) serves the app over
+loopback from a thread instead; one about processes starts `newsletter serve` itself. Also what
 the web tests share: the sample's readers, the site's settings file, a page's forms."""
 
 from __future__ import annotations
 
 import email
 import email.policy
+import io
 import json
 import logging
 import os
@@ -19,8 +24,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from unittest import mock
 
+import anyio
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from newsletter.settings import load_settings
@@ -30,8 +38,10 @@ from newsletter.subscribers.links import Links
 from newsletter.web import serving
 from newsletter.web.app import create_app
 from tests.conftest import SECTIONS, free_port
-from tests.support.cli import run_cli
+from tests.support.cli import Ran, newsletter
 from tests.support.clock import FixedClock
+from tests.support.schedule import mails
+from tests.support.waiting import until
 
 SECRET = "test-secret-key-0123456789"
 PARTNER = "https://partner.example"
@@ -39,20 +49,62 @@ ANNA = "anna.keller@example.com"  # a German reader of the sample
 MARC = "marc.dubois@example.org"  # takes the weekly and the daily
 
 
+# The address a client in this process connects from (what the rate limits and the audit log see).
+CLIENT = ("127.0.0.1", 50000)
+
+
+class InProcess(httpx.BaseTransport):
+    """A synchronous client's way to the app in this process (httpx's ASGITransport): each
+    request runs the app to its end, the work it does after answering included, on an event
+    loop of its own (several threads may ask at once)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        # A page that fails answers 500, as it would over a socket; its traceback fails the test.
+        self.asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=CLIENT)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        asked = httpx.Request(request.method, request.url, headers=request.headers, content=request.read())
+
+        async def answer() -> tuple[int, httpx.Headers, bytes]:
+            got = await self.asgi.handle_async_request(asked)
+            return got.status_code, got.headers, await got.aread()
+
+        status, headers, body = anyio.run(answer)
+        return httpx.Response(status, headers=headers, content=body, request=request)
+
+
 @dataclass
 class Site:
-    """The pages served on loopback, the store behind them, and the clock they read."""
+    """The pages, the store behind them, and the clock they read: served by `app` in this process
+    (`url` is then the public address they believe they have), or over loopback at `url`."""
 
     url: str
     runtime: Runtime
     config: Path
     clock: FixedClock
+    app: FastAPI | None = None
 
     def client(self, **options: object) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False, **options)  # type: ignore[arg-type]
+        """A browser of its own (its cookies kept between requests)."""
+        transport = None if self.app is None else InProcess(self.app)
+        return httpx.Client(
+            base_url=self.url, transport=transport, timeout=30, follow_redirects=False, **options
+        )  # type: ignore[arg-type]
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return run_cli(*args, "--config", str(self.config), env=environment(), cwd=self.config.parent)
+    def get(self, path: str, **options: object) -> httpx.Response:
+        """One GET with no cookie, as a mail client or a link scanner asks."""
+        with self.client() as client:
+            return client.get(path, **options)  # type: ignore[arg-type]
+
+    def post(self, path: str, **options: object) -> httpx.Response:
+        """One POST with no cookie, as a mail client's one-click or another site's form sends it."""
+        with self.client() as client:
+            return client.post(path, **options)  # type: ignore[arg-type]
+
+    def cli(self, *args: str, stdin: str = "") -> Ran:
+        """`newsletter ARGS... --config site.toml`, in this process, `stdin` on standard input."""
+        with variables(environment()), mock.patch.object(sys, "stdin", io.StringIO(stdin)):
+            return newsletter(*args, "--config", str(self.config))
 
     def links(self) -> Links:
         return Links.from_settings(self.runtime.settings)
@@ -67,17 +119,17 @@ class Site:
         return {n.newsletter: n.status for n in self.subscriber(address).newsletters}
 
     def notices_for(self, address: str, count: int = 1) -> list[email.message.EmailMessage]:
-        """The notices to `address`, once `count` have come (a page sends them after answering)."""
-        deadline = time.monotonic() + 20
-        while len(found := [m for m in self.notices() if m["To"] == address]) < count:
-            assert time.monotonic() < deadline, f"no notice to {address}"
-            time.sleep(0.05)
+        """The notices to `address`, `count` of them at least (a page sends them after answering:
+        in this process, before its request returns; over a socket, a moment later)."""
+        if self.app is None:
+            until(lambda: len([m for m in self.notices() if m["To"] == address]) >= count, 20)
+        found = [m for m in self.notices() if m["To"] == address]
+        assert len(found) >= count, f"no notice to {address}"
         return found
 
     def notices(self) -> list[email.message.EmailMessage]:
-        folder = self.runtime.settings.outbox_dir / "outside-ledger"
-        paths = sorted(folder.glob("*.eml"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in paths]
+        """Every notice the pages sent (outside the ledger), in the order they went."""
+        return mails(self.runtime)
 
 
 def environment() -> dict[str, str]:
@@ -109,17 +161,19 @@ def serve(
     env: dict[str, str] | None = None,
     extra: str = "",
     clock: FixedClock | None = None,
+    listening: bool = False,
 ) -> Iterator[Site]:
-    """The pages as `newsletter serve --config site.toml` serves them, in this process and on
-    the test's clock; a command the test runs reads the same settings file."""
+    """The pages as `newsletter serve --config site.toml` serves them, on the test's clock: in
+    this process (`listening`: over a loopback socket too, for a browser); a command the test
+    runs reads the same settings file."""
     clock = clock or FixedClock()
     config = folder / "site.toml"
 
     def write(url: str) -> None:
         config.write_text(settings_text(runtime, url, readers or f'signup_origins = ["{PARTNER}"]', extra))
 
-    with served(config, {**environment(), **(env or {})}, clock, write) as url:
-        yield Site(url, runtime, config, clock)
+    with served(config, {**environment(), **(env or {})}, clock, write, listening) as (url, app):
+        yield Site(url, runtime, config, clock, None if listening else app)
 
 
 class Forms(HTMLParser):
@@ -180,31 +234,37 @@ def variables(values: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def served(
-    config: Path, env: dict[str, str], clock: FixedClock, write: Callable[[str], None]
-) -> Iterator[str]:
-    """`newsletter serve --config CONFIG` in a thread on a free port (`write` makes the settings
-    file once the address is known); its URL. A page that failed with a traceback fails the test."""
-    sock = serving.listen("127.0.0.1", 0)
-    url = serving.address(sock)
+    config: Path, env: dict[str, str], clock: FixedClock, write: Callable[[str], None], listening: bool
+) -> Iterator[tuple[str, FastAPI]]:
+    """The app of `newsletter serve --config CONFIG` (`write` makes the settings file once its
+    address is known), and that address: a loopback one nothing listens on, or (`listening`) a
+    free port it is served on from a thread. A page that failed with a traceback fails the test."""
+    sock = serving.listen("127.0.0.1", 0) if listening else None
+    url = serving.address(sock) if sock else f"http://127.0.0.1:{free_port()}"
     write(url)
     with variables(env):
         runtime = open_runtime(load_settings(config))
-    server = serving.server(create_app(runtime, clock))
+    app = create_app(runtime, clock)
     failures = Tracebacks()
     logging.getLogger().addHandler(failures)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="web", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
+    server = serving.server(app) if sock else None
+    thread = (
+        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="web", daemon=True)
+        if server
+        else None
+    )
+    if thread and server:
+        thread.start()
+        until(lambda: server.started or not thread.is_alive(), 30)
+        assert server.started, "the server did not start"
     try:
-        yield url
+        yield url, app
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+        if thread and server and sock:
+            server.should_exit = True
+            thread.join(timeout=30)
+            sock.close()
         logging.getLogger().removeHandler(failures)
-        sock.close()
         runtime.close()
     assert not failures.found, failures.found[0]
 

@@ -33,9 +33,13 @@ class WebhookKeys:
     def sign(self, entries: list[dict], at: datetime) -> tuple[bytes, dict[str, str]]:
         """The POST's body and headers, signed at `at`."""
         body = json.dumps(entries).encode()
+        return body, self.sign_body(body, at)
+
+    def sign_body(self, body: bytes, at: datetime) -> dict[str, str]:
+        """The headers of a POST of these bytes (whatever they are), signed at `at`."""
         timestamp = str(int(at.timestamp()))
         signature = self.private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-        return body, {SIGNATURE_HEADER: base64.b64encode(signature).decode(), TIMESTAMP_HEADER: timestamp}
+        return {SIGNATURE_HEADER: base64.b64encode(signature).decode(), TIMESTAMP_HEADER: timestamp}
 
 
 def with_webhook(runtime: Runtime, keys: WebhookKeys) -> Runtime:
