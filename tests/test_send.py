@@ -1,14 +1,13 @@
-"""Sending: SMTP into aiosmtpd, SendGrid into a local v3 server, the ledger's guarantees."""
+"""Sending: SMTP into aiosmtpd, SendGrid into a local v3 server, the ledger's guarantees. What the
+ledger must hold across a crash, a race or a refusal runs on both databases; what goes to the
+provider (the messages, the requests, the pacing) on SQLite."""
 
 from __future__ import annotations
 
 import email
 import email.policy
-import os
-import signal
-import subprocess
-import sys
-import time
+import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -22,25 +21,25 @@ from newsletter.sending.report import SendError
 from newsletter.sending.sender import Sender
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Article, Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression
-from tests.conftest import ROOT
 from tests.sendgrid_server import API_KEY, Scripted
+from tests.support.crash import Doomed, Killed
 from tests.support.sending import (
     Sleeps,
     add_readers,
-    cli_env,
+    fast,
+    newsletter_on,
     prepared,
     recipients_of,
     send_process,
     send_with_sendgrid,
+    senders_at_once,
     sendgrid_env,
     sendgrid_settings,
     smtp_settings,
     statuses,
     with_settings,
 )
-
-pytestmark = pytest.mark.both_databases
-
+from tests.support.waiting import until
 
 # --- SMTP -------------------------------------------------------------------------------------
 
@@ -78,6 +77,7 @@ def test_the_sink_really_refuses_long_lines(smtp_sink) -> None:
     assert refused.value.smtp_code == 500 and b"too long" in refused.value.smtp_error.lower()
 
 
+@pytest.mark.both_databases
 def test_smtp_refused_address_fails_alone_and_retry_failed_resends_it(newsroom, smtp_sink) -> None:
     sink, port = smtp_sink
     edition_id = prepared(newsroom)
@@ -174,18 +174,20 @@ def test_sendgrid_429_and_500_slow_down_and_retry(newsroom, mail_api) -> None:
     assert sorted(mail_api.recipients()) == recipients_of(newsroom, edition_id)
 
 
+@pytest.mark.both_databases
 def test_sendgrid_timeout_after_sending_is_uncertain_not_resent(newsroom, mail_api) -> None:
     edition_id = prepared(newsroom)
+    gave_up = threading.Event()
 
     def late(_number: int) -> bool:
-        time.sleep(1.0)  # answers after the client gave up; the request was still taken
+        gave_up.wait(30)  # answers once the client gave up; the request was still taken
         return True
 
     mail_api.on_request = late
     report = send_with_sendgrid(newsroom, mail_api, edition_id, timeout_seconds=0.3)
+    gave_up.set()
     assert report.status == "partial" and report.failed == 9 and report.sent == 0
-    time.sleep(1.2)
-    assert len(mail_api.accepted) == 9  # it did go: resending blindly would have doubled it
+    until(lambda: len(mail_api.accepted) == 9)  # it did go: resending blindly would have doubled it
     with newsroom.factory() as session:
         details = set(session.scalars(select(Delivery.detail).where(Delivery.edition_id == edition_id)))
     assert len(details) == 1 and next(iter(details)).startswith("uncertain:")
@@ -202,6 +204,7 @@ def test_rate_limit_paces_the_send(newsroom, mail_api) -> None:
     assert sum(sleeps) >= 20 / 10 - 0.5  # 20 messages at 10/s take about two seconds
 
 
+@pytest.mark.both_databases
 def test_readers_who_leave_mid_send_are_not_mailed(newsroom, mail_api) -> None:
     edition_id = prepared(newsroom)
     with unit_of_work(newsroom.factory) as session:
@@ -249,59 +252,69 @@ def test_no_header_injection_from_titles_or_names(newsroom, tmp_path) -> None:
 # --- crashes and several senders ---------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_a_killed_sender_resumes_exactly_once_sendgrid(newsroom, mail_api) -> None:
+    """The sender dies (in process: tests/support/crash.py) while its fourth request is in
+    flight, never answered; the next sender resumes, and everyone is mailed exactly once."""
     add_readers(newsroom, 40)
     edition_id = prepared(newsroom)
     expected = recipients_of(newsroom, edition_id)
-    victim: dict[str, subprocess.Popen] = {}
+    # The request died before the API took it; "resend" sends the uncertain batch again at once.
+    # One request in flight: with several, those the API took before the kill would go twice,
+    # which is what "resend" accepts (test_send_concurrency covers several with the events).
+    settings = sendgrid_settings(newsroom, mail_api, sendgrid_batch=5, in_flight="resend", concurrency=1)
+    doomed = Doomed(settings)
 
     def kill_on_fourth(number: int) -> bool:
         if number == 4:  # mid-edition, while this request is in flight: it is never answered
-            os.kill(victim["process"].pid, signal.SIGKILL)
+            doomed.kill()
             return False
         return True
 
     mail_api.on_request = kill_on_fourth
-    # The request died before the API took it; "resend" sends the uncertain batch again at once.
-    # One request in flight: with several, those the API took before the kill would go twice,
-    # which is what "resend" accepts (test_send_concurrency covers several with the events).
-    env = sendgrid_env(
-        mail_api,
-        NEWSLETTER_SENDING__SENDGRID_BATCH="5",
-        NEWSLETTER_SENDING__IN_FLIGHT="resend",
-        NEWSLETTER_SENDING__CONCURRENCY="1",
-    )
-    victim["process"] = send_process(newsroom, edition_id, **env)
-    victim["process"].wait(timeout=60)
-    assert victim["process"].returncode == -signal.SIGKILL
+    doomed.send(edition_id)
     assert 0 < len(mail_api.accepted) < len(expected)
     assert statuses(newsroom, edition_id).get("sending", 0) > 0  # the dead sender's claim
     mail_api.on_request = None
-    again = send_process(newsroom, edition_id, **env)
-    out, err = again.communicate(timeout=60)
-    assert again.returncode == 0, err
-    assert "complete" in out
+    again = Sender(settings, newsroom.factory, SendGridProvider(settings), fast(settings)).send(edition_id)
+    assert again.status == "complete"
     assert sorted(mail_api.recipients()) == expected  # everyone, exactly once
     assert statuses(newsroom, edition_id) == {"sent": len(expected)}
 
 
+class KilledAtTheFortieth(OutboxProvider):
+    """The outbox, whose sender dies once its 40th file is in place, before the ledger hears of it."""
+
+    def __init__(self, folder: Path, doomed: Doomed) -> None:
+        super().__init__(folder)
+        self.doomed = doomed
+        self.written = 0
+
+    def send(self, batch, report, handing=None) -> None:
+        def told(outcomes) -> None:
+            report(outcomes)
+            self.written += len(outcomes)
+            if self.written >= 40:
+                self.doomed.kill()
+                raise Killed
+
+        super().send(batch, told, handing)
+
+
+@pytest.mark.both_databases
 def test_a_killed_sender_resumes_exactly_once_outbox(newsroom, tmp_path) -> None:
     add_readers(newsroom, 300)
     edition_id = prepared(newsroom)
     expected = recipients_of(newsroom, edition_id)
     outbox = tmp_path / "outbox"
-    env = {"NEWSLETTER_PROVIDER": "outbox", "NEWSLETTER_OUTBOX_DIR": str(outbox)}
-    process = send_process(newsroom, edition_id, **env)
-    deadline = time.monotonic() + 60
-    while len(list(outbox.glob("*/*.eml"))) < 40 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.kill()  # SIGKILL, wherever it is
-    process.wait(timeout=30)
+    settings = with_settings(newsroom, provider="outbox", outbox_dir=outbox)
+    doomed = Doomed(settings)
+    doomed.send(edition_id, KilledAtTheFortieth(outbox, doomed))
     written = len(list(outbox.glob("*/*.eml")))
     assert 40 <= written < len(expected)
-    again = send_process(newsroom, edition_id, **env)
-    _out, err = again.communicate(timeout=120)
-    assert again.returncode == 0, err
+    assert statuses(newsroom, edition_id).get("sending", 0) > 0  # the dead sender's claims
+    again = Sender(settings, newsroom.factory, OutboxProvider(outbox), fast(settings)).send(edition_id)
+    assert again.status == "complete"
     files = sorted(outbox.glob("*/*.eml"))
     addresses = [path.name.split("-", 1)[1].removesuffix(".eml") for path in files]
     assert sorted(addresses) == expected  # one complete file per reader
@@ -309,19 +322,37 @@ def test_a_killed_sender_resumes_exactly_once_outbox(newsroom, tmp_path) -> None
     assert statuses(newsroom, edition_id) == {"sent": len(expected)}
 
 
-@pytest.mark.postgres
+@pytest.mark.both_databases
+def test_two_senders_share_an_edition(newsroom, mail_api) -> None:
+    """Two senders at once, each a thread with a store connection of its own as a process has:
+    they claim batches in turn (PostgreSQL: FOR UPDATE SKIP LOCKED; SQLite: its write lock),
+    both do part of the work, and nobody is mailed twice."""
+    add_readers(newsroom, 200)
+    edition_id = prepared(newsroom)
+    expected = recipients_of(newsroom, edition_id)
+    mail_api.latency = 0.02  # both senders hold batches at once
+    # batches of ten, one request each, so that both senders have some
+    settings = sendgrid_settings(newsroom, mail_api, sendgrid_batch=10, concurrency=1)
+    reports = senders_at_once(settings, settings, edition_id=edition_id)
+    assert {report.status for report in reports} == {"complete"}
+    assert sorted(mail_api.recipients()) == expected  # exactly once
+    with newsroom.factory() as session:
+        claims = session.scalars(select(Delivery.claimed_by).where(Delivery.edition_id == edition_id)).all()
+    assert len({claim.partition("#")[0] for claim in claims}) == 2  # both did part of the work
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_two_senders_share_an_edition_on_postgres(newsroom, mail_api) -> None:
-    if newsroom.engine.dialect.name != "postgresql":
-        pytest.skip("several senders share an edition on PostgreSQL (FOR UPDATE SKIP LOCKED)")
+    """End to end: two `newsletter send` processes, each with connections of its own, claim
+    batches of one edition on PostgreSQL (FOR UPDATE SKIP LOCKED); in process, two threads do
+    (test_two_senders_share_an_edition)."""
     add_readers(newsroom, 400)
     edition_id = prepared(newsroom)
     expected = recipients_of(newsroom, edition_id)
-
-    def slow(_number: int) -> bool:
-        time.sleep(0.05)  # let both senders hold batches at once
-        return True
-
-    mail_api.on_request = slow
+    mail_api.latency = 0.05  # let both senders hold batches at once
     # batches of ten, one request each, so that both senders have some
     env = sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="10", NEWSLETTER_SENDING__CONCURRENCY="1")
     workers = [send_process(newsroom, edition_id, **env) for _ in range(2)]
@@ -433,33 +464,21 @@ def test_smtp_starttls_and_authentication(newsroom, tmp_path) -> None:
         controller.stop()
 
 
+@pytest.mark.e2e
+@pytest.mark.both_databases
 def test_send_with_two_worker_processes(newsroom, mail_api) -> None:
+    """End to end: `newsletter send --workers 2` starts two sender processes of its own and
+    waits for them; they share the edition and mail each reader once."""
     add_readers(newsroom, 200)
     edition_id = prepared(newsroom)
     expected = recipients_of(newsroom, edition_id)
-    env = cli_env(
-        newsroom,
-        # batches of ten, one request each, so that both workers have some
-        **sendgrid_env(
-            mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="10", NEWSLETTER_SENDING__CONCURRENCY="1"
-        ),
-    )
-
-    def slow(_number: int) -> bool:
-        time.sleep(0.02)  # both workers hold batches at once
-        return True
-
-    mail_api.on_request = slow
-    done = subprocess.run(
-        [sys.executable, "-m", "newsletter", "send", "--edition", str(edition_id), "--workers", "2"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "complete" in done.stdout
+    mail_api.latency = 0.02  # both workers hold batches at once
+    # batches of ten, one request each, so that both workers have some
+    env = sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="10", NEWSLETTER_SENDING__CONCURRENCY="1")
+    done = send_process(newsroom, edition_id, "--workers", "2", **env)
+    out, err = done.communicate(timeout=120)
+    assert done.returncode == 0, err
+    assert "complete" in out
     assert sorted(mail_api.recipients()) == expected  # exactly once
     with newsroom.factory() as session:
         claims = session.scalars(select(Delivery.claimed_by).where(Delivery.edition_id == edition_id)).all()
@@ -470,15 +489,8 @@ def test_secrets_never_reach_the_output(newsroom, mail_api) -> None:
     edition_id = prepared(newsroom)
     secret = API_KEY
     mail_api.script = [Scripted(500, {"errors": [{"message": "internal error"}]})]
-    env = cli_env(newsroom, **sendgrid_env(mail_api, NEWSLETTER_SENDING__MAX_BACKOFF_SECONDS="0.1"))
-    done = subprocess.run(
-        [sys.executable, "-m", "newsletter", "--verbose", "send", "--edition", str(edition_id)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = sendgrid_env(mail_api, NEWSLETTER_SENDING__MAX_BACKOFF_SECONDS="0.1")
+    done = newsletter_on(newsroom, "--verbose", "send", "--edition", str(edition_id), **env)
     assert done.returncode == 0, done.stderr
     assert "busy" in done.stderr  # the retry was logged...
     assert secret not in done.stdout + done.stderr  # ...and the key never was
