@@ -84,6 +84,7 @@ def part(message: Message, kind: str) -> str:
     return payload.decode(body.get_content_charset() or "utf-8")
 
 
+@pytest.mark.both_databases
 def test_an_edition_page_in_each_language(archived) -> None:
     with archived.client() as client:
         page = client.get(EDITION)

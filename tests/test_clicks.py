@@ -16,8 +16,6 @@ from newsletter.subscribers.tokens import sign
 from tests.support.editions import ON_TIME, tracked
 from tests.support.web import ANNA, MARC, path_of, serve
 
-pytestmark = pytest.mark.both_databases
-
 
 def article_links(runtime, address: str) -> list[str]:
     [path] = [p for p in runtime.settings.outbox_dir.rglob("*.eml") if address in p.name]
@@ -29,6 +27,7 @@ def article_links(runtime, address: str) -> list[str]:
     return links
 
 
+@pytest.mark.both_databases
 def test_a_click_is_counted_once_and_leads_to_the_article(newsroom, tmp_path) -> None:
     tracked(newsroom)
     report = sending.send(newsroom, "weekly", ON_TIME)

@@ -263,6 +263,7 @@ def test_without_click_tracking_the_page_says_so(newsroom, tmp_path) -> None:
             assert "No delivery failed." in page.text
 
 
+@pytest.mark.both_databases
 def test_a_suppression_is_put_down_to_the_last_edition_mailed_before_it(newsroom) -> None:
     """Service level: a later edition that mailed the reader takes it, one that skipped them
     does not; an operator's suppression and one older than the edition are nobody's doing."""

@@ -18,8 +18,6 @@ from tests.support.editions import edition_of
 from tests.support.schedule import runner
 from tests.support.sending import statuses
 
-pytestmark = pytest.mark.both_databases
-
 BEFORE = WEEKLY_NOV_23 - timedelta(hours=20)
 
 
@@ -68,6 +66,7 @@ def test_required_approval_and_a_hold_past_the_next_slot(newsroom) -> None:
     assert run.action in ("sent", "waiting")  # sent, or waiting for news the sample lacks
 
 
+@pytest.mark.both_databases
 def test_a_change_withdraws_the_approval_and_no_sender_starts_it(newsroom) -> None:
     settings = newsroom.settings
     weekly = settings.newsletters["weekly"].model_copy(update={"approval": "required"})
@@ -86,6 +85,7 @@ def test_a_change_withdraws_the_approval_and_no_sender_starts_it(newsroom) -> No
     assert statuses(newsroom, edition_id) == {"pending": 9}
 
 
+@pytest.mark.both_databases
 def test_a_hold_and_a_sender_starting_take_turns(newsroom, monkeypatch) -> None:
     """A hold given as a sender starts: either the hold comes first and nothing goes, or the
     sender does and the hold is refused as too late; never "held" while it goes."""

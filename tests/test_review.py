@@ -85,6 +85,7 @@ def reviews(runtime) -> list:
     return [m for m in mails(runtime) if m["Subject"].startswith("[review]")]
 
 
+@pytest.mark.both_databases
 def test_composed_before_its_slot_mailed_once_and_sent_at_its_slot(review) -> None:
     assert timetable.review_time(review.settings, "weekly", WEEKLY_NOV_23 - timedelta(hours=3)) == (
         WEEKLY_NOV_23 - timedelta(hours=1)
@@ -133,6 +134,7 @@ def test_composed_before_its_slot_mailed_once_and_sent_at_its_slot(review) -> No
     assert articles_of(review, second.id) == {late} and len(reviews(review)) == 4
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("drafted", [False, True])
 def test_two_schedulers_mail_each_editor_once(review, drafted: bool) -> None:
     if drafted:  # the edition's row exists already: the schedulers meet on it, not on its creation

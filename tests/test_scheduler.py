@@ -17,9 +17,8 @@ from tests.conftest import WEEKLY_NOV_23, ZONE
 from tests.support.schedule import mails, runner
 from tests.support.sending import add_readers, recipients_of, statuses
 
-pytestmark = pytest.mark.both_databases
 
-
+@pytest.mark.both_databases
 def test_a_slot_goes_out_once_whoever_asks(newsroom) -> None:
     job = runner(newsroom, WEEKLY_NOV_23 + timedelta(minutes=3))
     first = job.edition("weekly", reschedule=False)
@@ -33,6 +32,7 @@ def test_a_slot_goes_out_once_whoever_asks(newsroom) -> None:
         )
 
 
+@pytest.mark.both_databases
 def test_two_schedulers_at_the_same_slot_send_each_reader_once(newsroom) -> None:
     at = WEEKLY_NOV_23 + timedelta(seconds=5)
     jobs = [runner(newsroom, at), runner(newsroom, at)]
@@ -88,6 +88,7 @@ def test_a_partial_edition_sends_the_operators_an_email(newsroom) -> None:
     )
 
 
+@pytest.mark.both_databases
 def test_a_stop_between_batches_leaves_the_edition_to_the_next_run(newsroom) -> None:
     add_readers(newsroom, 1200)  # three outbox batches
     job = runner(newsroom, WEEKLY_NOV_23 + timedelta(minutes=1))
@@ -104,6 +105,7 @@ def test_a_stop_between_batches_leaves_the_edition_to_the_next_run(newsroom) -> 
     }
 
 
+@pytest.mark.both_databases
 def test_pruning_keeps_the_counts(newsroom) -> None:
     job = runner(newsroom, WEEKLY_NOV_23 + timedelta(minutes=1))
     sent = job.edition("weekly", reschedule=False)

@@ -44,8 +44,6 @@ from tests.support.sending import (
 )
 from tests.support.webhook import WebhookKeys, with_webhook
 
-pytestmark = pytest.mark.both_databases
-
 FAST = Pace(retry_delay=0.05, max_delay=0.05, base_delay=0.01)
 
 
@@ -77,6 +75,7 @@ def message_ids(runtime, edition_id: int) -> int:
         )
 
 
+@pytest.mark.both_databases
 def test_requests_in_flight_at_once_are_each_recorded_once(newsroom, mail_api) -> None:
     add_readers(newsroom, 60)
     edition_id = prepared(newsroom)
@@ -90,6 +89,7 @@ def test_requests_in_flight_at_once_are_each_recorded_once(newsroom, mail_api) -
     assert message_ids(newsroom, edition_id) == len(mail_api.payloads)  # each its request's id
 
 
+@pytest.mark.both_databases
 def test_one_request_refusing_an_address_among_several_fails_that_reader_alone(newsroom, mail_api) -> None:
     add_readers(newsroom, 60)
     edition_id = prepared(newsroom)
@@ -101,6 +101,7 @@ def test_one_request_refusing_an_address_among_several_fails_that_reader_alone(n
     assert sorted(mail_api.recipients()) == [e for e in expected if e != "reader017@example.com"]
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("status", [429, 500])
 def test_one_busy_request_among_several_is_tried_again_alone(newsroom, mail_api, status) -> None:
     add_readers(newsroom, 60)
@@ -116,6 +117,7 @@ def test_one_busy_request_among_several_is_tried_again_alone(newsroom, mail_api,
     assert len(sleeps) == 1  # one wait for one busy answer
 
 
+@pytest.mark.both_databases
 def test_a_refusal_among_several_requests_keeps_what_went_and_resumes_exactly_once(
     newsroom, mail_api
 ) -> None:
@@ -134,6 +136,7 @@ def test_a_refusal_among_several_requests_keeps_what_went_and_resumes_exactly_on
     assert sorted(mail_api.recipients()) == expected
 
 
+@pytest.mark.both_databases
 @pytest.mark.e2e
 def test_a_sender_killed_with_several_requests_in_flight_mails_everyone_once(newsroom, mail_api) -> None:
     """Three requests are in the API at once when the sender dies (the second accepted, its

@@ -35,6 +35,7 @@ from tests.support.sending import (
 )
 
 
+@pytest.mark.both_databases
 def test_an_answer_cut_short_after_the_api_took_the_request_is_uncertain_not_sent_again(
     newsroom, mail_api, monkeypatch
 ) -> None:
@@ -67,6 +68,7 @@ def test_an_answer_cut_short_after_the_api_took_the_request_is_uncertain_not_sen
     assert max(Counter(mail_api.recipients()).values()) == 1
 
 
+@pytest.mark.both_databases
 def test_a_sender_thought_dead_that_hands_over_meanwhile_keeps_what_it_handed(newsroom) -> None:
     """Recovery reads the claims, then writes: a silent sender waking in between and handing its
     batch over is not put back to pending (it would be claimed and mailed again)."""

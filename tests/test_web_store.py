@@ -121,6 +121,7 @@ def holding(runtime: Runtime, how: str, subscriber_id: int):
     }[how]()
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("how", ["thread", "process", "program", "row"])
 def test_a_one_click_answers_503_past_the_deadline_then_200_once_the_lock_is_free(
     make_runtime, short_wait, how: str
@@ -142,6 +143,7 @@ def test_a_one_click_answers_503_past_the_deadline_then_200_once_the_lock_is_fre
     assert gate(runtime, reader).subscription == "unsubscribed"  # committed when the page said so
 
 
+@pytest.mark.both_databases
 def test_a_one_click_waits_for_a_short_write_rather_than_refusing(make_runtime, short_wait) -> None:
     """A sender's write that ends within the deadline is waited for: the one-click then goes."""
     runtime = make_runtime()
