@@ -5,8 +5,6 @@ and sends at once; SIGTERM stops it between batches; a restart finishes what was
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.support.cli import run_cli
@@ -58,7 +56,7 @@ def test_two_schedulers_on_one_postgresql_send_one_edition_once(tmp_path, postgr
     config = project(tmp_path, readers=300, database=postgres_database)
     jobs = [start(config, tmp_path), start(config, tmp_path)]
     until(lambda: len(files(config)) == 310)
-    time.sleep(1)
+    until(lambda: editions(config)[0][0] == "complete")  # the edition closed: nothing more comes
     for job in jobs:
         stop(job)
     names = [path.name for path in files(config)]

@@ -302,9 +302,10 @@ def test_outcomes_are_written_within_their_window_even_when_no_more_come() -> No
     written: list[float] = []
     record = Recorder(lambda outcomes: written.append(time.monotonic()), seconds=0.05)
     began = time.monotonic()
-    record([Outcome(1, OutcomeStatus.SENT, "m1")])
-    time.sleep(0.3)  # a slow server: the next outcome is long in coming
-    assert written and written[0] - began < 0.25
+    record([Outcome(1, OutcomeStatus.SENT, "m1")])  # a slow server: the next outcome is long in coming
+    until(lambda: written, 5)
+    assert written[0] - began < 0.25
+    record.close()
 
 
 # --- any outside text, any message ---------------------------------------------------------------

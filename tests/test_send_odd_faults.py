@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client
 import logging
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -33,6 +32,7 @@ from tests.support.sending import (
     smtp_server,
     statuses,
 )
+from tests.support.waiting import until
 
 
 @pytest.mark.both_databases
@@ -106,11 +106,14 @@ def test_a_store_outage_met_by_the_recorders_thread_logs_no_traceback(newsroom, 
     edition_id = prepared(newsroom)
     outage = Outage(newsroom)
 
+    def met(_records=caplog.records) -> bool:
+        return any("writing outcomes to the ledger failed" in r.getMessage() for r in list(_records))
+
     def on_data(number: int, _to: list[str]) -> None:
         if number == 1:
             outage.begin()
-        else:
-            time.sleep(0.3)  # the other connection's answer is slow: the recorder writes first
+        else:  # the other connection's answer is slow: the recorder's thread writes first
+            until(lambda: met(), 30)
 
     caplog.set_level(logging.INFO)
     try:
@@ -118,6 +121,7 @@ def test_a_store_outage_met_by_the_recorders_thread_logs_no_traceback(newsroom, 
             smtp_send(newsroom, port, edition_id, smtp_connections=2, store_retry_seconds=0)
     finally:
         outage.end()
+    assert met()  # the recorder's own thread met the outage
     assert not [record.getMessage() for record in caplog.records if record.exc_info]
 
 

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -286,17 +285,16 @@ def process(runtime: Runtime, folder: Path, *command: str) -> Iterator[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
+
+    def answers() -> bool:
+        assert running.poll() is None, running.communicate()
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        while True:
-            assert running.poll() is None, running.communicate()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+        until(answers, 60)
         yield url
     finally:
         running.send_signal(signal.SIGTERM)
