@@ -277,10 +277,11 @@ def test_our_own_editor_pages_are_returned_to() -> None:
         assert return_path(target) == target
 
 
-def test_a_reviewed_edition_that_fails_its_checks_stays_held(review) -> None:
+def test_a_reviewed_edition_that_fails_its_checks_stays_held(review, monkeypatch, tmp_path) -> None:
     """With `hold_on_failed_checks`, the early composition is checked before the review mail;
     a failing check (here: an http public_url, whose one-click links mail clients ignore) keeps it
     held by the checks, the mail says so, and the slot does not send it."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no SpamAssassin to wait for: that check is skipped
     settings = review.settings
     weekly = settings.newsletters["weekly"].model_copy(update={"hold_on_failed_checks": True})
     review.settings = settings.model_copy(update={"newsletters": {**settings.newsletters, "weekly": weekly}})

@@ -12,3 +12,14 @@ def until(condition: Callable[[], object], seconds: float = 90) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def within(condition: Callable[[], object], seconds: float) -> bool:
+    """Wait for `condition` at most `seconds` (a slow answer that may let something happen
+    first); whether it came."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
