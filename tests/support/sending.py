@@ -38,7 +38,6 @@ from newsletter.subscribers.links import Links
 from tests.conftest import POSTGRES_URL, ROOT, WEEKLY_NOV_23, free_port
 from tests.sendgrid_server import API_KEY, MailAPI
 from tests.support.cli import Ran, newsletter
-from tests.support.web import variables
 
 
 def add_readers(runtime: Runtime, count: int, first: int = 0) -> list[str]:
@@ -314,8 +313,9 @@ def send_process(runtime: Runtime, edition_id: int, *options: str, **env: str) -
 def newsletter_on(runtime: Runtime, *args: str, **env: str) -> Ran:
     """`newsletter ARGS...` in this process on the runtime's store, with `env` settings (as
     `send_process` runs it in a process of its own)."""
-    with variables(cli_env(runtime, **env)):
-        return newsletter(*args)
+    return newsletter(
+        *args, env={k: v for k, v in cli_env(runtime, **env).items() if k.startswith("NEWSLETTER_")}
+    )
 
 
 # Retries and backoff in hundredths of a second: a test waits for nothing.

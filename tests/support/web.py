@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import io
 import json
 import logging
 import os
@@ -23,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from unittest import mock
 
 import anyio
 import httpx
@@ -102,8 +100,9 @@ class Site:
 
     def cli(self, *args: str, stdin: str = "") -> Ran:
         """`newsletter ARGS... --config site.toml`, in this process, `stdin` on standard input."""
-        with variables(environment()), mock.patch.object(sys, "stdin", io.StringIO(stdin)):
-            return newsletter(*args, "--config", str(self.config))
+        return newsletter(
+            *args, "--config", str(self.config), env=COMMAND_ENV, cwd=self.config.parent, input=stdin
+        )
 
     def links(self) -> Links:
         return Links.from_settings(self.runtime.settings)
@@ -131,9 +130,14 @@ class Site:
         return mails(self.runtime)
 
 
+# What a command on the site's settings is given besides them: the key, and a wide terminal.
+COMMAND_ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "COLUMNS": "200"}
+
+
 def environment() -> dict[str, str]:
+    """A process's environment: the caller's without its NEWSLETTER_*, and COMMAND_ENV."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    return {**base, "NEWSLETTER_SECRET_KEY": SECRET, "COLUMNS": "200"}
+    return {**base, **COMMAND_ENV}
 
 
 def settings_text(runtime: Runtime, url: str, readers: str, extra: str = "") -> str:
