@@ -8,12 +8,24 @@ import signal
 
 import pytest
 
-from tests.support.sending import Outage, Sink, add_readers, deliveries, prepared, send_process, smtp_server
+from tests.support.sending import (
+    Outage,
+    Sink,
+    add_readers,
+    deliveries,
+    prepared,
+    send_process,
+    smtp_env,
+    smtp_server,
+)
 
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.both_databases
 def test_a_sender_killed_while_a_message_is_answered_leaves_it_uncertain_not_sent_twice(newsroom) -> None:
+    """End to end: a real `newsletter send` killed -9 as a message's DATA is in (the kernel drops
+    its connections, its SQLite lock or its PostgreSQL session); in process, crash.py's sender."""
     add_readers(newsroom, 10)
     edition_id = prepared(newsroom)
     everyone = set(deliveries(newsroom, edition_id))
@@ -28,10 +40,12 @@ def test_a_sender_killed_while_a_message_is_answered_leaves_it_uncertain_not_sen
 
     sink = Sink(kill)
     with smtp_server(sink) as port:
-        victim["process"] = send_process(newsroom, edition_id, port, NEWSLETTER_SENDING__SMTP_CONNECTIONS="1")
+        victim["process"] = send_process(
+            newsroom, edition_id, **smtp_env(port, NEWSLETTER_SENDING__SMTP_CONNECTIONS="1")
+        )
         victim["process"].communicate(timeout=120)
         assert victim["process"].returncode == -signal.SIGKILL
-        again = send_process(newsroom, edition_id, port, NEWSLETTER_SENDING__SMTP_CONNECTIONS="1")
+        again = send_process(newsroom, edition_id, **smtp_env(port, NEWSLETTER_SENDING__SMTP_CONNECTIONS="1"))
         _out, err = again.communicate(timeout=120)
     assert again.returncode == 1, err  # partial: one uncertain
     assert sorted(sink.recipients) == sorted(everyone)  # each once
@@ -40,9 +54,11 @@ def test_a_sender_killed_while_a_message_is_answered_leaves_it_uncertain_not_sen
     assert {status for address, (status, _d) in found.items() if address != victim["wire"]} == {"sent"}
 
 
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_a_send_whose_postgresql_stops_mid_send_stops_with_one_line_and_nothing_twice(newsroom) -> None:
-    if newsroom.engine.dialect.name != "postgresql":
-        pytest.skip("a PostgreSQL of the test's own that stops taking connections")
+    """End to end: the command's own last line when its PostgreSQL stops taking connections."""
     add_readers(newsroom, 30)
     edition_id = prepared(newsroom)
     everyone = set(deliveries(newsroom, edition_id))
@@ -56,11 +72,11 @@ def test_a_send_whose_postgresql_stops_mid_send_stops_with_one_line_and_nothing_
     env = {"NEWSLETTER_SENDING__SMTP_CONNECTIONS": "3", "NEWSLETTER_SENDING__STORE_RETRY_SECONDS": "2"}
     try:
         with smtp_server(sink) as port:
-            first = send_process(newsroom, edition_id, port, **env)
+            first = send_process(newsroom, edition_id, **smtp_env(port, **env))
             _out, err = first.communicate(timeout=120)
             outage.end()
             got_during = list(sink.recipients)
-            again = send_process(newsroom, edition_id, port, **env)
+            again = send_process(newsroom, edition_id, **smtp_env(port, **env))
             _out, err_again = again.communicate(timeout=120)
     finally:
         outage.end()
