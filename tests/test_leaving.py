@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from newsletter.services import bounces, events, readers, subscribers
+from newsletter.services import bounces, readers, subscribers
 from newsletter.store.db import reading
 from newsletter.store.models import Suppression
 from newsletter.store.runtime import Runtime
@@ -20,8 +20,8 @@ from newsletter.store.statuses import DeliveryStatus, SubscriberStatus, Subscrip
 from newsletter.subscribers.addresses import address_hash
 from newsletter.subscribers.links import Links, token_of
 from newsletter.web.app import create_app
-from tests.support.events import Signer
 from tests.support.readers import add_reader, delivery, gate
+from tests.support.webhook import WebhookKeys, deliver, entry
 
 pytestmark = pytest.mark.both_databases
 
@@ -142,25 +142,11 @@ def test_forget(make_runtime) -> None:
 def test_a_providers_event_during_a_send(make_runtime, kind: str, extra: dict, expected: str) -> None:
     """About a message of this very send: once the stored POST is read, the reader's later
     messages (the next edition, a retry) are stopped by the check."""
-    signer = Signer()
-    runtime = make_runtime(sendgrid_webhook_public_key=signer.public)
+    keys = WebhookKeys.make()
+    runtime = make_runtime(sendgrid_webhook_public_key=keys.public)
     reader = add_reader(runtime, "evented@example.com")
     going = delivery(runtime, reader, DeliveryStatus.SENT)
-    entry = {
-        "email": "evented@example.com",
-        "timestamp": int(NOW.timestamp()),
-        "event": kind,
-        "sg_event_id": f"event-{kind}",
-        "sg_message_id": "abc.filter0001",
-        "newsletter": "weekly",
-        "edition_id": str(going.edition_id),
-        "subscriber_id": str(reader),
-        "delivery_id": str(going.id),
-        **extra,
-    }
-    body, signature, timestamp = signer.sign([entry], NOW)
-    events.receive(runtime, body, signature, timestamp, NOW)
-    events.process(runtime, NOW)
+    deliver(runtime, keys, [entry(kind, going, "evented@example.com", "abc", NOW, **extra)], NOW)
     left = gate(runtime, reader)
     assert left.status == expected and not left.mailed
     if kind == "group_unsubscribe":

@@ -28,6 +28,7 @@ from newsletter.store.ledger import Mark
 from newsletter.store.models import DELIVERIES, Delivery, ProviderEvent, Subscriber, Suppression
 from newsletter.store.statuses import DeliveryStatus
 from tests.sendgrid_server import MailAPI
+from tests.support.crash import Killed
 from tests.support.sending import Sleeps, add_readers, prepared, recipients_of, sendgrid_settings, statuses
 from tests.support.webhook import WebhookKeys, deliver, entry, with_webhook
 
@@ -41,10 +42,6 @@ PROVIDER_EVENTS = ProviderEvent.__table__
 @pytest.fixture(scope="module")
 def keys() -> WebhookKeys:
     return WebhookKeys.make()
-
-
-class Abandoned(BaseException):
-    """The sender's process ends here, as at a kill: nothing after this runs or is written."""
 
 
 class DiesAfterAccepted(SendGridProvider):
@@ -65,7 +62,7 @@ class DiesAfterAccepted(SendGridProvider):
     def send(self, batch: Sequence[Outgoing], report: Report, handing: Handing | None = None) -> None:
         def write(outcomes: list[Outcome]) -> None:
             if self.dead.is_set():
-                raise Abandoned
+                raise Killed
             report(outcomes)
 
         super().send(batch, write, handing)
@@ -106,7 +103,7 @@ def test_a_dead_senders_deliveries_confirmed_by_events_are_sent_and_nobody_gets_
     settings = settings.model_copy(update={"sendgrid_webhook_public_key": keys.public})
     dying = DiesAfterAccepted(settings, mail_api, requests=6)
     try:
-        with pytest.raises(Abandoned):
+        with pytest.raises(Killed):
             sender(settings, site, dying).send(edition_id)
     finally:
         mail_api.on_accepted = None
