@@ -15,10 +15,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from starlette.testclient import TestClient
 
 from newsletter.services.leaving import Leaving
 from newsletter.store.availability import StoreBusy
@@ -29,6 +30,7 @@ from newsletter.web import app as web_app
 from newsletter.web.app import create_app
 from tests.conftest import free_port
 from tests.support.readers import add_reader, gate
+from tests.support.web import in_process
 
 NOW = datetime(2026, 12, 7, 7, 30, tzinfo=UTC)  # a Monday, just after the weekly's slot
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -41,8 +43,11 @@ def short_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(web_app, "WRITE_WAIT", WAIT)
 
 
-def client(runtime: Runtime) -> TestClient:
-    return TestClient(create_app(runtime, lambda: NOW), base_url="https://testserver")
+def client(runtime: Runtime, app: FastAPI | None = None) -> httpx.Client:
+    """The pages in this process; a page's exception is raised in the test."""
+    return in_process(
+        app or create_app(runtime, lambda: NOW), "https://testserver", raise_app_exceptions=True
+    )
 
 
 def unsubscribe_path(runtime: Runtime, subscriber_id: int) -> str:
@@ -182,12 +187,13 @@ def test_every_reader_page_answers_503_with_the_store_down(make_runtime, down) -
     preferences = f"/preferences/{token_of(links.preferences(reader))}"
     confirm_token = token_of(links.confirm(reader))
     runtime = down(runtime)
-    with client(runtime) as pages:
+    app = create_app(runtime, lambda: NOW)
+    with client(runtime, app) as pages:
         form = pages.get("/subscribe")
         assert form.status_code == 200  # the form itself needs no store
         csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
         assert csrf
-        guard = pages.app.state.web.guard  # type: ignore[attr-defined]
+        guard = app.state.web.guard
         answers = {
             "one-click": pages.post(unsubscribe, data=ONE_CLICK),
             "unsubscribe page": pages.get(unsubscribe),

@@ -55,9 +55,10 @@ class InProcess(httpx.BaseTransport):
     request runs the app to its end, the work it does after answering included, on an event
     loop of its own (several threads may ask at once)."""
 
-    def __init__(self, app: FastAPI) -> None:
-        # A page that fails answers 500, as it would over a socket; its traceback fails the test.
-        self.asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=CLIENT)
+    def __init__(self, app: FastAPI, raise_app_exceptions: bool = False) -> None:
+        # By default a page that fails answers 500, as it would over a socket (`serve` fails the
+        # test on its traceback); or its exception is raised in the test.
+        self.asgi = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions, client=CLIENT)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         asked = httpx.Request(request.method, request.url, headers=request.headers, content=request.read())
@@ -68,6 +69,12 @@ class InProcess(httpx.BaseTransport):
 
         status, headers, body = anyio.run(answer)
         return httpx.Response(status, headers=headers, content=body, request=request)
+
+
+def in_process(app: FastAPI, url: str, raise_app_exceptions: bool = False, **options: object) -> httpx.Client:
+    """A browser of its own (its cookies kept) talking to `app` in this process, at `url`."""
+    transport = InProcess(app, raise_app_exceptions)
+    return httpx.Client(base_url=url, transport=transport, follow_redirects=False, **options)  # type: ignore[arg-type]
 
 
 @dataclass
