@@ -17,6 +17,7 @@ from tests.conftest import WEEKLY_NOV_23
 from tests.support.editions import edition_of
 from tests.support.schedule import runner
 from tests.support.sending import statuses
+from tests.support.waiting import at_the_store, until
 
 BEFORE = WEEKLY_NOV_23 - timedelta(hours=20)
 
@@ -105,7 +106,7 @@ def test_a_hold_and_a_sender_starting_take_turns(newsroom, monkeypatch) -> None:
     def sender_starts_meanwhile(*args):  # the hold has read the edition; a sender starts now
         edition = opened(*args)
         sender.start()
-        sender.join(1.0)  # done, or waiting for the hold's transaction
+        until(lambda: at_the_store(sender, newsroom))  # done, or waiting for the hold's transaction
         return edition
 
     monkeypatch.setattr(editors, "open_edition", sender_starts_meanwhile)

@@ -26,7 +26,7 @@ from newsletter.web.signin import TESTS_PER_WINDOW
 from tests.conftest import WEEKLY_NOV_23
 from tests.support.editors import ED, shut_out, signed_in
 from tests.support.upcoming import desk_of, in_the_next_window, prepare
-from tests.support.waiting import until
+from tests.support.waiting import at_the_store, until
 from tests.support.web import Forms, Site, serve
 
 READER = "marc.dubois@example.org"  # in subscribers/demo-subscribers.csv
@@ -162,6 +162,7 @@ def test_a_pin_on_the_page_goes_first_in_its_section_and_is_logged(desk) -> None
     assert ("edition pin", ED, {"article": last}) in entries
 
 
+@pytest.mark.both_databases
 def test_a_pick_given_as_the_edition_is_prepared_is_in_it(newsroom, monkeypatch) -> None:
     """The preparation at the slot and an editor's exclusion take turns on the edition: the
     exclusion is in what is prepared, never lost under it."""
@@ -177,7 +178,7 @@ def test_a_pick_given_as_the_edition_is_prepared_is_in_it(newsroom, monkeypatch)
     def prepared_meanwhile(*args) -> None:  # the exclusion is made; the slot's preparation starts
         picking(*args)
         preparing.start()
-        preparing.join(1.0)  # done, or waiting for the editor's transaction
+        until(lambda: at_the_store(preparing, newsroom))  # done, or waiting for the editor's transaction
 
     monkeypatch.setattr(editors, "pick", prepared_meanwhile)
     editors.pick_article(newsroom, "weekly", str(planned[0]), PickAction.EXCLUDE, at, ED)
