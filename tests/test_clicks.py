@@ -1,5 +1,6 @@
-"""Tracked article links over real HTTP: a click counts once per reader, edition and article,
-then redirects to the article; a link the product did not sign is refused (no open redirect)."""
+"""Tracked article links, through the pages' app in this process: a click counts once per reader,
+edition and article, then redirects to the article; a link the product did not sign is refused
+(no open redirect)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Past editions for editors (issue #13 part 8) over real HTTP to `newsletter serve`: an edition
-sent over SMTP with one address refused, one reader bounced and one who left everything, and
-clicks through the tracked links; the pages show deliveries per status, the provider's words, the
+"""Past editions for editors (issue #13 part 8), `newsletter serve`'s app in this process: an
+edition sent over SMTP with one address refused, one reader bounced and one who left everything,
+and clicks through the tracked links; the pages show deliveries per status, the provider's words, the
 suppressions it caused and clicks per article, all as text, and nothing without a session."""
 
 from __future__ import annotations

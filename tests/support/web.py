@@ -90,10 +90,9 @@ class Site:
 
     def client(self, **options: object) -> httpx.Client:
         """A browser of its own (its cookies kept between requests)."""
-        transport = None if self.app is None else InProcess(self.app)
-        return httpx.Client(
-            base_url=self.url, transport=transport, timeout=30, follow_redirects=False, **options
-        )  # type: ignore[arg-type]
+        if self.app is not None:
+            return in_process(self.app, self.url, **options)
+        return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False, **options)  # type: ignore[arg-type]
 
     def get(self, path: str, **options: object) -> httpx.Response:
         """One GET with no cookie, as a mail client or a link scanner asks."""
