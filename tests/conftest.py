@@ -294,3 +294,18 @@ def _admin() -> Iterator[Connection]:
 def newsroom(make_runtime: Callable[..., Runtime]) -> Runtime:
     """The sample site's articles and readers, already in the test's store (see `database_url`)."""
     return make_runtime(**NEWSROOM)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An e2e test says in its docstring what only real processes or programs can prove; one
+    that does not is refused before anything runs."""
+    silent = sorted(
+        {
+            item.nodeid.split("[")[0]
+            for item in items
+            if item.get_closest_marker("e2e")
+            and not getattr(getattr(item, "function", None), "__doc__", None)
+        }
+    )
+    if silent:
+        raise pytest.UsageError("e2e tests without a docstring saying what they prove:\n" + "\n".join(silent))

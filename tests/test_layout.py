@@ -86,6 +86,18 @@ def test_the_command_line_runs_no_sql() -> None:
             ), f"{path.relative_to(ROOT)} imports {module}"
 
 
+def test_no_test_module_imports_another() -> None:
+    """What tests share lives in tests/support/; a test module is nobody's library."""
+    found = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            found += [f"{path.name}: {name}" for name in names if name.startswith("tests.test_")]
+    assert not found, found
+
+
 @pytest.mark.e2e
 def test_an_installed_wheel_renders_a_preview_with_its_templates(tmp_path) -> None:
     """A wheel built, installed in a fresh virtual environment and run as its `newsletter`

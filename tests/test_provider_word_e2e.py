@@ -35,6 +35,9 @@ pytestmark = pytest.mark.e2e
 def test_a_killed_senders_requests_confirmed_by_the_webhook_are_never_sent_again(
     newsroom, mail_api, tmp_path
 ) -> None:
+    """End to end: a `newsletter send` process killed with SIGKILL while its requests are in
+    flight, then the webhook's word on them; an in-process kill cannot stop a request the
+    kernel already has."""
     keys = WebhookKeys.make()
     add_readers(newsroom, 40)
     edition_id = prepared(newsroom)

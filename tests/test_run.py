@@ -14,6 +14,8 @@ pytestmark = pytest.mark.e2e
 
 
 def test_run_sends_a_due_slot_once_from_another_directory_and_stops_cleanly(tmp_path) -> None:
+    """End to end: `newsletter run` as the service manager starts it (another working directory,
+    the real scheduler's timers, SIGTERM), which no in-process call shows."""
     config = project(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -50,6 +52,8 @@ def test_sigterm_during_a_send_then_a_restart_mails_everyone_once(tmp_path) -> N
 
 @pytest.mark.postgres
 def test_two_schedulers_on_one_postgresql_send_one_edition_once(tmp_path, postgres_database) -> None:
+    """End to end: two `newsletter run` processes on one PostgreSQL, each its own interpreter
+    and connections, fire at the same slot; each reader is mailed once."""
     from tests.conftest import _truncate
 
     _truncate(postgres_database)
@@ -65,6 +69,8 @@ def test_two_schedulers_on_one_postgresql_send_one_edition_once(tmp_path, postgr
 
 
 def test_status_check_tells_a_monitoring_system(tmp_path) -> None:
+    """End to end: the exit status a monitoring system reads from a real `newsletter status
+    --check` process, beside a running job's settings."""
     config = project(tmp_path)
     env = environment()
     checked = run_cli("--config", str(config), "status", "--check", env=env, cwd=tmp_path)

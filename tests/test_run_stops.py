@@ -31,6 +31,8 @@ def slow_relay() -> Iterator[tuple[Counter, int]]:
 
 
 def test_sigterm_mid_send_stops_within_seconds_and_the_ledger_says_what_went(tmp_path, slow_relay) -> None:
+    """End to end: a real SIGTERM delivered to `newsletter run` in the middle of a send; signals
+    reach only a process of its own."""
     relay, port = slow_relay
     config = project(tmp_path, readers=990)
     smtp = {
@@ -50,6 +52,8 @@ def test_sigterm_mid_send_stops_within_seconds_and_the_ledger_says_what_went(tmp
 
 
 def test_sigterm_during_a_hanging_feed_stops_within_seconds(tmp_path, feed_server: FeedServer) -> None:
+    """End to end: a real SIGTERM delivered to `newsletter run` while a feed hangs; signals reach
+    only a process of its own."""
     config = project(tmp_path)
     feed_server.routes["/hangs/"] = Route(body=b"<rss/>", delay=120)
     with config.open("a") as settings:  # after the project's first fetch

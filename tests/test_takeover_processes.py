@@ -35,6 +35,9 @@ def relay() -> Iterator[tuple[Counter, int]]:
 def test_a_killed_scheduler_s_batch_is_finished_by_the_other_within_the_lease(
     tmp_path, postgres_database, relay
 ) -> None:
+    """End to end: a scheduler process killed with SIGKILL mid-batch on PostgreSQL; the other
+    process finishes the edition once the lease ends (a real kill leaves its connections to
+    die with it)."""
     from tests.conftest import _truncate
 
     _truncate(postgres_database)
