@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
-from starlette.testclient import TestClient
 
 from newsletter.services import bounces, readers, subscribers
 from newsletter.store.db import reading
@@ -21,6 +21,7 @@ from newsletter.subscribers.addresses import address_hash
 from newsletter.subscribers.links import Links, token_of
 from newsletter.web.app import create_app
 from tests.support.readers import add_reader, delivery, gate
+from tests.support.web import in_process
 from tests.support.webhook import WebhookKeys, deliver, entry
 
 pytestmark = pytest.mark.both_databases
@@ -29,8 +30,8 @@ NOW = datetime(2026, 12, 7, 7, 30, tzinfo=UTC)  # a Monday, just after the weekl
 TWO = {"weekly": {}, "daily": {}}
 
 
-def pages(runtime: Runtime) -> TestClient:
-    return TestClient(create_app(runtime, lambda: NOW), base_url="https://testserver")
+def pages(runtime: Runtime) -> httpx.Client:
+    return in_process(create_app(runtime, lambda: NOW), "https://testserver", True, follow_redirects=True)
 
 
 def links(runtime: Runtime) -> Links:
@@ -72,7 +73,7 @@ def test_the_unsubscribe_pages_button_and_leave_everything(make_runtime) -> None
     assert left.status == SubscriberStatus.UNSUBSCRIBED and left.suppressed and not left.mailed
 
 
-def _preferences(client: TestClient, runtime: Runtime, reader: int, **fields: object):
+def _preferences(client: httpx.Client, runtime: Runtime, reader: int, **fields: object):
     path = f"/preferences/{token_of(links(runtime).preferences(reader))}"
     shown = client.get(path)
     assert shown.status_code == 200

@@ -135,9 +135,7 @@ def accounts(runtime: Runtime, now: datetime) -> list[Account]:
                 select(EditorSession.editor_id, func.count())
                 .where(EditorSession.last_seen_at > since)
                 .group_by(EditorSession.editor_id)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         return [
             Account(e.email, e.created_at, e.password_changed_at, e.last_sign_in_at, live.get(e.id, 0))

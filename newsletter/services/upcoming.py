@@ -141,8 +141,8 @@ def _variants(session: Session, edition_id: int, only: int | None = None) -> lis
         recipients = recipients.where(Delivery.variant_id == only)
         articles = articles.where(VariantArticle.variant_id == only)
         rows = rows.where(Variant.id == only)
-    counted = dict(session.execute(recipients.group_by(Delivery.variant_id)).tuples().all())
-    carried = dict(session.execute(articles.group_by(VariantArticle.variant_id)).tuples().all())
+    counted = dict(session.execute(recipients.group_by(Delivery.variant_id)).all())
+    carried = dict(session.execute(articles.group_by(VariantArticle.variant_id)).all())
     found = [
         VariantRow(
             id,

@@ -74,7 +74,7 @@ class InProcess(httpx.BaseTransport):
 def in_process(app: FastAPI, url: str, raise_app_exceptions: bool = False, **options: object) -> httpx.Client:
     """A browser of its own (its cookies kept) talking to `app` in this process, at `url`."""
     transport = InProcess(app, raise_app_exceptions)
-    return httpx.Client(base_url=url, transport=transport, follow_redirects=False, **options)  # type: ignore[arg-type]
+    return httpx.Client(base_url=url, transport=transport, **{"follow_redirects": False, **options})  # type: ignore[arg-type]
 
 
 @dataclass
