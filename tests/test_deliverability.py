@@ -42,8 +42,8 @@ def spam_rules(messages: list[bytes], home: Path) -> list[dict[str, float]]:
     prefs.touch()
     box = home / "edition.mbox"
     mbox = mailbox.mbox(box)
-    for raw in messages:
-        mbox.add(raw)
+    for place, raw in enumerate(messages):  # SpamAssassin walks an mbox in an order of its own
+        mbox.add(f"X-Place: {place}\r\n".encode() + raw)
     mbox.close()
     done = subprocess.run(
         [
@@ -64,14 +64,14 @@ def spam_rules(messages: list[bytes], home: Path) -> list[dict[str, float]]:
     )
     scored = home / "scored.mbox"
     scored.write_bytes(done.stdout)
-    found = []
+    found: dict[int, dict[str, float]] = {}
     for message in mailbox.mbox(scored):
         tests = "".join(str(message["X-Spam-Tests"]).split())
         assert tests and tests != "None", done.stderr.decode(errors="replace")
         rules = {} if tests == "none" else dict(item.split("=") for item in tests.split(","))
-        found.append({rule: float(score) for rule, score in rules.items()})
-    assert len(found) == len(messages), (len(found), done.stderr.decode(errors="replace"))
-    return found
+        found[int(str(message["X-Place"]))] = {rule: float(score) for rule, score in rules.items()}
+    assert sorted(found) == list(range(len(messages))), done.stderr.decode(errors="replace")
+    return [found[place] for place in range(len(messages))]
 
 
 @pytest.mark.e2e

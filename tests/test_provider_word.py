@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic import command
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import insert, select, update
 
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import Handing, Outcome, Outgoing, Report
@@ -23,13 +22,14 @@ from newsletter.sending.providers.sendgrid import SendGridProvider
 from newsletter.sending.sender import Sender
 from newsletter.settings import Settings
 from newsletter.store import ledger
-from newsletter.store.db import alembic_config, make_engine, unit_of_work
+from newsletter.store.db import make_engine, unit_of_work
 from newsletter.store.ledger import Mark
 from newsletter.store.models import DELIVERIES, Delivery, ProviderEvent, Subscriber, Suppression
 from newsletter.store.statuses import DeliveryStatus
 from tests.sendgrid_server import MailAPI
 from tests.support.crash import Killed
 from tests.support.sending import Sleeps, add_readers, prepared, recipients_of, sendgrid_settings, statuses
+from tests.support.store import migrate
 from tests.support.webhook import WebhookKeys, deliver, entry, with_webhook
 
 pytestmark = pytest.mark.both_databases
@@ -370,10 +370,3 @@ def test_the_upgrade_keeps_the_word_of_events_that_came_before_and_recovery_sett
         "failed",
         "uncertain",
     ]
-
-
-def migrate(engine: Engine, direction: str, revision: str) -> None:
-    config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, direction)(config, revision)

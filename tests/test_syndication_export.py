@@ -22,7 +22,7 @@ from newsletter import published
 from newsletter.editions.edition import EditionError, open_edition
 from newsletter.scheduler.runner import Runner
 from newsletter.services import archive, editors, sending
-from newsletter.store.db import make_engine, unit_of_work, upgrade
+from newsletter.store.db import HEAD_REVISION, make_engine, unit_of_work, upgrade
 from newsletter.store.models import Document, HubPush, Publication
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import PickAction
@@ -32,6 +32,7 @@ from tests.conftest import WEEKLY_NOV_23, free_port
 from tests.support.cli import newsletter
 from tests.support.sending import with_settings
 from tests.support.settings_files import SECRET_ENV, settings_file
+from tests.support.store import migrate
 
 WEEKLY_NOV_16 = WEEKLY_NOV_23 - timedelta(days=7)
 FIRST, SECOND = "archive/weekly/2026-11-16", "archive/weekly/2026-11-23"
@@ -440,15 +441,18 @@ def test_a_second_edition_on_the_same_day_never_stops_a_rebuild(newsroom, caplog
 def test_archiving_never_holds_up_a_migration(make_runtime) -> None:
     """Every command migrates first under PostgreSQL's migration lock: a long archive rebuild
     must not make `newsletter status` (or a starting web worker) wait for it. (SQLite has no
-    advisory locks.)"""
+    advisory locks.) The store is one migration behind, so the upgrade takes the lock."""
     runtime = make_runtime()
     engine = make_engine(runtime.settings.database_url)
+    migrate(engine, "downgrade", "-1")
     with unit_of_work(runtime.factory) as session:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": archive.ARCHIVE_LOCK})
         migrating = threading.Thread(target=upgrade, args=(engine,), daemon=True)
         migrating.start()
         migrating.join(10)
         assert not migrating.is_alive()
+    with engine.connect() as connection:  # the upgrade did run (a store at head skips the lock)
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == HEAD_REVISION
     engine.dispose()
 
 

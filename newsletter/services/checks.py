@@ -55,6 +55,8 @@ ACCEPT = "text/html,application/xhtml+xml,*/*;q=0.8"
 # SpamAssassin takes a second or more a message: the largest variants are the likeliest to trip it.
 SPAM_VARIANTS = 5
 SPAM_SECONDS = 120
+# The header that says which of the messages given to SpamAssassin an answer is.
+PLACE = "X-Newsletter-Check-Place"
 # Who a checked copy is addressed to: its headers and scores are a reader's, its address nobody's.
 READER = "reader@example.com"
 # What an alert lists of a failed check.
@@ -260,11 +262,12 @@ def _spam(copies: list[Copy], messages: list[bytes]) -> Check:
 
 
 def _scored(binary: str, home: Path, messages: list[bytes]) -> list[mailbox.mboxMessage]:
-    """Each message as SpamAssassin gives it back, headers added, in the order given."""
+    """Each message as SpamAssassin gives it back, headers added, in the order given. It walks
+    an mbox in an order of its own, so each message carries its place in a header of ours."""
     Path(home, "user_prefs").touch()  # the caller's own preferences must not change the scores
     given = mailbox.mbox(home / "given.mbox")
-    for message in messages:
-        given.add(message)
+    for place, message in enumerate(messages):
+        given.add(f"{PLACE}: {place}\r\n".encode() + message)
     given.close()
     done = subprocess.run(
         [
@@ -279,15 +282,16 @@ def _scored(binary: str, home: Path, messages: list[bytes]) -> list[mailbox.mbox
             str(home / "given.mbox"),
         ],
         capture_output=True,
-        timeout=SPAM_SECONDS * max(len(messages), 1),
+        timeout=SPAM_SECONDS,
         env={"PATH": os.environ.get("PATH", ""), "HOME": str(home)},
         check=True,
     )
     Path(home, "scored.mbox").write_bytes(done.stdout)
-    answers = list(mailbox.mbox(home / "scored.mbox"))
-    if len(answers) != len(messages):
-        raise ValueError(f"it gave back {len(answers)} of {len(messages)} messages")
-    return answers
+    placed = {str(answer[PLACE]).strip(): answer for answer in mailbox.mbox(home / "scored.mbox")}
+    try:
+        return [placed[str(place)] for place in range(len(messages))]
+    except KeyError:
+        raise ValueError(f"it gave back {len(placed)} of {len(messages)} messages") from None
 
 
 def _score(copy: Copy, answered: mailbox.mboxMessage) -> SpamScore:

@@ -66,7 +66,9 @@ class Syndicated:
     async def lookup(self, path: str) -> Served | None:
         now = self.clock()
         hit = self.kept.get(path)
-        if hit is not None and hit[0] > now:
+        if (
+            hit is not None and hit[0] - FRESH_SECONDS <= now < hit[0]
+        ):  # fresh (a clock gone back reads it again)
             return hit[1]
         found = await run_in_threadpool(document, self.runtime, path)
         if len(self.kept) >= MAX_KEPT:

@@ -31,6 +31,8 @@ class Limit:
                 if len(self._recent) >= MAX_KEYS:
                     self._prune(now)
                 recent = self._recent[key] = deque()
+            if recent and now < recent[-1]:  # the clock went back (NTP, a resumed machine): start again
+                recent.clear()
             while recent and now - recent[0] >= self.window:
                 recent.popleft()
             if len(recent) >= self.allowed:

@@ -1,10 +1,13 @@
 """What the store holds, read as the database has it rather than as the models say: to show that
-something (a forgotten reader, a password) is nowhere in it."""
+something (a forgotten reader, a password) is nowhere in it; and a store moved between
+migrations."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, String, func, select
+from alembic import command
+from sqlalchemy import Engine, MetaData, String, func, select
 
+from newsletter.store.db import alembic_config
 from newsletter.store.runtime import Runtime
 
 
@@ -24,3 +27,11 @@ def readable(runtime: Runtime, *needles: str) -> list[str]:
                     if connection.scalar(query.select_from(table)):
                         found.append(f"{table.name}.{column.name} holds {needle!r}")
     return found
+
+
+def migrate(engine: Engine, direction: str, revision: str) -> None:
+    """Alembic's `upgrade` or `downgrade` to `revision` on this store, as a test sets it up."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        getattr(command, direction)(config, revision)
