@@ -455,3 +455,30 @@ def test_the_editors_page_runs_the_checks_over_http(live_desk: Site, feed_server
         # served at http://127.0.0.1 here: the one-click link is not HTTPS
         assert "List-Unsubscribe headers: failed" in text and "2 checks failed." in text
         assert client.get("/editor/checks/nope").status_code == 404
+
+
+FAKE_SPAMASSASSIN = """#!/usr/bin/env python3
+import mailbox, sys
+given = list(mailbox.mbox(sys.argv[-1]))
+for message in reversed(given):  # an order of its own, as SpamAssassin's
+    place = int(str(message["X-Newsletter-Check-Place"]))
+    message["X-Spam-Status"] = f"No, score={place}.0 required=5.0"
+    message["X-Spam-Tests"] = f"RULE_{place}={place}.0"
+    sys.stdout.buffer.write(b"From checker Mon Dec  7 00:00:00 2026\\n" + message.as_bytes() + b"\\n")
+"""
+
+
+def test_each_variants_score_is_its_own(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SpamAssassin gives an mbox's messages back in an order of its own: each score still goes
+    to the variant it was given for."""
+    fake = tmp_path / "spamassassin"
+    fake.write_text(FAKE_SPAMASSASSIN)
+    fake.chmod(0o755)
+    monkeypatch.setattr(checks, "shutil", SimpleNamespace(which=lambda _name: str(fake)))
+    copies = [Copy(f"variant {n}", "<p>x</p>", {}) for n in range(3)]
+    messages = [f"Subject: {n}\r\n\r\nbody {n}\r\n".encode() for n in range(3)]
+    found = checks._spam(copies, messages)
+    assert found.status == "pass", found
+    assert found.details == [
+        f"variant {n}: {n}.0 (RULE_{n} +{n}.0)" if n else "variant 0: 0.0 (no rule scored)" for n in range(3)
+    ]
