@@ -322,6 +322,32 @@ def test_a_killed_sender_resumes_exactly_once_outbox(newsroom, tmp_path) -> None
     assert statuses(newsroom, edition_id) == {"sent": len(expected)}
 
 
+@pytest.mark.e2e
+def test_a_sender_process_killed_anywhere_leaves_no_part_file_and_resumes_exactly_once(
+    newsroom, tmp_path
+) -> None:
+    """End to end: SIGKILL lands wherever the `newsletter send` process is, a half-written
+    outbox file included, which the in-process kill (at a statement) cannot reach; the next
+    sender writes one complete file per reader and no `.part` stays behind."""
+    add_readers(newsroom, 300)
+    edition_id = prepared(newsroom)
+    expected = recipients_of(newsroom, edition_id)
+    outbox = tmp_path / "outbox"
+    env = {"NEWSLETTER_PROVIDER": "outbox", "NEWSLETTER_OUTBOX_DIR": str(outbox)}
+    process = send_process(newsroom, edition_id, **env)
+    until(lambda: len(list(outbox.glob("*/*.eml"))) >= 40, seconds=60)
+    process.kill()  # SIGKILL, wherever it is
+    process.wait(timeout=30)
+    assert 40 <= len(list(outbox.glob("*/*.eml"))) < len(expected)
+    again = send_process(newsroom, edition_id, **env)
+    _out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    addresses = [path.name.split("-", 1)[1].removesuffix(".eml") for path in outbox.glob("*/*.eml")]
+    assert sorted(addresses) == expected  # one complete file per reader
+    assert not list(outbox.glob("*/*.part"))
+    assert statuses(newsroom, edition_id) == {"sent": len(expected)}
+
+
 @pytest.mark.both_databases
 def test_two_senders_share_an_edition(newsroom, mail_api) -> None:
     """Two senders at once, each a thread with a store connection of its own as a process has:
