@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import email
 import html
+import subprocess
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from email.message import Message
 from pathlib import Path
@@ -24,10 +25,11 @@ from newsletter.store.statuses import PickAction
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.web.signin import TESTS_PER_WINDOW
 from tests.conftest import WEEKLY_NOV_23
+from tests.support.cli import Ran, run_cli
 from tests.support.editors import ED, shut_out, signed_in
 from tests.support.upcoming import desk_of, in_the_next_window, prepare
 from tests.support.waiting import at_the_store, until
-from tests.support.web import Forms, Site, serve
+from tests.support.web import COMMAND_ENV, Forms, Site, serve
 
 READER = "marc.dubois@example.org"  # in subscribers/demo-subscribers.csv
 
@@ -221,6 +223,32 @@ def test_a_sender_starting_while_editors_pick_sends_each_reader_once(busy_desk) 
     starts: it is not starved of the store, and once it began no pick changes the edition
     (409, too late); every reader gets exactly one copy."""
     site = busy_desk
+    editors_pick_while(site, lambda: site.cli("send", "--now", "--force", "--at", site.clock().isoformat()))
+
+
+@pytest.mark.e2e
+def test_a_sender_process_starting_while_editors_pick_sends_each_reader_once(busy_desk) -> None:
+    """End to end: the same with `send` a process of its own, so on SQLite the pages and the
+    sender meet at the store's lock between processes (a file lock, not a thread's)."""
+    site = busy_desk
+    editors_pick_while(
+        site,
+        lambda: run_cli(
+            "send",
+            "--now",
+            "--force",
+            "--at",
+            site.clock().isoformat(),
+            "--config",
+            str(site.config),
+            env=COMMAND_ENV,
+            cwd=site.config.parent,
+        ),
+    )
+
+
+def editors_pick_while(site: Site, send: Callable[[], Ran | subprocess.CompletedProcess]) -> None:
+    """Three editors pick and undo without pause while `send` runs; each reader gets one copy."""
     with site.runtime.factory() as session:
         ids = session.scalars(select(Article.id).where(Article.language == "en").order_by(Article.id)).all()
     prepare(site)
@@ -244,7 +272,7 @@ def test_a_sender_starting_while_editors_pick_sends_each_reader_once(busy_desk) 
     for thread in editors_at_work:
         thread.start()
     until(lambda: len(answers) >= 6)  # the editors are at it
-    sent = site.cli("send", "--now", "--force", "--at", site.clock().isoformat())
+    sent = send()
     stop.set()
     for thread in editors_at_work:
         thread.join(60)
