@@ -77,7 +77,8 @@ def prepare_next(
     settings.signing_key()  # refuse a missing or placeholder key before any work
     if settings.public_url.scheme != "https" and not settings.demo:
         log.warning(
-            "public_url %s is not HTTPS: Gmail and Yahoo ignore one-click unsubscribe links that are not",
+            "public_url %s is not HTTPS: Gmail and Yahoo ignore a one-click unsubscribe link that is "
+            "not HTTPS, and readers' mail may land in spam; set public_url to the site's https:// address",
             settings.public_url,
         )
     with unit_of_work(runtime.factory) as session:
