@@ -81,7 +81,8 @@ def prepare_next(
     """Open the next edition to go out and prepare it (once); its id and any warnings.
 
     Refuses an edition whose slot is still ahead unless `ahead_ok`, and, unless `force`, one
-    that no feed has been read for since its window opened (see `check_news`).
+    that no feed has been read for since its window opened (see `check_news`) or one sent ahead
+    sooner after the last than the newsletter's schedule allows (see `_too_soon`).
     """
     settings = runtime.settings
     settings.signing_key()  # refuse a missing or placeholder key before any work
