@@ -4,9 +4,9 @@ A bad row never stops the import and is never lost: it is reported with its line
 written, with the reason, to a `.rejected.csv` beside the input (`readers.csv` gives
 `readers.rejected.csv`; standard input, a new one under the home folder's `subscribers/`), to be
 fixed and imported again.
-A reason names the column and the problem, never the reader's data (it reaches terminals and
-logs); only the address is shown, truncated and escaped. Each row is written in its own
-savepoint, so a row the database refuses is rolled back alone.
+A reason names the column and the problem, never the reader's data, the address included (it
+reaches terminals and logs; the rejected file beside the input keeps the row). Each row is
+written in its own savepoint, so a row the database refuses is rolled back alone.
 Someone who unsubscribed, bounced, complained or is suppressed is never reactivated by an import,
 and nobody becomes active unless the import says the readers confirmed.
 """
@@ -33,7 +33,7 @@ from newsletter.settings import Settings, language_code
 from newsletter.store.categories import configured_sections, slugify
 from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, Suppression, utcnow
 from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatus, SuppressionReason
-from newsletter.subscribers.addresses import address_hash, normalize_email
+from newsletter.subscribers.addresses import InvalidAddress, address_hash, normalize_email
 
 COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
 _LIST = re.compile(r"[;|]")
@@ -47,6 +47,8 @@ _GUARDED = re.compile(r"'*[=+\-@\t\r]")
 # Tab, CR and LF are whitespace a name may wrap (collapsed later); PostgreSQL refuses NUL.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NOT_UTF8 = re.compile(r"[\udc80-\udcff]")  # the bytes surrogateescape kept of bad UTF-8
+# A detail email-validator passes on from idna or ipaddress, which may quote part of the cell.
+_QUOTING_DETAIL = re.compile(r" \([^()]*'[^()]*\)")
 NOT_CONFIRMED = (
     "status active for a reader who has not confirmed: import with confirmed "
     "(`--confirmed`) only if these readers opted in, or give status pending"
@@ -118,7 +120,11 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
     """A CSV row checked and normalized; ValueError says what is wrong with it."""
     for column in COLUMNS:
         _check_cell(column, raw.get(column) or "")
-    email = normalize_email(raw.get("email") or "")
+    try:
+        email = normalize_email(raw.get("email") or "")
+    except InvalidAddress as exc:
+        reason = _QUOTING_DETAIL.sub("", exc.reason)
+        raise ValueError(f"column email is not an email address: {reason}") from None
     name = " ".join((raw.get("name") or "").split()) or None
     if name and len(name) > 300:
         raise ValueError("name longer than 300 characters")
