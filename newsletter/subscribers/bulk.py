@@ -69,7 +69,8 @@ class ImportReport:
     """What an import did; each rejected row as (line, its cells, the reason).
 
     `updated` counts readers whose stored values changed, `unchanged` those the row already
-    described, `kept` those an import may not change (unsubscribed, bounced, suppressed)."""
+    described, `kept` those an import may not change (unsubscribed, bounced, suppressed);
+    `pending` names (by id) the file's readers left waiting for their confirmation."""
 
     added: int = 0
     updated: int = 0
@@ -77,6 +78,7 @@ class ImportReport:
     kept: int = 0
     rejected: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     rejects_file: Path | None = None
+    pending: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,7 @@ def import_csv(
 
     `source` is a CSV file, or a byte stream such as standard input (`sys.stdin.buffer`): bytes,
     so that a row that is not UTF-8 is refused alone. `confirmed` says the readers opted in: only
-    then may a reader become active, and a new reader with no status is active, not pending.
+    then may a reader become active, and a new or pending reader with no status is active.
     """
     report = ImportReport()
     # Forgotten readers are known by a hash keyed with the secret key: needed only once there are some.
@@ -251,7 +253,7 @@ def import_csv(
         for email, (line, raw, row) in rows.items():
             try:
                 with session.begin_nested():
-                    outcome = _apply(
+                    outcome, stored = _apply(
                         session, row, known.get(email), email in suppressed, categories, confirmed
                     )
             except ValueError as exc:
@@ -261,6 +263,8 @@ def import_csv(
                 # The driver's message may quote the row's values: name the kind of refusal only.
                 report.rejected.append((line, raw, f"refused by the database ({type(exc).__name__})"))
                 continue
+            if stored is not None and stored.status == SubscriberStatus.PENDING:
+                report.pending.append(stored.id)
             if outcome is Outcome.ADDED:
                 report.added += 1
             elif outcome is Outcome.UPDATED:
@@ -321,12 +325,15 @@ def _apply(
     suppressed: bool,
     categories: dict[str, Category],
     confirmed: bool,
-) -> Outcome:
-    """One row into the store; ValueError when its status would claim a consent not given."""
+) -> tuple[Outcome, Subscriber | None]:
+    """One row into the store, and the reader it wrote (None when kept as it was); ValueError
+    when its status would claim a consent not given."""
     if suppressed or (subscriber is not None and subscriber.status in ENDED):
-        return Outcome.KEPT  # consent withdrawn or mailbox gone: an import never overrides it
-    default = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
-    status = row.status or (subscriber.status if subscriber is not None else default)
+        return Outcome.KEPT, None  # consent withdrawn or mailbox gone: an import never overrides it
+    # A row without a status keeps the reader's, except that `confirmed` makes a pending one active.
+    standing = subscriber.status if subscriber is not None else SubscriberStatus.PENDING
+    waiting = confirmed and standing == SubscriberStatus.PENDING
+    status = row.status or (SubscriberStatus.ACTIVE if waiting else standing)
     was_active = subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE
     if status == SubscriberStatus.ACTIVE and not (confirmed or was_active):
         raise ValueError(NOT_CONFIRMED)
@@ -346,8 +353,9 @@ def _apply(
     subscriber.newsletters = _subscriptions(subscriber, row.newsletters, now)
     session.flush()
     if before is None:
-        return Outcome.ADDED
-    return Outcome.UNCHANGED if _stored_values(subscriber) == before else Outcome.UPDATED
+        return Outcome.ADDED, subscriber
+    same = _stored_values(subscriber) == before
+    return (Outcome.UNCHANGED if same else Outcome.UPDATED), subscriber
 
 
 def _subscriptions(
