@@ -81,14 +81,15 @@ def send_confirmations(
             done.stopped = str(exc)
             break
         except NewsletterError as exc:  # this reader's alone (an address the provider cannot take)
-            log.warning("confirmation to subscriber %d not sent: %s", subscriber_id, type(exc).__name__)
-            status = OutcomeStatus.FAILED
+            status, why = OutcomeStatus.FAILED, type(exc).__name__
+        else:
+            why = str(status)
         if status in _MAY_HAVE_GONE:
             done.sent += 1
             continue
         _release(runtime, subscriber_id, now)
         done.failed += 1
-        log.warning("confirmation to subscriber %d not sent: %s", subscriber_id, status)
+        log.warning("confirmation to subscriber %d not sent: %s", subscriber_id, why)  # no address
     return done
 
 
