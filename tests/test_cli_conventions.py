@@ -235,7 +235,16 @@ def test_times_carry_the_sites_zone(newsroom, cli) -> None:
 def test_json_output_parses_with_stable_keys(newsroom, cli) -> None:
     assert cli("send", *ON_TIME).returncode == 0
     status = json.loads(cli("status", "--json").stdout)
-    assert set(status) == {"feeds", "articles", "subscribers", "suppressions", "editions", "jobs", "problems"}
+    assert set(status) == {
+        "feeds",
+        "articles",
+        "subscribers",
+        "unconfirmed",
+        "suppressions",
+        "editions",
+        "jobs",
+        "problems",
+    }
     assert {job["id"] for job in status["jobs"]} == {
         "feeds",
         "edition:weekly",

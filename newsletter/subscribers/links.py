@@ -44,10 +44,11 @@ class Links:
     def preferences(self, subscriber_id: int) -> str:
         return self._url("preferences", subscriber_id)
 
-    def confirm(self, subscriber_id: int, choices: str = "") -> str:
+    def confirm(self, subscriber_id: int, request: str = "") -> str:
         """The double opt-in: an unconfirmed reader gets no digest until this is followed; it
-        carries what the sign-up chose, applied only then."""
-        return self._url("confirm", subscriber_id, choices)
+        names the sign-up (its consent record) whose choices apply only then, and carries
+        nothing a reader of the link could read."""
+        return self._url("confirm", subscriber_id, request)
 
     def address(self, subscriber_id: int, new_email: str) -> str:
         """Confirms a new address, sent to that address."""
