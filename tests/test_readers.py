@@ -4,6 +4,7 @@ changed, a reader forgotten."""
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import hashlib
@@ -19,7 +20,8 @@ from newsletter.services import readers, subscribers
 from newsletter.services.readers import Change, SignUp
 from newsletter.store.models import Consent, Subscriber, Suppression
 from newsletter.store.statuses import SubscriberStatus
-from newsletter.subscribers.tokens import TokenError, read, sign
+from newsletter.subscribers.links import Links, token_of
+from newsletter.subscribers.tokens import TokenError, read, seal, sign
 from tests.conftest import SAMPLE, SECTIONS
 
 pytestmark = pytest.mark.both_databases
@@ -183,6 +185,26 @@ def test_preferences_and_a_new_address(site) -> None:
     assert message["To"] == "ann@new.example"
     moved = readers.confirm_address(site, link(message, "address"), NOW)
     assert moved.email == "ann@new.example"
+
+
+def test_an_address_link_carries_the_address_sealed_and_an_old_plain_one_still_works(site) -> None:
+    """Nobody who sees the link (a proxy's log, a mail scanner) reads the new address from it;
+    a link mailed before addresses were sealed keeps working for its week, and a sealed scope
+    cannot be changed or moved to another purpose's key."""
+    key = site.settings.signing_key()
+    subscribers.add(site, "ann@example.org", NOW, newsletters=["weekly"])
+    ann = reader(site, "ann@example.org").id
+    sealed = token_of(Links(str(site.settings.public_url), key).address(ann, "ann@sealed.example"))
+    scope = base64.urlsafe_b64decode(sealed.split(".")[0].split("-", 2)[2] + "==").decode()
+    assert "@" not in scope and "sealed.example" not in base64.urlsafe_b64decode(scope + "==").decode(
+        "latin-1"
+    )
+    assert readers.confirm_address(site, sealed, NOW).email == "ann@sealed.example"
+    old = sign(key, "address", ann, scope="ann@plain.example")  # as links were signed before
+    assert readers.confirm_address(site, old, NOW).email == "ann@plain.example"
+    for forged in ("x" + scope[1:], seal(b"another-key-0123456789", "address", "eve@example.org")):
+        with pytest.raises(TokenError):
+            readers.confirm_address(site, sign(key, "address", ann, scope=forged), NOW)
 
 
 def test_a_forgotten_reader_leaves_only_a_hash(site) -> None:

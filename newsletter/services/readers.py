@@ -30,7 +30,7 @@ from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatus, SuppressionReason
 from newsletter.subscribers.addresses import address_hash, normalize_email
 from newsletter.subscribers.links import Links
-from newsletter.subscribers.tokens import TokenError, read
+from newsletter.subscribers.tokens import TokenError, read, unseal
 from newsletter.text import printable
 
 log = logging.getLogger("newsletter.readers")
@@ -424,8 +424,9 @@ def confirm_address(runtime: Runtime, token: str, now: datetime) -> ReaderView:
     """The link sent to a new address: the reader's mail goes there from now on."""
     settings = runtime.settings
     with unit_of_work(runtime.factory) as session:
-        subscriber, new_email = _reader(session, settings, "address", token)
-        new_email = normalize_email(new_email)
+        subscriber, scope = _reader(session, settings, "address", token)
+        # A link mailed before addresses were sealed carries it plainly; no sealed one has an @.
+        new_email = normalize_email(scope if "@" in scope else unseal(_key(settings), "address", scope))
         taken = session.scalars(select(Subscriber).where(Subscriber.email == new_email)).one_or_none()
         if taken is not None and taken.id != subscriber.id:
             raise ReaderError(N_("This address already has its own subscription."))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from newsletter.settings import Settings
-from newsletter.subscribers.tokens import DAY, Signer, sign
+from newsletter.subscribers.tokens import DAY, Signer, seal, sign
 
 
 class Links:
@@ -51,8 +51,12 @@ class Links:
         return self._url("confirm", subscriber_id, request)
 
     def address(self, subscriber_id: int, new_email: str) -> str:
-        """Confirms a new address, sent to that address."""
-        return self._url("address", subscriber_id, new_email)
+        """Confirms a new address, sent to that address; the address travels sealed."""
+        if self.key is None:
+            return self._url("address", subscriber_id)
+        # Signed alone, not through the cached signers: every sealed scope is different.
+        token = sign(self.key, "address", subscriber_id, scope=seal(self.key, "address", new_email))
+        return f"{self.base}/address/{token}"
 
 
 def token_of(url: str) -> str:
