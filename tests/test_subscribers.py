@@ -373,7 +373,8 @@ def test_a_refused_address_is_named_by_line_and_column_never_echoed(newsroom, tm
     errors = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("line ")]
     assert errors == [
         "line 3: column email is not an email address: A display name and angle brackets around the "
-        "email address are not permitted here.",
+        "email address are not permitted here. Put the address alone in the email column and the "
+        "name in the name column.",
         "line 4: column email is not an email address: The address in brackets after the @-sign is not "
         "valid: It is not an IPv4 address or is missing an address literal tag.",
         "line 5: column email is not an email address: The email address contains invalid characters "
@@ -392,6 +393,10 @@ def test_import_command_takes_confirmed_readers(newsroom, tmp_path) -> None:
     path.write_text("email,status\nopted.in@example.com,active\n")
     refused = newsletter("subscribers", "import", str(path), env=env, cwd=tmp_path)
     assert refused.returncode == 1 and "--confirmed" in refused.stderr
+    assert (
+        "status active for a reader who has not confirmed: import with --confirmed only if these "
+        "readers opted in elsewhere, or leave the status empty (pending)"
+    ) in refused.stderr
     taken = newsletter("subscribers", "import", str(path), "--confirmed", env=env, cwd=tmp_path)
     assert taken.returncode == 0 and "1 added" in taken.stdout, taken.stderr
     assert reader(newsroom, "opted.in@example.com").status == "active"

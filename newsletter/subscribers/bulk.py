@@ -50,8 +50,8 @@ _NOT_UTF8 = re.compile(r"[\udc80-\udcff]")  # the bytes surrogateescape kept of 
 # A detail email-validator passes on from idna or ipaddress, which may quote part of the cell.
 _QUOTING_DETAIL = re.compile(r" \([^()]*'[^()]*\)")
 NOT_CONFIRMED = (
-    "status active for a reader who has not confirmed: import with confirmed "
-    "(`--confirmed`) only if these readers opted in, or give status pending"
+    "status active for a reader who has not confirmed: import with --confirmed only if these "
+    "readers opted in elsewhere, or leave the status empty (pending)"
 )
 
 
@@ -126,6 +126,8 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
         email = normalize_email(raw.get("email") or "")
     except InvalidAddress as exc:
         reason = _QUOTING_DETAIL.sub("", exc.reason)
+        if "display name" in reason:  # 'Jack Doe <jack@…>': the name has a column of its own
+            reason += " Put the address alone in the email column and the name in the name column."
         raise ValueError(f"column email is not an email address: {reason}") from None
     name = " ".join((raw.get("name") or "").split()) or None
     if name and len(name) > 300:
