@@ -108,6 +108,7 @@ def test_add_list_passwd_remove_and_the_log(cli) -> None:
         ("qwertyuiopasdf", "run of the keyboard"),
         ("aaaaaaaaaaaaaaaa", "repeats too few characters"),
         ("ed.itor-is-my-password", "contains the address"),
+        ("Example2026!", "the name in the address's domain"),
         ("x" * 300, "at most 256"),
     ],
 )

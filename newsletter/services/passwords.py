@@ -48,9 +48,13 @@ def problem(password: str, email: str) -> str | None:
     root = re.sub(r"[\d\W_]+$", "", re.sub(r"^[\d\W_]+", "", lowered))
     if root in COMMON_WORDS or re.sub(r"(.+?)\1+", r"\1", root) in COMMON_WORDS:
         return "it is one of the most common passwords: anyone guessing tries it first"
-    local = email.lower().partition("@")[0]
+    local, _, domain = email.lower().partition("@")
     if email.lower() in lowered or (len(local) >= 4 and local in lowered):
         return "it contains the address it signs in with"
+    # The address's own domain ('riverside123' for ed@riverside.example) is the first guess.
+    for label in domain.split(".")[:-1]:
+        if len(label) >= 4 and label in lowered and len(lowered) - len(label) < 6:
+            return "it is the name in the address's domain with a few characters added"
     return None
 
 
