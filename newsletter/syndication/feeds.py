@@ -43,8 +43,9 @@ _JSON_MARKUP = str.maketrans({"<": "\\u003c"})
 
 FEED_TITLE = N_("%(site)s: %(newsletter)s")
 SECTION_FEED_TITLE = N_("%(site)s: %(newsletter)s · %(section)s")
-FEED_DESCRIPTION = N_("Every edition of the %(title)s")
-SECTION_FEED_DESCRIPTION = N_("%(section)s in every edition of the %(title)s")
+# Whatever the title ("The Week in Riverside", "Weekly digest"), it stands alone: no article before it.
+FEED_DESCRIPTION = N_("%(title)s: every edition")
+SECTION_FEED_DESCRIPTION = N_("%(title)s: %(section)s in every edition")
 ENTRY_TITLE = N_("%(newsletter)s, %(date)s")
 SECTION_ENTRY_TITLE = N_("%(section)s · %(newsletter)s, %(date)s")
 TRENDING = N_("Trending")
