@@ -319,3 +319,12 @@ def test_a_feeds_description_reads_right_whatever_the_title(title) -> None:
     assert json.loads(whole["json"])["description"] == f"{title}: every edition"
     assert json.loads(section["json"])["description"] == f"{title}: Politics in every edition"
     assert parsed(whole["rss"]).feed.subtitle == f"{title}: every edition"
+
+
+def test_a_section_named_in_the_sites_language_says_so_in_a_german_feed() -> None:
+    german = edition(23, ("de",))
+    digest = german.digests["de"]
+    marked = replace(digest, sections=[replace(digest.sections[0], name="Politics", language="en")])
+    body = render("de", publications=[replace(german, digests={"de": marked})])["json"]
+    content = json.loads(body)["items"][0]["content_html"]
+    assert '<h2 lang="en">Politics</h2>' in content and "<h2>Im Trend</h2>" in content
