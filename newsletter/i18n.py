@@ -32,6 +32,25 @@ def N_(message: str) -> str:
     return message
 
 
+class Name(str):
+    """Words in a language of their own inside a page or an email (the site's English section
+    name in a German email): `language` is theirs where it is not the page's, for a `lang`
+    attribute, else None. A str, so a template that prints it, upper-cases it or measures it
+    keeps working."""
+
+    language: str | None
+
+    def __new__(cls, text: str, language: str | None = None) -> Name:
+        name = super().__new__(cls, text)
+        name.language = language
+        return name
+
+
+def named(text: str, text_language: str, page_language: str) -> Name:
+    """`text`, written in `text_language`, as shown in a page or email whose lang is `page_language`."""
+    return Name(text, text_language if text_language != page_language else None)
+
+
 def languages() -> list[str]:
     """The languages with a catalog, English among them."""
     found = {path.parents[1].name for path in CATALOGS.glob(f"*/LC_MESSAGES/{DOMAIN}.po")}
@@ -75,6 +94,15 @@ def language_name(code: str, language: str) -> str:
     except (UnknownLocaleError, ValueError):
         name = None
     return name or code
+
+
+def endonym(code: str) -> str:
+    """The name of the language `code` in that language: 'de' is 'Deutsch', 'fr' 'Français'."""
+    try:
+        name = Locale.parse(code.replace("-", "_")).get_display_name(code.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        name = None
+    return name[:1].upper() + name[1:] if name else code
 
 
 def locale(language: str) -> Locale:

@@ -38,9 +38,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvironmentValueError
 
+from newsletter import i18n
 from newsletter.errors import SettingsError
 from newsletter.i18n import N_
 from newsletter.paths import home_folder, sqlite_under, template_folders, under
+from newsletter.text import slugify
 
 log = logging.getLogger("newsletter.settings")
 
@@ -136,11 +138,36 @@ class SiteSettings(Strict):
     # The site's sections; feed <category> terms matching none of these are tags.
     # Empty means every term is taken as a category.
     categories: list[str] = Field(default_factory=list)
+    # The languages readers may choose and the archive publishes, besides `language`; None: every
+    # language a feed or a newsletter's translations are in (`Settings.languages`).
+    languages: list[str] | None = None
+    # A section's name per reader's language, by section (its slug or its name):
+    # [site.category_names.de] politics = "Politik". Else a language feed's `category_name`.
+    category_names: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @field_validator("language")
     @classmethod
     def _language(cls, value: str) -> str:
         return language_code(value)
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else list(dict.fromkeys(_language_named(tag) for tag in values))
+
+    @field_validator("category_names")
+    @classmethod
+    def _category_names(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        for tag, names in value.items():
+            code = _language_named(tag)
+            if code in found:
+                raise ValueError(f"{tag!r} is the language {code!r} again")
+            for section, name in names.items():
+                if not name.strip():
+                    raise ValueError(f"{tag}.{section}: a section's name cannot be empty")
+            found[code] = {section: name.strip() for section, name in names.items()}
+        return found
 
     @field_validator("from_address", "reply_to", "unsubscribe_mailto")
     @classmethod
@@ -185,6 +212,14 @@ class FeedSettings(Strict):
     @property
     def is_remote(self) -> bool:
         return self.url.lower().startswith(("http://", "https://"))
+
+
+def _language_named(tag: str) -> str:
+    """A language tag from a list or a table key as the store keeps it; the error names it."""
+    try:
+        return language_code(tag)
+    except ValueError:
+        raise ValueError(f"{tag!r} is {LANGUAGE_HELP}") from None
 
 
 class NewsletterTexts(Strict):
@@ -587,6 +622,60 @@ class Settings(BaseSettings):
         if self.provider == "sendgrid" and self.sendgrid_api_key is None:
             raise ValueError("provider sendgrid needs NEWSLETTER_SENDGRID_API_KEY")
         return self
+
+    @model_validator(mode="after")
+    def _site_languages(self) -> Settings:
+        """Every language of `[site] languages` and `[site.category_names]` is one readers get
+        something in; every section named there is one of the site's."""
+        usable = {self.site.language, *i18n.languages(), *self._content_languages()}
+        for code in self.site.languages or []:
+            if code not in usable:
+                raise SettingsError(
+                    "site.languages",
+                    f"{code!r} has no catalog (newsletter/locale), no feed and no newsletter "
+                    "translation: its readers would get nothing in it",
+                )
+        offered = self.languages()
+        sections = self._section_slugs()
+        for code, names in self.site.category_names.items():
+            if code not in offered:
+                raise SettingsError(
+                    f"site.category_names.{code}",
+                    f"{code!r} is not among the site's languages ({', '.join(offered)})",
+                )
+            for section in names:
+                if sections and slugify(section) not in sections:
+                    raise SettingsError(
+                        f"site.category_names.{code}.{section}",
+                        f"no section {section!r} (the site's: {', '.join(sorted(sections))})",
+                    )
+        return self
+
+    def _content_languages(self) -> set[str]:
+        """The languages a feed or a newsletter's own words are in."""
+        return {
+            *(feed.language for feed in self.feeds if feed.language),
+            *(code for newsletter in self.newsletters.values() for code in newsletter.translations),
+        }
+
+    def _section_slugs(self) -> set[str]:
+        """The sections the settings name (as newsletter.store.categories.configured_sections)."""
+        return {slugify(name) for name in self.site.categories} | {
+            slugify(feed.category) for feed in self.feeds if feed.category
+        }
+
+    def languages(self) -> list[str]:
+        """The languages readers are offered and the archive publishes, the site's first:
+        `[site] languages`, else every language a feed or a newsletter's words are in."""
+        site = self.site.language
+        chosen = self.site.languages if self.site.languages is not None else self._content_languages()
+        return [site, *sorted(set(chosen) - {site})]
+
+    def reader_language(self, language: str | None) -> str:
+        """The language a reader of `language` gets emails and pages in: theirs when the site
+        offers it, else the site's (a reader kept from before the site dropped a language)."""
+        code = (language or "").strip().lower().replace("_", "-").split("-")[0]
+        return code if code in self.languages() else self.site.language
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@ move the cursor, retitle the terminal, start a new header, or reorder what a per
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # C0, DEL and C1 controls (ESC among them), line and paragraph separators, zero-width and bidi
 # marks, overrides and isolates, the byte-order mark.
@@ -25,3 +26,9 @@ def display_url(url: str) -> str:
     """A feed URL fit to show or log: its user information (a password, or a user name that is
     often a token) becomes ***."""
     return _USERINFO.sub(r"\g<scheme>***@", url)
+
+
+def slugify(name: str) -> str:
+    """WordPress-like slug, the key of a section: 'Health & Science' -> 'health-science'."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-") or "uncategorized"

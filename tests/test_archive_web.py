@@ -281,7 +281,11 @@ def test_every_email_links_a_page_and_feed_that_exist(make_runtime, tmp_path) ->
     only story is trending: their footers link the whole feed, never a 404."""
     runtime = make_runtime(
         feeds=[{"url": str(shared_sections_feed(tmp_path))}],
-        site={"categories": ["Politics", "Europe", "Health"], "url": "https://www.europeantimes.example"},
+        site={
+            "categories": ["Politics", "Europe", "Health"],
+            "url": "https://www.europeantimes.example",
+            "languages": ["de"],  # no German feed: German words around English articles
+        },
         timezone="Europe/Brussels",
     )
     fetch_feeds(runtime.settings, runtime.factory)
@@ -358,4 +362,60 @@ def test_an_index_in_a_language_without_a_catalog_has_the_newsletters_own_title(
     settings = Settings(newsletters={"weekly": {"translations": {"pt": {"title": "Resumo semanal"}}}})
     pages = index_pages(Renderer(settings), "weekly", [edition(23, ("en", "pt"))], ["en", "pt"])
     portuguese = next(page for page in pages if page.path == "/archive/weekly/in/pt")
-    assert "<h1>Every edition of the Resumo semanal</h1>" in portuguese.body
+    assert "<h1>Resumo semanal: every edition</h1>" in portuguese.body
+
+
+def test_an_english_only_site_publishes_english_only(newsroom, make_runtime) -> None:
+    """The newsroom sent with its German edition's feed, then the site made English-only (its
+    German feed dropped): a rebuild takes the German pages and feeds out of the archive, the
+    sitemap and every hreflang. (Its German readers' emails: tests/test_i18n.py.)"""
+    assert sending.send(newsroom, "weekly", WEEKLY_NOV_23 + timedelta(minutes=1)).status == "complete"
+    with newsroom.factory() as session:
+        assert f"{EDITION}/de" in {d.path for d in session.scalars(select(Document))}
+    english = make_runtime(
+        database_url=newsroom.settings.database_url,
+        outbox_dir=newsroom.settings.outbox_dir,
+        feeds=[feed.model_dump() for feed in newsroom.settings.feeds if not feed.language],
+        site=newsroom.settings.site.model_dump(mode="json"),
+        timezone=newsroom.settings.timezone,
+    )
+    assert english.settings.languages() == ["en"]
+    archive.rebuild(english, WEEKLY_NOV_23 + timedelta(hours=1))
+    with english.factory() as session:
+        stored = {d.path: d.body for d in session.scalars(select(Document))}
+    assert EDITION in stored and "/archive/weekly" in stored and "/feeds/weekly/en.atom" in stored
+    assert not [path for path in stored if path.endswith("/de") or "/de/" in path or "/de." in path]
+    assert not [path for path, body in stored.items() if 'hreflang="de"' in body or "/in/de" in body]
+    assert f"{EDITION}/de" not in stored["/sitemap.xml"]
+
+
+def test_the_archive_names_each_language_in_its_own_words(archived) -> None:
+    with archived.client() as client:
+        for path in (EDITION, EDITION + "/de", "/archive/weekly", "/archive/weekly/in/de"):
+            page = client.get(path).text
+            links = re.findall(
+                r'<li><a href="[^"]+" hreflang="(\w+)" lang="(\w+)"[^>]*>([^<]+)</a></li>', page
+            )
+            assert sorted(links) == [("de", "de", "Deutsch"), ("en", "en", "English")], path
+        # the German page names its sections by their English names (no German one is set), marked
+        german = client.get(EDITION + "/de").text
+        assert '<h2 id="section-politics"><span lang="en">Politics</span></h2>' in german
+        assert '<span lang="en">Politics</span> im Feedreader folgen' in german
+        assert '<h2 id="section-politics">Politics</h2>' in client.get(EDITION).text
+
+
+@pytest.mark.parametrize("title", ["The Week in Riverside", "Weekly digest"])
+def test_the_archive_heading_reads_right_whatever_the_title(title) -> None:
+    from newsletter.settings import Settings
+    from newsletter.syndication.pages import Renderer, edition_pages, index_pages
+    from tests.support.syndication import edition
+
+    settings = Settings(newsletters={"weekly": {"title": title}}, site={"languages": ["de"]})
+    published = edition(23, ("en",))
+    english = published.digests["en"]
+    published.digests["en"] = type(english)(title, english.label, english.trending, english.sections)
+    [index, _german] = index_pages(Renderer(settings), "weekly", [published], ["en", "de"])
+    assert f"<h1>{title}: every edition</h1>" in index.body
+    assert "of the" not in index.body and "the The" not in index.body
+    [page] = edition_pages(Renderer(settings), published)
+    assert f"{title}: every edition</a>" in page.body

@@ -112,7 +112,7 @@ def test_messages_are_complete_personal_and_sectioned(newsroom) -> None:
         assert link.group(1) in text and link.group(1) in html
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         # every article's title and link is in the text part
-        headings = set(re.findall(r'<td class="section-heading"[^>]*>([^<]+)</td>', html)) - {
+        headings = set(re.findall(r'<h2 class="section-title"[^>]*>([^<]+)</h2>', html)) - {
             "Trending",
             "Im Trend",
         }

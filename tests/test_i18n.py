@@ -18,6 +18,7 @@ from newsletter.editions.personalize import Personalizable, Reader
 from newsletter.errors import SettingsError
 from newsletter.ingest.run import fetch_feeds
 from newsletter.settings import NewsletterSettings, Settings, SiteSettings, load_settings
+from newsletter.store.categories import configured_sections, localized, section_names
 from newsletter.store.db import unit_of_work
 from newsletter.subscribers.bulk import import_csv
 from tests.conftest import ROOT, SAMPLE, SECTIONS, WEEKLY_NOV_23, ZONE
@@ -304,3 +305,166 @@ def test_texts_per_language_from_the_settings_reach_the_readers(make_runtime) ->
     assert "„Die Woche in Europa“" in anna.get_body(("plain",)).get_content()
     assert tom["Subject"].startswith("Weekly digest: ")  # English: the default
     assert Settings(newsletters={"weekly": {}}).newsletter("weekly").translations == {}
+
+
+# --- the languages a site has --------------------------------------------------------------------
+
+
+def test_the_site_offers_its_language_and_those_of_its_feeds_unless_it_lists_them() -> None:
+    english = Settings(feeds=[{"url": "https://x.example/feed"}])
+    assert english.languages() == ["en"]  # a German catalog alone offers nothing
+    assert english.reader_language("de") == "en" and english.reader_language(None) == "en"
+    edition = Settings(
+        feeds=[{"url": "https://x.example/feed"}, {"url": "https://x.example/de", "language": "de"}]
+    )
+    assert edition.languages() == ["en", "de"] and edition.reader_language("de-AT") == "de"
+    words = Settings(newsletters={"weekly": {"translations": {"pt": {"title": "Resumo semanal"}}}})
+    assert words.languages() == ["en", "pt"]  # the newsletter's own words in it
+    assert Settings(site={"languages": ["DE", "de"]}).languages() == ["en", "de"]  # a catalog suffices
+    assert Settings(site={"languages": []}, feeds=edition.feeds).languages() == ["en"]
+    assert Settings(site={"language": "de", "languages": ["en"]}).languages() == ["de", "en"]
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "words"),
+    [
+        ('[site]\nlanguages = ["xx-nope"]', "site.languages", "language code"),
+        ('[site]\nlanguages = ["fr"]', "site.languages", "'fr' has no catalog"),
+        ('[site.category_names.xx-nope]\npolitics = "X"', "site.category_names", "language code"),
+        ('[site.category_names.de]\npolitics = "Politik"', "site.category_names.de", "not among"),
+        (
+            '[site]\nlanguages = ["de"]\ncategories = ["Politics"]\n[site.category_names.de]\nsport = "Sport"',
+            "site.category_names.de.sport",
+            "no section 'sport'",
+        ),
+        (
+            '[site]\nlanguages = ["de"]\n[site.category_names.de]\npolitics = " "',
+            "site.category_names",
+            "empty",
+        ),
+    ],
+)
+def test_wrong_languages_and_section_names_are_refused_when_the_settings_load(
+    tmp_path, table, key, words
+) -> None:
+    path = tmp_path / "newsletter.toml"
+    path.write_text(table + "\n")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(path)
+    assert raised.value.key == key and words in str(raised.value), str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_section_names_come_from_the_settings_and_a_language_editions_feed(tmp_path) -> None:
+    path = tmp_path / "newsletter.toml"
+    path.write_text(
+        '[site]\ncategories = ["Politics", "Human Rights"]\n'
+        '[site.category_names.de]\npolitics = "Politik"\n"Human Rights" = "Menschenrechte"\n'
+        '[[feeds]]\nurl = "https://x.example/de/health"\nlanguage = "de"\ncategory = "health"\n'
+        'category_name = "Gesundheit"\n'
+    )
+    settings = load_settings(path)
+    assert section_names(settings, "de") == {
+        "politics": "Politik",
+        "human-rights": "Menschenrechte",
+        "health": "Gesundheit",
+    }
+    # the German feed's name is not the site's: the section is "Health" in English
+    assert configured_sections(settings)["health"] == "Health"
+    names = localized(settings, configured_sections(settings), "de", "de")
+    assert (names["politics"], names["politics"].language) == ("Politik", None)
+    assert (names["health"], names["health"].language) == ("Gesundheit", None)
+    english = localized(settings, configured_sections(settings), "en", "en")
+    assert [(str(n), n.language) for n in english.values()] == [
+        ("Politics", None),
+        ("Human Rights", None),
+        ("Health", None),
+    ]
+
+
+def newsroom_runtime(make_runtime, **site: object):
+    """The sample site, its readers imported: the German edition's feed unless told otherwise."""
+    feeds = [{"url": str(SAMPLE / "site.xml")}, {"url": str(SAMPLE / "trending.xml"), "trending": True}]
+    if site.pop("german_feed", True):
+        feeds.append({"url": str(SAMPLE / "site-de.xml"), "language": "de"})
+    runtime = make_runtime(
+        feeds=feeds,
+        site={"categories": SECTIONS, "url": "https://www.europeantimes.example", **site},
+        timezone="Europe/Brussels",
+        newsletters={"weekly": {}},
+    )
+    fetch_feeds(runtime.settings, runtime.factory)
+    with unit_of_work(runtime.factory) as session:
+        import_csv(session, runtime.settings, ROOT / "subscribers" / "demo-subscribers.csv", confirmed=True)
+    return runtime
+
+
+def sent_to(runtime) -> dict[str, object]:
+    report = send(runtime, "weekly", WEEKLY_NOV_23)
+    return {m["To"].addresses[0].addr_spec: m for m in messages(runtime, report.edition_id)}
+
+
+def test_a_german_reader_of_an_english_only_site_gets_the_english_email(make_runtime) -> None:
+    runtime = newsroom_runtime(make_runtime, german_feed=False)
+    sent = sent_to(runtime)
+    anna, tom = sent["anna.keller@example.com"], sent["tom.obrien@example.ie"]
+    html = anna.get_body(("html",)).get_content()
+    assert '<html lang="en"' in html and "Hello Anna Keller," in html and "Read more" in html
+    assert "Weiterlesen" not in html and "Wochenüberblick" not in html
+    assert "/archive/weekly/" in html and "/in/de" not in html and "/feeds/weekly/de" not in html
+    assert anna["Subject"].startswith("Weekly digest: ")
+    assert tom["Subject"].startswith("Weekly digest: ")
+
+
+def test_section_names_in_the_readers_language_or_marked_as_english(make_runtime) -> None:
+    runtime = newsroom_runtime(make_runtime, category_names={"de": {"politics": "Politik"}})
+    sent = sent_to(runtime)
+    anna = sent["anna.keller@example.com"]  # Politics and Europe, in German
+    html = anna.get_body(("html",)).get_content()
+    text = anna.get_body(("plain",)).get_content()
+    headings = dict(
+        (name, attributes)
+        for attributes, name in re.findall(r'<h2 class="section-title"([^>]*)>([^<]+)</h2>', html)
+    )
+    assert set(headings) == {"Im Trend", "Politik", "Europe"}
+    assert 'lang="en"' not in headings["Politik"] and 'lang="en"' in headings["Europe"]
+    assert "POLITIK" in text and "POLITICS" not in text
+    words = re.sub(r"<(?!/?span)[^>]+>", "", html)
+    assert 'weil Sie sich für Politik, <span lang="en">Europe</span> angemeldet haben.' in words
+    # a trending article's section is named the same way
+    named = re.findall(r'<span( lang="en")?>([^<]+)</span> · ', html)
+    assert named and all((mark == "") == (name == "Politik") for mark, name in named), named
+    tom = sent["tom.obrien@example.ie"].get_body(("html",)).get_content()
+    assert "Politik" not in tom and 'lang="en"' not in tom.split("<body", 1)[1]
+
+
+def test_a_reader_of_every_section_is_not_read_the_whole_list(make_runtime) -> None:
+    runtime = newsroom_runtime(make_runtime)
+    sent = sent_to(runtime)
+    klaus = sent["klaus.weber@example.de"].get_body(("plain",)).get_content()  # German, no choice
+    jan = sent["jan.novak@example.com"].get_body(("plain",)).get_content()  # English, no choice
+    assert "weil Sie sich dafür angemeldet haben." in klaus and "Human Rights" not in klaus.split("--")[-1]
+    assert "You receive “Weekly digest” from The European Times (" in jan
+    assert "because you subscribed." in jan and "subscribed to" not in jan
+
+
+def test_emails_have_headings_and_each_read_more_names_its_article(make_runtime) -> None:
+    runtime = newsroom_runtime(make_runtime)
+    for message in sent_to(runtime).values():
+        html = message.get_body(("html",)).get_content()
+        sections = re.findall(r'<td class="section-heading"[^>]*>(.*?)</td>', html)
+        assert sections and all(
+            re.fullmatch(r'<h2 class="section-title"[^>]*>[^<]+</h2>', s) for s in sections
+        )
+        # styled as before: no margin of the client's own, the section's size and colour
+        assert re.search(r'<h2 class="section-title"[^>]* style="[^"]*margin:0[^"]*font-size:13px', html)
+        cards = re.findall(
+            r'<h3 class="card-heading"[^>]*><a class="card-title" href="([^"]+)"[^>]*>([^<]+)</a></h3>', html
+        )
+        trending = re.findall(r'<h3 class="trending-heading"[^>]*><a class="trending-title"', html)
+        assert cards and trending
+        labels = re.findall(r'<a class="read-more" href="([^"]+)" aria-label="([^"]+)"', html)
+        assert len(labels) == len(cards)
+        german = 'lang="de"' in html.split(">", 2)[1]
+        for (href, title), (link, label) in zip(cards, labels, strict=True):
+            assert link == href and label == ("Weiterlesen: " if german else "Read more: ") + title

@@ -32,7 +32,9 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def site(make_runtime):
     return make_runtime(
-        feeds=[{"url": str(SAMPLE / "site.xml")}], site={"categories": SECTIONS}, timezone="Europe/Brussels"
+        feeds=[{"url": str(SAMPLE / "site.xml")}],
+        site={"categories": SECTIONS, "languages": ["de"]},  # German words around English articles
+        timezone="Europe/Brussels",
     )
 
 

@@ -301,3 +301,30 @@ def test_a_newsletters_name_is_percent_encoded_in_every_address() -> None:
     assert json.loads(bodies["json"])["feed_url"] == f"{PUBLIC}/feeds/W%C3%B6chentlich%20Neu/en.json"
     for body in bodies.values():
         assert name not in body
+
+
+@pytest.mark.parametrize("title", ["The Week in Riverside", "Weekly digest"])
+def test_a_feeds_description_reads_right_whatever_the_title(title) -> None:
+    settings = make_settings().model_copy(
+        update={
+            "newsletters": {
+                "weekly": make_settings().newsletter("weekly").model_copy(update={"title": title})
+            }
+        }
+    )
+    whole = {d.path.rsplit(".", 1)[1]: d.body for d in feeds(settings, "weekly", "en", EDITIONS)}
+    section = {
+        d.path.rsplit(".", 1)[1]: d.body for d in feeds(settings, "weekly", "en", EDITIONS, "politics")
+    }
+    assert json.loads(whole["json"])["description"] == f"{title}: every edition"
+    assert json.loads(section["json"])["description"] == f"{title}: Politics in every edition"
+    assert parsed(whole["rss"]).feed.subtitle == f"{title}: every edition"
+
+
+def test_a_section_named_in_the_sites_language_says_so_in_a_german_feed() -> None:
+    german = edition(23, ("de",))
+    digest = german.digests["de"]
+    marked = replace(digest, sections=[replace(digest.sections[0], name="Politics", language="en")])
+    body = render("de", publications=[replace(german, digests={"de": marked})])["json"]
+    content = json.loads(body)["items"][0]["content_html"]
+    assert '<h2 lang="en">Politics</h2>' in content and "<h2>Im Trend</h2>" in content

@@ -461,3 +461,48 @@ def test_a_limit_starts_again_when_the_clock_goes_back() -> None:
     assert limit.take("client", 1000.0) and limit.take("client", 1001.0)
     assert not limit.take("client", 1002.0)
     assert limit.take("client", 500.0)
+
+
+def test_an_english_only_site_offers_english_and_reads_a_german_reader_in_english(newsroom, tmp_path) -> None:
+    """The newsroom with `[site] languages = []`: no German feed or words offered, so the forms
+    offer English alone, and Anna, stored as German, gets English pages that save as English."""
+    served = serve(newsroom, tmp_path, env={"NEWSLETTER_SITE__LANGUAGES": "[]"})
+    site = next(served)
+    try:
+        assert site.runtime.settings.site.language == "en"
+        with site.client() as browser:
+            for path in ("/subscribe", "/subscribe?lang=de"):
+                page = browser.get(path)
+                assert page.status_code == 200 and '<html lang="en">' in page.text
+                assert re.findall(r'<option value="([^"]+)"', page.text) == ["en"]
+                assert "Deutsch" not in page.text and "German" not in page.text
+            refused = sign_up(browser, email="new@example.net", newsletters=["weekly"], language="de")
+            assert refused.status_code == 400 and "Choose a language." in refused.text
+            preferences = path_of(site.links().preferences(site.subscriber(ANNA).id))
+            page = browser.get(preferences)
+            assert page.status_code == 200 and '<html lang="en">' in page.text
+            assert "Your newsletter settings" in page.text and "Einstellungen" not in page.text
+            assert re.findall(r'<option value="([^"]+)"( selected)?', page.text)[:1] == [("en", " selected")]
+            fields = Forms(page.text).form(preferences)
+            saved = browser.post(preferences, data={"csrf": fields["csrf"], "newsletters": "weekly"})
+            assert saved.status_code == 200, saved.text
+        assert site.subscriber(ANNA).language == "en"
+    finally:
+        served.close()
+
+
+def test_section_names_in_the_readers_language_or_marked_as_the_sites(newsroom, tmp_path) -> None:
+    """German pages name a section in German where the settings do, and the others by their
+    English name marked lang="en"; English pages mark nothing."""
+    served = serve(newsroom, tmp_path, extra='[site.category_names.de]\npolitics = "Politik"\n')
+    site = next(served)
+    try:
+        with site.client() as browser:
+            german = browser.get("/subscribe?lang=de").text
+            assert '<label for="category-politics">Politik</label>' in german
+            assert '<label for="category-health" lang="en">Health</label>' in german
+            english = browser.get("/subscribe?lang=en").text
+            assert '<label for="category-politics">Politics</label>' in english
+            assert '<label for="category-health">Health</label>' in english
+    finally:
+        served.close()

@@ -74,6 +74,9 @@ class Card:
     # The article's language where it is not the email's (an original in a German email), so
     # screen readers switch; None where they match.
     language: str | None = None
+    # The section's name's language where it is not the email's (the site's English name in a
+    # German email, where the settings give none in German).
+    category_language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,10 @@ class DigestView:
     language: str
     edition_label: str
     trending: list[Card]
-    sections: list[tuple[str, list[Card]]]
-    category_names: list[str]
+    # Each section's name (with its language where it is not the email's) and its cards.
+    sections: list[tuple[i18n.Name, list[Card]]]
+    # The sections the reader chose, named; empty for a reader of every section.
+    category_names: list[i18n.Name]
     # An editor's subject and preheader for this edition: plain text, used as written.
     subject: str | None = None
     preheader: str | None = None
@@ -172,8 +177,8 @@ class Composer:
             "language": language,
             "edition_label": view.edition_label,
             "trending": view.trending,
-            "sections": view.sections,
-            "category_names": view.category_names,
+            "sections": [(_named(name), cards) for name, cards in view.sections],
+            "category_names": [_named(name) for name in view.category_names],
             "subject": subject,
             "preheader": preheader,
             "archive_url": view.archive_url,
@@ -222,6 +227,11 @@ def inline_css(html: str) -> str:
         strip_important=False,
         keep_style_tags=False,
     ).transform(pretty_print=False)
+
+
+def _named(name: str) -> i18n.Name:
+    """A section's name as templates use it; a plain str is in the email's language."""
+    return name if isinstance(name, i18n.Name) else i18n.Name(name)
 
 
 def _one_line(text: str) -> str:

@@ -77,7 +77,7 @@ def preview(
     sections = [slugify(c) for c in categories or []]
     if subscriber is not None and not sections:
         sections = [c.slug for c in subscriber.categories]
-    language = language or (subscriber.language if subscriber else settings.site.language)
+    language = settings.reader_language(language or (subscriber.language if subscriber else None))
     offer = load_offer(session, settings, edition)
     typed = dict(zip(sections, categories or [], strict=False))
     unknown = [s for s in sections if s not in offer.names]

@@ -21,6 +21,7 @@ from newsletter.editions.slots import slot_time
 from newsletter.errors import SettingsError
 from newsletter.ingest.sanitize import plain_text
 from newsletter.settings import Settings
+from newsletter.store.categories import localized
 from newsletter.store.models import Edition
 from newsletter.subscribers.links import ClickLinks
 
@@ -77,19 +78,6 @@ def overrides(edition: Edition) -> dict[str, dict[str, str]]:
     return found if isinstance(found, dict) else {}
 
 
-def public_languages(settings: Settings, offer: Offer) -> list[str]:
-    """The languages the archive publishes an edition in, the site's first: those with a
-    catalog, with the newsletter's own words, or with translated articles. Never one learnt from
-    a reader: no page tells the world that a reader of a rare language is on the list."""
-    site_language = settings.site.language
-    found = {
-        *i18n.languages(),
-        *settings.newsletter(offer.edition.newsletter).translations,
-        *(language for _key, language in offer.translations),
-    }
-    return [site_language, *sorted(found - {site_language})]
-
-
 class Variants:
     """Plans and composes the edition's digests, each once."""
 
@@ -103,9 +91,12 @@ class Variants:
         self.utm = {} if public else utm(settings, offer.edition.newsletter, offer.edition.slot)
         self.clicks = None if public else click_links(settings)
         self.overrides = overrides(offer.edition)
-        self.public_languages = public_languages(settings, offer)
+        # The site's languages (`Settings.languages`), never one learnt from a reader: no page
+        # tells the world that a reader of a rare language is on the list.
+        self.public_languages = settings.languages()
         self._plans: dict[tuple[tuple[str, ...], frozenset[int]], Plan] = {}
         self._built: dict[tuple[object, str], Built] = {}
+        self._names: dict[str, dict[str, i18n.Name]] = {}
 
     def plan(self, sections: list[str], received: frozenset[int]) -> Plan:
         chosen = tuple(self.offer.reader_sections(sections))
@@ -123,7 +114,9 @@ class Variants:
         return self._plans[cache_key]
 
     def build(self, plan: Plan, language: str) -> Built:
-        """The composed digest for a plan in a language (composed on first use only)."""
+        """The composed digest for a plan in a language (composed on first use only); a
+        language the site does not offer reads the site's."""
+        language = self.settings.reader_language(language)
         cache_key = (plan.key(), language)
         if cache_key not in self._built:
             digest = hashlib.sha256(repr(cache_key).encode()).hexdigest()[:32]
@@ -140,6 +133,8 @@ class Variants:
         newsletter = self.newsletter.in_language(language)
         # The shipped default titles are in the catalogs; an editor's own title stays as written.
         title = i18n.gettext_for(language)(newsletter.title)
+        names = self.section_names(language)
+        every = len(plan.chosen) == len(self.offer.section_order)
         return DigestView(
             newsletter=newsletter.model_copy(update={"title": title}),
             site=self.settings.site,
@@ -149,14 +144,22 @@ class Variants:
             ),
             trending=[self.card(i, language, list(plan.chosen), markers) for i in plan.trending],
             sections=[
-                (self.offer.names[slug], [self.card(i, language, [slug], markers) for i in ids])
+                (names[slug], [self.card(i, language, [slug], markers) for i in ids])
                 for slug, ids in plan.sections
             ],
-            category_names=[self.offer.names[s] for s in plan.chosen],
+            # A reader of every section (who chose none) is not read the whole list.
+            category_names=[] if every else [names[s] for s in plan.chosen],
             subject=self.overrides.get(language, {}).get("subject"),
             preheader=self.overrides.get(language, {}).get("preheader"),
             **self.public_links(plan, language),
         )
+
+    def section_names(self, language: str) -> dict[str, i18n.Name]:
+        """The sections' names for readers of `language`, in an email whose lang is its catalog's."""
+        if language not in self._names:
+            page = i18n.catalog_language(language)
+            self._names[language] = localized(self.settings, self.offer.names, language, page)
+        return self._names[language]
 
     def public_links(self, plan: Plan, language: str) -> dict[str, str | None]:
         """Where the edition will be public once sent, and the feed matching the reader's
@@ -200,6 +203,7 @@ class Variants:
                 # Translators: a badge on an article shown in its original language, e.g. "In English".
                 note = gettext("In %(language)s") % {"language": i18n.language_name(site_language, language)}
         section = next((s for s in original.sections if s in prefer), original.sections[0])
+        category = self.section_names(language).get(section)
         return Card(
             url=self.link(story, markers),
             title=story.title,
@@ -207,7 +211,8 @@ class Variants:
             published=i18n.format_date(original.published_at, language, self.settings.zone),
             excerpt=excerpt(story.summary_html),
             image_url=original.image_url,
-            category=self.offer.names.get(section),
+            category=category,
+            category_language=category.language if category is not None else None,
             comments=original.comment_count,
             note=note,
             language=story.language if story.language != i18n.catalog_language(language) else None,

@@ -19,7 +19,7 @@ from newsletter.ingest.articles import Placement, mark_trending, store_entries
 from newsletter.ingest.fetch import FetchStopped, fetch, make_client
 from newsletter.ingest.parse import parse_feed
 from newsletter.settings import FeedSettings, Settings
-from newsletter.store.categories import configured_sections, slugify
+from newsletter.store.categories import configured_sections, feed_section
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Feed, utcnow
 from newsletter.store.statuses import READ, FeedStatus
@@ -125,11 +125,7 @@ def fetch_feed(
         _record(factory, config.url, now, FeedStatus.NOT_MODIFIED, http_status=fetched.status)
         return FeedReport(shown, FeedStatus.NOT_MODIFIED)
     language = config.language or parsed.language or settings.site.language
-    own = (
-        (slugify(config.category), config.category_name or config.category.title())
-        if (config.category)
-        else None
-    )
+    own = feed_section(settings, config) if config.category else None
     placement = Placement(language, own, known_sections)
     status = FeedStatus.PARTIAL if parsed.problem else FeedStatus.OK
     with unit_of_work(factory) as session:

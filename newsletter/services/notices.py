@@ -39,6 +39,7 @@ def send_notice(
     """Render and send one notice; what the provider made of it. A notice that cannot go is
     logged by the caller's page as sent all the same: the page never tells who is on the list."""
     settings = runtime.settings
+    language = settings.reader_language(language)  # one the site no longer offers reads the site's
     env = environment(settings)
     install(env, language)
     gettext = translations(language).gettext

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.errors import InputError
-from newsletter.settings import Settings
+from newsletter.i18n import Name, named
+from newsletter.settings import FeedSettings, Settings
 from newsletter.store.models import Category
-
-
-def slugify(name: str) -> str:
-    """WordPress-like slug: 'Health & Science' -> 'health-science'."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-") or "uncategorized"
+from newsletter.text import slugify
 
 
 def configured_sections(settings: Settings) -> dict[str, str]:
@@ -26,8 +19,44 @@ def configured_sections(settings: Settings) -> dict[str, str]:
     found = {slugify(name): name for name in settings.site.categories}
     for feed in settings.feeds:
         if feed.category:
-            found.setdefault(slugify(feed.category), feed.category_name or feed.category.title())
+            found.setdefault(*feed_section(settings, feed))
     return found
+
+
+def feed_section(settings: Settings, feed: FeedSettings) -> tuple[str, str]:
+    """A category feed's (slug, name): the name is the site's, so a language edition's feed
+    (its `category_name` is that language's) names its section from the slug."""
+    assert feed.category is not None
+    own = feed.language in (None, settings.site.language)
+    name = feed.category_name if own and feed.category_name else feed.category.title()
+    return slugify(feed.category), name
+
+
+def section_names(settings: Settings, language: str) -> dict[str, str]:
+    """The sections' names in `language`, by slug, where the settings give them:
+    `[site.category_names.LANGUAGE]`, else a feed in that language's `category_name`."""
+    found = {
+        slugify(feed.category): feed.category_name
+        for feed in settings.feeds
+        if feed.category and feed.category_name and feed.language == language
+    }
+    found.update((slugify(key), name) for key, name in settings.site.category_names.get(language, {}).items())
+    return found
+
+
+def localized(
+    settings: Settings, names: dict[str, str], language: str, page_language: str
+) -> dict[str, Name]:
+    """The sections `names` (slug -> the site's name) as a reader of `language` reads them in a
+    page or email whose lang is `page_language`: the settings' name in that language, else the
+    site's name marked as the site's language."""
+    own = section_names(settings, language)
+    return {
+        slug: named(own[slug], language, page_language)
+        if slug in own
+        else named(name, settings.site.language, page_language)
+        for slug, name in names.items()
+    }
 
 
 def categories_for(session: Session, settings: Settings, names: list[str]) -> list[Category]:

@@ -26,6 +26,9 @@ class Section:
     slug: str
     name: str
     cards: list[Card]
+    # The name's language where it is not the page's (the site's name in another language's
+    # page, where the settings give none in that language); None in publications made before.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,10 @@ class Digest:
             data["title"],
             data["label"],
             [Card(**card) for card in data["trending"]],
-            [Section(s["slug"], s["name"], [Card(**card) for card in s["cards"]]) for s in data["sections"]],
+            [
+                Section(s["slug"], s["name"], [Card(**card) for card in s["cards"]], s.get("language"))
+                for s in data["sections"]
+            ],
         )
 
 
@@ -71,14 +77,16 @@ class Published:
     withdrawn: bool
 
     @classmethod
-    def of(cls, row: Publication, slot: str) -> Published:
+    def of(cls, row: Publication, slot: str, languages: list[str]) -> Published:
+        """The publication in those of its languages that are among `languages`."""
+        kept = json.loads(row.content)
         return cls(
             row.edition_id,
             row.newsletter,
             slot,
             row.slug,
             row.published_at,
-            {language: Digest.from_json(data) for language, data in json.loads(row.content).items()},
+            {language: Digest.from_json(data) for language, data in kept.items() if language in languages},
             row.withdrawn_at is not None,
         )
 
@@ -99,7 +107,7 @@ def digests(session: Session, settings: Settings, edition: Edition) -> dict[str,
             view.edition_label,
             view.trending,
             [
-                Section(slug, name, cards)
+                Section(slug, name, cards, name.language)
                 for (slug, _ids), (name, cards) in zip(plan.sections, view.sections, strict=True)
             ],
         )

@@ -22,7 +22,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from newsletter.editions.compose import Card
-from newsletter.i18n import N_, gettext_for, translations
+from newsletter.i18n import N_, Name, gettext_for, translations
 from newsletter.ingest.sanitize import safe_url
 from newsletter.published import FEED_KINDS, MEDIA_TYPES, edition_path, feed_path, index_path, url
 from newsletter.settings import Settings
@@ -43,8 +43,9 @@ _JSON_MARKUP = str.maketrans({"<": "\\u003c"})
 
 FEED_TITLE = N_("%(site)s: %(newsletter)s")
 SECTION_FEED_TITLE = N_("%(site)s: %(newsletter)s · %(section)s")
-FEED_DESCRIPTION = N_("Every edition of the %(title)s")
-SECTION_FEED_DESCRIPTION = N_("%(section)s in every edition of the %(title)s")
+# Whatever the title ("The Week in Riverside", "Weekly digest"), it stands alone: no article before it.
+FEED_DESCRIPTION = N_("%(title)s: every edition")
+SECTION_FEED_DESCRIPTION = N_("%(title)s: %(section)s in every edition")
 ENTRY_TITLE = N_("%(newsletter)s, %(date)s")
 SECTION_ENTRY_TITLE = N_("%(section)s · %(newsletter)s, %(date)s")
 TRENDING = N_("Trending")
@@ -161,7 +162,10 @@ def _feed(
 def _blocks(digest: Digest, gettext: Callable[[str], str]) -> list[tuple[str | None, list[Card]]]:
     """An edition's cards under their headings, as its archive page shows them."""
     trending = [(gettext(TRENDING), digest.trending)] if digest.trending else []
-    return [*trending, *((section.name, section.cards) for section in digest.sections)]
+    return [
+        *trending,
+        *((Name(section.name, section.language), section.cards) for section in digest.sections),
+    ]
 
 
 def _summary(headlines: list[str], language: str) -> str:
@@ -179,7 +183,13 @@ def _content(blocks: list[tuple[str | None, list[Card]]], site_url: str) -> str:
     parts = []
     for heading, cards in blocks:
         if heading is not None:
-            parts.append(f"<h2>{_escaped(heading)}</h2>")
+            # A section's name in the site's language in a feed of another says so, as the pages do.
+            lang = (
+                f' lang="{_escaped(heading.language)}"'
+                if isinstance(heading, Name) and heading.language
+                else ""
+            )
+            parts.append(f"<h2{lang}>{_escaped(heading)}</h2>")
         parts.extend(_card(card, site_url) for card in cards)
     return "\n".join(parts)
 

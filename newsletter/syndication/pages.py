@@ -60,9 +60,11 @@ class Renderer:
                 site=self.settings.site,
                 # Absolute links to the app's own pages: an export may be hosted anywhere.
                 root=str(self.settings.public_url).rstrip("/"),
-                lang=language,
+                lang=catalog,  # the chrome's: a language with no catalog reads English around its articles
                 language=language,
                 language_name=lambda code: i18n.language_name(code, language),
+                # A language switch names each language in its own words, marked with its lang.
+                endonym=i18n.endonym,
             )
         )
 
@@ -186,7 +188,8 @@ def index_pages(
         mine = [p for p in publications if language in p.digests]
         title = settings.newsletter(newsletter).in_language(language).title
         title = i18n.gettext_for(language)(title)
-        heading = i18n.gettext_for(language)(N_("Every edition of the %(title)s")) % {"title": title}
+        # Whatever the title: "The Week in Riverside: every edition", "Weekly digest: every edition".
+        heading = i18n.gettext_for(language)(N_("%(title)s: every edition")) % {"title": title}
         count = max(1, -(-len(mine) // per_page))
         for page in range(1, count + 1):
             shown = mine[(page - 1) * per_page : page * per_page]

@@ -97,15 +97,16 @@ def withdraw(session: Session, settings: Settings, edition_id: int, now: datetim
     return render(session, settings, row.newsletter, now, {edition_id})
 
 
-def publications(session: Session, newsletter: str) -> list[Published]:
-    """The newsletter's publications, newest first, withdrawn ones included."""
+def publications(session: Session, settings: Settings, newsletter: str) -> list[Published]:
+    """The newsletter's publications, newest first, withdrawn ones included, in the languages
+    the site offers now: a language it no longer offers leaves the archive at the next render."""
     rows = session.execute(
         select(Publication, Edition.slot)
         .join(Edition, Edition.id == Publication.edition_id)
         .where(Publication.newsletter == newsletter)
         .order_by(Publication.published_at.desc(), Publication.edition_id.desc())
     ).all()
-    return [Published.of(row, slot) for row, slot in rows]
+    return [Published.of(row, slot, settings.languages()) for row, slot in rows]
 
 
 def render(
@@ -121,7 +122,7 @@ def render(
         documents.drop_newsletter(session, newsletter)
         changed = []
     archived = [name for name, config in settings.newsletters.items() if config.archive]
-    everyone = {name: publications(session, name) for name in archived}
+    everyone = {name: publications(session, settings, name) for name in archived}
     documents.put(session, sitemap(renderer, everyone), now)
     documents.put(session, robots(renderer), now)
     documents.put(session, stylesheet(renderer), now)
@@ -138,7 +139,7 @@ def _render_newsletter(
 ) -> list[str]:
     """The newsletter's own pages and feeds (see `render`); the URLs of the feeds that changed."""
     site_language = settings.site.language
-    everything = publications(session, newsletter)
+    everything = publications(session, settings, newsletter)
     live = [p for p in everything if not p.withdrawn]
     languages = sorted(
         {code for p in live for code in p.digests} | {site_language}, key=lambda c: (c != site_language, c)

@@ -21,8 +21,8 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.responses import HTMLResponse
 
 from newsletter import i18n
-from newsletter.settings import Settings, language_code
-from newsletter.store.categories import configured_sections
+from newsletter.settings import Settings
+from newsletter.store.categories import configured_sections, localized
 
 
 class Pages:
@@ -49,8 +49,10 @@ class Pages:
             return self._environments[language]
 
     def render(self, name: str, language: str, status: int = 200, **values: object) -> HTMLResponse:
-        """`name` in `language`, with the site, the page's language, and helpers that put a
-        language's name, a message, a newsletter's title and a date in the page's language."""
+        """`name` in `language` (the site's when the site does not offer it), with the site, the
+        page's language, and helpers that put a language's name, a message, a newsletter's title
+        and a date in the page's language."""
+        language = self.settings.reader_language(language)
         environment = self.environment(language)
         html = environment.get_template(name).render(
             values,
@@ -65,12 +67,13 @@ class Pages:
         return HTMLResponse(html, status_code=status)
 
     def gettext(self, language: str, message: str) -> str:
-        return i18n.translations(language).gettext(message)
+        return i18n.translations(self.settings.reader_language(language)).gettext(message)
 
     def title(self, newsletter: str, language: str, fallback: str | None = None) -> str:
         """A newsletter's title for readers of `language`: the settings' own for that language,
         else the default title translated; `fallback` (else the name) for one not configured."""
         settings = self.settings.newsletters.get(newsletter)
+        language = self.settings.reader_language(language)
         if settings is None:
             return self.gettext(language, fallback or newsletter)
         return self.gettext(language, settings.in_language(i18n.catalog_language(language)).title)
@@ -84,17 +87,18 @@ class Pages:
         """(name, title) of every newsletter, titled for readers of `language`."""
         return [(name, self.title(name, language)) for name in sorted(self.settings.newsletters)]
 
-    def categories(self) -> list[tuple[str, str]]:
-        return sorted(configured_sections(self.settings).items(), key=lambda item: item[1].lower())
+    def categories(self, language: str) -> list[tuple[str, i18n.Name]]:
+        """(slug, name) of every section, named for readers of `language` where the settings
+        say how, else by the site's name marked with the site's language."""
+        language = self.settings.reader_language(language)
+        page = i18n.catalog_language(language)
+        names = localized(self.settings, configured_sections(self.settings), language, page)
+        return sorted(names.items(), key=lambda item: item[1].lower())
 
-    def languages(self, also: str | None = None) -> list[str]:
-        """The languages articles come in (the site's and its language editions'), and the
-        chrome's catalogs: a reader may read English articles in German chrome."""
-        found = {self.settings.site.language, *i18n.languages()}
-        found.update(language_code(feed.language) for feed in self.settings.feeds if feed.language)
-        if also:
-            found.add(also)
-        return sorted(found)
+    def languages(self) -> list[str]:
+        """The languages the site offers (`Settings.languages`): its own, and those it has a
+        feed or its newsletters have words in, unless `[site] languages` lists them."""
+        return self.settings.languages()
 
 
 def asked_language(query: QueryParams, headers: Headers, default: str) -> str:

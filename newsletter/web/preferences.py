@@ -107,10 +107,10 @@ async def change(request: Request, token: str) -> Response:
 
 def _wanted(context: Web, posted: FormData, current: str) -> tuple[readers.Change, tuple[str, str] | None]:
     """The form as the service takes it, or the first field that cannot be right."""
-    language = primary(text(posted, "language", 35)) or current
+    language = primary(text(posted, "language", 35)) or context.runtime.settings.reader_language(current)
     pause = text(posted, "pause_weeks", 4) or "0"
     problem = None
-    if language not in context.pages.languages(also=current):
+    if language not in context.pages.languages():
         problem = ("language", N_("Choose a language."))
     if pause != KEEP and (not pause.isdigit() or int(pause) not in PAUSES):
         problem, pause = ("pause_weeks", N_("Choose a pause from the list.")), "0"
@@ -145,8 +145,10 @@ def preferences_page(
         action=f"/preferences/{token}",
         csrf=context.guard.form_token(token),
         newsletters=context.pages.newsletters(view.language),
-        categories=context.pages.categories(),
-        languages=context.pages.languages(also=view.language),
+        categories=context.pages.categories(view.language),
+        languages=context.pages.languages(),
+        # A language the site no longer offers shows as the site's, which the reader gets now.
+        chosen_language=context.runtime.settings.reader_language(view.language),
         pauses=PAUSES,
         paused_until=max(paused) if paused else None,
         errors=errors or {},

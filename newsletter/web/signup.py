@@ -103,7 +103,7 @@ def signup_page(
         errors=errors or {},
         csrf=context.guard.form_token(cookie),
         newsletters=context.pages.newsletters(language),
-        categories=context.pages.categories(),
+        categories=context.pages.categories(language),
         languages=context.pages.languages(),
         wording=settings.readers.consent_wording,
     )
