@@ -1,5 +1,6 @@
 """`/editor/login`, `/editor/logout` and `/editor/`: an editor signs in, sees who they are and the
-audit log, and signs out. The editors' other pages build on these.
+audit log, and signs out; `/editor/signup-form`: the sign-up form other pages of the site may
+carry, as HTML to copy. The editors' other pages build on these.
 
 A wrong password and an unknown account get the same page, after the same work (a password
 hash is checked either way), so the answer tells nobody which addresses are editors.
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from newsletter import published
 from newsletter.i18n import N_
 from newsletter.services import accounts, audit
 from newsletter.web.context import log, web
@@ -29,6 +31,7 @@ from newsletter.web.signin import (
 router = APIRouter()
 # Entries of the audit log the home page shows.
 AUDIT_SHOWN = 50
+SIGNUP_FORM = "/editor/signup-form"
 
 
 @router.get(LOGIN)
@@ -90,7 +93,6 @@ async def logout(request: Request) -> Response:
 async def home(request: Request) -> Response:
     context = web(request)
     entries = await run_in_threadpool(audit.entries, context.runtime, AUDIT_SHOWN)
-    zone = context.runtime.settings.zone
     return context.pages.render(
         "editor/home.html",
         context.language(request),
@@ -98,7 +100,7 @@ async def home(request: Request) -> Response:
         csrf=form_token(request),
         entries=[
             {
-                "when": f"{e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}",
+                "when": context.pages.local(e.at),
                 "editor": e.editor,
                 "action": e.action,
                 "target": e.target,
@@ -106,6 +108,34 @@ async def home(request: Request) -> Response:
             }
             for e in entries
         ],
+    )
+
+
+@router.get(SIGNUP_FORM)
+async def signup_form(request: Request) -> Response:
+    """The HTML of a sign-up form for another page of the site, in the editor's language: the
+    fields `/subscribe` accepts, and the origins allowed to post it."""
+    context = web(request)
+    language = context.language(request)
+    settings = context.runtime.settings
+    action = published.url(str(settings.public_url), "/subscribe")
+    snippet = context.pages.html(
+        "editor/signup_snippet.html",
+        language,
+        action=action,
+        newsletters=context.pages.newsletters(language),
+        categories=context.pages.categories(),
+        languages=context.pages.languages(),
+        wording=settings.readers.consent_wording,
+    )
+    return context.pages.render(
+        "editor/signup_form.html",
+        language,
+        editor=signed(request).email,
+        csrf=form_token(request),
+        action=action,
+        origins=settings.readers.signup_origins,
+        snippet=snippet.strip(),
     )
 
 
