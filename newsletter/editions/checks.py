@@ -180,8 +180,8 @@ def images(copies: list[Copy], pictured: int = 0) -> Check:
     if not seen:
         why = (
             [
-                f"{pictured} of its articles have an image, but every one is in Trending, whose items "
-                "show none while the newsletter's trending_images is off"
+                f"{pictured} of its articles have an image, and no variant shows one (Trending items "
+                "show none while the newsletter's trending_images is off)"
             ]
             if pictured
             else []

@@ -8,6 +8,8 @@ hash is checked either way), so the answer tells nobody which addresses are edit
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
@@ -17,6 +19,7 @@ from newsletter.i18n import N_
 from newsletter.services import accounts, audit
 from newsletter.web.context import log, web
 from newsletter.web.forms import read_form, text
+from newsletter.web.pages import Pages
 from newsletter.web.signin import (
     HOME,
     LOGIN,
@@ -32,6 +35,8 @@ router = APIRouter()
 # Entries of the audit log the home page shows.
 AUDIT_SHOWN = 50
 SIGNUP_FORM = "/editor/signup-form"
+# An audit entry about an edition names it by newsletter and slot: "weekly 2026-11-23T07:00".
+EDITION_TARGET = re.compile(r"(?P<newsletter>\S+) (?P<slot>\d{4}-\d\d-\d\dT\d\d:\d\d)")
 
 
 @router.get(LOGIN)
@@ -103,7 +108,7 @@ async def home(request: Request) -> Response:
                 "when": context.pages.local(e.at),
                 "editor": e.editor,
                 "action": e.action,
-                "target": e.target,
+                "target": _target(e.target, context.pages),
                 "client": e.client,
             }
             for e in entries
@@ -137,6 +142,15 @@ async def signup_form(request: Request) -> Response:
         origins=settings.readers.signup_origins,
         snippet=snippet.strip(),
     )
+
+
+def _target(target: str | None, pages: Pages) -> str:
+    """What an entry was about, an edition's slot in the site's zone, named (the log keeps the
+    slot's name as it was recorded)."""
+    found = EDITION_TARGET.fullmatch(target or "")
+    if found is None:
+        return target or ""
+    return f"{found['newsletter']} {pages.slot(found['slot'])}"
 
 
 def login_page(
