@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from newsletter.editions.slots import slot_time
 from newsletter.services import audit, editions, editors, schedule, sending, upcoming
+from newsletter.store.db import unit_of_work
 from newsletter.store.models import Article, Delivery, Edition, Subscriber, Variant, VariantArticle
 from newsletter.store.statuses import DeliveryStatus, PickAction
 from newsletter.subscribers.addresses import normalize_email
@@ -438,3 +439,16 @@ def test_a_drafts_recipients_are_what_send_counts_and_every_time_has_its_zone(de
     assert f"Weekly digest: the edition of {slot}" in pages["/editor/editions"].text
     assert f"<td>edition hold</td><td>weekly {slot}</td>" in pages["/editor/"].text
     assert bare_moments("weekly 2026-11-23T07:00, 2026-11-23 07:00 CET") == ["2026-11-23T07:00"]
+
+
+def test_the_page_says_when_no_digest_carries_an_image(desk) -> None:
+    """Issue #21, 12: a prepared edition whose digests show no image says so on the page."""
+    edition_id = prepare(desk)
+    with desk.client() as client:
+        signed_in(client)
+        assert "<dt>Images</dt>" not in page(client).text
+        with unit_of_work(desk.runtime.factory) as session:  # as if none of its articles had one
+            for variant in session.scalars(select(Variant).where(Variant.edition_id == edition_id)):
+                variant.html = re.sub(r"<img[^>]*>", "", variant.html)
+        shown = page(client).text
+    assert '<dt>Images</dt><dd class="warn">None: no digest of this edition carries an image.</dd>' in shown
