@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import ipaddress
+import logging
 import os
 import re
 import tomllib
@@ -40,6 +42,8 @@ from newsletter.errors import SettingsError
 from newsletter.i18n import N_
 from newsletter.paths import home_folder, sqlite_under, template_folders, under
 
+log = logging.getLogger("newsletter.settings")
+
 # The settings file when none is named, under the home folder.
 DEFAULT_CONFIG = Path("config/newsletter.toml")
 # Settings that are paths: in a file they are relative to the file, elsewhere to `home`.
@@ -55,6 +59,12 @@ _PLACEHOLDER_WORD = re.compile(
     r"|keys|token|signing|super|dev|local|x)+"
 )
 SECRET_MIN_LENGTH = 16
+MAKE_A_KEY = (
+    "make one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` and keep it "
+    "(changing it voids every link already mailed)"
+)
+# NEWSLETTER_* variables that are not settings but are read by the program (config_path).
+_NOT_SETTINGS = frozenset({"config"})
 SECRET_MIN_DISTINCT = 8  # different letters and digits: refuses 'aaaa…', 'abab…', '1234-1234-…'
 
 
@@ -557,7 +567,12 @@ class Settings(BaseSettings):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+            zones = {zone.lower(): zone for zone in zoneinfo.available_timezones()}
+            guess = difflib.get_close_matches(value.lower(), zones, n=1, cutoff=0.75)
+            hint = (
+                f"did you mean {zones[guess[0]]!r}?" if guess else "use an IANA name like 'Europe/Brussels'"
+            )
+            raise ValueError(f"unknown time zone {value!r}: {hint}") from None
         return value
 
     @field_validator("home")
@@ -593,10 +608,10 @@ class Settings(BaseSettings):
     def signing_key(self) -> bytes:
         """The key for unsubscribe and preference tokens; refuses a missing or placeholder one."""
         if self.secret_key is None:
-            raise SettingsError("secret_key", "NEWSLETTER_SECRET_KEY is not set")
+            raise SettingsError("secret_key", f"NEWSLETTER_SECRET_KEY is not set; {MAKE_A_KEY}")
         value = self.secret_key.get_secret_value()
         if not self.demo and (problem := placeholder_secret(value)):
-            raise SettingsError("secret_key", f"NEWSLETTER_SECRET_KEY is {problem}")
+            raise SettingsError("secret_key", f"NEWSLETTER_SECRET_KEY is {problem}; {MAKE_A_KEY}")
         return value.encode()
 
     @property
@@ -719,6 +734,7 @@ def load_settings(path: Path | None = None) -> Settings:
     SettingsError line."""
     path = path if path is not None else config_path()
     data = read_toml(path) if path else {}
+    check_environment(os.environ)
     try:
         return Settings(**data).resolved()
     except EnvironmentValueError as exc:  # a NEWSLETTER_<TABLE> variable that is not JSON
@@ -728,17 +744,58 @@ def load_settings(path: Path | None = None) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "settings"
-        message = first["msg"]
+        # pydantic's own words ("Value error, ") say nothing to an operator.
+        message = re.sub(r"^(Value error|Assertion failed), ", "", first["msg"])
         secret = any(part in SECRET_KEYS for part in first["loc"])
         if not secret and first.get("input") is not None and first["type"] != "extra_forbidden":
             shown = first["input"]
             if isinstance(shown, str):
                 shown = masked(shown)
-            if not isinstance(shown, dict | list):
+            if not isinstance(shown, dict | list) and repr(shown) not in message:
                 message += f" (got {shown!r})"
         if first["type"] == "extra_forbidden":
-            message = "unknown setting"
+            message = "unknown setting" + _did_you_mean(first["loc"])
         more = len(exc.errors()) - 1
         if more:
             message += f" (and {more} more)"
         raise SettingsError(key, message) from None
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """A NEWSLETTER_* variable that is not a setting would be ignored without a word: one that
+    looks like a misspelt setting is refused, naming it; any other is warned about."""
+    fields = sorted(set(Settings.model_fields) | _NOT_SETTINGS)
+    for variable in sorted(environ):
+        prefix, _, name = variable.partition("_")
+        if prefix.upper() != "NEWSLETTER" or "__" in name or name.lower() in fields:
+            continue  # nested names (NEWSLETTER_SITE__NAME) are checked by the model itself
+        guess = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.75)
+        if guess:
+            raise SettingsError(variable, f"no such setting; did you mean NEWSLETTER_{guess[0].upper()}?")
+        log.warning("%s is not a setting and is ignored (settings: README, Configuration)", variable)
+
+
+def _did_you_mean(where: tuple[int | str, ...]) -> str:
+    """The closest key to an unknown one, from the table it was found in."""
+    model: Any = Settings
+    for part in where[:-1]:
+        field = (
+            model.model_fields.get(part) if isinstance(part, str) and hasattr(model, "model_fields") else None
+        )
+        if field is None:
+            continue  # a list index or a newsletter's name: the same model below it
+        model = _model_in(field.annotation)
+    keys = list(getattr(model, "model_fields", {}))
+    guess = difflib.get_close_matches(str(where[-1]), keys, n=1, cutoff=0.6)
+    return f"; did you mean {guess[0]!r}?" if guess else ""
+
+
+def _model_in(annotation: Any) -> Any:
+    """The settings model a field holds, directly or in a list or dict (`feeds`, `newsletters`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from newsletter.editions.compose import Composer
-from newsletter.editions.edition import open_edition
+from newsletter.editions.edition import interval, open_edition
 from newsletter.editions.offer import load_offer
 from newsletter.editions.plan import Candidate, Rules, plan_digest
 from newsletter.editions.prepare import EmptyEdition, NoNews, prepare, tally
@@ -21,7 +21,7 @@ from newsletter.ingest.run import fetch_feeds
 from newsletter.sending.providers.outbox import OutboxProvider
 from newsletter.sending.providers.smtp import SMTPProvider
 from newsletter.services import editions, editors, sending
-from newsletter.services.sending import NotDue
+from newsletter.services.sending import NotDue, TooSoon
 from newsletter.settings import NewsletterSettings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression, Variant
@@ -32,6 +32,7 @@ from tests.support.sending import ScriptedSink, add_readers, scripted, smtp_sett
 pytestmark = pytest.mark.both_databases
 
 READER = "tom.obrien@example.ie"
+DAILY_NOV_21 = datetime(2026, 11, 21, 6, 30, tzinfo=ZONE)
 POLITICS = "https://www.europeantimes.example/2026/11/night-trains-return-between-brussels-and-prague/"
 
 
@@ -89,6 +90,37 @@ def test_a_missed_slot_is_not_sent_late_but_a_stopped_send_is_finished(newsroom)
     assert editions.next_edition(newsroom, "weekly", late).edition.slot == "2026-11-30T07:00"
     edition_id, _warnings = sending.prepare_next(newsroom, "weekly", WEEKLY_NOV_23)  # prepared on time
     assert editions.next_edition(newsroom, "weekly", late).edition.id == edition_id  # to be finished
+
+
+def test_the_usual_interval_is_the_gap_from_the_slot_before(newsroom) -> None:
+    settings = newsroom.settings
+    assert interval(settings, "weekly", WEEKLY_NOV_23) == timedelta(days=7)
+    assert interval(settings, "daily", datetime(2026, 11, 23, 6, 30, tzinfo=ZONE)) == timedelta(days=1)
+    twice = settings.newsletters["weekly"].model_copy(update={"days": "mon,thu"})
+    settings = settings.model_copy(update={"newsletters": {**settings.newsletters, "weekly": twice}})
+    assert interval(settings, "weekly", datetime(2026, 11, 26, 7, 0, tzinfo=ZONE)) == timedelta(days=3)
+    assert interval(settings, "weekly", WEEKLY_NOV_23) == timedelta(days=4)
+
+
+def test_sent_ahead_an_edition_waits_out_the_newsletters_interval_unless_forced(newsroom) -> None:
+    """A daily sent at 06:35 is followed by nothing ahead of its next slot that day (`send --now`
+    refuses, `--force` does not); once the last went out a day ago or more, `--now` sends."""
+    sent = sending.publish(newsroom, OutboxProvider(newsroom.settings.outbox_dir), "daily", DAILY_NOV_21)
+    went = DAILY_NOV_21 + timedelta(minutes=5)
+    with unit_of_work(newsroom.factory) as session:  # the sender notes the wall clock; the test's is November
+        session.execute(update(Edition).where(Edition.id == sent.edition_id).values(started_at=went))
+    soon = DAILY_NOV_21 + timedelta(hours=12)
+    with pytest.raises(
+        TooSoon, match=r"went out at 2026-11-21 06:35 CET, less than its usual interval \(1 day\)"
+    ):
+        sending.prepare_next(newsroom, "daily", soon, ahead_ok=True)
+    assert rows(newsroom)["editions"] == 1
+    planned = sending.dry_run(newsroom, "daily", soon, ahead_ok=True)  # told, not refused
+    assert planned.early and any(w.startswith("send --now refuses it") for w in planned.warnings)
+    # The 22 November slot passed with nothing sent (the site was down); a day after the last: it may go
+    later = DAILY_NOV_21 + timedelta(days=1, hours=6)
+    edition_id, _warnings = sending.prepare_next(newsroom, "daily", later, ahead_ok=True)
+    assert editions.edition(newsroom, edition_id).edition.slot == "2026-11-23T06:30"
 
 
 def test_send_before_any_fetch_refuses_and_spends_nothing(make_runtime) -> None:

@@ -4,9 +4,11 @@ changed, a reader forgotten."""
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import hashlib
+import json
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +20,8 @@ from newsletter.services import readers, subscribers
 from newsletter.services.readers import Change, SignUp
 from newsletter.store.models import Consent, Subscriber, Suppression
 from newsletter.store.statuses import SubscriberStatus
-from newsletter.subscribers.tokens import TokenError
+from newsletter.subscribers.links import Links, token_of
+from newsletter.subscribers.tokens import TokenError, read, seal, sign
 from tests.conftest import SAMPLE, SECTIONS
 
 pytestmark = pytest.mark.both_databases
@@ -73,11 +76,66 @@ def test_the_double_opt_in(site) -> None:
     assert readers.sign_up(site, request, NOW + timedelta(hours=2)) == "already"  # a link to the settings
 
 
+def test_a_confirmation_link_carries_nothing_a_third_party_could_read(site) -> None:
+    """The choices of a sign-up stay in the store (its consent record); the link names that
+    record by number, so a proxy's log, a link scanner or a forwarded email learns nothing."""
+    first = SignUp("erin@example.org", ["weekly"], [], "en", None)
+    assert readers.sign_up(site, first, NOW) == "confirm"
+    again = SignUp("erin@example.org", ["weekly", "daily"], ["Politics"], "de", "Erin O'Neil")
+    assert readers.sign_up(site, again, NOW + timedelta(hours=2)) == "confirm"
+    erin = reader(site, "erin@example.org")
+    assert (erin.name, erin.language, [c.slug for c in erin.categories]) == (None, "en", [])  # not yet
+    messages = notices(site)
+    assert len(messages) == 2 and not any(
+        b"Erin" in m.as_bytes() or b"olitics" in m.as_bytes() for m in messages
+    )
+    token = link(messages[1], "confirm")
+    assert read(site.settings.signing_key(), "confirm", token).scope.isdigit()
+    view = readers.confirm(site, token, NOW + timedelta(hours=2))
+    assert (view.status, view.name, view.language, view.categories) == (
+        SubscriberStatus.ACTIVE,
+        "Erin O'Neil",
+        "de",
+        ["politics"],
+    )
+    assert [s.newsletter for s in view.subscriptions if s.active] == ["daily", "weekly"]
+
+
+def test_a_link_naming_another_readers_sign_up_applies_none_of_it(site) -> None:
+    readers.sign_up(site, SignUp("mallory@example.org", ["daily"], ["Health"], "de", "Mallory"), NOW)
+    readers.sign_up(site, SignUp("erin@example.org", ["weekly"]), NOW)
+    with site.factory() as session:
+        mallorys = session.scalars(select(Consent.id).order_by(Consent.id)).first()
+    erin = reader(site, "erin@example.org").id
+    view = readers.confirm(site, sign(site.settings.signing_key(), "confirm", erin, scope=str(mallorys)), NOW)
+    assert (view.name, view.language, view.categories) == (None, "en", [])
+    assert [s.newsletter for s in view.subscriptions if s.active] == ["weekly"]
+
+
+def test_a_confirmation_link_mailed_before_still_confirms_with_what_it_carries(site) -> None:
+    """Links already in mailboxes carry the choices themselves, as JSON: they keep working."""
+    csv = site.settings.outbox_dir.parent / "pending.csv"
+    csv.write_text("email\nerin@example.org\n")
+    subscribers.import_file(site, csv)
+    erin = reader(site, "erin@example.org")
+    assert erin.status == SubscriberStatus.PENDING
+    carried = json.dumps(
+        [["weekly", "daily"], ["politics"], "de", "Erin O'Neil"], separators=(",", ":"), ensure_ascii=False
+    )
+    token = sign(site.settings.signing_key(), "confirm", erin.id, scope=carried)
+    view = readers.confirm(site, token, NOW)
+    assert (view.status, view.name, view.language, view.categories) == (
+        SubscriberStatus.ACTIVE,
+        "Erin O'Neil",
+        "de",
+        ["politics"],
+    )
+    assert [s.newsletter for s in view.subscriptions if s.active] == ["daily", "weekly"]
+
+
 def test_leaving_one_newsletter_keeps_the_other_and_leaving_all_sticks(site) -> None:
     subscribers.add(site, "ann@example.org", NOW, newsletters=["weekly", "daily"])
     key = site.settings.signing_key()
-    from newsletter.subscribers.tokens import sign
-
     weekly = sign(key, "unsubscribe", reader(site, "ann@example.org").id, scope="weekly")
     left = readers.unsubscribe(site, weekly, "one-click", NOW)
     assert left.newsletter == "weekly"
@@ -102,8 +160,6 @@ def test_leaving_one_newsletter_keeps_the_other_and_leaving_all_sticks(site) -> 
 
 def test_a_forged_or_foreign_token_changes_nothing(site) -> None:
     subscribers.add(site, "ann@example.org", NOW)
-    from newsletter.subscribers.tokens import sign
-
     ann = reader(site, "ann@example.org").id
     for token in (
         "",
@@ -118,8 +174,6 @@ def test_a_forged_or_foreign_token_changes_nothing(site) -> None:
 
 def test_preferences_and_a_new_address(site) -> None:
     subscribers.add(site, "ann@example.org", NOW, newsletters=["weekly"])
-    from newsletter.subscribers.tokens import sign
-
     token = sign(site.settings.signing_key(), "preferences", reader(site, "ann@example.org").id)
     view, asked = readers.change(
         site, token, Change(["daily"], ["Health"], "de", pause_weeks=2, new_email="ann@new.example"), NOW
@@ -131,6 +185,26 @@ def test_preferences_and_a_new_address(site) -> None:
     assert message["To"] == "ann@new.example"
     moved = readers.confirm_address(site, link(message, "address"), NOW)
     assert moved.email == "ann@new.example"
+
+
+def test_an_address_link_carries_the_address_sealed_and_an_old_plain_one_still_works(site) -> None:
+    """Nobody who sees the link (a proxy's log, a mail scanner) reads the new address from it;
+    a link mailed before addresses were sealed keeps working for its week, and a sealed scope
+    cannot be changed or moved to another purpose's key."""
+    key = site.settings.signing_key()
+    subscribers.add(site, "ann@example.org", NOW, newsletters=["weekly"])
+    ann = reader(site, "ann@example.org").id
+    sealed = token_of(Links(str(site.settings.public_url), key).address(ann, "ann@sealed.example"))
+    scope = base64.urlsafe_b64decode(sealed.split(".")[0].split("-", 2)[2] + "==").decode()
+    assert "@" not in scope and "sealed.example" not in base64.urlsafe_b64decode(scope + "==").decode(
+        "latin-1"
+    )
+    assert readers.confirm_address(site, sealed, NOW).email == "ann@sealed.example"
+    old = sign(key, "address", ann, scope="ann@plain.example")  # as links were signed before
+    assert readers.confirm_address(site, old, NOW).email == "ann@plain.example"
+    for forged in ("x" + scope[1:], seal(b"another-key-0123456789", "address", "eve@example.org")):
+        with pytest.raises(TokenError):
+            readers.confirm_address(site, sign(key, "address", ann, scope=forged), NOW)
 
 
 def test_a_forgotten_reader_leaves_only_a_hash(site) -> None:
@@ -154,8 +228,6 @@ def test_a_forgotten_reader_leaves_only_a_hash(site) -> None:
 
 def test_saving_other_settings_keeps_a_pause(site) -> None:
     subscribers.add(site, "ann@example.org", NOW, newsletters=["weekly"])
-    from newsletter.subscribers.tokens import sign
-
     token = sign(site.settings.signing_key(), "preferences", reader(site, "ann@example.org").id)
     readers.change(site, token, Change(["weekly"], [], "en", pause_weeks=4), NOW)
     later = NOW + timedelta(days=3)

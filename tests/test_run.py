@@ -5,9 +5,12 @@ and sends at once; SIGTERM stops it between batches; a restart finishes what was
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from tests.support.cli import run_cli
+from tests.support.cli import newsletter, run_cli
 from tests.support.run import editions, environment, files, project, start, stop, until
 
 pytestmark = pytest.mark.e2e
@@ -70,12 +73,23 @@ def test_two_schedulers_on_one_postgresql_send_one_edition_once(tmp_path, postgr
 
 def test_status_check_tells_a_monitoring_system(tmp_path) -> None:
     """End to end: the exit status a monitoring system reads from a real `newsletter status
-    --check` process, beside a running job's settings."""
+    --check` process, beside a running job's settings. A new site's slot before its first
+    edition is not late; once the newsletter has begun, a slot past the grace is."""
     config = project(tmp_path)
     env = environment()
     checked = run_cli("--config", str(config), "status", "--check", env=env, cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout  # inside the grace: nothing wrong yet
     late = config.read_text().replace("[scheduler]\n", "[scheduler]\nmisfire_grace_minutes = 1.0\n")
     config.write_text(late)
+    checked = run_cli("--config", str(config), "status", "--check", env=env, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout  # before the newsletter's first edition
+    slot = re.search(r'at = "(\d\d):(\d\d)"', late)  # the weekly goes every day at this time
+    assert slot is not None
+    hour, minute = int(slot[1]), int(slot[2])
+    now = datetime.now(UTC)  # a real process runs on real time
+    today = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    yesterday = (today if today <= now else today - timedelta(days=1)) - timedelta(days=1)
+    sent = newsletter("--config", str(config), "send", "--at", yesterday.isoformat(), env=env, cwd=tmp_path)
+    assert sent.returncode == 0, sent.stderr  # yesterday's edition: the newsletter has begun
     checked = run_cli("--config", str(config), "status", "--check", env=env, cwd=tmp_path)
     assert checked.returncode == 1 and "has not gone out" in checked.stdout

@@ -75,6 +75,24 @@ def test_a_slot_missed_inside_the_grace_goes_out_and_outside_it_is_told(newsroom
     assert following.window_start == WEEKLY_NOV_23
 
 
+@pytest.mark.both_databases
+def test_a_new_site_has_missed_nothing_before_its_first_edition(newsroom) -> None:
+    """The issue's first hour: the slots of 16 November (weekly and daily) passed, past the
+    grace, before either newsletter's first edition. `status` sees no problem, the first run
+    records nothing missed and tells nobody; the first edition is the next slot's."""
+    late = WEEKLY_NOV_23 - timedelta(days=7) + timedelta(hours=3)
+    assert timetable.problems(newsroom, late) == []  # `status` before the first run
+    job = runner(newsroom, late, alerts_to="ops@example.org")
+    job.refresh()  # what `newsletter run` does first: fetch, then each newsletter's slot
+    with newsroom.factory() as session:
+        assert session.scalars(select(Edition)).all() == []  # nothing missed on the past editions page
+    assert mails(newsroom) == [] and timetable.problems(newsroom, late) == []
+    assert editions.next_edition(newsroom, "weekly", late).edition.slot == "2026-11-23T07:00"
+    on_time = runner(newsroom, WEEKLY_NOV_23 + timedelta(minutes=5), alerts_to="ops@example.org")
+    assert on_time.edition("weekly", reschedule=False).action == "sent"  # the first edition
+    assert mails(newsroom) == []
+
+
 def test_a_partial_edition_sends_the_operators_an_email(newsroom) -> None:
     with newsroom.factory() as session, session.begin():
         from newsletter.store.models import Subscriber

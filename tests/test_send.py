@@ -490,6 +490,28 @@ def test_smtp_starttls_and_authentication(newsroom, tmp_path) -> None:
         controller.stop()
 
 
+def test_a_relay_without_starttls_names_the_setting(newsroom) -> None:
+    """smtplib's "STARTTLS extension not supported by server." leaves an operator guessing."""
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import SMTPSink, free_port
+
+    sink, port = SMTPSink(), free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        plain = smtp_settings(newsroom, port)
+        wanting_tls = with_settings(newsroom, **{**plain.model_dump(), "smtp_tls": "starttls"})
+        with pytest.raises(ProviderRefused) as refused:
+            SMTPProvider(wanting_tls)._connect()
+        assert str(refused.value) == (
+            f'127.0.0.1:{port} does not offer STARTTLS: set smtp_tls = "ssl" for a server that speaks '
+            'TLS from the start (port 465), or "none" for a relay on this machine'
+        )
+    finally:
+        controller.stop()
+
+
 @pytest.mark.e2e
 @pytest.mark.both_databases
 def test_send_with_two_worker_processes(newsroom, mail_api) -> None:
@@ -521,3 +543,18 @@ def test_secrets_never_reach_the_output(newsroom, mail_api) -> None:
     assert "busy" in done.stderr  # the retry was logged...
     assert secret not in done.stdout + done.stderr  # ...and the key never was
     assert "test-secret-key" not in done.stdout + done.stderr
+
+
+def test_a_plain_http_public_url_is_warned_about_in_a_whole_sentence(newsroom, caplog) -> None:
+    """The warning says what goes wrong and what to set, not a sentence cut off at "not"."""
+    from newsletter.services import sending
+    from tests.conftest import WEEKLY_NOV_23
+
+    assert newsroom.settings.public_url.scheme == "http" and not newsroom.settings.demo
+    with caplog.at_level("WARNING", logger="newsletter"):
+        sending.prepare_next(newsroom, "weekly", WEEKLY_NOV_23, force=True)
+    [warning] = [r.getMessage() for r in caplog.records if "public_url" in r.getMessage()]
+    assert warning.endswith(
+        "is not HTTPS: Gmail and Yahoo ignore a one-click unsubscribe link that is not HTTPS, and "
+        "readers' mail may land in spam; set public_url to the site's https:// address"
+    )

@@ -1,19 +1,30 @@
-"""`newsletter send` in process: which newsletter an edition is sent as."""
+"""`newsletter send` in process: which newsletter an edition is sent as, a second edition
+minutes after the first refused, and a dry run that shows the plan whenever it is asked."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import open_edition
 from newsletter.editions.prepare import prepare
 from newsletter.ingest.run import fetch_feeds
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Delivery, Subscriber, SubscriberNewsletter
-from tests.conftest import SAMPLE, SECTIONS, ZONE
-from tests.support.cli import newsletter
+from newsletter.store.models import (
+    Article,
+    Category,
+    Delivery,
+    Edition,
+    Subscriber,
+    SubscriberNewsletter,
+    Variant,
+)
+from tests.conftest import SAMPLE, SECTIONS, WEEKLY_NOV_23, ZONE
+from tests.support.cli import Ran, newsletter, one_line, refused
+from tests.support.sending import add_readers
+from tests.support.settings_files import SECRET_ENV, settings_file
 
 DAILY_NOV_23 = datetime(2026, 11, 23, 6, 30, tzinfo=ZONE)
 
@@ -62,3 +73,90 @@ def test_an_edition_named_by_id_is_sent_whatever_the_default_newsletter(
     assert other.returncode == 2 and "no newsletter 'weekly' (configured: daily)" in other.stderr
     unnamed = newsletter(*at, "--at", "2026-11-23T07:00")  # the next edition of which newsletter?
     assert unnamed.returncode == 2 and "-n/--newsletter: no newsletter 'weekly'" in unnamed.stderr
+
+
+def rows(runtime) -> tuple[int, ...]:
+    """Editions, variants and deliveries in the store."""
+    with runtime.factory() as session:
+        return tuple(
+            session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (Edition, Variant, Delivery)
+        )
+
+
+def on(runtime, folder):
+    """`newsletter ARGS --config FILE` on the runtime's store, in this process."""
+    config = settings_file(runtime, folder)
+
+    def run(*args: str) -> Ran:
+        return newsletter(*args, "--config", str(config), env=SECRET_ENV, cwd=folder)
+
+    return run
+
+
+def test_a_second_edition_minutes_after_the_first_is_refused_unless_forced(newsroom, tmp_path) -> None:
+    """The issue's case: the weekly went out, a fetch found one article, and `send --now` would
+    have sent next week's edition with it. It is refused, saying when the last one went and when
+    the next is due; `--force` sends it all the same."""
+    cli = on(newsroom, tmp_path)
+    first = cli("send", "--at", "2026-11-23T07:03")
+    assert first.returncode == 0, first.stderr
+    went = WEEKLY_NOV_23 + timedelta(minutes=3)
+    with unit_of_work(
+        newsroom.factory
+    ) as session:  # the sender notes the wall clock; the test's is 23 November
+        session.execute(update(Edition).values(started_at=went))
+        politics = session.scalars(select(Category).where(Category.slug == "politics")).one()
+        session.add(  # what the next fetch found
+            Article(
+                key="https://www.europeantimes.example/one-more",
+                language="en",
+                url="https://www.europeantimes.example/one-more",
+                title="One more article",
+                published_at=went + timedelta(minutes=2),
+                categories=[politics],
+            )
+        )
+    before = rows(newsroom)
+    again = cli("send", "--now", "--at", "2026-11-23T07:10")
+    refused(again, 1, "--force")
+    assert (
+        "the last weekly edition (of 2026-11-23 07:00 CET) went out at 2026-11-23 07:03 CET, less than its "
+        "usual interval (7 days) ago; the next is due at 2026-11-30 07:00 CET and goes out then"
+    ) in again.stderr
+    assert rows(newsroom) == before
+    rehearsed = cli("send", "--dry-run", "--now", "--at", "2026-11-23T07:10")  # says so, refuses nothing
+    assert rehearsed.returncode == 0, rehearsed.stderr
+    assert "warning: send --now refuses it: the last weekly edition" in one_line(rehearsed.stderr)
+    assert rows(newsroom) == before
+    forced = cli("send", "--now", "--force", "--at", "2026-11-23T07:10")
+    assert forced.returncode == 0, forced.stderr
+    assert "weekly edition of 2026-11-30 07:00 CET" in forced.stdout
+    assert rows(newsroom)[0] == before[0] + 1
+
+
+def test_a_dry_run_before_the_slot_shows_when_it_would_go_and_writes_nothing(make_runtime, tmp_path) -> None:
+    runtime = make_runtime(
+        feeds=[{"url": str(SAMPLE / "site.xml")}], site={"categories": SECTIONS}, timezone="Europe/Brussels"
+    )
+    fetch_feeds(runtime.settings, runtime.factory)
+    add_readers(runtime, 3)  # alike: one variant
+    cli = on(runtime, tmp_path)
+    early = cli("send", "--dry-run", "--at", "2026-11-22T12:00")  # the 23 November slot is ahead
+    assert early.returncode == 0, early.stderr
+    said = one_line(early.stdout)
+    assert (
+        "weekly edition of 2026-11-23 07:00 CET, window 2026-11-16 07:00 CET to 2026-11-23 07:00 CET" in said
+    )
+    assert "it would go at 2026-11-23 07:00 CET, its slot (or now, with --now)" in said
+    assert "3 to send in 1 variant; 0 skipped (nothing new), 0 suppressed" in said
+    assert rows(runtime) == (0, 0, 0)
+    now = cli("send", "--dry-run", "--now", "--at", "2026-11-22T12:00")
+    assert now.returncode == 0, now.stderr
+    said = one_line(now.stdout)
+    assert "window 2026-11-16 07:00 CET to 2026-11-22 12:00 CET" in said  # closed now, as the send would
+    assert "it would go now, with --now, ahead of its slot" in said
+    assert rows(runtime) == (0, 0, 0)
+    due = cli("send", "--dry-run", "--at", "2026-11-23T07:10")
+    assert due.returncode == 0 and "it would go now" in due.stdout and "ahead" not in due.stdout
+    assert rows(runtime) == (0, 0, 0)

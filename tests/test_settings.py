@@ -74,6 +74,71 @@ def test_bad_settings_name_the_key(tmp_path, text, key) -> None:
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        (
+            'timezone = "America/Chicgo"',
+            "bad setting timezone: unknown time zone 'America/Chicgo': did you mean 'America/Chicago'?",
+        ),
+        (
+            'timezone = "europe/berlin"',
+            "bad setting timezone: unknown time zone 'europe/berlin': did you mean 'Europe/Berlin'?",
+        ),
+        (
+            'timezone = "Mars/Olympus"',
+            "bad setting timezone: unknown time zone 'Mars/Olympus': use an IANA name like 'Europe/Brussels'",
+        ),
+        ('provder = "smtp"', "bad setting provder: unknown setting; did you mean 'provider'?"),
+        ('[site]\nnam = "x"', "bad setting site.nam: unknown setting; did you mean 'name'?"),
+        (
+            '[newsletters.weekly]\ntitel = "x"',
+            "bad setting newsletters.weekly.titel: unknown setting; did you mean 'title'?",
+        ),
+        (
+            '[[feeds]]\nurl = "https://x.example/feed"\ncategori = "x"',
+            "bad setting feeds.0.categori: unknown setting; did you mean 'category'?",
+        ),
+    ],
+)
+def test_a_wrong_setting_reads_as_one_plain_line_with_the_closest_key(tmp_path, text, line) -> None:
+    """No library prefix ("Value error, "), the value once, and what was probably meant."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(write(tmp_path, text + "\n"))
+    assert str(caught.value) == line
+
+
+def test_an_unknown_newsletter_variable_is_refused_or_warned_about(tmp_path, monkeypatch, caplog) -> None:
+    """A misspelt NEWSLETTER_* variable stops with its likely name; one unlike any setting is
+    named in a warning: neither is ignored without a word."""
+    path = write(tmp_path, "")
+    monkeypatch.setenv("NEWSLETTER_PROVDER", "sendgrid")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(path)
+    assert (
+        str(caught.value)
+        == "bad setting NEWSLETTER_PROVDER: no such setting; did you mean NEWSLETTER_PROVIDER?"
+    )
+    monkeypatch.delenv("NEWSLETTER_PROVDER")
+    monkeypatch.setenv("NEWSLETTER_WIDGETS", "3")
+    with caplog.at_level("WARNING", logger="newsletter.settings"):
+        assert load_settings(path).provider == "outbox"
+    assert "NEWSLETTER_WIDGETS is not a setting and is ignored" in caplog.text
+    caplog.clear()
+    monkeypatch.delenv("NEWSLETTER_WIDGETS")
+    monkeypatch.setenv("NEWSLETTER_CONFIG", str(path))
+    monkeypatch.setenv("NEWSLETTER_SITE__NAME", "Env")
+    with caplog.at_level("WARNING", logger="newsletter.settings"):
+        assert load_settings().site.name == "Env"
+    assert caplog.text == ""
+
+
+def test_a_missing_secret_key_says_how_to_make_one() -> None:
+    with pytest.raises(SettingsError, match=r"not set; make one with `python3 -c 'import secrets") as caught:
+        Settings().signing_key()
+    assert "voids every link" in str(caught.value)
+
+
 def test_placeholder_secret_refused_outside_the_demo() -> None:
     with pytest.raises(SettingsError, match="secret_key"):
         Settings().signing_key()
@@ -321,3 +386,16 @@ def test_db_upgrade_and_demo_print_the_database_without_its_password(postgres_da
         assert result.returncode == 0, result.stderr
         assert "hunter2secret" not in result.stdout + result.stderr
         assert f"postgresql://postgres:***@{make_url(url).host}" in result.stdout
+
+
+def test_every_source_file_the_docs_point_at_exists() -> None:
+    """A moved module leaves no reader of the example settings or the README looking for it."""
+    for doc in (EXAMPLE, ROOT / "README.md"):
+        named = set(
+            re.findall(
+                r"(?<![/\w.])(?:newsletter|templates|config|tests)/[\w/.-]+\.(?:py|toml|html|txt|css)\b",
+                doc.read_text(),
+            )
+        )
+        missing = sorted(path for path in named if not (ROOT / path).exists())
+        assert not missing, f"{doc.name} names {missing}"

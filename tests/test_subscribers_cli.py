@@ -199,6 +199,12 @@ def test_forget_leaves_nothing_readable_and_keeps_the_address_out(newsroom, cli,
     assert imported.returncode == 0 and "0 added" in imported.stdout and "1 kept" in imported.stdout
     assert readable(newsroom, FORGOTTEN, "forgetme", FORGOTTEN_NAME) == []
     refused(cli("subscribers", "forget", "nobody@example.org", "--yes"), 1, "no subscriber")
+    # An export lists nobody forgotten, so importing it back refuses no row.
+    exported = tmp_path / "everyone.csv"
+    assert cli("subscribers", "export", str(exported)).stdout.startswith("12 subscribers written")
+    assert "sha256:" not in exported.read_text()
+    again = cli("subscribers", "import", str(exported))
+    assert again.returncode == 0 and "0 rejected" in again.stdout, again.stderr
 
 
 def test_forget_erases_the_address_from_the_providers_words(newsroom, tmp_path, smtp_sink) -> None:

@@ -27,10 +27,15 @@ from newsletter.store.statuses import DeliveryStatus
 
 
 def show_dry_run(planned: DryRun, zone: ZoneInfo) -> None:
-    """What `send` would prepare: the variants with their subjects and recipients, and who is left
-    out; the edition is told without an id, since the rehearsal kept nothing."""
+    """What `send` would prepare: the variants with their subjects and recipients, who is left
+    out, and when it would go; the edition is told without an id, since the rehearsal kept
+    nothing."""
     output.line(output.edition_line(planned.edition, zone, stored=False))
     output.line("dry run: nothing was written and nothing sent")
+    if planned.due is not None:
+        output.line(f"it would go at {output.local(planned.due, zone)}, its slot (or now, with --now)")
+    else:
+        output.line("it would go now" + (", with --now, ahead of its slot" if planned.early else ""))
     table = Table(title="Variants")
     for column in ("recipients", "language", "categories", "subject"):
         table.add_column(column, justify="right" if column == "recipients" else "left", overflow="fold")
@@ -42,9 +47,10 @@ def show_dry_run(planned: DryRun, zone: ZoneInfo) -> None:
             outside(variant.subject),
         )
     out.print(table)
-    counts = planned.counts
+    counts, variants = planned.counts, len(planned.variants)
     output.line(
-        f"{counts.get(DeliveryStatus.PENDING, 0)} to send in {len(planned.variants)} variants; "
+        f"{counts.get(DeliveryStatus.PENDING, 0)} to send in "
+        f"{variants} variant{'' if variants == 1 else 's'}; "
         f"{counts.get(DeliveryStatus.SKIPPED, 0)} skipped (nothing new), "
         f"{counts.get(DeliveryStatus.SUPPRESSED, 0)} suppressed"
     )

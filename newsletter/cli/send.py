@@ -51,12 +51,18 @@ def send(
     ] = False,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Prepare it even if no feed was read since its window opened."),
+        typer.Option(
+            "--force",
+            help="Send it all the same when no feed was read since its window opened, or (with --now) "
+            "when the last edition went out less than the newsletter's usual interval ago.",
+        ),
     ] = False,
     dry_run: Annotated[
         bool,
         typer.Option(
-            "--dry-run", help="Show the edition, its variants and recipients; change nothing, send nothing."
+            "--dry-run",
+            help="Show the edition, its variants and recipients, and when it would go; change nothing, "
+            "send nothing.",
         ),
     ] = False,
     retry_failed: Annotated[

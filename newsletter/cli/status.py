@@ -14,6 +14,7 @@ from newsletter.cli.options import JsonOption
 from newsletter.cli.output import err, out, outside
 from newsletter.cli.state import state
 from newsletter.services.overview import overview
+from newsletter.services.subscribers import LINK_LIFETIME
 from newsletter.text import printable
 
 
@@ -52,6 +53,11 @@ def status(
                 ],
                 "articles": seen.articles,
                 "subscribers": {str(status): count for status, count in seen.subscribers.items()},
+                "unconfirmed": {
+                    "count": seen.unconfirmed.count,
+                    "never_sent": seen.unconfirmed.never_sent,
+                    "oldest": output.iso(seen.unconfirmed.oldest, zone),
+                },
                 "suppressions": {str(reason): count for reason, count in seen.suppressions.items()},
                 "editions": [output.edition_json(summary, zone) for summary in seen.editions],
                 "jobs": [
@@ -88,6 +94,14 @@ def status(
         markup=False,
         soft_wrap=True,
     )
+    if (waiting := seen.unconfirmed).count:
+        out.print(
+            f"pending past their confirmation link ({LINK_LIFETIME.days} days): {waiting.count}, "
+            f"the oldest since {output.local(waiting.oldest, zone)}; "
+            f"{waiting.never_sent} of them never sent one",
+            markup=False,
+            soft_wrap=True,
+        )
     out.print(output.editions_table(seen.editions, zone))
     jobs = Table(title="Jobs of `newsletter run` (computed from the schedules)")
     for column in ("job", "what", "next run", "next run (UTC)"):

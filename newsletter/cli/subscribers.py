@@ -19,7 +19,7 @@ from newsletter.cli.options import STANDARD, JsonOption, LanguageOption, optiona
 from newsletter.cli.output import emit_json, err, iso, line, local, out, outside
 from newsletter.cli.state import state
 from newsletter.errors import InputError, NewsletterError
-from newsletter.services import subscribers
+from newsletter.services import confirmations, subscribers
 from newsletter.services.subscribers import ReaderRecord, ReaderRow
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import ENDED, DeliveryStatus, SubscriberStatus
@@ -45,15 +45,30 @@ def subscribers_import(
             help="These readers opted in (double opt-in done elsewhere): rows may make them active.",
         ),
     ] = False,
+    send_confirmation: Annotated[
+        bool,
+        typer.Option(
+            "--send-confirmation",
+            help="Mail each reader left pending the confirmation link (once per reader, paced).",
+        ),
+    ] = False,
 ) -> None:
-    """Add or update subscribers from a CSV; bad rows are reported and kept aside, never lost."""
-    report = import_and_show(state(ctx).runtime(), path, confirmed=confirmed)
-    if report.rejected:
+    """Add or update subscribers from a CSV; bad rows are reported and kept aside, never lost.
+
+    A reader left pending gets nothing until they confirm: --confirmed makes the file's readers
+    active (they opted in elsewhere), --send-confirmation mails each pending one the link."""
+    runtime = state(ctx).runtime()
+    report = import_and_show(runtime, path, confirmed=confirmed, send_confirmation=send_confirmation)
+    unsent = send_and_show(runtime, report.pending) if send_confirmation else False
+    if report.rejected or unsent:
         raise typer.Exit(1)
 
 
-def import_and_show(runtime: Runtime, path: Path, *, confirmed: bool = False) -> ImportReport:
-    """Import and print the outcome; shared with `newsletter demo`."""
+def import_and_show(
+    runtime: Runtime, path: Path, *, confirmed: bool = False, send_confirmation: bool = False
+) -> ImportReport:
+    """Import and print the outcome, and what becomes of the readers left pending (told of
+    the two options unless `send_confirmation`); shared with `newsletter demo`."""
     if path == STANDARD:
         report = subscribers.import_file(runtime, sys.stdin.buffer, confirmed=confirmed)
         name = "standard input"
@@ -68,7 +83,30 @@ def import_and_show(runtime: Runtime, path: Path, *, confirmed: bool = False) ->
         err.print(outside(f"  line {number}: {error}"), soft_wrap=True)
     if report.rejects_file:
         line(f"rejected rows written to {report.rejects_file}, with the reason for each", to=err)
+    if report.pending and not send_confirmation:
+        waiting = len(report.pending)
+        options = "" if confirmed else ", or with --confirmed if they opted in elsewhere (active at once)"
+        line(
+            f"{waiting} {'reader is' if waiting == 1 else 'readers are'} pending: they get nothing until "
+            "they confirm, and this import mailed nobody. Import the file again with --send-confirmation "
+            f"to mail each one the confirmation link{options}."
+        )
     return report
+
+
+def send_and_show(runtime: Runtime, pending: list[int]) -> bool:
+    """Mail the confirmation links and print the outcome; True when some could not go."""
+    done = confirmations.send_confirmations(runtime, pending, datetime.now(UTC))
+    line(
+        f"confirmation emails: {done.sent} sent, {done.already} not sent again (a link went to them "
+        f"before), {done.failed} failed"
+    )
+    if done.stopped:
+        line(f"the provider refuses to send: {printable(done.stopped)}", to=err)
+        line(f"{done.untried} readers were not tried", to=err)
+    if done.failed or done.untried:
+        line("import the same file again with --send-confirmation to mail those not sent", to=err)
+    return bool(done.failed or done.untried)
 
 
 @subscribers_app.command("export")

@@ -66,6 +66,23 @@ def upcoming_slot(settings: Settings, newsletter: str, now: datetime) -> datetim
     return next_slot_after(config.days, config.at, settings.zone, now)
 
 
+def interval(settings: Settings, newsletter: str, slot: datetime) -> timedelta:
+    """How long the newsletter's schedule leaves before `slot`: the gap from the slot before it
+    (a week for a weekly, three or four days for Mondays and Thursdays)."""
+    config = settings.newsletter(newsletter)
+    return slot - last_slot(config.days, config.at, settings.zone, slot - timedelta(microseconds=1))
+
+
+def begun(session: Session, newsletter: str, slot: datetime) -> bool:
+    """The newsletter had begun by `slot`: it has an edition of that slot or an earlier one. A
+    slot before its first edition (a new site, a newsletter just added) can be neither missed
+    nor late; its first edition is the next slot's, or this one's within the grace."""
+    first = session.scalar(
+        select(Edition.id).where(Edition.newsletter == newsletter, Edition.slot <= slot_name(slot)).limit(1)
+    )
+    return first is not None
+
+
 def next_slot(
     session: Session, settings: Settings, newsletter: str, now: datetime, grace: timedelta
 ) -> datetime:
@@ -156,8 +173,11 @@ def close_window(session: Session, edition: Edition, now: datetime) -> None:
 
 def mark_missed(session: Session, settings: Settings, newsletter: str, slot: datetime) -> Edition | None:
     """Record a slot that passed beyond the grace with nothing sent; None when its edition was
-    sent after all (another scheduler, a manual send). A prepared edition no sender started
-    (composed early for review) is missed too: its deliveries stay pending, never sent."""
+    sent after all (another scheduler, a manual send), or when the newsletter had not begun by
+    then (see `begun`). A prepared edition no sender started (composed early for review) is
+    missed too: its deliveries stay pending, never sent."""
+    if not begun(session, newsletter, slot):
+        return None
     edition = open_edition(session, settings, newsletter, slot)
     if edition.status not in (EditionStatus.DRAFT, EditionStatus.READY):
         return None

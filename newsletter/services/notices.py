@@ -8,6 +8,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from newsletter.editions.compose import Markers
 from newsletter.i18n import N_, install, translations
+from newsletter.sending.providers import OutcomeStatus
 from newsletter.sending.single import send_one
 from newsletter.settings import Settings
 from newsletter.store.runtime import Runtime
@@ -34,8 +35,8 @@ def environment(settings: Settings) -> SandboxedEnvironment:
 
 def send_notice(
     runtime: Runtime, kind: str, to: str, language: str, link: str, newsletters: list[str]
-) -> bool:
-    """Render and send one notice; True when the provider took it. A notice that cannot go is
+) -> OutcomeStatus:
+    """Render and send one notice; what the provider made of it. A notice that cannot go is
     logged by the caller's page as sent all the same: the page never tells who is on the list."""
     settings = runtime.settings
     env = environment(settings)
@@ -60,4 +61,4 @@ def send_notice(
         {"Auto-Submitted": "auto-generated"},
         list_headers=False,
     )
-    return outcome.status == "sent"
+    return outcome.status

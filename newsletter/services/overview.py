@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from newsletter.services import editions, feeds, subscribers, timetable
 from newsletter.services.editions import EditionSummary
 from newsletter.services.feeds import FeedState
+from newsletter.services.subscribers import Unconfirmed
 from newsletter.services.timetable import JobTime
 from newsletter.store.db import reading
 from newsletter.store.models import Article, Suppression
@@ -23,6 +24,7 @@ from newsletter.store.statuses import SubscriberStatus, SuppressionReason
 class Overview:
     feeds: list[FeedState]
     subscribers: dict[SubscriberStatus, int]
+    unconfirmed: Unconfirmed  # pending past their confirmation link's life
     suppressions: dict[SuppressionReason, int]
     articles: int
     editions: list[EditionSummary]
@@ -36,14 +38,16 @@ def overview(runtime: Runtime, now: datetime, editions_shown: int = 10) -> Overv
         suppressed = session.execute(
             select(Suppression.reason, func.count()).group_by(Suppression.reason).order_by(Suppression.reason)
         ).all()
+    waiting = subscribers.unconfirmed(runtime, now)
     return Overview(
         feeds.feed_states(runtime),
         subscribers.counts(runtime),
+        waiting,
         {reason: count for reason, count in suppressed},
         articles,
         editions.editions(runtime, limit=editions_shown),
         timetable.jobs(runtime, now),
-        timetable.problems(runtime, now),
+        timetable.problems(runtime, now) + waiting.problems(),
     )
 
 

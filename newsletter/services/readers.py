@@ -30,15 +30,13 @@ from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatus, SuppressionReason
 from newsletter.subscribers.addresses import address_hash, normalize_email
 from newsletter.subscribers.links import Links
-from newsletter.subscribers.tokens import TokenError, read
+from newsletter.subscribers.tokens import TokenError, read, unseal
 from newsletter.text import printable
 
 log = logging.getLogger("newsletter.readers")
 # A reader is sent a confirmation or a fresh link at most this often, whatever is asked.
 NOTICE_EVERY = timedelta(hours=1)
 NAME_LENGTH = 300
-SCOPE_NAME = 80  # of a name, what a confirmation link carries
-SCOPE_BYTES = 1100  # what a token's scope holds (tokens.py), in base64
 RACE_TRIES = 3
 Result = TypeVar("Result")
 P = ParamSpec("P")
@@ -144,17 +142,17 @@ def _view(settings: Settings, subscriber: Subscriber) -> ReaderView:
 
 def record_consent(
     session: Session, subscriber: Subscriber, action: str, source: str, now: datetime, **detail: object
-) -> None:
-    session.add(
-        Consent(
-            subscriber_id=subscriber.id,
-            at=now,
-            action=action,
-            source=source[:2000],
-            wording=str(detail.pop("wording")) if "wording" in detail else None,
-            detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
-        )
+) -> Consent:
+    consent = Consent(
+        subscriber_id=subscriber.id,
+        at=now,
+        action=action,
+        source=source[:2000],
+        wording=str(detail.pop("wording")) if "wording" in detail else None,
+        detail=json.dumps(detail, sort_keys=True, default=str) if detail else None,
     )
+    session.add(consent)
+    return consent
 
 
 def _checked_newsletters(settings: Settings, names: list[str]) -> list[str]:
@@ -181,7 +179,7 @@ def _may_notify(subscriber: Subscriber, now: datetime) -> bool:
 
 def sign_up(runtime: Runtime, request: SignUp, now: datetime, later: Later = at_once) -> str:
     """Ask for a subscription: a new or unconfirmed reader gets a confirmation link (double
-    opt-in) carrying the choices, which only following it applies; an active one a link to
+    opt-in) for the choices, which only following it applies; an active one a link to
     their settings; a suppressed address (left everything, bounced, complained, forgotten)
     nothing. A stranger can thus change nobody's settings. The notice goes through `later` (a
     page sends it after answering, so the time taken tells nothing). The caller answers the
@@ -218,11 +216,13 @@ def sign_up(runtime: Runtime, request: SignUp, now: datetime, later: Later = at_
             session.add(subscriber)
             session.flush()
         subscriber.confirm_sent_at = now
-        record_consent(
-            session, subscriber, "subscribe", request.source, now, wording=wording, newsletters=newsletters
-        )
         choices = Choices(newsletters, [c.slug for c in categories], language, name)
-        link = links.confirm(subscriber.id, choices.scope())
+        asked = record_consent(
+            session, subscriber, "subscribe", request.source, now, wording=wording, **choices.detail()
+        )
+        session.flush()
+        # The link names the consent record that keeps the choices: nothing in it is readable.
+        link = links.confirm(subscriber.id, str(asked.id))
         return "confirm", partial(send_notice, runtime, "confirm", email, language, link, newsletters)
 
     kind, notice = _retried(runtime, attempt)
@@ -233,26 +233,43 @@ def sign_up(runtime: Runtime, request: SignUp, now: datetime, later: Later = at_
 
 @dataclass(frozen=True)
 class Choices:
-    """What a sign-up asked for, carried in its confirmation link and applied only when the
-    link is followed."""
+    """What a sign-up asked for, kept with its consent record and applied only when the
+    confirmation link is followed."""
 
     newsletters: list[str]
     categories: list[str]
     language: str
     name: str | None
 
-    def scope(self) -> str:
-        """The choices as a link carries them; none when too long for a link (a site with very
-        many sections): a new reader's record holds them then."""
-        scope = json.dumps(
-            [self.newsletters, self.categories, self.language, (self.name or "")[:SCOPE_NAME]],
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
-        return scope if len(scope.encode()) <= SCOPE_BYTES else ""
+    def detail(self) -> dict[str, object]:
+        """The choices as the sign-up's consent record keeps them."""
+        return {
+            "newsletters": self.newsletters,
+            "categories": self.categories,
+            "language": self.language,
+            "name": self.name,
+        }
 
     @classmethod
-    def read(cls, scope: str) -> Choices | None:
+    def asked(cls, session: Session, subscriber: Subscriber, scope: str) -> Choices | None:
+        """What the sign-up behind a confirmation link asked for: its consent record's (the link
+        names it), or, in a link mailed before they were kept there, what the link itself
+        carries (a JSON list); None when the link carries nothing (the reader's record holds it)."""
+        if not scope.isdigit():
+            return cls._carried(scope) if scope else None
+        consent = session.get(Consent, int(scope))
+        if consent is None or consent.subscriber_id != subscriber.id or consent.action != "subscribe":
+            return None
+        try:
+            kept = json.loads(consent.detail or "")
+            return cls(
+                list(kept["newsletters"]), list(kept["categories"]), str(kept["language"]), kept["name"]
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    @classmethod
+    def _carried(cls, scope: str) -> Choices | None:
         try:
             newsletters, categories, language, name = json.loads(scope)
             return cls(list(newsletters), list(categories), str(language), str(name) or None)
@@ -322,7 +339,7 @@ def confirm(runtime: Runtime, token: str, now: datetime) -> ReaderView:
         subscriber, scope = _reader(session, settings, "confirm", token)
         if subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
             raise ReaderError(N_("This address cannot be subscribed."))
-        choices = Choices.read(scope) if scope else None
+        choices = Choices.asked(session, subscriber, scope)
         if choices is not None and subscriber.status != SubscriberStatus.ACTIVE:
             subscriber.name = choices.name or subscriber.name
             subscriber.language = choices.language
@@ -407,8 +424,9 @@ def confirm_address(runtime: Runtime, token: str, now: datetime) -> ReaderView:
     """The link sent to a new address: the reader's mail goes there from now on."""
     settings = runtime.settings
     with unit_of_work(runtime.factory) as session:
-        subscriber, new_email = _reader(session, settings, "address", token)
-        new_email = normalize_email(new_email)
+        subscriber, scope = _reader(session, settings, "address", token)
+        # A link mailed before addresses were sealed carries it plainly; no sealed one has an @.
+        new_email = normalize_email(scope if "@" in scope else unseal(_key(settings), "address", scope))
         taken = session.scalars(select(Subscriber).where(Subscriber.email == new_email)).one_or_none()
         if taken is not None and taken.id != subscriber.id:
             raise ReaderError(N_("This address already has its own subscription."))

@@ -64,7 +64,8 @@ class EditionRun:
 
 def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threading.Event) -> EditionRun:
     """The newsletter's job at `now`: send the due edition (or finish a stopped one) while inside
-    the grace; past it, record the slot as missed and tell the operators."""
+    the grace; past it, record the slot as missed and tell the operators, unless it came before
+    the newsletter's first edition (see `mark_missed`)."""
     settings = runtime.settings
     slot = due_slot(settings, newsletter, now)
     with unit_of_work(runtime.factory) as session:

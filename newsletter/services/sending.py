@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,10 +17,12 @@ from newsletter.editions.edition import (
     EditionHeld,
     EditionInfo,
     close_window,
+    interval,
     next_slot,
     open_edition,
 )
 from newsletter.editions.prepare import Prepared, check_news, prepare
+from newsletter.editions.slots import slot_time
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
     Outcome,
@@ -47,6 +49,11 @@ class NotDue(EditionError):
     """The next edition's slot is still ahead: it goes out on time, or when told to (--now)."""
 
 
+class TooSoon(EditionError):
+    """Sent ahead of its slot (--now), the edition would follow the last one sooner than the
+    newsletter's schedule ever does: a second edition minutes after the first. --force sends it."""
+
+
 @dataclass(frozen=True)
 class VariantPlan:
     subject: str
@@ -57,12 +64,15 @@ class VariantPlan:
 
 @dataclass
 class DryRun:
-    """What sending now would do, found by preparing the edition in a transaction rolled back."""
+    """What sending would do, found by preparing the edition in a transaction rolled back: sent
+    now, or (its slot still ahead, without --now) at `due`."""
 
     edition: EditionInfo
     variants: list[VariantPlan]
     counts: dict[DeliveryStatus, int]
     warnings: list[str] = field(default_factory=list)
+    due: datetime | None = None  # its slot, when it would wait for it
+    early: bool = False  # it would go now, ahead of its slot (--now)
 
 
 def prepare_next(
@@ -71,13 +81,15 @@ def prepare_next(
     """Open the next edition to go out and prepare it (once); its id and any warnings.
 
     Refuses an edition whose slot is still ahead unless `ahead_ok`, and, unless `force`, one
-    that no feed has been read for since its window opened (see `check_news`).
+    that no feed has been read for since its window opened (see `check_news`) or one sent ahead
+    sooner after the last than the newsletter's schedule allows (see `_too_soon`).
     """
     settings = runtime.settings
     settings.signing_key()  # refuse a missing or placeholder key before any work
     if settings.public_url.scheme != "https" and not settings.demo:
         log.warning(
-            "public_url %s is not HTTPS: Gmail and Yahoo ignore one-click unsubscribe links that are not",
+            "public_url %s is not HTTPS: Gmail and Yahoo ignore a one-click unsubscribe link that is "
+            "not HTTPS, and readers' mail may land in spam; set public_url to the site's https:// address",
             settings.public_url,
         )
     with unit_of_work(runtime.factory) as session:
@@ -114,27 +126,66 @@ def _prepare(
     now: datetime,
     ahead_ok: bool,
     force: bool,
-    hold_ok: bool = False,
+    rehearsal: bool = False,
 ) -> tuple[Edition, Prepared | None, list[str]]:
-    """The next edition, prepared now (its summary) or before (None), and the warnings."""
+    """The next edition, prepared now (its summary) or before (None), and the warnings. A
+    rehearsal (`dry_run`) refuses nothing: what a send would refuse is among its warnings."""
     settings = runtime.settings
     slot = next_slot(session, settings, newsletter, now, grace(settings))
-    if slot > now and not ahead_ok:
+    early = slot > now and ahead_ok
+    if slot > now and not ahead_ok and not rehearsal:
         raise NotDue(
             f"the next {newsletter} edition is the one of {slot:%Y-%m-%d %H:%M %Z}, not due yet: "
             "it goes out then (send --now sends it at once)"
         )
     edition = open_edition(session, settings, newsletter, slot)
     session.refresh(edition, with_for_update=True)  # an editor's change to it waits, or is seen
-    if edition.waiting(settings.newsletter(newsletter).approval) is not None and not hold_ok:
+    refusals = []
+    soon = _too_soon(session, runtime, edition, now) if early and not force else None
+    if soon is not None and not rehearsal:
+        raise TooSoon(soon)
+    if soon is not None:
+        refusals.append(f"send --now refuses it: {soon}")
+    if edition.waiting(settings.newsletter(newsletter).approval) is not None and not rehearsal:
         return edition, None, []  # the caller refuses it, once the draft is kept
     if edition.status != EditionStatus.DRAFT:
-        return edition, None, []
-    if edition.window_end > now:  # sent early (--now): what is published later goes with the next one
+        return edition, None, refusals
+    if early and edition.window_end > now:  # sent early: what is published later goes with the next one
         close_window(session, edition, now)
     warnings = [] if force else check_news(session, settings, edition)
     prepared = prepare(session, settings, edition, Composer(settings.templates_path()))
-    return edition, prepared, warnings + prepared.warnings
+    return edition, prepared, refusals + warnings + prepared.warnings
+
+
+def _too_soon(session: Session, runtime: Runtime, edition: Edition, now: datetime) -> str | None:
+    """Why the edition, sent at `now` ahead of its slot, comes too soon: the newsletter's last
+    edition went out less than its usual interval (the gap from the slot before this one) ago;
+    None when it does not, or when the edition has begun going out already (a resumed send)."""
+    if edition.status not in (EditionStatus.DRAFT, EditionStatus.READY):
+        return None
+    last = session.scalars(
+        select(Edition)
+        .where(
+            Edition.newsletter == edition.newsletter,
+            Edition.slot < edition.slot,
+            Edition.status.in_((EditionStatus.COMPLETE, EditionStatus.PARTIAL)),
+        )
+        .order_by(Edition.slot.desc())
+        .limit(1)
+    ).one_or_none()
+    went = (last.started_at or last.finished_at) if last is not None else None
+    zone = runtime.settings.zone
+    slot = slot_time(edition.slot, zone)
+    every = interval(runtime.settings, edition.newsletter, slot)
+    if last is None or went is None or now - went >= every:
+        return None
+    days = round(every / timedelta(days=1))
+    return (
+        f"the last {edition.newsletter} edition (of {slot_time(last.slot, zone):%Y-%m-%d %H:%M %Z}) "
+        f"went out at {went.astimezone(zone):%Y-%m-%d %H:%M %Z}, less than its usual interval "
+        f"({days} day{'' if days == 1 else 's'}) ago; the next is due at {slot:%Y-%m-%d %H:%M %Z} "
+        "and goes out then (send --now --force sends it at once all the same)"
+    )
 
 
 def publish(
@@ -180,12 +231,13 @@ def _syndicate(runtime: Runtime, edition_id: int, now: datetime) -> None:
 def dry_run(
     runtime: Runtime, newsletter: str, now: datetime, ahead_ok: bool = False, force: bool = False
 ) -> DryRun:
-    """The next edition as sending it would prepare it: its variants with subjects and
-    recipients, who is skipped or suppressed; nothing is written (the transaction is rolled back)."""
+    """The next edition as sending it would prepare it, whenever asked: its variants with
+    subjects and recipients, who is skipped or suppressed, and when it would go (at its slot,
+    or now with `ahead_ok`); nothing is written (the transaction is rolled back)."""
     with runtime.factory() as session, session.begin() as transaction:
         try:
             edition, _prepared, warnings = _prepare(
-                session, runtime, newsletter, now, ahead_ok, force, hold_ok=True
+                session, runtime, newsletter, now, ahead_ok, force, rehearsal=True
             )
             edition_id = edition.id
             rows = session.execute(
@@ -200,7 +252,10 @@ def dry_run(
         finally:
             transaction.rollback()
     variants = [VariantPlan(s, lang, [c for c in cats.split(",") if c], n) for s, lang, cats, n in rows]
-    return DryRun(info, variants, counts, warnings)
+    slot = slot_time(info.slot, runtime.settings.zone)
+    ahead = slot > now
+    due = slot if ahead and not ahead_ok else None
+    return DryRun(info, variants, counts, warnings, due, early=ahead and ahead_ok)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """Subscribers as the operator handles them: CSV import and export, one reader added, removed,
-shown or forgotten, the list, and how many stand where."""
+shown or forgotten, the list, how many stand where, and who waits past their confirmation link."""
 
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,6 +36,10 @@ from newsletter.store.statuses import (
 )
 from newsletter.subscribers.addresses import address_hash, normalize_email
 from newsletter.subscribers.bulk import ImportReport, export_csv, import_csv
+from newsletter.subscribers.tokens import LIFETIME_DAYS
+
+# What a confirmation link lives (tokens.py): a reader pending longer has no live link.
+LINK_LIFETIME = timedelta(days=LIFETIME_DAYS["confirm"] or 0)
 
 
 def import_file(runtime: Runtime, source: Path | BinaryIO, *, confirmed: bool = False) -> ImportReport:
@@ -66,6 +70,42 @@ def counts(runtime: Runtime) -> dict[SubscriberStatus, int]:
             select(Subscriber.status, func.count()).group_by(Subscriber.status).order_by(Subscriber.status)
         )
         return {status: count for status, count in rows}
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    """Readers pending longer than a confirmation link lives: `never_sent` of them were never
+    mailed one (an import's readers nobody asked); `oldest` is when the longest-waiting joined."""
+
+    count: int
+    never_sent: int
+    oldest: datetime | None
+
+    def problems(self) -> list[str]:
+        """For `status --check`: only readers nobody mailed call for the operator (a sign-up
+        never confirmed is the double opt-in doing its work)."""
+        if not self.never_sent:
+            return []
+        who = "1 pending reader has" if self.never_sent == 1 else f"{self.never_sent} pending readers have"
+        return [
+            f"{who} waited over {LINK_LIFETIME.days} days and never been sent a confirmation link: "
+            "they get nothing until they confirm "
+            "(`newsletter subscribers import FILE --send-confirmation` mails each one the link; "
+            "`--confirmed` makes them active if they opted in elsewhere)"
+        ]
+
+
+def unconfirmed(runtime: Runtime, now: datetime) -> Unconfirmed:
+    """Readers still pending with no live confirmation link: theirs expired, or none was sent."""
+    since = func.coalesce(Subscriber.confirm_sent_at, Subscriber.created_at)
+    query = select(
+        func.count(),
+        func.count().filter(Subscriber.confirm_sent_at.is_(None)),
+        func.min(Subscriber.created_at),
+    ).where(Subscriber.status == SubscriberStatus.PENDING, since < now - LINK_LIFETIME)
+    with reading(runtime.factory) as session:
+        count, never_sent, oldest = session.execute(query).one()
+    return Unconfirmed(count or 0, never_sent or 0, oldest)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from newsletter.editions.edition import FINISHED, due_slot, upcoming_slot
+from newsletter.editions.edition import FINISHED, begun, due_slot, upcoming_slot
 from newsletter.editions.slots import next_slot_after, slot_name
 from newsletter.services.editions import grace
 from newsletter.settings import Settings
@@ -83,7 +83,8 @@ def jobs(runtime: Runtime, now: datetime) -> list[JobTime]:
 
 def problems(runtime: Runtime, now: datetime) -> list[str]:
     """What a monitoring system should hear of (`newsletter status --check`): the last edition of
-    a newsletter partial or missed, a due edition not sent within the grace, failing feeds."""
+    a newsletter partial or missed, a due edition not sent within the grace (once the newsletter
+    has begun: what `run` records as missed), failing feeds."""
     settings = runtime.settings
     found: list[str] = []
     with reading(runtime.factory) as session:
@@ -97,7 +98,7 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
             due = session.scalar(
                 select(Edition.status).where(Edition.newsletter == name, Edition.slot == slot_name(slot))
             )
-            if due not in FINISHED and now - slot > grace(settings):
+            if due not in FINISHED and now - slot > grace(settings) and begun(session, name, slot):
                 found.append(
                     f"the {name} edition of {slot_name(slot)} has not gone out (is `newsletter run` running?)"
                 )

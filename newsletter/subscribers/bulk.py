@@ -4,9 +4,9 @@ A bad row never stops the import and is never lost: it is reported with its line
 written, with the reason, to a `.rejected.csv` beside the input (`readers.csv` gives
 `readers.rejected.csv`; standard input, a new one under the home folder's `subscribers/`), to be
 fixed and imported again.
-A reason names the column and the problem, never the reader's data (it reaches terminals and
-logs); only the address is shown, truncated and escaped. Each row is written in its own
-savepoint, so a row the database refuses is rolled back alone.
+A reason names the column and the problem, never the reader's data, the address included (it
+reaches terminals and logs; the rejected file beside the input keeps the row). Each row is
+written in its own savepoint, so a row the database refuses is rolled back alone.
 Someone who unsubscribed, bounced, complained or is suppressed is never reactivated by an import,
 and nobody becomes active unless the import says the readers confirmed.
 """
@@ -33,7 +33,7 @@ from newsletter.settings import Settings, language_code
 from newsletter.store.categories import configured_sections, slugify
 from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, Suppression, utcnow
 from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatus, SuppressionReason
-from newsletter.subscribers.addresses import address_hash, normalize_email
+from newsletter.subscribers.addresses import InvalidAddress, address_hash, normalize_email
 
 COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
 _LIST = re.compile(r"[;|]")
@@ -47,6 +47,8 @@ _GUARDED = re.compile(r"'*[=+\-@\t\r]")
 # Tab, CR and LF are whitespace a name may wrap (collapsed later); PostgreSQL refuses NUL.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NOT_UTF8 = re.compile(r"[\udc80-\udcff]")  # the bytes surrogateescape kept of bad UTF-8
+# A detail email-validator passes on from idna or ipaddress, which may quote part of the cell.
+_QUOTING_DETAIL = re.compile(r" \([^()]*'[^()]*\)")
 NOT_CONFIRMED = (
     "status active for a reader who has not confirmed: import with confirmed "
     "(`--confirmed`) only if these readers opted in, or give status pending"
@@ -67,7 +69,8 @@ class ImportReport:
     """What an import did; each rejected row as (line, its cells, the reason).
 
     `updated` counts readers whose stored values changed, `unchanged` those the row already
-    described, `kept` those an import may not change (unsubscribed, bounced, suppressed)."""
+    described, `kept` those an import may not change (unsubscribed, bounced, suppressed);
+    `pending` names (by id) the file's readers left waiting for their confirmation."""
 
     added: int = 0
     updated: int = 0
@@ -75,6 +78,7 @@ class ImportReport:
     kept: int = 0
     rejected: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     rejects_file: Path | None = None
+    pending: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,11 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
     """A CSV row checked and normalized; ValueError says what is wrong with it."""
     for column in COLUMNS:
         _check_cell(column, raw.get(column) or "")
-    email = normalize_email(raw.get("email") or "")
+    try:
+        email = normalize_email(raw.get("email") or "")
+    except InvalidAddress as exc:
+        reason = _QUOTING_DETAIL.sub("", exc.reason)
+        raise ValueError(f"column email is not an email address: {reason}") from None
     name = " ".join((raw.get("name") or "").split()) or None
     if name and len(name) > 300:
         raise ValueError("name longer than 300 characters")
@@ -214,7 +222,7 @@ def import_csv(
 
     `source` is a CSV file, or a byte stream such as standard input (`sys.stdin.buffer`): bytes,
     so that a row that is not UTF-8 is refused alone. `confirmed` says the readers opted in: only
-    then may a reader become active, and a new reader with no status is active, not pending.
+    then may a reader become active, and a new or pending reader with no status is active.
     """
     report = ImportReport()
     # Forgotten readers are known by a hash keyed with the secret key: needed only once there are some.
@@ -245,7 +253,7 @@ def import_csv(
         for email, (line, raw, row) in rows.items():
             try:
                 with session.begin_nested():
-                    outcome = _apply(
+                    outcome, stored = _apply(
                         session, row, known.get(email), email in suppressed, categories, confirmed
                     )
             except ValueError as exc:
@@ -255,6 +263,8 @@ def import_csv(
                 # The driver's message may quote the row's values: name the kind of refusal only.
                 report.rejected.append((line, raw, f"refused by the database ({type(exc).__name__})"))
                 continue
+            if stored is not None and stored.status == SubscriberStatus.PENDING:
+                report.pending.append(stored.id)
             if outcome is Outcome.ADDED:
                 report.added += 1
             elif outcome is Outcome.UPDATED:
@@ -315,12 +325,15 @@ def _apply(
     suppressed: bool,
     categories: dict[str, Category],
     confirmed: bool,
-) -> Outcome:
-    """One row into the store; ValueError when its status would claim a consent not given."""
+) -> tuple[Outcome, Subscriber | None]:
+    """One row into the store, and the reader it wrote (None when kept as it was); ValueError
+    when its status would claim a consent not given."""
     if suppressed or (subscriber is not None and subscriber.status in ENDED):
-        return Outcome.KEPT  # consent withdrawn or mailbox gone: an import never overrides it
-    default = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
-    status = row.status or (subscriber.status if subscriber is not None else default)
+        return Outcome.KEPT, None  # consent withdrawn or mailbox gone: an import never overrides it
+    # A row without a status keeps the reader's, except that `confirmed` makes a pending one active.
+    standing = subscriber.status if subscriber is not None else SubscriberStatus.PENDING
+    waiting = confirmed and standing == SubscriberStatus.PENDING
+    status = row.status or (SubscriberStatus.ACTIVE if waiting else standing)
     was_active = subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE
     if status == SubscriberStatus.ACTIVE and not (confirmed or was_active):
         raise ValueError(NOT_CONFIRMED)
@@ -340,8 +353,9 @@ def _apply(
     subscriber.newsletters = _subscriptions(subscriber, row.newsletters, now)
     session.flush()
     if before is None:
-        return Outcome.ADDED
-    return Outcome.UNCHANGED if _stored_values(subscriber) == before else Outcome.UPDATED
+        return Outcome.ADDED, subscriber
+    same = _stored_values(subscriber) == before
+    return (Outcome.UNCHANGED if same else Outcome.UPDATED), subscriber
 
 
 def _subscriptions(
@@ -371,12 +385,18 @@ def _stored_values(subscriber: Subscriber) -> tuple[object, ...]:
 
 
 def export_csv(session: Session, path: Path) -> int:
-    """Every subscriber, in the import format (status included), streamed; no cell is a formula."""
+    """Every subscriber, in the import format (status included), streamed; no cell is a formula.
+    A forgotten reader is no one to export (their row keeps only a hash, no import would take)."""
     count = 0
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
-        query = select(Subscriber).order_by(Subscriber.id).execution_options(yield_per=1000)
+        query = (
+            select(Subscriber)
+            .where(~Subscriber.email.startswith("sha256:"))
+            .order_by(Subscriber.id)
+            .execution_options(yield_per=1000)
+        )
         for subscriber in session.scalars(query):
             cells = [
                 subscriber.email,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from newsletter.settings import Settings
-from newsletter.subscribers.tokens import DAY, Signer, sign
+from newsletter.subscribers.tokens import DAY, Signer, seal, sign
 
 
 class Links:
@@ -44,14 +44,19 @@ class Links:
     def preferences(self, subscriber_id: int) -> str:
         return self._url("preferences", subscriber_id)
 
-    def confirm(self, subscriber_id: int, choices: str = "") -> str:
+    def confirm(self, subscriber_id: int, request: str = "") -> str:
         """The double opt-in: an unconfirmed reader gets no digest until this is followed; it
-        carries what the sign-up chose, applied only then."""
-        return self._url("confirm", subscriber_id, choices)
+        names the sign-up (its consent record) whose choices apply only then, and carries
+        nothing a reader of the link could read."""
+        return self._url("confirm", subscriber_id, request)
 
     def address(self, subscriber_id: int, new_email: str) -> str:
-        """Confirms a new address, sent to that address."""
-        return self._url("address", subscriber_id, new_email)
+        """Confirms a new address, sent to that address; the address travels sealed."""
+        if self.key is None:
+            return self._url("address", subscriber_id)
+        # Signed alone, not through the cached signers: every sealed scope is different.
+        token = sign(self.key, "address", subscriber_id, scope=seal(self.key, "address", new_email))
+        return f"{self.base}/address/{token}"
 
 
 def token_of(url: str) -> str:

@@ -1,8 +1,8 @@
 """Signed, opaque tokens for the links in emails and pages (HMAC-SHA256).
 
 A token names a subscriber, a purpose and the day it was issued, and may carry a scope (the
-newsletter an unsubscribe link is for, the new address a change confirms). It cannot be forged
-without the secret key, and one purpose's or scope's token is useless for another.
+newsletter an unsubscribe link is for, the new address a change confirms, sealed). It cannot be
+forged without the secret key, and one purpose's or scope's token is useless for another.
 """
 
 from __future__ import annotations
@@ -10,9 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import os
 import re
 import time
 from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from newsletter.errors import NewsletterError
 
@@ -104,6 +108,26 @@ def read(key: bytes, purpose: str, token: str, now: float | None = None) -> Sign
     except (binascii.Error, UnicodeDecodeError):
         raise TokenError("this link is not valid (damaged or forged)") from None
     return Signed(int(parts["subscriber"], 16), decoded)
+
+
+def seal(key: bytes, purpose: str, text: str) -> str:
+    """`text` encrypted (AES-GCM, a key of its own derived from the secret key) for a link's
+    scope: a link is seen by mail systems, proxies and logs, and must not show an address."""
+    nonce = os.urandom(12)
+    return _b64(nonce + AESGCM(_sealing_key(key, purpose)).encrypt(nonce, text.encode(), purpose.encode()))
+
+
+def unseal(key: bytes, purpose: str, sealed: str) -> str:
+    """What `seal` sealed; TokenError for anything else."""
+    try:
+        data = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+        return AESGCM(_sealing_key(key, purpose)).decrypt(data[:12], data[12:], purpose.encode()).decode()
+    except (binascii.Error, ValueError, InvalidTag):
+        raise TokenError("this link is not valid (damaged or forged)") from None
+
+
+def _sealing_key(key: bytes, purpose: str) -> bytes:
+    return hmac.digest(key, f"seal:{purpose}".encode(), "sha256")
 
 
 def verify(key: bytes, purpose: str, token: str, now: float | None = None) -> int:

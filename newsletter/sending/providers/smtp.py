@@ -102,6 +102,13 @@ class SMTPProvider:
             else:
                 connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.tls == "starttls":
+                    connection.ehlo_or_helo_if_needed()
+                    if not connection.has_extn("starttls"):
+                        connection.close()
+                        raise ProviderRefused(
+                            f'{where} does not offer STARTTLS: set smtp_tls = "ssl" for a server that '
+                            'speaks TLS from the start (port 465), or "none" for a relay on this machine'
+                        )
                     connection.starttls(context=self.context)
             if self.username:
                 password = self.password.get_secret_value() if self.password else ""

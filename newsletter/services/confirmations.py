@@ -1,0 +1,124 @@
+"""The double opt-in email for readers an import left pending (`subscribers import
+--send-confirmation`).
+
+A reader is mailed at most once: the send is claimed on their record (`confirm_sent_at`, the
+same mark the sign-up page's one-notice-an-hour limit reads) before it goes, so a re-run, a
+second import at the same time or a crash never mails anyone twice. A reader already sent a
+confirmation link (by the sign-up page or an earlier import) is not sent another. The sends are
+paced; one that fails is that reader's outcome, its claim given back for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+
+from newsletter.errors import NewsletterError
+from newsletter.sending.pace import Pace
+from newsletter.sending.providers import OutcomeStatus, ProviderRefused
+from newsletter.services.notices import send_notice
+from newsletter.store.db import unit_of_work
+from newsletter.store.models import Subscriber
+from newsletter.store.runtime import Runtime
+from newsletter.store.statuses import SubscriberStatus, SubscriptionStatus
+from newsletter.subscribers.links import Links
+
+log = logging.getLogger("newsletter.readers")
+# Without `[sending] rate`, confirmations go at most this many a second: a burst of mail to a
+# fresh list is what a receiving server reads as spam.
+NOTICE_RATE = 5.0
+# An outcome that may have reached the reader keeps the claim: never mailed twice.
+_MAY_HAVE_GONE = (OutcomeStatus.SENT, OutcomeStatus.UNCERTAIN)
+
+
+@dataclass
+class Confirmations:
+    """What `send_confirmations` did: `already` were sent a link before and not again;
+    `failed` were not sent (a re-run tries them again); `stopped` is the provider's refusal of
+    every message, after which `untried` readers were left for the next run."""
+
+    sent: int = 0
+    already: int = 0
+    failed: int = 0
+    untried: int = 0
+    stopped: str | None = None
+
+
+def send_confirmations(
+    runtime: Runtime,
+    subscriber_ids: Sequence[int],
+    now: datetime,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Confirmations:
+    """Mail each pending reader named the confirmation link, at most once each, at
+    `[sending] rate` (else `NOTICE_RATE`) a second."""
+    settings = runtime.settings
+    pace = Pace(rate=settings.sending.rate or NOTICE_RATE)
+    links = Links.from_settings(settings)
+    done = Confirmations()
+    started = clock()
+    for position, subscriber_id in enumerate(subscriber_ids):
+        reader = _claim(runtime, subscriber_id, now)
+        if reader is None:
+            done.already += 1
+            continue
+        if (wait := pace.ahead(done.sent + done.failed, clock() - started)) > 0:
+            sleep(wait)
+        email, language, newsletters = reader
+        link = links.confirm(subscriber_id)  # the reader's record holds what the import chose
+        try:
+            status = send_notice(runtime, "confirm", email, language, link, newsletters)
+        except ProviderRefused as exc:  # bad credentials, a relay refusing everyone: nothing would go
+            _release(runtime, subscriber_id, now)
+            done.failed += 1
+            done.untried = len(subscriber_ids) - position - 1
+            done.stopped = str(exc)
+            break
+        except NewsletterError as exc:  # this reader's alone (an address the provider cannot take)
+            status, why = OutcomeStatus.FAILED, type(exc).__name__
+        else:
+            why = str(status)
+        if status in _MAY_HAVE_GONE:
+            done.sent += 1
+            continue
+        _release(runtime, subscriber_id, now)
+        done.failed += 1
+        log.warning("confirmation to subscriber %d not sent: %s", subscriber_id, why)  # no address
+    return done
+
+
+def _claim(runtime: Runtime, subscriber_id: int, now: datetime) -> tuple[str, str, list[str]] | None:
+    """The reader's address, language and newsletters, once this run has marked them as sent
+    their confirmation; None for a reader no longer pending or already sent one."""
+    with unit_of_work(runtime.factory) as session:
+        claimed = session.execute(
+            update(Subscriber)
+            .where(
+                Subscriber.id == subscriber_id,
+                Subscriber.status == SubscriberStatus.PENDING,
+                Subscriber.confirm_sent_at.is_(None),
+            )
+            .values(confirm_sent_at=now)
+        )
+        if not getattr(claimed, "rowcount", 0):
+            return None
+        subscriber = session.get(Subscriber, subscriber_id)
+        assert subscriber is not None  # just updated, in this transaction
+        taken = [n.newsletter for n in subscriber.newsletters if n.status == SubscriptionStatus.ACTIVE]
+        return subscriber.email, subscriber.language, taken
+
+
+def _release(runtime: Runtime, subscriber_id: int, now: datetime) -> None:
+    """The claim given back: nothing went, so the next run may send it."""
+    with unit_of_work(runtime.factory) as session:
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.id == subscriber_id, Subscriber.confirm_sent_at == now)
+            .values(confirm_sent_at=None)
+        )
