@@ -248,6 +248,11 @@ class NewsletterSettings(Strict):
     first_window_days: int = Field(7, ge=1, le=366)
     per_category: int = Field(5, ge=1, le=50)
     trending: int = Field(5, ge=0, le=50)
+    # Trending items show their article's image above the title, as the sections' cards do.
+    # On by default: an article goes to Trending instead of its section, so its image would
+    # otherwise reach nobody, and editors expect the photo of the most read story to show.
+    # False: Trending is a compact list of titles, without images.
+    trending_images: bool = True
     subject: str = "{{ newsletter.title }}: {{ top.title }}{% if count > 1 %} {{ and_more }}{% endif %}"
     preheader: str = "{{ headlines | join(' · ') }}"
     # "auto": an edition goes at its slot unless an editor holds it; "required": only once an

@@ -482,3 +482,34 @@ def test_each_variants_score_is_its_own(tmp_path, monkeypatch: pytest.MonkeyPatc
     assert found.details == [
         f"variant {n}: {n}.0 (RULE_{n} +{n}.0)" if n else "variant 0: 0.0 (no rule scored)" for n in range(3)
     ]
+
+
+def test_an_edition_without_any_image_is_said_so(make_runtime, feed_server, tmp_path) -> None:
+    """Issue #21, 12: the sections' cards drawn without images and Trending told to show none
+    (`trending_images = false`): the check says the edition carries no image, and that its
+    articles have some; with Trending's images on, its items carry them."""
+    templates = shipped_templates_changed(tmp_path, "  {{ image(item) }}\n", "")
+    published = BEFORE - timedelta(days=1)
+    bare = desk_at(
+        make_runtime,
+        feed_server,
+        tmp_path,
+        published,
+        templates_dir=templates,
+        newsletters={"weekly": {"trending_images": False}},
+    )
+    found = by_name(checks.run(bare, "weekly", BEFORE, links=False))["images"]
+    assert (
+        found.status == "pass" and found.summary == "no image at all: no variant of this edition carries one"
+    )
+    assert found.details == [
+        "3 of its articles have an image, and no variant shows one (Trending items show none while the "
+        "newsletter's trending_images is off)"
+    ]
+    weekly = bare.settings.newsletter("weekly").model_copy(update={"trending_images": True})
+    bare.settings = with_settings(bare, newsletters={**bare.settings.newsletters, "weekly": weekly})
+    shown = by_name(checks.run(bare, "weekly", BEFORE, links=False))["images"]
+    assert shown.status == "pass" and shown.summary.endswith(
+        "images, each with alt text or marked decorative"
+    )
+    assert not shown.summary.startswith("0 ")

@@ -1,12 +1,16 @@
-"""Choosing a reader's articles: pure, on fixed data."""
+"""Choosing a reader's articles and drawing their digest: pure, on fixed data."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from newsletter.editions import checks
+from newsletter.editions.checks import Copy
+from newsletter.editions.compose import Card, Composer, DigestView
 from newsletter.editions.plan import Candidate, Rules, plan_digest
 from newsletter.editions.ranking import Signals, rank
-from newsletter.settings import RankingSettings
+from newsletter.settings import NewsletterSettings, RankingSettings, SiteSettings
+from tests.conftest import ROOT
 
 END = datetime(2026, 11, 23, 6, tzinfo=UTC)
 START = END - timedelta(days=7)
@@ -89,3 +93,62 @@ def test_trending_takes_the_top_scores_but_never_more_than_half() -> None:
 def test_nothing_new_is_an_empty_plan() -> None:
     result = plan(["health"], received=frozenset({5, 6, 9}))
     assert result.empty and all(not d.kept for d in result.decisions)
+
+
+def test_a_trending_item_carries_its_image_unless_the_newsletter_says_not() -> None:
+    """An article goes to Trending instead of its section, so its image shows there or nowhere:
+    `trending_images` (on by default) decides; the sections' cards always carry theirs."""
+    trending = Card(
+        "https://x.example/t",
+        "Top story",
+        None,
+        "22 Nov 2026",
+        "",
+        "https://x.example/t.jpg",
+        "Health",
+        3,
+        None,
+    )
+    other = Card(
+        "https://x.example/h",
+        "Health story",
+        None,
+        "21 Nov 2026",
+        "",
+        "https://x.example/h.jpg",
+        "Health",
+        None,
+        None,
+    )
+
+    def html(newsletter: NewsletterSettings) -> str:
+        view = DigestView(
+            newsletter,
+            SiteSettings(),
+            "en",
+            "22 November 2026",
+            [trending],
+            [("Health", [other])],
+            ["Health"],
+        )
+        return Composer(ROOT / "templates").compose(view).html
+
+    shown = html(NewsletterSettings())
+    assert NewsletterSettings().trending_images
+    assert 'src="https://x.example/t.jpg"' in shown and 'src="https://x.example/h.jpg"' in shown
+    compact = html(NewsletterSettings(trending_images=False))
+    assert 'src="https://x.example/t.jpg"' not in compact and 'src="https://x.example/h.jpg"' in compact
+    assert checks.images([Copy("en", shown, {})]).summary.startswith("2 images")
+
+
+def test_check_says_when_an_edition_carries_no_image_at_all() -> None:
+    bare = '<table><tr><td><a href="https://x.example/t">Top story</a></td></tr></table>'
+    found = checks.images([Copy("en: Health", bare, {}), Copy("de: Health", bare, {})], pictured=2)
+    assert (
+        found.status == "pass" and found.summary == "no image at all: no variant of this edition carries one"
+    )
+    assert found.details == [
+        "2 of its articles have an image, and no variant shows one (Trending items show none while "
+        "the newsletter's trending_images is off)"
+    ]
+    assert checks.images([Copy("en", bare, {})]).details == []

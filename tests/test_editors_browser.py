@@ -48,7 +48,7 @@ def test_an_editor_pins_holds_and_releases_in_a_browser(desk, browser: Browser) 
     browser.find("input[name=password]").send_keys(PASSWORD)
     browser.submit(browser.find("form[action^='/editor/login'] button"))
     browser.open(f"{desk.url}/editor/upcoming/weekly")
-    assert "The next" in browser.heading()
+    assert "the next edition" in browser.heading()
     frames = browser.driver.find_elements(By.CSS_SELECTOR, ".frames iframe")
     assert [f.get_attribute("width") for f in frames] == ["800", "390"]
     assert all(f.get_attribute("sandbox") == "" for f in frames)  # no script, no origin

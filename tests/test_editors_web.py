@@ -6,18 +6,27 @@ password."""
 
 from __future__ import annotations
 
+import html
 import json
+import logging
+import re
+import textwrap
 import time
 from collections.abc import Iterator
+from html.parser import HTMLParser
+from urllib.parse import urlencode
 
 import pytest
 
 from newsletter.services import accounts
+from tests.conftest import ROOT
 from tests.support.clock import NOW
 from tests.support.editors import ED, LOGIN, PASSWORD, login_form, shut_out, sign_in, signed_in
-from tests.support.web import Forms, Site, serve
+from tests.support.web import PARTNER, Forms, Site, serve
 
 WRONG = "incorrect donkey battery staple"
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+README_ACTION = "https://news.example.com/subscribe"  # where README's sign-up form posts
 
 
 @pytest.fixture
@@ -201,3 +210,76 @@ def test_over_https_the_cookie_is_secure_and_host_only(make_runtime, tmp_path) -
             for attribute in ("HttpOnly", "SameSite=strict", "Secure", "Path=/"):
                 assert attribute in cookie
             assert "Domain" not in cookie
+
+
+class _Snippet(HTMLParser):
+    """What a browser posts from a sign-up form as it first shows: the checked boxes, the
+    selected options and the hidden fields (the reader types the address)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: list[tuple[str, str]] = []
+        self._select = ""
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self.action = values["action"]
+        elif tag == "input" and (values.get("type") == "hidden" or "checked" in values):
+            self.fields.append((values["name"], values["value"]))
+        elif tag == "select":
+            self._select = values["name"]
+        elif tag == "option" and "selected" in values:
+            self.fields.append((self._select, values["value"]))
+
+
+def readme_snippet() -> str:
+    """The sign-up form of README's "The readers' pages"."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## The readers' pages") : text.index("## The editors' pages")]
+    found = re.search(r"```html\n(.*?)\n *```", section, re.S)
+    assert found, "README shows no sign-up form"
+    return textwrap.dedent(found.group(1))
+
+
+def test_the_signup_form_to_copy_is_accepted_from_a_listed_origin(desk, caplog) -> None:
+    """Issue #21, 8: an editor's page gives the HTML of a sign-up form for another page of the
+    site (README shows the same form); posted from an origin listed in `[readers]
+    signup_origins` it signs the reader up; from another, the log line names the setting."""
+    with desk.client() as client:
+        shut_out(client.get("/editor/signup-form"))
+        signed_in(client)
+        assert 'href="/editor/signup-form"' in client.get("/editor/").text
+        shown = client.get("/editor/signup-form")
+    assert shown.status_code == 200 and PARTNER in shown.text and "[readers] signup_origins" in shown.text
+    code = re.search(r"<pre[^>]*><code>(.*?)</code></pre>", shown.text, re.S)
+    assert code and "<form" not in code.group(1)  # shown as text to copy, never as a form
+    snippet = html.unescape(code.group(1))
+    assert Forms(shown.text).forms[-1]["action"] == "/editor/logout"  # no form of it on the page
+    action = f"{desk.url}/subscribe"
+    assert _Snippet(snippet).action == action
+    assert readme_snippet() == snippet.replace(action, README_ACTION)
+    for n, form in enumerate((snippet, readme_snippet())):
+        reader = f"copied{n}@example.net"
+        fields = _Snippet(form).fields
+        assert ("language", "en") in fields and ("lang", "en") in fields
+        chosen = [("newsletters", "daily"), ("categories", "health")]  # what the reader ticks
+        answer = desk.post(
+            "/subscribe",
+            content=urlencode([("email", reader), ("name", "Copied"), *chosen, *fields]),
+            headers={"origin": PARTNER, "referer": f"{PARTNER}/about", **FORM},
+        )
+        assert answer.status_code == 200, answer.text
+        assert desk.subscriber(reader).status == "pending"
+        assert desk.subscriptions(reader) == {"daily": "active"}
+    with caplog.at_level(logging.WARNING, logger="newsletter.web"):
+        refused = desk.post(
+            "/subscribe",
+            content=urlencode([("email", "elsewhere@example.net"), *_Snippet(snippet).fields]),
+            headers={"origin": "https://Elsewhere.example", **FORM},
+        )
+    assert refused.status_code == 403 and "This form may only be sent from our own pages." in refused.text
+    [line] = [r.getMessage() for r in caplog.records if "sign-up" in r.getMessage()]
+    assert "https://elsewhere.example" in line and "[readers] signup_origins" in line

@@ -11,15 +11,18 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from newsletter.editions.edition import interval
+from newsletter.editions.compose import Composer
+from newsletter.editions.edition import interval, open_edition
+from newsletter.editions.offer import load_offer
 from newsletter.editions.plan import Candidate, Rules, plan_digest
-from newsletter.editions.prepare import EmptyEdition, NoNews
+from newsletter.editions.prepare import EmptyEdition, NoNews, prepare, tally
 from newsletter.editions.ranking import Score
 from newsletter.ingest.run import fetch_feeds
 from newsletter.sending.providers.outbox import OutboxProvider
 from newsletter.sending.providers.smtp import SMTPProvider
 from newsletter.services import editions, editors, sending
 from newsletter.services.sending import NotDue, TooSoon
+from newsletter.settings import NewsletterSettings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression, Variant
 from newsletter.store.statuses import DeliveryStatus, PickAction
@@ -213,3 +216,43 @@ def test_windows_are_told_in_the_sites_zone_across_a_change_of_time() -> None:
     assert decision.reason == (
         "outside the window (published 2026-03-29 04:30 CEST; window 2026-03-28 01:30 CET to 2026-03-29 03:30 CEST)"
     )
+
+
+def test_a_drafts_readers_are_counted_as_preparing_it_counts_them(newsroom) -> None:
+    """The editors' page counts a draft's readers without composing it (`tally`): the same
+    recipients, skipped and suppressed as preparing it, readers who already got some of its
+    articles (from another newsletter) and a suppressed one included."""
+    settings = newsroom.settings
+    more = NewsletterSettings(title="More", per_category=10, trending=0)  # the weekly's slot, more articles
+    newsroom.settings = settings = settings.model_copy(
+        update={"newsletters": {**settings.newsletters, "more": more}}
+    )
+    composer = Composer(settings.templates_path())
+    with unit_of_work(newsroom.factory) as session:
+        weekly = open_edition(session, settings, "weekly", WEEKLY_NOV_23)
+        prepare(session, settings, weekly, composer)
+        session.execute(
+            update(Delivery)
+            .where(Delivery.edition_id == weekly.id, Delivery.status == DeliveryStatus.PENDING)
+            .values(status=DeliveryStatus.SENT)
+        )
+        for reader in session.scalars(select(Subscriber).where(Subscriber.status == "active")):
+            reader.newsletters.append(SubscriberNewsletter(newsletter="more"))
+        session.add(Suppression(email=READER, reason="manual"))
+    with newsroom.factory() as session, session.begin() as transaction:
+        edition = open_edition(session, settings, "more", WEEKLY_NOV_23)
+        counted = tally(session, settings, load_offer(session, settings, edition))
+        prepared = prepare(session, settings, edition, composer)
+        digests = session.scalar(
+            select(func.count(func.distinct(Delivery.variant_id))).where(
+                Delivery.edition_id == edition.id, Delivery.variant_id.is_not(None)
+            )
+        )
+        transaction.rollback()
+    assert (counted.recipients, counted.skipped, counted.suppressed, counted.variants) == (
+        prepared.recipients,
+        prepared.skipped,
+        prepared.suppressed,
+        digests,
+    )
+    assert counted.recipients and counted.skipped and counted.suppressed == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import html
+import re
 import subprocess
 import threading
 from collections import Counter
@@ -19,12 +20,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from newsletter.editions.slots import slot_time
 from newsletter.services import audit, editions, editors, schedule, sending, upcoming
+from newsletter.store.db import unit_of_work
 from newsletter.store.models import Article, Delivery, Edition, Subscriber, Variant, VariantArticle
-from newsletter.store.statuses import PickAction
+from newsletter.store.statuses import DeliveryStatus, PickAction
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.web.signin import TESTS_PER_WINDOW
-from tests.conftest import WEEKLY_NOV_23
+from tests.conftest import WEEKLY_NOV_23, ZONE
 from tests.support.cli import Ran, run_cli
 from tests.support.editors import ED, shut_out, signed_in
 from tests.support.upcoming import desk_of, in_the_next_window, prepare
@@ -374,3 +377,78 @@ def test_picks_stay_in_sight_past_the_newest_articles_offered(newsroom, monkeypa
     monkeypatch.setattr(upcoming, "MAX_OFFERED", 3)  # a busy week: more articles than the page lists
     offered = upcoming.upcoming(newsroom, "weekly", at).offered
     assert len(offered) == 3 and offered[0].id == oldest.id and offered[0].action == "exclude"
+
+
+# A date and time on a page, and what may follow it: the zone's name (CET, CEST) or an offset.
+MOMENT = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d)?( [A-Z]{3,5}\b| ?[+-]\d\d:?\d\d)?")
+
+
+def bare_moments(text: str) -> list[str]:
+    """Dates with a time but no zone (iso timestamps in links or frames' addresses aside)."""
+    return [m.group(0) for m in MOMENT.finditer(text) if not m.group(1)]
+
+
+def test_a_drafts_recipients_are_what_send_counts_and_every_time_has_its_zone(desk) -> None:
+    """Issue #21, 7 and 10: a draft's recipients are counted as `send --dry-run` counts them
+    (not 0), every time on the editors' pages carries its zone, and the headings read right
+    whatever the newsletter's title."""
+    now = desk.clock()
+    rehearsal = sending.dry_run(desk.runtime, "weekly", now, ahead_ok=True, force=True)
+    expected = sum(v.recipients for v in rehearsal.variants)
+    skipped = rehearsal.counts.get(DeliveryStatus.SKIPPED, 0)
+    slot = f"{slot_time(rehearsal.edition.slot, ZONE):%Y-%m-%d %H:%M %Z}"
+    with desk.client() as client:
+        signed_in(client)
+        draft = page(client)
+        assert expected > 0
+        assert (
+            f"<dt>Recipients</dt><dd>{expected}, counted now as sending would count them ({skipped} "
+            in draft.text
+        )
+        assert f"<dt>Slot</dt><dd>{slot}</dd>" in draft.text
+        assert "<h1>Weekly digest: the next edition</h1>" in draft.text
+        assert "Weekly digest: next edition</a>" in draft.text  # the navigation
+        prepare(desk)
+        ready = page(client)
+        assert f"<dt>Recipients</dt><dd>{expected}" in ready.text and "counted now" not in ready.text
+        assert "<dt>Images</dt>" not in ready.text  # the sample's articles carry images
+        checked = client.post(
+            "/editor/checks/weekly", data={"csrf": Forms(ready.text).form("/editor/checks/weekly")["csrf"]}
+        )
+        assert checked.status_code == 200, checked.text
+        assert "<h1>Weekly digest: checks before the next edition goes</h1>" in checked.text
+        assert f"The edition of {slot}, checked " in checked.text
+        reader = post(client, "/editor/upcoming/weekly/reader", email=READER)
+        for action in ("hold", "release"):  # the audit log names the edition by its slot
+            assert post(client, "/editor/upcoming/weekly/decide", action=action).status_code == 303
+        send_now(desk)
+        pages = {
+            path: client.get(path)
+            for path in (
+                "/editor/",
+                "/editor/upcoming/weekly",
+                "/editor/checks/weekly",
+                reader.headers["location"],
+                "/editor/editions",
+                *(f"/editor/editions/{e.edition.id}" for e in editions.editions(desk.runtime, 5)),
+            )
+        }
+    for path, shown in pages.items():
+        assert shown.status_code == 200, (path, shown.text)
+        assert bare_moments(html.unescape(shown.text)) == [], path
+    assert f"Weekly digest: the edition of {slot}" in pages["/editor/editions"].text
+    assert f"<td>edition hold</td><td>weekly {slot}</td>" in pages["/editor/"].text
+    assert bare_moments("weekly 2026-11-23T07:00, 2026-11-23 07:00 CET") == ["2026-11-23T07:00"]
+
+
+def test_the_page_says_when_no_digest_carries_an_image(desk) -> None:
+    """Issue #21, 12: a prepared edition whose digests show no image says so on the page."""
+    edition_id = prepare(desk)
+    with desk.client() as client:
+        signed_in(client)
+        assert "<dt>Images</dt>" not in page(client).text
+        with unit_of_work(desk.runtime.factory) as session:  # as if none of its articles had one
+            for variant in session.scalars(select(Variant).where(Variant.edition_id == edition_id)):
+                variant.html = re.sub(r"<img[^>]*>", "", variant.html)
+        shown = page(client).text
+    assert '<dt>Images</dt><dd class="warn">None: no digest of this edition carries an image.</dd>' in shown

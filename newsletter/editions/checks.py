@@ -164,9 +164,10 @@ class _Images(HTMLParser):
             self.missing.append(printable(values.get("src") or "(no src)")[:SHOWN])
 
 
-def images(copies: list[Copy]) -> Check:
+def images(copies: list[Copy], pictured: int = 0) -> Check:
     """Every image has alt text, or is marked decorative (alt="" with role="presentation"): a
-    screen reader otherwise reads out the image's address."""
+    screen reader otherwise reads out the image's address. An edition with no image at all is
+    said so (`pictured`: how many of its articles have one, none shown)."""
     seen, details = 0, []
     for copy in copies:
         parser = _Images()
@@ -176,6 +177,16 @@ def images(copies: list[Copy]) -> Check:
         details += [
             f"{copy.label}: {src} has no alt text and is not marked decorative" for src in parser.missing
         ]
+    if not seen:
+        why = (
+            [
+                f"{pictured} of its articles have an image, and no variant shows one (Trending items "
+                "show none while the newsletter's trending_images is off)"
+            ]
+            if pictured
+            else []
+        )
+        return Check("images", "pass", "no image at all: no variant of this edition carries one", why)
     if not details:
         return Check("images", "pass", f"{seen} images, each with alt text or marked decorative")
     return Check(

@@ -7,15 +7,17 @@ skipped (nothing new) and who is suppressed. It runs in one transaction: all or 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.audience import audience
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import EditionError
-from newsletter.editions.offer import load_offer
+from newsletter.editions.offer import Offer, load_offer
+from newsletter.editions.plan import Plan
 from newsletter.editions.slots import slot_time
 from newsletter.editions.variants import Built, Variants
 from newsletter.settings import Settings
@@ -89,6 +91,39 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
+def decide(
+    variants: Variants, sections: list[str], suppressed: bool, got: frozenset[int]
+) -> Assignment | Plan:
+    """What one kind of reader gets: suppressed, skipped (nothing new), or their digest's plan."""
+    if suppressed:
+        return SUPPRESSED
+    plan = variants.plan(sections, got)
+    return NOTHING_NEW if plan.empty else plan
+
+
+class _Readers:
+    """The edition's readers as the database groups them (`audience`), and each group's sections."""
+
+    def __init__(self, session: Session, settings: Settings, offer: Offer) -> None:
+        edition = offer.edition
+        self.slugs = offer.section_order
+        ids = dict(
+            session.execute(select(Category.slug, Category.id).where(Category.slug.in_(self.slugs))).all()
+        )
+        self.bit = {slug: 1 << index for index, slug in enumerate(self.slugs)}
+        slot = slot_time(edition.slot, settings.zone)  # a review closes the window before it
+        self.query = audience(edition.newsletter, {ids[slug]: self.bit[slug] for slug in self.slugs}, slot)
+
+    def sections(self, mask: int) -> list[str]:
+        return [slug for slug in self.slugs if mask & self.bit[slug]]
+
+    def groups(self, session: Session) -> list[tuple[int, str, int, int]]:
+        """(mask, language, suppressed, readers) of each group."""
+        columns = (self.query.c.mask, self.query.c.language, self.query.c.suppressed)
+        found = session.execute(select(*columns, func.count()).group_by(*columns))
+        return [(mask, language, suppressed, n) for mask, language, suppressed, n in found]
+
+
 class _Assigner:
     """Turns a kind of reader into an assignment, saving each variant the first time it is used."""
 
@@ -102,12 +137,10 @@ class _Assigner:
     def __call__(
         self, sections: list[str], language: str, suppressed: bool, got: frozenset[int]
     ) -> Assignment:
-        if suppressed:
-            return SUPPRESSED
-        plan = self.variants.plan(sections, got)
-        if plan.empty:
-            return NOTHING_NEW
-        built = self.variants.build(plan, language)
+        decided = decide(self.variants, sections, suppressed, got)
+        if isinstance(decided, Assignment):
+            return decided
+        built = self.variants.build(decided, language)
         if built.key not in self.saved:
             self.saved[built.key] = _save_variant(self.session, self.edition, built)
             self.summary.warnings.extend(built.composed.warnings)
@@ -126,7 +159,7 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
         return summary
     offer = load_offer(session, settings, edition)
     rules = offer.rules
-    slot = slot_time(edition.slot, settings.zone)  # a review closes the window before it
+    slot = slot_time(edition.slot, settings.zone)
     if not rules.pinned and not any(
         rules.window_start <= c.published_at < rules.window_end for c in offer.candidates
     ):
@@ -136,46 +169,41 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
             "once there is news; run `newsletter fetch`"
         )
     assign = _Assigner(session, edition, Variants(settings, offer, composer), summary)
-    slugs = offer.section_order
-    ids = dict(session.execute(select(Category.slug, Category.id).where(Category.slug.in_(slugs))).all())
-    bit = {slug: 1 << index for index, slug in enumerate(slugs)}
-    readers = audience(edition.newsletter, {ids[slug]: bit[slug] for slug in slugs}, slot)
-
-    def sections(mask: int) -> list[str]:
-        return [slug for slug in slugs if mask & bit[slug]]
-
-    groups = session.execute(
-        select(readers.c.mask, readers.c.language, readers.c.suppressed).group_by(
-            readers.c.mask, readers.c.language, readers.c.suppressed
-        )
-    ).all()
+    readers = _Readers(session, settings, offer)
     ledger.open_deliveries(
         session,
         edition.id,
-        readers,
+        readers.query,
         [
-            (mask, language, suppressed, assign(sections(mask), language, bool(suppressed), frozenset()))
-            for mask, language, suppressed in groups
+            (
+                mask,
+                language,
+                suppressed,
+                assign(readers.sections(mask), language, bool(suppressed), frozenset()),
+            )
+            for mask, language, suppressed, _n in readers.groups(session)
         ],
     )
     history = ledger.received(session, list(offer.stories))
     readers_with_history = list(history)
+    query = readers.query
     for start in range(0, len(readers_with_history), ledger.BATCH):
         chunk = readers_with_history[start : start + ledger.BATCH]
         rows = session.execute(
-            select(
-                Delivery.id, readers.c.subscriber_id, readers.c.mask, readers.c.language, readers.c.suppressed
-            )
+            select(Delivery.id, query.c.subscriber_id, query.c.mask, query.c.language, query.c.suppressed)
             .join(
                 Delivery,
-                (Delivery.subscriber_id == readers.c.subscriber_id) & (Delivery.edition_id == edition.id),
+                (Delivery.subscriber_id == query.c.subscriber_id) & (Delivery.edition_id == edition.id),
             )
-            .where(readers.c.subscriber_id.in_(chunk))
+            .where(query.c.subscriber_id.in_(chunk))
         )
         ledger.reassign(
             session,
             [
-                (delivery_id, assign(sections(mask), language, bool(suppressed), history[subscriber_id]))
+                (
+                    delivery_id,
+                    assign(readers.sections(mask), language, bool(suppressed), history[subscriber_id]),
+                )
                 for delivery_id, subscriber_id, mask, language, suppressed in rows
             ],
         )
@@ -186,6 +214,48 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
     summary.variants = len(assign.saved)
     edition.status = EditionStatus.READY
     return summary
+
+
+def tally(session: Session, settings: Settings, offer: Offer) -> Prepared:
+    """What preparing the offer's edition now would count (recipients, skipped, suppressed, and
+    the digests readers would get), each reader decided as `prepare` decides, with nothing
+    composed or written: what a draft's page shows, and what `send --dry-run` then finds."""
+    variants = Variants(settings, offer, Composer(settings.templates_path()))
+    readers = _Readers(session, settings, offer)
+    counts: Counter[str] = Counter()
+    digests: set[tuple[object, str]] = set()
+
+    def count(mask: int, language: str, suppressed: int, got: frozenset[int], n: int) -> None:
+        decided = decide(variants, readers.sections(mask), bool(suppressed), got)
+        if isinstance(decided, Assignment):
+            counts[decided.status] += n
+        else:
+            counts[DeliveryStatus.PENDING] += n
+            digests.add((decided.key(), language))
+
+    left = {(mask, language, suppressed): n for mask, language, suppressed, n in readers.groups(session)}
+    history = ledger.received(session, list(offer.stories))
+    readers_with_history = list(history)
+    query = readers.query
+    for start in range(0, len(readers_with_history), ledger.BATCH):
+        chunk = readers_with_history[start : start + ledger.BATCH]
+        rows = session.execute(
+            select(query.c.subscriber_id, query.c.mask, query.c.language, query.c.suppressed).where(
+                query.c.subscriber_id.in_(chunk)
+            )
+        )
+        for subscriber_id, mask, language, suppressed in rows:
+            left[(mask, language, suppressed)] -= 1
+            count(mask, language, suppressed, history[subscriber_id], 1)
+    for (mask, language, suppressed), n in left.items():
+        if n:
+            count(mask, language, suppressed, frozenset(), n)
+    return Prepared(
+        counts[DeliveryStatus.PENDING],
+        counts[DeliveryStatus.SKIPPED],
+        counts[DeliveryStatus.SUPPRESSED],
+        len(digests),
+    )
 
 
 def _save_variant(session: Session, edition: Edition, built: Built) -> int:

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.editions import checks
@@ -75,6 +75,7 @@ def run(runtime: Runtime, newsletter: str, now: datetime, links: bool = True) ->
             prepare(session, settings, edition, Composer(settings.templates_path()))  # a prepared one stays
             copies, messages = _copies(session, settings, edition)
             urls = _article_urls(session, edition.id)
+            pictured = _pictured(session, edition.id)
         finally:
             transaction.rollback()  # a draft's preparation was only to see it
     answers = _answers(urls, settings.fetch) if links else None
@@ -84,7 +85,7 @@ def run(runtime: Runtime, newsletter: str, now: datetime, links: bool = True) ->
             checks.links(answers)
             if answers is not None
             else Check("links", "skipped", "skipped: links were not fetched (--no-links)"),
-            checks.images(copies),
+            checks.images(copies, pictured),
             checks.size(copies),
             _spam(copies, messages),
             checks.unsubscribe(copies),
@@ -242,6 +243,19 @@ def _article_urls(session: Session, edition_id: int) -> list[str]:
                 .where(Variant.edition_id == edition_id)
             )
         )
+    )
+
+
+def _pictured(session: Session, edition_id: int) -> int:
+    """How many of the edition's articles have an image (whether a variant shows it or not)."""
+    return (
+        session.scalar(
+            select(func.count(func.distinct(Article.id)))
+            .join(VariantArticle, VariantArticle.article_id == Article.id)
+            .join(Variant, Variant.id == VariantArticle.variant_id)
+            .where(Variant.edition_id == edition_id, Article.image_url.is_not(None))
+        )
+        or 0
     )
 
 

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from newsletter.editions.compose import CLIP_BYTES, Composed, Markers
 from newsletter.editions.edition import EditionError, EditionInfo, draft, next_slot
-from newsletter.editions.offer import load_offer
+from newsletter.editions.offer import Offer, load_offer
 from newsletter.editions.picks import pin_order
+from newsletter.editions.prepare import Prepared, tally
 from newsletter.editions.preview import Preview, fill, reader_for
 from newsletter.editions.variants import overrides
 from newsletter.errors import InputError, NewsletterError
@@ -25,7 +26,7 @@ from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.models import Delivery, Edition, EditionPick, Subscriber, Variant, VariantArticle
 from newsletter.store.runtime import MAX_ID, Runtime
-from newsletter.store.statuses import DeliveryStatus, PickAction
+from newsletter.store.statuses import DeliveryStatus, EditionStatus, PickAction
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.text import printable
 
@@ -82,9 +83,17 @@ class Upcoming:
     overrides: dict[str, dict[str, str]]
     languages: list[str]  # the languages its readers get it in (or the site's, for a draft)
     note: str | None
+    # A draft's readers counted as preparing it now would count them (what `send --dry-run`
+    # says); None once it is prepared, when the ledger holds them.
+    planned: Prepared | None
+    # Variants whose HTML shows an image (None for a draft: nothing is composed yet).
+    pictured: int | None
+    trending_images: bool  # the newsletter's setting: Trending items show their image
 
     @property
     def recipients(self) -> int:
+        if self.planned is not None:
+            return self.planned.recipients
         return sum(v.recipients for v in self.variants)
 
 
@@ -100,6 +109,8 @@ def upcoming(runtime: Runtime, newsletter: str, now: datetime) -> Upcoming:
         languages = sorted({v.language for v in variants}) or sorted(
             {settings.site.language, *config.translations}
         )
+        offer = load_offer(session, settings, edition)
+        prepared = edition.id is not None and edition.status != EditionStatus.DRAFT
         return Upcoming(
             EditionInfo.of(edition),
             config.title,
@@ -110,11 +121,24 @@ def upcoming(runtime: Runtime, newsletter: str, now: datetime) -> Upcoming:
             edition.released_at is not None,
             variants,
             ledger.counts(session, edition.id) if edition.id is not None else {},
-            _offered(session, runtime, edition),
+            _offered(session, edition, offer),
             overrides(edition),
             languages,
             edition.note,
+            None if prepared else tally(session, settings, offer),
+            _pictured(session, edition.id) if prepared and edition.id is not None else None,
+            config.trending_images,
         )
+
+
+def _pictured(session: Session, edition_id: int) -> int:
+    """How many of the edition's variants show an image (the database looks, the HTML stays there)."""
+    return (
+        session.scalar(
+            select(func.count()).where(Variant.edition_id == edition_id, Variant.html.contains("<img"))
+        )
+        or 0
+    )
 
 
 def _size(session: Session) -> ColumnElement[int]:
@@ -159,9 +183,8 @@ def _variants(session: Session, edition_id: int, only: int | None = None) -> lis
     return sorted(found, key=lambda v: (-v.recipients, v.id))
 
 
-def _offered(session: Session, runtime: Runtime, edition: Edition) -> list[Offered]:
+def _offered(session: Session, edition: Edition, offer: Offer) -> list[Offered]:
     """The articles of the edition's window (and those picked from before it), newest first."""
-    offer = load_offer(session, runtime.settings, edition)
     picked: dict[int, PickAction] = {}
     ranks: dict[int, int] = {}
     if edition.id is not None:

@@ -58,7 +58,6 @@ def _page(
     status: int = 200,
 ) -> Response:
     context = web(request)
-    zone = context.runtime.settings.zone
     return context.pages.render(
         "editor/checks.html",
         context.language(request),
@@ -67,6 +66,6 @@ def _page(
         csrf=form_token(request),
         newsletter=newsletter,
         checklist=checklist,
-        checked=f"{checklist.at.astimezone(zone):%Y-%m-%d %H:%M %Z}" if checklist else None,
+        checked=context.pages.local(checklist.at) if checklist else None,
         problem=problem,
     )

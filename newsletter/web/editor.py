@@ -1,5 +1,6 @@
 """`/editor/login`, `/editor/logout` and `/editor/`: an editor signs in, sees who they are and the
-audit log, and signs out. The editors' other pages build on these.
+audit log, and signs out; `/editor/signup-form`: the sign-up form other pages of the site may
+carry, as HTML to copy. The editors' other pages build on these.
 
 A wrong password and an unknown account get the same page, after the same work (a password
 hash is checked either way), so the answer tells nobody which addresses are editors.
@@ -7,14 +8,18 @@ hash is checked either way), so the answer tells nobody which addresses are edit
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from newsletter import published
 from newsletter.i18n import N_
 from newsletter.services import accounts, audit
 from newsletter.web.context import log, web
 from newsletter.web.forms import read_form, text
+from newsletter.web.pages import Pages
 from newsletter.web.signin import (
     HOME,
     LOGIN,
@@ -29,6 +34,9 @@ from newsletter.web.signin import (
 router = APIRouter()
 # Entries of the audit log the home page shows.
 AUDIT_SHOWN = 50
+SIGNUP_FORM = "/editor/signup-form"
+# An audit entry about an edition names it by newsletter and slot: "weekly 2026-11-23T07:00".
+EDITION_TARGET = re.compile(r"(?P<newsletter>\S+) (?P<slot>\d{4}-\d\d-\d\dT\d\d:\d\d)")
 
 
 @router.get(LOGIN)
@@ -90,7 +98,6 @@ async def logout(request: Request) -> Response:
 async def home(request: Request) -> Response:
     context = web(request)
     entries = await run_in_threadpool(audit.entries, context.runtime, AUDIT_SHOWN)
-    zone = context.runtime.settings.zone
     return context.pages.render(
         "editor/home.html",
         context.language(request),
@@ -98,15 +105,52 @@ async def home(request: Request) -> Response:
         csrf=form_token(request),
         entries=[
             {
-                "when": f"{e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}",
+                "when": context.pages.local(e.at),
                 "editor": e.editor,
                 "action": e.action,
-                "target": e.target,
+                "target": _target(e.target, context.pages),
                 "client": e.client,
             }
             for e in entries
         ],
     )
+
+
+@router.get(SIGNUP_FORM)
+async def signup_form(request: Request) -> Response:
+    """The HTML of a sign-up form for another page of the site, in the editor's language: the
+    fields `/subscribe` accepts, and the origins allowed to post it."""
+    context = web(request)
+    language = context.language(request)
+    settings = context.runtime.settings
+    action = published.url(str(settings.public_url), "/subscribe")
+    snippet = context.pages.html(
+        "editor/signup_snippet.html",
+        language,
+        action=action,
+        newsletters=context.pages.newsletters(language),
+        categories=context.pages.categories(language),
+        languages=context.pages.languages(),
+        wording=settings.readers.consent_wording,
+    )
+    return context.pages.render(
+        "editor/signup_form.html",
+        language,
+        editor=signed(request).email,
+        csrf=form_token(request),
+        action=action,
+        origins=settings.readers.signup_origins,
+        snippet=snippet.strip(),
+    )
+
+
+def _target(target: str | None, pages: Pages) -> str:
+    """What an entry was about, an edition's slot in the site's zone, named (the log keeps the
+    slot's name as it was recorded)."""
+    found = EDITION_TARGET.fullmatch(target or "")
+    if found is None:
+        return target or ""
+    return f"{found['newsletter']} {pages.slot(found['slot'])}"
 
 
 def login_page(

@@ -6,7 +6,8 @@ article titles come from outside: the templates show them as text (autoescaped),
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -56,11 +57,10 @@ REASON_NAMES = {
 async def past_editions(request: Request, page: Annotated[int, Query(ge=1)] = 1) -> Response:
     context = web(request)
     found = await run_in_threadpool(history.past, context.runtime, page)
-    zone = context.runtime.settings.zone
     return context.pages.render(
         "editor/editions.html",
         context.language(request),
-        editions=[_edition(past, zone) for past in found.editions],
+        editions=[_edition(past, context.pages.local) for past in found.editions],
         page=found.page,
         pages=found.pages,
         total=found.total,
@@ -76,11 +76,11 @@ async def past_edition(request: Request, edition_id: int) -> Response:
         found = await run_in_threadpool(history.report, context.runtime, edition_id)
     except EditionError:
         raise HTTPException(404) from None
-    zone = context.runtime.settings.zone
+    when = context.pages.local
     return context.pages.render(
         "editor/edition.html",
         context.language(request),
-        edition=_edition(found.edition, zone),
+        edition=_edition(found.edition, when),
         failures=[
             {"email": f.email, "attempts": f.attempts, "detail": f.detail or ""} for f in found.failures
         ],
@@ -91,7 +91,7 @@ async def past_edition(request: Request, edition_id: int) -> Response:
                 "email": s.email,
                 "reason": REASON_NAMES[s.reason],
                 "detail": s.detail or "",
-                "when": _when(s.at, zone),
+                "when": when(s.at),
             }
             for s in found.suppressed
         ],
@@ -99,27 +99,23 @@ async def past_edition(request: Request, edition_id: int) -> Response:
     )
 
 
-def _edition(past: PastEdition, zone: tzinfo) -> dict[str, object]:
-    """What both pages show of an edition: its times in the site's zone, its statuses named."""
+def _edition(past: PastEdition, when: Callable[[datetime | None], str]) -> dict[str, object]:
+    """What both pages show of an edition: its times in the site's zone (`when`), its statuses named."""
     info = past.edition
     return {
         "id": info.id,
         "newsletter": info.newsletter,
         "slot": info.slot,
         "status": EDITION_NAMES[info.status],
-        "window": f"{_when(info.window_start, zone)} – {_when(info.window_end, zone)}",
-        "started": _when(past.started_at, zone),
-        "finished": _when(past.finished_at, zone),
+        "window": f"{when(info.window_start)} – {when(info.window_end)}",
+        "started": when(past.started_at),
+        "finished": when(past.finished_at),
         "held_by": past.held_by,
-        "held": _when(past.held_at, zone),
-        "released": _when(past.released_at, zone),
+        "held": when(past.held_at),
+        "released": when(past.released_at),
         "approved_by": past.approved_by,
-        "approved": _when(past.approved_at, zone),
+        "approved": when(past.approved_at),
         "note": past.note,
         "counts": [(DELIVERY_NAMES[s], past.counts[s]) for s in DeliveryStatus if past.counts.get(s)],
         "total": sum(past.counts.values()),
     }
-
-
-def _when(moment: datetime | None, zone: tzinfo) -> str:
-    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M %Z}" if moment is not None else ""

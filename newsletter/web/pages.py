@@ -13,6 +13,7 @@ reader's input.
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import jinja2
@@ -21,6 +22,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.responses import HTMLResponse
 
 from newsletter import i18n
+from newsletter.editions.slots import slot_time
 from newsletter.settings import Settings
 from newsletter.store.categories import configured_sections, localized
 
@@ -49,12 +51,16 @@ class Pages:
             return self._environments[language]
 
     def render(self, name: str, language: str, status: int = 200, **values: object) -> HTMLResponse:
+        return HTMLResponse(self.html(name, language, **values), status_code=status)
+
+    def html(self, name: str, language: str, **values: object) -> str:
         """`name` in `language` (the site's when the site does not offer it), with the site, the
         page's language, and helpers that put a language's name, a message, a newsletter's title
-        and a date in the page's language."""
+        and a date in the page's language, and a moment or a slot in the site's time zone, with
+        its name."""
         language = self.settings.reader_language(language)
         environment = self.environment(language)
-        html = environment.get_template(name).render(
+        return environment.get_template(name).render(
             values,
             site=self.settings.site,
             lang=i18n.catalog_language(language),
@@ -62,9 +68,10 @@ class Pages:
             translate=lambda message: self.gettext(language, str(message)),
             newsletter_title=lambda newsletter, title: self.title(newsletter, language, title),
             format_date=lambda moment: i18n.format_date(moment, language, self.settings.zone),
+            local_time=self.local,
+            slot_time=self.slot,
             site_newsletters=sorted(self.settings.newsletters),
         )
-        return HTMLResponse(html, status_code=status)
 
     def gettext(self, language: str, message: str) -> str:
         return i18n.translations(self.settings.reader_language(language)).gettext(message)
@@ -77,6 +84,14 @@ class Pages:
         if settings is None:
             return self.gettext(language, fallback or newsletter)
         return self.gettext(language, settings.in_language(i18n.catalog_language(language)).title)
+
+    def local(self, moment: datetime | None) -> str:
+        """A moment in the site's time zone, the zone named: `2026-12-07 07:00 CET` ('' for none)."""
+        return f"{moment.astimezone(self.settings.zone):%Y-%m-%d %H:%M %Z}" if moment is not None else ""
+
+    def slot(self, name: str) -> str:
+        """An edition's slot (its stored name, `2026-12-07T07:00`) in the site's time zone, named."""
+        return self.local(slot_time(name, self.settings.zone))
 
     def stylesheet(self) -> str:
         return (self.folder / "site.css").read_text(encoding="utf-8")

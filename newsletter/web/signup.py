@@ -11,11 +11,14 @@ from starlette.responses import RedirectResponse, Response
 from newsletter.errors import InputError, NewsletterError, StoreError
 from newsletter.i18n import N_
 from newsletter.services import readers
+from newsletter.text import printable
 from newsletter.web.context import Notices, Web, log, web
 from newsletter.web.forms import read_form, text, texts
 from newsletter.web.pages import primary
 
 router = APIRouter()
+# What a log line shows of a refused origin (a header's text): a real one is far shorter.
+MAX_ORIGIN = 200
 
 
 @router.get("/")
@@ -40,6 +43,16 @@ async def subscribe(request: Request) -> Response:
     origin = context.guard.origin(request.headers)
     partner = context.guard.partner(origin)
     if not partner:
+        if not context.guard.own_origin(origin, str(request.base_url)):
+            # Outside text: shown as text, and no longer than an origin needs.
+            log.warning(
+                "sign-up: a form was posted from %s, neither our origin nor listed in "
+                "[readers] signup_origins: refused (list the origin there to accept its form)",
+                printable(origin or "")[:MAX_ORIGIN],
+            )
+            return context.error(
+                request, 403, N_("Not allowed"), N_("This form may only be sent from our own pages.")
+            )
         again = N_("Please open the sign-up page again and send the form from there.")
         if refused := context.cookie_form_refused(request, text(posted, "csrf"), "/subscribe", again=again):
             return refused

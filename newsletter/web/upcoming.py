@@ -8,7 +8,6 @@ route whose policy alone allows framing by our own pages; every other page forbi
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -80,12 +79,6 @@ def _back(newsletter: str, done: str, anchor: str = "") -> RedirectResponse:
     return RedirectResponse(f"/editor/upcoming/{newsletter}?done={done}{anchor}", status_code=303)
 
 
-def _local(moment: datetime | None, request: Request) -> str:
-    if moment is None:
-        return ""
-    return f"{moment.astimezone(web(request).runtime.settings.zone):%Y-%m-%d %H:%M %Z}"
-
-
 @router.get(PREFIX)
 async def page(
     request: Request,
@@ -110,8 +103,6 @@ async def page(
         chosen=chosen,
         clip=CLIP_BYTES,
         done=DONE.get(done or ""),
-        window=(_local(shown.edition.window_start, request), _local(shown.edition.window_end, request)),
-        local=lambda moment: _local(moment, request),
     )
     response.headers["content-security-policy"] = PAGE_CSP
     return response
