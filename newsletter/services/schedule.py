@@ -196,7 +196,7 @@ def review_due(runtime: Runtime, newsletter: str, now: datetime) -> EditionRun:
             session.refresh(edition, with_for_update=True)  # another scheduler waits, then finds it done
             composed = edition.status == EditionStatus.DRAFT
             if composed:
-                close_window(session, edition, now)
+                close_window(session, settings, edition, now)
                 for warning in check_news(session, settings, edition):
                     log.warning("the %s edition of %s: %s", newsletter, edition.slot, warning)
                 prepare(session, settings, edition, Composer(settings.templates_path()))
