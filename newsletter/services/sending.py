@@ -20,6 +20,7 @@ from newsletter.editions.edition import (
     interval,
     next_slot,
     open_edition,
+    slot_label,
 )
 from newsletter.editions.prepare import Prepared, check_news, prepare
 from newsletter.editions.slots import slot_name, slot_time
@@ -97,18 +98,20 @@ def prepare_next(
         why = edition.waiting(settings.newsletter(newsletter).approval)
         if prepared is not None:
             log.info(
-                "edition %s %s prepared: %d recipients in %d variants, %d skipped, %d suppressed",
+                "the %s edition of %s prepared: %d recipient%s in %d variant%s, %d skipped, %d suppressed",
                 edition.newsletter,
-                edition.slot,
+                slot_label(edition.slot, settings.zone),
                 prepared.recipients,
+                "" if prepared.recipients == 1 else "s",
                 prepared.variants,
+                "" if prepared.variants == 1 else "s",
                 prepared.skipped,
                 prepared.suppressed,
             )
         checking = prepared is not None and settings.newsletter(newsletter).hold_on_failed_checks
         if checking:
             checks.hold(edition, now)
-        edition_id, slot = edition.id, edition.slot
+        edition_id, slot = edition.id, slot_label(edition.slot, settings.zone)
     if checking:
         why = checks.settle(runtime, newsletter, edition_id, now)
     if why is not None:  # after the commit: the draft stays for the editors to decide on
