@@ -66,7 +66,7 @@ def test_a_slot_missed_inside_the_grace_goes_out_and_outside_it_is_told(newsroom
             session.scalar(select(func.count()).select_from(Delivery).where(Delivery.edition_id == missed.id))
             == 0
         )
-    assert any("2026-11-30T07:00 is missed" in problem for problem in timetable.problems(newsroom, late))
+    assert any("2026-11-30 07:00 CET is missed" in problem for problem in timetable.problems(newsroom, late))
     [alerted] = mails(newsroom)
     assert alerted["To"] == "ops@example.org" and "was missed" in alerted["Subject"]
     # The next edition covers the missed week: nothing of it is lost.
