@@ -236,6 +236,8 @@ def test_json_output_parses_with_stable_keys(newsroom, cli) -> None:
     assert cli("send", *ON_TIME).returncode == 0
     status = json.loads(cli("status", "--json").stdout)
     assert set(status) == {
+        "settings_file",
+        "store",
         "feeds",
         "articles",
         "subscribers",
