@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from rich.logging import RichHandler
 
@@ -14,7 +14,16 @@ from newsletter.text import printable
 
 class _Printable(logging.Formatter):
     """Log lines carry outside text (feed URLs and warnings, server answers): no control
-    character in them may reach a terminal or split a line of the log."""
+    character in them may reach a terminal or split a line of the log. Their time names its zone
+    (the site's, or UTC), as every time the program prints does."""
+
+    def __init__(self, fmt: str, zone: tzinfo = UTC) -> None:
+        super().__init__(fmt)
+        self.zone = zone
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, self.zone)
+        return f"{moment:%Y-%m-%d %H:%M:%S},{int(record.msecs):03d} {moment:%Z}"
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return printable(super().formatMessage(record))
@@ -32,9 +41,11 @@ class _JsonLines(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def configure(verbose: bool = False, interactive: bool | None = None, json_lines: bool = False) -> None:
-    """Rich lines on a terminal, plain timestamped lines otherwise (cron, CI, journald), or JSON
-    lines for a log collector."""
+def configure(
+    verbose: bool = False, interactive: bool | None = None, json_lines: bool = False, zone: tzinfo = UTC
+) -> None:
+    """Rich lines on a terminal, plain lines otherwise (cron, CI, journald), timed in `zone`, or
+    JSON lines for a log collector (timed in UTC)."""
     interactive = sys.stderr.isatty() if interactive is None else interactive
     handler: logging.Handler
     if json_lines:
@@ -46,7 +57,7 @@ def configure(verbose: bool = False, interactive: bool | None = None, json_lines
         handler.setFormatter(_Printable("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_Printable("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(_Printable("%(asctime)s %(levelname)s %(name)s: %(message)s", zone))
     # The SendGrid client logs request headers, the API key among them, at DEBUG: never let it.
     logging.getLogger("python_http_client").setLevel(logging.WARNING)
     root = logging.getLogger("newsletter")

@@ -292,3 +292,46 @@ def test_python_m_newsletter_is_the_command_and_its_pipe_gets_whole_lines(tmp_pa
     unknown = run_cli("bogus", env=env, cwd=tmp_path)
     assert unknown.returncode == 2 and unknown.stderr.startswith("newsletter: No such command 'bogus'")
     assert len(unknown.stderr.splitlines()) == 1
+
+
+def test_status_on_a_new_site_names_its_settings_feeds_and_what_blocks_sending(tmp_path, monkeypatch) -> None:
+    """Before any fetch or send: status names the settings file and the store it used, lists
+    every configured feed as never fetched, and a missing secret key is a problem (said once,
+    with how to make one) before any send fails on it."""
+    monkeypatch.delenv("NEWSLETTER_SECRET_KEY", raising=False)
+    monkeypatch.delenv("NEWSLETTER_CONFIG", raising=False)
+    config = tmp_path / "site.toml"
+    store = f"sqlite:///{tmp_path / 'n.db'}"
+    feeds = "".join(f'[[feeds]]\nurl = "https://news.example/{name}.xml"\n' for name in ("a", "b", "c"))
+    config.write_text(f'database_url = "{store}"\ntimezone = "America/Chicago"\n{feeds}')
+    env = {"COLUMNS": "250"}
+    shown = newsletter("status", "--config", str(config), env=env, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[:2] == [f"settings: {config}", f"store: {store}"]
+    for name in ("a", "b", "c"):
+        [row] = [line for line in shown.stdout.splitlines() if f"https://news.example/{name}.xml" in line]
+        assert "never fetched" in row
+    key = "nothing can be sent: NEWSLETTER_SECRET_KEY is not set; make one with"
+    assert f"problem: {key}" in shown.stderr
+    as_json = json.loads(
+        newsletter("status", "--json", "--config", str(config), env=env, cwd=tmp_path).stdout
+    )
+    assert (as_json["settings_file"], as_json["store"]) == (str(config), store)
+    assert len(as_json["feeds"]) == 3 and {feed["status"] for feed in as_json["feeds"]} == {None}
+
+    checked = newsletter("status", "--check", "--config", str(config), env=env, cwd=tmp_path)
+    assert checked.returncode == 1 and checked.stderr == ""
+    assert checked.stdout.count(key) == 1 and len(checked.stdout.splitlines()) == 1
+    checked = newsletter("status", "--check", "--json", "--config", str(config), env=env, cwd=tmp_path)
+    assert checked.stdout.count(key) == 1 and json.loads(checked.stdout)["problems"][0].startswith(key)
+    keyed = {**env, "NEWSLETTER_SECRET_KEY": "k3y-made-with-secrets-Q9xZ7wLp"}
+    fine = newsletter("status", "--check", "--config", str(config), env=keyed, cwd=tmp_path)
+    assert (fine.returncode, fine.stdout) == (0, "")
+
+    home = tmp_path / "home"  # no settings file anywhere: defaults, said so
+    home.mkdir()
+    bare = newsletter(
+        "status", env={**env, "NEWSLETTER_HOME": str(home), "NEWSLETTER_DATABASE_URL": store}, cwd=home
+    )
+    assert bare.returncode == 0, bare.stderr
+    assert bare.stdout.splitlines()[:2] == ["settings: defaults (no settings file)", f"store: {store}"]

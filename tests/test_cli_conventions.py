@@ -115,7 +115,7 @@ def test_send_spends_nothing_before_its_slot_or_without_news(newsroom, cli) -> N
     assert stale.returncode == 1 and "run `newsletter fetch` (or send with --force)" in stale.stderr
     assert rows(newsroom) == before
     forced = cli("send", *future, "--force")  # past the check: the window holds no news
-    assert forced.returncode == 1 and "nothing was stored" in forced.stderr, forced.stderr
+    assert forced.returncode == 1 and "none of them published in the window" in forced.stderr, forced.stderr
     assert rows(newsroom) == before
     now = cli("send", *BEFORE, "--now")
     assert now.returncode == 0, now.stderr
@@ -236,6 +236,8 @@ def test_json_output_parses_with_stable_keys(newsroom, cli) -> None:
     assert cli("send", *ON_TIME).returncode == 0
     status = json.loads(cli("status", "--json").stdout)
     assert set(status) == {
+        "settings_file",
+        "store",
         "feeds",
         "articles",
         "subscribers",

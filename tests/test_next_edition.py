@@ -20,11 +20,19 @@ from newsletter.editions.ranking import Score
 from newsletter.ingest.run import fetch_feeds
 from newsletter.sending.providers.outbox import OutboxProvider
 from newsletter.sending.providers.smtp import SMTPProvider
-from newsletter.services import editions, editors, sending
+from newsletter.services import editions, editors, sending, timetable
 from newsletter.services.sending import NotDue, TooSoon
 from newsletter.settings import NewsletterSettings
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression, Variant
+from newsletter.store.models import (
+    Article,
+    Delivery,
+    Edition,
+    Subscriber,
+    SubscriberNewsletter,
+    Suppression,
+    Variant,
+)
 from newsletter.store.statuses import DeliveryStatus, PickAction
 from tests.conftest import SAMPLE, SECTIONS, WEEKLY_NOV_23, ZONE
 from tests.support.sending import ScriptedSink, add_readers, scripted, smtp_settings
@@ -138,8 +146,15 @@ def test_send_before_any_fetch_refuses_and_spends_nothing(make_runtime) -> None:
 def test_an_edition_with_nothing_stored_for_its_window_is_not_spent(newsroom) -> None:
     outbox_send(newsroom, WEEKLY_NOV_23)
     nothing = datetime(2026, 11, 30, 7, 0, tzinfo=ZONE)  # the sample has no news for this week
-    with pytest.raises(EmptyEdition, match="nothing was stored"):
+    with pytest.raises(EmptyEdition) as refused:
         outbox_send(newsroom, nothing)
+    with newsroom.factory() as session:
+        stored = session.scalar(select(func.count()).select_from(Article))
+    assert str(refused.value).startswith(  # what is stored is older: fetching again would not help
+        f"{stored} articles stored, none of them published in the window of the weekly edition of "
+        "2026-11-30 07:00 CET (2026-11-23 07:00 CET to 2026-11-30 07:00 CET)"
+    )
+    assert "newsletter fetch" not in str(refused.value)
     with newsroom.factory() as session:
         assert session.scalars(select(Edition.slot)).all() == ["2026-11-23T07:00"]  # can go out later
 
@@ -256,3 +271,60 @@ def test_a_drafts_readers_are_counted_as_preparing_it_counts_them(newsroom) -> N
         digests,
     )
     assert counted.recipients and counted.skipped and counted.suppressed == 1
+
+
+def test_nothing_stored_at_all_says_to_fetch(make_runtime) -> None:
+    runtime = make_runtime(
+        feeds=[{"url": str(SAMPLE / "site.xml")}], site={"categories": SECTIONS}, timezone="Europe/Brussels"
+    )
+    add_readers(runtime, 1)
+    with pytest.raises(EmptyEdition, match=r"nothing was stored yet .* run `newsletter fetch`$"):
+        outbox_send(runtime, WEEKLY_NOV_23, force=True)
+
+
+SUNDAY_NOON = datetime(2026, 11, 22, 12, 0, tzinfo=ZONE)  # the 23 November slot is ahead
+
+
+def test_a_first_edition_sent_early_holds_the_week_before_it_goes(make_runtime) -> None:
+    """A new site sends its first edition with --now the day before its slot: its window looks
+    back `first_window_days` from now (not from the slot), and the next edition starts there."""
+    runtime = make_runtime(
+        feeds=[{"url": str(SAMPLE / "site.xml")}], site={"categories": SECTIONS}, timezone="Europe/Brussels"
+    )
+    fetch_feeds(runtime.settings, runtime.factory)
+    add_readers(runtime, 2)
+    report = outbox_send(runtime, SUNDAY_NOON, ahead_ok=True)
+    assert report.status == "complete"
+    with runtime.factory() as session:
+        first = session.get_one(Edition, report.edition_id)
+        assert (first.slot, first.window_start, first.window_end) == (
+            "2026-11-23T07:00",
+            SUNDAY_NOON - timedelta(days=7),
+            SUNDAY_NOON,
+        )
+    following = editions.next_edition(runtime, "weekly", SUNDAY_NOON + timedelta(hours=1)).edition
+    assert (following.slot, following.window_start) == ("2026-11-30T07:00", SUNDAY_NOON)
+
+
+def test_an_edition_begun_early_and_stopped_is_resumed_by_a_plain_send(newsroom) -> None:
+    """`send --now` began it, the provider stopped it with deliveries left: plain `send` (no
+    --now) resumes it though its slot is still ahead, and `status --check` tells of it meanwhile."""
+    edition_id, _warnings = sending.prepare_next(newsroom, "weekly", SUNDAY_NOON, ahead_ok=True)
+    with unit_of_work(newsroom.factory) as session:  # as the sender leaves it when the relay refuses
+        session.get_one(Edition, edition_id).status = "sending"
+    pending = rows(newsroom)["deliveries"]
+    stopped = (
+        f"the weekly edition of 2026-11-23 07:00 CET stopped sending with {pending} deliveries pending "
+        f"and no sender at work: `newsletter send --edition {edition_id}` resumes it"
+    )
+    assert stopped in timetable.problems(newsroom, SUNDAY_NOON)
+    with unit_of_work(newsroom.factory) as session:  # a sender holds a batch right now: in progress
+        first = session.scalars(select(Delivery).where(Delivery.edition_id == edition_id).limit(1)).one()
+        first.status, first.claimed_by, first.claimed_at = "sending", "host:1:1:1#1", SUNDAY_NOON
+    assert not [p for p in timetable.problems(newsroom, SUNDAY_NOON) if "stopped sending" in p]
+    with unit_of_work(newsroom.factory) as session:
+        first = session.get_one(Delivery, first.id)
+        first.status, first.claimed_by, first.claimed_at = "pending", None, None
+    report = outbox_send(newsroom, SUNDAY_NOON + timedelta(minutes=5))  # no ahead_ok
+    assert (report.edition_id, report.status) == (edition_id, "complete")
+    assert not [p for p in timetable.problems(newsroom, SUNDAY_NOON) if "stopped sending" in p]

@@ -66,7 +66,7 @@ def test_a_slot_missed_inside_the_grace_goes_out_and_outside_it_is_told(newsroom
             session.scalar(select(func.count()).select_from(Delivery).where(Delivery.edition_id == missed.id))
             == 0
         )
-    assert any("2026-11-30T07:00 is missed" in problem for problem in timetable.problems(newsroom, late))
+    assert any("2026-11-30 07:00 CET is missed" in problem for problem in timetable.problems(newsroom, late))
     [alerted] = mails(newsroom)
     assert alerted["To"] == "ops@example.org" and "was missed" in alerted["Subject"]
     # The next edition covers the missed week: nothing of it is lost.
@@ -165,4 +165,61 @@ def test_log_lines_as_json_for_a_collector(capsys) -> None:
     assert record["level"] == "warning" and record["logger"] == "newsletter.schedule"
     assert record["message"] == "feed https://x.example/feed failed: 503  [2J" and record["time"].endswith(
         "+00:00"
+    )
+
+
+def test_the_jobs_table_skips_an_edition_sent_early(newsroom) -> None:
+    """`send --now` sent the 23 November edition on the 22nd: the weekly job's next run is the
+    30 November slot, the one that will actually go."""
+    from newsletter.sending.providers.outbox import OutboxProvider
+    from newsletter.services import sending
+
+    early = datetime(2026, 11, 22, 12, 0, tzinfo=ZONE)
+    provider = OutboxProvider(newsroom.settings.outbox_dir)
+    assert sending.publish(newsroom, provider, "weekly", early, ahead_ok=True).status == "complete"
+    found = {job.job_id: job.next_run for job in timetable.jobs(newsroom, early + timedelta(minutes=5))}
+    assert found["edition:weekly"] == datetime(2026, 11, 30, 7, 0, tzinfo=ZONE)
+
+
+def test_run_logs_say_what_happened_with_zoned_slots(make_runtime, caplog) -> None:
+    """A new site's first refresh hours after a slot: the log says why nothing went; at the next
+    slot, what was prepared, counted in good English; every slot with its zone."""
+    import logging
+
+    from tests.conftest import SAMPLE, SECTIONS
+
+    runtime = make_runtime(
+        feeds=[{"url": str(SAMPLE / "site.xml")}], site={"categories": SECTIONS}, timezone="Europe/Brussels"
+    )
+    add_readers(runtime, 1)
+    caplog.set_level(logging.INFO, logger="newsletter")
+    late = runner(runtime, WEEKLY_NOV_23 - timedelta(days=7) + timedelta(hours=5))
+    late.fetch()
+    run = late.edition("weekly", reschedule=False)
+    assert run.action == "nothing"
+    said = (
+        "weekly edition of 2026-11-16 07:00 CET: nothing to send: its slot came before the newsletter's "
+        "first edition"
+    )
+    assert said in caplog.messages
+    runner(runtime, WEEKLY_NOV_23 + timedelta(minutes=3)).edition("weekly", reschedule=False)
+    assert "weekly edition of 2026-11-23 07:00 CET: sent" in caplog.messages
+    [prepared] = [m for m in caplog.messages if "prepared" in m]
+    assert prepared.startswith(
+        "the weekly edition of 2026-11-23 07:00 CET prepared: 1 recipient in 1 variant,"
+    )
+    assert not [m for m in caplog.messages if "T07:00" in m or "07:00:00+" in m]
+
+
+def test_plain_log_lines_name_their_zone(capsys) -> None:
+    import logging
+    import re
+
+    from newsletter import logs
+
+    logs.configure(interactive=False, zone=ZONE)
+    logging.getLogger("newsletter.schedule").warning("a line")
+    [line] = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} CES?T WARNING newsletter.schedule: a line", line
     )

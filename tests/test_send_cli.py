@@ -154,7 +154,8 @@ def test_a_dry_run_before_the_slot_shows_when_it_would_go_and_writes_nothing(mak
     now = cli("send", "--dry-run", "--now", "--at", "2026-11-22T12:00")
     assert now.returncode == 0, now.stderr
     said = one_line(now.stdout)
-    assert "window 2026-11-16 07:00 CET to 2026-11-22 12:00 CET" in said  # closed now, as the send would
+    # closed now, as the send would; the first edition looks back its 7 days from then
+    assert "window 2026-11-15 12:00 CET to 2026-11-22 12:00 CET" in said
     assert "it would go now, with --now, ahead of its slot" in said
     assert rows(runtime) == (0, 0, 0)
     due = cli("send", "--dry-run", "--at", "2026-11-23T07:10")

@@ -109,7 +109,7 @@ def test_status_check_tells_of_claims_silent_past_their_lease_and_the_scheduler_
     assert not [p for p in timetable.problems(newsroom, spoke + timedelta(seconds=59)) if held in p]
     late = spoke + timedelta(seconds=61)  # the lease is a minute
     assert [p for p in timetable.problems(newsroom, late) if held in p] == [
-        f"the weekly edition of 2026-11-23T07:00 {held} "
+        f"the weekly edition of 2026-11-23 07:00 CET {held} "
         f"{spoke.astimezone(newsroom.settings.zone):%Y-%m-%d %H:%M:%S %Z} (past its lease): a live sender "
         f"or `newsletter run` takes them over (at once: `newsletter send --edition {edition_id}`)"
     ]

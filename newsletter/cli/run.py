@@ -51,7 +51,7 @@ def run(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     settings = state(ctx).settings
-    logs.configure(state(ctx).verbose, interactive=False, json_lines=log_json)
+    logs.configure(state(ctx).verbose, interactive=False, json_lines=log_json, zone=settings.zone)
     runtime = state(ctx).runtime()
     runner = Runner(runtime)
     pages = readers_pages(runtime, host, port) if with_web else None

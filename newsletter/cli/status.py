@@ -15,6 +15,7 @@ from newsletter.cli.output import err, out, outside
 from newsletter.cli.state import state
 from newsletter.services.overview import overview
 from newsletter.services.subscribers import LINK_LIFETIME
+from newsletter.settings import config_path
 from newsletter.text import printable
 
 
@@ -30,15 +31,19 @@ def status(
     run, and the problems (`--check` exits 1 when there is one)."""
     zone = state(ctx).settings.zone
     seen = overview(state(ctx).runtime(), datetime.now(UTC))
-    if check:
-        for problem in seen.problems:
-            out.print(outside(problem), soft_wrap=True)
+    used = state(ctx).config or config_path()
+    settings_file = str(used) if used is not None else None
+    if check:  # each problem once: on stdout, as lines or in the JSON
         if as_json:
             output.emit_json({"problems": seen.problems})
+        for problem in [] if as_json else seen.problems:
+            out.print(outside(problem), soft_wrap=True)
         raise typer.Exit(1 if seen.problems else 0)
     if as_json:
         output.emit_json(
             {
+                "settings_file": settings_file,
+                "store": seen.store,
                 "feeds": [
                     {
                         "url": feed.url,
@@ -73,6 +78,8 @@ def status(
             }
         )
         return
+    output.line(f"settings: {settings_file or 'defaults (no settings file)'}")
+    output.line(f"store: {seen.store}")
     table = Table(title="Feeds")
     for column in ("feed", "status", "HTTP", "last fetched", "last read well", "entries", "problem"):
         table.add_column(column, overflow="fold")

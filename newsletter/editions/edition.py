@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter.editions.slots import last_slot, next_slot_after, slot_name
+from newsletter.editions.slots import last_slot, next_slot_after, slot_name, slot_time
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
 from newsletter.store.models import Edition
@@ -52,6 +53,11 @@ class EditionInfo:
             edition.window_start,
             edition.window_end,
         )
+
+
+def slot_label(name: str, zone: ZoneInfo) -> str:
+    """A slot's name as every printed time reads: the site's wall clock with the zone's name."""
+    return f"{slot_time(name, zone):%Y-%m-%d %H:%M %Z}"
 
 
 def due_slot(settings: Settings, newsletter: str, now: datetime) -> datetime:
@@ -107,8 +113,14 @@ def next_slot(
         return due  # an editor's hold is not a scheduler down: it stays next until the next slot
     if status not in FINISHED and now - due <= grace:
         return due
+    return open_slot_after(session, settings, newsletter, now)
+
+
+def open_slot_after(session: Session, settings: Settings, newsletter: str, now: datetime) -> datetime:
+    """The first slot after `now` whose edition is not over: an edition sent early (--now) is
+    over, the one after it is next."""
     ahead = upcoming_slot(settings, newsletter, now)
-    for _week in range(60):  # an edition sent early (--now) is over: the one after it is next
+    for _week in range(60):
         ahead_status = session.scalar(
             select(Edition.status).where(Edition.newsletter == newsletter, Edition.slot == slot_name(ahead))
         )
@@ -126,17 +138,27 @@ def draft(session: Session, settings: Settings, newsletter: str, slot: datetime)
     ).one_or_none()
     if existing is not None:
         return existing
-    previous_end = session.scalar(  # a missed edition sent nothing: its window is the next one's
-        select(func.max(Edition.window_end)).where(
-            Edition.newsletter == newsletter,
-            Edition.window_end < slot,
-            Edition.status != EditionStatus.MISSED,
-        )
-    )
-    start = previous_end or slot - timedelta(days=settings.newsletter(newsletter).first_window_days)
+    start = previous_end(session, newsletter, slot) or first_window_start(settings, newsletter, slot)
     return Edition(
         newsletter=newsletter, slot=name, window_start=start, window_end=slot, status=EditionStatus.DRAFT
     )
+
+
+def previous_end(session: Session, newsletter: str, before: datetime) -> datetime | None:
+    """Where the window of the newsletter's last edition before `before` ended; None for its first.
+    A missed edition sent nothing: its window is the next one's."""
+    return session.scalar(
+        select(func.max(Edition.window_end)).where(
+            Edition.newsletter == newsletter,
+            Edition.window_end < before,
+            Edition.status != EditionStatus.MISSED,
+        )
+    )
+
+
+def first_window_start(settings: Settings, newsletter: str, closes: datetime) -> datetime:
+    """A newsletter's first edition looks back `first_window_days` from when its window closes."""
+    return closes - timedelta(days=settings.newsletter(newsletter).first_window_days)
 
 
 def open_edition(session: Session, settings: Settings, newsletter: str, slot: datetime) -> Edition:
@@ -154,10 +176,13 @@ def open_edition(session: Session, settings: Settings, newsletter: str, slot: da
     return edition
 
 
-def close_window(session: Session, edition: Edition, now: datetime) -> None:
-    """End a draft's window at `now`, before its slot (composed early for the editors' review):
-    articles published later belong to the next edition, whose window starts here, a draft of
-    it made already included."""
+def close_window(session: Session, settings: Settings, edition: Edition, now: datetime) -> None:
+    """End a draft's window at `now`, before its slot (composed early for the editors' review,
+    or sent early with --now): articles published later belong to the next edition, whose window
+    starts here, a draft of it made already included. A newsletter's first edition looks back
+    `first_window_days` from now, so sent early it still holds the days before it goes."""
+    if previous_end(session, edition.newsletter, edition.window_end) is None:
+        edition.window_start = first_window_start(settings, edition.newsletter, now)
     session.execute(
         update(Edition)
         .where(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -17,13 +18,13 @@ from newsletter.editions.audience import audience
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import EditionError
 from newsletter.editions.offer import Offer, load_offer
-from newsletter.editions.plan import Plan
+from newsletter.editions.plan import Plan, Rules
 from newsletter.editions.slots import slot_time
 from newsletter.editions.variants import Built, Variants
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.ledger import Assignment
-from newsletter.store.models import Category, Delivery, Edition, Feed, Variant, VariantArticle
+from newsletter.store.models import Article, Category, Delivery, Edition, Feed, Variant, VariantArticle
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
 from newsletter.text import display_url, printable
 
@@ -60,6 +61,24 @@ def check_news(session: Session, settings: Settings, edition: Edition) -> list[s
         for f in feeds
         if f not in fresh
     ]
+
+
+def _empty(session: Session, edition: Edition, rules: Rules, slot: datetime) -> str:
+    """Why the edition has nothing to hold, and what helps: a fetch when nothing is stored, news
+    of its window (or an editor's pin) when what is stored is older."""
+    stored = session.scalar(select(func.count()).select_from(Article)) or 0
+    window = f"{rules.local(rules.window_start)} to {rules.local(rules.window_end)}"
+    name = f"the {edition.newsletter} edition of {rules.local(slot)}"
+    if not stored:
+        return (
+            f"nothing was stored yet for {name} (window {window}): it was not prepared, so it can go "
+            "out once there is news; run `newsletter fetch`"
+        )
+    return (
+        f"{stored} article{'' if stored == 1 else 's'} stored, none of them published in the window of "
+        f"{name} ({window}): it was not prepared, so it can go out once a fetch stores news of its "
+        "window, or an editor pins an article (`newsletter edition pin`)"
+    )
 
 
 def reopen(session: Session, edition: Edition) -> bool:
@@ -163,11 +182,7 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
     if not rules.pinned and not any(
         rules.window_start <= c.published_at < rules.window_end for c in offer.candidates
     ):
-        raise EmptyEdition(
-            f"nothing was stored for the {edition.newsletter} edition of {rules.local(slot)} "
-            f"(its window opens {rules.local(rules.window_start)}): it was not prepared, so it can go out "
-            "once there is news; run `newsletter fetch`"
-        )
+        raise EmptyEdition(_empty(session, edition, rules, slot))
     assign = _Assigner(session, edition, Variants(settings, offer, composer), summary)
     readers = _Readers(session, settings, offer)
     ledger.open_deliveries(

@@ -81,13 +81,7 @@ class Runner:
         """Every half lease: an edition whose sender died mid-send (its claims silent past their
         lease) is finished here, within a minute, not at the next refresh."""
         for run in schedule.take_over(self.runtime, self.clock(), self.stop):
-            log.info(
-                "%s edition of %s: %s%s",
-                run.newsletter,
-                run.slot,
-                run.action,
-                f" ({run.problem})" if run.problem else "",
-            )
+            log.info("%s", run.told())
 
     def fetch(self) -> None:
         try:
@@ -130,13 +124,7 @@ class Runner:
         finally:  # whatever happened (the store down), the next slot is kept
             if reschedule:
                 self.wake_for(newsletter)
-        log.info(
-            "%s edition of %s: %s%s",
-            newsletter,
-            run.slot,
-            run.action,
-            f" ({run.problem})" if run.problem else "",
-        )
+        log.info("%s", run.told())
         return run
 
     def review(self, newsletter: str, reschedule: bool = True) -> schedule.EditionRun:
@@ -150,13 +138,7 @@ class Runner:
             if reschedule:
                 self.wake_for_review(newsletter)
         if run.action != "nothing":
-            log.info(
-                "%s edition of %s for review: %s%s",
-                newsletter,
-                run.slot,
-                run.action,
-                f" ({run.problem})" if run.problem else "",
-            )
+            log.info("%s (for review)", run.told())
         return run
 
     def maintain(self) -> None:

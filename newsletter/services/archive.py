@@ -63,7 +63,7 @@ def archive_edition(runtime: Runtime, edition_id: int, now: datetime) -> list[st
         )
         return []
     if changed:
-        log.info("edition %d archived: %d feeds changed", edition_id, len(changed))
+        log.info("edition %d archived: %d archive feeds rewritten", edition_id, len(changed))
     return changed
 
 

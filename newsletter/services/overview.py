@@ -9,19 +9,23 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from newsletter.errors import SettingsError
 from newsletter.services import editions, feeds, subscribers, timetable
 from newsletter.services.editions import EditionSummary
 from newsletter.services.feeds import FeedState
 from newsletter.services.subscribers import Unconfirmed
 from newsletter.services.timetable import JobTime
+from newsletter.settings import Settings
 from newsletter.store.db import reading
 from newsletter.store.models import Article, Suppression
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import SubscriberStatus, SuppressionReason
+from newsletter.text import display_url
 
 
 @dataclass(frozen=True)
 class Overview:
+    store: str  # the database, a password in its URL masked
     feeds: list[FeedState]
     subscribers: dict[SubscriberStatus, int]
     unconfirmed: Unconfirmed  # pending past their confirmation link's life
@@ -40,15 +44,35 @@ def overview(runtime: Runtime, now: datetime, editions_shown: int = 10) -> Overv
         ).all()
     waiting = subscribers.unconfirmed(runtime, now)
     return Overview(
-        feeds.feed_states(runtime),
+        runtime.settings.database_label(),
+        configured_feeds(runtime),
         subscribers.counts(runtime),
         waiting,
         {reason: count for reason, count in suppressed},
         articles,
         editions.editions(runtime, limit=editions_shown),
         timetable.jobs(runtime, now),
-        timetable.problems(runtime, now) + waiting.problems(),
+        key_problems(runtime.settings) + timetable.problems(runtime, now) + waiting.problems(),
     )
+
+
+def configured_feeds(runtime: Runtime) -> list[FeedState]:
+    """The feeds as the store knows them, then each configured feed not fetched yet: a new
+    site's status lists what it will read."""
+    known = feeds.feed_states(runtime)
+    shown = {feed.url for feed in known}
+    unread = (display_url(feed.url) for feed in runtime.settings.feeds)
+    return known + [FeedState(url, None, None, None, None, 0, None) for url in unread if url not in shown]
+
+
+def key_problems(settings: Settings) -> list[str]:
+    """No secret key (or a placeholder outside the demo): nothing can be sent, and the operator
+    hears it before a send fails."""
+    try:
+        settings.signing_key()
+    except SettingsError as exc:
+        return [f"nothing can be sent: {exc.problem}"]
+    return []
 
 
 def database_reachable(runtime: Runtime) -> bool:

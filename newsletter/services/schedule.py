@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from newsletter.editions.compose import Composer, Markers
 from newsletter.editions.edition import (
     FINISHED,
+    begun,
     close_window,
     decided,
     due_slot,
@@ -24,6 +25,7 @@ from newsletter.editions.edition import (
     next_slot,
     open_edition,
     skip_stale_holds,
+    slot_label,
 )
 from newsletter.editions.prepare import EmptyEdition, NoNews, check_news, prepare
 from newsletter.editions.slots import slot_name, slot_time
@@ -60,6 +62,13 @@ class EditionRun:
     action: str
     report: SendReport | None = None
     problem: str | None = None
+    reason: str | None = None  # why there was nothing to do
+
+    def told(self) -> str:
+        """The run as a log line says it: the slot with its zone, what happened and why."""
+        said = f"nothing to send: {self.reason}" if self.action == "nothing" and self.reason else self.action
+        why = f" ({self.problem})" if self.problem else ""
+        return f"{self.newsletter} edition of {self.slot:%Y-%m-%d %H:%M %Z}: {said}{why}"
 
 
 def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threading.Event) -> EditionRun:
@@ -67,10 +76,13 @@ def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threadin
     the grace; past it, record the slot as missed and tell the operators, unless it came before
     the newsletter's first edition (see `mark_missed`)."""
     settings = runtime.settings
+    zone = settings.zone
     slot = due_slot(settings, newsletter, now)
     with unit_of_work(runtime.factory) as session:
         for skipped in skip_stale_holds(session, settings, newsletter, slot):
-            log.warning("the %s edition of %s was %s", newsletter, skipped.slot, skipped.note)
+            log.warning(
+                "the %s edition of %s was %s", newsletter, slot_label(skipped.slot, zone), skipped.note
+            )
         edition = session.scalars(
             select(Edition).where(Edition.newsletter == newsletter, Edition.slot == slot_name(slot))
         ).one_or_none()
@@ -79,15 +91,17 @@ def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threadin
         waiting = edition.waiting(approval) if edition is not None else None
         released = edition is not None and decided(edition, approval)
     if status in FINISHED:
-        return EditionRun(newsletter, slot, "nothing")
+        return EditionRun(newsletter, slot, "nothing", reason=f"it is {status}")
     if waiting is not None:  # an editor's hold: not sent, not missed, until released or the next slot
         return EditionRun(newsletter, slot, "held", problem=waiting)
     if status == EditionStatus.SENDING or released or now - slot <= grace(settings):
         return _send(runtime, newsletter, slot, now, stop)
     with unit_of_work(runtime.factory) as session:
+        first = not begun(session, newsletter, slot)
         missed = mark_missed(session, settings, newsletter, slot)
     if missed is None:
-        return EditionRun(newsletter, slot, "nothing")
+        reason = "its slot came before the newsletter's first edition" if first else "it went out meanwhile"
+        return EditionRun(newsletter, slot, "nothing", reason=reason)
     when = f"{slot:%Y-%m-%d %H:%M %Z}"
     alert(
         runtime,
@@ -112,7 +126,7 @@ def _send(
     try:
         report = sending.send(runtime, newsletter, now, edition_id, stop=stop)
     except NotDue:  # another scheduler, or an operator, sent it meanwhile
-        return EditionRun(newsletter, slot, "nothing")
+        return EditionRun(newsletter, slot, "nothing", reason="it went out meanwhile")
     except EditionHeld as exc:  # an editor held it meanwhile
         return EditionRun(newsletter, slot, "held", problem=str(exc))
     except (NoNews, EmptyEdition) as exc:  # tried again at each refresh until the grace is over
@@ -156,7 +170,7 @@ def take_over(runtime: Runtime, now: datetime, stop: threading.Event) -> list[Ed
         log.warning(
             "the %s edition of %s: %d deliveries held by a sender silent past its lease; taking them over",
             newsletter,
-            name,
+            f"{slot:%Y-%m-%d %H:%M %Z}",
             stale[edition_id][0],
         )
         runs.append(_send(runtime, newsletter, slot, now, stop, edition_id))
@@ -196,9 +210,9 @@ def review_due(runtime: Runtime, newsletter: str, now: datetime) -> EditionRun:
             session.refresh(edition, with_for_update=True)  # another scheduler waits, then finds it done
             composed = edition.status == EditionStatus.DRAFT
             if composed:
-                close_window(session, edition, now)
+                close_window(session, settings, edition, now)
                 for warning in check_news(session, settings, edition):
-                    log.warning("the %s edition of %s: %s", newsletter, edition.slot, warning)
+                    log.warning("the %s edition of %s: %s", newsletter, f"{slot:%Y-%m-%d %H:%M %Z}", warning)
                 prepare(session, settings, edition, Composer(settings.templates_path()))
             checking = composed and config.hold_on_failed_checks
             if checking:

@@ -20,9 +20,10 @@ from newsletter.editions.edition import (
     interval,
     next_slot,
     open_edition,
+    slot_label,
 )
 from newsletter.editions.prepare import Prepared, check_news, prepare
-from newsletter.editions.slots import slot_time
+from newsletter.editions.slots import slot_name, slot_time
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
     Outcome,
@@ -97,18 +98,20 @@ def prepare_next(
         why = edition.waiting(settings.newsletter(newsletter).approval)
         if prepared is not None:
             log.info(
-                "edition %s %s prepared: %d recipients in %d variants, %d skipped, %d suppressed",
+                "the %s edition of %s prepared: %d recipient%s in %d variant%s, %d skipped, %d suppressed",
                 edition.newsletter,
-                edition.slot,
+                slot_label(edition.slot, settings.zone),
                 prepared.recipients,
+                "" if prepared.recipients == 1 else "s",
                 prepared.variants,
+                "" if prepared.variants == 1 else "s",
                 prepared.skipped,
                 prepared.suppressed,
             )
         checking = prepared is not None and settings.newsletter(newsletter).hold_on_failed_checks
         if checking:
             checks.hold(edition, now)
-        edition_id, slot = edition.id, edition.slot
+        edition_id, slot = edition.id, slot_label(edition.slot, settings.zone)
     if checking:
         why = checks.settle(runtime, newsletter, edition_id, now)
     if why is not None:  # after the commit: the draft stays for the editors to decide on
@@ -132,8 +135,15 @@ def _prepare(
     rehearsal (`dry_run`) refuses nothing: what a send would refuse is among its warnings."""
     settings = runtime.settings
     slot = next_slot(session, settings, newsletter, now, grace(settings))
-    early = slot > now and ahead_ok
-    if slot > now and not ahead_ok and not rehearsal:
+    # An edition that has begun going out (sent early, then stopped) is resumed whatever its slot.
+    started = (
+        session.scalar(
+            select(Edition.status).where(Edition.newsletter == newsletter, Edition.slot == slot_name(slot))
+        )
+        == EditionStatus.SENDING
+    )
+    early = slot > now and (ahead_ok or started)
+    if slot > now and not early and not rehearsal:
         raise NotDue(
             f"the next {newsletter} edition is the one of {slot:%Y-%m-%d %H:%M %Z}, not due yet: "
             "it goes out then (send --now sends it at once)"
@@ -151,7 +161,7 @@ def _prepare(
     if edition.status != EditionStatus.DRAFT:
         return edition, None, refusals
     if early and edition.window_end > now:  # sent early: what is published later goes with the next one
-        close_window(session, edition, now)
+        close_window(session, settings, edition, now)
     warnings = [] if force else check_news(session, settings, edition)
     prepared = prepare(session, settings, edition, Composer(settings.templates_path()))
     return edition, prepared, refusals + warnings + prepared.warnings

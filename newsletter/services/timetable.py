@@ -8,16 +8,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from newsletter.editions.edition import FINISHED, begun, due_slot, upcoming_slot
+from newsletter.editions.edition import (
+    FINISHED,
+    begun,
+    due_slot,
+    open_slot_after,
+    slot_label,
+    upcoming_slot,
+)
 from newsletter.editions.slots import next_slot_after, slot_name
 from newsletter.services.editions import grace
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading
-from newsletter.store.models import Edition, Feed
+from newsletter.store.models import Delivery, Edition, Feed
 from newsletter.store.runtime import Runtime
-from newsletter.store.statuses import READ, EditionStatus
+from newsletter.store.statuses import READ, DeliveryStatus, EditionStatus
 from newsletter.text import display_url
 
 
@@ -63,11 +71,13 @@ def jobs(runtime: Runtime, now: datetime) -> list[JobTime]:
     settings = runtime.settings
     with reading(runtime.factory) as session:
         last = session.scalar(select(func.max(Feed.last_fetched_at)))
+        # an edition sent early (--now) is complete: the job's next run is the one after it
+        slots = {name: open_slot_after(session, settings, name, now) for name in settings.newsletters}
     every = timedelta(minutes=settings.scheduler.refresh_minutes)
     feeds = "fetch every feed" + (" and read the bounce mailbox" if reads_bounces(settings) else "")
     found = [JobTime("feeds", f"{feeds}, every {every}", max(now, last + every) if last else now)]
     for name in sorted(settings.newsletters):
-        found.append(JobTime(f"edition:{name}", f"the {name} edition", upcoming_slot(settings, name, now)))
+        found.append(JobTime(f"edition:{name}", f"the {name} edition", slots[name]))
         review = review_time(settings, name, now)
         if review is not None:
             found.append(JobTime(f"review:{name}", f"the {name} edition composed for review", review))
@@ -84,8 +94,10 @@ def jobs(runtime: Runtime, now: datetime) -> list[JobTime]:
 def problems(runtime: Runtime, now: datetime) -> list[str]:
     """What a monitoring system should hear of (`newsletter status --check`): the last edition of
     a newsletter partial or missed, a due edition not sent within the grace (once the newsletter
-    has begun: what `run` records as missed), failing feeds."""
+    has begun: what `run` records as missed), a send stopped unfinished or left by a silent
+    sender, failing feeds."""
     settings = runtime.settings
+    zone = settings.zone
     found: list[str] = []
     with reading(runtime.factory) as session:
         for name in sorted(settings.newsletters):
@@ -94,13 +106,14 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
                 select(Edition).where(Edition.newsletter == name).order_by(Edition.window_end.desc()).limit(1)
             ).one_or_none()
             if last is not None and last.status in (EditionStatus.PARTIAL, EditionStatus.MISSED):
-                found.append(f"the {name} edition of {last.slot} is {last.status}")
+                found.append(f"the {name} edition of {slot_label(last.slot, zone)} is {last.status}")
             due = session.scalar(
                 select(Edition.status).where(Edition.newsletter == name, Edition.slot == slot_name(slot))
             )
             if due not in FINISHED and now - slot > grace(settings) and begun(session, name, slot):
                 found.append(
-                    f"the {name} edition of {slot_name(slot)} has not gone out (is `newsletter run` running?)"
+                    f"the {name} edition of {slot:%Y-%m-%d %H:%M %Z} has not gone out "
+                    "(is `newsletter run` running?)"
                 )
         lease = timedelta(minutes=settings.sending.lease_minutes)
         stale = ledger.stale_claims(session, now - lease)
@@ -109,14 +122,50 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
         ):
             count, silent = stale[edition.id]
             found.append(
-                f"the {edition.newsletter} edition of {edition.slot} has {count} deliveries held by a sender "
-                f"silent since {silent.astimezone(settings.zone):%Y-%m-%d %H:%M:%S %Z} (past its lease): "
+                f"the {edition.newsletter} edition of {slot_label(edition.slot, zone)} has {count} "
+                "deliveries held by a sender "
+                f"silent since {silent.astimezone(zone):%Y-%m-%d %H:%M:%S %Z} (past its lease): "
                 "a live sender or `newsletter run` takes them over "
                 f"(at once: `newsletter send --edition {edition.id}`)"
             )
+        found += stopped_sends(session, settings, now)
     for feed in failing_feeds(runtime, now):
         since = (
             f"{feed.last_ok_at.astimezone(settings.zone):%Y-%m-%d %H:%M %Z}" if feed.last_ok_at else "ever"
         )
         found.append(f"feed {display_url(feed.url)} not read since {since}: {feed.last_error or 'no answer'}")
     return found
+
+
+def stopped_sends(session: Session, settings: Settings, now: datetime) -> list[str]:
+    """Editions that began going out and stopped (the provider refused, the process ended) with
+    deliveries ready to go and no sender holding any: a sender at work always holds a claim,
+    or waits for a deferred delivery's retry time. A silent sender's claims are told apart."""
+    tally = (
+        select(
+            Delivery.edition_id,
+            func.count().filter(Delivery.status == DeliveryStatus.SENDING).label("held"),
+            func.count()
+            .filter(
+                Delivery.status == DeliveryStatus.PENDING,
+                (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now),
+            )
+            .label("ready"),
+        )
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .where(Edition.status == EditionStatus.SENDING)
+        .group_by(Delivery.edition_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Edition, tally.c.ready)
+        .join(tally, tally.c.edition_id == Edition.id)
+        .where(tally.c.held == 0, tally.c.ready > 0)
+        .order_by(Edition.id)
+    ).all()
+    return [
+        f"the {edition.newsletter} edition of {slot_label(edition.slot, settings.zone)} "
+        f"stopped sending with {ready} {'delivery' if ready == 1 else 'deliveries'} pending and no sender "
+        f"at work: `newsletter send --edition {edition.id}` resumes it"
+        for edition, ready in rows
+    ]
