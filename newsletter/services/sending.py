@@ -36,6 +36,7 @@ from newsletter.sending.single import send_one
 from newsletter.services import archive, checks
 from newsletter.services.editions import edition, grace
 from newsletter.services.editors import preview
+from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.models import Delivery, Edition, Variant
@@ -87,12 +88,8 @@ def prepare_next(
     """
     settings = runtime.settings
     settings.signing_key()  # refuse a missing or placeholder key before any work
-    if settings.public_url.scheme != "https" and not settings.demo:
-        log.warning(
-            "public_url %s is not HTTPS: Gmail and Yahoo ignore a one-click unsubscribe link that is "
-            "not HTTPS, and readers' mail may land in spam; set public_url to the site's https:// address",
-            settings.public_url,
-        )
+    if plain := plain_http(settings):
+        log.warning("%s", plain)
     with unit_of_work(runtime.factory) as session:
         edition, prepared, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force)
         why = edition.waiting(settings.newsletter(newsletter).approval)
@@ -238,6 +235,17 @@ def _syndicate(runtime: Runtime, edition_id: int, now: datetime) -> None:
         log.exception("the WebSub hubs could not be told of edition %d", edition_id)
 
 
+def plain_http(settings: Settings) -> str | None:
+    """The warning a send gives, and its dry run shows, when readers' links are not HTTPS."""
+    if settings.public_url.scheme == "https" or settings.demo:
+        return None
+    return (
+        f"public_url {settings.public_url} is not HTTPS: Gmail and Yahoo ignore a one-click unsubscribe "
+        "link that is not HTTPS, and readers' mail may land in spam; set public_url to the site's "
+        "https:// address"
+    )
+
+
 def dry_run(
     runtime: Runtime, newsletter: str, now: datetime, ahead_ok: bool = False, force: bool = False
 ) -> DryRun:
@@ -262,6 +270,8 @@ def dry_run(
         finally:
             transaction.rollback()
     variants = [VariantPlan(s, lang, [c for c in cats.split(",") if c], n) for s, lang, cats, n in rows]
+    if plain := plain_http(runtime.settings):
+        warnings.append(plain)
     slot = slot_time(info.slot, runtime.settings.zone)
     ahead = slot > now
     due = slot if ahead and not ahead_ok else None
