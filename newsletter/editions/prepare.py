@@ -8,6 +8,7 @@ skipped (nothing new) and who is suppressed. It runs in one transaction: all or 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -142,6 +143,16 @@ class _Readers:
         found = session.execute(select(*columns, func.count()).group_by(*columns))
         return [(mask, language, suppressed, n) for mask, language, suppressed, n in found]
 
+    def with_history(
+        self, session: Session, offer: Offer
+    ) -> Iterator[tuple[list[int], dict[int, frozenset[int]]]]:
+        """The readers who already got some of the offer's articles, a batch of ids at a time,
+        with what each got: they are decided one by one."""
+        history = ledger.received(session, list(offer.stories))
+        ids = list(history)
+        for start in range(0, len(ids), ledger.BATCH):
+            yield ids[start : start + ledger.BATCH], history
+
 
 class _Assigner:
     """Turns a kind of reader into an assignment, saving each variant the first time it is used."""
@@ -199,11 +210,8 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
             for mask, language, suppressed, _n in readers.groups(session)
         ],
     )
-    history = ledger.received(session, list(offer.stories))
-    readers_with_history = list(history)
     query = readers.query
-    for start in range(0, len(readers_with_history), ledger.BATCH):
-        chunk = readers_with_history[start : start + ledger.BATCH]
+    for chunk, history in readers.with_history(session, offer):
         rows = session.execute(
             select(Delivery.id, query.c.subscriber_id, query.c.mask, query.c.language, query.c.suppressed)
             .join(
@@ -255,11 +263,8 @@ def tally(session: Session, settings: Settings, offer: Offer) -> Prepared:
             digests.add((decided.key(), language))
 
     left = {(mask, language, suppressed): n for mask, language, suppressed, n in readers.groups(session)}
-    history = ledger.received(session, list(offer.stories))
-    readers_with_history = list(history)
     query = readers.query
-    for start in range(0, len(readers_with_history), ledger.BATCH):
-        chunk = readers_with_history[start : start + ledger.BATCH]
+    for chunk, history in readers.with_history(session, offer):
         rows = session.execute(
             select(query.c.subscriber_id, query.c.mask, query.c.language, query.c.suppressed).where(
                 query.c.subscriber_id.in_(chunk)
