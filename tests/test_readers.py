@@ -203,7 +203,10 @@ def test_an_address_link_carries_the_address_sealed_and_an_old_plain_one_still_w
     assert readers.confirm_address(site, sealed, NOW).email == "ann@sealed.example"
     old = sign(key, "address", ann, scope="ann@plain.example")  # as links were signed before
     assert readers.confirm_address(site, old, NOW).email == "ann@plain.example"
-    for forged in ("x" + scope[1:], seal(b"another-key-0123456789", "address", "eve@example.org")):
+    for forged in (
+        ("y" if scope[0] == "x" else "x") + scope[1:],
+        seal(b"another-key-0123456789", "address", "eve@example.org"),
+    ):
         with pytest.raises(TokenError):
             readers.confirm_address(site, sign(key, "address", ann, scope=forged), NOW)
 
