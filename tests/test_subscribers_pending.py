@@ -150,6 +150,28 @@ def test_confirmations_are_paced(make_runtime, tmp_path, sending, waits) -> None
     assert (done.sent, slept) == (3, waits)
 
 
+def test_a_run_stopped_while_it_paces_marks_nobody_it_did_not_mail(make_runtime, tmp_path) -> None:
+    """Ctrl-C lands most likely in the pause between two sends: the reader waiting for it is
+    not marked as mailed, so the next run mails them (and not the one already mailed)."""
+    runtime = make_runtime(sending={"rate": 1.0})
+    path = tmp_path / "list.csv"
+    path.write_text("email\na@example.org\nb@example.org\n")
+    report = subscribers.import_file(runtime, path)
+    pauses: list[float] = []
+
+    def interrupted(wait: float) -> None:
+        pauses.append(wait)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        confirmations.send_confirmations(runtime, report.pending, NOW, sleep=interrupted, clock=lambda: 0.0)
+    assert pauses == [1.0] and [m["To"] for m in notices(runtime)] == ["a@example.org"]
+    assert stored(runtime, "b@example.org").confirm_sent_at is None
+    again = confirmations.send_confirmations(runtime, report.pending, NOW, sleep=lambda _wait: None)
+    assert (again.sent, again.already) == (1, 1)
+    assert sorted(m["To"] for m in notices(runtime)) == ["a@example.org", "b@example.org"]
+
+
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 

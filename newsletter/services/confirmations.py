@@ -64,12 +64,14 @@ def send_confirmations(
     done = Confirmations()
     started = clock()
     for position, subscriber_id in enumerate(subscriber_ids):
+        # The pause comes before the claim: a run stopped while it waits (Ctrl-C, SIGTERM) has
+        # marked nobody it did not mail; one stopped mid-send keeps the mark (it may have gone).
+        if (wait := pace.ahead(done.sent + done.failed, clock() - started)) > 0:
+            sleep(wait)
         reader = _claim(runtime, subscriber_id, now)
         if reader is None:
             done.already += 1
             continue
-        if (wait := pace.ahead(done.sent + done.failed, clock() - started)) > 0:
-            sleep(wait)
         email, language, newsletters = reader
         link = links.confirm(subscriber_id)  # the reader's record holds what the import chose
         try:
