@@ -273,6 +273,28 @@ def test_a_drafts_readers_are_counted_as_preparing_it_counts_them(newsroom) -> N
     assert counted.recipients and counted.skipped and counted.suppressed == 1
 
 
+def test_a_reader_of_a_language_the_site_does_not_offer_shares_the_sites_digest(make_runtime) -> None:
+    """Counted as prepared: an English-only site's French reader reads the English digest, one
+    digest for both, on the editors' page as in the ledger."""
+    runtime = make_runtime(
+        feeds=[{"url": str(SAMPLE / "site.xml")}], site={"categories": SECTIONS}, timezone="Europe/Brussels"
+    )
+    fetch_feeds(runtime.settings, runtime.factory)
+    with unit_of_work(runtime.factory) as session:
+        for address, language in (("en.reader@example.org", "en"), ("fr.reader@example.org", "fr")):
+            reader = Subscriber(email=address, status="active", language=language)
+            reader.newsletters = [SubscriberNewsletter(newsletter="weekly")]
+            session.add(reader)
+    settings = runtime.settings
+    assert settings.languages() == ["en"]
+    with runtime.factory() as session, session.begin() as transaction:
+        edition = open_edition(session, settings, "weekly", WEEKLY_NOV_23)
+        counted = tally(session, settings, load_offer(session, settings, edition))
+        prepared = prepare(session, settings, edition, Composer(settings.templates_path()))
+        transaction.rollback()
+    assert (counted.recipients, counted.variants) == (prepared.recipients, prepared.variants) == (2, 1)
+
+
 def test_nothing_stored_at_all_says_to_fetch(make_runtime) -> None:
     runtime = make_runtime(
         feeds=[{"url": str(SAMPLE / "site.xml")}], site={"categories": SECTIONS}, timezone="Europe/Brussels"

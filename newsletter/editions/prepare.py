@@ -232,7 +232,11 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
         )
     # A group whose readers all had some of it already leaves its first digest to nobody: dropped,
     # so the count, the checks and the editors' page see only digests somebody gets.
-    given = select(Delivery.id).where(Delivery.variant_id == Variant.id).exists()
+    given = (
+        select(Delivery.id)
+        .where(Delivery.edition_id == edition.id, Delivery.variant_id == Variant.id)
+        .exists()
+    )
     unused = select(Variant.id).where(Variant.edition_id == edition.id, ~given).scalar_subquery()
     session.execute(delete(VariantArticle).where(VariantArticle.variant_id.in_(unused)))
     session.execute(delete(Variant).where(Variant.edition_id == edition.id, ~given))
@@ -260,7 +264,7 @@ def tally(session: Session, settings: Settings, offer: Offer) -> Prepared:
             counts[decided.status] += n
         else:
             counts[DeliveryStatus.PENDING] += n
-            digests.add((decided.key(), language))
+            digests.add((decided.key(), settings.reader_language(language)))  # as `build` will
 
     left = {(mask, language, suppressed): n for mask, language, suppressed, n in readers.groups(session)}
     query = readers.query
