@@ -108,6 +108,10 @@ def test_the_usual_interval_is_the_gap_from_the_slot_before(newsroom) -> None:
     settings = settings.model_copy(update={"newsletters": {**settings.newsletters, "weekly": twice}})
     assert interval(settings, "weekly", datetime(2026, 11, 26, 7, 0, tzinfo=ZONE)) == timedelta(days=3)
     assert interval(settings, "weekly", WEEKLY_NOV_23) == timedelta(days=4)
+    # across the autumn change (Europe/Brussels, 25 October 2026) a week is an hour longer
+    assert interval(newsroom.settings, "weekly", datetime(2026, 10, 26, 7, 0, tzinfo=ZONE)) == timedelta(
+        days=7, hours=1
+    )
 
 
 def test_sent_ahead_an_edition_waits_out_the_newsletters_interval_unless_forced(newsroom) -> None:

@@ -7,7 +7,7 @@ first creates the edition and every other one finds it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
@@ -76,7 +76,8 @@ def interval(settings: Settings, newsletter: str, slot: datetime) -> timedelta:
     """How long the newsletter's schedule leaves before `slot`: the gap from the slot before it
     (a week for a weekly, three or four days for Mondays and Thursdays)."""
     config = settings.newsletter(newsletter)
-    return slot - last_slot(config.days, config.at, settings.zone, slot - timedelta(microseconds=1))
+    before = last_slot(config.days, config.at, settings.zone, slot - timedelta(microseconds=1))
+    return slot.astimezone(UTC) - before.astimezone(UTC)  # as instants: one zone subtracts wall clocks
 
 
 def begun(session: Session, newsletter: str, slot: datetime) -> bool:
