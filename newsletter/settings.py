@@ -757,8 +757,18 @@ _PASSWORD = re.compile(r"^(?P<user>[a-z][a-z0-9+.-]*://[^/?#@:]*):[^/?#]*@", re.
 
 
 def masked(url: str) -> str:
-    """A URL with its password, if any, replaced by ***; never raises, even on a malformed URL."""
-    return _PASSWORD.sub(r"\g<user>:***@", url)
+    """A URL with its password, if any, replaced by ***: in the user part, however it is spelt
+    (`/`, `?` or `#` in it unencoded), and in the query (`?password=`, `sslpassword=`); never
+    raises, even on a malformed URL."""
+    from sqlalchemy.engine import make_url  # where a store's URL is shown: not for every command
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL SQLAlchemy reads: the user part masked as written
+        return _PASSWORD.sub(r"\g<user>:***@", url)
+    hidden = {key: "***" for key in parsed.query if "password" in key.lower()}
+    shown = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+    return shown.replace("=%2A%2A%2A", "=***")  # the query's mask as readable as the user part's
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path | None:

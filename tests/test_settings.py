@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from newsletter.editions.compose import Card, Composer, DigestView, TemplateProblem
 from newsletter.errors import SettingsError
-from newsletter.settings import NewsletterSettings, Settings, SiteSettings, load_settings
+from newsletter.settings import NewsletterSettings, Settings, SiteSettings, load_settings, masked
 from tests.conftest import ROOT, _truncate
 from tests.support.cli import newsletter
 
@@ -276,6 +276,23 @@ def test_a_database_password_is_never_echoed(tmp_path) -> None:
     )
     assert result.returncode == 2 and "database_url" in result.stderr
     assert "hunter2secret" not in result.stderr and "bob:***@db" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://news:pa/ss?w#rd@db.internal:5432/news", "postgresql://news:***@db.internal:5432/news"),
+        (
+            "postgresql://news@db.internal/news?password=hunter2secret&sslpassword=x&sslmode=require",
+            "postgresql://news@db.internal/news?password=***&sslmode=require&sslpassword=***",
+        ),
+        ("sqlite:///subscribers/newsletter.db", "sqlite:///subscribers/newsletter.db"),
+    ],
+)
+def test_a_database_password_is_masked_however_it_is_given(url, shown) -> None:
+    """`status` names its store on every run: a password in the user part, spelt with `/`, `?`
+    or `#` unencoded (SQLAlchemy takes it), or in the query, never shows."""
+    assert masked(url) == shown
 
 
 @pytest.mark.parametrize(
