@@ -254,6 +254,8 @@ def test_the_signup_form_to_copy_is_accepted_from_a_listed_origin(desk, caplog) 
         assert 'href="/editor/signup-form"' in client.get("/editor/").text
         shown = client.get("/editor/signup-form")
     assert shown.status_code == 200 and PARTNER in shown.text and "[readers] signup_origins" in shown.text
+    # a page of this service's own origin is not a partner's: it links to /subscribe instead
+    assert f"Not for pages served at {desk.url} itself: there, link to the sign-up page" in shown.text
     code = re.search(r"<pre[^>]*><code>(.*?)</code></pre>", shown.text, re.S)
     assert code and "<form" not in code.group(1)  # shown as text to copy, never as a form
     snippet = html.unescape(code.group(1))

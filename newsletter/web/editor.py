@@ -140,6 +140,7 @@ async def signup_form(request: Request) -> Response:
         csrf=form_token(request),
         action=action,
         origins=settings.readers.signup_origins,
+        public_url=str(settings.public_url).rstrip("/"),
         snippet=snippet.strip(),
     )
 
