@@ -244,8 +244,9 @@ class NewsletterSettings(Strict):
     # Days it goes out, as cron day-of-week names: "mon", "mon,thu", "mon-fri" or "*".
     days: str = "mon"
     at: str = "07:00"  # local time, in `timezone`
-    # The first edition looks back this far; later ones take everything since the last.
-    first_window_days: int = Field(7, ge=1, le=366)
+    # The first edition looks back this far; later ones take everything since the last. Unset:
+    # as far as the schedule leaves between two of its slots (7 days for a weekly, 1 for a daily).
+    first_window_days: int | None = Field(None, ge=1, le=366)
     per_category: int = Field(5, ge=1, le=50)
     trending: int = Field(5, ge=0, le=50)
     # Trending items show their article's image above the title, as the sections' cards do.
@@ -355,7 +356,6 @@ def _default_newsletters() -> dict[str, NewsletterSettings]:
             title=N_("Daily briefing"),
             days="*",
             at="06:30",
-            first_window_days=1,
             per_category=3,
             trending=3,
         ),

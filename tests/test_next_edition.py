@@ -17,6 +17,7 @@ from newsletter.editions.offer import load_offer
 from newsletter.editions.plan import Candidate, Rules, plan_digest
 from newsletter.editions.prepare import EmptyEdition, NoNews, prepare, tally
 from newsletter.editions.ranking import Score
+from newsletter.editions.slots import slot_time
 from newsletter.ingest.run import fetch_feeds
 from newsletter.sending.providers.outbox import OutboxProvider
 from newsletter.sending.providers.smtp import SMTPProvider
@@ -98,6 +99,23 @@ def test_a_missed_slot_is_not_sent_late_but_a_stopped_send_is_finished(newsroom)
     assert editions.next_edition(newsroom, "weekly", late).edition.slot == "2026-11-30T07:00"
     edition_id, _warnings = sending.prepare_next(newsroom, "weekly", WEEKLY_NOV_23)  # prepared on time
     assert editions.next_edition(newsroom, "weekly", late).edition.id == edition_id  # to be finished
+
+
+def test_a_newsletters_first_edition_looks_back_one_gap_of_its_schedule_unless_told(newsroom) -> None:
+    """A daily of one's own, defined with days and time only, first holds a day, not a week; a
+    weekly a week; `first_window_days` says otherwise when given."""
+    own = {
+        "morning": NewsletterSettings(title="Morning", days="*", at="06:30"),
+        "weekly": NewsletterSettings(title="Week"),
+        "long": NewsletterSettings(title="Long", days="*", at="06:30", first_window_days=3),
+    }
+    settings = newsroom.settings.model_copy(update={"newsletters": own})
+    with newsroom.factory() as session, session.begin() as transaction:
+        for name, days in (("morning", 1), ("weekly", 7), ("long", 3)):
+            slot = WEEKLY_NOV_23.replace(hour=6, minute=30) if name != "weekly" else WEEKLY_NOV_23
+            edition = open_edition(session, settings, name, slot)
+            assert slot_time(edition.slot, ZONE) - edition.window_start == timedelta(days=days), name
+        transaction.rollback()
 
 
 def test_the_usual_interval_is_the_gap_from_the_slot_before(newsroom) -> None:

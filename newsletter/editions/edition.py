@@ -139,7 +139,7 @@ def draft(session: Session, settings: Settings, newsletter: str, slot: datetime)
     ).one_or_none()
     if existing is not None:
         return existing
-    start = previous_end(session, newsletter, slot) or first_window_start(settings, newsletter, slot)
+    start = previous_end(session, newsletter, slot) or first_window_start(settings, newsletter, slot, slot)
     return Edition(
         newsletter=newsletter, slot=name, window_start=start, window_end=slot, status=EditionStatus.DRAFT
     )
@@ -157,9 +157,12 @@ def previous_end(session: Session, newsletter: str, before: datetime) -> datetim
     )
 
 
-def first_window_start(settings: Settings, newsletter: str, closes: datetime) -> datetime:
-    """A newsletter's first edition looks back `first_window_days` from when its window closes."""
-    return closes - timedelta(days=settings.newsletter(newsletter).first_window_days)
+def first_window_start(settings: Settings, newsletter: str, slot: datetime, closes: datetime) -> datetime:
+    """A newsletter's first edition looks back `first_window_days` from when its window closes;
+    unset, as far as its schedule leaves between two slots (a day for a daily, a week for a
+    weekly), as any later edition does."""
+    days = settings.newsletter(newsletter).first_window_days
+    return closes - (timedelta(days=days) if days else interval(settings, newsletter, slot))
 
 
 def open_edition(session: Session, settings: Settings, newsletter: str, slot: datetime) -> Edition:
@@ -183,7 +186,9 @@ def close_window(session: Session, settings: Settings, edition: Edition, now: da
     starts here, a draft of it made already included. A newsletter's first edition looks back
     `first_window_days` from now, so sent early it still holds the days before it goes."""
     if previous_end(session, edition.newsletter, edition.window_end) is None:
-        edition.window_start = first_window_start(settings, edition.newsletter, now)
+        edition.window_start = first_window_start(
+            settings, edition.newsletter, slot_time(edition.slot, settings.zone), now
+        )
     session.execute(
         update(Edition)
         .where(
