@@ -120,7 +120,7 @@ def test_weak_passwords_are_refused_with_the_reason(cli, password, reason) -> No
 
 
 def test_a_password_is_never_asked_where_nobody_can_type_it(cli) -> None:
-    refused(cli("editors", "add", ED, stdin=""), 2, "--password-stdin")  # a pipe, not a terminal
+    refused(cli("editors", "add", ED, stdin=""), 2, "or add --password-stdin and give the password")  # a pipe
     refused(cli("editors", "add", ED, "--password-stdin", stdin=""), 2, "no password")
     refused(cli("editors", "add", "not an address", "--password-stdin", stdin=PASSWORD), 2, "EMAIL")
     assert listed(cli) == {}

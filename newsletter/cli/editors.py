@@ -41,7 +41,9 @@ def read_password(from_stdin: bool) -> str:
         return given
     if not sys.stdin.isatty():
         raise InputError(
-            "--password-stdin", "standard input is not a terminal: give the password there with this option"
+            "--password-stdin",
+            "no terminal to ask the password on: run it on a terminal, or add --password-stdin and "
+            "give the password as the first line of standard input",
         )
     password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     return password
