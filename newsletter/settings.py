@@ -18,7 +18,7 @@ import zoneinfo
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from babel import Locale, UnknownLocaleError
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -862,16 +862,55 @@ def load_settings(path: Path | None = None) -> Settings:
 
 def check_environment(environ: Mapping[str, str]) -> None:
     """A NEWSLETTER_* variable that is not a setting would be ignored without a word: one that
-    looks like a misspelt setting is refused, naming it; any other is warned about."""
-    fields = sorted(set(Settings.model_fields) | _NOT_SETTINGS)
+    looks like a misspelt setting, at the top or inside a table, is refused with its likely
+    name; any other is warned about."""
     for variable in sorted(environ):
         prefix, _, name = variable.partition("_")
-        if prefix.upper() != "NEWSLETTER" or "__" in name or name.lower() in fields:
-            continue  # nested names (NEWSLETTER_SITE__NAME) are checked by the model itself
-        guess = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=0.75)
+        if prefix.upper() != "NEWSLETTER" or name.lower() in _NOT_SETTINGS:
+            continue
+        parts = tuple(name.lower().split("__"))
+        found = _unknown(parts)
+        if found is None:
+            continue
+        at, keys = found
+        # At the top, only a near miss is refused: NEWSLETTER_PORT may be a deployment's own.
+        guess = _closest(parts[at], keys, 0.6 if at else 0.75)
         if guess:
-            raise SettingsError(variable, f"no such setting; did you mean NEWSLETTER_{guess[0].upper()}?")
+            meant = "__".join((*parts[:at], guess, *parts[at + 1 :])).upper()
+            raise SettingsError(variable, f"no such setting; did you mean NEWSLETTER_{meant}?")
+        if at:  # inside a table: the model refuses it anyway, named as the variable here
+            raise SettingsError(variable, f"no such setting in [{'.'.join(parts[:at])}]")
         log.warning("%s is not a setting and is ignored (settings: README, Configuration)", variable)
+
+
+def _unknown(parts: tuple[str, ...]) -> tuple[int, list[str]] | None:
+    """Where a dotted key leaves the settings (its index and the keys there were), or None."""
+    model: Any = Settings
+    at = 0
+    while at < len(parts):
+        fields = getattr(model, "model_fields", None)
+        if fields is None:
+            return None  # a table of free keys (translations, category names): anything goes
+        field = fields.get(parts[at])
+        if field is None:
+            return at, list(fields)
+        model = _model_in(field.annotation)
+        if model is None:
+            return None  # a value
+        at += 2 if get_origin(field.annotation) in (dict, list) else 1  # a newsletter's name, a feed's index
+    return None
+
+
+# Words people reach for that the settings spell otherwise.
+_MEANT = {"time": "at", "hour": "at", "when": "at", "day": "days", "weekdays": "days", "lang": "language"}
+
+
+def _closest(key: str, keys: list[str], cutoff: float = 0.6) -> str | None:
+    """The key probably meant by an unknown one, among those of its table."""
+    if _MEANT.get(key) in keys:
+        return _MEANT[key]
+    guess = difflib.get_close_matches(key, keys, n=1, cutoff=cutoff)
+    return guess[0] if guess else None
 
 
 def _did_you_mean(where: tuple[int | str, ...]) -> str:
@@ -884,9 +923,8 @@ def _did_you_mean(where: tuple[int | str, ...]) -> str:
         if field is None:
             continue  # a list index or a newsletter's name: the same model below it
         model = _model_in(field.annotation)
-    keys = list(getattr(model, "model_fields", {}))
-    guess = difflib.get_close_matches(str(where[-1]), keys, n=1, cutoff=0.6)
-    return f"; did you mean {guess[0]!r}?" if guess else ""
+    guess = _closest(str(where[-1]), list(getattr(model, "model_fields", {})))
+    return f"; did you mean {guess!r}?" if guess else ""
 
 
 def _model_in(annotation: Any) -> Any:

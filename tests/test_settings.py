@@ -99,6 +99,10 @@ def test_bad_settings_name_the_key(tmp_path, text, key) -> None:
             '[[feeds]]\nurl = "https://x.example/feed"\ncategori = "x"',
             "bad setting feeds.0.categori: unknown setting; did you mean 'category'?",
         ),
+        (  # the word people reach for, not the nearest spelling ('title')
+            '[newsletters.daily]\ntime = "06:30"',
+            "bad setting newsletters.daily.time: unknown setting; did you mean 'at'?",
+        ),
     ],
 )
 def test_a_wrong_setting_reads_as_one_plain_line_with_the_closest_key(tmp_path, text, line) -> None:
@@ -124,7 +128,26 @@ def test_an_unknown_newsletter_variable_is_refused_or_warned_about(tmp_path, mon
     with caplog.at_level("WARNING", logger="newsletter.settings"):
         assert load_settings(path).provider == "outbox"
     assert "NEWSLETTER_WIDGETS is not a setting and is ignored" in caplog.text
+    for variable, line in (
+        ("NEWSLETTER_SITE__NAM", "no such setting; did you mean NEWSLETTER_SITE__NAME?"),
+        (
+            "NEWSLETTER_NEWSLETTERS__DAILY__TIME",
+            "no such setting; did you mean NEWSLETTER_NEWSLETTERS__DAILY__AT?",
+        ),
+        ("NEWSLETTER_FEEDS__0__URLL", "no such setting; did you mean NEWSLETTER_FEEDS__0__URL?"),
+        ("NEWSLETTER_SITE__ZZZZZZ", "no such setting in [site]"),
+    ):
+        monkeypatch.setenv(variable, "x")
+        with pytest.raises(SettingsError) as caught:
+            load_settings(path)
+        assert str(caught.value) == f"bad setting {variable}: {line}"
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("NEWSLETTER_PORT", "8000")  # a deployment's own, not near enough to refuse
+    with caplog.at_level("WARNING", logger="newsletter.settings"):
+        assert load_settings(path).smtp_port == 587
+    assert "NEWSLETTER_PORT is not a setting and is ignored" in caplog.text
     caplog.clear()
+    monkeypatch.delenv("NEWSLETTER_PORT")
     monkeypatch.delenv("NEWSLETTER_WIDGETS")
     monkeypatch.setenv("NEWSLETTER_CONFIG", str(path))
     monkeypatch.setenv("NEWSLETTER_SITE__NAME", "Env")
