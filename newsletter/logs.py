@@ -64,3 +64,11 @@ def configure(
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO if not interactive else logging.WARNING)
     root.propagate = False
+
+
+def in_zone(zone: tzinfo) -> None:
+    """Plain log lines timed in the site's zone from now on (once the settings are read), as the
+    times a command prints beside them are."""
+    for handler in logging.getLogger("newsletter").handlers:
+        if isinstance(handler.formatter, _Printable):
+            handler.formatter.zone = zone

@@ -211,6 +211,20 @@ def test_run_logs_say_what_happened_with_zoned_slots(make_runtime, caplog) -> No
     assert not [m for m in caplog.messages if "T07:00" in m or "07:00:00+" in m]
 
 
+def test_every_commands_log_lines_are_timed_in_the_sites_zone(tmp_path) -> None:
+    """Not only `run`'s: a command's log lines carry the zone its printed times carry."""
+    import re
+
+    from tests.support.cli import newsletter
+
+    config = tmp_path / "site.toml"
+    config.write_text('timezone = "America/Chicago"\n[[feeds]]\nurl = "absent.xml"\n')
+    fetched = newsletter("fetch", "--config", str(config), cwd=tmp_path)
+    assert fetched.returncode == 1
+    [line] = [line for line in fetched.stderr.splitlines() if "absent.xml" in line]
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} C[DS]T ERROR newsletter.feeds: ", line), line
+
+
 def test_plain_log_lines_name_their_zone(capsys) -> None:
     import logging
     import re

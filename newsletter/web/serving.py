@@ -98,8 +98,9 @@ def worker_app() -> FastAPI:
     from newsletter.store.runtime import open_runtime
     from newsletter.web.app import create_app
 
-    logs.configure(False, interactive=False)
-    return create_app(open_runtime(load_settings(None)))
+    settings = load_settings(None)
+    logs.configure(False, interactive=False, zone=settings.zone)
+    return create_app(open_runtime(settings))
 
 
 class Background:
