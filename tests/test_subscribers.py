@@ -63,7 +63,7 @@ def test_import_reports_bad_rows_and_loses_nothing(newsroom, tmp_path) -> None:
     assert reasons == {
         4: "column email is not an email address: An email address must have an @-sign.",
         5: reasons[5],
-        6: "unknown newsletter in column newsletters (configured: weekly, daily)",
+        6: "unknown newsletter in column newsletters (configured: weekly, daily; separate several with , ; or |)",
         7: LANGUAGE,
         8: "the same address appears earlier in the file",
     }
@@ -175,7 +175,7 @@ def test_a_bad_row_never_stops_the_file_nor_echoes_a_reader(newsroom, tmp_path) 
         6: "unreadable CSV: ',' expected after '\"'",
         7: "more cells than the first line names",
         8: LANGUAGE,
-        9: "unknown newsletter in column newsletters (configured: weekly, daily)",
+        9: "unknown newsletter in column newsletters (configured: weekly, daily; separate several with , ; or |)",
         10: reasons[10],
         11: "status must be one of pending, active, unsubscribed, bounced, complained",
         12: reasons[12],
@@ -422,7 +422,10 @@ def test_import_before_any_fetch_knows_the_configured_sections(make_runtime, tmp
         report = import_csv(session, runtime.settings, path)
     assert report.added == 2
     assert [(line, reason) for line, _raw, reason in report.rejected] == [
-        (4, "unknown category in column categories (known: europe, human-rights, politics)")
+        (
+            4,
+            "unknown category in column categories (known: europe, human-rights, politics; separate several with , ; or |)",
+        )
     ]
     assert [c.slug for c in reader(runtime, "first@example.com").categories] == ["human-rights", "politics"]
     assert [c.slug for c in reader(runtime, "second@example.com").categories] == ["europe"]

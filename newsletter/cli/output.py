@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from newsletter.editions.slots import slot_time
+from newsletter.settings import Settings, config_path
 from newsletter.store.statuses import DeliveryStatus, EditionStatus, FeedStatus
 from newsletter.text import printable
 
@@ -60,6 +62,20 @@ def outside(text: str) -> Text:
 def line(text: str, to: Console = out) -> None:
     """One line that may hold outside text (names, paths), never wrapped: it can be pasted."""
     to.print(outside(text), soft_wrap=True)
+
+
+def settings_file(named: Path | None) -> str | None:
+    """The settings file a command read: `--config`, else the one found as `config_path` looks
+    (None: the defaults and the environment only)."""
+    used = named or config_path()
+    return str(used) if used is not None else None
+
+
+def where(named: Path | None, settings: Settings) -> None:
+    """Which settings file and which store a command works on (`status`, an import): a fresh
+    shell may find another site's. The store's URL never shows a password."""
+    line(f"settings: {settings_file(named) or 'defaults (no settings file)'}")
+    line(f"store: {settings.database_label()}")
 
 
 def local(when: datetime | None, zone: ZoneInfo) -> str:

@@ -15,7 +15,6 @@ from newsletter.cli.output import err, out, outside
 from newsletter.cli.state import state
 from newsletter.services.overview import overview
 from newsletter.services.subscribers import LINK_LIFETIME
-from newsletter.settings import config_path
 from newsletter.text import printable
 
 
@@ -31,8 +30,7 @@ def status(
     run, and the problems (`--check` exits 1 when there is one)."""
     zone = state(ctx).settings.zone
     seen = overview(state(ctx).runtime(), datetime.now(UTC))
-    used = state(ctx).config or config_path()
-    settings_file = str(used) if used is not None else None
+    settings_file = output.settings_file(state(ctx).config)
     if check:  # each problem once: on stdout, as lines or in the JSON
         if as_json:
             output.emit_json({"problems": seen.problems})
@@ -78,8 +76,7 @@ def status(
             }
         )
         return
-    output.line(f"settings: {settings_file or 'defaults (no settings file)'}")
-    output.line(f"store: {seen.store}")
+    output.where(state(ctx).config, state(ctx).settings)
     table = Table(title="Feeds")
     for column in ("feed", "status", "HTTP", "last fetched", "last read well", "entries", "problem"):
         table.add_column(column, overflow="fold")

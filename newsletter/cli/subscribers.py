@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from newsletter.cli.options import STANDARD, JsonOption, LanguageOption, optional_newsletter
-from newsletter.cli.output import emit_json, err, iso, line, local, out, outside
+from newsletter.cli.output import emit_json, err, iso, line, local, out, outside, where
 from newsletter.cli.state import state
 from newsletter.errors import InputError, NewsletterError
 from newsletter.services import confirmations, subscribers
@@ -57,9 +57,13 @@ def subscribers_import(
 
     A reader left pending gets nothing until they confirm: --confirmed makes the file's readers
     active (they opted in elsewhere), --send-confirmation mails each pending one the link."""
+    if send_confirmation:  # a setting the mails need is wrong: told before the store is touched
+        confirmations.check_settings(state(ctx).settings)
     runtime = state(ctx).runtime()
+    where(state(ctx).config, runtime.settings)
     report = import_and_show(runtime, path, confirmed=confirmed, send_confirmation=send_confirmation)
-    unsent = send_and_show(runtime, report.pending) if send_confirmation else False
+    again = "import the same list again" if path == STANDARD else "import the same file again"
+    unsent = send_and_show(runtime, report.pending, again) if send_confirmation else False
     if report.rejected or unsent:
         raise typer.Exit(1)
 
@@ -85,17 +89,19 @@ def import_and_show(
         line(f"rejected rows written to {report.rejects_file}, with the reason for each", to=err)
     if report.pending and not send_confirmation:
         waiting = len(report.pending)
+        source = "list" if path == STANDARD else "file"  # standard input is no file to name
         options = "" if confirmed else ", or with --confirmed if they opted in elsewhere (active at once)"
         line(
             f"{waiting} {'reader is' if waiting == 1 else 'readers are'} pending: they get nothing until "
-            "they confirm, and this import mailed nobody. Import the file again with --send-confirmation "
-            f"to mail each one the confirmation link{options}."
+            f"they confirm, and this import mailed nobody. Import the {source} again with "
+            f"--send-confirmation to mail each one the confirmation link{options}."
         )
     return report
 
 
-def send_and_show(runtime: Runtime, pending: list[int]) -> bool:
-    """Mail the confirmation links and print the outcome; True when some could not go."""
+def send_and_show(runtime: Runtime, pending: list[int], again: str) -> bool:
+    """Mail the confirmation links and print the outcome; True when some could not go, then
+    `again` (what the operator runs again) is told."""
     done = confirmations.send_confirmations(runtime, pending, datetime.now(UTC))
     line(
         f"confirmation emails: {done.sent} sent, {done.already} not sent again (a link went to them "
@@ -105,7 +111,7 @@ def send_and_show(runtime: Runtime, pending: list[int]) -> bool:
         line(f"the provider refuses to send: {printable(done.stopped)}", to=err)
         line(f"{done.untried} readers were not tried", to=err)
     if done.failed or done.untried:
-        line("import the same file again with --send-confirmation to mail those not sent", to=err)
+        line(f"{again} with --send-confirmation to mail those not sent", to=err)
     return bool(done.failed or done.untried)
 
 
@@ -179,7 +185,9 @@ def subscribers_add(
     newsletters: Annotated[
         list[str] | None,
         typer.Option(
-            "--newsletters", help="Newsletters to take, comma-separated or repeated (default: weekly)."
+            "--newsletters",
+            help="Newsletters to take, comma-separated or repeated (default: a new reader takes "
+            "every newsletter the site sends, a known one keeps theirs).",
         ),
     ] = None,
     categories: Annotated[

@@ -16,12 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import jinja2
 from sqlalchemy import update
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import NewsletterError, SettingsError
 from newsletter.sending.pace import Pace
-from newsletter.sending.providers import OutcomeStatus, ProviderRefused
-from newsletter.services.notices import send_notice
+from newsletter.sending.providers import OutcomeStatus, ProviderRefused, make_provider
+from newsletter.services.notices import environment, send_notice
+from newsletter.settings import Settings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Subscriber
 from newsletter.store.runtime import Runtime
@@ -47,6 +49,25 @@ class Confirmations:
     failed: int = 0
     untried: int = 0
     stopped: str | None = None
+
+
+def check_settings(settings: Settings) -> None:
+    """What sending the confirmations needs, checked before an import changes anything: the
+    signing key, the notice's templates, and the provider as configured (made, never used:
+    nothing is sent, no server asked). SettingsError names what is wrong."""
+    settings.signing_key()
+    for name in ("confirm.html", "confirm.txt"):
+        try:
+            environment(settings).get_template(name)
+        except jinja2.TemplateError as exc:
+            problem = "missing" if isinstance(exc, jinja2.TemplateNotFound) else str(exc)
+            raise SettingsError("templates_dir", f"notices/{name}: {problem}") from None
+    try:
+        make_provider(settings).close()
+    except ProviderRefused as exc:
+        raise SettingsError("provider", str(exc)) from None
+    except OSError as exc:  # only a CA file can fail here (SMTP)
+        raise SettingsError("smtp_ca_file", f"cannot be read as certificates: {exc}") from None
 
 
 def send_confirmations(

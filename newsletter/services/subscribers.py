@@ -35,7 +35,7 @@ from newsletter.store.statuses import (
     SuppressionReason,
 )
 from newsletter.subscribers.addresses import address_hash, normalize_email
-from newsletter.subscribers.bulk import ImportReport, export_csv, import_csv
+from newsletter.subscribers.bulk import ImportReport, default_newsletters, export_csv, import_csv
 from newsletter.subscribers.tokens import LIFETIME_DAYS
 
 # What a confirmation link lives (tokens.py): a reader pending longer has no live link.
@@ -168,11 +168,11 @@ def add(
     language: str | None = None,
 ) -> ReaderRow:
     """Add a reader the operator vouches for (they opted in elsewhere): active at once, the
-    consent recorded as given on the command line. A suppressed address is refused."""
+    consent recorded as given on the command line. A suppressed address is refused. With no
+    `newsletters`, a new reader takes the default (`default_newsletters`), a known one keeps theirs."""
     settings = runtime.settings
     mailbox = normalize_email(email)
-    wanted = newsletters or ["weekly"]
-    unknown = [n for n in wanted if n not in settings.newsletters]
+    unknown = [n for n in newsletters or [] if n not in settings.newsletters]
     if unknown:
         raise InputError(
             "--newsletters",
@@ -188,7 +188,12 @@ def add(
         subscriber = session.scalars(select(Subscriber).where(Subscriber.email == mailbox)).one_or_none()
         if subscriber is not None and subscriber.status in ENDED:
             raise NewsletterError(f"{mailbox} left or bounced: only the reader can come back (a sign-up)")
-        subscriber = subscriber or Subscriber(email=mailbox, created_at=now)
+        if subscriber is None:
+            subscriber = Subscriber(email=mailbox, created_at=now)
+            wanted = newsletters or default_newsletters(settings)
+        else:  # none named: a known reader keeps theirs
+            taken = [n.newsletter for n in subscriber.newsletters if n.status == SubscriptionStatus.ACTIVE]
+            wanted = newsletters or taken
         session.add(subscriber)
         subscriber.name = name or subscriber.name
         subscriber.language = language_code(language or subscriber.language or settings.site.language)

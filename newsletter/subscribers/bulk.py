@@ -36,7 +36,9 @@ from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatu
 from newsletter.subscribers.addresses import InvalidAddress, address_hash, normalize_email
 
 COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
-_LIST = re.compile(r"[;|]")
+# A cell's list: `weekly,daily` (a quoted cell), `weekly;daily` or `weekly|daily`.
+_LIST = re.compile(r"[,;|]")
+SEPARATORS = "separate several with , ; or |"
 # What csv itself will read of one cell; past it a row is unreadable, not the whole file.
 FIELD_LIMIT = 16 * 1024 * 1024
 MAX_CELL = 10_000
@@ -87,7 +89,7 @@ class Row:
     name: str | None
     language: str
     categories: tuple[str, ...]
-    newsletters: tuple[str, ...]
+    newsletters: tuple[str, ...]  # none named: a known reader's stay, a new one takes the default
     status: SubscriberStatus | None  # None: unchanged, or the import's default for a new reader
 
 
@@ -102,6 +104,12 @@ def to_cell(value: str) -> str:
 def from_cell(cell: str) -> str:
     """The value `to_cell` wrote: one quote before a formula character is taken off."""
     return cell[1:] if cell.startswith("'") and _GUARDED.match(cell, 1) else cell
+
+
+def default_newsletters(settings: Settings) -> list[str]:
+    """What a new reader takes when no newsletter is named (an import's empty cell, `subscribers
+    add` without --newsletters): every newsletter the site sends, the only one on a site of one."""
+    return list(settings.newsletters)
 
 
 def _split(value: str | None) -> list[str]:
@@ -141,13 +149,25 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
         slug = slugify(item)
         if slug not in sections:
             known = ", ".join(sorted(sections)) or "none yet: run `newsletter fetch` first"
-            raise ValueError(f"unknown category in column categories (known: {known})")
+            # A slug never holds a separator; a section's name may ('Health, Science').
+            split = any(_LIST.search(name) for name in sections.values())
+            by_slug = "; a section whose name holds one is named as listed here" if split else ""
+            raise ValueError(f"unknown category in column categories (known: {known}; {SEPARATORS}{by_slug})")
         categories.append(slug)
-    newsletters = _split(raw.get("newsletters")) or ["weekly"]
+    newsletters = _split(raw.get("newsletters"))
     for item in newsletters:
         if item not in settings.newsletters:
             configured = ", ".join(settings.newsletters)
-            raise ValueError(f"unknown newsletter in column newsletters (configured: {configured})")
+            # A newsletter is named by its settings key, which nothing stops from holding one.
+            unnameable = [repr(name) for name in settings.newsletters if _LIST.search(name)]
+            renamed = (
+                f"; {', '.join(unnameable)} cannot be named in a CSV: rename it in the settings"
+                if unnameable
+                else ""
+            )
+            raise ValueError(
+                f"unknown newsletter in column newsletters (configured: {configured}; {SEPARATORS}{renamed})"
+            )
     status = None
     if given := (raw.get("status") or "").strip().lower():
         try:
@@ -237,6 +257,7 @@ def import_csv(
     query = select(Category).where(or_(Category.is_section, Category.slug.in_(configured)))
     categories = {c.slug: c for c in session.scalars(query)}
     sections = {slug: c.name for slug, c in categories.items() if c.is_section} | configured
+    default = tuple(default_newsletters(settings))
     records = _checked(source, sections, settings)
     while batch := list(islice(records, BATCH)):
         rows: dict[str, tuple[int, dict[str, str], Row]] = {}
@@ -256,7 +277,7 @@ def import_csv(
             try:
                 with session.begin_nested():
                     outcome, stored = _apply(
-                        session, row, known.get(email), email in suppressed, categories, confirmed
+                        session, row, known.get(email), email in suppressed, categories, confirmed, default
                     )
             except ValueError as exc:
                 report.rejected.append((line, raw, str(exc)))
@@ -327,9 +348,11 @@ def _apply(
     suppressed: bool,
     categories: dict[str, Category],
     confirmed: bool,
+    default: tuple[str, ...],
 ) -> tuple[Outcome, Subscriber | None]:
     """One row into the store, and the reader it wrote (None when kept as it was); ValueError
-    when its status would claim a consent not given."""
+    when its status would claim a consent not given. A row naming no newsletter leaves a known
+    reader's as they are and gives a new one `default`."""
     if suppressed or (subscriber is not None and subscriber.status in ENDED):
         return Outcome.KEPT, None  # consent withdrawn or mailbox gone: an import never overrides it
     # A row without a status keeps the reader's, except that `confirmed` makes a pending one active.
@@ -352,7 +375,8 @@ def _apply(
     if status == SubscriberStatus.UNSUBSCRIBED:
         subscriber.unsubscribed_at = now
     subscriber.categories = [categories[slug] for slug in row.categories]
-    subscriber.newsletters = _subscriptions(subscriber, row.newsletters, now)
+    if row.newsletters or before is None:
+        subscriber.newsletters = _subscriptions(subscriber, row.newsletters or default, now)
     session.flush()
     if before is None:
         return Outcome.ADDED, subscriber
