@@ -121,8 +121,8 @@ def asked_language(query: QueryParams, headers: Headers, default: str) -> str:
     Accept-Language that has a catalog, else the site's."""
     available = i18n.languages()
     asked = query.get("lang")
-    if asked and primary(asked) in available:
-        return primary(asked)
+    if asked and i18n.primary_language(asked) in available:
+        return i18n.primary_language(asked)
     ranked: list[tuple[float, int, str]] = []
     for position, part in enumerate(headers.get("accept-language", "").split(",")[:20]):
         tag, _sep, params = part.strip().partition(";")
@@ -133,12 +133,8 @@ def asked_language(query: QueryParams, headers: Headers, default: str) -> str:
             except ValueError:
                 continue
         if tag and quality > 0:
-            ranked.append((-quality, position, primary(tag)))
+            ranked.append((-quality, position, i18n.primary_language(tag)))
     for _quality, _position, language in sorted(ranked):
         if language in available:
             return language
     return i18n.catalog_language(default)
-
-
-def primary(tag: str) -> str:
-    return tag.strip().lower().replace("_", "-").split("-")[0]
