@@ -18,7 +18,7 @@ from newsletter.editions.edition import (
     slot_label,
     upcoming_slot,
 )
-from newsletter.editions.slots import next_slot_after, slot_name
+from newsletter.editions.slots import next_slot_after, slot_name, wall_clock
 from newsletter.services.editions import grace
 from newsletter.settings import SendingSettings, Settings
 from newsletter.store import ledger
@@ -112,7 +112,7 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
             )
             if due not in FINISHED and now - slot > grace(settings) and begun(session, name, slot):
                 found.append(
-                    f"the {name} edition of {slot:%Y-%m-%d %H:%M %Z} has not gone out "
+                    f"the {name} edition of {wall_clock(slot)} has not gone out "
                     "(is `newsletter run` running?)"
                 )
         lease = timedelta(minutes=settings.sending.lease_minutes)
@@ -130,9 +130,7 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
             )
         found += stopped_sends(session, settings, now)
     for feed in failing_feeds(runtime, now):
-        since = (
-            f"{feed.last_ok_at.astimezone(settings.zone):%Y-%m-%d %H:%M %Z}" if feed.last_ok_at else "ever"
-        )
+        since = wall_clock(feed.last_ok_at, settings.zone) if feed.last_ok_at else "ever"
         found.append(f"feed {display_url(feed.url)} not read since {since}: {feed.last_error or 'no answer'}")
     return found
 

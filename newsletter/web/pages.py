@@ -22,7 +22,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.responses import HTMLResponse
 
 from newsletter import i18n
-from newsletter.editions.slots import slot_time
+from newsletter.editions.slots import slot_time, wall_clock
 from newsletter.settings import Settings
 from newsletter.store.categories import configured_sections, localized
 
@@ -87,7 +87,7 @@ class Pages:
 
     def local(self, moment: datetime | None) -> str:
         """A moment in the site's time zone, the zone named: `2026-12-07 07:00 CET` ('' for none)."""
-        return f"{moment.astimezone(self.settings.zone):%Y-%m-%d %H:%M %Z}" if moment is not None else ""
+        return wall_clock(moment, self.settings.zone) if moment is not None else ""
 
     def slot(self, name: str) -> str:
         """An edition's slot (its stored name, `2026-12-07T07:00`) in the site's time zone, named."""
