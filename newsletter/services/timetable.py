@@ -135,7 +135,8 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
     return found
 
 
-# A sender with nothing claimed naps at most this long past a deferred delivery's retry time.
+# A sender with nothing claimed naps at most this long past a deferred delivery's retry time
+# (Sender._deferred_wait's cap).
 DEFERRED_NAP = timedelta(minutes=1)
 
 
@@ -183,8 +184,8 @@ def stopped_sends(session: Session, settings: Settings, now: datetime) -> list[s
     ).all()
     quiet = now - longest_pause(settings.sending)
     found = []
-    for edition, count, *traces in rows:
-        last = max((t for t in (edition.started_at, *traces) if t is not None), default=None)
+    for edition, count, *stamps in rows:
+        last = max((t for t in (edition.started_at, *stamps) if t is not None), default=None)
         if last is not None and last >= quiet:
             continue  # a live sender may be backing off, napping or between two claims
         since = f" since {last.astimezone(settings.zone):%Y-%m-%d %H:%M:%S %Z}" if last else ""
