@@ -57,10 +57,21 @@ def languages() -> list[str]:
     return sorted(found | {SOURCE})
 
 
+def language_tag(tag: str) -> str:
+    """A language tag as written anywhere ('pt_BR ', 'DE-at') in one spelling: 'pt-br', 'de-at'."""
+    return tag.strip().lower().replace("_", "-")
+
+
+def primary_language(tag: str) -> str:
+    """A language tag's primary subtag ('de' of 'de-AT', 'pt_BR' gives 'pt'): how languages are
+    kept and compared."""
+    return language_tag(tag).split("-")[0]
+
+
 def catalog_language(language: str) -> str:
     """The language a reader of `language` ('de', 'de-AT', 'DE') gets the chrome in: its own
     catalog's, else English."""
-    primary = language.strip().lower().replace("_", "-").split("-")[0]
+    primary = primary_language(language)
     return primary if primary in _available() else SOURCE
 
 

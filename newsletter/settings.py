@@ -77,10 +77,10 @@ LANGUAGE_HELP = "not a known language code (use one like 'en', 'de' or 'pt-BR')"
 def language_code(tag: str) -> str:
     """A language tag ('de', 'pt-BR', 'pt_BR') as the store keeps languages: its primary subtag,
     lower case, as feeds' languages are read (ingest/parse.py); ValueError if Babel knows none."""
-    code = tag.strip().lower().replace("_", "-")
-    if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", code) or not _known_language(code.split("-")[0]):
+    code = i18n.primary_language(tag)
+    if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", i18n.language_tag(tag)) or not _known_language(code):
         raise ValueError(LANGUAGE_HELP)
-    return code.split("-")[0]
+    return code
 
 
 @lru_cache(maxsize=512)
@@ -679,7 +679,7 @@ class Settings(BaseSettings):
     def reader_language(self, language: str | None) -> str:
         """The language a reader of `language` gets emails and pages in: theirs when the site
         offers it, else the site's (a reader kept from before the site dropped a language)."""
-        code = (language or "").strip().lower().replace("_", "-").split("-")[0]
+        code = i18n.primary_language(language or "")
         return code if code in self.languages() else self.site.language
 
     @classmethod

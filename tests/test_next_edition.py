@@ -355,11 +355,13 @@ def test_an_edition_begun_early_and_stopped_is_resumed_by_a_plain_send(newsroom)
     --now) resumes it though its slot is still ahead, and `status --check` tells of it meanwhile."""
     edition_id, _warnings = sending.prepare_next(newsroom, "weekly", SUNDAY_NOON, ahead_ok=True)
     with unit_of_work(newsroom.factory) as session:  # as the sender leaves it when the relay refuses
-        session.get_one(Edition, edition_id).status = "sending"
+        edition = session.get_one(Edition, edition_id)
+        edition.status, edition.started_at = "sending", SUNDAY_NOON - timedelta(hours=1)
     pending = rows(newsroom)["deliveries"]
     stopped = (
         f"the weekly edition of 2026-11-23 07:00 CET stopped sending with {pending} deliveries pending "
-        f"and no sender at work: `newsletter send --edition {edition_id}` resumes it"
+        f"and no sender at work since 2026-11-22 11:00:00 CET: `newsletter send --edition {edition_id}` "
+        "resumes it"
     )
     assert stopped in timetable.problems(newsroom, SUNDAY_NOON)
     with unit_of_work(newsroom.factory) as session:  # a sender holds a batch right now: in progress
@@ -372,3 +374,35 @@ def test_an_edition_begun_early_and_stopped_is_resumed_by_a_plain_send(newsroom)
     report = outbox_send(newsroom, SUNDAY_NOON + timedelta(minutes=5))  # no ahead_ok
     assert (report.edition_id, report.status) == (edition_id, "complete")
     assert not [p for p in timetable.problems(newsroom, SUNDAY_NOON) if "stopped sending" in p]
+
+
+def test_a_send_paused_by_a_live_sender_is_not_taken_for_stopped(newsroom) -> None:
+    """A busy provider's answer puts the batch back to pending (its claim undone) while the sender
+    backs off; a deferred delivery's time comes while it naps: nothing is claimed, and the send
+    is not stopped. Once nothing in its ledger changed for longer than any such pause, it is."""
+    edition_id, _warnings = sending.prepare_next(newsroom, "weekly", SUNDAY_NOON, ahead_ok=True)
+    with unit_of_work(newsroom.factory) as session:
+        edition = session.get_one(Edition, edition_id)
+        edition.status, edition.started_at = "sending", SUNDAY_NOON - timedelta(hours=1)
+        first, second, *_rest = session.scalars(
+            select(Delivery).where(Delivery.edition_id == edition_id).order_by(Delivery.id)
+        )
+        first.status, first.sent_at = "sent", SUNDAY_NOON - timedelta(minutes=30)
+        # the batch the provider was too busy for, handed over moments ago, back to pending
+        second.handed_at = SUNDAY_NOON - timedelta(seconds=10)
+    pause = timetable.longest_pause(newsroom.settings.sending)
+    assert pause == timedelta(seconds=8 * 60 + 60 + 60 + 60)  # the defaults: retries, store, lease, nap
+
+    def stopped(now: datetime) -> list[str]:
+        return [p for p in timetable.problems(newsroom, now) if "stopped sending" in p]
+
+    assert not stopped(SUNDAY_NOON)
+    assert not stopped(SUNDAY_NOON + pause - timedelta(seconds=11))
+    [alarm] = stopped(SUNDAY_NOON + pause)
+    assert alarm.endswith(
+        f"no sender at work since 2026-11-22 11:59:50 CET: `newsletter send --edition {edition_id}` resumes it"
+    )
+    with unit_of_work(newsroom.factory) as session:  # a deferred delivery's time came a moment ago
+        session.get_one(Delivery, second.id).retry_at = SUNDAY_NOON + pause - timedelta(seconds=30)
+    assert not stopped(SUNDAY_NOON + pause)
+    assert stopped(SUNDAY_NOON + 2 * pause)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.editions.slots import last_slot, next_slot_after
+from newsletter.editions.slots import last_slot, next_slot_after, slot_time, wall_clock
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
@@ -65,3 +65,9 @@ def test_last_and_next_slots_bracket_now(days: str, moment: datetime, at: str, z
     assert before.astimezone(UTC) <= moment < after.astimezone(UTC)
     assert next_slot_after(days, at, tz, before) == after  # nothing scheduled in between
     assert last_slot(days, at, tz, after.astimezone(UTC) - timedelta(microseconds=1)) == before
+
+
+def test_every_printed_time_reads_the_sites_wall_clock_with_its_zone() -> None:
+    assert wall_clock(datetime(2026, 11, 23, 6, 0, tzinfo=UTC), BRUSSELS) == "2026-11-23 07:00 CET"
+    assert wall_clock(datetime(2026, 7, 1, 5, 30, tzinfo=UTC), BRUSSELS) == "2026-07-01 07:30 CEST"
+    assert wall_clock(slot_time("2026-11-23T07:00", BRUSSELS)) == "2026-11-23 07:00 CET"  # its own zone

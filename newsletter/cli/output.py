@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from newsletter.editions.slots import slot_time
+from newsletter.editions.slots import slot_time, wall_clock
 from newsletter.settings import Settings, config_path
 from newsletter.store.statuses import DeliveryStatus, EditionStatus, FeedStatus
 from newsletter.text import printable
@@ -80,7 +80,7 @@ def where(named: Path | None, settings: Settings) -> None:
 
 def local(when: datetime | None, zone: ZoneInfo) -> str:
     """A time as people at the site read it, with the zone's name ('2026-11-23 07:00 CET')."""
-    return f"{when.astimezone(zone):%Y-%m-%d %H:%M %Z}" if when else ""
+    return wall_clock(when, zone) if when else ""
 
 
 def iso(when: datetime | None, zone: ZoneInfo) -> str | None:

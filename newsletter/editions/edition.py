@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from newsletter.editions.slots import last_slot, next_slot_after, slot_name, slot_time
+from newsletter.editions.slots import last_slot, next_slot_after, slot_name, slot_time, wall_clock
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
 from newsletter.store.models import Edition
@@ -57,7 +57,7 @@ class EditionInfo:
 
 def slot_label(name: str, zone: ZoneInfo) -> str:
     """A slot's name as every printed time reads: the site's wall clock with the zone's name."""
-    return f"{slot_time(name, zone):%Y-%m-%d %H:%M %Z}"
+    return wall_clock(slot_time(name, zone))
 
 
 def due_slot(settings: Settings, newsletter: str, now: datetime) -> datetime:

@@ -9,7 +9,7 @@ instants (UTC), never as wall-clock values, which Python compares naively within
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from newsletter.settings import weekdays
@@ -46,6 +46,12 @@ def next_slot_after(days: str, at: str, zone: ZoneInfo, now: datetime) -> dateti
         if day.weekday() in allowed and candidate.astimezone(UTC) > instant:
             return candidate
     raise AssertionError("every weekly schedule has a slot within eight days")
+
+
+def wall_clock(moment: datetime, zone: tzinfo | None = None) -> str:
+    """A moment as people at the site read it, the zone named ('2026-11-23 07:00 CET'): in
+    `zone` (the site's), or in the zone it carries (a slot already is in the site's)."""
+    return f"{moment if zone is None else moment.astimezone(zone):%Y-%m-%d %H:%M %Z}"
 
 
 def slot_name(slot: datetime) -> str:

@@ -75,7 +75,7 @@ def run(runtime: Runtime, newsletter: str, now: datetime, links: bool = True) ->
             prepare(session, settings, edition, Composer(settings.templates_path()))  # a prepared one stays
             copies, messages = _copies(session, settings, edition)
             urls = _article_urls(session, edition.id)
-            pictured = _pictured(session, edition.id)
+            pictured = _articles_with_images(session, edition.id)
         finally:
             transaction.rollback()  # a draft's preparation was only to see it
     answers = _answers(urls, settings.fetch) if links else None
@@ -246,7 +246,7 @@ def _article_urls(session: Session, edition_id: int) -> list[str]:
     )
 
 
-def _pictured(session: Session, edition_id: int) -> int:
+def _articles_with_images(session: Session, edition_id: int) -> int:
     """How many of the edition's articles have an image (whether a variant shows it or not)."""
     return (
         session.scalar(

@@ -28,7 +28,7 @@ from newsletter.editions.edition import (
     slot_label,
 )
 from newsletter.editions.prepare import EmptyEdition, NoNews, check_news, prepare
-from newsletter.editions.slots import slot_name, slot_time
+from newsletter.editions.slots import slot_name, slot_time, wall_clock
 from newsletter.errors import NewsletterError, StoreUnavailable
 from newsletter.sending.report import SendError, SendReport
 from newsletter.sending.single import send_one
@@ -68,7 +68,7 @@ class EditionRun:
         """The run as a log line says it: the slot with its zone, what happened and why."""
         said = f"nothing to send: {self.reason}" if self.action == "nothing" and self.reason else self.action
         why = f" ({self.problem})" if self.problem else ""
-        return f"{self.newsletter} edition of {self.slot:%Y-%m-%d %H:%M %Z}: {said}{why}"
+        return f"{self.newsletter} edition of {wall_clock(self.slot)}: {said}{why}"
 
 
 def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threading.Event) -> EditionRun:
@@ -102,7 +102,7 @@ def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threadin
     if missed is None:
         reason = "its slot came before the newsletter's first edition" if first else "it went out meanwhile"
         return EditionRun(newsletter, slot, "nothing", reason=reason)
-    when = f"{slot:%Y-%m-%d %H:%M %Z}"
+    when = wall_clock(slot)
     alert(
         runtime,
         f"the {newsletter} edition of {when} was missed",
@@ -122,7 +122,7 @@ def _send(
     stop: threading.Event,
     edition_id: int | None = None,
 ) -> EditionRun:
-    when = f"{slot:%Y-%m-%d %H:%M %Z}"
+    when = wall_clock(slot)
     try:
         report = sending.send(runtime, newsletter, now, edition_id, stop=stop)
     except NotDue:  # another scheduler, or an operator, sent it meanwhile
@@ -170,7 +170,7 @@ def take_over(runtime: Runtime, now: datetime, stop: threading.Event) -> list[Ed
         log.warning(
             "the %s edition of %s: %d deliveries held by a sender silent past its lease; taking them over",
             newsletter,
-            f"{slot:%Y-%m-%d %H:%M %Z}",
+            wall_clock(slot),
             stale[edition_id][0],
         )
         runs.append(_send(runtime, newsletter, slot, now, stop, edition_id))
@@ -212,7 +212,7 @@ def review_due(runtime: Runtime, newsletter: str, now: datetime) -> EditionRun:
             if composed:
                 close_window(session, settings, edition, now)
                 for warning in check_news(session, settings, edition):
-                    log.warning("the %s edition of %s: %s", newsletter, f"{slot:%Y-%m-%d %H:%M %Z}", warning)
+                    log.warning("the %s edition of %s: %s", newsletter, wall_clock(slot), warning)
                 prepare(session, settings, edition, Composer(settings.templates_path()))
             checking = composed and config.hold_on_failed_checks
             if checking:
@@ -278,7 +278,7 @@ def _mail_review(runtime: Runtime, mail: ReviewMail, now: datetime) -> None:
     go is logged and alerted, and the edition goes on all the same."""
     settings = runtime.settings
     zone = settings.zone
-    when = f"{mail.slot.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+    when = wall_clock(mail.slot, zone)
     if mail.waiting is None:
         fate = "goes at its slot unless held"
     elif mail.waiting.startswith("held"):
@@ -290,7 +290,7 @@ def _mail_review(runtime: Runtime, mail: ReviewMail, now: datetime) -> None:
     tally = ", ".join(f"{n} {status}" for status, n in sorted(mail.counts.items())) or "no readers"
     lines = [
         f"The {mail.newsletter} edition of {when} is composed for your review: it {fate}.",
-        f"Its window closed at {mail.closed.astimezone(zone):%Y-%m-%d %H:%M %Z}; "
+        f"Its window closed at {wall_clock(mail.closed, zone)}; "
         "articles published since go in the next edition.",
         f"{mail.variants} variant(s); deliveries: {tally}.",
         "Top headlines:" if mail.headlines else "No headlines: every reader is skipped.",

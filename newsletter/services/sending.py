@@ -23,7 +23,7 @@ from newsletter.editions.edition import (
     slot_label,
 )
 from newsletter.editions.prepare import Prepared, check_news, prepare
-from newsletter.editions.slots import slot_name, slot_time
+from newsletter.editions.slots import slot_name, slot_time, wall_clock
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
     Outcome,
@@ -142,7 +142,7 @@ def _prepare(
     early = slot > now and (ahead_ok or started)
     if slot > now and not early and not rehearsal:
         raise NotDue(
-            f"the next {newsletter} edition is the one of {slot:%Y-%m-%d %H:%M %Z}, not due yet: "
+            f"the next {newsletter} edition is the one of {wall_clock(slot)}, not due yet: "
             "it goes out then (send --now sends it at once)"
         )
     edition = open_edition(session, settings, newsletter, slot)
@@ -188,9 +188,9 @@ def _too_soon(session: Session, runtime: Runtime, edition: Edition, now: datetim
         return None
     days = round(every / timedelta(days=1))
     return (
-        f"the last {edition.newsletter} edition (of {slot_time(last.slot, zone):%Y-%m-%d %H:%M %Z}) "
-        f"went out at {went.astimezone(zone):%Y-%m-%d %H:%M %Z}, less than its usual interval "
-        f"({days} day{'' if days == 1 else 's'}) ago; the next is due at {slot:%Y-%m-%d %H:%M %Z} "
+        f"the last {edition.newsletter} edition (of {slot_label(last.slot, zone)}) "
+        f"went out at {wall_clock(went, zone)}, less than its usual interval "
+        f"({days} day{'' if days == 1 else 's'}) ago; the next is due at {wall_clock(slot)} "
         "and goes out then (send --now --force sends it at once all the same)"
     )
 

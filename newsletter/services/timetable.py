@@ -18,9 +18,9 @@ from newsletter.editions.edition import (
     slot_label,
     upcoming_slot,
 )
-from newsletter.editions.slots import next_slot_after, slot_name
+from newsletter.editions.slots import next_slot_after, slot_name, wall_clock
 from newsletter.services.editions import grace
-from newsletter.settings import Settings
+from newsletter.settings import SendingSettings, Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading
 from newsletter.store.models import Delivery, Edition, Feed
@@ -112,7 +112,7 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
             )
             if due not in FINISHED and now - slot > grace(settings) and begun(session, name, slot):
                 found.append(
-                    f"the {name} edition of {slot:%Y-%m-%d %H:%M %Z} has not gone out "
+                    f"the {name} edition of {wall_clock(slot)} has not gone out "
                     "(is `newsletter run` running?)"
                 )
         lease = timedelta(minutes=settings.sending.lease_minutes)
@@ -130,27 +130,46 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
             )
         found += stopped_sends(session, settings, now)
     for feed in failing_feeds(runtime, now):
-        since = (
-            f"{feed.last_ok_at.astimezone(settings.zone):%Y-%m-%d %H:%M %Z}" if feed.last_ok_at else "ever"
-        )
+        since = wall_clock(feed.last_ok_at, settings.zone) if feed.last_ok_at else "ever"
         found.append(f"feed {display_url(feed.url)} not read since {since}: {feed.last_error or 'no answer'}")
     return found
 
 
+# A sender with nothing claimed naps at most this long past a deferred delivery's retry time
+# (Sender._deferred_wait's cap).
+DEFERRED_NAP = timedelta(minutes=1)
+
+
+def longest_pause(sending: SendingSettings) -> timedelta:
+    """How long a live sender may leave its edition's ledger untouched with nothing claimed: a
+    busy provider's whole backoff streak (each refused try undoes its claim), the store tried
+    again, a nap past a deferred delivery's time, and a lease on top, as for a silent sender."""
+    busy = sending.max_retries * sending.max_backoff_seconds
+    return timedelta(seconds=busy + sending.store_retry_seconds, minutes=sending.lease_minutes) + DEFERRED_NAP
+
+
 def stopped_sends(session: Session, settings: Settings, now: datetime) -> list[str]:
     """Editions that began going out and stopped (the provider refused, the process ended) with
-    deliveries ready to go and no sender holding any: a sender at work always holds a claim,
-    or waits for a deferred delivery's retry time. A silent sender's claims are told apart."""
+    deliveries ready to go, no sender holding any, and nothing in their ledger changed for longer
+    than a live sender pauses (backing off, napping, waiting for the store): the newest claim,
+    hand-over, send, provider event or retry time come, else the start. A silent sender's claims
+    are told apart."""
+    ready = (Delivery.status == DeliveryStatus.PENDING) & (
+        Delivery.retry_at.is_(None) | (Delivery.retry_at <= now)
+    )
+    traces = [
+        func.max(Delivery.claimed_at),
+        func.max(Delivery.handed_at),
+        func.max(Delivery.sent_at),
+        func.max(Delivery.provider_event_at),
+        func.max(Delivery.retry_at).filter(Delivery.retry_at <= now),
+    ]
     tally = (
         select(
             Delivery.edition_id,
             func.count().filter(Delivery.status == DeliveryStatus.SENDING).label("held"),
-            func.count()
-            .filter(
-                Delivery.status == DeliveryStatus.PENDING,
-                (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now),
-            )
-            .label("ready"),
+            func.count().filter(ready).label("ready"),
+            *(trace.label(f"trace{i}") for i, trace in enumerate(traces)),
         )
         .join(Edition, Edition.id == Delivery.edition_id)
         .where(Edition.status == EditionStatus.SENDING)
@@ -158,14 +177,21 @@ def stopped_sends(session: Session, settings: Settings, now: datetime) -> list[s
         .subquery()
     )
     rows = session.execute(
-        select(Edition, tally.c.ready)
+        select(Edition, tally.c.ready, *(tally.c[f"trace{i}"] for i in range(len(traces))))
         .join(tally, tally.c.edition_id == Edition.id)
         .where(tally.c.held == 0, tally.c.ready > 0)
         .order_by(Edition.id)
     ).all()
-    return [
-        f"the {edition.newsletter} edition of {slot_label(edition.slot, settings.zone)} "
-        f"stopped sending with {ready} {'delivery' if ready == 1 else 'deliveries'} pending and no sender "
-        f"at work: `newsletter send --edition {edition.id}` resumes it"
-        for edition, ready in rows
-    ]
+    quiet = now - longest_pause(settings.sending)
+    found = []
+    for edition, count, *stamps in rows:
+        last = max((t for t in (edition.started_at, *stamps) if t is not None), default=None)
+        if last is not None and last >= quiet:
+            continue  # a live sender may be backing off, napping or between two claims
+        since = f" since {last.astimezone(settings.zone):%Y-%m-%d %H:%M:%S %Z}" if last else ""
+        found.append(
+            f"the {edition.newsletter} edition of {slot_label(edition.slot, settings.zone)} "
+            f"stopped sending with {count} {'delivery' if count == 1 else 'deliveries'} pending and no "
+            f"sender at work{since}: `newsletter send --edition {edition.id}` resumes it"
+        )
+    return found

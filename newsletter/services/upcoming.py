@@ -126,12 +126,12 @@ def upcoming(runtime: Runtime, newsletter: str, now: datetime) -> Upcoming:
             languages,
             edition.note,
             None if prepared else tally(session, settings, offer),
-            _pictured(session, edition.id) if prepared and edition.id is not None else None,
+            _variants_with_images(session, edition.id) if prepared and edition.id is not None else None,
             config.trending_images,
         )
 
 
-def _pictured(session: Session, edition_id: int) -> int:
+def _variants_with_images(session: Session, edition_id: int) -> int:
     """How many of the edition's variants show an image (the database looks, the HTML stays there)."""
     return (
         session.scalar(

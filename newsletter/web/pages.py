@@ -22,7 +22,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.responses import HTMLResponse
 
 from newsletter import i18n
-from newsletter.editions.slots import slot_time
+from newsletter.editions.slots import slot_time, wall_clock
 from newsletter.settings import Settings
 from newsletter.store.categories import configured_sections, localized
 
@@ -87,7 +87,7 @@ class Pages:
 
     def local(self, moment: datetime | None) -> str:
         """A moment in the site's time zone, the zone named: `2026-12-07 07:00 CET` ('' for none)."""
-        return f"{moment.astimezone(self.settings.zone):%Y-%m-%d %H:%M %Z}" if moment is not None else ""
+        return wall_clock(moment, self.settings.zone) if moment is not None else ""
 
     def slot(self, name: str) -> str:
         """An edition's slot (its stored name, `2026-12-07T07:00`) in the site's time zone, named."""
@@ -121,8 +121,8 @@ def asked_language(query: QueryParams, headers: Headers, default: str) -> str:
     Accept-Language that has a catalog, else the site's."""
     available = i18n.languages()
     asked = query.get("lang")
-    if asked and primary(asked) in available:
-        return primary(asked)
+    if asked and i18n.primary_language(asked) in available:
+        return i18n.primary_language(asked)
     ranked: list[tuple[float, int, str]] = []
     for position, part in enumerate(headers.get("accept-language", "").split(",")[:20]):
         tag, _sep, params = part.strip().partition(";")
@@ -133,12 +133,8 @@ def asked_language(query: QueryParams, headers: Headers, default: str) -> str:
             except ValueError:
                 continue
         if tag and quality > 0:
-            ranked.append((-quality, position, primary(tag)))
+            ranked.append((-quality, position, i18n.primary_language(tag)))
     for _quality, _position, language in sorted(ranked):
         if language in available:
             return language
     return i18n.catalog_language(default)
-
-
-def primary(tag: str) -> str:
-    return tag.strip().lower().replace("_", "-").split("-")[0]

@@ -9,12 +9,11 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from newsletter.errors import InputError, NewsletterError, StoreError
-from newsletter.i18n import N_
+from newsletter.i18n import N_, primary_language
 from newsletter.services import readers
 from newsletter.subscribers.tokens import TokenError
 from newsletter.web.context import Notices, Web, log, web
 from newsletter.web.forms import read_form, text, texts
-from newsletter.web.pages import primary
 
 router = APIRouter()
 # The pause a reader may choose, in weeks (the service allows up to 52).
@@ -107,7 +106,8 @@ async def change(request: Request, token: str) -> Response:
 
 def _wanted(context: Web, posted: FormData, current: str) -> tuple[readers.Change, tuple[str, str] | None]:
     """The form as the service takes it, or the first field that cannot be right."""
-    language = primary(text(posted, "language", 35)) or context.runtime.settings.reader_language(current)
+    chosen = primary_language(text(posted, "language", 35))
+    language = chosen or context.runtime.settings.reader_language(current)
     pause = text(posted, "pause_weeks", 4) or "0"
     problem = None
     if language not in context.pages.languages():

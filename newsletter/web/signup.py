@@ -9,12 +9,11 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from newsletter.errors import InputError, NewsletterError, StoreError
-from newsletter.i18n import N_
+from newsletter.i18n import N_, primary_language
 from newsletter.services import readers
 from newsletter.text import printable
 from newsletter.web.context import Notices, Web, log, web
 from newsletter.web.forms import read_form, text, texts
-from newsletter.web.pages import primary
 
 router = APIRouter()
 # What a log line shows of a refused origin (a header's text): a real one is far shorter.
@@ -132,7 +131,7 @@ def _values(posted: FormData, language: str) -> dict[str, object]:
         "name": text(posted, "name", 300),
         "newsletters": texts(posted, "newsletters"),
         "categories": texts(posted, "categories"),
-        "language": primary(text(posted, "language", 35)) or language,
+        "language": primary_language(text(posted, "language", 35)) or language,
     }
 
 
