@@ -116,6 +116,21 @@ def test_an_empty_newsletters_cell_gives_every_newsletter_the_site_sends(newsroo
     assert taken(newsroom, "ann@example.org") == ["weekly"]
 
 
+def test_the_operator_names_what_an_empty_cell_means(newsroom, tmp_path) -> None:
+    """A list that opted in to the weekly elsewhere: `--newsletters weekly` gives its new
+    readers the weekly alone; a name the site does not send is refused before anything is read."""
+    path = tmp_path / "readers.csv"
+    path.write_text(HEADER + "eve@example.org,Eve,en,,,\nfinn@example.org,Finn,en,,daily,\n")
+    run = command(newsroom, tmp_path, SECRET_ENV)
+    wrong = run("subscribers", "import", str(path), "--newsletters", "weekley")
+    refused(wrong, 2, "--newsletters: no newsletter 'weekley' (configured: weekly, daily)")
+    assert taken(newsroom, "eve@example.org") is None
+    assert run("subscribers", "import", str(path), "--newsletters", "weekly").returncode == 0
+    assert taken(newsroom, "eve@example.org") == ["weekly"] and taken(newsroom, "finn@example.org") == [
+        "daily"
+    ]
+
+
 def test_on_a_site_sending_only_a_daily_an_empty_cell_means_the_daily(make_runtime, tmp_path) -> None:
     runtime = make_runtime(newsletters={"daily": {"days": "*", "at": "06:30"}})
     path = tmp_path / "readers.csv"

@@ -52,16 +52,30 @@ def subscribers_import(
             help="Mail each reader left pending the confirmation link (once per reader, paced).",
         ),
     ] = False,
+    newsletters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--newsletters",
+            help="What a new reader whose newsletters cell is empty takes, comma-separated or "
+            "repeated (default: every newsletter the site sends).",
+        ),
+    ] = None,
 ) -> None:
     """Add or update subscribers from a CSV; bad rows are reported and kept aside, never lost.
 
     A reader left pending gets nothing until they confirm: --confirmed makes the file's readers
     active (they opted in elsewhere), --send-confirmation mails each pending one the link."""
+    wanted = _names(newsletters, "--newsletters")
+    if wanted and (unknown := [n for n in wanted if n not in state(ctx).settings.newsletters]):
+        known = ", ".join(state(ctx).settings.newsletters)
+        raise InputError("--newsletters", f"no newsletter {unknown[0]!r} (configured: {known})")
     if send_confirmation:  # a setting the mails need is wrong: told before the store is touched
         confirmations.check_settings(state(ctx).settings)
     runtime = state(ctx).runtime()
     where(state(ctx).config, runtime.settings)
-    report = import_and_show(runtime, path, confirmed=confirmed, send_confirmation=send_confirmation)
+    report = import_and_show(
+        runtime, path, confirmed=confirmed, send_confirmation=send_confirmation, newsletters=wanted
+    )
     again = "import the same list again" if path == STANDARD else "import the same file again"
     unsent = send_and_show(runtime, report.pending, again) if send_confirmation else False
     if report.rejected or unsent:
@@ -69,16 +83,18 @@ def subscribers_import(
 
 
 def import_and_show(
-    runtime: Runtime, path: Path, *, confirmed: bool = False, send_confirmation: bool = False
+    runtime: Runtime,
+    path: Path,
+    *,
+    confirmed: bool = False,
+    send_confirmation: bool = False,
+    newsletters: list[str] | None = None,
 ) -> ImportReport:
     """Import and print the outcome, and what becomes of the readers left pending (told of
     the two options unless `send_confirmation`); shared with `newsletter demo`."""
-    if path == STANDARD:
-        report = subscribers.import_file(runtime, sys.stdin.buffer, confirmed=confirmed)
-        name = "standard input"
-    else:
-        report = subscribers.import_file(runtime, path, confirmed=confirmed)
-        name = str(path)
+    source = sys.stdin.buffer if path == STANDARD else path
+    report = subscribers.import_file(runtime, source, confirmed=confirmed, newsletters=newsletters)
+    name = "standard input" if path == STANDARD else str(path)
     line(
         f"{name}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{report.kept} kept as they were (unsubscribed or suppressed), {len(report.rejected)} rejected"

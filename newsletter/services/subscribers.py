@@ -42,17 +42,24 @@ from newsletter.subscribers.tokens import LIFETIME_DAYS
 LINK_LIFETIME = timedelta(days=LIFETIME_DAYS["confirm"] or 0)
 
 
-def import_file(runtime: Runtime, source: Path | BinaryIO, *, confirmed: bool = False) -> ImportReport:
+def import_file(
+    runtime: Runtime,
+    source: Path | BinaryIO,
+    *,
+    confirmed: bool = False,
+    newsletters: list[str] | None = None,
+) -> ImportReport:
     """Add or update subscribers from a CSV file or a byte stream (standard input: `-` on the
     command line); bad rows are reported and kept aside, never lost.
 
-    `confirmed`: the readers opted in elsewhere, so rows may make them active."""
+    `confirmed`: the readers opted in elsewhere, so rows may make them active. `newsletters`:
+    what a new reader whose row names none takes (default: every newsletter the site sends)."""
     name = str(source) if isinstance(source, Path) else "standard input"
     if isinstance(source, Path) and not source.is_file():
         raise NewsletterError(f"no such file: {source}")
     try:
         with unit_of_work(runtime.factory) as session:
-            return import_csv(session, runtime.settings, source, confirmed=confirmed)
+            return import_csv(session, runtime.settings, source, confirmed=confirmed, newsletters=newsletters)
     except ValueError as exc:
         raise NewsletterError(f"cannot import {name}: {exc}") from None
 

@@ -238,13 +238,19 @@ def _checked(
 
 
 def import_csv(
-    session: Session, settings: Settings, source: Path | BinaryIO, *, confirmed: bool = False
+    session: Session,
+    settings: Settings,
+    source: Path | BinaryIO,
+    *,
+    confirmed: bool = False,
+    newsletters: list[str] | None = None,
 ) -> ImportReport:
     """Add new subscribers, update the preferences of known ones, report the rest.
 
     `source` is a CSV file, or a byte stream such as standard input (`sys.stdin.buffer`): bytes,
     so that a row that is not UTF-8 is refused alone. `confirmed` says the readers opted in: only
     then may a reader become active, and a new or pending reader with no status is active.
+    `newsletters`: what a new reader whose row names none takes (else `default_newsletters`).
     """
     report = ImportReport()
     # Forgotten readers are known by a hash keyed with the secret key: needed only once there are some.
@@ -257,7 +263,7 @@ def import_csv(
     query = select(Category).where(or_(Category.is_section, Category.slug.in_(configured)))
     categories = {c.slug: c for c in session.scalars(query)}
     sections = {slug: c.name for slug, c in categories.items() if c.is_section} | configured
-    default = tuple(default_newsletters(settings))
+    default = tuple(newsletters or default_newsletters(settings))
     records = _checked(source, sections, settings)
     while batch := list(islice(records, BATCH)):
         rows: dict[str, tuple[int, dict[str, str], Row]] = {}
