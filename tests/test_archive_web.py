@@ -419,3 +419,27 @@ def test_the_archive_heading_reads_right_whatever_the_title(title) -> None:
     assert "of the" not in index.body and "the The" not in index.body
     [page] = edition_pages(Renderer(settings), published)
     assert f"{title}: every edition</a>" in page.body
+
+
+def test_an_edition_sent_early_is_dated_the_day_it_went(newsroom, tmp_path) -> None:
+    """Sent with --now on Sunday 22 November, the edition of the 23rd keeps its slot's address,
+    but its emails, its page and its feed entry read the 22nd, the day it went."""
+    went = WEEKLY_NOV_23 - timedelta(hours=19)  # Sunday 12:00
+    report = sending.send(newsroom, "weekly", went, ahead_ok=True)
+    assert report.status == "complete", report
+    folder = Path(newsroom.settings.outbox_dir)
+    messages = [email.message_from_bytes(p.read_bytes()) for p in folder.glob("*/*.eml")]
+    assert messages
+    for message in messages:
+        text, html = part(message, "text/plain"), part(message, "text/html")
+        assert re.search(r"22\.? November 2026$", text.splitlines()[0]), text.splitlines()[0]  # en, de
+        assert not re.search(r"23\.? November", text + html)
+    site = next(serve(newsroom, tmp_path))
+    with site.client() as client:
+        page = client.get(EDITION)  # the slot's address
+        assert page.status_code == 200, page.text
+        title = re.search(r"<title>(.*?)</title>", page.text, re.S)
+        assert title is not None and "22 November 2026" in title.group(1), title
+        assert "23 November 2026" not in page.text
+        feed = feedparser.parse(client.get("/feeds/weekly/en.atom").content)
+        assert [entry.title for entry in feed.entries] == ["Weekly digest, 22 November 2026"]

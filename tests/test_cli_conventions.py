@@ -259,7 +259,7 @@ def test_json_output_parses_with_stable_keys(newsroom, cli) -> None:
     assert datetime.fromisoformat(feed["fetched_at"]).utcoffset() is not None
     [edition] = json.loads(cli("editions", "--json").stdout)
     assert edition == status["editions"][0]
-    assert edition["slot"] == "2026-11-23T07:00" and edition["status"] == "complete"
+    assert edition["slot"] == "2026-11-23T07:00:00+01:00" and edition["status"] == "complete"
     assert edition["window_end"] == "2026-11-23T07:00:00+01:00"
     assert edition["deliveries"] == {
         "pending": 0,

@@ -3,6 +3,7 @@ minutes after the first refused, and a dry run that shows the plan whenever it i
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -17,6 +18,7 @@ from newsletter.store.models import (
     Category,
     Delivery,
     Edition,
+    Feed,
     Subscriber,
     SubscriberNewsletter,
     Variant,
@@ -161,3 +163,99 @@ def test_a_dry_run_before_the_slot_shows_when_it_would_go_and_writes_nothing(mak
     due = cli("send", "--dry-run", "--at", "2026-11-23T07:10")
     assert due.returncode == 0 and "it would go now" in due.stdout and "ahead" not in due.stdout
     assert rows(runtime) == (0, 0, 0)
+
+
+def test_send_now_names_the_window_it_uses_and_a_dry_run_after_it_shows_its_plan(newsroom, tmp_path) -> None:
+    """The operator's walk: the first edition sent with --now on Sunday at noon. Its header names
+    the window the edition really has (closed now, looking back its 7 days), as `editions --json`
+    stores it, the slot there with its offset. A dry run right after shows the next edition's plan,
+    with the send's refusal (no feed read since its window opened) as a warning."""
+    cli = on(newsroom, tmp_path)
+    sent = cli("send", "--now", "--at", "2026-11-22T12:00")
+    assert sent.returncode == 0, sent.stderr
+    assert (
+        "weekly edition of 2026-11-23 07:00 CET, window 2026-11-15 12:00 CET to 2026-11-22 12:00 CET "
+        "(edition 1, ready)"
+    ) in one_line(sent.stdout)
+    listed = cli("editions", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (edition,) = json.loads(listed.stdout)
+    assert edition["slot"] == "2026-11-23T07:00:00+01:00"
+    assert (edition["window_start"], edition["window_end"]) == (
+        "2026-11-15T12:00:00+01:00",
+        "2026-11-22T12:00:00+01:00",
+    )
+    with unit_of_work(newsroom.factory) as session:  # no fetch since it went; an article after it
+        session.execute(update(Feed).values(last_ok_at=datetime(2026, 11, 22, 11, 0, tzinfo=ZONE)))
+        politics = session.scalars(select(Category).where(Category.slug == "politics")).one()
+        session.add(
+            Article(
+                key="https://www.europeantimes.example/later",
+                language="en",
+                url="https://www.europeantimes.example/later",
+                title="Later news",
+                published_at=datetime(2026, 11, 22, 12, 5, tzinfo=ZONE),
+                categories=[politics],
+            )
+        )
+    before = rows(newsroom)
+    rehearsed = cli("send", "--dry-run", "--at", "2026-11-22T12:10")
+    assert rehearsed.returncode == 0, rehearsed.stderr
+    said = one_line(rehearsed.stdout)
+    assert (
+        "weekly edition of 2026-11-30 07:00 CET, window 2026-11-22 12:00 CET to 2026-11-30 07:00 CET" in said
+    )
+    assert "it would go at 2026-11-30 07:00 CET" in said and "5 to send in 5 variants" in said
+    assert "warning: send refuses it: no feed was read since the edition's window opened" in one_line(
+        rehearsed.stderr
+    )
+    assert rows(newsroom) == before
+
+
+def test_a_dry_run_of_an_empty_edition_says_it_would_not_be_prepared(make_runtime, tmp_path) -> None:
+    """Before its slot, nothing stored of its window: a dry run says what would happen, and, for a
+    newsletter's first edition only, that `send --now` would close the window now."""
+    runtime = make_runtime(
+        feeds=[{"url": str(SAMPLE / "site.xml")}], site={"categories": SECTIONS}, timezone="Europe/Brussels"
+    )
+    fetch_feeds(runtime.settings, runtime.factory)
+    add_readers(runtime, 3)
+    cli = on(runtime, tmp_path)
+    first = cli("send", "--dry-run", "--at", "2026-12-12T12:00")  # the sample is older than 7 December
+    assert first.returncode == 1
+    said = one_line(first.stderr)
+    assert "none of them published in the window of the weekly edition of 2026-12-14 07:00 CET" in said
+    assert "it would not be prepared, so it can go out once a fetch stores news" in said
+    assert "`send --now` would close its window now" in said
+    assert "it was not prepared" not in said
+    sent = cli("send", "--now", "--at", "2026-11-22T12:00")
+    assert sent.returncode == 0, sent.stderr
+    later = cli("send", "--dry-run", "--at", "2026-12-12T12:00")  # not the first: --now would not help
+    assert later.returncode == 1
+    said = one_line(later.stderr)
+    assert "it would not be prepared" in said and "send --now" not in said
+    assert rows(runtime)[0] == 1
+
+
+def test_a_dry_run_lists_a_hold_and_a_missing_approval_as_warnings(newsroom, tmp_path) -> None:
+    cli = on(newsroom, tmp_path)
+    held = cli("edition", "hold", "--at", "2026-11-22T12:00")
+    assert held.returncode == 0, held.stderr
+    rehearsed = cli("send", "--dry-run", "--at", "2026-11-23T07:10")
+    assert rehearsed.returncode == 0, rehearsed.stderr
+    assert "it would go now" in rehearsed.stdout
+    assert "warning: send refuses it: the weekly edition of 2026-11-23 07:00 CET is held by " in one_line(
+        rehearsed.stderr
+    )
+    refused(cli("send", "--at", "2026-11-23T07:10"), 1, "is held by")
+    assert cli("edition", "release", "--at", "2026-11-22T12:00").returncode == 0
+    config = settings_file(newsroom, tmp_path, '[newsletters.weekly]\napproval = "required"\n')
+    waiting = newsletter(
+        "send", "--dry-run", "--at", "2026-11-23T07:10", "--config", str(config), env=SECRET_ENV
+    )
+    assert waiting.returncode == 0, waiting.stderr
+    assert "it would go now" in waiting.stdout
+    assert (
+        "warning: send refuses it: the weekly edition of 2026-11-23 07:00 CET is waiting for an editor's "
+        "approval: it goes when released (`newsletter edition release`) or approved"
+    ) in one_line(waiting.stderr)

@@ -41,7 +41,7 @@ def check(
                 "edition": {
                     "id": edition.id,
                     "newsletter": edition.newsletter,
-                    "slot": edition.slot,
+                    "slot": output.slot_iso(edition.slot, zone),
                     "status": edition.status.value,
                     "window_start": output.iso(edition.window_start, zone),
                     "window_end": output.iso(edition.window_end, zone),

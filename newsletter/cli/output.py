@@ -88,6 +88,11 @@ def iso(when: datetime | None, zone: ZoneInfo) -> str | None:
     return when.astimezone(zone).isoformat() if when else None
 
 
+def slot_iso(slot: str, zone: ZoneInfo) -> str | None:
+    """A slot's name for programs: the instant it stands for, with its offset, as every time."""
+    return iso(slot_time(slot, zone), zone)
+
+
 def edition_line(edition: EditionInfo, zone: ZoneInfo, stored: bool = True) -> str:
     """Which edition a command acts on: newsletter, slot and window, in the site's time zone,
     and (when `stored`: not for a rehearsal rolled back) its id and status in the store."""
@@ -107,7 +112,7 @@ def edition_json(summary: EditionSummary, zone: ZoneInfo) -> dict[str, Any]:
     return {
         "id": e.id,
         "newsletter": e.newsletter,
-        "slot": e.slot,
+        "slot": slot_iso(e.slot, zone),
         "status": e.status.value,
         "window_start": iso(e.window_start, zone),
         "window_end": iso(e.window_end, zone),

@@ -27,6 +27,7 @@ from newsletter.cli.options import AtOption, known_newsletter, moment, optional_
 from newsletter.cli.output import err, out
 from newsletter.cli.rehearsal import show_dry_run
 from newsletter.cli.state import state
+from newsletter.editions.edition import EditionError, EditionHeld, EditionInfo
 from newsletter.errors import InputError
 from newsletter.sending.report import SendReport
 from newsletter.services import editions, sending
@@ -105,7 +106,8 @@ def send(
             dry = sending.dry_run(runtime, newsletter, now, ahead_ok=now_ok, force=force)
             show_dry_run(dry, runtime.settings.zone)
             return
-        shown = editions.next_edition(runtime, newsletter, now)
+        edition, warnings = prepared(runtime, newsletter, now, now_ok, force)
+        output.warnings(warnings)
     else:  # an edition named by id is its own newsletter's, whatever the default
         runtime = state(ctx).runtime()
         now = moment(runtime.settings, at)
@@ -114,25 +116,42 @@ def send(
             raise InputError(
                 "-n/--newsletter", f"edition {edition} is of the {shown.edition.newsletter!r} newsletter"
             )
-    newsletter = shown.edition.newsletter
-    zone = runtime.settings.zone
-    if resend_uncertain is not None:
-        again = sending.resend_uncertain(runtime, resend_uncertain)
-        out.print(f"{again} uncertain deliveries of edition {resend_uncertain} to send again", markup=False)
-    # Say which edition before the work: a refusal (not due, no news) then names it too.
-    output.line(output.edition_line(shown.edition, zone))
+        newsletter = shown.edition.newsletter
+        if resend_uncertain is not None:
+            again = sending.resend_uncertain(runtime, resend_uncertain)
+            out.print(
+                f"{again} uncertain deliveries of edition {resend_uncertain} to send again", markup=False
+            )
+        output.line(output.edition_line(shown.edition, runtime.settings.zone))
     if workers > 1:
-        with_workers(ctx, newsletter, now, workers, edition, retry_failed is not None, rate, now_ok, force)
+        with_workers(ctx, edition, workers, retry_failed is not None, rate)
         return
-    report = send_with_progress(
-        runtime, newsletter, now, edition, retry_failed is not None, rate, ahead_ok=now_ok, force=force
-    )
-    output.warnings(report.warnings)
+    report = send_with_progress(runtime, newsletter, now, edition, retry_failed is not None, rate)
     output.send_report(report)
     if report.status == EditionStatus.SENDING:  # this sender is done; others still hold batches
         out.print("other senders are finishing their batches; `newsletter editions` shows the end")
     elif report.status != EditionStatus.COMPLETE:
         raise typer.Exit(1)
+
+
+def prepared(
+    runtime: Runtime, newsletter: str, now: datetime, ahead_ok: bool, force: bool
+) -> tuple[int, list[str]]:
+    """The next edition prepared (once) for this send, said first with the window it really
+    has: closed now when it goes ahead of its slot. A refusal names the edition too."""
+    zone = runtime.settings.zone
+    seen: list[EditionInfo] = []
+    try:
+        edition_id, warnings = sending.prepare_next(runtime, newsletter, now, ahead_ok, force, seen.append)
+    except EditionHeld:  # its draft is kept: told as stored
+        output.line(output.edition_line(editions.next_edition(runtime, newsletter, now).edition, zone))
+        raise
+    except EditionError:  # rolled back: told with the window it would have had, no stored id
+        told = seen[-1] if seen else editions.next_edition(runtime, newsletter, now).edition
+        output.line(output.edition_line(told, zone, stored=not seen))
+        raise
+    output.line(output.edition_line(editions.edition(runtime, edition_id).edition, zone))
+    return edition_id, warnings
 
 
 def positive_rate(value: float | None) -> float | None:
@@ -149,15 +168,10 @@ def send_with_progress(
     edition_id: int | None = None,
     retry_failed: bool = False,
     rate: float | None = None,
-    *,
-    ahead_ok: bool = False,
-    force: bool = False,
 ) -> SendReport:
-    """`sending.send` with a progress bar on a terminal."""
+    """`sending.send` of a prepared edition with a progress bar on a terminal."""
     if not err.is_terminal:
-        return sending.send(
-            runtime, newsletter, now, edition_id, retry_failed, rate, ahead_ok=ahead_ok, force=force
-        )
+        return sending.send(runtime, newsletter, now, edition_id, retry_failed, rate)
     columns = (
         TextColumn("[bold]sending"),
         BarColumn(),
@@ -178,28 +192,15 @@ def send_with_progress(
                 task, total=report.total, completed=done, failed=report.failed, rate=f"{done / seconds:.0f}"
             )
 
-        return sending.send(
-            runtime, newsletter, now, edition_id, retry_failed, rate, show, ahead_ok=ahead_ok, force=force
-        )
+        return sending.send(runtime, newsletter, now, edition_id, retry_failed, rate, show)
 
 
 def with_workers(
-    ctx: typer.Context,
-    newsletter: str,
-    now: datetime,
-    workers: int,
-    edition_id: int | None,
-    retry_failed: bool,
-    rate: float | None,
-    ahead_ok: bool,
-    force: bool,
+    ctx: typer.Context, edition_id: int, workers: int, retry_failed: bool, rate: float | None
 ) -> None:
-    """Prepare here, then let `workers` sender processes (`newsletter send --edition ID`) share the
+    """Let `workers` sender processes (`newsletter send --edition ID`) share the prepared
     edition through the ledger, showing their joint progress from it."""
     runtime = state(ctx).runtime()
-    if edition_id is None:
-        edition_id, warnings = sending.prepare_next(runtime, newsletter, now, ahead_ok, force)
-        output.warnings(warnings)
     if retry_failed:
         sending.retry_failed(runtime, edition_id)
     command = [sys.executable, "-m", "newsletter"]

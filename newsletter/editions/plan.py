@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from newsletter.editions.ranking import Score
+from newsletter.editions.slots import wall_clock
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Rules:
 
     def local(self, moment: datetime) -> str:
         """A time as reasons print it: in the site's zone, with the zone's name."""
-        return f"{moment.astimezone(self.zone):%Y-%m-%d %H:%M %Z}"
+        return wall_clock(moment, self.zone)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from newsletter.editions.audience import audience
 from newsletter.editions.compose import Composer
-from newsletter.editions.edition import EditionError
+from newsletter.editions.edition import EditionError, previous_end
 from newsletter.editions.offer import Offer, load_offer
 from newsletter.editions.plan import Plan, Rules
-from newsletter.editions.slots import slot_time
+from newsletter.editions.slots import slot_time, wall_clock
 from newsletter.editions.variants import Built, Variants
 from newsletter.settings import Settings
 from newsletter.store import ledger
@@ -52,7 +52,7 @@ def check_news(session: Session, settings: Settings, edition: Edition) -> list[s
     opened = edition.window_start
     fresh = [f for f in read if f.last_ok_at is not None and f.last_ok_at >= opened]
     if not fresh:
-        when = f"{opened.astimezone(settings.zone):%Y-%m-%d %H:%M %Z}"
+        when = wall_clock(opened, settings.zone)
         raise NoNews(
             f"no feed was read since the edition's window opened ({when}): "
             "run `newsletter fetch` (or send with --force)"
@@ -64,21 +64,36 @@ def check_news(session: Session, settings: Settings, edition: Edition) -> list[s
     ]
 
 
-def _empty(session: Session, edition: Edition, rules: Rules, slot: datetime) -> str:
+def _empty(
+    session: Session, edition: Edition, rules: Rules, slot: datetime, rehearsing: datetime | None
+) -> str:
     """Why the edition has nothing to hold, and what helps: a fetch when nothing is stored, news
-    of its window (or an editor's pin) when what is stored is older."""
+    of its window (or an editor's pin) when what is stored is older. Told to a dry run at
+    `rehearsing` as what would happen, with `send --now` among the helps where closing the window
+    now would move it back: a newsletter's first edition, its slot ahead, looks back from then."""
     stored = session.scalar(select(func.count()).select_from(Article)) or 0
     window = f"{rules.local(rules.window_start)} to {rules.local(rules.window_end)}"
     name = f"the {edition.newsletter} edition of {rules.local(slot)}"
+    was = "it was not prepared" if rehearsing is None else "it would not be prepared"
+    now = ""
+    if (
+        rehearsing is not None
+        and rehearsing < edition.window_end
+        and previous_end(session, edition.newsletter, edition.window_end) is None
+    ):
+        now = (
+            "; `send --now` would close its window now: the newsletter's first edition then covers "
+            f"the days before {rules.local(rehearsing)}"
+        )
     if not stored:
         return (
-            f"nothing was stored yet for {name} (window {window}): it was not prepared, so it can go "
-            "out once there is news; run `newsletter fetch`"
+            f"nothing was stored yet for {name} (window {window}): {was}, so it can go "
+            f"out once there is news; run `newsletter fetch`{now}"
         )
     return (
         f"{stored} article{'' if stored == 1 else 's'} stored, none of them published in the window of "
-        f"{name} ({window}): it was not prepared, so it can go out once a fetch stores news of its "
-        "window, or an editor pins an article (`newsletter edition pin`)"
+        f"{name} ({window}): {was}, so it can go out once a fetch stores news of its "
+        f"window, or an editor pins an article (`newsletter edition pin`){now}"
     )
 
 
@@ -177,8 +192,15 @@ class _Assigner:
         return Assignment(DeliveryStatus.PENDING, self.saved[built.key])
 
 
-def prepare(session: Session, settings: Settings, edition: Edition, composer: Composer) -> Prepared:
-    """Create the edition's variants and deliveries, once: a prepared edition is left as is.
+def prepare(
+    session: Session,
+    settings: Settings,
+    edition: Edition,
+    composer: Composer,
+    rehearsing: datetime | None = None,
+) -> Prepared:
+    """Create the edition's variants and deliveries, once: a prepared edition is left as is;
+    `rehearsing`: the moment a dry run (rolled back) prepares it at, for what a refusal says.
 
     The database groups the readers by (sections, language, suppressed); each group's digest is
     planned and composed once, and its deliveries are written by one INSERT ... SELECT. Only
@@ -193,7 +215,7 @@ def prepare(session: Session, settings: Settings, edition: Edition, composer: Co
     if not rules.pinned and not any(
         rules.window_start <= c.published_at < rules.window_end for c in offer.candidates
     ):
-        raise EmptyEdition(_empty(session, edition, rules, slot))
+        raise EmptyEdition(_empty(session, edition, rules, slot, rehearsing))
     assign = _Assigner(session, edition, Variants(settings, offer, composer), summary)
     readers = _Readers(session, settings, offer)
     ledger.open_deliveries(

@@ -17,7 +17,6 @@ from newsletter import i18n, published
 from newsletter.editions.compose import Card, Composed, Composer, DigestView, Markers
 from newsletter.editions.offer import Offer, Story
 from newsletter.editions.plan import Plan, plan_digest
-from newsletter.editions.slots import slot_time
 from newsletter.errors import SettingsError
 from newsletter.ingest.sanitize import plain_text
 from newsletter.settings import Settings
@@ -139,9 +138,8 @@ class Variants:
             newsletter=newsletter.model_copy(update={"title": title}),
             site=self.settings.site,
             language=language,
-            edition_label=i18n.format_date(
-                slot_time(self.offer.edition.slot, self.settings.zone), language, self.settings.zone
-            ),
+            # The day it went: its window closes at its slot, or when it was sent early (--now).
+            edition_label=i18n.format_date(self.offer.edition.window_end, language, self.settings.zone),
             trending=[self.card(i, language, list(plan.chosen), markers) for i in plan.trending],
             sections=[
                 (names[slug], [self.card(i, language, [slug], markers) for i in ids])

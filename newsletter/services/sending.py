@@ -22,7 +22,7 @@ from newsletter.editions.edition import (
     open_edition,
     slot_label,
 )
-from newsletter.editions.prepare import Prepared, check_news, prepare
+from newsletter.editions.prepare import NoNews, Prepared, check_news, prepare
 from newsletter.editions.slots import slot_name, slot_time, wall_clock
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
@@ -78,20 +78,26 @@ class DryRun:
 
 
 def prepare_next(
-    runtime: Runtime, newsletter: str, now: datetime, ahead_ok: bool = False, force: bool = False
+    runtime: Runtime,
+    newsletter: str,
+    now: datetime,
+    ahead_ok: bool = False,
+    force: bool = False,
+    told: Callable[[EditionInfo], None] = lambda _e: None,
 ) -> tuple[int, list[str]]:
     """Open the next edition to go out and prepare it (once); its id and any warnings.
 
     Refuses an edition whose slot is still ahead unless `ahead_ok`, and, unless `force`, one
     that no feed has been read for since its window opened (see `check_news`) or one sent ahead
-    sooner after the last than the newsletter's schedule allows (see `_too_soon`).
+    sooner after the last than the newsletter's schedule allows (see `_too_soon`). `told` hears
+    the edition, with the window this send gives it, before anything is refused.
     """
     settings = runtime.settings
     settings.signing_key()  # refuse a missing or placeholder key before any work
     if plain := plain_http(settings):
         log.warning("%s", plain)
     with unit_of_work(runtime.factory) as session:
-        edition, prepared, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force)
+        edition, prepared, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force, told=told)
         why = edition.waiting(settings.newsletter(newsletter).approval)
         if prepared is not None:
             log.info(
@@ -112,11 +118,16 @@ def prepare_next(
     if checking:
         why = checks.settle(runtime, newsletter, edition_id, now)
     if why is not None:  # after the commit: the draft stays for the editors to decide on
-        raise EditionHeld(
-            f"the {newsletter} edition of {slot} is {why}: it goes when released "
-            "(`newsletter edition release`) or approved (`newsletter edition approve`)"
-        )
+        raise EditionHeld(_waiting(newsletter, slot, why))
     return edition_id, warnings
+
+
+def _waiting(newsletter: str, slot: str, why: str) -> str:
+    """Why an edition held, or waiting for approval, does not go, and what lets it."""
+    return (
+        f"the {newsletter} edition of {slot} is {why}: it goes when released "
+        "(`newsletter edition release`) or approved (`newsletter edition approve`)"
+    )
 
 
 def _prepare(
@@ -127,9 +138,11 @@ def _prepare(
     ahead_ok: bool,
     force: bool,
     rehearsal: bool = False,
+    told: Callable[[EditionInfo], None] = lambda _e: None,
 ) -> tuple[Edition, Prepared | None, list[str]]:
     """The next edition, prepared now (its summary) or before (None), and the warnings. A
-    rehearsal (`dry_run`) refuses nothing: what a send would refuse is among its warnings."""
+    rehearsal (`dry_run`) refuses nothing it can list: what a send would refuse (sent too soon,
+    no news read, held or waiting for approval) is among its warnings."""
     settings = runtime.settings
     slot = next_slot(session, settings, newsletter, now, grace(settings))
     # An edition that has begun going out (sent early, then stopped) is resumed whatever its slot.
@@ -147,20 +160,32 @@ def _prepare(
         )
     edition = open_edition(session, settings, newsletter, slot)
     session.refresh(edition, with_for_update=True)  # an editor's change to it waits, or is seen
+    waiting = edition.waiting(settings.newsletter(newsletter).approval)
+    closes = early and edition.status == EditionStatus.DRAFT and edition.window_end > now
+    if closes and (waiting is None or rehearsal):  # what is published later goes with the next one
+        close_window(session, settings, edition, now)
+    told(EditionInfo.of(edition))
     refusals = []
     soon = _too_soon(session, runtime, edition, now) if early and not force else None
     if soon is not None and not rehearsal:
         raise TooSoon(soon)
     if soon is not None:
         refusals.append(f"send --now refuses it: {soon}")
-    if edition.waiting(settings.newsletter(newsletter).approval) is not None and not rehearsal:
+    if waiting is not None and not rehearsal:
         return edition, None, []  # the caller refuses it, once the draft is kept
+    if waiting is not None:
+        label = slot_label(edition.slot, settings.zone)
+        refusals.append(f"send refuses it: {_waiting(newsletter, label, waiting)}")
     if edition.status != EditionStatus.DRAFT:
         return edition, None, refusals
-    if early and edition.window_end > now:  # sent early: what is published later goes with the next one
-        close_window(session, settings, edition, now)
-    warnings = [] if force else check_news(session, settings, edition)
-    prepared = prepare(session, settings, edition, Composer(settings.templates_path()))
+    try:
+        warnings = [] if force else check_news(session, settings, edition)
+    except NoNews as refused:
+        if not rehearsal:
+            raise
+        warnings = [f"send refuses it: {refused}"]
+    composer = Composer(settings.templates_path())
+    prepared = prepare(session, settings, edition, composer, rehearsing=now if rehearsal else None)
     return edition, prepared, refusals + warnings + prepared.warnings
 
 
