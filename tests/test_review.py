@@ -295,3 +295,20 @@ def test_a_reviewed_edition_that_fails_its_checks_stays_held(review, monkeypatch
     at_slot = schedule.run_edition(review, "weekly", WEEKLY_NOV_23 + timedelta(minutes=1), threading.Event())
     assert at_slot.action == "held"
     assert edition_of(review, FIRST).status == "ready"
+
+
+def test_an_edition_composed_the_evening_before_for_review_is_dated_its_slot(newsroom) -> None:
+    """Readers see the day it goes: a review twelve hours ahead closes the window the evening
+    before, and the edition still goes, and is dated, on the day of its slot."""
+    settings = newsroom.settings
+    weekly = settings.newsletters["weekly"].model_copy(update={"review_minutes": 12 * 60})
+    newsroom.settings = settings.model_copy(
+        update={"newsletters": {**settings.newsletters, "weekly": weekly}}
+    )
+    evening = WEEKLY_NOV_23 - timedelta(hours=12)
+    assert schedule.review_due(newsroom, "weekly", evening).action == "composed"
+    edition = edition_of(newsroom, "2026-11-23T07:00")
+    assert edition.window_end == evening
+    with newsroom.factory() as session:
+        text = session.scalars(select(Variant.text).where(Variant.edition_id == edition.id)).first()
+    assert text.splitlines()[0].endswith("· 23 November 2026"), text.splitlines()[0]

@@ -11,12 +11,14 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from newsletter import i18n, published
 from newsletter.editions.compose import Card, Composed, Composer, DigestView, Markers
 from newsletter.editions.offer import Offer, Story
 from newsletter.editions.plan import Plan, plan_digest
+from newsletter.editions.slots import slot_time
 from newsletter.errors import SettingsError
 from newsletter.ingest.sanitize import plain_text
 from newsletter.settings import Settings
@@ -128,6 +130,14 @@ class Variants:
     def composed_count(self) -> int:
         return len(self._built)
 
+    def goes(self) -> datetime:
+        """The day readers see: the slot, or when it went if sent early (--now closed its window
+        then); a window closed for the editors' review (`review_minutes`) still goes at its slot."""
+        edition = self.offer.edition
+        slot = slot_time(edition.slot, self.settings.zone)
+        review = timedelta(minutes=self.settings.newsletter(edition.newsletter).review_minutes)
+        return slot if edition.window_end >= slot - review else edition.window_end
+
     def view(self, plan: Plan, language: str, markers: Markers | None = None) -> DigestView:
         newsletter = self.newsletter.in_language(language)
         # The shipped default titles are in the catalogs; an editor's own title stays as written.
@@ -138,8 +148,7 @@ class Variants:
             newsletter=newsletter.model_copy(update={"title": title}),
             site=self.settings.site,
             language=language,
-            # The day it went: its window closes at its slot, or when it was sent early (--now).
-            edition_label=i18n.format_date(self.offer.edition.window_end, language, self.settings.zone),
+            edition_label=i18n.format_date(self.goes(), language, self.settings.zone),
             trending=[self.card(i, language, list(plan.chosen), markers) for i in plan.trending],
             sections=[
                 (names[slug], [self.card(i, language, [slug], markers) for i in ids])
