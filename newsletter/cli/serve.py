@@ -36,7 +36,7 @@ def serve(
 ) -> None:
     """Serve the readers' pages until SIGTERM or Ctrl-C; the links in every email lead here, so
     `public_url` in the settings is where a reverse proxy makes this reachable."""
-    logs.configure(state(ctx).verbose, interactive=False, json_lines=log_json)
+    logs.configure(state(ctx).verbose, interactive=False, json_lines=log_json, zone=state(ctx).settings.zone)
     app = create_app(state(ctx).runtime())  # checks the settings and migrates, once
     sock = bound(host, port)
     out.print(f"serving the readers' pages on {serving.address(sock)}", markup=False, soft_wrap=True)
