@@ -294,6 +294,35 @@ def test_python_m_newsletter_is_the_command_and_its_pipe_gets_whole_lines(tmp_pa
     assert len(unknown.stderr.splitlines()) == 1
 
 
+def test_status_tells_of_plain_http_links_and_readers_of_a_newsletter_no_longer_defined(tmp_path) -> None:
+    """A public_url that is not HTTPS (one-click links ignored), and readers taking a newsletter
+    whose table was renamed or misspelt (nobody would send it): problems before a send shows them."""
+    store = f"sqlite:///{tmp_path / 'n.db'}"
+    config = tmp_path / "site.toml"
+    config.write_text(f'database_url = "{store}"\n[newsletters.weekly]\ntitle = "Week"\n')
+    env = {"NEWSLETTER_SECRET_KEY": "k3y-made-with-secrets-Q9xZ7wLp", "COLUMNS": "250"}
+    listed = tmp_path / "readers.csv"
+    listed.write_text("email,newsletters\nann@example.org,weekly\n")
+    assert (
+        newsletter(
+            "subscribers", "import", str(listed), "--confirmed", "--config", str(config), env=env
+        ).returncode
+        == 0
+    )
+    config.write_text(
+        f'database_url = "{store}"\n[newsletters.weekley]\ntitle = "Week"\n'
+    )  # a slip of the key
+    checked = newsletter("status", "--check", "--config", str(config), env=env, cwd=tmp_path)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines() == [
+        "public_url http://localhost:8000/ is not HTTPS: Gmail and Yahoo ignore a one-click unsubscribe "
+        "link that is not HTTPS, and readers' mail may land in spam; set public_url to the site's https:// "
+        "address",
+        "1 active reader takes the weekly newsletter, which the settings do not define (a "
+        "[newsletters.weekley] is: renamed or misspelt?): nobody sends it to them",
+    ]
+
+
 def test_status_on_a_new_site_names_its_settings_feeds_and_what_blocks_sending(tmp_path, monkeypatch) -> None:
     """Before any fetch or send: status names the settings file and the store it used, lists
     every configured feed as never fetched, and a missing secret key is a problem (said once,
@@ -303,7 +332,9 @@ def test_status_on_a_new_site_names_its_settings_feeds_and_what_blocks_sending(t
     config = tmp_path / "site.toml"
     store = f"sqlite:///{tmp_path / 'n.db'}"
     feeds = "".join(f'[[feeds]]\nurl = "https://news.example/{name}.xml"\n' for name in ("a", "b", "c"))
-    config.write_text(f'database_url = "{store}"\ntimezone = "America/Chicago"\n{feeds}')
+    config.write_text(
+        f'database_url = "{store}"\ntimezone = "America/Chicago"\npublic_url = "https://news.example"\n{feeds}'
+    )
     env = {"COLUMNS": "250"}
     shown = newsletter("status", "--config", str(config), env=env, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr

@@ -3,6 +3,7 @@ editions, each job's next run, and the problems a monitoring system should hear 
 
 from __future__ import annotations
 
+import difflib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,9 +14,9 @@ from newsletter.errors import SettingsError
 from newsletter.services import editions, feeds, subscribers, timetable
 from newsletter.services.editions import EditionSummary
 from newsletter.services.feeds import FeedState
+from newsletter.services.sending import plain_http
 from newsletter.services.subscribers import Unconfirmed
 from newsletter.services.timetable import JobTime
-from newsletter.settings import Settings
 from newsletter.store.db import reading
 from newsletter.store.models import Article, Suppression
 from newsletter.store.runtime import Runtime
@@ -52,7 +53,7 @@ def overview(runtime: Runtime, now: datetime, editions_shown: int = 10) -> Overv
         articles,
         editions.editions(runtime, limit=editions_shown),
         timetable.jobs(runtime, now),
-        key_problems(runtime.settings) + timetable.problems(runtime, now) + waiting.problems(),
+        settings_problems(runtime) + timetable.problems(runtime, now) + waiting.problems(),
     )
 
 
@@ -65,14 +66,26 @@ def configured_feeds(runtime: Runtime) -> list[FeedState]:
     return known + [FeedState(url, None, None, None, None, 0, None) for url in unread if url not in shown]
 
 
-def key_problems(settings: Settings) -> list[str]:
-    """No secret key (or a placeholder outside the demo): nothing can be sent, and the operator
-    hears it before a send fails."""
+def settings_problems(runtime: Runtime) -> list[str]:
+    """What the settings leave wrong, heard before a send fails or a reader misses an edition: no
+    secret key (or a placeholder outside the demo), links that are not HTTPS, readers taking a
+    newsletter the settings do not define."""
+    settings = runtime.settings
+    found = []
     try:
         settings.signing_key()
     except SettingsError as exc:
-        return [f"nothing can be sent: {exc.problem}"]
-    return []
+        found.append(f"nothing can be sent: {exc.problem}")
+    if plain := plain_http(settings):
+        found.append(plain)
+    for name, count in subscribers.undefined_newsletters(runtime).items():
+        guess = difflib.get_close_matches(name, list(settings.newsletters), n=1)
+        meant = f" (a [newsletters.{guess[0]}] is: renamed or misspelt?)" if guess else ""
+        found.append(
+            f"{count} active reader{'' if count == 1 else 's'} take{'s' if count == 1 else ''} the "
+            f"{name} newsletter, which the settings do not define{meant}: nobody sends it to them"
+        )
+    return found
 
 
 def database_reachable(runtime: Runtime) -> bool:

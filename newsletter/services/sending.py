@@ -94,10 +94,10 @@ def prepare_next(
     """
     settings = runtime.settings
     settings.signing_key()  # refuse a missing or placeholder key before any work
-    if plain := plain_http(settings):
-        log.warning("%s", plain)
     with unit_of_work(runtime.factory) as session:
         edition, prepared, warnings = _prepare(session, runtime, newsletter, now, ahead_ok, force, told=told)
+        if plain := plain_http(settings):  # told of an edition that goes, not of a refusal
+            log.warning("%s", plain)
         why = edition.waiting(settings.newsletter(newsletter).approval)
         if prepared is not None:
             log.info(

@@ -42,6 +42,24 @@ from newsletter.subscribers.tokens import LIFETIME_DAYS
 LINK_LIFETIME = timedelta(days=LIFETIME_DAYS["confirm"] or 0)
 
 
+def undefined_newsletters(runtime: Runtime) -> dict[str, int]:
+    """Active readers per newsletter they take that the settings do not define (a table renamed
+    or misspelt): nobody would ever send it to them."""
+    with reading(runtime.factory) as session:
+        rows = session.execute(
+            select(SubscriberNewsletter.newsletter, func.count())
+            .join(Subscriber, Subscriber.id == SubscriberNewsletter.subscriber_id)
+            .where(
+                Subscriber.status == SubscriberStatus.ACTIVE,
+                SubscriberNewsletter.status == SubscriptionStatus.ACTIVE,
+                SubscriberNewsletter.newsletter.not_in(list(runtime.settings.newsletters)),
+            )
+            .group_by(SubscriberNewsletter.newsletter)
+            .order_by(SubscriberNewsletter.newsletter)
+        ).all()
+    return {name: count for name, count in rows}
+
+
 def import_file(
     runtime: Runtime,
     source: Path | BinaryIO,

@@ -50,7 +50,7 @@ def project(
     sending = "".join(f"{key} = {value}\n" for key, value in extra.items())
     config = folder / "config" / "newsletter.toml"
     config.write_text(
-        f'database_url = "{database}"\noutbox_dir = "../outbox"\ntimezone = "UTC"\n'
+        f'database_url = "{database}"\noutbox_dir = "../outbox"\ntimezone = "UTC"\npublic_url = "https://news.example"\n'
         '[site]\ncategories = ["Politics", "Health", "Europe", "Business", "Technology", "Culture", "Human Rights"]\n'
         f'[newsletters.weekly]\ntitle = "Weekly"\ndays = "*"\nat = "{slot:%H:%M}"\nfirst_window_days = 366\n'
         f"[sending]\n{sending}"
