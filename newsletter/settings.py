@@ -753,22 +753,25 @@ class Settings(BaseSettings):
         return found
 
 
-_PASSWORD = re.compile(r"^(?P<user>[a-z][a-z0-9+.-]*://[^/?#@:]*):[^/?#]*@", re.I)
+# The user part's password runs to the LAST @ of the URL: one may hold @ / ? # unencoded, and
+# masking too much is harmless, too little is not.
+_PASSWORD = re.compile(r"^(?P<user>[a-z][a-z0-9+.-]*://[^/?#@:]*):(?P<secret>.*)@(?=[^@]*$)", re.I | re.S)
+_QUERY_PASSWORD = re.compile(r"(?P<key>[?&][^=&#]*password[^=&#]*=)(?P<secret>[^&#]*)", re.I)
 
 
 def masked(url: str) -> str:
-    """A URL with its password, if any, replaced by ***: in the user part, however it is spelt
-    (`/`, `?` or `#` in it unencoded), and in the query (`?password=`, `sslpassword=`); never
-    raises, even on a malformed URL."""
-    from sqlalchemy.engine import make_url  # where a store's URL is shown: not for every command
+    """A URL with its password, if any, replaced by ***: in the user part, however it is spelt,
+    and in the query (`?password=`, `sslpassword=`); never raises, even on a malformed URL."""
+    return _QUERY_PASSWORD.sub(r"\g<key>***", _PASSWORD.sub(r"\g<user>:***@", url))
 
-    try:
-        parsed = make_url(url)
-    except Exception:  # not a URL SQLAlchemy reads: the user part masked as written
-        return _PASSWORD.sub(r"\g<user>:***@", url)
-    hidden = {key: "***" for key in parsed.query if "password" in key.lower()}
-    shown = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
-    return shown.replace("=%2A%2A%2A", "=***")  # the query's mask as readable as the user part's
+
+def url_secrets(url: str) -> list[str]:
+    """The passwords a URL holds, and the pieces of one split at its @ (a driver that parsed it
+    otherwise may echo a piece as a host name): what must never be printed."""
+    found = [m["secret"] for m in _QUERY_PASSWORD.finditer(url)]
+    if user := _PASSWORD.match(url):
+        found += [user["secret"], *user["secret"].split("@")]
+    return sorted({secret for secret in found if len(secret) >= 3}, key=len, reverse=True)
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path | None:

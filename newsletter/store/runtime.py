@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.errors import SettingsError, StoreError
-from newsletter.settings import Settings
+from newsletter.settings import Settings, url_secrets
 from newsletter.store.db import MigrationError, make_engine, session_factory, upgrade, write_wait
 
 # Ids are INTEGER columns: 32-bit on PostgreSQL, so no row has a larger one. Entry points check
@@ -68,5 +67,6 @@ def driver_words(settings: Settings, exc: Exception) -> str:
     """The driver's own words, first line only, never with the password even if it echoes one."""
     cause = exc.orig if isinstance(exc, DBAPIError) else exc
     line = next(iter(str(cause).strip().splitlines()), type(cause).__name__)
-    password = make_url(settings.database_url).password
-    return line.replace(str(password), "***") if password else line
+    for secret in url_secrets(settings.database_url):
+        line = line.replace(secret, "***")
+    return line
