@@ -471,8 +471,8 @@ def test_an_english_only_site_offers_english_and_reads_a_german_reader_in_englis
     try:
         assert site.runtime.settings.site.language == "en"
         with site.client() as browser:
-            for path in ("/subscribe", "/subscribe?lang=de"):
-                page = browser.get(path)
+            for path, asked in (("/subscribe", "en"), ("/subscribe?lang=de", "en"), ("/subscribe", "de")):
+                page = browser.get(path, headers={"accept-language": asked})
                 assert page.status_code == 200 and '<html lang="en">' in page.text
                 # one language: nothing to choose, and no word of translations
                 assert (
@@ -484,6 +484,15 @@ def test_an_english_only_site_offers_english_and_reads_a_german_reader_in_englis
                 )
             refused = sign_up(browser, email="new@example.net", newsletters=["weekly"], language="de")
             assert refused.status_code == 400 and "Choose a language." in refused.text
+            # a German browser posting a form that asks no language signs up in the site's
+            csrf = Forms(browser.get("/subscribe").text).form("/subscribe")["csrf"]
+            german = browser.post(
+                "/subscribe",
+                data={"csrf": csrf, "email": "browser.de@example.net", "newsletters": "weekly"},
+                headers={"accept-language": "de"},
+            )
+            assert german.status_code == 200, german.text
+            assert site.subscriber("browser.de@example.net").language == "en"
             preferences = path_of(site.links().preferences(site.subscriber(ANNA).id))
             page = browser.get(preferences)
             assert page.status_code == 200 and '<html lang="en">' in page.text

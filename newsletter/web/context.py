@@ -84,7 +84,9 @@ class Web:
         return self.per_address.take(mailbox, self.clock().timestamp())
 
     def language(self, request: Request) -> str:
-        return asked_language(request.query_params, request.headers, self.runtime.settings.site.language)
+        settings = self.runtime.settings
+        offered = settings.languages()
+        return asked_language(request.query_params, request.headers, settings.site.language, offered)
 
     def error(
         self, request: Request, status: int, title: str, message: str, **values: object

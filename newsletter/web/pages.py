@@ -13,6 +13,7 @@ reader's input.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -116,10 +117,11 @@ class Pages:
         return self.settings.languages()
 
 
-def asked_language(query: QueryParams, headers: Headers, default: str) -> str:
+def asked_language(query: QueryParams, headers: Headers, default: str, offered: Sequence[str]) -> str:
     """The page's language when no reader is known: `?lang=`, else the browser's first
-    Accept-Language that has a catalog, else the site's."""
-    available = i18n.languages()
+    Accept-Language that the site offers and has a catalog for, else the site's (a German
+    browser on an English-only site reads, and signs up, in English)."""
+    available = set(offered) & set(i18n.languages())
     asked = query.get("lang")
     if asked and i18n.primary_language(asked) in available:
         return i18n.primary_language(asked)
