@@ -158,7 +158,10 @@ def test_a_dry_run_before_the_slot_shows_when_it_would_go_and_writes_nothing(mak
     said = one_line(now.stdout)
     # closed now, as the send would; the first edition looks back its 7 days from then
     assert "window 2026-11-15 12:00 CET to 2026-11-22 12:00 CET" in said
-    assert "it would go now, with --now, ahead of its slot" in said
+    assert (
+        "it would go now, with --now, ahead of its slot: this is the weekly edition of 2026-11-23 07:00 "
+        "CET, none goes then; the next goes at 2026-11-30 07:00 CET"
+    ) in said
     assert rows(runtime) == (0, 0, 0)
     due = cli("send", "--dry-run", "--at", "2026-11-23T07:10")
     assert due.returncode == 0 and "it would go now" in due.stdout and "ahead" not in due.stdout
@@ -176,6 +179,11 @@ def test_send_now_names_the_window_it_uses_and_a_dry_run_after_it_shows_its_plan
     assert (
         "weekly edition of 2026-11-23 07:00 CET, window 2026-11-15 12:00 CET to 2026-11-22 12:00 CET "
         "(edition 1, ready)"
+    ) in one_line(sent.stdout)
+    # what going early spends, said where the operator looks: that slot's edition
+    assert (
+        "ahead of its slot: this is the weekly edition of 2026-11-23 07:00 CET, none goes then; the "
+        "next goes at 2026-11-30 07:00 CET"
     ) in one_line(sent.stdout)
     listed = cli("editions", "--json")
     assert listed.returncode == 0, listed.stderr

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from newsletter.editions.slots import slot_time, wall_clock
+from newsletter.editions.slots import next_slot_after, slot_time, wall_clock
 from newsletter.settings import Settings, config_path
 from newsletter.store.statuses import DeliveryStatus, EditionStatus, FeedStatus
 from newsletter.text import printable
@@ -91,6 +91,18 @@ def iso(when: datetime | None, zone: ZoneInfo) -> str | None:
 def slot_iso(slot: str, zone: ZoneInfo) -> str | None:
     """A slot's name for programs: the instant it stands for, with its offset, as every time."""
     return iso(slot_time(slot, zone), zone)
+
+
+def ahead_of_its_slot(edition: EditionInfo, settings: Settings) -> str:
+    """What sending an edition ahead of its slot spends: that slot's edition, so the newsletter's
+    next one is the slot after it (a weekly sent on Monday for next Monday: none goes then)."""
+    config = settings.newsletter(edition.newsletter)
+    slot = slot_time(edition.slot, settings.zone)
+    after = next_slot_after(config.days, config.at, settings.zone, slot)
+    return (
+        f"ahead of its slot: this is the {edition.newsletter} edition of {local(slot, settings.zone)}, "
+        f"none goes then; the next goes at {local(after, settings.zone)}"
+    )
 
 
 def edition_line(edition: EditionInfo, zone: ZoneInfo, stored: bool = True) -> str:

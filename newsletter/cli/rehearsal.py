@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
@@ -23,19 +22,23 @@ from newsletter.errors import NewsletterError
 from newsletter.sending.providers import OutcomeStatus
 from newsletter.services import sending
 from newsletter.services.sending import DryRun
+from newsletter.settings import Settings
 from newsletter.store.statuses import DeliveryStatus
 
 
-def show_dry_run(planned: DryRun, zone: ZoneInfo) -> None:
+def show_dry_run(planned: DryRun, settings: Settings) -> None:
     """What `send` would prepare: the variants with their subjects and recipients, who is left
     out, and when it would go; the edition is told without an id, since the rehearsal kept
     nothing."""
+    zone = settings.zone
     output.line(output.edition_line(planned.edition, zone, stored=False))
     output.line("dry run: nothing was written and nothing sent")
     if planned.due is not None:
         output.line(f"it would go at {output.local(planned.due, zone)}, its slot (or now, with --now)")
+    elif planned.early:
+        output.line("it would go now, with --now, " + output.ahead_of_its_slot(planned.edition, settings))
     else:
-        output.line("it would go now" + (", with --now, ahead of its slot" if planned.early else ""))
+        output.line("it would go now")
     table = Table(title="Variants")
     for column in ("recipients", "language", "categories", "subject"):
         table.add_column(column, justify="right" if column == "recipients" else "left", overflow="fold")

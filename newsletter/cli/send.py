@@ -28,6 +28,7 @@ from newsletter.cli.output import err, out
 from newsletter.cli.rehearsal import show_dry_run
 from newsletter.cli.state import state
 from newsletter.editions.edition import EditionError, EditionHeld, EditionInfo
+from newsletter.editions.slots import slot_time
 from newsletter.errors import InputError
 from newsletter.sending.report import SendReport
 from newsletter.services import editions, sending
@@ -104,7 +105,7 @@ def send(
         if dry_run:
             output.told_here("newsletter.editions", state(ctx).verbose)  # "prepared", then rolled back
             dry = sending.dry_run(runtime, newsletter, now, ahead_ok=now_ok, force=force)
-            show_dry_run(dry, runtime.settings.zone)
+            show_dry_run(dry, runtime.settings)
             return
         edition, warnings = prepared(runtime, newsletter, now, now_ok, force)
         output.warnings(warnings)
@@ -150,7 +151,10 @@ def prepared(
         told = seen[-1] if seen else editions.next_edition(runtime, newsletter, now).edition
         output.line(output.edition_line(told, zone, stored=not seen))
         raise
-    output.line(output.edition_line(editions.edition(runtime, edition_id).edition, zone))
+    info = editions.edition(runtime, edition_id).edition
+    output.line(output.edition_line(info, zone))
+    if slot_time(info.slot, zone) > now:
+        output.line(output.ahead_of_its_slot(info, runtime.settings))
     return edition_id, warnings
 
 
