@@ -171,9 +171,10 @@ def test_an_edition_with_nothing_stored_for_its_window_is_not_spent(newsroom) ->
     with pytest.raises(EmptyEdition) as refused:
         outbox_send(newsroom, nothing)
     with newsroom.factory() as session:
-        stored = session.scalar(select(func.count()).select_from(Article))
+        stored, newest = session.execute(select(func.count(), func.max(Article.published_at))).one()
     assert str(refused.value).startswith(  # what is stored is older: fetching again would not help
-        f"{stored} articles stored, none of them published in the window of the weekly edition of "
+        f"{stored} articles stored, the newest published {newest.astimezone(ZONE):%Y-%m-%d %H:%M} CET, "
+        "none in the window of the weekly edition of "
         "2026-11-30 07:00 CET (2026-11-23 07:00 CET to 2026-11-30 07:00 CET)"
     )
     assert "newsletter fetch" not in str(refused.value)

@@ -209,7 +209,7 @@ def test_no_news_yet_is_tried_again_later(review) -> None:
     before = mails(review)
     early = datetime(2026, 11, 30, 6, 15, tzinfo=ZONE)  # nothing published since the last edition
     run = runner(review, early).review("weekly", reschedule=False)
-    assert run.action == "waiting" and "none of them published in the window" in (run.problem or "")
+    assert run.action == "waiting" and "none in the window" in (run.problem or "")
     waiting = editors.preview(review, "weekly", early, categories=["politics"]).edition
     assert waiting.status == "draft" and waiting.window_end == datetime(2026, 11, 30, 7, tzinfo=ZONE)
     assert mails(review) == before  # nothing written: its window stays open

@@ -232,7 +232,7 @@ def test_a_dry_run_of_an_empty_edition_says_it_would_not_be_prepared(make_runtim
     first = cli("send", "--dry-run", "--at", "2026-12-12T12:00")  # the sample is older than 7 December
     assert first.returncode == 1
     said = one_line(first.stderr)
-    assert "none of them published in the window of the weekly edition of 2026-12-14 07:00 CET" in said
+    assert "none in the window of the weekly edition of 2026-12-14 07:00 CET" in said
     assert "it would not be prepared, so it can go out once a fetch stores news" in said
     assert "`send --now` would close its window now" in said
     assert "it was not prepared" not in said

@@ -71,7 +71,7 @@ def _empty(
     of its window (or an editor's pin) when what is stored is older. Told to a dry run at
     `rehearsing` as what would happen, with `send --now` among the helps where closing the window
     now would move it back: a newsletter's first edition, its slot ahead, looks back from then."""
-    stored = session.scalar(select(func.count()).select_from(Article)) or 0
+    stored, newest = session.execute(select(func.count(), func.max(Article.published_at))).one()
     window = f"{rules.local(rules.window_start)} to {rules.local(rules.window_end)}"
     name = f"the {edition.newsletter} edition of {rules.local(slot)}"
     was = "it was not prepared" if rehearsing is None else "it would not be prepared"
@@ -91,7 +91,8 @@ def _empty(
             f"out once there is news; run `newsletter fetch`{now}"
         )
     return (
-        f"{stored} article{'' if stored == 1 else 's'} stored, none of them published in the window of "
+        f"{stored} article{'' if stored == 1 else 's'} stored, the newest published {rules.local(newest)}, "
+        f"none in the window of "
         f"{name} ({window}): {was}, so it can go out once a fetch stores news of its "
         f"window, or an editor pins an article (`newsletter edition pin`){now}"
     )
