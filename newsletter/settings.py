@@ -603,7 +603,12 @@ class Settings(BaseSettings):
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             zones = {zone.lower(): zone for zone in zoneinfo.available_timezones()}
-            guess = difflib.get_close_matches(value.lower(), zones, n=1, cutoff=0.75)
+            # A city alone ('Chicago', 'new york') names its zone as well as a near miss does.
+            cities = {zone.rsplit("/", 1)[-1]: zone for zone in sorted(zones, reverse=True) if "/" in zone}
+            city = value.strip().lower().replace(" ", "_")
+            guess = (
+                [cities[city]] if city in cities else difflib.get_close_matches(value.lower(), zones, 1, 0.75)
+            )
             hint = (
                 f"did you mean {zones[guess[0]]!r}?" if guess else "use an IANA name like 'Europe/Brussels'"
             )
