@@ -82,6 +82,10 @@ def test_bad_settings_name_the_key(tmp_path, text, key) -> None:
             "bad setting timezone: unknown time zone 'America/Chicgo': did you mean 'America/Chicago'?",
         ),
         (
+            'timezone = "new york"',
+            "bad setting timezone: unknown time zone 'new york': did you mean 'America/New_York'?",
+        ),
+        (
             'timezone = "europe/berlin"',
             "bad setting timezone: unknown time zone 'europe/berlin': did you mean 'Europe/Berlin'?",
         ),
