@@ -157,16 +157,9 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
     newsletters = _split(raw.get("newsletters"))
     for item in newsletters:
         if item not in settings.newsletters:
-            configured = ", ".join(settings.newsletters)
-            # A newsletter is named by its settings key, which nothing stops from holding one.
-            unnameable = [repr(name) for name in settings.newsletters if _LIST.search(name)]
-            renamed = (
-                f"; {', '.join(unnameable)} cannot be named in a CSV: rename it in the settings"
-                if unnameable
-                else ""
-            )
+            configured = ", ".join(settings.newsletters)  # none holds a separator: settings refuse it
             raise ValueError(
-                f"unknown newsletter in column newsletters (configured: {configured}; {SEPARATORS}{renamed})"
+                f"unknown newsletter in column newsletters (configured: {configured}; {SEPARATORS})"
             )
     status = None
     if given := (raw.get("status") or "").strip().lower():
