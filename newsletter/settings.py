@@ -627,6 +627,23 @@ class Settings(BaseSettings):
             raise ValueError("use sqlite:///PATH or postgresql://USER@HOST/DB")
         return value
 
+    @field_validator("newsletters")
+    @classmethod
+    def _newsletter_names(cls, value: dict[str, NewsletterSettings]) -> dict[str, NewsletterSettings]:
+        """A name a CSV cell, a link and `--newsletters` can all spell: lists split on , ; |."""
+        for name in value:
+            held = next((mark for mark in ",;|" if mark in name), None)
+            if held is None and name == name.strip() and name:
+                continue
+            problem = (
+                f"holds {held!r}" if held else "is empty" if not name.strip() else "has spaces around it"
+            )
+            raise ValueError(
+                f"the name {name!r} {problem}: a newsletter's name is a word like weekly "
+                "(it is used in CSV cells, links and --newsletters)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _provider_needs(self) -> Settings:
         if self.provider == "sendgrid" and self.sendgrid_api_key is None:

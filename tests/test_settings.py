@@ -116,6 +116,27 @@ def test_a_wrong_setting_reads_as_one_plain_line_with_the_closest_key(tmp_path, 
     assert str(caught.value) == line
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("news, weekly", "holds ','"),
+        ("a;b", "holds ';'"),
+        ("a|b", "holds '|'"),
+        (" weekly", "has spaces around it"),
+    ],
+)
+def test_a_newsletter_name_no_csv_cell_could_spell_is_refused(tmp_path, name, problem) -> None:
+    """Lists split on , ; | (CSV cells, --newsletters): such a name could never be named, and the
+    tool's own export would not import again."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(write(tmp_path, f'[newsletters."{name}"]\ntitle = "News"\n'))
+    assert str(caught.value) == (
+        f"bad setting newsletters: the name {name!r} {problem}: a newsletter's name is a word like "
+        "weekly (it is used in CSV cells, links and --newsletters)"
+    )
+    assert load_settings(write(tmp_path, '[newsletters.news-weekly]\ntitle = "News"\n')).newsletters
+
+
 def test_an_unknown_newsletter_variable_is_refused_or_warned_about(tmp_path, monkeypatch, caplog) -> None:
     """A misspelt NEWSLETTER_* variable stops with its likely name; one unlike any setting is
     named in a warning: neither is ignored without a word."""

@@ -22,6 +22,7 @@ from newsletter.store.models import Subscriber
 from newsletter.store.statuses import SubscriberStatus
 from tests.conftest import free_port
 from tests.support.cli import Ran, newsletter
+from tests.support.sending import ScriptedSink, smtp_server
 from tests.support.settings_files import settings_file
 
 SECRET = "test-secret-key-0123456789"  # the newsroom's: links mailed by a command open here
@@ -76,12 +77,17 @@ def test_send_confirmation_mails_each_pending_reader_once(newsroom, tmp_path) ->
     first = run("subscribers", "import", str(path), "--send-confirmation")
     assert first.returncode == 0, first.stderr
     assert (
-        "confirmation emails: 2 sent, 0 not sent again (a link went to them before), 0 failed" in first.stdout
+        "confirmation emails: 2 sent, 0 may not have arrived (the relay did not answer), 0 not sent again (a link went to them in the last 7 days), 0 failed"
+        in first.stdout
     )
     mailed = notices(newsroom)
     assert sorted(m["To"] for m in mailed) == ["erin@example.org", "finn@example.org"]
     again = run("subscribers", "import", str(path), "--send-confirmation")
-    assert again.returncode == 0 and "confirmation emails: 0 sent, 2 not sent again" in again.stdout
+    assert (
+        again.returncode == 0
+        and "confirmation emails: 0 sent, 0 may not have arrived (the relay did not answer), 2 not sent again"
+        in again.stdout
+    )
     assert len(notices(newsroom)) == 2  # a re-run mails nobody twice
     erin = next(m for m in mailed if m["To"] == "erin@example.org")
     view = readers.confirm(newsroom, confirm_token(erin), datetime.now(UTC))
@@ -97,7 +103,10 @@ def test_a_reader_the_sign_up_page_mailed_is_not_mailed_again(newsroom, tmp_path
     path = tmp_path / "list.csv"
     path.write_text(LIST)
     result = command(newsroom, tmp_path)("subscribers", "import", str(path), "--send-confirmation")
-    assert "confirmation emails: 1 sent, 1 not sent again" in result.stdout
+    assert (
+        "confirmation emails: 1 sent, 0 may not have arrived (the relay did not answer), 1 not sent again"
+        in result.stdout
+    )
     assert sorted(m["To"] for m in notices(newsroom)) == ["erin@example.org", "finn@example.org"]
 
 
@@ -111,7 +120,7 @@ def test_one_refused_address_never_stops_the_rest_and_is_tried_again(newsroom, t
     result = run("subscribers", "import", str(path), "--send-confirmation")
     assert result.returncode == 1
     assert (
-        "confirmation emails: 2 sent, 0 not sent again (a link went to them before), 1 failed"
+        "confirmation emails: 2 sent, 0 may not have arrived (the relay did not answer), 0 not sent again (a link went to them in the last 7 days), 1 failed"
         in result.stdout
     )
     assert "import the same file again with --send-confirmation" in result.stderr
@@ -119,7 +128,11 @@ def test_one_refused_address_never_stops_the_rest_and_is_tried_again(newsroom, t
     assert stored(newsroom, "bad@example.org").confirm_sent_at is None  # its claim given back
     del sink.refuse["bad@example.org"]
     again = run("subscribers", "import", str(path), "--send-confirmation")
-    assert again.returncode == 0 and "confirmation emails: 1 sent, 2 not sent again" in again.stdout
+    assert (
+        again.returncode == 0
+        and "confirmation emails: 1 sent, 0 may not have arrived (the relay did not answer), 2 not sent again"
+        in again.stdout
+    )
     assert sorted(sink.recipients()) == ["ann@example.org", "bad@example.org", "carl@example.org"]
 
 
@@ -131,7 +144,10 @@ def test_a_provider_refusing_everything_stops_and_leaves_everyone_for_the_next_r
     nobody = f'provider = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {free_port()}\nsmtp_tls = "none"\n'
     result = command(newsroom, tmp_path, nobody)("subscribers", "import", str(path), "--send-confirmation")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "0 sent, 0 not sent again (a link went to them before), 1 failed" in result.stdout
+    assert (
+        "0 sent, 0 may not have arrived (the relay did not answer), 0 not sent again (a link went to them in the last 7 days), 1 failed"
+        in result.stdout
+    )
     assert "the provider refuses to send" in result.stderr and "2 readers were not tried" in result.stderr
     for address in ("ann@example.org", "bad@example.org", "carl@example.org"):
         assert stored(newsroom, address).confirm_sent_at is None
@@ -204,3 +220,82 @@ def test_status_lists_readers_pending_longer_than_their_link_lives(make_runtime,
         "pending past their confirmation link (7 days): 2, the oldest since 2026-10-31 13:00 CET; "
         "1 of them never sent one" in " ".join(shown.stdout.split())
     )
+
+
+class VanishingSink(ScriptedSink):
+    """Takes the message for these addresses, then drops the connection before its answer."""
+
+    def __init__(self, vanish: set[str]) -> None:
+        super().__init__()
+        self.vanish = vanish
+
+    async def handle_DATA(self, server, session, envelope):
+        answer = await super().handle_DATA(server, session, envelope)
+        if set(envelope.rcpt_tos) & self.vanish:
+            server.transport.close()
+        return answer
+
+
+def test_a_confirmation_the_relay_took_without_answering_is_told_apart_and_logged(newsroom, tmp_path) -> None:
+    sink = VanishingSink({"lost@example.org"})
+    with smtp_server(sink) as port:
+        path = tmp_path / "list.csv"
+        path.write_text("email\nann@example.org\nlost@example.org\n")
+        smtp = f'provider = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {port}\nsmtp_tls = "none"\n'
+        run = command(newsroom, tmp_path, smtp)
+        result = run("subscribers", "import", str(path), "--send-confirmation")
+        told = " ".join(result.stdout.split())
+        assert result.returncode == 0, result.stderr
+        assert (
+            "confirmation emails: 1 sent, 1 may not have arrived (the relay did not answer), "
+            "0 not sent again (a link went to them in the last 7 days), 0 failed" in told
+        )
+        assert "once 7 days have passed to mail a new link" in " ".join(result.stderr.split())
+        lost = stored(newsroom, "lost@example.org")
+        assert lost.confirm_sent_at is not None  # it may have arrived: never mailed twice meanwhile
+        logged = [line for line in result.stderr.splitlines() if "may not have arrived:" in line]
+        assert f"confirmation to subscriber {lost.id} may not have arrived" in logged[0]
+        assert "lost@example.org" not in result.stderr  # by id, never the address
+        again = run("subscribers", "import", str(path), "--send-confirmation")
+        assert "0 sent, 0 may not have arrived (the relay did not answer), 2 not sent again" in again.stdout
+        assert sorted(sink.recipients()) == ["ann@example.org", "lost@example.org"]
+
+
+def test_a_pending_reader_whose_link_expired_may_be_sent_a_new_one(make_runtime, tmp_path) -> None:
+    """At most once per link lifetime: not while the link works, once it has expired; and
+    `status` tells of them, with what to run, meanwhile."""
+    runtime = make_runtime()
+    path = tmp_path / "list.csv"
+    path.write_text("email\nann@example.org\n")
+    pending = subscribers.import_file(runtime, path).pending
+    quick = {"sleep": lambda _wait: None}
+    assert confirmations.send_confirmations(runtime, pending, NOW, **quick).sent == 1
+    week = timedelta(days=7)
+    still_live = confirmations.send_confirmations(runtime, pending, NOW + week, **quick)
+    assert (still_live.sent, still_live.already) == (0, 1) and len(notices(runtime)) == 1
+    later = NOW + week + timedelta(hours=1)
+    waiting = overview(runtime, later).unconfirmed
+    assert (waiting.count, waiting.never_sent) == (1, 0)
+    assert "--send-confirmation" in waiting.advice() and "over 7 days old" in waiting.advice()
+    renewed = confirmations.send_confirmations(runtime, pending, later, **quick)
+    assert (renewed.sent, renewed.already) == (1, 0) and len(notices(runtime)) == 2
+    assert stored(runtime, "ann@example.org").confirm_sent_at == later
+    assert overview(runtime, later).unconfirmed.count == 0  # a live link again
+    twice = confirmations.send_confirmations(runtime, pending, later + timedelta(days=1), **quick)
+    assert twice.already == 1 and len(notices(runtime)) == 2
+
+
+def test_confirmed_says_which_pending_readers_it_made_active(newsroom, tmp_path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text("email,name\nerin@example.org,Erin\nfinn@example.org,Finn\ngus@example.org,Gus\n")
+    run = command(newsroom, tmp_path)
+    mailed = run("subscribers", "import", str(path), "--send-confirmation")
+    assert mailed.returncode == 0 and "3 sent" in mailed.stdout, mailed.stderr
+    path.write_text(path.read_text().replace("Gus", "Gus Grant") + "hal@example.org,Hal\n")
+    fixed = run("subscribers", "import", str(path), "--confirmed")
+    told = " ".join(fixed.stdout.split())
+    assert "1 added, 3 updated" in told
+    assert "3 readers who had not confirmed are now active (--confirmed: they opted in elsewhere)" in told
+    assert stored(newsroom, "erin@example.org").status == SubscriberStatus.ACTIVE
+    again = run("subscribers", "import", str(path), "--confirmed")
+    assert "now active" not in again.stdout  # active already: nobody newly made so

@@ -102,7 +102,7 @@ def status(
         out.print(
             f"pending past their confirmation link ({LINK_LIFETIME.days} days): {waiting.count}, "
             f"the oldest since {output.local(waiting.oldest, zone)}; "
-            f"{waiting.never_sent} of them never sent one",
+            f"{waiting.never_sent} of them never sent one ({waiting.advice()})",
             markup=False,
             soft_wrap=True,
         )

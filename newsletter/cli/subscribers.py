@@ -20,7 +20,7 @@ from newsletter.cli.output import emit_json, err, iso, line, local, out, outside
 from newsletter.cli.state import state
 from newsletter.errors import InputError, NewsletterError
 from newsletter.services import confirmations, subscribers
-from newsletter.services.subscribers import ReaderRecord, ReaderRow
+from newsletter.services.subscribers import LINK_LIFETIME, ReaderRecord, ReaderRow
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import ENDED, DeliveryStatus, SubscriberStatus
 from newsletter.subscribers.addresses import InvalidAddress, normalize_email
@@ -49,7 +49,8 @@ def subscribers_import(
         bool,
         typer.Option(
             "--send-confirmation",
-            help="Mail each reader left pending the confirmation link (once per reader, paced).",
+            help="Mail each reader left pending the confirmation link (at most once per link lifetime, "
+            "7 days; paced).",
         ),
     ] = False,
     newsletters: Annotated[
@@ -99,6 +100,14 @@ def import_and_show(
         f"{name}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{report.kept} kept as they were (unsubscribed or suppressed), {len(report.rejected)} rejected"
     )
+    if report.activated:
+        one = report.activated == 1
+        who = (
+            "1 reader who had not confirmed is"
+            if one
+            else f"{report.activated} readers who had not confirmed are"
+        )
+        line(f"{who} now active (--confirmed: they opted in elsewhere)")
     for number, _raw, error in report.rejected:
         err.print(outside(f"  line {number}: {error}"), soft_wrap=True)
     if report.rejects_file:
@@ -117,12 +126,22 @@ def import_and_show(
 
 def send_and_show(runtime: Runtime, pending: list[int], again: str) -> bool:
     """Mail the confirmation links and print the outcome; True when some could not go, then
-    `again` (what the operator runs again) is told."""
+    `again` (what the operator runs again) is told. Those the relay took without answering are
+    told apart: they may be sent a new link once theirs has expired."""
     done = confirmations.send_confirmations(runtime, pending, datetime.now(UTC))
+    days = LINK_LIFETIME.days
     line(
-        f"confirmation emails: {done.sent} sent, {done.already} not sent again (a link went to them "
-        f"before), {done.failed} failed"
+        f"confirmation emails: {done.sent} sent, {done.uncertain} may not have arrived (the relay did "
+        f"not answer), {done.already} not sent again (a link went to them in the last {days} days), "
+        f"{done.failed} failed"
     )
+    if done.uncertain:
+        line(
+            f"those that may not have arrived are not sent again now (their link may be in the mailbox): "
+            f"{again} with --send-confirmation once {days} days have passed to mail a new link to any "
+            "still pending",
+            to=err,
+        )
     if done.stopped:
         line(f"the provider refuses to send: {printable(done.stopped)}", to=err)
         line(f"{done.untried} readers were not tried", to=err)

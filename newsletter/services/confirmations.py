@@ -1,11 +1,13 @@
 """The double opt-in email for readers an import left pending (`subscribers import
 --send-confirmation`).
 
-A reader is mailed at most once: the send is claimed on their record (`confirm_sent_at`, the
-same mark the sign-up page's one-notice-an-hour limit reads) before it goes, so a re-run, a
-second import at the same time or a crash never mails anyone twice. A reader already sent a
-confirmation link (by the sign-up page or an earlier import) is not sent another. The sends are
-paced; one that fails is that reader's outcome, its claim given back for the next run.
+A reader is mailed at most once per link lifetime (`LIFETIME_DAYS["confirm"]`): the send is
+claimed on their record (`confirm_sent_at`, the same mark the sign-up page's one-notice-an-hour
+limit reads) before it goes, so a re-run, a second import at the same time or a crash never
+mails anyone twice while their link still works. A reader whose last link has expired may be
+sent a new one. The sends are paced; one that fails is that reader's outcome, its claim given
+back for the next run. One the relay took without answering may have arrived: it keeps its
+claim, is counted apart and logged by subscriber id.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import jinja2
-from sqlalchemy import update
+from sqlalchemy import or_, select, update
 
 from newsletter.errors import NewsletterError, SettingsError
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import OutcomeStatus, ProviderRefused, make_provider
 from newsletter.services.notices import environment, send_notice
+from newsletter.services.subscribers import LINK_LIFETIME
 from newsletter.settings import Settings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Subscriber
@@ -34,17 +38,18 @@ log = logging.getLogger("newsletter.readers")
 # Without `[sending] rate`, confirmations go at most this many a second: a burst of mail to a
 # fresh list is what a receiving server reads as spam.
 NOTICE_RATE = 5.0
-# An outcome that may have reached the reader keeps the claim: never mailed twice.
-_MAY_HAVE_GONE = (OutcomeStatus.SENT, OutcomeStatus.UNCERTAIN)
 
 
 @dataclass
 class Confirmations:
-    """What `send_confirmations` did: `already` were sent a link before and not again;
-    `failed` were not sent (a re-run tries them again); `stopped` is the provider's refusal of
-    every message, after which `untried` readers were left for the next run."""
+    """What `send_confirmations` did: `uncertain` were taken by the relay without an answer
+    (they may not have arrived; a new link may go once theirs has expired); `already` were sent
+    a link that still works and not another; `failed` were not sent (a re-run tries them again);
+    `stopped` is the provider's refusal of every message, after which `untried` readers were left
+    for the next run."""
 
     sent: int = 0
+    uncertain: int = 0
     already: int = 0
     failed: int = 0
     untried: int = 0
@@ -77,8 +82,8 @@ def send_confirmations(
     sleep: Callable[[float], object] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Confirmations:
-    """Mail each pending reader named the confirmation link, at most once each, at
-    `[sending] rate` (else `NOTICE_RATE`) a second."""
+    """Mail each pending reader named the confirmation link, at most once per link lifetime,
+    at `[sending] rate` (else `NOTICE_RATE`) a second."""
     settings = runtime.settings
     pace = Pace(rate=settings.sending.rate or NOTICE_RATE)
     links = Links.from_settings(settings)
@@ -87,18 +92,17 @@ def send_confirmations(
     for position, subscriber_id in enumerate(subscriber_ids):
         # The pause comes before the claim: a run stopped while it waits (Ctrl-C, SIGTERM) has
         # marked nobody it did not mail; one stopped mid-send keeps the mark (it may have gone).
-        if (wait := pace.ahead(done.sent + done.failed, clock() - started)) > 0:
+        if (wait := pace.ahead(done.sent + done.uncertain + done.failed, clock() - started)) > 0:
             sleep(wait)
         reader = _claim(runtime, subscriber_id, now)
         if reader is None:
             done.already += 1
             continue
-        email, language, newsletters = reader
         link = links.confirm(subscriber_id)  # the reader's record holds what the import chose
         try:
-            status = send_notice(runtime, "confirm", email, language, link, newsletters)
+            status = send_notice(runtime, "confirm", reader.email, reader.language, link, reader.newsletters)
         except ProviderRefused as exc:  # bad credentials, a relay refusing everyone: nothing would go
-            _release(runtime, subscriber_id, now)
+            _release(runtime, subscriber_id, now, reader.previous)
             done.failed += 1
             done.untried = len(subscriber_ids) - position - 1
             done.stopped = str(exc)
@@ -107,25 +111,44 @@ def send_confirmations(
             status, why = OutcomeStatus.FAILED, type(exc).__name__
         else:
             why = str(status)
-        if status in _MAY_HAVE_GONE:
+        if status == OutcomeStatus.SENT:
             done.sent += 1
             continue
-        _release(runtime, subscriber_id, now)
+        if status == OutcomeStatus.UNCERTAIN:  # it may have gone: the claim stays, never mailed twice
+            done.uncertain += 1
+            log.warning(
+                "confirmation to subscriber %d may not have arrived: the relay did not answer", subscriber_id
+            )
+            continue
+        _release(runtime, subscriber_id, now, reader.previous)
         done.failed += 1
         log.warning("confirmation to subscriber %d not sent: %s", subscriber_id, why)  # no address
     return done
 
 
-def _claim(runtime: Runtime, subscriber_id: int, now: datetime) -> tuple[str, str, list[str]] | None:
-    """The reader's address, language and newsletters, once this run has marked them as sent
-    their confirmation; None for a reader no longer pending or already sent one."""
+class Claimed(NamedTuple):
+    """A reader this run may mail, and when their last link went (None: never)."""
+
+    email: str
+    language: str
+    newsletters: list[str]
+    previous: datetime | None
+
+
+def _claim(runtime: Runtime, subscriber_id: int, now: datetime) -> Claimed | None:
+    """The reader, once this run has marked them as sent their confirmation; None for a reader
+    no longer pending or sent a link that still works. The UPDATE's WHERE decides (the mark
+    still what was read, and unset or expired), so two runs at once never both claim them."""
     with unit_of_work(runtime.factory) as session:
+        previous = session.scalar(select(Subscriber.confirm_sent_at).where(Subscriber.id == subscriber_id))
+        sent = Subscriber.confirm_sent_at
         claimed = session.execute(
             update(Subscriber)
             .where(
                 Subscriber.id == subscriber_id,
                 Subscriber.status == SubscriberStatus.PENDING,
-                Subscriber.confirm_sent_at.is_(None),
+                or_(sent.is_(None), sent < now - LINK_LIFETIME),
+                sent.is_(None) if previous is None else sent == previous,  # as read: restored on failure
             )
             .values(confirm_sent_at=now)
         )
@@ -134,14 +157,15 @@ def _claim(runtime: Runtime, subscriber_id: int, now: datetime) -> tuple[str, st
         subscriber = session.get(Subscriber, subscriber_id)
         assert subscriber is not None  # just updated, in this transaction
         taken = [n.newsletter for n in subscriber.newsletters if n.status == SubscriptionStatus.ACTIVE]
-        return subscriber.email, subscriber.language, taken
+        return Claimed(subscriber.email, subscriber.language, taken, previous)
 
 
-def _release(runtime: Runtime, subscriber_id: int, now: datetime) -> None:
-    """The claim given back: nothing went, so the next run may send it."""
+def _release(runtime: Runtime, subscriber_id: int, now: datetime, previous: datetime | None) -> None:
+    """The claim given back: nothing went, so the next run may send it (and `status` still
+    knows when the last link went)."""
     with unit_of_work(runtime.factory) as session:
         session.execute(
             update(Subscriber)
             .where(Subscriber.id == subscriber_id, Subscriber.confirm_sent_at == now)
-            .values(confirm_sent_at=None)
+            .values(confirm_sent_at=previous)
         )

@@ -97,6 +97,13 @@ def counts(runtime: Runtime) -> dict[SubscriberStatus, int]:
         return {status: count for status, count in rows}
 
 
+# What mails a pending reader a link: a new one once theirs has expired, never two that work.
+RESEND = (
+    "`newsletter subscribers import FILE --send-confirmation` mails each pending reader in FILE "
+    f"a confirmation link, a new one to those whose link is over {LINK_LIFETIME.days} days old"
+)
+
+
 @dataclass(frozen=True)
 class Unconfirmed:
     """Readers pending longer than a confirmation link lives: `never_sent` of them were never
@@ -106,6 +113,10 @@ class Unconfirmed:
     never_sent: int
     oldest: datetime | None
 
+    def advice(self) -> str:
+        """For `status`: what sends them a link that works."""
+        return f"{RESEND}; `--confirmed` makes them active if they opted in elsewhere"
+
     def problems(self) -> list[str]:
         """For `status --check`: only readers nobody mailed call for the operator (a sign-up
         never confirmed is the double opt-in doing its work)."""
@@ -114,9 +125,7 @@ class Unconfirmed:
         who = "1 pending reader has" if self.never_sent == 1 else f"{self.never_sent} pending readers have"
         return [
             f"{who} waited over {LINK_LIFETIME.days} days and never been sent a confirmation link: "
-            "they get nothing until they confirm "
-            "(`newsletter subscribers import FILE --send-confirmation` mails each one the link; "
-            "`--confirmed` makes them active if they opted in elsewhere)"
+            f"they get nothing until they confirm ({self.advice()})"
         ]
 
 

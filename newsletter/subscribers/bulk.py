@@ -72,7 +72,9 @@ class ImportReport:
 
     `updated` counts readers whose stored values changed, `unchanged` those the row already
     described, `kept` those an import may not change (unsubscribed, bounced, suppressed);
-    `pending` names (by id) the file's readers left waiting for their confirmation."""
+    `pending` names (by id) the file's readers left waiting for their confirmation; `activated`
+    counts known readers who had not confirmed and are active now (`confirmed`: counted among
+    `updated` too, and told apart because no link of theirs was followed)."""
 
     added: int = 0
     updated: int = 0
@@ -81,6 +83,7 @@ class ImportReport:
     rejected: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
     rejects_file: Path | None = None
     pending: list[int] = field(default_factory=list)
+    activated: int = 0
 
 
 @dataclass(frozen=True)
@@ -157,16 +160,9 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
     newsletters = _split(raw.get("newsletters"))
     for item in newsletters:
         if item not in settings.newsletters:
-            configured = ", ".join(settings.newsletters)
-            # A newsletter is named by its settings key, which nothing stops from holding one.
-            unnameable = [repr(name) for name in settings.newsletters if _LIST.search(name)]
-            renamed = (
-                f"; {', '.join(unnameable)} cannot be named in a CSV: rename it in the settings"
-                if unnameable
-                else ""
-            )
+            configured = ", ".join(settings.newsletters)  # none holds a separator: settings refuse it
             raise ValueError(
-                f"unknown newsletter in column newsletters (configured: {configured}; {SEPARATORS}{renamed})"
+                f"unknown newsletter in column newsletters (configured: {configured}; {SEPARATORS})"
             )
     status = None
     if given := (raw.get("status") or "").strip().lower():
@@ -280,10 +276,12 @@ def import_csv(
         listed = session.scalars(select(Suppression.email).where(Suppression.email.in_([*rows, *hashes])))
         suppressed = {hashes.get(entry, entry) for entry in listed}
         for email, (line, raw, row) in rows.items():
+            reader = known.get(email)
+            waiting = reader is not None and reader.status == SubscriberStatus.PENDING
             try:
                 with session.begin_nested():
                     outcome, stored = _apply(
-                        session, row, known.get(email), email in suppressed, categories, confirmed, default
+                        session, row, reader, email in suppressed, categories, confirmed, default
                     )
             except ValueError as exc:
                 report.rejected.append((line, raw, str(exc)))
@@ -294,6 +292,8 @@ def import_csv(
                 continue
             if stored is not None and stored.status == SubscriberStatus.PENDING:
                 report.pending.append(stored.id)
+            if waiting and stored is not None and stored.status == SubscriberStatus.ACTIVE:
+                report.activated += 1
             if outcome is Outcome.ADDED:
                 report.added += 1
             elif outcome is Outcome.UPDATED:
