@@ -879,10 +879,21 @@ def load_settings(path: Path | None = None) -> Settings:
                 message += f" (got {shown!r})"
         if first["type"] == "extra_forbidden":
             message = "unknown setting" + _did_you_mean(first["loc"])
+        message += _which_feed(first["loc"], data)
         more = len(exc.errors()) - 1
         if more:
             message += f" (and {more} more)"
         raise SettingsError(key, message) from None
+
+
+def _which_feed(where: tuple[int | str, ...], data: Mapping[str, Any]) -> str:
+    """`feeds.1.x` counts from 0: the feed is named by its URL too, as its table says it."""
+    feeds = data.get("feeds")
+    if len(where) < 2 or where[0] != "feeds" or not isinstance(where[1], int) or not isinstance(feeds, list):
+        return ""
+    feed = feeds[where[1]] if where[1] < len(feeds) else None
+    url = feed.get("url") if isinstance(feed, dict) else None
+    return f" (the [[feeds]] table of {masked(url)})" if isinstance(url, str) else ""
 
 
 def check_environment(environ: Mapping[str, str]) -> None:

@@ -101,7 +101,8 @@ def test_bad_settings_name_the_key(tmp_path, text, key) -> None:
         ),
         (
             '[[feeds]]\nurl = "https://x.example/feed"\ncategori = "x"',
-            "bad setting feeds.0.categori: unknown setting; did you mean 'category'?",
+            "bad setting feeds.0.categori: unknown setting; did you mean 'category'? (the [[feeds]] table of "
+            "https://x.example/feed)",
         ),
         (  # the word people reach for, not the nearest spelling ('title')
             '[newsletters.daily]\ntime = "06:30"',
