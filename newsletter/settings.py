@@ -858,9 +858,9 @@ def load_settings(path: Path | None = None) -> Settings:
     SettingsError line."""
     path = path if path is not None else config_path()
     data = read_toml(path) if path else {}
-    check_environment(os.environ)
+    ignored = check_environment(os.environ)
     try:
-        return Settings(**data).resolved()
+        settings = Settings(**data).resolved()
     except EnvironmentValueError as exc:  # a NEWSLETTER_<TABLE> variable that is not JSON
         field = re.search(r'field "(\w+)"', str(exc))
         key = field.group(1) if field else "environment"
@@ -884,6 +884,12 @@ def load_settings(path: Path | None = None) -> Settings:
         if more:
             message += f" (and {more} more)"
         raise SettingsError(key, message) from None
+    from newsletter import logs  # where the settings are read: their zone times the log from here
+
+    logs.in_zone(settings.zone)
+    for variable in ignored:
+        log.warning("%s is not a setting and is ignored (settings: README, Configuration)", variable)
+    return settings
 
 
 def _which_feed(where: tuple[int | str, ...], data: Mapping[str, Any]) -> str:
@@ -896,10 +902,11 @@ def _which_feed(where: tuple[int | str, ...], data: Mapping[str, Any]) -> str:
     return f" (the [[feeds]] table of {masked(url)})" if isinstance(url, str) else ""
 
 
-def check_environment(environ: Mapping[str, str]) -> None:
+def check_environment(environ: Mapping[str, str]) -> list[str]:
     """A NEWSLETTER_* variable that is not a setting would be ignored without a word: one that
     looks like a misspelt setting, at the top or inside a table, is refused with its likely
-    name; any other is warned about."""
+    name; the others are returned, to be warned about."""
+    ignored = []
     for variable in sorted(environ):
         prefix, _, name = variable.partition("_")
         if prefix.upper() != "NEWSLETTER" or name.lower() in _NOT_SETTINGS:
@@ -916,7 +923,8 @@ def check_environment(environ: Mapping[str, str]) -> None:
             raise SettingsError(variable, f"no such setting; did you mean NEWSLETTER_{meant}?")
         if at:  # inside a table: the model refuses it anyway, named as the variable here
             raise SettingsError(variable, f"no such setting in [{'.'.join(parts[:at])}]")
-        log.warning("%s is not a setting and is ignored (settings: README, Configuration)", variable)
+        ignored.append(variable)
+    return ignored
 
 
 def _unknown(parts: tuple[str, ...]) -> tuple[int, list[str]] | None:

@@ -26,11 +26,9 @@ class State:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            from newsletter import logs
             from newsletter.settings import load_settings
 
-            self._settings = load_settings(self.config)
-            logs.in_zone(self._settings.zone)
+            self._settings = load_settings(self.config)  # the log is timed in its zone from here
         return self._settings
 
     def runtime(self) -> Runtime:
