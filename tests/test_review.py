@@ -17,12 +17,11 @@ from newsletter.cli.output import edition_line
 from newsletter.editions.edition import EditionInfo
 from newsletter.services import accounts, editors, schedule, sending, timetable
 from newsletter.services.sending import NotDue
-from newsletter.store.db import unit_of_work
-from newsletter.store.models import Article, Category, Subscriber, Variant, VariantArticle
+from newsletter.store.models import Subscriber, Variant, VariantArticle
 from newsletter.web.signin import HOME, return_path
 from tests.conftest import WEEKLY_NOV_23, ZONE, free_port
 from tests.support.clock import NOW
-from tests.support.editions import edition_of
+from tests.support.editions import edition_of, publish
 from tests.support.editors import PASSWORD, login_form
 from tests.support.schedule import mails, runner
 from tests.support.web import Forms, serve
@@ -51,23 +50,6 @@ def requiring_approval(runtime) -> None:
     settings = runtime.settings
     weekly = settings.newsletters["weekly"].model_copy(update={"approval": "required"})
     runtime.settings = settings.model_copy(update={"newsletters": {**settings.newsletters, "weekly": weekly}})
-
-
-def publish(runtime, at: datetime) -> int:
-    """A politics article published at `at`, as a fetch would store it."""
-    with unit_of_work(runtime.factory) as session:
-        politics = session.scalars(select(Category).where(Category.slug == "politics")).one()
-        article = Article(
-            key="https://www.europeantimes.example/late-news",
-            language="en",
-            url="https://www.europeantimes.example/late-news",
-            title="Late news, after the review",
-            published_at=at,
-            categories=[politics],
-        )
-        session.add(article)
-        session.flush()
-        return article.id
 
 
 def articles_of(runtime, edition_id: int) -> set[int]:

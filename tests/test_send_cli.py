@@ -25,6 +25,7 @@ from newsletter.store.models import (
 )
 from tests.conftest import SAMPLE, SECTIONS, WEEKLY_NOV_23, ZONE
 from tests.support.cli import Ran, newsletter, one_line, refused
+from tests.support.editions import publish
 from tests.support.sending import add_readers
 from tests.support.settings_files import SECRET_ENV, settings_file
 
@@ -195,17 +196,7 @@ def test_send_now_names_the_window_it_uses_and_a_dry_run_after_it_shows_its_plan
     )
     with unit_of_work(newsroom.factory) as session:  # no fetch since it went; an article after it
         session.execute(update(Feed).values(last_ok_at=datetime(2026, 11, 22, 11, 0, tzinfo=ZONE)))
-        politics = session.scalars(select(Category).where(Category.slug == "politics")).one()
-        session.add(
-            Article(
-                key="https://www.europeantimes.example/later",
-                language="en",
-                url="https://www.europeantimes.example/later",
-                title="Later news",
-                published_at=datetime(2026, 11, 22, 12, 5, tzinfo=ZONE),
-                categories=[politics],
-            )
-        )
+    publish(newsroom, datetime(2026, 11, 22, 12, 5, tzinfo=ZONE), "Later news")
     before = rows(newsroom)
     rehearsed = cli("send", "--dry-run", "--at", "2026-11-22T12:10")
     assert rehearsed.returncode == 0, rehearsed.stderr

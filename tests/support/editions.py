@@ -3,13 +3,15 @@ what sending tests start from and check (an edition sent to the outbox: tests/su
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import open_edition
 from newsletter.editions.prepare import prepare
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Delivery, Edition, Subscriber, SubscriberNewsletter
+from newsletter.store.models import Article, Category, Delivery, Edition, Subscriber, SubscriberNewsletter
 from newsletter.store.runtime import Runtime
 from tests.conftest import WEEKLY_NOV_23
 
@@ -55,3 +57,16 @@ def tracked(runtime: Runtime) -> None:
     runtime.settings = settings.model_copy(
         update={"links": settings.links.model_copy(update={"track_clicks": True})}
     )
+
+
+def publish(runtime: Runtime, at: datetime, title: str = "Late news, after the review") -> int:
+    """A politics article published at `at`, as a fetch would store it; its id."""
+    with unit_of_work(runtime.factory) as session:
+        politics = session.scalars(select(Category).where(Category.slug == "politics")).one()
+        url = f"https://www.europeantimes.example/{'-'.join(title.lower().split())}"
+        article = Article(
+            key=url, language="en", url=url, title=title, published_at=at, categories=[politics]
+        )
+        session.add(article)
+        session.flush()
+        return article.id
