@@ -796,6 +796,18 @@ def url_secrets(url: str) -> list[str]:
     return sorted({secret for secret in found if len(secret) >= 3}, key=len, reverse=True)
 
 
+def plain_http(settings: Settings) -> str | None:
+    """The warning a send gives, and its dry run and `status` show, when readers' links are not
+    HTTPS."""
+    if settings.public_url.scheme == "https" or settings.demo:
+        return None
+    return (
+        f"public_url {settings.public_url} is not HTTPS: Gmail and Yahoo ignore a one-click unsubscribe "
+        "link that is not HTTPS, and readers' mail may land in spam; set public_url to the site's "
+        "https:// address"
+    )
+
+
 def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
     """The TOML file in use: NEWSLETTER_CONFIG, else config/newsletter.toml under the home
     folder (NEWSLETTER_HOME or the default) when present."""

@@ -549,11 +549,12 @@ def test_a_plain_http_public_url_is_warned_about_in_a_whole_sentence(newsroom, c
     """The warning says what goes wrong and what to set, not a sentence cut off at "not"; the
     dry run shows it among its warnings."""
     from newsletter.services import sending
+    from newsletter.settings import plain_http
     from tests.conftest import WEEKLY_NOV_23
 
     assert newsroom.settings.public_url.scheme == "http" and not newsroom.settings.demo
     planned = sending.dry_run(newsroom, "weekly", WEEKLY_NOV_23, force=True)
-    assert planned.warnings == [sending.plain_http(newsroom.settings)]  # what `send` will say, said first
+    assert planned.warnings == [plain_http(newsroom.settings)]  # what `send` will say, said first
     with caplog.at_level("WARNING", logger="newsletter"):
         sending.prepare_next(newsroom, "weekly", WEEKLY_NOV_23, force=True)
     [warning] = [r.getMessage() for r in caplog.records if "public_url" in r.getMessage()]

@@ -14,9 +14,9 @@ from newsletter.errors import SettingsError
 from newsletter.services import editions, feeds, subscribers, timetable
 from newsletter.services.editions import EditionSummary
 from newsletter.services.feeds import FeedState
-from newsletter.services.sending import plain_http
 from newsletter.services.subscribers import Unconfirmed
 from newsletter.services.timetable import JobTime
+from newsletter.settings import plain_http
 from newsletter.store.db import reading
 from newsletter.store.models import Article, Suppression
 from newsletter.store.runtime import Runtime

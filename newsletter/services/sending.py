@@ -36,7 +36,7 @@ from newsletter.sending.single import send_one
 from newsletter.services import archive, checks
 from newsletter.services.editions import edition, grace
 from newsletter.services.editors import preview
-from newsletter.settings import Settings
+from newsletter.settings import plain_http
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.models import Delivery, Edition, Variant
@@ -258,17 +258,6 @@ def _syndicate(runtime: Runtime, edition_id: int, now: datetime) -> None:
         archive.push(runtime, now)
     except Exception:  # the scheduler's next refresh pushes what is still due
         log.exception("the WebSub hubs could not be told of edition %d", edition_id)
-
-
-def plain_http(settings: Settings) -> str | None:
-    """The warning a send gives, and its dry run shows, when readers' links are not HTTPS."""
-    if settings.public_url.scheme == "https" or settings.demo:
-        return None
-    return (
-        f"public_url {settings.public_url} is not HTTPS: Gmail and Yahoo ignore a one-click unsubscribe "
-        "link that is not HTTPS, and readers' mail may land in spam; set public_url to the site's "
-        "https:// address"
-    )
 
 
 def dry_run(
