@@ -11,15 +11,19 @@ def trusted_networks(proxies: list[str]) -> list[Network]:
     return [ipaddress.ip_network(proxy, strict=False) for proxy in proxies]
 
 
-def client_address(peer: str | None, forwarded_for: str | None, trusted: list[Network]) -> str:
+def client_address(peer: str | None, forwarded_for: list[str], trusted: list[Network]) -> str:
     """The connection's address, unless it is a trusted proxy: then X-Forwarded-For read from the
     right, each trusted hop skipped, the first other address being the client. Entries left of it
     were written by the client itself and are never believed; a malformed entry stops the walk at
-    the last hop that could be checked."""
+    the last hop that could be checked.
+
+    `forwarded_for` holds every X-Forwarded-For line in the order received, joined as one list:
+    a proxy that adds a line of its own (HAProxy's `option forwardfor`) leaves the client's
+    forged line first, and reading that one alone would believe the client."""
     client = peer or "unknown"
     if not forwarded_for or not _trusted(client, trusted):
         return client
-    for hop in reversed(forwarded_for.split(",")):
+    for hop in reversed(",".join(forwarded_for).split(",")):
         try:
             address = ipaddress.ip_address(hop.strip())
         except ValueError:

@@ -65,7 +65,7 @@ class Web:
 
     def client(self, request: Request) -> str:
         peer = request.client.host if request.client else None
-        return client_address(peer, request.headers.get("x-forwarded-for"), self.trusted)
+        return client_address(peer, request.headers.getlist("x-forwarded-for"), self.trusted)
 
     def client_allowed(self, request: Request) -> bool:
         """Counts a request that sends an email (a sign-up, a link asked for)."""
