@@ -14,7 +14,7 @@ import pytest
 from newsletter.services import accounts
 from tests.support.clock import NOW
 from tests.support.editors import ED, LOGIN, PASSWORD, login_form
-from tests.support.web import PARTNER, Site, serve
+from tests.support.web import ANNA, PARTNER, Site, path_of, serve
 
 # A sign-up from a partner's page: no cookie needed.
 SIGN_UP = {"email": "someone@example.net", "newsletters": "weekly", "language": "en"}
@@ -60,3 +60,45 @@ def test_every_forwarded_for_line_is_read(proxied: Site) -> None:
         assert answer.status_code == 303
     log = proxied.cli("editors", "log", "--json")
     assert json.loads(log.stdout)[0]["client"] == PROXY
+
+
+def test_head_answers_like_get_without_the_body(site: Site) -> None:
+    preferences = path_of(site.links().preferences(site.subscriber(ANNA).id))
+    with site.client() as client:
+        for path in ("/healthz", "/subscribe", "/site.css", preferences, "/editor/", "/no-such-page"):
+            got, head = client.get(path), client.head(path)
+            assert head.status_code == got.status_code, path
+            assert head.content == b"", path
+            for name in ("content-type", "content-length", "location", "cache-control"):
+                assert head.headers.get(name) == got.headers.get(name), (path, name)
+    assert site.get("/healthz").json()["status"] == "ok"
+
+
+def test_a_405_names_every_method_served(site: Site) -> None:
+    with site.client() as client:
+        for method, path, allow in (
+            ("OPTIONS", "/subscribe", "GET, HEAD, POST"),
+            ("PUT", "/preferences", "GET, HEAD, POST"),
+            ("DELETE", "/healthz", "GET, HEAD"),
+            ("GET", "/webhooks/sendgrid", "POST"),
+            ("HEAD", "/webhooks/sendgrid", "POST"),
+        ):
+            answer = client.request(method, path)
+            assert answer.status_code == 405, (method, path)
+            assert answer.headers["allow"] == allow, (method, path)
+
+
+def test_a_redirect_goes_to_the_public_url_whatever_the_host(site: Site) -> None:
+    evil = {"host": "evil.example"}
+    with site.client() as client:
+        for asked, target in (
+            ("/subscribe/", "/subscribe"),
+            ("/subscribe/?lang=de", "/subscribe?lang=de"),
+            ("/healthz/", "/healthz"),
+        ):
+            answer = client.get(asked, headers=evil)
+            assert answer.status_code == 307, asked
+            assert answer.headers["location"] == site.url + target, asked
+            assert "evil.example" not in answer.text
+        assert client.post("/subscribe/", headers=evil).headers["location"] == f"{site.url}/subscribe"
+        assert client.get("/no-such-page/", headers=evil).status_code == 404

@@ -28,6 +28,7 @@ from newsletter.web import (
 )
 from newsletter.web.archive import Syndicated
 from newsletter.web.context import Clock, Web, log, wall_clock, web
+from newsletter.web.conventions import Head, Slashes, allowed
 from newsletter.web.security import BodyLimit, SecurityHeaders, security_headers
 from newsletter.web.signin import Desk, EditorGate
 
@@ -47,7 +48,7 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     """The app; refuses to start without a usable secret key (every link is signed with it)."""
     # Its own sessions on the same engine: a page never waits long for the store.
     runtime = runtime.waiting_at_most(WRITE_WAIT)
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.web = Web.build(runtime, clock)
     app.state.desk = Desk.build(runtime.settings, app.state.web.guard.secure, clock)
     for part in (
@@ -64,6 +65,7 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
         checks,
     ):
         app.include_router(part.router)
+    app.router.default = Slashes(app.router, str(runtime.settings.public_url))
     app.add_exception_handler(TokenError, _bad_link)
     app.add_exception_handler(ReaderError, _refused)
     app.add_exception_handler(HTTPException, _http_error)
@@ -75,6 +77,7 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     app.add_middleware(EditorGate)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, https=app.state.web.guard.secure, own=app.state.web.guard.own)
+    app.add_middleware(Head)
     return app
 
 
@@ -98,8 +101,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 400
     title, message = ERRORS.get(status, ERRORS[400])
     response = web(request).error(request, status, title, message)
-    if isinstance(exc, HTTPException) and exc.headers:  # a 405's Allow
+    if isinstance(exc, HTTPException) and exc.headers:
         response.headers.update(exc.headers)
+    if status == 405:  # the router names one handler's methods; a path may have several
+        response.headers["allow"] = allowed(request.app.router.routes, request.scope)
     return response
 
 
