@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import Message
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
 import feedparser
@@ -25,6 +26,7 @@ from newsletter.store.models import (
     Article,
     Click,
     Document,
+    Edition,
     Publication,
     Subscriber,
     Variant,
@@ -142,6 +144,30 @@ def test_an_etag_round_trip_answers_304(archived) -> None:
             assert client.get(path, headers={"if-modified-since": "garbage"}).status_code == 200
             head = client.head(path)
             assert head.status_code == 200 and head.content == b""
+
+
+def test_last_modified_is_when_the_bytes_were_written(archived) -> None:
+    """The edition was sent for its slot (plus a minute) but its pages were written when its
+    last delivery went: a date between the two is before these bytes existed. New bytes written
+    for an earlier moment (a withdrawal dated back) still carry a later Last-Modified."""
+    with archived.runtime.factory() as session:
+        edition_id, finished = session.execute(select(Edition.id, Edition.finished_at)).one()
+    assert finished > WEEKLY_NOV_23 + timedelta(minutes=2)
+    with archived.client() as client:
+        for path in ("/feeds/weekly/en.atom", EDITION):
+            first = client.get(path)
+            modified = parsedate_to_datetime(first.headers["last-modified"])
+            assert modified == finished.replace(microsecond=0), path
+            before = format_datetime(finished - timedelta(seconds=1), usegmt=True)
+            assert client.get(path, headers={"if-modified-since": before}).status_code == 200, path
+    archive.withdraw(archived.runtime, edition_id, WEEKLY_NOV_23 + timedelta(minutes=2))
+    archived.clock.advance(seconds=FRESH_SECONDS)
+    with archived.client() as client:
+        feed = client.get("/feeds/weekly/en.atom")
+        assert EDITION not in feed.text
+        assert parsedate_to_datetime(feed.headers["last-modified"]) > modified
+        since = {"if-modified-since": format_datetime(modified, usegmt=True)}
+        assert client.get("/feeds/weekly/en.atom", headers=since).status_code == 200
 
 
 def test_feeds_carry_the_edition_and_parse(archived) -> None:

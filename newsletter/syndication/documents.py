@@ -1,11 +1,13 @@
 """Rendered pages and feeds, kept: a document is rewritten only when its bytes change, so its
-ETag and Last-Modified hold until then, and an export leaves its file as it was."""
+ETag and Last-Modified hold until then, and an export leaves its file as it was. Its
+Last-Modified only moves forward: new bytes always carry a later second than the old ones, so a
+client's If-Modified-Since never answers 304 for bytes it has not seen."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -45,7 +47,7 @@ def put(session: Session, rendered: Rendered, now: datetime) -> bool:
     if existing.etag == tag and existing.media_type == rendered.media_type and not existing.gone:
         return False
     existing.media_type, existing.body, existing.etag = rendered.media_type, rendered.body, tag
-    existing.updated_at, existing.gone = now, False
+    existing.updated_at, existing.gone = _after(existing.updated_at, now), False
     return True
 
 
@@ -64,7 +66,14 @@ def gone(session: Session, path: str, body: str, now: datetime) -> None:
             )
         )
     elif not existing.gone:
-        existing.body, existing.etag, existing.updated_at, existing.gone = body, etag(body), now, True
+        existing.body, existing.etag, existing.gone = body, etag(body), True
+        existing.updated_at = _after(existing.updated_at, now)
+
+
+def _after(before: datetime, now: datetime) -> datetime:
+    """When new bytes were written: `now`, or the second after the old ones' when `now` is not
+    later (a send or rebuild run for an earlier moment)."""
+    return max(now, before.replace(microsecond=0) + timedelta(seconds=1))
 
 
 def drop_missing(session: Session, prefix: str, kept: set[str]) -> list[str]:

@@ -39,7 +39,9 @@ def archive(session: Session, settings: Settings, edition: Edition, now: datetim
     whose bytes changed (what WebSub hubs are told)."""
     if not keep(session, settings, edition, now):
         return []
-    return render(session, settings, edition.newsletter, now, {edition.id})
+    # Written once its last delivery went, however long after the moment its send began.
+    written = max(now, edition.finished_at or now)
+    return render(session, settings, edition.newsletter, written, {edition.id})
 
 
 def keep(session: Session, settings: Settings, edition: Edition, now: datetime) -> bool:
