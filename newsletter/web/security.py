@@ -155,12 +155,13 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """What the server leaves to the app: a request's headers are counted and measured (431 past
-    `[web] header_count` or `header_bytes`: the server caps only headers still arriving), its body stops being read past `limit` bytes whatever Content-Length
-    claimed (chunked bodies have none), and it must arrive at a pace: `body_seconds` from the
-    first read, plus a second per `body_min_rate` bytes received. A body slower than that is
-    answered 408 and its connection closed, so a slow client gives up its reading slot (the
-    webhook's) to the next; a client that goes away is one line at info, never a traceback."""
+    """What the server leaves to the app: a request's headers are counted and measured (431
+    past `[web] header_count` or `header_bytes`: the server caps only headers still arriving),
+    its body stops being read past `limit` bytes whatever Content-Length claimed (chunked
+    bodies have none), and it must arrive at a pace: `body_seconds` from the first read, plus a
+    second per `body_min_rate` bytes received. A body slower than that is answered 408 and its
+    connection closed, so a slow client gives up its reading slot (the webhook's) to the next;
+    a client that goes away is one line at info, never a traceback."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
         self.app = app
