@@ -152,3 +152,15 @@ def test_too_many_header_lines_are_refused(site: Site) -> None:
     assert (
         httpx.get(site.url + "/healthz", headers=dict(list(many.items())[:20]), timeout=5).status_code == 200
     )
+
+
+def test_the_rest_of_a_body_already_refused_cannot_hold_the_connection(site: Site) -> None:
+    sock = connect(site)
+    head = f"POST {WEBHOOK} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n"
+    sock.sendall(head.encode() + b"[")  # unsigned: refused before its body is read
+    stop = threading.Event()
+    trickle(sock, stop)
+    began = time.monotonic()
+    got = answer(sock)
+    stop.set()
+    assert got.startswith(b"HTTP/1.1 403") and time.monotonic() - began < 4, got
