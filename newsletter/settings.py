@@ -490,6 +490,24 @@ class EditorsSettings(Strict):
     attempts_per_client: int = Field(20, ge=1)
 
 
+class WebSettings(Strict):
+    """What one connection may ask of the server (`newsletter serve`, `run --with-web`): a slow
+    or oversized request loses its connection, the others are served."""
+
+    # The request line and headers: at most this many bytes and header lines, all in this long.
+    header_bytes: int = Field(16 * 1024, ge=1024, le=1024 * 1024)
+    header_count: int = Field(100, ge=10, le=1000)
+    header_seconds: float = Field(10.0, gt=0, le=300)
+    # A body gets this long, plus a second for every `body_min_rate` bytes that arrive: a client
+    # sending slower than that is cut off (answered 408), whatever the body's size.
+    body_seconds: float = Field(10.0, gt=0, le=300)
+    body_min_rate: int = Field(500, ge=1)
+    # Connections open at once, idle ones included; past it a request is answered 503 at once.
+    max_connections: int = Field(1000, ge=10)
+    # An idle kept-alive connection is closed after this long.
+    keep_alive_seconds: int = Field(5, ge=1, le=300)
+
+
 class SyndicationSettings(Strict):
     """The public archive and its feeds: how many editions a page and a feed hold, and the
     WebSub hubs told of each new edition."""
@@ -576,6 +594,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     readers: ReadersSettings = Field(default_factory=ReadersSettings)
     editors: EditorsSettings = Field(default_factory=EditorsSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     syndication: SyndicationSettings = Field(default_factory=SyndicationSettings)
     # The editors' templates; default: templates/ under home, else the copy installed with the package.
     templates_dir: Path | None = None

@@ -41,7 +41,7 @@ def serve(
     sock = bound(host, port)
     out.print(f"serving the readers' pages on {serving.address(sock)}", markup=False, soft_wrap=True)
     if workers > 1:
-        serving.serve_workers(state(ctx).config, sock, workers)
+        serving.serve_workers(state(ctx).config, sock, workers, state(ctx).settings.web)
     else:
         serving.serve(app, sock)
     out.print("stopped", markup=False)

@@ -4,13 +4,19 @@ that forbid framing, inline script, sniffing, caching of token pages and leaking
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
+import logging
 import secrets
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from newsletter.settings import WebSettings
 
 # No script at all; styles only from our own stylesheet; forms post only to us.
 CSP = (
@@ -26,6 +32,7 @@ MAX_BODY = 64 * 1024
 # A provider's event POST may carry thousands of events.
 MAX_EVENTS_BODY = 8 * 1024 * 1024
 WEBHOOKS = "/webhooks/"
+log = logging.getLogger("newsletter.web")
 
 
 def origin_of(url: str | None) -> str | None:
@@ -148,8 +155,13 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """Stops reading a request body past `limit` bytes, whatever Content-Length claimed (chunked
-    bodies have none)."""
+    """What the server leaves to the app: a request's headers are counted and measured (431
+    past `[web] header_count` or `header_bytes`: the server caps only headers still arriving),
+    its body stops being read past `limit` bytes whatever Content-Length claimed (chunked
+    bodies have none), and it must arrive at a pace: `body_seconds` from the first read, plus a
+    second per `body_min_rate` bytes received. A body slower than that is answered 408 and its
+    connection closed, so a slow client gives up its reading slot (the webhook's) to the next;
+    a client that goes away is one line at info, never a traceback."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
         self.app = app
@@ -159,16 +171,53 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        seen = 0
+        limits: WebSettings = scope["app"].state.web.runtime.settings.web
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        size = sum(len(name) + len(value) for name, value in headers)
+        if len(headers) > limits.header_count or size > limits.header_bytes:
+            refused = PlainTextResponse("too many or too large headers", 431, headers={"connection": "close"})
+            await refused(scope, receive, send)
+            return
         limit = MAX_EVENTS_BODY if scope["path"].startswith(WEBHOOKS) else self.limit
+        loop = asyncio.get_running_loop()
+        seen = 0
+        deadline: float | None = None  # from the first read: a wait for a reading slot is not the client's
+        late = False
+        answered = False
 
         async def bounded() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline, late
+            if deadline is None:
+                deadline = loop.time() + limits.body_seconds
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                late = True
+                return {"type": "http.disconnect"}  # the page reads it as a client gone
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+                got = len(message.get("body", b""))
+                seen += got
+                deadline += got / limits.body_min_rate
                 if seen > limit:
                     raise BodyTooLarge
             return message
 
-        await self.app(scope, bounded, send)
+        async def watched(message: Message) -> None:
+            nonlocal answered
+            answered = answered or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded, watched)
+        except ClientDisconnect:
+            route = getattr(scope.get("route"), "path", "a page")  # the pattern: no token in the log
+            if not late:
+                log.info("%s %s: the client went away before its request was read", scope["method"], route)
+                return
+            log.info("%s %s: the request's body came too slowly: cut off", scope["method"], route)
+            if not answered:
+                too_slow = PlainTextResponse(
+                    "the request's body came too slowly", 408, headers={"connection": "close"}
+                )
+                await too_slow(scope, receive, send)

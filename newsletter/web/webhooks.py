@@ -19,8 +19,9 @@ from newsletter.web.context import log, web
 from newsletter.web.security import BodyTooLarge
 
 router = APIRouter()
-# Event POSTs whose bodies are read at the same time, in this process.
-_READING = asyncio.Semaphore(4)
+# Event POSTs whose bodies are read at the same time, by one app. A body that comes too slowly
+# is cut off (`BodyLimit`), freeing its slot for the next.
+READING_SLOTS = 4
 
 
 @router.post("/webhooks/sendgrid")
@@ -35,7 +36,7 @@ async def sendgrid_events(request: Request) -> Response:
         check_headers(signature, timestamp, now, tolerance)
     except EventRefused as exc:
         return JSONResponse({"error": str(exc)}, status_code=403)
-    async with _READING:  # a few large bodies in memory at once, not one per stranger
+    async with _reading(request):  # a few large bodies in memory at once, not one per stranger
         try:
             body = await request.body()
         except BodyTooLarge:
@@ -52,6 +53,15 @@ async def sendgrid_events(request: Request) -> Response:
     except EventRefused as exc:
         return JSONResponse({"error": str(exc)}, status_code=403)
     return JSONResponse({"status": "stored"}, background=BackgroundTask(_read, context.runtime, now))
+
+
+def _reading(request: Request) -> asyncio.Semaphore:
+    """The app's reading slots, made on its event loop at its first event POST."""
+    state = request.app.state
+    if not hasattr(state, "webhook_reading"):
+        state.webhook_reading = asyncio.Semaphore(READING_SLOTS)
+    slots: asyncio.Semaphore = state.webhook_reading
+    return slots
 
 
 def _read(runtime: Runtime, now: datetime) -> None:
