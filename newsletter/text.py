@@ -13,6 +13,9 @@ import unicodedata
 # C0, DEL and C1 controls (ESC among them), line and paragraph separators, zero-width and bidi
 # marks, overrides and isolates, the byte-order mark.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]+")
+# C0 and C1 controls and DEL, but tab, CR and LF (whitespace a value may wrap): what no text
+# from a form or a CSV may hold (PostgreSQL refuses NUL; a terminal or a log obeys the rest).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # A URL's user information (a password, or a user name that is often a token).
 _USERINFO = re.compile(r"\A(?P<scheme>[a-z][a-z0-9+.-]*://)[^/?#]*@", re.I)
 
@@ -20,6 +23,13 @@ _USERINFO = re.compile(r"\A(?P<scheme>[a-z][a-z0-9+.-]*://)[^/?#]*@", re.I)
 def printable(text: str) -> str:
     """Each run of control or invisible characters becomes one space; the ends are trimmed."""
     return _UNSAFE.sub(" ", text).strip()
+
+
+def control_character(text: str) -> str | None:
+    """The first control character `text` holds, named (`U+0000`), so it can be refused
+    without echoing the value; None when it holds none."""
+    found = _CONTROL.search(text)
+    return f"U+{ord(found[0]):04X}" if found else None
 
 
 def display_url(url: str) -> str:

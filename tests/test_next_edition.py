@@ -36,6 +36,7 @@ from newsletter.store.models import (
 )
 from newsletter.store.statuses import DeliveryStatus, PickAction
 from tests.conftest import SAMPLE, SECTIONS, WEEKLY_NOV_23, ZONE
+from tests.support.outbox import placeholders
 from tests.support.sending import ScriptedSink, add_readers, scripted, smtp_settings
 
 pytestmark = pytest.mark.both_databases
@@ -86,7 +87,8 @@ def test_preview_pins_and_send_mean_the_same_edition_across_its_slot(newsroom) -
     assert report.status == "complete"
     sent = message_to(newsroom, report.edition_id, READER)
     assert sent["Subject"] == shown.composed.subject
-    assert sent.get_body(("plain",)).get_content().replace("\r\n", "\n").strip() == shown.text.strip()
+    text = sent.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert placeholders(text).strip() == shown.text.strip()  # a preview's links open no account
     assert "Night trains return" in shown.text  # the pin went into what was sent
     ahead = editions.next_edition(newsroom, "weekly", after).edition
     assert ahead.slot == "2026-11-30T07:00"  # sent: the next one is ahead

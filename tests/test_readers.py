@@ -119,6 +119,24 @@ def test_a_link_naming_another_readers_sign_up_applies_none_of_it(site) -> None:
     assert [s.newsletter for s in view.subscriptions if s.active] == ["weekly"]
 
 
+def test_a_strangers_sign_up_plants_nothing_the_owners_confirmation_keeps(site) -> None:
+    """Issue #22, 5: a stranger signs up Vic's address with a name of their own; an hour later
+    Vic signs up without one and follows their own link: only Vic's choices apply."""
+    lure = "URGENT: your account is suspended, call +1-800-555-0100"
+    stranger = SignUp("vic@example.org", ["weekly", "daily"], ["Health"], "de", lure)
+    assert readers.sign_up(site, stranger, NOW) == "confirm"
+    assert reader(site, "vic@example.org").name is None  # nothing kept on the reader before
+    own = SignUp("vic@example.org", ["weekly"], [], "en", None)
+    assert readers.sign_up(site, own, NOW + timedelta(hours=1, minutes=5)) == "confirm"
+    stranger_link, own_link = (link(m, "confirm") for m in notices(site))
+    view = readers.confirm(site, own_link, NOW + timedelta(hours=2))
+    assert (view.name, view.language, view.categories) == (None, "en", [])
+    assert [s.newsletter for s in view.subscriptions if s.active] == ["weekly"]
+    assert reader(site, "vic@example.org").name is None
+    readers.confirm(site, stranger_link, NOW + timedelta(hours=3))  # once active, a link changes nothing
+    assert reader(site, "vic@example.org").name is None
+
+
 def test_a_confirmation_link_mailed_before_still_confirms_with_what_it_carries(site) -> None:
     """Links already in mailboxes carry the choices themselves, as JSON: they keep working."""
     csv = site.settings.outbox_dir.parent / "pending.csv"

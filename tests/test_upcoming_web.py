@@ -23,13 +23,28 @@ from sqlalchemy import func, select
 from newsletter.editions.slots import slot_time
 from newsletter.services import audit, editions, editors, schedule, sending, upcoming
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Article, Delivery, Edition, Subscriber, Variant, VariantArticle
-from newsletter.store.statuses import DeliveryStatus, PickAction
+from newsletter.store.models import (
+    Article,
+    Delivery,
+    Edition,
+    Subscriber,
+    Suppression,
+    Variant,
+    VariantArticle,
+)
+from newsletter.store.statuses import (
+    DeliveryStatus,
+    PickAction,
+    SubscriberStatus,
+    SubscriptionStatus,
+    SuppressionReason,
+)
 from newsletter.subscribers.addresses import normalize_email
 from newsletter.web.signin import TESTS_PER_WINDOW
 from tests.conftest import WEEKLY_NOV_23, ZONE
 from tests.support.cli import Ran, run_cli
 from tests.support.editors import ED, shut_out, signed_in
+from tests.support.outbox import ACCOUNT_LINK, placeholders
 from tests.support.upcoming import desk_of, in_the_next_window, prepare
 from tests.support.waiting import at_the_store, until
 from tests.support.web import COMMAND_ENV, Forms, Site, serve
@@ -133,9 +148,58 @@ def test_a_readers_view_is_what_the_outbox_then_holds(desk) -> None:
         send_now(desk)
         sent = [m for m in outbox(desk) if normalize_email(m["To"].split("<")[-1].strip(">")) == READER]
         assert len(sent) == 1
-        assert html_of(sent[0]).replace("\r\n", "\n") == before.text  # MIME lines end in CRLF
+        # MIME lines end in CRLF; the view's links to the reader's account are placeholders.
+        assert placeholders(html_of(sent[0]).replace("\r\n", "\n")) == before.text
         missing = post(client, "/editor/upcoming/weekly/reader", email="nobody.at.all@example.org")
         assert missing.status_code == 409 and "no subscriber" in missing.text
+
+
+@pytest.mark.both_databases
+def test_an_editor_sees_only_the_editions_readers_and_no_link_to_their_account(desk) -> None:
+    """Issue #22, 4: the readers' pages open only for readers the edition would mail (not a
+    pending sign-up, a reader who left, one of the daily only or a suppressed address), and what
+    they show carries placeholder links, never one that opens or changes the reader's account."""
+    with unit_of_work(desk.runtime.factory) as session:
+        session.add(Suppression(email="anna.keller@example.com", reason=SuppressionReason.BOUNCE))
+    with unit_of_work(desk.runtime.factory) as session:
+        everyone = session.scalars(select(Subscriber)).all()
+        suppressed = set(session.scalars(select(Suppression.email)))
+        mailed = {
+            s.id
+            for s in everyone
+            if s.status == SubscriberStatus.ACTIVE
+            and s.email not in suppressed
+            and any(n.newsletter == "weekly" and n.status == SubscriptionStatus.ACTIVE for n in s.newsletters)
+        }
+        ids = {s.email: s.id for s in everyone}
+    hidden = ["new.signup@example.com", "old.reader@example.com", "eva.lindqvist@example.se"]
+    assert all(ids[e] not in mailed for e in [*hidden, "anna.keller@example.com"]) and ids[READER] in mailed
+    with desk.client() as client:
+        signed_in(client)
+        for email in [*hidden, "anna.keller@example.com", "nobody.at.all@example.org"]:
+            found = post(client, "/editor/upcoming/weekly/reader", email=email)
+            assert found.status_code == 409 and "no subscriber" in found.text, email
+        for stage in ("draft", "prepared"):
+            seen = 0
+            for subscriber_id in sorted(ids.values()):
+                shown = client.get(f"/editor/upcoming/weekly/readers/{subscriber_id}")
+                framed = client.get(f"/editor/upcoming/weekly/readers/{subscriber_id}/frame")
+                if subscriber_id not in mailed:
+                    assert shown.status_code == 409 and framed.status_code == 404, (stage, subscriber_id)
+                    assert "@" not in shown.text.split("<main")[-1].replace(ED, ""), shown.text
+                    test = post(client, "/editor/upcoming/weekly/test", reader=str(subscriber_id))
+                    assert test.status_code == 409
+                    continue
+                assert shown.status_code == 200, (stage, subscriber_id, shown.text)
+                if framed.status_code == 404:  # nothing new for this reader
+                    continue
+                for text in (framed.text, shown.text):
+                    links = ACCOUNT_LINK.findall(html.unescape(text))
+                    assert links and {token for _purpose, token in links} == {"PREVIEW"}, links
+                seen += 1
+            assert seen >= 3, stage
+            prepare(desk)
+    assert outbox(desk) == []  # no test went to anyone
 
 
 def test_a_pin_on_the_page_goes_first_in_its_section_and_is_logged(desk) -> None:

@@ -2,7 +2,8 @@
 
 Nothing is written to the store. A draft edition is planned and composed as preparing it would;
 once the edition is prepared, a subscriber's preview is the variant the ledger holds for them,
-so what `preview --email R` shows is exactly what R is sent.
+so what `preview --email R` shows is exactly what R is sent, but for the links to R's account
+(placeholders: a preview opens nobody's settings).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from newsletter.editions.personalize import Personalizable, Reader
 from newsletter.editions.plan import Plan
 from newsletter.editions.slots import slot_time
 from newsletter.editions.variants import Variants
-from newsletter.errors import SettingsError
 from newsletter.settings import Settings
 from newsletter.store.categories import slugify
 from newsletter.store.models import Delivery, Edition, Subscriber, Suppression, Variant, VariantArticle
@@ -44,20 +44,11 @@ class Preview:
 
 
 def reader_for(settings: Settings, subscriber: Subscriber | None, newsletter: str, language: str) -> Reader:
-    """Real signed links for a real subscriber when the key is set; obvious dummies otherwise."""
-    try:
-        key = settings.signing_key() if subscriber is not None else None
-    except SettingsError:
-        key = None
-    links = Links(str(settings.public_url), key)
-    if subscriber is None or key is None:
-        return Reader(None, links.unsubscribe(0, newsletter), links.preferences(0), language)
-    return Reader(
-        subscriber.name,
-        links.unsubscribe(subscriber.id, newsletter),
-        links.preferences(subscriber.id),
-        language,
-    )
+    """The reader's greeting with placeholder links, as a test send has: a preview (an editor's
+    view of a reader, `preview --email`) never carries a link that opens or changes an account."""
+    links = Links(str(settings.public_url), None)
+    name = subscriber.name if subscriber is not None else None
+    return Reader(name, links.unsubscribe(0, newsletter), links.preferences(0), language)
 
 
 def preview(

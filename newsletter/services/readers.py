@@ -210,7 +210,8 @@ def sign_up(runtime: Runtime, request: SignUp, now: datetime, later: Later = at_
             notice = partial(send_notice, runtime, "already", email, subscriber.language, link, subscribed)
             return "already", notice
         if subscriber is None:  # a new address: nothing of anyone's is changed by recording it
-            subscriber = Subscriber(email=email, created_at=now, status=SubscriberStatus.PENDING, name=name)
+            # No name yet: whoever asked, only the confirmation applies the one asked for.
+            subscriber = Subscriber(email=email, created_at=now, status=SubscriberStatus.PENDING)
             subscriber.language, subscriber.categories = language, categories
             set_newsletters(subscriber, newsletters, now, "signup", reactivate=True)
             session.add(subscriber)
@@ -332,8 +333,9 @@ def set_newsletters(
 
 @_on_race
 def confirm(runtime: Runtime, token: str, now: datetime) -> ReaderView:
-    """The double opt-in's link: the reader is active from now on (an address that had left
-    everything is taken off the suppression list: this is the reader asking)."""
+    """The double opt-in's link: the reader is active from now on, with the choices of the
+    sign-up it was sent for and nothing another sign-up of the address asked (an address that
+    had left everything is taken off the suppression list: this is the reader asking)."""
     settings = runtime.settings
     with unit_of_work(runtime.factory) as session:
         subscriber, scope = _reader(session, settings, "confirm", token)
@@ -341,7 +343,8 @@ def confirm(runtime: Runtime, token: str, now: datetime) -> ReaderView:
             raise ReaderError(N_("This address cannot be subscribed."))
         choices = Choices.asked(session, subscriber, scope)
         if choices is not None and subscriber.status != SubscriberStatus.ACTIVE:
-            subscriber.name = choices.name or subscriber.name
+            # The sign-up's choices, all of them: no name another sign-up asked for survives.
+            subscriber.name = choices.name
             subscriber.language = choices.language
             subscriber.categories = categories_for(session, settings, choices.categories)
             wanted = [n for n in choices.newsletters if n in settings.newsletters]

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, LargeBinary, cast, func, select
 from sqlalchemy.orm import Session
 
+from newsletter.editions.audience import audience
 from newsletter.editions.compose import CLIP_BYTES, Composed, Markers
 from newsletter.editions.edition import EditionError, EditionInfo, draft, next_slot
 from newsletter.editions.offer import Offer, load_offer
@@ -22,6 +23,7 @@ from newsletter.services import audit
 from newsletter.services.editions import grace
 from newsletter.services.editors import preview
 from newsletter.services.sending import TestSent, test_send
+from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.models import Delivery, Edition, EditionPick, Subscriber, Variant, VariantArticle
@@ -243,16 +245,29 @@ def variant(runtime: Runtime, newsletter: str, variant_id: int) -> Shown:
     return Shown(listed, html, text)
 
 
-def subscriber_id(runtime: Runtime, email: str) -> int:
-    """The subscriber with this address, however it is spelt."""
+def _mails(session: Session, settings: Settings, newsletter: str, subscriber: int, now: datetime) -> bool:
+    """Whether the next edition would mail this subscriber (active, taking it and not paused at
+    its slot, not suppressed): the only readers an editor may look at as the edition sees them."""
+    readers = audience(newsletter, {}, next_slot(session, settings, newsletter, now, grace(settings)))
+    found = select(readers.c.subscriber_id).where(
+        readers.c.subscriber_id == subscriber, readers.c.suppressed == 0
+    )
+    return session.scalar(found) is not None
+
+
+def subscriber_id(runtime: Runtime, newsletter: str, email: str, now: datetime) -> int:
+    """The reader with this address, however it is spelt, if the next edition would mail them
+    (an unknown address and one it would not mail are refused alike)."""
     try:
         mailbox = normalize_email(email)
     except ValueError as exc:
         raise InputError("email", str(exc)) from None
     with reading(runtime.factory) as session:
         found = session.scalar(select(Subscriber.id).where(Subscriber.email == mailbox))
+        if found is not None and not _mails(session, runtime.settings, newsletter, found, now):
+            found = None
     if found is None:
-        raise EditionError(f"no subscriber {mailbox!r}")
+        raise EditionError(f"no subscriber {mailbox!r} among the readers of this {newsletter} edition")
     return found
 
 
@@ -269,11 +284,14 @@ class ReaderView:
 
 def reader_view(runtime: Runtime, newsletter: str, subscriber: int, now: datetime) -> ReaderView:
     """Exactly what this subscriber gets from the next edition, with the reason each article
-    was kept or dropped (the ledger's variant once the edition is prepared)."""
+    was kept or dropped (the ledger's variant once the edition is prepared), its links to their
+    account placeholders; only for a reader the edition would mail."""
     with reading(runtime.factory) as session:
         email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber))
+        if email is not None and not _mails(session, runtime.settings, newsletter, subscriber, now):
+            email = None
     if email is None or "@" not in email:  # a forgotten reader keeps only a hash
-        raise EditionError(f"no subscriber {subscriber}")
+        raise EditionError(f"no subscriber {subscriber} among the readers of this {newsletter} edition")
     return ReaderView(subscriber, email, preview(runtime, newsletter, now, email=email))
 
 

@@ -34,6 +34,7 @@ from newsletter.store.categories import configured_sections, slugify
 from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, Suppression, utcnow
 from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatus, SuppressionReason
 from newsletter.subscribers.addresses import InvalidAddress, address_hash, normalize_email
+from newsletter.text import control_character
 
 COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
 # A cell's list: `weekly,daily` (a quoted cell), `weekly;daily` or `weekly|daily`.
@@ -46,8 +47,6 @@ BATCH = 500  # rows looked up in one query
 # A spreadsheet runs a cell starting with = + - @ tab or CR as a formula (OWASP's list), also
 # after quotes it did not write itself.
 _GUARDED = re.compile(r"'*[=+\-@\t\r]")
-# Tab, CR and LF are whitespace a name may wrap (collapsed later); PostgreSQL refuses NUL.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NOT_UTF8 = re.compile(r"[\udc80-\udcff]")  # the bytes surrogateescape kept of bad UTF-8
 # A detail email-validator passes on from idna or ipaddress, which may quote part of the cell.
 _QUOTING_DETAIL = re.compile(r" \([^()]*'[^()]*\)")
@@ -125,8 +124,8 @@ def _check_cell(column: str, value: str) -> None:
         raise ValueError(f"column {column} is longer than {MAX_CELL:,} characters")
     if _NOT_UTF8.search(value):
         raise ValueError(f"column {column} is not UTF-8")
-    if control := _CONTROL.search(value):
-        raise ValueError(f"column {column} holds a control character (U+{ord(control[0]):04X})")
+    if control := control_character(value):
+        raise ValueError(f"column {column} holds a control character ({control})")
 
 
 def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings) -> Row:

@@ -6,14 +6,22 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from newsletter.i18n import N_
+from newsletter.services.readers import ReaderError
+from newsletter.text import control_character
 from newsletter.web.security import MAX_BODY, BodyTooLarge
 
 MAX_FIELDS = 200
+CONTROL_REFUSED = N_(
+    "A field of this form holds a control character (such as NUL), which no text here may hold. "
+    "Type the text again, without it, and send the form."
+)
 
 
 async def read_form(request: Request) -> FormData:
     """The form's fields; a body that is too large, malformed or carries a file is an
-    HTTPException (413 or 400) that the error page answers."""
+    HTTPException (413 or 400) that the error page answers, one holding a control character a
+    ReaderError (its page says so)."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY:
         raise HTTPException(413, "the form is too large")
@@ -27,6 +35,11 @@ async def read_form(request: Request) -> FormData:
         raise HTTPException(400, "the form is not UTF-8") from None
     if any(isinstance(value, str) and "\ufffd" in value for _name, value in form.multi_items()):
         raise HTTPException(400, "the form is not UTF-8")  # %FF and the like, decoded as U+FFFD
+    if any(
+        control_character(name) or (isinstance(value, str) and control_character(value))
+        for name, value in form.multi_items()
+    ):  # the rule a CSV's cells follow: the store (PostgreSQL) never sees a NUL
+        raise ReaderError(CONTROL_REFUSED)
     return form
 
 

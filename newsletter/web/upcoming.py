@@ -131,7 +131,8 @@ async def text_part(request: Request, newsletter: Newsletter, variant_id: Varian
 
 @router.get(PREFIX + "/readers/{subscriber_id}/frame")
 async def reader_frame(request: Request, newsletter: Newsletter, subscriber_id: VariantId) -> Response:
-    """What this subscriber gets, exactly as the outbox will hold it."""
+    """What this subscriber gets, as the outbox will hold it but for the links to their account
+    (placeholders, as in a test)."""
     context = web(request)
     try:
         view = await run_in_threadpool(
@@ -162,7 +163,9 @@ async def find_reader(request: Request, newsletter: Newsletter) -> Response:
     context = web(request)
     email = text(posted, "email", 320)
     try:
-        subscriber_id = await run_in_threadpool(upcoming.subscriber_id, context.runtime, email)
+        subscriber_id = await run_in_threadpool(
+            upcoming.subscriber_id, context.runtime, newsletter, email, context.clock()
+        )
     except NewsletterError as exc:
         return _refused(request, exc)
     return RedirectResponse(f"/editor/upcoming/{newsletter}/readers/{subscriber_id}", status_code=303)

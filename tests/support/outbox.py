@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import datetime
 
 from newsletter.sending.providers.outbox import OutboxProvider
@@ -24,3 +25,14 @@ def messages(runtime: Runtime, edition_id: int) -> list[email.message.EmailMessa
         email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         for path in sorted(folder.glob("*.eml"))
     ]
+
+
+# A link to a reader's account, and the reader's part of a tracked link.
+ACCOUNT_LINK = re.compile(r"/(preferences|unsubscribe)/([^\"'<>\s]+)")
+TRACKED = re.compile(r"(/c/[^/\"'<>\s]+)/([^\"'<>\s]+)")
+
+
+def placeholders(sent: str) -> str:
+    """A sent digest's HTML or text with each link to the reader's account (or naming them) a
+    placeholder, as a preview shows it."""
+    return TRACKED.sub(r"\1/preview", ACCOUNT_LINK.sub(r"/\1/PREVIEW", sent))
