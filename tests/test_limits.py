@@ -5,6 +5,7 @@ windows move with the app's clock; the hits whose window has passed are pruned."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -49,6 +50,17 @@ def test_a_limit_slides_and_starts_again_when_the_clock_goes_back(make_runtime) 
     assert take("a", 60)  # the first has left the window; the refused ones were never counted
     assert not take("a", 89)
     assert take("a", -500) and take("a", -499) and not take("a", -498)
+
+
+def test_requests_that_arrive_together_are_each_counted(make_runtime) -> None:
+    """Twenty requests of one client at once, from as many threads (or workers): five pass."""
+    factory = make_runtime().factory
+
+    def take(_n: int) -> bool:
+        return limits.take(factory, "client", "203.0.113.9", 5, 60.0, NOW)
+
+    with ThreadPoolExecutor(20) as pool:
+        assert sum(pool.map(take, range(20))) == 5
 
 
 def test_the_hits_whose_window_has_passed_are_pruned(make_runtime) -> None:

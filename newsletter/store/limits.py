@@ -66,6 +66,8 @@ def take(
 
 
 def prune(session: Session, now: datetime) -> int:
-    """Drop the hits whose window has passed; how many."""
-    result = session.execute(delete(LimitHit).where(LimitHit.expires_at <= now))
+    """Drop the hits whose window has passed; how many. Rows another worker is pruning at the
+    same moment are left to it (PostgreSQL), so two prunes never wait for, nor deadlock, each other."""
+    spent = select(LimitHit.id).where(LimitHit.expires_at <= now).with_for_update(skip_locked=True)
+    result = session.execute(delete(LimitHit).where(LimitHit.id.in_(spent)))
     return int(getattr(result, "rowcount", 0) or 0)
