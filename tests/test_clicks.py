@@ -7,14 +7,18 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 
 from newsletter.services import sending
+from newsletter.store.db import HEAD_REVISION, make_engine, revisions, upgrade
 from newsletter.store.models import Click, Subscriber
 from newsletter.subscribers.tokens import sign
+from tests.support.clock import NOW
 from tests.support.editions import ON_TIME, tracked
+from tests.support.store import migrate
 from tests.support.web import ANNA, MARC, path_of, serve
 
 
@@ -63,6 +67,46 @@ def test_a_click_is_counted_once_and_leads_to_the_article(newsroom, tmp_path) ->
         ).all()
     assert sorted(email for email, _article, _edition in rows) == [ANNA, MARC]
     assert {edition for _email, _article, edition in rows} == {report.edition_id}
+
+
+@pytest.mark.both_databases
+def test_sixty_clicks_at_once_are_counted_once(newsroom, tmp_path) -> None:
+    """A link scanner or a double click sends the same link many times at once: one row per
+    reader, edition and article, since the trending score counts rows."""
+    tracked(newsroom)
+    sending.send(newsroom, "weekly", ON_TIME)
+    link = path_of(article_links(newsroom, ANNA)[0])
+    for site in serve(newsroom, tmp_path, extra="[links]\ntrack_clicks = true\n"):
+        with ThreadPoolExecutor(12) as pool:
+            codes = [answer.status_code for answer in pool.map(site.get, [link] * 60)]
+        assert set(codes) == {302}
+    with newsroom.factory() as session:
+        assert session.scalar(select(func.count()).select_from(Click)) == 1
+
+
+@pytest.mark.both_databases
+def test_the_migration_keeps_one_of_each_click_counted_twice(newsroom) -> None:
+    """A store from before the constraint holds clicks counted twice: the first of each stays,
+    clicks whose reader is gone (no reader) all stay."""
+    report = sending.send(newsroom, "weekly", ON_TIME)
+    engine = make_engine(newsroom.settings.database_url)
+    migrate(engine, "downgrade", "0012")
+    with newsroom.factory() as session:
+        [reader, other] = session.scalars(select(Subscriber.id).order_by(Subscriber.id).limit(2))
+    rows = [(1, reader), (1, reader), (1, reader), (2, reader), (1, other), (1, None), (1, None)]
+    with engine.begin() as connection:
+        for article, subscriber in rows:
+            connection.execute(
+                insert(Click.__table__).values(
+                    article_id=article, edition_id=report.edition_id, subscriber_id=subscriber, clicked_at=NOW
+                )
+            )
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert revisions(connection) == [HEAD_REVISION]
+        kept = connection.execute(select(Click.article_id, Click.subscriber_id).order_by(Click.id)).all()
+    engine.dispose()
+    assert [tuple(row) for row in kept] == [(1, reader), (2, reader), (1, other), (1, None), (1, None)]
 
 
 def test_links_go_straight_to_the_site_when_clicks_are_not_tracked(newsroom) -> None:

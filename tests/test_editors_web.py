@@ -162,6 +162,27 @@ def test_a_run_of_guessed_passwords_is_refused(make_runtime, tmp_path) -> None:
         assert len(failed) == 5  # refusals reach no password check and write nothing
 
 
+def test_another_spelling_of_the_address_is_the_same_account_to_the_limit(make_runtime, tmp_path) -> None:
+    """Full-width letters, an ideographic full stop, capitals: the account lookup finds the same
+    editor for each, so each counts with the others rather than getting guesses of its own."""
+    runtime = make_runtime()
+    accounts.add(runtime, "editor1@example.com", PASSWORD, NOW)
+    limits = "[editors]\nattempts_per_account = 5\nattempts_per_client = 100\n"
+    for site in serve(runtime, tmp_path, extra=limits):
+        with site.client() as client:
+            for _ in range(5):
+                assert sign_in(client, "editor1@example.com", WRONG).status_code == 400
+            for spelling in (
+                "editor1@example.com",
+                "editor1@\uff45xample.com",  # a full-width e
+                "editor1@example\u3002com",  # an ideographic full stop
+                "editor1@ex\uff41mple.com",  # a full-width a
+                "Editor1@EXAMPLE.com",
+            ):
+                assert sign_in(client, spelling, PASSWORD).status_code == 429, spelling
+            assert sign_in(client, "editor2@example.com", WRONG).status_code == 400  # another account
+
+
 def test_an_idle_session_ends(make_runtime, tmp_path) -> None:
     runtime = make_runtime()
     accounts.add(runtime, ED, PASSWORD, NOW)

@@ -20,7 +20,6 @@ from sqlalchemy import select
 from newsletter.store.models import Consent, Delivery, Subscriber, SubscriberNewsletter
 from newsletter.subscribers.links import Links
 from newsletter.subscribers.tokens import sign
-from newsletter.web.limits import Limit
 from tests.support.web import (
     ANNA,
     MARC,
@@ -482,15 +481,6 @@ def test_several_worker_processes_share_the_pages(newsroom, tmp_path) -> None:
             select(SubscriberNewsletter.status).where(SubscriberNewsletter.subscriber_id == marc)
         )
         assert sorted(found) == ["unsubscribed", "unsubscribed"]
-
-
-def test_a_limit_starts_again_when_the_clock_goes_back() -> None:
-    """The limits count on the app's clock: one set back (NTP, a resumed machine) must not shut
-    a client out for as long as it went back."""
-    limit = Limit(2, 60.0)
-    assert limit.take("client", 1000.0) and limit.take("client", 1001.0)
-    assert not limit.take("client", 1002.0)
-    assert limit.take("client", 500.0)
 
 
 def test_an_english_only_site_offers_english_and_reads_a_german_reader_in_english(newsroom, tmp_path) -> None:

@@ -61,6 +61,15 @@ def editor_address(email: str) -> str:
         raise InputError("EMAIL", str(exc)) from None
 
 
+def asked_address(email: str) -> str | None:
+    """The account a sign-in asks for, as the lookup finds it: one for every spelling of the
+    mailbox (case, full-width letters, an ideographic full stop); None when it is no address."""
+    try:
+        return normalize_email(email)
+    except InvalidAddress:
+        return None
+
+
 def add(runtime: Runtime, email: str, password: str, now: datetime) -> str:
     """A new editor; the password is checked (`passwords.problem`) and kept hashed."""
     address = editor_address(email)
@@ -146,10 +155,7 @@ def accounts(runtime: Runtime, now: datetime) -> list[Account]:
 def sign_in(runtime: Runtime, email: str, password: str, client: str, now: datetime) -> SignedIn | None:
     """A new session when the password is the editor's; None otherwise, after the same work
     whether the account exists or not. Both outcomes go to the audit log (never the password)."""
-    try:
-        address: str | None = normalize_email(email)
-    except InvalidAddress:
-        address = None  # perhaps a password typed in the wrong field: not logged
+    address = asked_address(email)  # None: perhaps a password typed in the wrong field, not logged
     with reading(runtime.factory) as session:
         found = session.execute(
             select(Editor.id, Editor.password_hash).where(Editor.email == (address or ""))

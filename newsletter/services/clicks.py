@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.editions.variants import tagged, utm
 from newsletter.store.db import unit_of_work
@@ -36,20 +36,17 @@ def follow(runtime: Runtime, article_token: str, reader_token: str, now: datetim
             return target
         if reader.scope != str(edition.id) or session.get(Subscriber, reader.subscriber_id) is None:
             return target
-        seen = session.scalars(
-            select(Click.id).where(
-                Click.edition_id == edition.id,
-                Click.article_id == article.id,
-                Click.subscriber_id == reader.subscriber_id,
+        # One row per reader, edition and article: a click that arrives with another (a double
+        # click, a link scanner's burst) meets the constraint and is dropped, on either database.
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        session.execute(
+            insert(Click)
+            .values(
+                article_id=article.id,
+                edition_id=edition.id,
+                subscriber_id=reader.subscriber_id,
+                clicked_at=now,
             )
-        ).first()
-        if seen is None:
-            session.add(
-                Click(
-                    article_id=article.id,
-                    edition_id=edition.id,
-                    subscriber_id=reader.subscriber_id,
-                    clicked_at=now,
-                )
-            )
+            .on_conflict_do_nothing(index_elements=["edition_id", "article_id", "subscriber_id"])
+        )
         return target

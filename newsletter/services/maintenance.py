@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 
 from newsletter.editions.edition import FINISHED
-from newsletter.store import ledger
+from newsletter.store import ledger, limits
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Edition
 from newsletter.store.runtime import Runtime
@@ -22,13 +22,15 @@ BATCH = 500
 class Pruned:
     editions: int
     deliveries: int
+    limit_hits: int
 
 
 def prune(runtime: Runtime, now: datetime) -> Pruned:
     """Delivery rows of finished editions older than `[scheduler] retention_days` go, their
     counts kept on the edition (`newsletter editions` still shows them), and so do their outbox
     folders. A reader's history of articles goes with them: past the retention, no article is
-    a candidate any more, so none can come twice."""
+    a candidate any more, so none can come twice. The pages' rate limits' hits whose window has
+    passed go too."""
     settings = runtime.settings
     cutoff = now - timedelta(days=settings.scheduler.retention_days)
     editions = deliveries = 0
@@ -50,4 +52,6 @@ def prune(runtime: Runtime, now: datetime) -> Pruned:
             pruned = [edition.id for edition in old]
         for edition_id in pruned:
             shutil.rmtree(settings.outbox_dir / f"edition-{edition_id}", ignore_errors=True)
-    return Pruned(editions, deliveries)
+    with unit_of_work(runtime.factory) as session:
+        hits = limits.prune(session, now)
+    return Pruned(editions, deliveries, hits)

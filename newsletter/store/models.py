@@ -390,8 +390,14 @@ class Click(Base):
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
     clicked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    # Clicks per article of an edition (the past editions' page).
-    __table_args__ = (Index("ix_clicks_edition_article", "edition_id", "article_id"),)
+    # One per reader, edition and article, however many requests arrive at once; its index also
+    # serves the clicks per article of an edition (the past editions' page). Rows whose reader or
+    # edition is gone (NULL) are distinct, as SQL has it.
+    __table_args__ = (
+        UniqueConstraint(
+            "edition_id", "article_id", "subscriber_id", name="uq_clicks_edition_article_reader"
+        ),
+    )
 
 
 class Editor(Base):
@@ -473,3 +479,17 @@ class HubPush(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class LimitHit(Base):
+    """One request a rate limit counted, kept until its window has passed: every worker process
+    of the pages counts in the same place. The key is a digest of the limit and what it counts
+    (a client, an address), so no address is kept here."""
+
+    __tablename__ = "limit_hits"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    # The hits of one key still in their window (the count each request makes).
+    __table_args__ = (Index("ix_limit_hits_key_expires_at", "key", "expires_at"),)

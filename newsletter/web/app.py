@@ -50,7 +50,7 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     runtime = runtime.waiting_at_most(WRITE_WAIT)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.web = Web.build(runtime, clock)
-    app.state.desk = Desk.build(runtime.settings, app.state.web.guard.secure, clock)
+    app.state.desk = Desk.build(runtime, app.state.web.guard.secure, clock)
     for part in (
         signup,
         confirm,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from starlette.background import BackgroundTask
@@ -46,8 +46,8 @@ class Web:
     guard: Guard
     trusted: list[Network]
     per_client: Limit
+    per_address: Limit
     leaving: Leaving  # one-clicks arriving together, written together
-    per_address: Limit = field(default_factory=lambda: Limit(ADDRESS_PER_HOUR, 3600.0))
 
     @classmethod
     def build(cls, runtime: Runtime, clock: Clock) -> Web:
@@ -59,7 +59,8 @@ class Web:
             Pages(settings),
             Guard(settings.signing_key(), str(settings.public_url), readers.signup_origins),
             trusted_networks(readers.trusted_proxies),
-            Limit(readers.client_per_minute, 60.0),
+            Limit(runtime, "client", readers.client_per_minute, 60.0),
+            Limit(runtime, "address", ADDRESS_PER_HOUR, 3600.0),
             Leaving(runtime, runtime.write_wait),
         )
 
@@ -67,21 +68,21 @@ class Web:
         peer = request.client.host if request.client else None
         return client_address(peer, request.headers.getlist("x-forwarded-for"), self.trusted)
 
-    def client_allowed(self, request: Request) -> bool:
+    async def allows_client(self, request: Request) -> bool:
         """Counts a request that sends an email (a sign-up, a link asked for)."""
         client = self.client(request)
-        if self.per_client.take(limit_key(client), self.clock().timestamp()):
+        if await self.per_client.take(limit_key(client), self.clock()):
             return True
         log.warning("rate limit: %s made more than %d requests a minute", client, self.per_client.allowed)
         return False
 
-    def address_allowed(self, address: str) -> bool:
+    async def allows_address(self, address: str) -> bool:
         """Counted by the mailbox, however it is spelt (case, full-width letters, IDN)."""
         try:
             mailbox = normalize_email(address)
         except ValueError:
             mailbox = address.strip().lower()
-        return self.per_address.take(mailbox, self.clock().timestamp())
+        return await self.per_address.take(mailbox, self.clock())
 
     def language(self, request: Request) -> str:
         settings = self.runtime.settings

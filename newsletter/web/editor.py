@@ -59,7 +59,7 @@ async def login(request: Request) -> Response:
     password = posted.get("password")
     target = return_path(text(posted, "next", MAX_RETURN + 1))
     client = context.client(request)
-    if not desk(request).attempt_allowed(client, email):
+    if not await desk(request).allows_attempt(client, email):
         response = login_page(
             request, email, N_("Too many attempts to sign in. Please wait a quarter of an hour."), 429, target
         )

@@ -1,49 +1,40 @@
-"""Rate limits in this process's memory: a sliding window of recent requests per key.
+"""The pages' rate limits, counted in the store: every worker process of `serve --workers N`
+counts in the same place, so a limit is the same whatever the number of processes.
 
-Per process by design: behind several workers or machines each counts its own, which is still a
-bound, and the service's own throttle (one notice an hour per address) holds across them all.
+The count runs in a worker thread, as every other store call of a page does: a request waiting
+for the store's lock holds up no other request.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
+from datetime import datetime, timedelta
 
-# Beyond this many keys, those with nothing recent are dropped; a flood of new keys cannot grow
-# the process without bound (the oldest half goes when nothing is stale).
-MAX_KEYS = 100_000
+from starlette.concurrency import run_in_threadpool
+
+from newsletter.store import limits
+from newsletter.store.runtime import Runtime
+
+# How often a process also drops the hits whose window has passed (the daily maintenance does
+# too): a store served without the scheduler keeps no more than the last windows' hits.
+PRUNE_EVERY = timedelta(minutes=10)
 
 
 class Limit:
-    """At most `allowed` requests per key within `window` seconds."""
+    """At most `allowed` requests per key within `window` seconds; `name` keeps each limit's
+    counts apart from the others'."""
 
-    def __init__(self, allowed: int, window: float) -> None:
+    def __init__(self, runtime: Runtime, name: str, allowed: int, window: float) -> None:
+        self.runtime = runtime
+        self.name = name
         self.allowed = allowed
         self.window = window
-        self._recent: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self._pruned: datetime | None = None
 
-    def take(self, key: str, now: float) -> bool:
+    async def take(self, key: str, now: datetime) -> bool:
         """Count one request for `key`; False when it is over the limit (it is not counted)."""
-        with self._lock:
-            recent = self._recent.get(key)
-            if recent is None:
-                if len(self._recent) >= MAX_KEYS:
-                    self._prune(now)
-                recent = self._recent[key] = deque()
-            if recent and now < recent[-1]:  # the clock went back (NTP, a resumed machine): start again
-                recent.clear()
-            while recent and now - recent[0] >= self.window:
-                recent.popleft()
-            if len(recent) >= self.allowed:
-                return False
-            recent.append(now)
-            return True
-
-    def _prune(self, now: float) -> None:
-        stale = [key for key, recent in self._recent.items() if not recent or now - recent[-1] >= self.window]
-        for key in stale:
-            del self._recent[key]
-        if len(self._recent) >= MAX_KEYS:
-            for key in list(self._recent)[: MAX_KEYS // 2]:
-                del self._recent[key]
+        prune_too = self._pruned is None or not timedelta(0) <= now - self._pruned < PRUNE_EVERY
+        if prune_too:
+            self._pruned = now
+        return await run_in_threadpool(
+            limits.take, self.runtime.factory, self.name, key, self.allowed, self.window, now, prune_too
+        )

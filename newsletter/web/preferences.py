@@ -45,11 +45,11 @@ async def send_link(request: Request) -> Response:
         request, text(posted, "csrf"), "/preferences", null_origin=True
     ):
         return refused
-    if not context.client_allowed(request):
+    if not await context.allows_client(request):
         return context.too_many(request)
     email = text(posted, "email", 320)
     notices = Notices(context.runtime)
-    if email and context.address_allowed(email):
+    if email and await context.allows_address(email):
         try:
             await run_in_threadpool(readers.fresh_link, context.runtime, email, context.clock(), notices)
         except StoreError:  # nothing was recorded: the page says to come back (503)
@@ -76,14 +76,14 @@ async def change(request: Request, token: str) -> Response:
     if refused := context.form_refused(request, token, text(posted, "csrf")):
         return refused
     new_email = text(posted, "new_email", 320) or None
-    if new_email and not context.client_allowed(request):
+    if new_email and not await context.allows_client(request):
         return context.too_many(request)
     try:
         current = await run_in_threadpool(readers.preferences, context.runtime, token)
     except TokenError:
         return link_page(context, request, 400, expired=True)
     wanted, problem = _wanted(context, posted, current.language)
-    if problem is None and new_email and not context.address_allowed(new_email):
+    if problem is None and new_email and not await context.allows_address(new_email):
         problem = (
             "new_email",
             N_("We have sent several links to this address already: try again in an hour."),

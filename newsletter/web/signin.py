@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.i18n import N_
 from newsletter.services import accounts
-from newsletter.settings import Settings
+from newsletter.store.runtime import Runtime
 from newsletter.text import printable
 from newsletter.web.client import limit_key
 from newsletter.web.context import Clock, Web, log, web
@@ -54,15 +54,15 @@ class Desk:
     clock: Clock  # the limits' windows are on the app's clock, as everything else
 
     @classmethod
-    def build(cls, settings: Settings, secure: bool, clock: Clock) -> Desk:
-        editors = settings.editors
+    def build(cls, runtime: Runtime, secure: bool, clock: Clock) -> Desk:
+        editors = runtime.settings.editors
         return cls(
             # The __Host- prefix pins the cookie to this host and path /, over HTTPS only.
             "__Host-newsletter-editor" if secure else "newsletter-editor",
             secure,
-            Limit(editors.attempts_per_account, WINDOW_SECONDS),
-            Limit(editors.attempts_per_client, WINDOW_SECONDS),
-            Limit(TESTS_PER_WINDOW, WINDOW_SECONDS),
+            Limit(runtime, "sign-in account", editors.attempts_per_account, WINDOW_SECONDS),
+            Limit(runtime, "sign-in client", editors.attempts_per_client, WINDOW_SECONDS),
+            Limit(runtime, "tests", TESTS_PER_WINDOW, WINDOW_SECONDS),
             clock,
         )
 
@@ -70,21 +70,23 @@ class Desk:
         value = connection.cookies.get(self.cookie)
         return value if value and len(value) <= accounts.MAX_TOKEN and value.isascii() else None
 
-    def attempt_allowed(self, client: str, email: str) -> bool:
+    async def allows_attempt(self, client: str, email: str) -> bool:
         """Counts one sign-in attempt for the client and for the account asked for, known or
-        not (so a refusal tells nothing of which accounts exist)."""
-        now = self.clock().timestamp()
-        if not self.per_client.take(limit_key(client), now):
+        not (so a refusal tells nothing of which accounts exist). The account is counted as the
+        lookup finds it: another spelling of the address is the same account, not more guesses."""
+        now = self.clock()
+        if not await self.per_client.take(limit_key(client), now):
             log.warning("editors' sign-in: %s tried too often; refused", client)
             return False
-        if not self.per_account.take(email.strip().lower()[:320], now):
+        account = accounts.asked_address(email) or email.strip().lower()[:320]
+        if not await self.per_account.take(account, now):
             log.warning("editors' sign-in: one account was tried too often; refused (client %s)", client)
             return False
         return True
 
-    def test_allowed(self, editor: str) -> bool:
+    async def allows_test(self, editor: str) -> bool:
         """Counts one test send by this editor; False past the limit."""
-        if self.tests.take(editor, self.clock().timestamp()):
+        if await self.tests.take(editor, self.clock()):
             return True
         log.warning("editors: %s sent too many tests; refused", editor)
         return False

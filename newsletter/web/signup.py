@@ -55,7 +55,7 @@ async def subscribe(request: Request) -> Response:
         again = N_("Please open the sign-up page again and send the form from there.")
         if refused := context.cookie_form_refused(request, text(posted, "csrf"), "/subscribe", again=again):
             return refused
-    if not context.client_allowed(request):
+    if not await context.allows_client(request):
         return context.too_many(request)
     values = _values(posted, language)
     email = values["email"]
@@ -65,7 +65,7 @@ async def subscribe(request: Request) -> Response:
         )
     if values["language"] not in context.pages.languages():
         return signup_page(context, request, language, values, errors={"language": N_("Choose a language.")})
-    if not context.address_allowed(email):
+    if not await context.allows_address(email):
         log.info("sign-up: an address was asked for too often this hour; not passed on")
         return context.pages.render("signup_sent.html", language, email=email)
     settings = context.runtime.settings

@@ -274,7 +274,7 @@ async def test_send(request: Request, newsletter: Newsletter) -> Response:
         return refused
     context = web(request)
     editor = signed(request).email
-    if not desk(request).test_allowed(editor):
+    if not await desk(request).allows_test(editor):
         response = context.error(
             request,
             429,
