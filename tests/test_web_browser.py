@@ -157,7 +157,8 @@ def test_a_readers_whole_journey_in_a_browser(server: Server, browser: Browser, 
     assert READER in browser.text()
     browser.screenshot("subscribe-sent")
     pending = server.stored(READER)
-    assert (pending["status"], pending["language"], pending["name"]) == ("pending", "de", "Anna Weber")
+    # the name waits with the sign-up's consent: only its own confirmation puts it on the record
+    assert (pending["status"], pending["language"], pending["name"]) == ("pending", "de", None)
     assert (pending["newsletters"], pending["categories"]) == (["daily", "weekly"], ["politics"])
     assert [c["action"] for c in pending["consents"]] == ["subscribe"]
     assert pending["consents"][0]["source"] == f"{server.url}/subscribe"
@@ -177,7 +178,7 @@ def test_a_readers_whole_journey_in_a_browser(server: Server, browser: Browser, 
     assert READER in browser.text()
     browser.screenshot("confirmed")
     confirmed = server.stored(READER)
-    assert confirmed["status"] == "active" and confirmed["confirmed_at"]
+    assert confirmed["status"] == "active" and confirmed["confirmed_at"] and confirmed["name"] == "Anna Weber"
     assert [c["action"] for c in confirmed["consents"]] == ["subscribe", "confirm"]
 
     # The settings link on that page: other sections, a two-week pause.
