@@ -63,6 +63,14 @@ def test_requests_that_arrive_together_are_each_counted(make_runtime) -> None:
         assert sum(pool.map(take, range(20))) == 5
 
 
+def test_requests_stamped_before_they_took_their_turn_are_each_counted(make_runtime) -> None:
+    """Requests arriving together are stamped, then take turns at the store: one stamped a moment
+    earlier may count after those stamped later, and must still see them (five pass, not all)."""
+    factory = make_runtime().factory
+    stamps = [NOW + timedelta(milliseconds=20 - n) for n in range(20)]  # the latest counts first
+    assert sum(limits.take(factory, "client", "203.0.113.9", 5, 60.0, at) for at in stamps) == 5
+
+
 def test_the_hits_whose_window_has_passed_are_pruned(make_runtime) -> None:
     runtime = make_runtime()
     for key, seconds in (("a", 0), ("b", 0), ("c", 50)):

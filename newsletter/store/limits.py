@@ -20,6 +20,11 @@ from newsletter.store.models import LimitHit, UTCDateTime
 # The class of PostgreSQL's two-part advisory locks these take ("lims"): apart from the
 # one-part locks of the migrations and the archive.
 LOCK_CLASS = 0x6C69_6D73
+# A hit stamped up to this much after a request still counts for it: requests that arrive
+# together are stamped before they take turns (and workers' clocks differ a little), so one
+# stamped a moment earlier must see those committed before it. Only a clock set back further
+# starts the count again.
+CLOCK_SLACK = timedelta(seconds=60)
 
 
 def take(
@@ -34,16 +39,19 @@ def take(
     """Count one request for `key` under the limit named `limit`: False when `allowed` requests
     were counted in the last `window` seconds (this one is not counted then).
 
-    A hit counts while `now` is in [its time, its time + window). One whose time is after `now`
-    (the clock was set back) counts no more, so a client is not shut out for as long as the
-    clock went back. `prune_too`: the hits of every key whose window has passed go as well."""
+    A hit counts while `now` is in [its time, its time + window), or is at most `CLOCK_SLACK`
+    before its time (requests that arrived together). One stamped later than that (the clock
+    was set back) counts no more, so a client is not shut out for as long as the clock went
+    back. `prune_too`: the hits of every key whose window has passed go as well."""
     digest = hashlib.sha256(f"{limit}\n{key}".encode()).digest()
     expires = now + timedelta(seconds=window)
     key_text = digest.hex()
     live = (
         select(func.count())
         .select_from(LimitHit)
-        .where(LimitHit.key == key_text, LimitHit.expires_at > now, LimitHit.expires_at <= expires)
+        .where(
+            LimitHit.key == key_text, LimitHit.expires_at > now, LimitHit.expires_at <= expires + CLOCK_SLACK
+        )
         .scalar_subquery()
     )
     with unit_of_work(factory) as session:
