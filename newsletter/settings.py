@@ -502,6 +502,9 @@ class WebSettings(Strict):
     # sending slower than that is cut off (answered 408), whatever the body's size.
     body_seconds: float = Field(10.0, gt=0, le=300)
     body_min_rate: int = Field(500, ge=1)
+    # And no body, however steady, is read for longer than this (the largest, an 8 MB batch of
+    # SendGrid events, takes about a minute at 1 Mbit/s).
+    body_max_seconds: float = Field(120.0, gt=0, le=3600)
     # Connections open at once, idle ones included; past it a request is answered 503 at once.
     max_connections: int = Field(1000, ge=10)
     # An idle kept-alive connection is closed after this long.

@@ -149,6 +149,13 @@ def test_headers_too_large_are_refused_before_they_are_all_read(site: Site) -> N
     assert httpx.get(site.url + "/healthz", headers={"X-Fine": "a" * 1000}, timeout=5).status_code == 200
 
 
+def test_a_long_request_line_counts_against_the_header_bytes(site: Site) -> None:
+    """A query string is as much the client's as a header: 3 KB of it under a 2 KB cap is 431."""
+    refused = httpx.get(site.url + "/healthz?" + "q=" + "a" * 3000, timeout=5)
+    assert refused.status_code == 431
+    assert httpx.get(site.url + "/healthz?q=" + "a" * 500, timeout=5).status_code == 200
+
+
 def test_too_many_header_lines_are_refused(site: Site) -> None:
     many = {f"X-H{n}": "1" for n in range(40)}
     refused = httpx.get(site.url + "/healthz", headers=many, timeout=5)
@@ -164,3 +171,19 @@ def test_the_rest_of_a_body_already_refused_cannot_hold_the_connection(site: Sit
     sock.sendall(head.encode() + b"[")  # unsigned: refused before its body is read
     got, took = answer_while_trickling(sock)
     assert got.startswith(b"HTTP/1.1 403") and took < 4, got
+
+
+def test_a_body_that_trickles_just_fast_enough_is_cut_off_all_the_same(newsroom, tmp_path) -> None:
+    """Fast enough for `body_min_rate` forever (the probe's 600 bytes a second on an 8 MB body held
+    a webhook slot for hours): `body_max_seconds` ends it."""
+    steady = LIMITS + "body_min_rate = 1\nbody_max_seconds = 2.0\n"  # a byte each 0.2 s: fast enough
+    env = {"NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY": KEYS.public}
+    served = serve(newsroom, tmp_path, env=env, extra=steady, listening=True)
+    site = next(served)
+    try:
+        sock = connect(site)
+        sock.sendall(forged_post(1_000_000) + b"[")
+        got, took = answer_while_trickling(sock)
+        assert got.startswith(b"HTTP/1.1 408") and 1.5 < took < 4, (got, took)
+    finally:
+        served.close()

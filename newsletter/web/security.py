@@ -159,7 +159,9 @@ class BodyLimit:
     past `[web] header_count` or `header_bytes`: the server caps only headers still arriving),
     its body stops being read past `limit` bytes whatever Content-Length claimed (chunked
     bodies have none), and it must arrive at a pace: `body_seconds` from the first read, plus a
-    second per `body_min_rate` bytes received. A body slower than that is answered 408 and its
+    second per `body_min_rate` bytes received, and `body_max_seconds` at most in all (else four
+    clients trickling just fast enough would hold the webhook's slots for hours). A body slower
+    than that is answered 408 and its
     connection closed, so a slow client gives up its reading slot (the webhook's) to the next;
     a client that goes away is one line at info, never a traceback."""
 
@@ -173,7 +175,9 @@ class BodyLimit:
             return
         limits: WebSettings = scope["app"].state.web.runtime.settings.web
         headers: list[tuple[bytes, bytes]] = scope["headers"]
-        size = sum(len(name) + len(value) for name, value in headers)
+        # The request line counts too: a query string is as much the client's as a header.
+        line = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b""))
+        size = line + sum(len(name) + len(value) for name, value in headers)
         if len(headers) > limits.header_count or size > limits.header_bytes:
             refused = PlainTextResponse("too many or too large headers", 431, headers={"connection": "close"})
             await refused(scope, receive, send)
@@ -182,13 +186,15 @@ class BodyLimit:
         loop = asyncio.get_running_loop()
         seen = 0
         deadline: float | None = None  # from the first read: a wait for a reading slot is not the client's
+        cutoff = 0.0  # and never past `body_max_seconds` after it, however steadily it trickles
         late = False
         answered = False
 
         async def bounded() -> Message:
-            nonlocal seen, deadline, late
+            nonlocal seen, deadline, cutoff, late
             if deadline is None:
                 deadline = loop.time() + limits.body_seconds
+                cutoff = loop.time() + limits.body_max_seconds
             try:
                 async with asyncio.timeout_at(deadline):
                     message = await receive()
@@ -198,7 +204,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 got = len(message.get("body", b""))
                 seen += got
-                deadline += got / limits.body_min_rate
+                deadline = min(deadline + got / limits.body_min_rate, cutoff)
                 if seen > limit:
                     raise BodyTooLarge
             return message
