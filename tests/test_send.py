@@ -334,7 +334,8 @@ def test_a_sender_process_killed_anywhere_leaves_no_part_file_and_resumes_exactl
     expected = recipients_of(newsroom, edition_id)
     outbox = tmp_path / "outbox"
     env = {"NEWSLETTER_PROVIDER": "outbox", "NEWSLETTER_OUTBOX_DIR": str(outbox)}
-    process = send_process(newsroom, edition_id, **env)
+    # paced, so the kill lands mid-send however fast the outbox writes (all 309 went between two looks)
+    process = send_process(newsroom, edition_id, **env, NEWSLETTER_SENDING__RATE="60")
     until(lambda: len(list(outbox.glob("*/*.eml"))) >= 40, seconds=60)
     process.kill()  # SIGKILL, wherever it is
     process.wait(timeout=30)
