@@ -47,6 +47,8 @@ def test_a_click_is_counted_once_and_leads_to_the_article(newsroom, tmp_path) ->
             target = answer.headers["location"]
             assert target.startswith("https://www.europeantimes.example/") and "utm_campaign=weekly" in target
             assert answer.headers["referrer-policy"] == "no-referrer"
+        with site.client() as probe:  # a link scanner's HEAD is no reader's click: nothing counted
+            assert probe.head(path_of(marc_links[0])).status_code == 405
         assert site.get(path_of(marc_links[0])).status_code == 302
         article_part, reader_part = first.split("/")[2:4]
         # Another reader's token on Anna's link counts for that reader; a dummy counts nothing.

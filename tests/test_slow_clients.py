@@ -107,6 +107,31 @@ def test_slow_bodies_do_not_stall_the_webhook_and_lose_their_own_slot(site: Site
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
+def test_strangers_queued_for_the_reading_slots_hold_a_real_post_back_no_longer_than_a_body(
+    site: Site,
+) -> None:
+    """Twelve slow strangers, three rounds of the four slots: a signed POST waits at most
+    `body_seconds` for a place, then is told to post again later (SendGrid does), never longer."""
+    stop = threading.Event()
+    slow = [connect(site) for _ in range(12)]
+    for sock in slow:
+        sock.sendall(forged_post(1_000_000) + b"[")
+        trickle(sock, stop)
+    time.sleep(0.3)  # four read, eight wait
+    body, headers = KEYS.sign([], NOW)
+    began = time.monotonic()
+    try:
+        answered = httpx.post(site.url + WEBHOOK, content=body, headers=headers, timeout=10)
+        took = time.monotonic() - began
+    finally:
+        stop.set()
+        for sock in slow:
+            sock.close()
+    assert answered.status_code in (200, 503) and took < 2.0, (answered.status_code, took)
+    if answered.status_code == 503:
+        assert answered.headers["retry-after"] == "5"
+
+
 def test_a_client_that_goes_away_is_one_line_at_info(site: Site, caplog) -> None:
     caplog.set_level(logging.INFO)
     sock = connect(site)

@@ -12,6 +12,9 @@ from newsletter import published
 
 # The methods the pages serve (HEAD comes with GET).
 SERVED = ("GET", "POST")
+# The one GET that writes: a tracked link counts a click. A HEAD there (a link scanner, a mail
+# gateway's probe) is no reader's click: it is left to the router, which answers 405.
+COUNTED_ON_GET = "/c/"
 
 
 class Head:
@@ -22,7 +25,7 @@ class Head:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        if scope["type"] != "http" or scope["method"] != "HEAD" or scope["path"].startswith(COUNTED_ON_GET):
             await self.app(scope, receive, send)
             return
 

@@ -36,11 +36,22 @@ async def sendgrid_events(request: Request) -> Response:
         check_headers(signature, timestamp, now, tolerance)
     except EventRefused as exc:
         return JSONResponse({"error": str(exc)}, status_code=403)
-    async with _reading(request):  # a few large bodies in memory at once, not one per stranger
-        try:
-            body = await request.body()
-        except BodyTooLarge:
-            return JSONResponse({"error": "too large"}, status_code=413)
+    # A few large bodies in memory at once, not one per stranger, and a wait for a place no
+    # longer than a body's own first seconds: past it, 503, and SendGrid posts it again later
+    # (strangers queued, reconnecting as they are cut, could otherwise hold it back for good).
+    slots = _reading(request)
+    try:
+        await asyncio.wait_for(slots.acquire(), context.runtime.settings.web.body_seconds)
+    except TimeoutError:
+        return JSONResponse(
+            {"error": "busy: post again later"}, status_code=503, headers={"retry-after": "5"}
+        )
+    try:
+        body = await request.body()
+    except BodyTooLarge:
+        return JSONResponse({"error": "too large"}, status_code=413)
+    finally:
+        slots.release()
     try:
         await run_in_threadpool(
             events.receive,
