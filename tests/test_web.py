@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -380,6 +381,23 @@ def test_a_sign_up_again_within_the_hour_is_told_to_check_the_inbox(site: Site) 
     assert len(site.notices_for(owner)) == 1  # the second was not sent
     assert "we sent a link then, and send no other within the hour: check your inbox" in pages[1]
     assert len(set(pages)) == 1, pages
+
+
+def test_the_confirmation_page_shows_what_its_sign_up_asked_for(site: Site) -> None:
+    """Within the hour the owner is sent to the link already in their inbox, which may be a
+    stranger's sign-up of their address: before the button, the page shows its choices, the
+    name among them, as text."""
+    victim = "victim.owner@example.net"
+    planted = "URGENT: your account is suspended, call <b>+1-800-555-0100</b>"
+    with site.client() as browser:
+        asked = sign_up(browser, email=victim, name=planted, newsletters=["daily"], categories=["health"])
+        assert asked.status_code == 200, asked.text
+        [notice] = site.notices_for(victim)
+        page = browser.get(emailed_link(notice, "confirm"))
+    shown = main_text(page.text)
+    assert page.status_code == 200 and html.escape(planted, quote=False) in shown  # text, never markup
+    assert "Daily briefing" in shown and "Health" in shown and "Not what you chose?" in shown
+    assert site.subscriber(victim).status == "pending"  # the page changed nothing
 
 
 def test_address_changes_mail_one_link_an_hour(site: Site) -> None:

@@ -370,6 +370,15 @@ def language_of(runtime: Runtime, purpose: str, token: str) -> str:
         return subscriber.language
 
 
+def asked_for(runtime: Runtime, token: str) -> Choices | None:
+    """What the sign-up behind a confirmation link asked for, shown before it is confirmed: a
+    link another sign-up of the address caused (a stranger's, within the hour the owner's own is
+    not mailed) says whose choices it carries."""
+    with reading(runtime.factory) as session:
+        subscriber, scope = _reader(session, runtime.settings, "confirm", token)
+        return Choices.asked(session, subscriber, scope)
+
+
 def preferences(runtime: Runtime, token: str) -> ReaderView:
     """What the reader receives, for their settings page."""
     with reading(runtime.factory) as session:

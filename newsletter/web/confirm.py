@@ -28,12 +28,19 @@ async def address_page(request: Request, token: str) -> Response:
 async def _ask(request: Request, purpose: str, token: str) -> Response:
     context = web(request)
     language = await run_in_threadpool(readers.language_of, context.runtime, purpose, token)
+    asked = (
+        await run_in_threadpool(readers.asked_for, context.runtime, token) if purpose == "confirm" else None
+    )
+    sections = dict(context.pages.categories(language))
     return context.pages.render(
         "confirm.html",
         language,
         purpose=purpose,
         action=f"/{purpose}/{token}",
         csrf=context.guard.form_token(token),
+        asked=asked,
+        asked_newsletters=[context.pages.title(n, language) for n in asked.newsletters] if asked else [],
+        asked_sections=[sections.get(slug, slug) for slug in asked.categories] if asked else [],
     )
 
 
