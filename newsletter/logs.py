@@ -60,6 +60,9 @@ def configure(
         handler.setFormatter(_Printable("%(asctime)s %(levelname)s %(name)s: %(message)s", zone))
     # The SendGrid client logs request headers, the API key among them, at DEBUG: never let it.
     logging.getLogger("python_http_client").setLevel(logging.WARNING)
+    # The form parser warns of a malformed multipart body in the client's own bytes, as a bare
+    # line on stderr; the request is answered 400 all the same: nothing for the operator.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     root = logging.getLogger("newsletter")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO if not interactive else logging.WARNING)

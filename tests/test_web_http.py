@@ -102,3 +102,19 @@ def test_a_redirect_goes_to_the_public_url_whatever_the_host(site: Site) -> None
             assert "evil.example" not in answer.text
         assert client.post("/subscribe/", headers=evil).headers["location"] == f"{site.url}/subscribe"
         assert client.get("/no-such-page/", headers=evil).status_code == 404
+
+
+def test_a_malformed_multipart_body_is_a_400_and_no_bare_log_line(site: Site, caplog) -> None:
+    """The form parser's warning repeats the client's bytes in a line with no time or level;
+    the request is refused all the same, and the operator's log hears nothing of it."""
+    from newsletter import logs
+
+    logs.configure(interactive=False)
+    with caplog.at_level("DEBUG"):
+        refused = site.post(
+            "/subscribe",
+            content=b"--wrong\r\nnot a part\r\n",
+            headers={"content-type": "multipart/form-data; boundary=right"},
+        )
+    assert refused.status_code == 400
+    assert not [r for r in caplog.records if r.name.startswith("python_multipart")]
