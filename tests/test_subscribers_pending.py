@@ -26,6 +26,8 @@ from tests.support.sending import ScriptedSink, smtp_server
 from tests.support.settings_files import settings_file
 
 SECRET = "test-secret-key-0123456789"  # the newsroom's: links mailed by a command open here
+# The clock these tests hold: the commands and the links they run on read it (a fixed day).
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 LIST = "email,name\nerin@example.org,Erin O'Neil\nfinn@example.org,Finn\n"
 
 
@@ -70,6 +72,7 @@ def test_without_either_option_the_import_says_who_waits_and_how_to_mail_them(ne
     assert stored(newsroom, "erin@example.org").status == SubscriberStatus.ACTIVE
 
 
+@time_machine.travel(NOW, tick=True)
 def test_send_confirmation_mails_each_pending_reader_once(newsroom, tmp_path) -> None:
     path = tmp_path / "list.csv"
     path.write_text(LIST)
@@ -90,12 +93,13 @@ def test_send_confirmation_mails_each_pending_reader_once(newsroom, tmp_path) ->
     )
     assert len(notices(newsroom)) == 2  # a re-run mails nobody twice
     erin = next(m for m in mailed if m["To"] == "erin@example.org")
-    view = readers.confirm(newsroom, confirm_token(erin), datetime.now(UTC))
+    view = readers.confirm(newsroom, confirm_token(erin), datetime.now(UTC))  # the held clock's
     assert view.status == SubscriberStatus.ACTIVE and view.name == "Erin O'Neil"
     # The file names no newsletter: every one the site sends, as the confirmation listed
     assert [s.newsletter for s in view.subscriptions if s.active] == ["daily", "weekly"]
 
 
+@time_machine.travel(NOW, tick=True)
 def test_a_reader_the_sign_up_page_mailed_is_not_mailed_again(newsroom, tmp_path) -> None:
     """The sign-up page's one notice an hour, and its link, stand: the import adds none."""
     now = datetime.now(UTC)
@@ -162,7 +166,7 @@ def test_confirmations_are_paced(make_runtime, tmp_path, sending, waits) -> None
     report = subscribers.import_file(runtime, path)
     slept: list[float] = []
     done = confirmations.send_confirmations(
-        runtime, report.pending, datetime.now(UTC), sleep=slept.append, clock=lambda: 0.0
+        runtime, report.pending, NOW, sleep=slept.append, clock=lambda: 0.0
     )
     assert (done.sent, slept) == (3, waits)
 
@@ -187,9 +191,6 @@ def test_a_run_stopped_while_it_paces_marks_nobody_it_did_not_mail(make_runtime,
     again = confirmations.send_confirmations(runtime, report.pending, NOW, sleep=lambda _wait: None)
     assert (again.sent, again.already) == (1, 1)
     assert sorted(m["To"] for m in notices(runtime)) == ["a@example.org", "b@example.org"]
-
-
-NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.both_databases
