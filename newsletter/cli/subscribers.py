@@ -24,7 +24,7 @@ from newsletter.services.subscribers import LINK_LIFETIME, ReaderRecord, ReaderR
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import ENDED, DeliveryStatus, SubscriberStatus
 from newsletter.subscribers.addresses import InvalidAddress, normalize_email
-from newsletter.subscribers.bulk import ImportReport
+from newsletter.subscribers.bulk import ImportReport, ImportStopped
 from newsletter.text import printable
 
 subscribers_app = typer.Typer(
@@ -94,12 +94,18 @@ def import_and_show(
     """Import and print the outcome, and what becomes of the readers left pending (told of
     the two options unless `send_confirmation`); shared with `newsletter demo`."""
     source = sys.stdin.buffer if path == STANDARD else path
-    report = subscribers.import_file(runtime, source, confirmed=confirmed, newsletters=newsletters)
     name = "standard input" if path == STANDARD else str(path)
-    line(
-        f"{name}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{report.kept} kept as they were (unsubscribed or suppressed), {len(report.rejected)} rejected"
-    )
+    try:
+        report = subscribers.import_file(runtime, source, confirmed=confirmed, newsletters=newsletters)
+    except ImportStopped as stopped:  # the store failed: what the chunks before it committed stays
+        again = "list" if path == STANDARD else "file"
+        line(
+            f"{name}: stopped after line {stopped.line}; committed up to there: {_counts(stopped.report)}. "
+            f"Import the same {again} again to finish: what is stored counts as unchanged.",
+            to=err,
+        )
+        raise stopped.__cause__ or stopped from None
+    line(f"{name}: {_counts(report)}")
     if report.activated:
         one = report.activated == 1
         who = (
@@ -122,6 +128,13 @@ def import_and_show(
             f"--send-confirmation to mail each one the confirmation link{options}."
         )
     return report
+
+
+def _counts(report: ImportReport) -> str:
+    return (
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.kept} kept as they were (unsubscribed or suppressed), {len(report.rejected)} rejected"
+    )
 
 
 def send_and_show(runtime: Runtime, pending: list[int], again: str) -> bool:

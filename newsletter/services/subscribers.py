@@ -35,7 +35,7 @@ from newsletter.store.statuses import (
     SuppressionReason,
 )
 from newsletter.subscribers.addresses import address_hash, normalize_email
-from newsletter.subscribers.bulk import ImportReport, default_newsletters, export_csv, import_csv
+from newsletter.subscribers.bulk import ImportReport, default_newsletters, export_csv, import_chunks
 from newsletter.subscribers.tokens import LIFETIME_DAYS
 
 # What a confirmation link lives (tokens.py): a reader pending longer has no live link.
@@ -71,13 +71,20 @@ def import_file(
     command line); bad rows are reported and kept aside, never lost.
 
     `confirmed`: the readers opted in elsewhere, so rows may make them active. `newsletters`:
-    what a new reader whose row names none takes (default: every newsletter the site sends)."""
+    what a new reader whose row names none takes (default: every newsletter the site sends).
+    A transaction per chunk of rows: a store failure keeps the chunks before it and raises
+    `ImportStopped` (the same file imported again finishes the rest)."""
     name = str(source) if isinstance(source, Path) else "standard input"
     if isinstance(source, Path) and not source.is_file():
         raise NewsletterError(f"no such file: {source}")
     try:
-        with unit_of_work(runtime.factory) as session:
-            return import_csv(session, runtime.settings, source, confirmed=confirmed, newsletters=newsletters)
+        return import_chunks(
+            lambda: unit_of_work(runtime.factory),
+            runtime.settings,
+            source,
+            confirmed=confirmed,
+            newsletters=newsletters,
+        )
     except ValueError as exc:
         raise NewsletterError(f"cannot import {name}: {exc}") from None
 

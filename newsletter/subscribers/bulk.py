@@ -5,10 +5,8 @@ written, with the reason, to a `.rejected.csv` beside the input (`readers.csv` g
 `readers.rejected.csv`; standard input, a new one under the home folder's `subscribers/`), to be
 fixed and imported again.
 A reason names the column and the problem, never the reader's data, the address included (it
-reaches terminals and logs; the rejected file beside the input keeps the row). Each row is
-written in its own savepoint, so a row the database refuses is rolled back alone.
-Someone who unsubscribed, bounced, complained or is suppressed is never reactivated by an import,
-and nobody becomes active unless the import says the readers confirmed.
+reaches terminals and logs; the rejected file beside the input keeps the row). The checked
+rows go to the store a chunk at a time (`merge`), a transaction per chunk from the command line.
 """
 
 from __future__ import annotations
@@ -16,24 +14,23 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from sqlalchemy import or_, select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.settings import Settings, language_code
 from newsletter.store.categories import configured_sections, slugify
-from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, Suppression, utcnow
-from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatus, SuppressionReason
-from newsletter.subscribers.addresses import InvalidAddress, address_hash, normalize_email
+from newsletter.store.models import Category, Subscriber, utcnow
+from newsletter.store.statuses import SubscriberStatus, SubscriptionStatus
+from newsletter.subscribers import merge
+from newsletter.subscribers.addresses import InvalidAddress, normalize_email
+from newsletter.subscribers.merge import Outcome, Row
 from newsletter.text import control_character
 
 COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
@@ -43,26 +40,14 @@ SEPARATORS = "separate several with , ; or |"
 # What csv itself will read of one cell; past it a row is unreadable, not the whole file.
 FIELD_LIMIT = 16 * 1024 * 1024
 MAX_CELL = 10_000
-BATCH = 500  # rows looked up in one query
+# Rows per lookup and per transaction (`import_chunks`): a stopped import loses at most these.
+CHUNK = 2_000
 # A spreadsheet runs a cell starting with = + - @ tab or CR as a formula (OWASP's list), also
 # after quotes it did not write itself.
 _GUARDED = re.compile(r"'*[=+\-@\t\r]")
 _NOT_UTF8 = re.compile(r"[\udc80-\udcff]")  # the bytes surrogateescape kept of bad UTF-8
 # A detail email-validator passes on from idna or ipaddress, which may quote part of the cell.
 _QUOTING_DETAIL = re.compile(r" \([^()]*'[^()]*\)")
-NOT_CONFIRMED = (
-    "status active for a reader who has not confirmed: import with --confirmed only if these "
-    "readers opted in elsewhere, or leave the status empty (pending)"
-)
-
-
-class Outcome(StrEnum):
-    """What one row did to the store."""
-
-    ADDED = "added"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    KEPT = "kept"
 
 
 @dataclass
@@ -84,15 +69,15 @@ class ImportReport:
     pending: list[int] = field(default_factory=list)
     activated: int = 0
 
-
-@dataclass(frozen=True)
-class Row:
-    email: str
-    name: str | None
-    language: str
-    categories: tuple[str, ...]
-    newsletters: tuple[str, ...]  # none named: a known reader's stay, a new one takes the default
-    status: SubscriberStatus | None  # None: unchanged, or the import's default for a new reader
+    def merge(self, part: ImportReport) -> None:
+        """A chunk's report added to the import's."""
+        self.added += part.added
+        self.updated += part.updated
+        self.unchanged += part.unchanged
+        self.kept += part.kept
+        self.rejected += part.rejected
+        self.pending += part.pending
+        self.activated += part.activated
 
 
 def to_cell(value: str) -> str:
@@ -169,7 +154,9 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
             status = SubscriberStatus(given)
         except ValueError:
             raise ValueError(f"status must be one of {', '.join(SubscriberStatus)}") from None
-    return Row(email, name, language, tuple(dict.fromkeys(categories)), tuple(newsletters), status)
+    return Row(
+        email, name, language, tuple(dict.fromkeys(categories)), tuple(dict.fromkeys(newsletters)), status
+    )
 
 
 @contextmanager
@@ -232,6 +219,16 @@ def _checked(
         yield line, raw, row
 
 
+class ImportStopped(Exception):
+    """The store failed during an import made a chunk per transaction: `report` counts what the
+    chunks committed before it hold, up to `line`; the rest of the file was not imported."""
+
+    def __init__(self, report: ImportReport, line: int) -> None:
+        super().__init__(f"stopped after line {line}")
+        self.report = report
+        self.line = line
+
+
 def import_csv(
     session: Session,
     settings: Settings,
@@ -240,67 +237,65 @@ def import_csv(
     confirmed: bool = False,
     newsletters: list[str] | None = None,
 ) -> ImportReport:
-    """Add new subscribers, update the preferences of known ones, report the rest.
+    """`import_chunks` in the caller's transaction: all of it is kept, or none."""
+    return _import(
+        lambda: nullcontext(session), settings, source, confirmed=confirmed, newsletters=newsletters
+    )
+
+
+def import_chunks(
+    unit: Callable[[], AbstractContextManager[Session]],
+    settings: Settings,
+    source: Path | BinaryIO,
+    *,
+    confirmed: bool = False,
+    newsletters: list[str] | None = None,
+) -> ImportReport:
+    """Add new subscribers, update the preferences of known ones, report the rest: `CHUNK` rows
+    per unit of work (`unit()`, committed as it closes), so a failure of the store loses at
+    most the chunk under way, and raises `ImportStopped`, which says what was kept.
 
     `source` is a CSV file, or a byte stream such as standard input (`sys.stdin.buffer`): bytes,
     so that a row that is not UTF-8 is refused alone. `confirmed` says the readers opted in: only
     then may a reader become active, and a new or pending reader with no status is active.
     `newsletters`: what a new reader whose row names none takes (else `default_newsletters`).
+    Imported again, the same file changes nothing: a run stopped half-way is finished that way.
     """
+    return _import(unit, settings, source, confirmed=confirmed, newsletters=newsletters, stops=True)
+
+
+def _import(
+    unit: Callable[[], AbstractContextManager[Session]],
+    settings: Settings,
+    source: Path | BinaryIO,
+    *,
+    confirmed: bool,
+    newsletters: list[str] | None,
+    stops: bool = False,
+) -> ImportReport:
     report = ImportReport()
-    # Forgotten readers are known by a hash keyed with the secret key: needed only once there are some.
-    forgotten = session.scalars(
-        select(Suppression.id).where(Suppression.reason == SuppressionReason.FORGOTTEN).limit(1)
-    ).first()
-    key = settings.signing_key() if forgotten is not None else None
     # The configured sections count before any fetch stored them, and a stored tag they name.
     configured = configured_sections(settings)
-    query = select(Category).where(or_(Category.is_section, Category.slug.in_(configured)))
-    categories = {c.slug: c for c in session.scalars(query)}
-    sections = {slug: c.name for slug, c in categories.items() if c.is_section} | configured
+    with unit() as session:
+        forgotten = merge.any_forgotten(session)
+        stored = session.execute(select(Category.slug, Category.name).where(Category.is_section))
+        sections = {slug: name for slug, name in stored} | configured
+    # Forgotten readers are known by a hash keyed with the secret key: needed only once there are some.
+    key = settings.signing_key() if forgotten else None
     default = tuple(newsletters or default_newsletters(settings))
     records = _checked(source, sections, settings)
-    while batch := list(islice(records, BATCH)):
-        rows: dict[str, tuple[int, dict[str, str], Row]] = {}
-        for line, raw, checked in batch:
-            if isinstance(checked, Row):
-                rows[checked.email] = (line, raw, checked)
-            else:
-                report.rejected.append((line, raw, checked))
-        _store_sections(session, (row for _line, _raw, row in rows.values()), categories, configured)
-        # Looked up a batch at a time: each row then costs its writes and its savepoint only.
-        known = {s.email: s for s in session.scalars(select(Subscriber).where(Subscriber.email.in_(rows)))}
-        # A forgotten reader is suppressed by the hash of the address, never the address itself.
-        hashes = {address_hash(email, key): email for email in rows} if key else {}
-        listed = session.scalars(select(Suppression.email).where(Suppression.email.in_([*rows, *hashes])))
-        suppressed = {hashes.get(entry, entry) for entry in listed}
-        for email, (line, raw, row) in rows.items():
-            reader = known.get(email)
-            waiting = reader is not None and reader.status == SubscriberStatus.PENDING
-            try:
-                with session.begin_nested():
-                    outcome, stored = _apply(
-                        session, row, reader, email in suppressed, categories, confirmed, default
-                    )
-            except ValueError as exc:
-                report.rejected.append((line, raw, str(exc)))
-                continue
-            except (IntegrityError, DataError) as exc:
-                # The driver's message may quote the row's values: name the kind of refusal only.
-                report.rejected.append((line, raw, f"refused by the database ({type(exc).__name__})"))
-                continue
-            if stored is not None and stored.status == SubscriberStatus.PENDING:
-                report.pending.append(stored.id)
-            if waiting and stored is not None and stored.status == SubscriberStatus.ACTIVE:
-                report.activated += 1
-            if outcome is Outcome.ADDED:
-                report.added += 1
-            elif outcome is Outcome.UPDATED:
-                report.updated += 1
-            elif outcome is Outcome.UNCHANGED:
-                report.unchanged += 1
-            else:
-                report.kept += 1
+    done = 0  # the last line of the last chunk kept
+    while chunk := list(islice(records, CHUNK)):
+        part = ImportReport()
+        try:
+            with unit() as session:
+                _import_chunk(session, chunk, part, key, configured, confirmed, default)
+        except Exception as exc:
+            if stops and done:
+                raise ImportStopped(report, done) from exc
+            raise
+        report.merge(part)
+        done = chunk[-1][0]
     if report.rejected:
         report.rejected.sort(key=lambda rejected: rejected[0])
         report.rejects_file = _rejects_file(source, settings)
@@ -313,19 +308,62 @@ def import_csv(
     return report
 
 
-def _store_sections(
-    session: Session, rows: Iterable[Row], categories: dict[str, Category], configured: dict[str, str]
+def _import_chunk(
+    session: Session,
+    chunk: list[tuple[int, dict[str, str], Row | str]],
+    report: ImportReport,
+    key: bytes | None,
+    configured: dict[str, str],
+    confirmed: bool,
+    default: tuple[str, ...],
 ) -> None:
-    """The sections the rows choose, stored before the rows' savepoints: a configured one may
-    not be in the store yet (no fetch so far), or only as a tag."""
-    for slug in dict.fromkeys(slug for row in rows for slug in row.categories):
-        category = categories.get(slug)
-        if category is None:
-            category = categories[slug] = Category(slug=slug, name=configured[slug], is_section=True)
-            session.add(category)
-        elif not category.is_section:
-            category.is_section = True
-    session.flush()
+    """One chunk's rows into the store and `report`: their readers looked up in a few queries,
+    then written in a few statements."""
+    rows: dict[str, tuple[int, dict[str, str], Row]] = {}
+    for line, raw, checked in chunk:
+        if isinstance(checked, Row):
+            rows[checked.email] = (line, raw, checked)
+        else:
+            report.rejected.append((line, raw, checked))
+    categories = merge.category_ids(
+        session, (s for _l, _r, row in rows.values() for s in row.categories), configured
+    )
+    stored = merge.known(session, list(rows), key)
+    now = utcnow()
+    changes = []
+    for email, (line, raw, row) in rows.items():
+        try:
+            change = merge.decide(
+                line,
+                row,
+                stored.readers.get(email),
+                email in stored.suppressed,
+                categories,
+                confirmed,
+                default,
+                now,
+            )
+        except ValueError as exc:
+            report.rejected.append((line, raw, str(exc)))
+            continue
+        if change is None:
+            report.kept += 1
+        else:
+            changes.append(change)
+    for change, refused in merge.write(session, changes, now):
+        if refused:
+            line, raw, _row = rows[change.after.email]
+            report.rejected.append((line, raw, refused))
+            continue
+        outcome = change.outcome
+        report.added += outcome is Outcome.ADDED
+        report.updated += outcome is Outcome.UPDATED
+        report.unchanged += outcome is Outcome.UNCHANGED
+        if change.after.status == SubscriberStatus.PENDING:
+            report.pending.append(change.after.id)
+        if change.before is not None and change.before.status == SubscriberStatus.PENDING:
+            report.activated += change.after.status == SubscriberStatus.ACTIVE
+    session.expire_all()  # the caller's session may hold these readers: read them again
 
 
 def _rejects_file(source: Path | BinaryIO, settings: Settings) -> Path:
@@ -344,75 +382,6 @@ def _rejects_file(source: Path | BinaryIO, settings: Settings) -> Path:
             return path
         except FileExistsError:
             attempt += 1
-
-
-def _apply(
-    session: Session,
-    row: Row,
-    subscriber: Subscriber | None,
-    suppressed: bool,
-    categories: dict[str, Category],
-    confirmed: bool,
-    default: tuple[str, ...],
-) -> tuple[Outcome, Subscriber | None]:
-    """One row into the store, and the reader it wrote (None when kept as it was); ValueError
-    when its status would claim a consent not given. A row naming no newsletter leaves a known
-    reader's as they are and gives a new one `default`."""
-    if suppressed or (subscriber is not None and subscriber.status in ENDED):
-        return Outcome.KEPT, None  # consent withdrawn or mailbox gone: an import never overrides it
-    # A row without a status keeps the reader's, except that `confirmed` makes a pending one active.
-    standing = subscriber.status if subscriber is not None else SubscriberStatus.PENDING
-    waiting = confirmed and standing == SubscriberStatus.PENDING
-    status = row.status or (SubscriberStatus.ACTIVE if waiting else standing)
-    was_active = subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE
-    if status == SubscriberStatus.ACTIVE and not (confirmed or was_active):
-        raise ValueError(NOT_CONFIRMED)
-    now = utcnow()
-    before = _stored_values(subscriber) if subscriber is not None else None
-    if subscriber is None:
-        subscriber = Subscriber(email=row.email, created_at=now)
-        session.add(subscriber)
-    subscriber.name = row.name or subscriber.name
-    subscriber.language = row.language
-    subscriber.status = status
-    if status == SubscriberStatus.ACTIVE and subscriber.confirmed_at is None:
-        subscriber.confirmed_at = now
-    if status == SubscriberStatus.UNSUBSCRIBED:
-        subscriber.unsubscribed_at = now
-    subscriber.categories = [categories[slug] for slug in row.categories]
-    if row.newsletters or before is None:
-        subscriber.newsletters = _subscriptions(subscriber, row.newsletters or default, now)
-    session.flush()
-    if before is None:
-        return Outcome.ADDED, subscriber
-    same = _stored_values(subscriber) == before
-    return (Outcome.UNCHANGED if same else Outcome.UPDATED), subscriber
-
-
-def _subscriptions(
-    subscriber: Subscriber, wanted: tuple[str, ...], now: datetime
-) -> list[SubscriberNewsletter]:
-    """The row's newsletters, kept as they are when already taken; a newsletter the reader left
-    stays left, listed or not (its record is how a later import knows)."""
-    have = {n.newsletter: n for n in subscriber.newsletters}
-    kept = [n for n in subscriber.newsletters if n.status == SubscriptionStatus.UNSUBSCRIBED]
-    added = [
-        have.get(name) or SubscriberNewsletter(newsletter=name, subscribed_at=now, source="import")
-        for name in wanted
-        if name not in have or have[name].status != SubscriptionStatus.UNSUBSCRIBED
-    ]
-    return added + kept
-
-
-def _stored_values(subscriber: Subscriber) -> tuple[object, ...]:
-    """What a row can change, compared before and after so a re-import reports no updates."""
-    return (
-        subscriber.name,
-        subscriber.language,
-        subscriber.status,
-        frozenset(c.slug for c in subscriber.categories),
-        frozenset((n.newsletter, n.status) for n in subscriber.newsletters),
-    )
 
 
 def export_csv(session: Session, path: Path) -> int:
