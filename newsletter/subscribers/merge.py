@@ -15,7 +15,18 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, delete, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    String,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -35,6 +46,9 @@ NOT_CONFIRMED = (
 )
 # Values in one INSERT statement at most (SQLite before 3.32 took 999 and no more).
 _PARAMETERS = 999
+# Statuses read as text and looked up: the enum's own call took a third of a re-import's lookups.
+_READER = {status.value: status for status in SubscriberStatus}
+_SUBSCRIPTION = {status.value: status for status in SubscriptionStatus}
 # What an import writes of a reader's own row (`Reader.columns`).
 _COLUMNS = ("name", "language", "status", "confirmed_at", "unsubscribed_at")
 _CATEGORIES = subscriber_categories
@@ -143,7 +157,13 @@ def known(session: Session, emails: list[str], key: bytes | None) -> Known:
     """The chunk's readers already stored, with their choices, and which addresses are suppressed."""
     readers = {
         row.email: Reader(
-            row.id, row.email, row.name, row.language, row.status, row.confirmed_at, row.unsubscribed_at
+            row.id,
+            row.email,
+            row.name,
+            row.language,
+            _READER[row.status],
+            row.confirmed_at,
+            row.unsubscribed_at,
         )
         for row in session.execute(
             select(
@@ -151,7 +171,7 @@ def known(session: Session, emails: list[str], key: bytes | None) -> Known:
                 Subscriber.email,
                 Subscriber.name,
                 Subscriber.language,
-                Subscriber.status,
+                type_coerce(Subscriber.status, String).label("status"),
                 Subscriber.confirmed_at,
                 Subscriber.unsubscribed_at,
             ).where(_among(session, Subscriber.email, emails))
@@ -172,10 +192,10 @@ def known(session: Session, emails: list[str], key: bytes | None) -> Known:
             select(
                 SubscriberNewsletter.subscriber_id,
                 SubscriberNewsletter.newsletter,
-                SubscriberNewsletter.status,
+                type_coerce(SubscriberNewsletter.status, String),
             ).where(_among(session, SubscriberNewsletter.subscriber_id, list(by_id)))
         ):
-            by_id[subscriber_id].newsletters[newsletter] = status
+            by_id[subscriber_id].newsletters[newsletter] = _SUBSCRIPTION[status]
     # A forgotten reader is suppressed by the hash of the address, never the address itself.
     hashes = {address_hash(email, key): email for email in emails} if key else {}
     listed = session.scalars(
@@ -295,7 +315,8 @@ def _write(session: Session, changes: list[Change], now: datetime) -> None:
         [
             (a.id, n, active, now, "import")
             for b, a in pairs
-            for n in a.newsletters.keys() - b.newsletters.keys()
+            for n in a.newsletters
+            if n not in b.newsletters  # in the row's order
         ],
     )
     gone = [{"sid": a.id, "cid": i} for b, a in pairs for i in b.categories - a.categories]
