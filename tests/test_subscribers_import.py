@@ -1,18 +1,22 @@
 """`subscribers import` as a new operator meets it: a wrong setting stops it before any row is
 written, a cell lists with commas too, an empty newsletters cell means what the site sends, and
-the summary names the settings file and the store it used."""
+the summary names the settings file and the store it used. Rows go in by chunks: a file of every
+kind of row does in small chunks what it did row by row, and a store failure keeps the chunks
+before it, said so, for the same file imported again to finish."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from newsletter.services import subscribers
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Subscriber
-from newsletter.subscribers.bulk import import_csv, parse_row
+from newsletter.subscribers import bulk, merge
+from newsletter.subscribers.bulk import ImportStopped, import_csv, parse_row
 from tests.support.cli import Ran, newsletter, one_line, refused
 from tests.support.clock import NOW
 from tests.support.settings_files import SECRET_ENV, settings_file
@@ -164,3 +168,179 @@ def test_standard_input_is_the_list_not_the_file(newsroom, tmp_path) -> None:
     told = one_line(result.stdout)
     assert result.returncode == 0 and "standard input: 3 added" in told, result.stderr
     assert "Import the list again with --send-confirmation" in told and "the file" not in told
+
+
+# A file of every kind of row, imported without --confirmed over readers of every standing.
+VARIED = [
+    b"new@example.org,New,en,Politics;health,,",  # 2: added, takes what the site sends
+    b"NEW@Example.org,Dup,en,,,",  # 3: the same mailbox spelt otherwise
+    b"act@example.org,Act Renamed,de,Europe,weekly,",  # 4: updated, leaves the daily
+    b"left@example.org,Left,en,,weekly;daily,",  # 5: unchanged: the daily it left stays left
+    b"gone@example.org,Gone,en,,,active",  # 6: kept: unsubscribed
+    b"supp@example.org,Supp,en,,,",  # 7: kept: suppressed
+    b"forgot@example.org,Forgot,en,,,",  # 8: kept: forgotten (a hash)
+    b"not-an-address,Bad,en,,,",  # 9
+    b"cat@example.org,Cat,en,Gardening,,",  # 10
+    b"ctl@example.org,Ctl\x01,en,,,",  # 11
+    b"huge@example.org," + b"N" * 20_000 + b",en,,,",  # 12
+    b"pend@example.org,,,,,",  # 13: unchanged, still pending: empty cells change nothing
+    b"actv@example.org,Actv,en,,,active",  # 14: active without --confirmed
+    b'"  Mixed@EXAMPLE.org ",Mixed,en,,daily,',  # 15: added, normalized
+    b"mixed@example.org,Again,en,,,",  # 16
+]
+VARIED_REJECTED = {
+    3: "the same address appears earlier in the file",
+    9: "column email is not an email address: An email address must have an @-sign.",
+    10: "unknown category",
+    11: "column name holds a control character (U+0001)",
+    12: "column name is longer than 10,000 characters",
+    14: "status active for a reader who has not confirmed",
+    16: "the same address appears earlier in the file",
+}
+
+
+def _readers_of_every_standing(runtime) -> None:
+    from newsletter.store.models import Category, SubscriberNewsletter, Suppression
+    from newsletter.subscribers.addresses import address_hash
+
+    with unit_of_work(runtime.factory) as session:
+        health = session.scalars(select(Category).where(Category.slug == "health")).one()
+        for email, name, status, language, newsletters in (
+            ("act@example.org", "Act", "active", "en", {"weekly": "active", "daily": "active"}),
+            ("left@example.org", "Left", "active", "en", {"weekly": "active", "daily": "unsubscribed"}),
+            ("gone@example.org", "Gone", "unsubscribed", "en", {"weekly": "unsubscribed"}),
+            ("pend@example.org", "Pend", "pending", "en", {"weekly": "active"}),
+        ):
+            reader = Subscriber(email=email, name=name, status=status, language=language, created_at=NOW)
+            reader.newsletters = [
+                SubscriberNewsletter(newsletter=n, status=s) for n, s in newsletters.items()
+            ]
+            reader.categories = [health] if email == "act@example.org" else []
+            session.add(reader)
+        key = runtime.settings.signing_key()
+        session.add(Suppression(email="supp@example.org", reason="manual", created_at=NOW))
+        session.add(
+            Suppression(email=address_hash("forgot@example.org", key), reason="forgotten", created_at=NOW)
+        )
+
+
+def _stored(runtime) -> dict[str, tuple[object, ...]]:
+    """Every reader of the varied file as the store keeps them, and how many subscription rows."""
+    from newsletter.store.models import SubscriberNewsletter
+
+    with runtime.factory() as session:
+        readers = {
+            s.email: (
+                s.name,
+                s.language,
+                str(s.status),
+                s.confirmed_at is not None,
+                sorted(c.slug for c in s.categories),
+                sorted((n.newsletter, str(n.status)) for n in s.newsletters),
+            )
+            for s in session.scalars(select(Subscriber).where(Subscriber.email.like("%@example.org")))
+        }
+        rows = session.scalar(select(func.count()).select_from(SubscriberNewsletter))
+    return {**readers, "subscription rows": (rows,)}
+
+
+@pytest.mark.both_databases
+def test_a_varied_file_in_small_chunks_does_what_it_did_row_by_row(newsroom, tmp_path, monkeypatch) -> None:
+    """Chunks of 4 rows: a duplicate found in a later chunk than its first spelling, readers of
+    every standing, every kind of bad row; the same file again changes nothing."""
+    monkeypatch.setattr(bulk, "CHUNK", 4)
+    _readers_of_every_standing(newsroom)
+    path = tmp_path / "readers.csv"
+    path.write_bytes(HEADER.encode() + b"\n".join(VARIED) + b"\n")
+    before = _stored(newsroom)["subscription rows"][0]
+    with unit_of_work(newsroom.factory) as session:
+        report = import_csv(session, newsroom.settings, path)
+    assert (report.added, report.updated, report.unchanged, report.kept) == (2, 1, 2, 3)
+    reasons = {line: reason for line, _raw, reason in report.rejected}
+    assert sorted(reasons) == sorted(VARIED_REJECTED)
+    assert all(reasons[line].startswith(start) for line, start in VARIED_REJECTED.items()), reasons
+    stored = _stored(newsroom)
+    assert stored["new@example.org"] == (
+        "New", "en", "pending", False, ["health", "politics"], [("daily", "active"), ("weekly", "active")]
+    )  # fmt: skip
+    assert stored["mixed@example.org"] == ("Mixed", "en", "pending", False, [], [("daily", "active")])
+    assert stored["act@example.org"] == (
+        "Act Renamed",
+        "de",
+        "active",
+        True,  # an active reader with no time of consent gets the import's
+        ["europe"],
+        [("weekly", "active")],
+    )
+    assert stored["left@example.org"][5] == [("daily", "unsubscribed"), ("weekly", "active")]
+    assert stored["gone@example.org"][2] == "unsubscribed" and stored["pend@example.org"][:3] == (
+        "Pend",
+        "en",
+        "pending",
+    )
+    assert not {"supp@example.org", "forgot@example.org", "actv@example.org", "ctl@example.org"} & set(stored)
+    assert stored["subscription rows"] == (before + 3 - 1,)  # new's two and mixed's daily; act's daily gone
+    with newsroom.factory() as session:
+        ids = dict(session.execute(select(Subscriber.email, Subscriber.id)).all())
+    assert sorted(report.pending) == sorted(
+        ids[e] for e in ("new@example.org", "mixed@example.org", "pend@example.org")
+    )
+    with unit_of_work(newsroom.factory) as session:
+        again = import_csv(session, newsroom.settings, path)
+    assert (again.added, again.updated, again.unchanged, again.kept) == (0, 0, 5, 3)
+    assert [line for line, _raw, _reason in again.rejected] == sorted(VARIED_REJECTED)
+    assert _stored(newsroom) == stored
+
+
+@pytest.mark.both_databases
+def test_a_store_failure_keeps_the_chunks_before_it_and_a_rerun_finishes(
+    newsroom, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(bulk, "CHUNK", 2)
+    path = tmp_path / "readers.csv"
+    path.write_text(HEADER + "".join(f"r{i}@example.org,R{i},en,,,\n" for i in range(7)))  # lines 2-8
+    write, calls = merge.write, []
+
+    def failing(session, changes, now):
+        calls.append(len(changes))
+        if len(calls) == 3:  # the third chunk, lines 6 and 7
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        return write(session, changes, now)
+
+    monkeypatch.setattr(merge, "write", failing)
+    with pytest.raises(ImportStopped) as stopped:
+        subscribers.import_file(newsroom, path)
+    assert stopped.value.line == 5 and stopped.value.report.added == 4
+    assert isinstance(stopped.value.__cause__, OperationalError)
+    assert [e for e in _stored(newsroom) if e.startswith("r")] == [f"r{i}@example.org" for i in range(4)]
+    monkeypatch.setattr(merge, "write", write)
+    again = subscribers.import_file(newsroom, path)
+    assert (again.added, again.unchanged, again.rejected) == (3, 4, [])
+    stored = _stored(newsroom)
+    assert sorted(e for e in stored if e.startswith("r")) == [f"r{i}@example.org" for i in range(7)]
+    assert all(
+        stored[f"r{i}@example.org"][5] == [("daily", "active"), ("weekly", "active")] for i in range(7)
+    )
+
+
+def test_the_command_says_what_a_stopped_import_kept(newsroom, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(bulk, "CHUNK", 2)
+    path = tmp_path / "readers.csv"
+    path.write_text(HEADER + "".join(f"r{i}@example.org,R{i},en,,,\n" for i in range(5)))
+    write = merge.write
+    chunks = iter(range(10))
+
+    def failing(session, changes, now):
+        if next(chunks) == 1:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return write(session, changes, now)
+
+    monkeypatch.setattr(merge, "write", failing)
+    run = command(newsroom, tmp_path, SECRET_ENV)
+    result = run("subscribers", "import", str(path))
+    assert result.returncode == 1, result.stderr
+    told = one_line(result.stderr)
+    assert f"{path}: stopped after line 3; committed up to there: 2 added, 0 updated" in told, told
+    assert "Import the same file again to finish" in told and "database is locked" in told
+    monkeypatch.setattr(merge, "write", write)
+    assert "3 added, 0 updated, 2 unchanged" in run("subscribers", "import", str(path)).stdout
