@@ -916,6 +916,133 @@ def feed_load(workdir: Path) -> dict[str, object]:
     }
 
 
+IMPORT_ROWS = 100_000
+# The server the PostgreSQL import cases make their own database on (and drop it after).
+BENCH_POSTGRES = os.environ.get(
+    "NEWSLETTER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+IMPORT_DATABASE = "bench_import"
+
+
+def _import_list(path: Path, rows: int) -> None:
+    """A list as an operator brings one: valid addresses, one to three sections, a language,
+    newsletters named or left empty (the site's default)."""
+    from tests.support.population import CATEGORIES
+
+    newsletters = ["weekly", "weekly;daily", "daily", ""]
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("email,name,language,categories,newsletters,status\n")
+        for i in range(rows):
+            chosen = ";".join(CATEGORIES[(i + k * 3) % len(CATEGORIES)] for k in range(1 + i % 3))
+            handle.write(
+                f"Reader.{i}@Example.com,Reader {i},{('en', 'de')[i % 2]},{chosen},{newsletters[i % 4]},\n"
+            )
+
+
+def _command(workdir: Path, *args: str) -> tuple[float, float, float, str]:
+    """`newsletter ARGS` as an operator runs it (see `_starts`): its wall and CPU seconds, its
+    peak resident MB, and what it printed."""
+    script = Path(sys.executable).parent / "newsletter"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "newsletter"]
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("NEWSLETTER_")}
+    with (workdir / "stdout.log").open("wb") as stdout, (workdir / "stderr.log").open("wb") as stderr:
+        began = time.perf_counter()
+        process = subprocess.Popen([*command, *args], stdout=stdout, stderr=stderr, env=clean, cwd=workdir)
+        _pid, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - began
+    if os.waitstatus_to_exitcode(status):
+        said = (workdir / "stderr.log").read_text(errors="replace").strip()
+        raise RuntimeError(f"newsletter {' '.join(args)}: {said[-300:]}")
+    said = (workdir / "stdout.log").read_text() + (workdir / "stderr.log").read_text()
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, said
+
+
+def _import_case(workdir: Path, database: str, step: str) -> dict[str, object]:
+    """`subscribers import` of a fresh list into an empty store, the same list again, or
+    `subscribers export` of the store it made: the step measured, those before it run first."""
+    from tests.support.population import CATEGORIES
+
+    url = f"sqlite:///{workdir / 'import.db'}"
+    if database == "postgresql":
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import OperationalError
+
+        server = make_url(BENCH_POSTGRES).set(drivername="postgresql+psycopg")
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f"DROP DATABASE IF EXISTS {IMPORT_DATABASE} WITH (FORCE)"))
+                connection.execute(text(f"CREATE DATABASE {IMPORT_DATABASE}"))
+        except OperationalError as exc:
+            return {"skipped": f"no PostgreSQL at {server.render_as_string()} ({exc.orig})"}
+        url = server.set(database=IMPORT_DATABASE).render_as_string(hide_password=False)
+    try:
+        names = ", ".join(f'"{name}"' for name in CATEGORIES)
+        config = workdir / "newsletter.toml"
+        config.write_text(f'database_url = "{url}"\n[site]\ncategories = [{names}]\n')
+        readers = workdir / "readers.csv"
+        _import_list(readers, IMPORT_ROWS)
+        _command(workdir, "db", "upgrade", "--config", str(config))
+        steps = {
+            "import": ("subscribers", "import", str(readers), "--config", str(config)),
+            "again": ("subscribers", "import", str(readers), "--config", str(config)),
+            "export": ("subscribers", "export", str(workdir / "export.csv"), "--config", str(config)),
+        }
+        expected = {
+            "import": f"{IMPORT_ROWS} added, 0 updated, 0 unchanged",
+            "again": f"0 added, 0 updated, {IMPORT_ROWS} unchanged",
+            "export": f"{IMPORT_ROWS} subscribers written",
+        }
+        for before in list(steps)[: list(steps).index(step)]:
+            _command(workdir, *steps[before])
+        load = os.getloadavg()[0]
+        wall, cpu, peak, said = _command(workdir, *steps[step])
+        if expected[step] not in said:
+            raise AssertionError(f"{step}: {said[-500:]}")
+    finally:
+        if database == "postgresql":
+            with admin.connect() as connection:
+                connection.execute(text(f"DROP DATABASE IF EXISTS {IMPORT_DATABASE} WITH (FORCE)"))
+            admin.dispose()
+    return {
+        "seconds": wall,
+        "peak_mb": peak,
+        "note": f"{IMPORT_ROWS / wall:,.0f} rows/s; the command's CPU {cpu:.1f} s (user + system), "
+        f"peak {peak:.0f} MB; load average before {load:.1f}",
+    }
+
+
+@case(f"import: `subscribers import` of {IMPORT_ROWS:,} new readers (SQLite)")
+def import_sqlite(workdir: Path) -> dict[str, object]:
+    return _import_case(workdir, "sqlite", "import")
+
+
+@case(f"import: the same {IMPORT_ROWS:,} rows again, nothing changes (SQLite)")
+def import_again_sqlite(workdir: Path) -> dict[str, object]:
+    return _import_case(workdir, "sqlite", "again")
+
+
+@case(f"import: `subscribers export` of {IMPORT_ROWS:,} readers (SQLite)")
+def export_sqlite(workdir: Path) -> dict[str, object]:
+    return _import_case(workdir, "sqlite", "export")
+
+
+@case(f"import: `subscribers import` of {IMPORT_ROWS:,} new readers (PostgreSQL)")
+def import_postgresql(workdir: Path) -> dict[str, object]:
+    return _import_case(workdir, "postgresql", "import")
+
+
+@case(f"import: the same {IMPORT_ROWS:,} rows again, nothing changes (PostgreSQL)")
+def import_again_postgresql(workdir: Path) -> dict[str, object]:
+    return _import_case(workdir, "postgresql", "again")
+
+
+@case(f"import: `subscribers export` of {IMPORT_ROWS:,} readers (PostgreSQL)")
+def export_postgresql(workdir: Path) -> dict[str, object]:
+    return _import_case(workdir, "postgresql", "export")
+
+
 # Web processes for the load case (`newsletter serve --workers`): one per core.
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
 
