@@ -12,6 +12,7 @@ rows go to the store a chunk at a time (`merge`), a transaction per chunk from t
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -291,15 +292,18 @@ def _import(
     default = tuple(newsletters or default_newsletters(settings))
     records = _checked(source, sections, settings)
     done = 0  # the last line of the last chunk kept
-    while chunk := list(islice(records, CHUNK)):
-        part = ImportReport()
-        try:
-            with unit() as session:
-                _import_chunk(session, chunk, part, key, configured, confirmed, default)
-        except Exception as exc:
-            if stops and done:
-                raise ImportStopped(report, done) from exc
-            raise
+    while True:
+        with _uncollected():
+            if not (chunk := list(islice(records, CHUNK))):
+                break
+            part = ImportReport()
+            try:
+                with unit() as session:
+                    _import_chunk(session, chunk, part, key, configured, confirmed, default)
+            except Exception as exc:
+                if stops and done:
+                    raise ImportStopped(report, done) from exc
+                raise
         report.merge(part)
         done = chunk[-1][0]
     if report.rejected:
@@ -312,6 +316,19 @@ def _import(
             for line, raw, error in report.rejected:
                 writer.writerow([*(to_cell(raw.get(c, "")) for c in COLUMNS), line, to_cell(error)])
     return report
+
+
+@contextmanager
+def _uncollected() -> Iterator[None]:
+    """No cyclic garbage collection during a chunk: its rows make no cycles, and the collector's
+    passes over every object of the process took a fifth of an import's time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _import_chunk(
