@@ -357,7 +357,6 @@ def _import_chunk(
     for email, (line, raw, row) in rows.items():
         try:
             change = merge.decide(
-                line,
                 row,
                 stored.readers.get(email),
                 email in stored.suppressed,

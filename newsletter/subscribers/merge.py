@@ -104,7 +104,6 @@ class Reader:
 class Change:
     """One row's decision: the reader before (None: new) and after."""
 
-    line: int
     before: Reader | None
     after: Reader
 
@@ -215,7 +214,6 @@ def _among(
 
 
 def decide(
-    line: int,
     row: Row,
     before: Reader | None,
     suppressed: bool,
@@ -252,7 +250,7 @@ def decide(
         categories=frozenset(categories[slug] for slug in row.categories),
         newsletters=newsletters,
     )
-    return Change(line, before, after)
+    return Change(before, after)
 
 
 def write(session: Session, changes: list[Change], now: datetime) -> list[tuple[Change, str | None]]:
