@@ -61,6 +61,12 @@ def make_engine(url: str) -> Engine:
         if pooled.get("busy_ms", int(BUSY_SECONDS * 1000)) != busy:
             connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy}")
             pooled["busy_ms"] = busy
+        # A commit that must survive a power cut (an unsubscribe) syncs the log; SQLite reads
+        # the setting at BEGIN, so it is set here, and set back for the connection's next user.
+        synchronous = options.get("sqlite_synchronous", "NORMAL")
+        if pooled.get("synchronous", "NORMAL") != synchronous:
+            connection.exec_driver_sql(f"PRAGMA synchronous = {synchronous}")
+            pooled["synchronous"] = synchronous
         connection.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'IMMEDIATE')}")
 
     return engine
