@@ -30,7 +30,10 @@ from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import SubscriptionStatus
 from newsletter.subscribers.tokens import TokenError, read
 
+# How long the writer thread waits for more requests before it ends.
+LINGER_SECONDS = 1.0
 SUBSCRIPTIONS = cast(Table, SubscriberNewsletter.__table__)  # for one statement over many rows
+CONSENTS = cast(Table, Consent.__table__)
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,11 @@ class Leaving:
         # Its commits synced to disk on SQLite too (the store's default syncs at checkpoints).
         durable = runtime.engine.execution_options(sqlite_synchronous="FULL")
         self.factory = session_factory(durable, write_wait=runtime.write_wait)
-        self.lock = threading.Lock()  # guards `pending` and `writing`, never held while writing
+        self.lock = threading.Lock()  # guards what follows, never held while writing
         self.pending: list[_Asked] = []
         self.writing = False  # a writer thread is running: it takes what is pending
+        self.idle = False  # and waits for more
+        self.arrived = threading.Condition(self.lock)
 
     def leave(self, token: str, source: str, now: datetime) -> Left:
         """Leave the newsletter the token names, once this and what came with it is committed;
@@ -107,6 +112,8 @@ class Leaving:
     def _hand_over(self, asked: _Asked) -> None:
         with self.lock:
             self.pending.append(asked)
+            if self.idle:
+                self.arrived.notify()
             if self.writing:
                 return
             self.writing = True
@@ -126,9 +133,14 @@ class Leaving:
             return False
 
     def _write_all(self) -> None:
-        """The writer thread: group after group while requests keep coming, then it ends."""
+        """The writer thread: group after group while requests keep coming, then, once none has
+        come for a while, it ends (a thread started per group would cost more than its write)."""
         while True:
             with self.lock:
+                if not self.pending:
+                    self.idle = True
+                    self.arrived.wait(LINGER_SECONDS)
+                    self.idle = False
                 group, self.pending = self.pending, []
                 if not group:
                     self.writing = False
@@ -183,9 +195,10 @@ def leave_together(session: Session, runtime: Runtime, group: list[_Asked]) -> l
     """The group's subscriptions ended, each with its consent record, in a few statements
     whatever its size (the busiest writes of all: no objects); each request's answer."""
     settings = runtime.settings
+    connection = session.connection()  # Core statements: no ORM objects, nor its per-row work
     readers = {
         row.id: row
-        for row in session.execute(
+        for row in connection.execute(
             select(Subscriber.id, Subscriber.email, Subscriber.language).where(
                 Subscriber.id.in_({a.subscriber_id for a in group})
             )
@@ -199,13 +212,13 @@ def leave_together(session: Session, runtime: Runtime, group: list[_Asked]) -> l
     )
     if session.get_bind().dialect.name == "postgresql":
         active = active.with_for_update()
-    ending = {(row[0], row[1]) for row in session.execute(active)} if wanted else set()
+    ending = {(row[0], row[1]) for row in connection.execute(active)} if wanted else set()
     first: dict[tuple[int, str], _Asked] = {}
     for asked in group:  # a double click ends it once, recorded once
         if (asked.subscriber_id, asked.newsletter) in ending:
             first.setdefault((asked.subscriber_id, asked.newsletter), asked)
     if first:
-        session.execute(
+        connection.execute(
             update(SUBSCRIPTIONS)
             .where(
                 SUBSCRIPTIONS.c.subscriber_id == bindparam("reader"),
@@ -222,8 +235,8 @@ def leave_together(session: Session, runtime: Runtime, group: list[_Asked]) -> l
                 for a in first.values()
             ],
         )
-        session.execute(
-            insert(Consent),
+        connection.execute(
+            insert(CONSENTS),
             [
                 {
                     "subscriber_id": a.subscriber_id,
