@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, tuple_, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from newsletter.store.availability import StoreBusy
@@ -34,6 +34,30 @@ from newsletter.subscribers.tokens import TokenError, read
 LINGER_SECONDS = 1.0
 SUBSCRIPTIONS = cast(Table, SubscriberNewsletter.__table__)  # for one statement over many rows
 CONSENTS = cast(Table, Consent.__table__)
+# A group's statements, made once (each group only binds its values).
+READERS = select(Subscriber.id, Subscriber.email, Subscriber.language).where(
+    Subscriber.id.in_(bindparam("ids", expanding=True))
+)
+ACTIVE = select(SUBSCRIPTIONS.c.subscriber_id, SUBSCRIPTIONS.c.newsletter).where(
+    # by reader (its index) and by name, not by pair: SQLite reads a whole table for a tuple IN
+    SUBSCRIPTIONS.c.subscriber_id.in_(bindparam("ids", expanding=True)),
+    SUBSCRIPTIONS.c.newsletter.in_(bindparam("names", expanding=True)),
+    SUBSCRIPTIONS.c.status == SubscriptionStatus.ACTIVE,
+)
+RECORDED = insert(CONSENTS)
+ENDED = (
+    update(SUBSCRIPTIONS)
+    .where(
+        SUBSCRIPTIONS.c.subscriber_id == bindparam("reader"),
+        SUBSCRIPTIONS.c.newsletter == bindparam("name"),
+        SUBSCRIPTIONS.c.status == SubscriptionStatus.ACTIVE,
+    )
+    .values(
+        status=SubscriptionStatus.UNSUBSCRIBED,
+        unsubscribed_at=bindparam("at", type_=UTCDateTime()),
+        source=bindparam("how"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -196,47 +220,28 @@ def leave_together(session: Session, runtime: Runtime, group: list[_Asked]) -> l
     whatever its size (the busiest writes of all: no objects); each request's answer."""
     settings = runtime.settings
     connection = session.connection()  # Core statements: no ORM objects, nor its per-row work
-    readers = {
-        row.id: row
-        for row in connection.execute(
-            select(Subscriber.id, Subscriber.email, Subscriber.language).where(
-                Subscriber.id.in_({a.subscriber_id for a in group})
-            )
-        )
-    }
+    readers = {row.id: row for row in connection.execute(READERS, {"ids": {a.subscriber_id for a in group}})}
     known = {i for i, row in readers.items() if not row.email.startswith("sha256:")}  # not forgotten
     wanted = {(a.subscriber_id, a.newsletter) for a in group if a.subscriber_id in known}
-    active = select(SubscriberNewsletter.subscriber_id, SubscriberNewsletter.newsletter).where(
-        tuple_(SubscriberNewsletter.subscriber_id, SubscriberNewsletter.newsletter).in_(wanted),
-        SubscriberNewsletter.status == SubscriptionStatus.ACTIVE,
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        active = active.with_for_update()
-    ending = {(row[0], row[1]) for row in connection.execute(active)} if wanted else set()
+    ending: set[tuple[int, str]] = set()
+    if wanted:
+        active = ACTIVE.with_for_update() if connection.dialect.name == "postgresql" else ACTIVE
+        asked_for = {"ids": {r for r, _name in wanted}, "names": {name for _r, name in wanted}}
+        ending = {(row[0], row[1]) for row in connection.execute(active, asked_for)} & wanted
     first: dict[tuple[int, str], _Asked] = {}
     for asked in group:  # a double click ends it once, recorded once
         if (asked.subscriber_id, asked.newsletter) in ending:
             first.setdefault((asked.subscriber_id, asked.newsletter), asked)
     if first:
         connection.execute(
-            update(SUBSCRIPTIONS)
-            .where(
-                SUBSCRIPTIONS.c.subscriber_id == bindparam("reader"),
-                SUBSCRIPTIONS.c.newsletter == bindparam("name"),
-                SUBSCRIPTIONS.c.status == SubscriptionStatus.ACTIVE,
-            )
-            .values(
-                status=SubscriptionStatus.UNSUBSCRIBED,
-                unsubscribed_at=bindparam("at", type_=UTCDateTime()),
-                source=bindparam("how"),
-            ),
+            ENDED,
             [
                 {"reader": a.subscriber_id, "name": a.newsletter, "at": a.at, "how": a.source}
                 for a in first.values()
             ],
         )
         connection.execute(
-            insert(CONSENTS),
+            RECORDED,
             [
                 {
                     "subscriber_id": a.subscriber_id,
