@@ -18,6 +18,7 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import cast
 
 from sqlalchemy import Table, bindparam, insert, select, text, update
@@ -129,8 +130,13 @@ class Leaving:
             if expiry is not None:
                 expiry.cancel()
 
+    @cached_property
+    def key(self) -> bytes:
+        """The settings' key, checked once (the check costs more than the MAC)."""
+        return self.runtime.settings.signing_key()
+
     def _asked(self, token: str, source: str, now: datetime) -> _Asked:
-        signed = read(self.runtime.settings.signing_key(), "unsubscribe", token)
+        signed = read(self.key, "unsubscribe", token)
         return _Asked(signed.subscriber_id, signed.scope, source, now)
 
     def _hand_over(self, asked: _Asked) -> None:
