@@ -46,14 +46,9 @@ async def unsubscribe(request: Request, token: str) -> Response:
     context = web(request)
     posted = await read_form(request)
     if text(posted, "List-Unsubscribe") != "One-Click":
-        return context.error(
-            request,
-            400,
-            N_("This link is not valid"),
-            N_("An unsubscribe request must say List-Unsubscribe=One-Click."),
-        )
+        return _not_one_click(context, request)
     source = "page" if text(posted, "from") == "page" else "one-click"
-    left = await run_in_threadpool(context.leaving.leave, token, source, context.clock())
+    left = await context.leaving.leave_soon(token, source, context.clock())
     return _left(context, request, posted, token, "unsubscribed.html", left)
 
 
@@ -80,10 +75,23 @@ async def leave_everything(request: Request, token: str) -> Response:
 def _left(
     context: Web, request: Request, posted: FormData, token: str, page: str, left: readers.Left
 ) -> Response:
-    shown = text(posted, "lang", 35)
-    language = shown if shown in context.pages.languages() else left.language  # a mail client's POST
+    language = _language(context, text(posted, "lang", 35), left)
     return context.pages.render(
         page, language, left=left, action=f"/unsubscribe/{token}", csrf=context.guard.form_token(token)
+    )
+
+
+def _language(context: Web, shown: str, left: readers.Left) -> str:
+    """The page's own language when its form says (`lang`), else the reader's (a mail client's POST)."""
+    return shown if shown in context.pages.languages() else left.language
+
+
+def _not_one_click(context: Web, request: Request) -> Response:
+    return context.error(
+        request,
+        400,
+        N_("This link is not valid"),
+        N_("An unsubscribe request must say List-Unsubscribe=One-Click."),
     )
 
 
@@ -138,12 +146,7 @@ class OneClick:
     async def answer(self, request: Request, token: str, form: dict[str, str]) -> Response:
         context = web(request)
         if form.get("List-Unsubscribe", "").strip() != "One-Click":
-            return context.error(
-                request,
-                400,
-                N_("This link is not valid"),
-                N_("An unsubscribe request must say List-Unsubscribe=One-Click."),
-            )
+            return _not_one_click(context, request)
         source = "page" if form.get("from", "").strip() == "page" else "one-click"
         try:
             left = await context.leaving.leave_soon(token, source, context.clock())
@@ -151,8 +154,7 @@ class OneClick:
             handler = next(h for c in type(exc).__mro__ if (h := request.app.exception_handlers.get(c)))
             answer: Response = await handler(request, exc)
             return answer
-        shown = form.get("lang", "").strip()[:35]
-        language = shown if shown in context.pages.languages() else left.language
+        language = _language(context, form.get("lang", "").strip()[:35], left)
         return HTMLResponse(self.page(context, language, left, token))
 
     def page(self, context: Web, language: str, left: readers.Left, token: str) -> str:
