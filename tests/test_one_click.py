@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from datetime import UTC, datetime
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 
+from newsletter.services import leaving
 from newsletter.services.leaving import Left
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Consent, Subscriber, SubscriberNewsletter
@@ -23,6 +25,7 @@ from newsletter.web import unsubscribe
 from newsletter.web.app import create_app
 from newsletter.web.security import MAX_BODY
 from tests.support.readers import add_reader, gate
+from tests.support.waiting import until
 from tests.support.web import CLIENT, in_process
 
 pytestmark = pytest.mark.both_databases
@@ -219,3 +222,22 @@ def test_a_one_click_is_committed_durably(make_runtime) -> None:
             assert session.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL again
     else:
         assert "SET LOCAL synchronous_commit = on" in statements[:written]
+
+
+def test_the_writer_thread_ends_once_no_one_click_comes(make_runtime, monkeypatch) -> None:
+    """One thread per process writes while one-clicks keep coming, then ends: an app that is
+    done with them (a test's, a worker's after a burst) keeps no thread, and the next one-click
+    starts it again."""
+    monkeypatch.setattr(leaving, "LINGER_SECONDS", 0.05)
+    runtime = make_runtime()
+    readers = [add_reader(runtime, f"linger{i}@example.com") for i in range(2)]
+
+    def writers() -> int:
+        return sum(thread.name == "newsletter-leaving" for thread in threading.enumerate())
+
+    with pages(runtime) as client:
+        for reader in readers:
+            answer = client.post(f"/unsubscribe/{token(runtime, reader)}", content=ONE_CLICK, headers=FORM)
+            assert answer.status_code == 200
+            until(lambda: writers() == 0, 10)
+    assert all(gate(runtime, reader).subscription == SubscriptionStatus.UNSUBSCRIBED for reader in readers)
