@@ -636,7 +636,7 @@ def _unsubscribe_load(workdir: Path, database_url: str | None) -> dict[str, obje
     import secrets
     import shutil
 
-    from sqlalchemy import func, select
+    from sqlalchemy import distinct, func, select
 
     from newsletter.store.models import Consent, SubscriberNewsletter
     from newsletter.subscribers.tokens import sign
@@ -681,11 +681,11 @@ def _unsubscribe_load(workdir: Path, database_url: str | None) -> dict[str, obje
                 .group_by(SubscriberNewsletter.status)
             ).all()
         )
-        consents = session.scalar(
-            select(func.count())
-            .select_from(Consent)
-            .where(Consent.subscriber_id <= UNSUBSCRIBES, Consent.action == "unsubscribe")
-        )
+        consents, consenting = session.execute(
+            select(func.count(), func.count(distinct(Consent.subscriber_id))).where(
+                Consent.subscriber_id <= UNSUBSCRIBES, Consent.action == "unsubscribe"
+            )
+        ).one()
     mailed, prepared = _mailed_right_after(runtime)
     runtime.close()
     unsubscribed = statuses.get("unsubscribed", 0)
@@ -711,7 +711,7 @@ def _unsubscribe_load(workdir: Path, database_url: str | None) -> dict[str, obje
         "load_average_before": load_before,
         "wrk": wrk_text,
     }
-    exact = load["requests"] == load["posted"] == UNSUBSCRIBES == unsubscribed == consents
+    exact = load["requests"] == load["posted"] == UNSUBSCRIBES == unsubscribed == consents == consenting
     if not exact or seconds <= 0 or mailed or prepared != STAYING:
         raise AssertionError(f"not every token was posted once, recorded and honoured: {json.dumps(figures)}")
     return {
