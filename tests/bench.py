@@ -13,7 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -604,19 +605,38 @@ def _one_message(settings, runtime, edition_id: int) -> bytes:
 
 UNSUBSCRIBES = 10_000
 WARM_UP = 20  # more readers, unsubscribed before the load: templates compiled, threads and pool made
+STAYING = 100  # readers who do not leave: the edition prepared after the load is theirs alone
 LOAD_SCRIPT = Path(__file__).resolve().parent / "bench_unsubscribe.lua"
-
-
-@case(
-    f"web: {UNSUBSCRIBES:,} one-click unsubscribes, wrk -t2 -c50 against `newsletter serve --workers 2` (SQLite)"
+# The PostgreSQL server the PostgreSQL cases make a database of their own on (and drop).
+BENCH_POSTGRES = os.environ.get(
+    "NEWSLETTER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+ONE_CLICK_LOAD = (
+    f"web: {UNSUBSCRIBES:,} one-click unsubscribes, wrk -t2 -c50 against `newsletter serve --workers 2`"
+)
+
+
+@case(f"{ONE_CLICK_LOAD} (SQLite)")
 def unsubscribe_load(workdir: Path) -> dict[str, object]:
+    return _unsubscribe_load(workdir, None)
+
+
+@case(f"{ONE_CLICK_LOAD} (PostgreSQL)")
+def unsubscribe_load_postgres(workdir: Path) -> dict[str, object]:
+    with _postgres_database("bench_unsubscribe") as database_url:
+        if database_url is None:
+            return {"skipped": f"no PostgreSQL at {BENCH_POSTGRES} (NEWSLETTER_BENCH_POSTGRES_URL)"}
+        return _unsubscribe_load(workdir, database_url)
+
+
+def _unsubscribe_load(workdir: Path, database_url: str | None) -> dict[str, object]:
     """RFC 8058 POSTs, each a different reader's token posted once, then every one of them
-    checked in the store. Latency is wrk's (its coordinated-omission correction included)."""
+    checked in the store, and an edition prepared right after: none of them is in its ledger.
+    Latency is wrk's (its coordinated-omission correction included)."""
     import secrets
     import shutil
 
-    from sqlalchemy import func, select
+    from sqlalchemy import distinct, func, select
 
     from newsletter.store.models import Consent, SubscriberNewsletter
     from newsletter.subscribers.tokens import sign
@@ -624,7 +644,12 @@ def unsubscribe_load(workdir: Path) -> dict[str, object]:
     wrk = shutil.which("wrk")
     if wrk is None:
         return {"skipped": "wrk is not installed (apt-get install wrk; .ci/run does)"}
-    runtime = _populated(workdir, UNSUBSCRIBES + WARM_UP)
+    readers = UNSUBSCRIBES + WARM_UP + STAYING
+    if database_url is None:
+        runtime = _populated(workdir, readers)
+    else:
+        runtime = sample_store(workdir, database_url)
+        populate(runtime, readers)
     key = secrets.token_urlsafe(32)
     paths = [
         f"/unsubscribe/{sign(key.encode(), 'unsubscribe', i, scope='weekly')}"
@@ -656,11 +681,13 @@ def unsubscribe_load(workdir: Path) -> dict[str, object]:
                 .group_by(SubscriberNewsletter.status)
             ).all()
         )
-        consents = session.scalar(
-            select(func.count())
-            .select_from(Consent)
-            .where(Consent.subscriber_id <= UNSUBSCRIBES, Consent.action == "unsubscribe")
-        )
+        consents, consenting = session.execute(
+            select(func.count(), func.count(distinct(Consent.subscriber_id))).where(
+                Consent.subscriber_id <= UNSUBSCRIBES, Consent.action == "unsubscribe"
+            )
+        ).one()
+    mailed, prepared = _mailed_right_after(runtime)
+    runtime.close()
     unsubscribed = statuses.get("unsubscribed", 0)
     seconds = float(load["wall_seconds"])
     latency = load["latency_ms"]
@@ -676,23 +703,73 @@ def unsubscribe_load(workdir: Path) -> dict[str, object]:
         "unsubscribed": unsubscribed,
         "statuses": {str(status): count for status, count in statuses.items()},
         "consents": consents,
+        "mailed_by_the_next_send": mailed,
+        "next_send_deliveries": prepared,
         "server_cpu_seconds": server_cpu,
         "wrk_cpu_seconds": wrk_cpu,
         "server_errors_logged": failures,
         "load_average_before": load_before,
         "wrk": wrk_text,
     }
-    exact = load["requests"] == load["posted"] == UNSUBSCRIBES == unsubscribed == consents
-    if not exact or seconds <= 0:
-        raise AssertionError(f"not every token was posted once and recorded: {json.dumps(figures)}")
+    exact = load["requests"] == load["posted"] == UNSUBSCRIBES == unsubscribed == consents == consenting
+    if not exact or seconds <= 0 or mailed or prepared != STAYING:
+        raise AssertionError(f"not every token was posted once, recorded and honoured: {json.dumps(figures)}")
     return {
         **figures,
         "seconds": seconds,
         "note": f"{figures['throughput']:,.0f}/s; p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms, "
         f"max {latency['max']:.0f} ms; non-2xx {load['non2xx']}; {unsubscribed:,}/{UNSUBSCRIBES:,} "
-        f"unsubscribed in the store; CPU: server {server_cpu:.1f} s, wrk {wrk_cpu:.1f} s; "
+        f"unsubscribed in the store, {mailed} in the next send's ledger; CPU: server {server_cpu:.1f} s "
+        f"({server_cpu / UNSUBSCRIBES * 1000:.2f} ms a request), wrk {wrk_cpu:.1f} s; "
         f"load average before {load_before:.1f}",
     }
+
+
+def _mailed_right_after(runtime) -> tuple[int, int]:
+    """An edition of the weekly prepared right after the load, as a send starting then would:
+    its deliveries to the readers who left (none, or an unsubscribe was not honoured), and all."""
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import func, select
+
+    from newsletter.editions.compose import Composer
+    from newsletter.editions.edition import open_edition
+    from newsletter.editions.prepare import prepare
+    from newsletter.store.models import Delivery
+
+    settings = runtime.settings
+    slot = datetime(2026, 11, 23, 7, tzinfo=ZoneInfo("Europe/Brussels"))
+    with runtime.factory() as session, session.begin():
+        edition = open_edition(session, settings, "weekly", slot)
+        prepare(session, settings, edition, Composer(settings.templates_path()))
+        ledger = select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition.id)
+        mailed = session.scalar(ledger.where(Delivery.subscriber_id <= UNSUBSCRIBES + WARM_UP)) or 0
+        return mailed, session.scalar(ledger) or 0
+
+
+@contextmanager
+def _postgres_database(prefix: str) -> Iterator[str | None]:
+    """A database of the case's own on BENCH_POSTGRES, dropped after; None without a server."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    server = make_url(BENCH_POSTGRES).set(drivername="postgresql+psycopg")
+    name = f"{prefix}_{os.getpid()}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError:
+        admin.dispose()
+        yield None
+        return
+    try:
+        yield server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 BURST = int(os.environ.get("BENCH_BURST", "2000"))

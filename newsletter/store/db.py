@@ -25,6 +25,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0013"
 # How long a SQLite writer waits for the database's lock unless told otherwise (`write_wait`).
 BUSY_SECONDS = 30.0
+# The longest sleep between two tries for another process's write lock.
+FLOCK_PAUSE = 0.001
 # A session factory's `info` key: the seconds a unit of work may wait for the write lock.
 WRITE_WAIT = "write_wait"
 
@@ -61,6 +63,12 @@ def make_engine(url: str) -> Engine:
         if pooled.get("busy_ms", int(BUSY_SECONDS * 1000)) != busy:
             connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy}")
             pooled["busy_ms"] = busy
+        # A commit that must survive a power cut (an unsubscribe) syncs the log; SQLite reads
+        # the setting at BEGIN, so it is set here, and set back for the connection's next user.
+        synchronous = options.get("sqlite_synchronous", "NORMAL")
+        if pooled.get("synchronous", "NORMAL") != synchronous:
+            connection.exec_driver_sql(f"PRAGMA synchronous = {synchronous}")
+            pooled["synchronous"] = synchronous
         connection.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'IMMEDIATE')}")
 
     return engine
@@ -183,8 +191,11 @@ class Writer:
 
 
 def _flock_by(file: IO[bytes], deadline: float) -> bool:
-    """flock has no timeout: try, sleeping a little longer each time, until the deadline."""
-    pause = 0.001
+    """flock has no timeout: try, sleeping a little between tries, until the deadline. The
+    sleeps stay short: a process that writes group after group (the one-clicks of a web worker)
+    takes the lock again within a millisecond of releasing it, and a waiter asleep for longer
+    than that missed every chance (two web workers' one-clicks waited 0.7 s for each other)."""
+    pause = 0.0002
     while True:
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -194,7 +205,7 @@ def _flock_by(file: IO[bytes], deadline: float) -> bool:
             if left <= 0:
                 return False
             time.sleep(min(pause, left))
-            pause = min(pause * 2, 0.02)
+            pause = min(pause * 2, FLOCK_PAUSE)
 
 
 # One per database file in this process, however many engines open it.

@@ -75,6 +75,7 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     app.add_exception_handler(Exception, _failed)
     app.add_middleware(Syndicated, runtime=runtime, clock=lambda: clock().timestamp())
     app.add_middleware(EditorGate)
+    app.add_middleware(unsubscribe.OneClick)  # inside the body's limits and the headers' additions
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders, https=app.state.web.guard.secure, own=app.state.web.guard.own)
     app.add_middleware(Head)

@@ -14,6 +14,7 @@ one, so a client trickling them holds its connection `header_seconds` at most.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -154,6 +155,7 @@ def serve(app: FastAPI, sock: socket.socket) -> None:
     command end normally (exit 0, its last line printed) instead of dying of the signal."""
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _stopped)
+    settled()
     server(app).run(sockets=[sock])
 
 
@@ -185,7 +187,17 @@ def worker_app() -> FastAPI:
 
     settings = load_settings(None)
     logs.configure(False, interactive=False, zone=settings.zone)
-    return create_app(open_runtime(settings))
+    app = create_app(open_runtime(settings))
+    settled()
+    return app
+
+
+def settled() -> None:
+    """What the process holds once its app is made (modules, settings, templates) is set aside
+    from the collector: a full collection then walks only what requests left, in milliseconds,
+    instead of the whole heap in hundreds, during which no page is answered."""
+    gc.collect()
+    gc.freeze()
 
 
 class Background:
