@@ -35,6 +35,7 @@ class Inliner(premailer.Premailer):
         super().__init__(**OPTIONS, align_floating_images=False)
         self._rules: dict[tuple[str, int, bool], tuple[list[Any], list[Any]]] = {}
         self._leftover: dict[int, str] = {}
+        self._attributes: dict[str, list[tuple[str, str]]] = {}
 
     def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list[Any], list[Any]]:
         """The rules and the leftovers (media queries) of a stylesheet, worked out once."""
@@ -50,6 +51,18 @@ class Inliner(premailer.Premailer):
         if found is None:
             found = self._leftover[id(rules)] = super()._css_rules_to_string(rules)
         return found
+
+    def _style_to_basic_html_attributes(self, element: Any, style_content: str, force: bool = False) -> None:
+        """The HTML attributes (align, bgcolor, width...) a style gives, worked out once per style:
+        premailer's own, read off an element made for it."""
+        found = self._attributes.get(style_content)
+        if found is None:
+            probe = etree.Element("probe")
+            super()._style_to_basic_html_attributes(probe, style_content, force=True)
+            found = self._attributes[style_content] = list(probe.attrib.items())
+        for key, value in found:
+            if force or key not in element.attrib:
+                element.attrib[key] = value
 
     def inline(self, html: str) -> str:
         """`html` with its stylesheet's rules as style attributes, as premailer's `transform()`
