@@ -34,7 +34,7 @@ class Inliner(premailer.Premailer):
         # Floated images are aligned here, from a cached parse of their style, not by premailer.
         super().__init__(**OPTIONS, align_floating_images=False)
         self._rules: dict[tuple[str, int, bool], tuple[list[Any], list[Any]]] = {}
-        self._leftover: dict[int, str] = {}
+        self._leftover: dict[int, tuple[list[Any], str]] = {}
         self._attributes: dict[str, list[tuple[str, str]]] = {}
 
     def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list[Any], list[Any]]:
@@ -46,11 +46,12 @@ class Inliner(premailer.Premailer):
         return list(rules), leftover
 
     def _css_rules_to_string(self, rules: list[Any]) -> str:
-        """The <style> block left for media queries: the same list gives the same text."""
+        """The <style> block left for media queries: a stylesheet's leftovers (the list kept
+        above, the very same object each time) give the same text."""
         found = self._leftover.get(id(rules))
-        if found is None:
-            found = self._leftover[id(rules)] = super()._css_rules_to_string(rules)
-        return found
+        if found is None or found[0] is not rules:
+            found = self._leftover[id(rules)] = (rules, super()._css_rules_to_string(rules))
+        return found[1]
 
     def _style_to_basic_html_attributes(self, element: Any, style_content: str, force: bool = False) -> None:
         """The HTML attributes (align, bgcolor, width...) a style gives, worked out once per style:
