@@ -515,6 +515,20 @@ def test_a_relay_without_starttls_names_the_setting(newsroom) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.both_databases
+def test_smtp_connections_send_the_final_dot_at_once(newsroom, smtp_sink) -> None:
+    """The final dot goes alone, after the gate: Nagle's algorithm would hold it until the relay
+    acknowledged the body (a delayed ACK: up to 40 ms a message). So no connection waits for it."""
+    import socket
+
+    _sink, port = smtp_sink
+    connection = SMTPProvider(smtp_settings(newsroom, port))._connect()
+    try:
+        assert connection.sock is not None
+        assert connection.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        connection.quit()
+
+
 def test_send_with_two_worker_processes(newsroom, mail_api) -> None:
     """End to end: `newsletter send --workers 2` starts two sender processes of its own and
     waits for them; they share the edition and mail each reader once."""

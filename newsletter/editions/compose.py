@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
-import premailer
 from jinja2.sandbox import SandboxedEnvironment
 
 from newsletter import i18n
+from newsletter.editions.inline import Inliner
 from newsletter.errors import NewsletterError
 from newsletter.settings import NewsletterSettings, SiteSettings
 
@@ -123,6 +123,9 @@ class Composer:
         self.stylesheet = (templates / "email" / "digest.css").read_text(encoding="utf-8")
         self.responsive = (templates / "email" / "responsive.css").read_text(encoding="utf-8")
         self._environments: dict[str, tuple[SandboxedEnvironment, SandboxedEnvironment]] = {}
+        self.inliner = Inliner()
+        # Subject and preheader lines compiled once per environment, not once per variant.
+        self._lines: dict[tuple[SandboxedEnvironment, str], jinja2.Template] = {}
 
     def environments(self, language: str) -> tuple[SandboxedEnvironment, SandboxedEnvironment]:
         """The HTML and the text environment speaking `language`'s catalog. Gettext lives in an
@@ -194,7 +197,7 @@ class Composer:
             raise TemplateProblem(
                 f"a template in {self.templates / 'email'} cannot render: {exc!r}"
             ) from None
-        inlined = inline_css(html)
+        inlined = self.inliner.inline(html)
         warnings = []
         size = len(inlined.encode("utf-8"))
         if size > CLIP_WARNING_BYTES:
@@ -211,22 +214,11 @@ class Composer:
     ) -> str:
         """A subject or preheader line from the settings, rendered in the sandbox."""
         try:
-            return environment.from_string(source).render(values)
+            if (environment, source) not in self._lines:
+                self._lines[environment, source] = environment.from_string(source)
+            return self._lines[environment, source].render(values)
         except Exception as exc:  # a template may fail on data (None + 1): name it, never a traceback
             raise TemplateProblem(f"the newsletter's {key} template cannot render: {exc}") from None
-
-
-def inline_css(html: str) -> str:
-    """premailer: rules become style attributes; media queries stay in their <style> block."""
-    return premailer.Premailer(
-        html,
-        allow_network=False,
-        disable_validation=True,
-        cssutils_logging_level=logging.CRITICAL,
-        remove_classes=False,
-        strip_important=False,
-        keep_style_tags=False,
-    ).transform(pretty_print=False)
 
 
 def _named(name: str) -> i18n.Name:

@@ -255,14 +255,16 @@ def prepare(
         )
     # A group whose readers all had some of it already leaves its first digest to nobody: dropped,
     # so the count, the checks and the editors' page see only digests somebody gets.
-    given = (
-        select(Delivery.id)
-        .where(Delivery.edition_id == edition.id, Delivery.variant_id == Variant.id)
-        .exists()
+    # One pass over the deliveries, not one per digest (no index leads with the variant).
+    given = session.scalars(
+        select(Delivery.variant_id)
+        .where(Delivery.edition_id == edition.id, Delivery.variant_id.is_not(None))
+        .distinct()
     )
-    unused = select(Variant.id).where(Variant.edition_id == edition.id, ~given).scalar_subquery()
-    session.execute(delete(VariantArticle).where(VariantArticle.variant_id.in_(unused)))
-    session.execute(delete(Variant).where(Variant.edition_id == edition.id, ~given))
+    unused = set(session.scalars(select(Variant.id).where(Variant.edition_id == edition.id))) - set(given)
+    if unused:
+        session.execute(delete(VariantArticle).where(VariantArticle.variant_id.in_(unused)))
+        session.execute(delete(Variant).where(Variant.id.in_(unused)))
     tally = ledger.counts(session, edition.id)
     summary.recipients = tally.get(DeliveryStatus.PENDING, 0)
     summary.skipped = tally.get(DeliveryStatus.SKIPPED, 0)

@@ -98,6 +98,9 @@ class Variants:
         self._plans: dict[tuple[tuple[str, ...], frozenset[int]], Plan] = {}
         self._built: dict[tuple[object, str], Built] = {}
         self._names: dict[str, dict[str, i18n.Name]] = {}
+        # A card's excerpt and date, the same in every digest showing it: worked out once.
+        self._excerpts: dict[str, str] = {}
+        self._dates: dict[tuple[datetime, str], str] = {}
 
     def plan(self, sections: list[str], received: frozenset[int]) -> Plan:
         chosen = tuple(self.offer.reader_sections(sections))
@@ -215,8 +218,8 @@ class Variants:
             url=self.link(story, markers),
             title=story.title,
             author=story.author,
-            published=i18n.format_date(original.published_at, language, self.settings.zone),
-            excerpt=excerpt(story.summary_html),
+            published=self._date(original.published_at, language),
+            excerpt=self._excerpt(story.summary_html),
             image_url=original.image_url,
             category=category,
             category_language=category.language if category is not None else None,
@@ -224,3 +227,13 @@ class Variants:
             note=note,
             language=story.language if story.language != i18n.catalog_language(language) else None,
         )
+
+    def _excerpt(self, summary_html: str) -> str:
+        if summary_html not in self._excerpts:
+            self._excerpts[summary_html] = excerpt(summary_html)
+        return self._excerpts[summary_html]
+
+    def _date(self, moment: datetime, language: str) -> str:
+        if (moment, language) not in self._dates:
+            self._dates[moment, language] = i18n.format_date(moment, language, self.settings.zone)
+        return self._dates[moment, language]

@@ -104,12 +104,14 @@ def open_deliveries(
 ) -> None:
     """One delivery per reader in `readers` (columns subscriber_id, mask, language, suppressed),
     as its group's assignment says: one INSERT ... SELECT whatever the number of readers."""
+    # Keyed by the group: each reader's row is found by its key (SQLite otherwise indexes all
+    # the readers for the 200 groups, and writes the rows out of the readers' order).
     plan_map = Table(
         "prepare_map",
         MetaData(),
-        Column("mask", BigInteger),
-        Column("language", String(16)),
-        Column("suppressed", Integer),
+        Column("mask", BigInteger, primary_key=True),
+        Column("language", String(16), primary_key=True),
+        Column("suppressed", Integer, primary_key=True),
         Column("variant_id", Integer),
         Column("status", String(20)),
         Column("detail", Text),
