@@ -136,3 +136,35 @@ def test_the_scheduler_says_sent_only_of_a_complete_edition(newsroom) -> None:
 def test_the_lease_is_a_minute_unless_the_settings_say_otherwise() -> None:
     assert Pace.from_settings(Settings().sending).lease == timedelta(minutes=1)
     assert Pace.from_settings(Settings(sending={"lease_minutes": 5}).sending).lease == timedelta(minutes=5)
+
+
+def test_a_heartbeat_does_not_wait_for_a_claim_being_marked(newsroom) -> None:
+    """A beat renews what it can at once; a row another transaction holds (the sender's own mark
+    being written) is left to it: on PostgreSQL a beat waiting there could close a deadlock."""
+    edition_id = weekly_edition(newsroom, 6)
+    with unit_of_work(newsroom.factory) as session:
+        ids = ledger.claim(session, edition_id, "here:1:1#1", 6)
+        session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(claimed_at=LONG_AGO))
+    if newsroom.factory.kw["bind"].dialect.name != "postgresql":  # SQLite: one writer, no row locks
+        with unit_of_work(newsroom.factory) as session:
+            ledger.renew(session, edition_id, "here:1:1")
+    else:
+        with newsroom.factory() as marking, marking.begin():
+            marking.execute(
+                update(Delivery).where(Delivery.id == ids[0]).values(detail="being marked")
+            )  # holds that row's lock until the end of this block
+            beat = threading.Thread(target=_beat, args=(newsroom, edition_id))
+            beat.start()
+            beat.join(timeout=10)
+            assert not beat.is_alive(), "the heartbeat waited for a row another transaction holds"
+    with newsroom.factory() as session:
+        renewed = session.scalars(
+            select(Delivery.id).where(Delivery.id.in_(ids), Delivery.claimed_at > LONG_AGO)
+        )
+        stale = set(ids) - set(renewed)
+    assert stale == ({ids[0]} if newsroom.factory.kw["bind"].dialect.name == "postgresql" else set())
+
+
+def _beat(runtime, edition_id: int) -> None:
+    with unit_of_work(runtime.factory) as session:
+        ledger.renew(session, edition_id, "here:1:1")
