@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
-import premailer
 from jinja2.sandbox import SandboxedEnvironment
 
 from newsletter import i18n
@@ -217,7 +216,10 @@ class Composer:
 
 
 def inline_css(html: str) -> str:
-    """premailer: rules become style attributes; media queries stay in their <style> block."""
+    """premailer: rules become style attributes; media queries stay in their <style> block.
+    Imported here: a sender process, which only sends what was composed, never loads it."""
+    import premailer
+
     return premailer.Premailer(
         html,
         allow_network=False,
