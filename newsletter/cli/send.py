@@ -7,8 +7,7 @@ import math
 import subprocess
 import sys
 import tempfile
-import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from datetime import datetime
 from typing import Annotated
 
@@ -230,10 +229,13 @@ def with_workers(
         logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers)]
         children = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log) for log in logs]
         task = bar.add_task("", total=None)
-        while any(child.poll() is None for child in children):
-            done, total = sending.progress(runtime, edition_id)
-            bar.update(task, total=total, completed=done)
-            time.sleep(0.5)
+        for child in children:  # the end seen as it comes; the bar (a terminal's) twice a second
+            while child.poll() is None:
+                if err.is_terminal:  # a count of the edition's rows: not for nobody to see
+                    done, total = sending.progress(runtime, edition_id)
+                    bar.update(task, total=total, completed=done)
+                with suppress(subprocess.TimeoutExpired):
+                    child.wait(0.5)
         for child, log in zip(children, logs, strict=True):
             if child.returncode != 0:
                 log.seek(0)
