@@ -20,7 +20,15 @@ from newsletter.sending.providers.smtp import SMTPProvider
 from newsletter.sending.report import SendError
 from newsletter.sending.sender import Sender
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Article, Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression
+from newsletter.store.models import (
+    Article,
+    Delivery,
+    Edition,
+    Publication,
+    Subscriber,
+    SubscriberNewsletter,
+    Suppression,
+)
 from tests.sendgrid_server import API_KEY, Scripted
 from tests.support.crash import Doomed, Killed
 from tests.support.sending import (
@@ -532,6 +540,9 @@ def test_send_with_two_worker_processes(newsroom, mail_api) -> None:
     with newsroom.factory() as session:
         claims = session.scalars(select(Delivery.claimed_by).where(Delivery.edition_id == edition_id)).all()
     assert len({claim.partition("#")[0] for claim in claims}) == 2
+    with newsroom.factory() as session:  # archived once, by the command, after its senders
+        assert session.get(Publication, edition_id) is not None
+    assert err.count(f"edition {edition_id} archived") == 1
 
 
 def test_secrets_never_reach_the_output(newsroom, mail_api) -> None:

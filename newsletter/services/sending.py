@@ -252,8 +252,10 @@ def publish(
     ahead_ok: bool = False,
     force: bool = False,
     stop: threading.Event | None = None,
+    archive: bool = True,
 ) -> SendReport:
-    """The operator's job: open the next edition, prepare it once, and send it (or resume it)."""
+    """The operator's job: open the next edition, prepare it once, and send it (or resume it);
+    archived once complete, unless `archive` is off (one of several senders: see `syndicate`)."""
     settings = runtime.settings
     warnings: list[str] = []
     if edition_id is None:
@@ -265,13 +267,17 @@ def publish(
         edition_id, retry_failed
     )
     report.warnings = warnings
-    if report.status in (EditionStatus.COMPLETE, EditionStatus.PARTIAL):
-        _syndicate(runtime, edition_id, now)
+    if archive:
+        syndicate(runtime, edition_id, report.status, now)
     return report
 
 
-def _syndicate(runtime: Runtime, edition_id: int, now: datetime) -> None:
-    """After the last delivery (so it delays none): the edition archived, the hubs told."""
+def syndicate(runtime: Runtime, edition_id: int, status: EditionStatus, now: datetime) -> None:
+    """After the last delivery (so it delays none), a sent edition archived and the hubs told:
+    by its one sender, or once by `send --workers` after its senders (each would import the
+    syndication and render the archive for nothing)."""
+    if status not in (EditionStatus.COMPLETE, EditionStatus.PARTIAL):
+        return
     from newsletter.services import archive
 
     if not archive.archive_edition(runtime, edition_id, now) or not runtime.settings.syndication.hubs:
@@ -369,6 +375,7 @@ def send(
     ahead_ok: bool = False,
     force: bool = False,
     stop: threading.Event | None = None,
+    archive: bool = True,
 ) -> SendReport:
     """`publish` through the configured provider, closed afterwards; `stop` ends it between
     batches (a scheduler shutting down)."""
@@ -387,6 +394,7 @@ def send(
             ahead_ok,
             force,
             stop,
+            archive,
         )
     finally:
         provider.close()
