@@ -7,7 +7,7 @@ import math
 import subprocess
 import sys
 import tempfile
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Annotated
 
@@ -132,7 +132,7 @@ def send(
             )
         output.line(output.edition_line(shown.edition, runtime.settings.zone))
     if workers > 1:
-        with_workers(ctx, edition, workers, retry_failed is not None, rate, now)
+        with_workers(ctx, newsletter, edition, workers, retry_failed is not None, rate, now)
         return
     report = send_with_progress(runtime, newsletter, now, edition, retry_failed is not None, rate, archive)
     output.send_report(report)
@@ -208,19 +208,28 @@ def send_with_progress(
 
 
 def with_workers(
-    ctx: typer.Context, edition_id: int, workers: int, retry_failed: bool, rate: float | None, now: datetime
+    ctx: typer.Context,
+    newsletter: str,
+    edition_id: int,
+    workers: int,
+    retry_failed: bool,
+    rate: float | None,
+    now: datetime,
 ) -> None:
-    """Let `workers` sender processes (`newsletter send --edition ID --no-archive`) share the
-    prepared edition through the ledger, showing their joint progress from it; then archive it."""
+    """Let `workers` senders share the prepared edition through the ledger: this process and
+    `workers - 1` sender processes (`newsletter send --edition ID --no-archive`), which it
+    starts first, so that their start-up overlaps its sending; their joint progress shown from
+    the ledger, then the edition archived once."""
     runtime = state(ctx).runtime()
     if retry_failed:
         sending.retry_failed(runtime, edition_id)
+    share = rate / workers if rate else None
     command = [sys.executable, "-m", "newsletter"]
     if state(ctx).config is not None:
         command += ["--config", str(state(ctx).config)]
     command += ["send", "--edition", str(edition_id), "--no-archive"]
-    if rate:
-        command += ["--rate", str(rate / workers)]
+    if share:
+        command += ["--rate", str(share)]
     problems = []
     with (
         ExitStack() as files,
@@ -235,16 +244,20 @@ def with_workers(
         ) as bar,
     ):
         # Logs go to files: a full pipe would stall a sender.
-        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers)]
+        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers - 1)]
         children = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log) for log in logs]
         task = bar.add_task("", total=None)
-        for child in children:  # the end seen as it comes; the bar (a terminal's) twice a second
-            while child.poll() is None:
-                if err.is_terminal:  # a count of the edition's rows: not for nobody to see
-                    done, total = sending.progress(runtime, edition_id)
-                    bar.update(task, total=total, completed=done)
-                with suppress(subprocess.TimeoutExpired):
-                    child.wait(0.5)
+
+        def show(_own: SendReport) -> None:  # after each of this sender's batches
+            if err.is_terminal:  # a count of the edition's rows: not for nobody to see
+                done, total = sending.progress(runtime, edition_id)
+                bar.update(task, total=total, completed=done)
+
+        try:
+            sending.send(runtime, newsletter, now, edition_id, rate=share, on_progress=show, archive=False)
+        finally:  # whatever became of this sender, the others finish the edition
+            for child in children:
+                child.wait()
         for child, log in zip(children, logs, strict=True):
             if child.returncode != 0:
                 log.seek(0)
