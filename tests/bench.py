@@ -1034,10 +1034,6 @@ def feed_load(workdir: Path) -> dict[str, object]:
 
 
 IMPORT_ROWS = 100_000
-# The server the PostgreSQL import cases make their own database on (and drop it after).
-BENCH_POSTGRES = os.environ.get(
-    "NEWSLETTER_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 IMPORT_DATABASE = "bench_import"
 
 
@@ -1158,6 +1154,102 @@ def import_again_postgresql(workdir: Path) -> dict[str, object]:
 @case(f"import: `subscribers export` of {IMPORT_ROWS:,} readers (PostgreSQL)")
 def export_postgresql(workdir: Path) -> dict[str, object]:
     return _import_case(workdir, "postgresql", "export")
+
+
+# Readers of the workers case (on BENCH_POSTGRES, a database of its own, made and dropped).
+WORKERS_READERS = 50_000
+
+
+@case("send: `newsletter send --workers 1` on PostgreSQL, 50,000 readers, the API answering after 250 ms")
+def send_workers_1(workdir: Path) -> dict[str, object]:
+    return _send_workers(workdir, 1)
+
+
+@case("send: `newsletter send --workers 2` on PostgreSQL, 50,000 readers, the API answering after 250 ms")
+def send_workers_2(workdir: Path) -> dict[str, object]:
+    return _send_workers(workdir, 2)
+
+
+@case("send: `newsletter send --workers 4` on PostgreSQL, 50,000 readers, the API answering after 250 ms")
+def send_workers_4(workdir: Path) -> dict[str, object]:
+    return _send_workers(workdir, 4)
+
+
+def _send_workers(workdir: Path, workers: int) -> dict[str, object]:
+    """The command an operator types when the slot has come, `newsletter send --workers N`,
+    from its start to its exit (start-up, prepare, the senders sharing one PostgreSQL ledger,
+    the archive), on a database of its own; the API must have taken each reader once."""
+    from sqlalchemy import create_engine, func, make_url, select, text
+
+    from newsletter.store.models import Edition, Variant
+    from newsletter.store.statuses import EditionStatus
+
+    base = make_url(BENCH_POSTGRES).set(drivername="postgresql+psycopg")
+    name = f"bench_workers_{workers}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    server = None
+    try:
+        url = base.set(database=name).render_as_string(hide_password=False)
+        runtime = sample_store(workdir, url)
+        populate(runtime, WORKERS_READERS)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tests.sendgrid_server", "--latency", str(API_LATENCY)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        port = int(server.stdout.readline())
+        settings = runtime.settings
+        (workdir / "newsletter.toml").write_text(
+            f'database_url = "{url}"\ntimezone = "{settings.timezone}"\nprovider = "sendgrid"\n'
+            f'sendgrid_host = "http://127.0.0.1:{port}"\n'
+        )
+        clean = {key: value for key, value in os.environ.items() if not key.startswith("NEWSLETTER_")}
+        secrets = {
+            "NEWSLETTER_SECRET_KEY": settings.secret_key.get_secret_value(),
+            "NEWSLETTER_SENDGRID_API_KEY": "SG.test-key",
+        }
+        command = [sys.executable, "-m", "newsletter", "send", "--at", "2026-11-23T07:00", "--force"]
+        command += ["--workers", str(workers), "--config", str(workdir / "newsletter.toml")]
+        load = os.getloadavg()[0]
+        with (workdir / "send.log").open("wb") as log:
+            began = time.perf_counter()
+            sending = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env={**clean, **secrets}
+            )
+            _pid, status, usage = os.wait4(sending.pid, 0)  # its senders' usage included
+            seconds = time.perf_counter() - began
+        if os.waitstatus_to_exitcode(status):
+            said = (workdir / "send.log").read_text(errors="replace").strip()
+            raise RuntimeError(f"newsletter send --workers {workers}: {said[-300:]}")
+        server.stdin.write("count\n")
+        server.stdin.flush()
+        accepted, unique, server_cpu, _peak = server.stdout.readline().split()
+        with runtime.factory() as session:
+            edition = session.scalars(select(Edition)).one()
+            senders = (edition.finished_at - edition.started_at).total_seconds()
+            variants = session.scalar(select(func.count()).select_from(Variant))
+        runtime.close()
+    finally:
+        if server is not None:
+            server.stdin.close()
+            server.wait()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    assert int(accepted) == int(unique) == WORKERS_READERS, (accepted, unique)
+    assert edition.status == EditionStatus.COMPLETE, edition.status
+    return {
+        "seconds": seconds,
+        "peak_mb": usage.ru_maxrss / 1024,
+        "note": f"{WORKERS_READERS / seconds:,.0f} readers/s command to exit ({WORKERS_READERS / senders:,.0f}/s "
+        f"from the first sender's start to the last one's end); {int(accepted):,} accepted once each, "
+        f"{variants} variants; CPU: the command and its senders {usage.ru_utime + usage.ru_stime:.1f} s, "
+        f"API server {float(server_cpu):.1f} s; load average before {load:.1f}",
+    }
 
 
 # Web processes for the load case (`newsletter serve --workers`): one per core.

@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import ROOT, SAMPLE
 from tests.feedserver import FeedServer, Route
 from tests.support.cli import newsletter, run_cli
+from tests.support.sending import add_readers, prepared
+from tests.support.settings_files import SECRET_ENV, settings_file
 
 
 def demo_tree(tmp_path: Path) -> Path:
@@ -181,6 +183,45 @@ print(json.dumps(seen))
     seen = json.loads(ran.stdout)
     assert seen["--help"] == seen["status"] == seen["send"] == []
     assert "fastapi" in seen["serve"] and "uvicorn" in seen["serve"] and "newsletter.web.app" in seen["serve"]
+
+
+def test_a_sender_process_imports_only_what_sends(newsroom, mail_api, tmp_path) -> None:
+    """`send --edition ID`, as each sender of `send --workers` runs it, through to the provider's
+    answer, loads neither the web stack nor premailer (the variants were composed when the
+    edition was prepared) nor the syndication (nothing is archived before the edition is
+    complete): each sender's start-up is CPU the others' sending could use."""
+    add_readers(newsroom, 3)
+    edition_id = prepared(newsroom)
+    config = settings_file(newsroom, tmp_path, f'provider = "sendgrid"\nsendgrid_host = "{mail_api.host}"\n')
+    heavy = (
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "newsletter.web",
+        "premailer",
+        "feedgen",
+        "newsletter.syndication",
+    )
+    script = f"""
+import atexit, json, sys
+heavy = {heavy!r}
+loaded = lambda: sorted(n for n in sys.modules if n in heavy or n.startswith(tuple(h + "." for h in heavy)))
+atexit.register(lambda: print("LOADED", json.dumps(loaded())))
+from newsletter.cli.app import main
+sys.argv = ["newsletter", "send", "--edition", "{edition_id}", "--config", {str(config)!r}]
+main()
+"""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")},
+        **SECRET_ENV,
+        "NEWSLETTER_SENDGRID_API_KEY": "SG.not-the-key",  # the API refuses it: the send stops there
+    }
+    ran = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert ran.returncode == 1 and "sendgrid refused the send" in ran.stderr, ran.stderr
+    assert mail_api.requests == 1  # the whole way: claimed, built, handed over, posted
+    assert json.loads(ran.stdout.split("LOADED ", 1)[1]) == []
 
 
 def readme_rows() -> list[tuple[list[str], set[str]]]:

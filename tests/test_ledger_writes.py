@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, func, insert, select, text
 
+from newsletter.services import sending
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.ledger import Mark
-from newsletter.store.models import Delivery
+from newsletter.store.models import Delivery, Subscriber
 from newsletter.store.statuses import DeliveryStatus
+from tests.conftest import WEEKLY_NOV_23
 from tests.support.readers import add_reader, delivery
+from tests.support.sending import add_readers
 
 pytestmark = pytest.mark.both_databases
 
@@ -43,3 +46,57 @@ def test_an_smtp_batchs_marks_are_one_statement_not_one_each(make_runtime) -> No
         statuses = dict(session.execute(select(Delivery.id, Delivery.status)).all())
     assert [written[m.delivery_id] for m in marks[:-2]] == [m.message_id for m in marks[:-2]]
     assert statuses[ids[-2]] == DeliveryStatus.FAILED and statuses[ids[-1]] == DeliveryStatus.PENDING
+
+
+def test_a_batch_of_thousands_is_a_few_parameters_on_postgresql(make_runtime) -> None:
+    """Claimed, checked and recorded, a batch's ids go to PostgreSQL as one array: as thousands
+    of parameters they cost a sender more CPU than the statements' work (SQLite keeps its list)."""
+    runtime = make_runtime()
+    first = delivery(runtime, add_reader(runtime, "reader0@example.com"), DeliveryStatus.PENDING)
+    readers = [add_reader(runtime, f"reader{i}@example.com") for i in range(1, 300)]
+    with unit_of_work(runtime.factory) as session:
+        session.execute(
+            insert(Delivery),
+            [
+                {"edition_id": first.edition_id, "subscriber_id": r, "status": "pending", "attempts": 0}
+                for r in readers
+            ],
+        )
+    bound: list[int] = []
+
+    def seen(_conn, _cursor, _statement: str, parameters: object, *_rest: object) -> None:
+        bound.append(len(parameters) if isinstance(parameters, dict | list | tuple) else 0)
+
+    event.listen(runtime.engine, "before_cursor_execute", seen)
+    with unit_of_work(runtime.factory) as session:
+        ids = ledger.claim(session, first.edition_id, "me#1", 1000)
+    with unit_of_work(runtime.factory) as session:
+        assert ledger.held(session, ids, "me#1") == set(ids)
+        handed, _left = ledger.hand(session, ids, "me#1", "weekly")
+        ledger.record(session, [Mark(i, DeliveryStatus.SENT, "<one@example.com>") for i in handed])
+    event.remove(runtime.engine, "before_cursor_execute", seen)
+    assert len(ids) == len(handed) == 300
+    with reading(runtime.factory) as session:
+        sent = session.scalars(select(Delivery.status).where(Delivery.edition_id == first.edition_id))
+        assert set(sent) == {DeliveryStatus.SENT}
+    postgresql = runtime.engine.dialect.name == "postgresql"
+    assert (max(bound) < 10) if postgresql else (max(bound) >= 300)
+
+
+def test_preparing_leaves_postgresql_statistics_that_count_the_edition(newsroom) -> None:
+    """Once an edition is prepared, PostgreSQL plans the send on statistics that count its
+    deliveries and readers: on those of the tables before (a list just imported), the gate
+    read every reader for each request of 1,000."""
+    if newsroom.engine.dialect.name != "postgresql":
+        pytest.skip("statistics for PostgreSQL's planner")
+    add_readers(newsroom, 40)
+    sending.prepare_next(newsroom, "weekly", WEEKLY_NOV_23, force=True)
+    with reading(newsroom.factory) as session:
+        counted = dict(
+            session.execute(
+                text("SELECT relname, reltuples FROM pg_class WHERE relname IN ('deliveries', 'subscribers')")
+            ).all()
+        )
+        deliveries = session.scalar(select(func.count()).select_from(Delivery))
+        readers = session.scalar(select(func.count()).select_from(Subscriber))
+    assert (counted["deliveries"], counted["subscribers"]) == (deliveries, readers)

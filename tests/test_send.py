@@ -20,7 +20,15 @@ from newsletter.sending.providers.smtp import SMTPProvider
 from newsletter.sending.report import SendError
 from newsletter.sending.sender import Sender
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Article, Delivery, Edition, Subscriber, SubscriberNewsletter, Suppression
+from newsletter.store.models import (
+    Article,
+    Delivery,
+    Edition,
+    Publication,
+    Subscriber,
+    SubscriberNewsletter,
+    Suppression,
+)
 from tests.sendgrid_server import API_KEY, Scripted
 from tests.support.crash import Doomed, Killed
 from tests.support.sending import (
@@ -530,12 +538,12 @@ def test_smtp_connections_send_the_final_dot_at_once(newsroom, smtp_sink) -> Non
 
 
 def test_send_with_two_worker_processes(newsroom, mail_api) -> None:
-    """End to end: `newsletter send --workers 2` starts two sender processes of its own and
-    waits for them; they share the edition and mail each reader once."""
+    """End to end: `newsletter send --workers 2` sends in its own process and starts a second
+    sender process; they share the edition and mail each reader once."""
     add_readers(newsroom, 200)
     edition_id = prepared(newsroom)
     expected = recipients_of(newsroom, edition_id)
-    mail_api.latency = 0.02  # both workers hold batches at once
+    mail_api.latency = 0.25  # the send outlasts the second sender's start-up: both hold batches
     # batches of ten, one request each, so that both workers have some
     env = sendgrid_env(mail_api, NEWSLETTER_SENDING__SENDGRID_BATCH="10", NEWSLETTER_SENDING__CONCURRENCY="1")
     done = send_process(newsroom, edition_id, "--workers", "2", **env)
@@ -546,6 +554,9 @@ def test_send_with_two_worker_processes(newsroom, mail_api) -> None:
     with newsroom.factory() as session:
         claims = session.scalars(select(Delivery.claimed_by).where(Delivery.edition_id == edition_id)).all()
     assert len({claim.partition("#")[0] for claim in claims}) == 2
+    with newsroom.factory() as session:  # archived once, by the command, after its senders
+        assert session.get(Publication, edition_id) is not None
+    assert err.count(f"edition {edition_id} archived") == 1
 
 
 def test_secrets_never_reach_the_output(newsroom, mail_api) -> None:

@@ -7,7 +7,6 @@ import math
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
 from datetime import datetime
 from typing import Annotated
@@ -91,6 +90,14 @@ def send(
     workers: Annotated[
         int, typer.Option(min=1, max=32, help="Sender processes sharing the edition (one per core).")
     ] = 1,
+    archive: Annotated[
+        bool,
+        typer.Option(
+            "--archive/--no-archive",
+            hidden=True,  # for the senders of --workers: the command that started them archives
+            help="Archive the edition once it is sent.",
+        ),
+    ] = True,
 ) -> None:
     """Prepare the next edition (once) when its slot has come, and send it.
 
@@ -125,9 +132,9 @@ def send(
             )
         output.line(output.edition_line(shown.edition, runtime.settings.zone))
     if workers > 1:
-        with_workers(ctx, edition, workers, retry_failed is not None, rate)
+        with_workers(ctx, newsletter, edition, workers, retry_failed is not None, rate, now)
         return
-    report = send_with_progress(runtime, newsletter, now, edition, retry_failed is not None, rate)
+    report = send_with_progress(runtime, newsletter, now, edition, retry_failed is not None, rate, archive)
     output.send_report(report)
     if report.status == EditionStatus.SENDING:  # this sender is done; others still hold batches
         out.print("other senders are finishing their batches; `newsletter editions` shows the end")
@@ -172,10 +179,11 @@ def send_with_progress(
     edition_id: int | None = None,
     retry_failed: bool = False,
     rate: float | None = None,
+    archive: bool = True,
 ) -> SendReport:
     """`sending.send` of a prepared edition with a progress bar on a terminal."""
     if not err.is_terminal:
-        return sending.send(runtime, newsletter, now, edition_id, retry_failed, rate)
+        return sending.send(runtime, newsletter, now, edition_id, retry_failed, rate, archive=archive)
     columns = (
         TextColumn("[bold]sending"),
         BarColumn(),
@@ -196,23 +204,32 @@ def send_with_progress(
                 task, total=report.total, completed=done, failed=report.failed, rate=f"{done / seconds:.0f}"
             )
 
-        return sending.send(runtime, newsletter, now, edition_id, retry_failed, rate, show)
+        return sending.send(runtime, newsletter, now, edition_id, retry_failed, rate, show, archive=archive)
 
 
 def with_workers(
-    ctx: typer.Context, edition_id: int, workers: int, retry_failed: bool, rate: float | None
+    ctx: typer.Context,
+    newsletter: str,
+    edition_id: int,
+    workers: int,
+    retry_failed: bool,
+    rate: float | None,
+    now: datetime,
 ) -> None:
-    """Let `workers` sender processes (`newsletter send --edition ID`) share the prepared
-    edition through the ledger, showing their joint progress from it."""
+    """Let `workers` senders share the prepared edition through the ledger: this process and
+    `workers - 1` sender processes (`newsletter send --edition ID --no-archive`), which it
+    starts first, so that their start-up overlaps its sending; their joint progress shown from
+    the ledger, then the edition archived once."""
     runtime = state(ctx).runtime()
     if retry_failed:
         sending.retry_failed(runtime, edition_id)
+    share = rate / workers if rate else None
     command = [sys.executable, "-m", "newsletter"]
     if state(ctx).config is not None:
         command += ["--config", str(state(ctx).config)]
-    command += ["send", "--edition", str(edition_id)]
-    if rate:
-        command += ["--rate", str(rate / workers)]
+    command += ["send", "--edition", str(edition_id), "--no-archive"]
+    if share:
+        command += ["--rate", str(share)]
     problems = []
     with (
         ExitStack() as files,
@@ -227,18 +244,26 @@ def with_workers(
         ) as bar,
     ):
         # Logs go to files: a full pipe would stall a sender.
-        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers)]
+        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers - 1)]
         children = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log) for log in logs]
         task = bar.add_task("", total=None)
-        while any(child.poll() is None for child in children):
-            done, total = sending.progress(runtime, edition_id)
-            bar.update(task, total=total, completed=done)
-            time.sleep(0.5)
+
+        def show(_own: SendReport) -> None:  # after each of this sender's batches
+            if err.is_terminal:  # a count of the edition's rows: not for nobody to see
+                done, total = sending.progress(runtime, edition_id)
+                bar.update(task, total=total, completed=done)
+
+        try:
+            sending.send(runtime, newsletter, now, edition_id, rate=share, on_progress=show, archive=False)
+        finally:  # whatever became of this sender, the others finish the edition
+            for child in children:
+                child.wait()
         for child, log in zip(children, logs, strict=True):
             if child.returncode != 0:
                 log.seek(0)
                 problems.append("\n".join(log.read().strip().splitlines()[-5:]))
     report = sending.report(runtime, edition_id)
+    sending.syndicate(runtime, edition_id, report.status, now)
     output.send_report(report)
     for problem in problems:
         err.print(problem, highlight=False, markup=False)

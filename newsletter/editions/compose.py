@@ -18,7 +18,6 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from newsletter import i18n
-from newsletter.editions.inline import Inliner
 from newsletter.errors import NewsletterError
 from newsletter.settings import NewsletterSettings, SiteSettings
 
@@ -123,6 +122,9 @@ class Composer:
         self.stylesheet = (templates / "email" / "digest.css").read_text(encoding="utf-8")
         self.responsive = (templates / "email" / "responsive.css").read_text(encoding="utf-8")
         self._environments: dict[str, tuple[SandboxedEnvironment, SandboxedEnvironment]] = {}
+        # premailer imported here: a sender process, which only sends what was composed, never loads it.
+        from newsletter.editions.inline import Inliner
+
         self.inliner = Inliner()
         # Subject and preheader lines compiled once per environment, not once per variant.
         self._lines: dict[tuple[SandboxedEnvironment, str], jinja2.Template] = {}

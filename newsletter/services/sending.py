@@ -7,11 +7,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from newsletter.editions.compose import Composer
 from newsletter.editions.edition import (
     EditionError,
     EditionHeld,
@@ -22,7 +23,6 @@ from newsletter.editions.edition import (
     open_edition,
     slot_label,
 )
-from newsletter.editions.prepare import NoNews, Prepared, check_news, prepare
 from newsletter.editions.slots import slot_name, slot_time, wall_clock
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
@@ -32,10 +32,7 @@ from newsletter.sending.providers import (
 )
 from newsletter.sending.report import SendReport
 from newsletter.sending.sender import Sender
-from newsletter.sending.single import send_one
-from newsletter.services import archive, checks
 from newsletter.services.editions import edition, grace
-from newsletter.services.editors import preview
 from newsletter.settings import plain_http
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
@@ -44,7 +41,13 @@ from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import OPEN, DeliveryStatus, EditionStatus
 from newsletter.subscribers.addresses import normalize_email
 
+if TYPE_CHECKING:
+    from newsletter.editions.prepare import Prepared
+
 log = logging.getLogger("newsletter.send")
+# Preparing, checking, archiving and test sends import their parts where they run: a sender
+# process (`send --edition`, each of `send --workers`) then loads only what sends, not the
+# composer (premailer), the checks and the syndication (feedgen, httpx).
 
 
 class NotDue(EditionError):
@@ -92,6 +95,8 @@ def prepare_next(
     sooner after the last than the newsletter's schedule allows (see `_too_soon`). `told` hears
     the edition, with the window this send gives it, before anything is refused.
     """
+    from newsletter.services import checks
+
     settings = runtime.settings
     settings.signing_key()  # refuse a missing or placeholder key before any work
     with unit_of_work(runtime.factory) as session:
@@ -115,11 +120,23 @@ def prepare_next(
         if checking:
             checks.hold(edition, now)
         edition_id, slot = edition.id, slot_label(edition.slot, settings.zone)
+    if prepared is not None:
+        _analyze(runtime)
     if checking:
         why = checks.settle(runtime, newsletter, edition_id, now)
     if why is not None:  # after the commit: the draft stays for the editors to decide on
         raise EditionHeld(_waiting(newsletter, slot, why))
     return edition_id, warnings
+
+
+def _analyze(runtime: Runtime) -> None:
+    """The store's statistics brought up to date for the send (see `ledger.analyze`); a store
+    too busy for it sends all the same."""
+    try:
+        with unit_of_work(runtime.factory) as session:
+            ledger.analyze(session)
+    except OperationalError as exc:
+        log.warning("the store's statistics were not refreshed before the send: %s", exc.orig)
 
 
 def _waiting(newsletter: str, slot: str, why: str) -> str:
@@ -143,6 +160,9 @@ def _prepare(
     """The next edition, prepared now (its summary) or before (None), and the warnings. A
     rehearsal (`dry_run`) refuses nothing it can list: what a send would refuse (sent too soon,
     no news read, held or waiting for approval) is among its warnings."""
+    from newsletter.editions.compose import Composer
+    from newsletter.editions.prepare import NoNews, check_news, prepare
+
     settings = runtime.settings
     slot = next_slot(session, settings, newsletter, now, grace(settings))
     # An edition that has begun going out (sent early, then stopped) is resumed whatever its slot.
@@ -232,8 +252,10 @@ def publish(
     ahead_ok: bool = False,
     force: bool = False,
     stop: threading.Event | None = None,
+    archive: bool = True,
 ) -> SendReport:
-    """The operator's job: open the next edition, prepare it once, and send it (or resume it)."""
+    """The operator's job: open the next edition, prepare it once, and send it (or resume it);
+    archived once complete, unless `archive` is off (one of several senders: see `syndicate`)."""
     settings = runtime.settings
     warnings: list[str] = []
     if edition_id is None:
@@ -245,13 +267,19 @@ def publish(
         edition_id, retry_failed
     )
     report.warnings = warnings
-    if report.status in (EditionStatus.COMPLETE, EditionStatus.PARTIAL):
-        _syndicate(runtime, edition_id, now)
+    if archive:
+        syndicate(runtime, edition_id, report.status, now)
     return report
 
 
-def _syndicate(runtime: Runtime, edition_id: int, now: datetime) -> None:
-    """After the last delivery (so it delays none): the edition archived, the hubs told."""
+def syndicate(runtime: Runtime, edition_id: int, status: EditionStatus, now: datetime) -> None:
+    """After the last delivery (so it delays none), a sent edition archived and the hubs told:
+    by its one sender, or once by `send --workers` after its senders (each would import the
+    syndication and render the archive for nothing)."""
+    if status not in (EditionStatus.COMPLETE, EditionStatus.PARTIAL):
+        return
+    from newsletter.services import archive
+
     if not archive.archive_edition(runtime, edition_id, now) or not runtime.settings.syndication.hubs:
         return
     try:
@@ -312,6 +340,9 @@ def test_send(
     """The next edition as that reader (or such a reader) would get it, to `to` only, through the
     configured provider: marked as a test, its links dummies (a click unsubscribes nobody), and
     outside the ledger."""
+    from newsletter.sending.single import send_one
+    from newsletter.services.editors import preview
+
     normalize_email(to)  # a bad address is refused before any composing
     shown = preview(runtime, newsletter, now, categories, language, as_reader)
     composed = shown.composed
@@ -344,6 +375,7 @@ def send(
     ahead_ok: bool = False,
     force: bool = False,
     stop: threading.Event | None = None,
+    archive: bool = True,
 ) -> SendReport:
     """`publish` through the configured provider, closed afterwards; `stop` ends it between
     batches (a scheduler shutting down)."""
@@ -362,6 +394,7 @@ def send(
             ahead_ok,
             force,
             stop,
+            archive,
         )
     finally:
         provider.close()
