@@ -916,6 +916,81 @@ def feed_load(workdir: Path) -> dict[str, object]:
     }
 
 
+def _send_command(workdir: Path, subscribers: int, latency: float = 0.0) -> dict[str, object]:
+    """`newsletter send` as an operator runs it, timed from start to exit (start-up, prepare,
+    send, archive) against the loopback v3 API in its own process: wall time, CPU and the peak
+    resident size of the command and any sender process it starts (`os.wait4`), and the API
+    accepting each reader exactly once."""
+    runtime = _populated(workdir, subscribers)
+    settings = runtime.settings
+    runtime.close()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.sendgrid_server", "--latency", str(latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    port = int(server.stdout.readline())
+    config = workdir / "newsletter.toml"
+    feeds = "".join(f"[[feeds]]\nurl = {json.dumps(str(feed.url))}\n" for feed in settings.feeds)
+    config.write_text(  # JSON's strings are TOML's basic strings
+        f"database_url = {json.dumps(settings.database_url)}\ntimezone = {json.dumps(settings.timezone)}\n"
+        f'provider = "sendgrid"\nsendgrid_host = "http://127.0.0.1:{port}"\n'
+        f"[site]\ncategories = {json.dumps(list(settings.site.categories))}\n{feeds}"
+    )
+    script = Path(sys.executable).parent / "newsletter"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "newsletter"]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("NEWSLETTER_")}
+    env |= {
+        "NEWSLETTER_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "NEWSLETTER_SENDGRID_API_KEY": "SG.test-key",
+    }
+    load = os.getloadavg()[0]
+    with (workdir / "stderr.log").open("wb") as stderr:
+        began = time.perf_counter()
+        process = subprocess.Popen(
+            [*command, "--config", str(config), "send", "-n", "weekly", "--at", "2026-11-23T07:00"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=env,
+            cwd=workdir,
+        )
+        _pid, status, usage = os.wait4(process.pid, 0)  # its sender processes' peaks included
+        wall = time.perf_counter() - began
+    server.stdin.write("count\n")
+    server.stdin.flush()
+    accepted, unique, server_cpu, _server_peak = server.stdout.readline().split()
+    server.stdin.close()
+    server.wait()
+    if os.waitstatus_to_exitcode(status):
+        said = (workdir / "stderr.log").read_text(errors="replace").strip()
+        raise RuntimeError(f"newsletter send: {said[-300:]}")
+    assert int(accepted) == int(unique) == subscribers, (accepted, unique, subscribers)
+    peak = usage.ru_maxrss / 1024
+    return {
+        "seconds": wall,
+        "peak_mb": peak,
+        "note": f"{int(accepted):,} accepted once each ({int(accepted) / wall:,.0f}/s); CPU "
+        f"{usage.ru_utime + usage.ru_stime:.1f} s (user + system), API server {float(server_cpu):.0f} s; "
+        f"peak {peak:.0f} MB per process; load average before {load:.1f}",
+    }
+
+
+@case("send command: `newsletter send`, SendGrid, 100,000 readers in 200 variants, start to exit")
+def send_command_100k(workdir: Path) -> dict[str, object]:
+    return _send_command(workdir, 100_000)
+
+
+@case("send command: `newsletter send`, SendGrid, 1,000,000 readers in 200 variants, start to exit")
+def send_command_1m(workdir: Path) -> dict[str, object]:
+    return _send_command(workdir, 1_000_000)
+
+
+@case("send command: `newsletter send`, SendGrid, 1,000,000 readers, the API answering after 250 ms")
+def send_command_1m_latency(workdir: Path) -> dict[str, object]:
+    return _send_command(workdir, 1_000_000, latency=API_LATENCY)
+
+
 # Web processes for the load case (`newsletter serve --workers`): one per core.
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
 
