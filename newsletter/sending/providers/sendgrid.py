@@ -74,7 +74,8 @@ class MailSend:
 
     def __init__(self, host: str, api_key: str, timeout: float) -> None:
         parts = urlsplit(host)
-        self.connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        secure = parts.scheme == "https"
+        self.connection = http.client.HTTPSConnection if secure else http.client.HTTPConnection
         self.address = parts.netloc
         self.path = f"{parts.path.rstrip('/')}/v3/mail/send"
         self.timeout = timeout
@@ -134,7 +135,7 @@ def _refused_personalizations(errors: list[dict[str, Any]]) -> dict[int, tuple[s
 
 
 def _retry_after(error: HTTPError) -> float | None:
-    headers = error.headers or {}
+    headers = error.headers
     if value := headers.get("Retry-After"):
         try:
             return float(value)
