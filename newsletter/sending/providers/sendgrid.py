@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from email.message import Message
+from json.encoder import encode_basestring_ascii as quoted  # json.dumps's own, in C
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,8 +70,8 @@ class Unreachable(Exception):
 
 
 class MailSend:
-    """POST /v3/mail/send: what the official client sent (its headers, `json.dumps` of the body),
-    on a connection of its own per request."""
+    """POST /v3/mail/send with the official client's headers, on a connection of its own per
+    request."""
 
     def __init__(self, host: str, api_key: str, timeout: float) -> None:
         parts = urlsplit(host)
@@ -86,10 +87,9 @@ class MailSend:
             "Content-Type": "application/json",
         }
 
-    def post(self, payload: dict[str, Any]) -> http.client.HTTPResponse:
+    def post(self, body: bytes) -> http.client.HTTPResponse:
         """The API's 2xx answer; `HTTPError` for any other, `Unreachable` when the request could
         not be sent whole; anything else (a timeout, a cut answer) after it was sent."""
-        body = json.dumps(payload).encode()
         connection = self.connection(self.address, timeout=self.timeout)
         try:
             try:
@@ -174,16 +174,17 @@ class SendGridProvider:
         self.site = settings.site
         self.titles = {name: n.title for name, n in settings.newsletters.items()}
         self.mailto = Mailto.from_settings(settings)
-        self._bases: dict[int, dict[str, Any]] = {}
-        self._tokens: dict[int, dict[str, str]] = {}
+        self._heads: dict[int, str] = {}
+        self._keys: dict[int, dict[str, str]] = {}
 
-    def _base(self, message: Outgoing) -> dict[str, Any]:
-        """What every reader of a variant shares, built once per variant."""
+    def _head(self, message: Outgoing) -> str:
+        """The request body up to its personalizations (what every reader of a variant shares),
+        as `json.dumps` writes it, made once per variant."""
         variant: VariantContent = message.variant
-        if variant.id not in self._bases:
+        if variant.id not in self._heads:
             site = self.site
             greeting = variant.markers.token("greeting")
-            self._bases[variant.id] = {
+            shared = {
                 "from": {"email": site.from_address, "name": printable(site.from_name)},
                 "reply_to": {"email": site.reply_to},
                 "subject": printable(variant.subject),
@@ -200,43 +201,47 @@ class SendGridProvider:
                 else {},
                 "categories": [message.newsletter],
                 "custom_args": {"newsletter": message.newsletter},
+                "personalizations": [],
             }
-        return self._bases[variant.id]
+            self._heads[variant.id] = json.dumps(shared).removesuffix("]}")
+        return self._heads[variant.id]
 
-    def _personalization(self, message: Outgoing) -> dict[str, Any]:
+    def _personalization(self, message: Outgoing) -> str:
+        """This reader's personalization (address, substitutions, List-Unsubscribe, custom_args)
+        written as `json.dumps` writes it, without building the dict first: the body is the
+        same, byte for byte, at a fraction of the cost per reader."""
         values = message.reader.values()
-        to: dict[str, str] = {"email": message.email}
+        keys = self._markers(message.variant)
+        to = f'{{"email": {quoted(message.email)}'
         if message.name:
-            to["name"] = printable(message.name)
+            to += f', "name": {quoted(printable(message.name))}'
         greeting = values["greeting"]
-        tokens = self._markers(message.variant)
-        substitutions = {
-            tokens["unsubscribe_url"]: values["unsubscribe_url"],
-            tokens["preferences_url"]: values["preferences_url"],
-            tokens["greeting"]: html.escape(greeting),
-            _text_greeting(message.variant): greeting,
-        }
+        substitutions = (
+            f"{keys['unsubscribe_url']}{quoted(values['unsubscribe_url'])}, "
+            f"{keys['preferences_url']}{quoted(values['preferences_url'])}, "
+            f"{keys['greeting']}{quoted(html.escape(greeting))}, "
+            f"{keys['text_greeting']}{quoted(greeting)}"
+        )
         if values["click"] != PREVIEW_CLICK:  # tracked links: the reader's part of each
-            substitutions[tokens["click"]] = values["click"]
-        listed = message.variant.template.list_headers
-        return {
-            "to": [to],
-            "substitutions": substitutions,
-            "headers": {"List-Unsubscribe": list_unsubscribe(values["unsubscribe_url"], self.mailto)}
-            if listed
-            else {},
-            "custom_args": {
-                "edition_id": str(message.edition_id),
-                "subscriber_id": str(message.subscriber_id),
-                "delivery_id": str(message.delivery_id),
-            },
-        }
+            substitutions += f", {keys['click']}{quoted(values['click'])}"
+        headers = (
+            f'{{"List-Unsubscribe": {quoted(list_unsubscribe(values["unsubscribe_url"], self.mailto))}}}'
+            if message.variant.template.list_headers
+            else "{}"
+        )
+        return (
+            f'{{"to": [{to}}}], "substitutions": {{{substitutions}}}, "headers": {headers}, '
+            f'"custom_args": {{"edition_id": "{message.edition_id:d}", '
+            f'"subscriber_id": "{message.subscriber_id:d}", "delivery_id": "{message.delivery_id:d}"}}}}'
+        )
 
     def _markers(self, variant: VariantContent) -> dict[str, str]:
-        """The variant's marker tokens, made once per variant rather than once per reader."""
-        if variant.id not in self._tokens:
-            self._tokens[variant.id] = variant.markers.tokens()
-        return self._tokens[variant.id]
+        """The variant's marker tokens as JSON keys (`"TOKEN": `), made once per variant rather
+        than once per reader."""
+        if variant.id not in self._keys:
+            tokens = {**variant.markers.tokens(), "text_greeting": _text_greeting(variant)}
+            self._keys[variant.id] = {name: f"{quoted(token)}: " for name, token in tokens.items()}
+        return self._keys[variant.id]
 
     def requests(self, batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
         """The batch as requests: one content (variant) each, at most `request_size` readers."""
@@ -306,10 +311,9 @@ class SendGridProvider:
             sendable = [m for m, go in zip(sendable, going, strict=True) if go]
         if not sendable:
             return []
-        payload = dict(self._base(sendable[0]))
-        payload["personalizations"] = personalizations
+        body = f"{self._head(sendable[0])}{', '.join(personalizations)}]}}"
         try:
-            response = self.api.post(payload)
+            response = self.api.post(body.encode())
         except HTTPError as error:
             if error.status_code == 400:
                 return self._refused(sendable, error, report)
