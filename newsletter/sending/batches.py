@@ -152,9 +152,15 @@ class BatchBuilder:
         row = session.get(Variant, variant_id)
         if row is None:
             raise SendError(f"variant {variant_id} is missing from the store")
-        template = variant_template(self.settings, self.newsletter, row)
+        settings, newsletter = self.settings, self.newsletter
         return VariantContent(
-            row.id, row.subject, row.html, row.text, Markers(row.marker), template, row.language
+            row.id,
+            row.subject,
+            row.html,
+            row.text,
+            Markers(row.marker),
+            lambda: variant_template(settings, newsletter, row),  # SMTP's and the outbox's
+            row.language,
         )
 
 

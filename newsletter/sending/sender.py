@@ -211,6 +211,7 @@ class Sender:
                     self._take_over(edition_id, report)  # a sender that died meanwhile
                     taken_over = time.monotonic()
                 token, ids = self._claim(edition_id)
+                claimed = time.monotonic()
                 batch: list[Outgoing] = []
                 if ids:
                     built = builder.build(ids)
@@ -247,7 +248,7 @@ class Sender:
                         break
                     self.sleep(wait)
                     continue
-                batch = self._still_held(batch, token)  # settling may have slept: check
+                batch = self._still_held(batch, token, claimed)  # settling may have slept: check
                 if batch:
                     submitted = time.monotonic()
                     in_flight.append(
@@ -310,10 +311,11 @@ class Sender:
                 return None
         return min(self.pace.lease.total_seconds() / 4, 5.0)
 
-    def _still_held(self, batch: list[Outgoing], token: str) -> list[Outgoing]:
+    def _still_held(self, batch: list[Outgoing], token: str, claimed: float) -> list[Outgoing]:
         """The messages whose deliveries this claim still holds: never hand over one that another
-        sender took (after this one was stalled past its lease)."""
-        if not batch:
+        sender took (after this one was stalled past its lease). A claim made less than a
+        heartbeat ago (`claimed`, monotonic) cannot have been taken: no query then."""
+        if not batch or time.monotonic() - claimed < self.pace.lease.total_seconds() / 4:
             return batch
         with reading(self.factory) as session:
             mine = ledger.held(session, [m.delivery_id for m in batch], token)

@@ -174,37 +174,35 @@ class SendGridProvider:
         self.site = settings.site
         self.titles = {name: n.title for name, n in settings.newsletters.items()}
         self.mailto = Mailto.from_settings(settings)
-        self._heads: dict[int, str] = {}
         self._keys: dict[int, dict[str, str]] = {}
 
     def _head(self, message: Outgoing) -> str:
         """The request body up to its personalizations (what every reader of a variant shares),
-        as `json.dumps` writes it, made once per variant."""
+        as `json.dumps` writes it: made per request (a fraction of a millisecond), not kept for
+        each of hundreds of variants (the content twice over, in memory)."""
         variant: VariantContent = message.variant
-        if variant.id not in self._heads:
-            site = self.site
-            greeting = variant.markers.token("greeting")
-            shared = {
-                "from": {"email": site.from_address, "name": printable(site.from_name)},
-                "reply_to": {"email": site.reply_to},
-                "subject": printable(variant.subject),
-                "content": [
-                    {"type": "text/plain", "value": variant.text.replace(greeting, _text_greeting(variant))},
-                    {"type": "text/html", "value": variant.html},
-                ],
-                "headers": {
-                    "List-Id": f"{printable(site.name)} {self.titles.get(message.newsletter, '')} "
-                    f"<{list_id(message.newsletter, str(site.url))}>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                }
-                if variant.template.list_headers
-                else {},
-                "categories": [message.newsletter],
-                "custom_args": {"newsletter": message.newsletter},
-                "personalizations": [],
+        site = self.site
+        greeting = variant.markers.token("greeting")
+        shared = {
+            "from": {"email": site.from_address, "name": printable(site.from_name)},
+            "reply_to": {"email": site.reply_to},
+            "subject": printable(variant.subject),
+            "content": [
+                {"type": "text/plain", "value": variant.text.replace(greeting, _text_greeting(variant))},
+                {"type": "text/html", "value": variant.html},
+            ],
+            "headers": {
+                "List-Id": f"{printable(site.name)} {self.titles.get(message.newsletter, '')} "
+                f"<{list_id(message.newsletter, str(site.url))}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             }
-            self._heads[variant.id] = json.dumps(shared).removesuffix("]}")
-        return self._heads[variant.id]
+            if variant.list_headers
+            else {},
+            "categories": [message.newsletter],
+            "custom_args": {"newsletter": message.newsletter},
+            "personalizations": [],
+        }
+        return json.dumps(shared).removesuffix("]}")
 
     def _personalization(self, message: Outgoing) -> str:
         """This reader's personalization (address, substitutions, List-Unsubscribe, custom_args)
@@ -226,7 +224,7 @@ class SendGridProvider:
             substitutions += f", {keys['click']}{quoted(values['click'])}"
         headers = (
             f'{{"List-Unsubscribe": {quoted(list_unsubscribe(values["unsubscribe_url"], self.mailto))}}}'
-            if message.variant.template.list_headers
+            if message.variant.list_headers
             else "{}"
         )
         return (
