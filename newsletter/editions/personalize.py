@@ -56,9 +56,10 @@ class Personalizable:
         self.escape = escape
 
     def fill(self, values: dict[str, str]) -> str:
-        quote = html.escape if self.escape else str
+        """Each value escaped once, however often its marker comes (a tracked link per article)."""
+        quoted = {name: html.escape(value) for name, value in values.items()} if self.escape else values
         out = [self.literals[0]]
         for name, literal in zip(self.names, self.literals[1:], strict=True):
-            out.append(quote(values[name]))
+            out.append(quoted[name])
             out.append(literal)
         return "".join(out)
