@@ -22,6 +22,7 @@ answered well two batches are with it at once, so its requests or connections (`
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import sys
@@ -30,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -98,6 +99,19 @@ def provider_at_fault(held: list[Outcome], batch: Sequence[Outgoing]) -> list[Ou
 DEPTH = 2
 
 
+# glibc's mallopt parameter for the most malloc arenas a process makes (M_ARENA_MAX).
+_M_ARENA_MAX = -8
+
+
+def _fewer_malloc_arenas() -> None:
+    """glibc gives each thread that allocates its own malloc arena (up to 8 per core) and keeps
+    what is freed in it: a sender's request threads, each building a body of a megabyte per
+    request, held about 30 MB more than two shared arenas do, at no cost in speed. Elsewhere
+    (not glibc) nothing changes. Arenas made before this stay."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
+
+
 @contextmanager
 def _tuned_for_sending() -> Iterator[None]:
     """The interpreter set for a send, then put back. A send makes and drops a few hundred
@@ -105,6 +119,7 @@ def _tuned_for_sending() -> Iterator[None]:
     quarter of a sender's CPU went to scanning them. And threads switch every 0.5 ms, not 5: a
     thread holding the database's write lock, which other senders wait for, gets the interpreter
     back sooner from the one building the next batch (a million readers: 44 s became 35 s)."""
+    _fewer_malloc_arenas()  # for the process: not put back (the arenas are made by then)
     collector, switch = gc.get_threshold(), sys.getswitchinterval()
     gc.set_threshold(50_000, 20, 100)
     sys.setswitchinterval(0.0005)
