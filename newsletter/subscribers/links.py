@@ -31,13 +31,12 @@ class Links:
         return f"{self.base}/{purpose}/{token}"
 
     def urls(self, purpose: str, scope: str = "") -> Callable[[int], str]:
-        """`_url` for many readers (a send makes two links for each): today's signer is found
-        once, not per link."""
+        """`_url` for many readers (a send makes two links for each): today's signer, set up
+        once with the URL it completes, not per link."""
         prefix = f"{self.base}/{purpose}/"
         if self.key is None:
             return lambda _subscriber_id: f"{prefix}PREVIEW"
-        signer = self._signer(purpose, scope)
-        return lambda subscriber_id: prefix + signer(subscriber_id)
+        return Signer(self.key, purpose, scope, prefix=prefix)  # today's
 
     def _signer(self, purpose: str, scope: str) -> Signer:
         """Today's signer for a purpose and scope: a send signs two links per reader."""

@@ -75,8 +75,11 @@ class Signer:
     2104) are made once and copied, so a token costs two hash copies and no key setup. Its
     tokens are `sign`'s, character for character."""
 
-    def __init__(self, key: bytes, purpose: str, scope: str = "", now: float | None = None) -> None:
+    def __init__(
+        self, key: bytes, purpose: str, scope: str = "", now: float | None = None, prefix: str = ""
+    ) -> None:
         self.key = key
+        self.prefix = prefix  # what comes before each token (a link's URL up to it)
         self.day = int((time.time() if now is None else now) // DAY)
         self.suffix = f"-{self.day:x}" + (f"-{_b64(scope.encode())}" if scope else "")
         block = hashlib.sha256().block_size
@@ -91,7 +94,7 @@ class Signer:
         outer = self.outer.copy()
         outer.update(inner.digest())
         encoded = binascii.b2a_base64(outer.digest()[:18], newline=False).translate(_URLSAFE)
-        return f"{payload}.{encoded.decode()}"
+        return f"{self.prefix}{payload}.{encoded.decode()}"
 
 
 def sign(key: bytes, purpose: str, subscriber_id: int, now: float | None = None, scope: str = "") -> str:
