@@ -70,8 +70,8 @@ class Unreachable(Exception):
 
 
 class MailSend:
-    """POST /v3/mail/send with the official client's headers, on a connection of its own per
-    request."""
+    """POST /v3/mail/send as the official client posted it (its Authorization, Accept and
+    Content-Type headers), on a connection of its own per request."""
 
     def __init__(self, host: str, api_key: str, timeout: float) -> None:
         parts = urlsplit(host)
