@@ -28,12 +28,16 @@ class Reader:
     language: str = i18n.SOURCE
     click: str = PREVIEW_CLICK  # the reader's part of a tracked link (a dummy counts nothing)
 
-    def values(self) -> dict[str, str]:
+    @property
+    def greeting(self) -> str:
         named, anonymous = greetings(self.language)
+        return named % {"name": self.name} if self.name else anonymous
+
+    def values(self) -> dict[str, str]:
         return {
             "unsubscribe_url": self.unsubscribe_url,
             "preferences_url": self.preferences_url,
-            "greeting": named % {"name": self.name} if self.name else anonymous,
+            "greeting": self.greeting,
             "click": self.click,
         }
 
