@@ -1003,8 +1003,9 @@ def send_command_100k(workdir: Path) -> dict[str, object]:
     return _send_command(workdir, 100_000)
 
 
-# Sender processes for a million: one per core, as the README advises.
-SEND_WORKERS = int(os.environ.get("BENCH_SEND_WORKERS", "2"))
+# Sender processes for a million (`--workers`): one, unless told. Two, one per core as the README
+# advises, took longer on SQLite (each imports the CLI, and they share one write lock).
+SEND_WORKERS = int(os.environ.get("BENCH_SEND_WORKERS", "1"))
 
 
 @case(
