@@ -952,7 +952,10 @@ def _send_command(
     )
     port = int(server.stdout.readline())
     config = workdir / "newsletter.toml"
-    feeds = "".join(f"[[feeds]]\nurl = {json.dumps(str(feed.url))}\n" for feed in settings.feeds)
+    feeds = "".join(
+        "[[feeds]]\n" + "".join(f"{name} = {json.dumps(value)}\n" for name, value in fields.items())
+        for fields in (feed.model_dump(mode="json", exclude_defaults=True) for feed in settings.feeds)
+    )
     config.write_text(  # JSON's strings are TOML's basic strings
         f"database_url = {json.dumps(settings.database_url)}\ntimezone = {json.dumps(settings.timezone)}\n"
         f'provider = "sendgrid"\nsendgrid_host = "http://127.0.0.1:{port}"\n'
