@@ -314,50 +314,64 @@ def upcoming_page(workdir: Path) -> dict[str, object]:
     }
 
 
-@case("personalize: 100,000 recipients (signed links + substitution; + full MIME copy)")
+@case("personalize: 100,000 readers, clicks tracked (click token, signed links + substitution; MIME copy)")
 def personalize_all(workdir: Path) -> dict[str, object]:
-    from newsletter.editions.compose import Card, Composer, DigestView
+    """A reader's copy as a send makes it (Links.urls, ClickLinks.readers: the signers the batch
+    builder sets up once per batch), in a variant whose article links are tracked: the
+    click-token HMAC alone, then the whole personalization, each in microseconds of CPU a reader
+    (CPU, not wall time: other work on the machine does not count)."""
+    from newsletter.editions.compose import Card, Composer, DigestView, Markers
     from newsletter.editions.personalize import Personalizable, Reader
     from newsletter.sending.messages import MessageTemplate
     from newsletter.settings import Settings
-    from newsletter.subscribers.tokens import sign
+    from newsletter.subscribers.links import ClickLinks, Links
 
+    key = b"benchmark-secret-key-0123"
+    base = "https://n.example"
     settings = Settings()
-    card = Card(
-        "https://x.example/a?utm_source=newsletter",
-        "A headline of usual length for the site",
-        "Author",
-        "23 November 2026",
-        "An excerpt " * 20,
-        "https://x.example/i.jpg",
-        "Politics",
-        3,
-        None,
-    )
+    markers = Markers.fresh()
+    clicks = ClickLinks(base, key)
+    readers = 100_000
+    edition_id = 1234
+
+    def card(number: int) -> Card:
+        return Card(
+            clicks.url(edition_id, number, markers.token("click")),  # a tracked link, as variants.py makes it
+            "A headline of usual length for the site",
+            "Author",
+            "23 November 2026",
+            "An excerpt " * 20,
+            "https://x.example/i.jpg",
+            "Politics",
+            3,
+            None,
+        )
+
     view = DigestView(
         settings.newsletter("weekly"),
         settings.site,
         "en",
         "23 November 2026",
-        [card] * 3,
-        [("Politics", [card] * 5), ("Health", [card] * 5)],
+        [card(i) for i in range(3)],
+        [("Politics", [card(i) for i in range(3, 8)]), ("Health", [card(i) for i in range(8, 13)])],
         ["Politics", "Health"],
     )
-    composed = Composer(settings.templates_path()).compose(view)
+    composed = Composer(settings.templates_path()).compose(view, markers)
     html = Personalizable(composed.html, True, composed.markers)
     text = Personalizable(composed.text, False, composed.markers)
-    key = b"benchmark-secret-key-0123"
-    began = time.perf_counter()
-    for i in range(100_000):
-        reader = Reader(
-            f"Reader {i}",
-            f"https://n.example/unsubscribe/{sign(key, 'unsubscribe', i)}",
-            f"https://n.example/preferences/{sign(key, 'preferences', i)}",
-        )
-        values = reader.values()
+    links = Links(base, key)
+    click = clicks.readers(edition_id)
+    began = time.process_time()
+    for i in range(readers):
+        click(i)
+    hmac_seconds = time.process_time() - began
+    unsubscribe, preferences = links.urls("unsubscribe", "weekly"), links.urls("preferences")
+    began = time.process_time()
+    for i in range(readers):
+        values = Reader(f"Reader {i}", unsubscribe(i), preferences(i), "en", click(i)).values()
         html.fill(values)
         text.fill(values)
-    substitution = time.perf_counter() - began
+    substitution = time.process_time() - began
     template = MessageTemplate(
         subject=composed.subject,
         html=composed.html,
@@ -370,19 +384,18 @@ def personalize_all(workdir: Path) -> dict[str, object]:
         unsubscribe_mailto="e@x.example",
         markers=composed.markers,
     )
-    began = time.perf_counter()
+    began = time.process_time()
     for i in range(20_000):
-        reader = Reader(
-            f"Reader {i}",
-            f"https://n.example/unsubscribe/{sign(key, 'unsubscribe', i)}",
-            f"https://n.example/preferences/{sign(key, 'preferences', i)}",
-        )
+        reader = Reader(f"Reader {i}", unsubscribe(i), preferences(i), "en", click(i))
         template.render(f"reader{i}@example.com", reader.name, reader, f"1.{i}")
-    mime = (time.perf_counter() - began) / 20_000
+    mime = (time.process_time() - began) / 20_000
+    tracked = composed.html.count(markers.token("click"))
     return {
         "seconds": substitution,
-        "note": f"{substitution / 100_000 * 1e6:.1f} µs a reader ({len(composed.html) // 1000} KB HTML); "
-        f"a complete RFC 5322 copy {mime * 1e6:.0f} µs a reader",
+        "note": f"click-token HMAC {hmac_seconds / readers * 1e6:.1f} µs a reader; personalization "
+        f"(3 signed links + both parts filled) {substitution / readers * 1e6:.1f} µs a reader "
+        f"({len(composed.html) // 1000} KB HTML, {tracked} tracked links); a complete RFC 5322 "
+        f"copy {mime * 1e6:.0f} µs a reader",
     }
 
 
@@ -1250,6 +1263,102 @@ def _send_workers(workdir: Path, workers: int) -> dict[str, object]:
         f"{variants} variants; CPU: the command and its senders {usage.ru_utime + usage.ru_stime:.1f} s, "
         f"API server {float(server_cpu):.1f} s; load average before {load:.1f}",
     }
+
+
+def _send_command(
+    workdir: Path, subscribers: int, latency: float = 0.0, workers: int = 1
+) -> dict[str, object]:
+    """`newsletter send [--workers N]` as an operator runs it, timed from start to exit
+    (start-up, prepare, send, archive) against the loopback v3 API in its own process: wall
+    time, CPU and the peak resident size of the command and of any sender process it starts
+    (`os.wait4` counts its children), and the API accepting each reader exactly once."""
+    import compileall
+
+    import newsletter
+
+    compileall.compile_dir(Path(newsletter.__file__).parent, quiet=1)  # as an installed package is
+    runtime = _populated(workdir, subscribers)
+    settings = runtime.settings
+    runtime.close()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.sendgrid_server", "--latency", str(latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    port = int(server.stdout.readline())
+    config = workdir / "newsletter.toml"
+    feeds = "".join(
+        "[[feeds]]\n" + "".join(f"{name} = {json.dumps(value)}\n" for name, value in fields.items())
+        for fields in (feed.model_dump(mode="json", exclude_defaults=True) for feed in settings.feeds)
+    )
+    config.write_text(  # JSON's strings are TOML's basic strings
+        f"database_url = {json.dumps(settings.database_url)}\ntimezone = {json.dumps(settings.timezone)}\n"
+        f'provider = "sendgrid"\nsendgrid_host = "http://127.0.0.1:{port}"\n'
+        f"[site]\ncategories = {json.dumps(list(settings.site.categories))}\n{feeds}"
+    )
+    script = Path(sys.executable).parent / "newsletter"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "newsletter"]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("NEWSLETTER_")}
+    env |= {
+        "NEWSLETTER_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "NEWSLETTER_SENDGRID_API_KEY": "SG.test-key",
+    }
+    load = os.getloadavg()[0]
+    with (workdir / "stderr.log").open("wb") as stderr:
+        began = time.perf_counter()
+        process = subprocess.Popen(
+            [*command, "--config", str(config), "send", "-n", "weekly", "--at", "2026-11-23T07:00"]
+            + (["--workers", str(workers)] if workers > 1 else []),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env=env,
+            cwd=workdir,
+        )
+        _pid, status, usage = os.wait4(process.pid, 0)  # its sender processes' peaks included
+        wall = time.perf_counter() - began
+    server.stdin.write("count\n")
+    server.stdin.flush()
+    accepted, unique, server_cpu, _server_peak = server.stdout.readline().split()
+    server.stdin.close()
+    server.wait()
+    if os.waitstatus_to_exitcode(status):
+        said = (workdir / "stderr.log").read_text(errors="replace").strip()
+        raise RuntimeError(f"newsletter send: {said[-300:]}")
+    assert int(accepted) == int(unique) == subscribers, (accepted, unique, subscribers)
+    peak = usage.ru_maxrss / 1024
+    return {
+        "seconds": wall,
+        "peak_mb": peak,
+        "note": f"{int(accepted):,} accepted once each ({int(accepted) / wall:,.0f}/s); CPU "
+        f"{usage.ru_utime + usage.ru_stime:.1f} s (user + system), API server {float(server_cpu):.0f} s; "
+        f"peak {peak:.0f} MB per process; {workers} sender{'s' if workers > 1 else ''}; "
+        f"load average before {load:.1f}",
+    }
+
+
+@case("send command: `newsletter send`, SendGrid, 100,000 readers in 200 variants, start to exit")
+def send_command_100k(workdir: Path) -> dict[str, object]:
+    return _send_command(workdir, 100_000)
+
+
+# Sender processes for a million (`--workers`): one, unless told. Two, one per core as the README
+# advises, took longer on SQLite (each imports the CLI, and they share one write lock).
+SEND_WORKERS = int(os.environ.get("BENCH_SEND_WORKERS", "1"))
+
+
+@case(
+    f"send command: `newsletter send --workers {SEND_WORKERS}`, SendGrid, 1,000,000 readers in 200 variants, start to exit"
+)
+def send_command_1m(workdir: Path) -> dict[str, object]:
+    return _send_command(workdir, 1_000_000, workers=SEND_WORKERS)
+
+
+@case(
+    f"send command: `newsletter send --workers {SEND_WORKERS}`, SendGrid, 1,000,000 readers, the API answering after 250 ms"
+)
+def send_command_1m_latency(workdir: Path) -> dict[str, object]:
+    return _send_command(workdir, 1_000_000, latency=API_LATENCY, workers=SEND_WORKERS)
 
 
 # Web processes for the load case (`newsletter serve --workers`): one per core.

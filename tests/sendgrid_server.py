@@ -46,6 +46,7 @@ class MailAPI:
     accepted: list[dict] = field(default_factory=list)  # one entry per accepted personalization
     requests: int = 0
     payloads: list[dict] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)  # each accepted request's body, as it came
     keep_payloads: bool = True  # False (benchmarks): only the accepted addresses are kept
     addresses: list[str] = field(default_factory=list)
     # called with the request number before answering; returning False drops the request unanswered
@@ -161,6 +162,7 @@ def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, Threading
                     else:
                         api.accepted.extend(payload["personalizations"])
                         api.payloads.append(payload)
+                        api.bodies.append(raw)
                         api.events.extend(processed_events(payload, message_id))
                 if api.on_accepted is not None and api.on_accepted(number) is False:
                     self.close_connection = True

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from newsletter.subscribers.tokens import DAY, Signed, TokenError, read, sign, verify
+from newsletter.subscribers.links import ClickLinks, Links
+from newsletter.subscribers.tokens import DAY, Signed, Signer, TokenError, read, sign, verify
 
 KEY = b"test-secret-key-0123456789"
 NOW = 20_000 * DAY + 3600.0
@@ -98,3 +99,25 @@ def test_a_token_that_is_not_text_is_a_token_error(token) -> None:
     """A web form or a JSON body may hand over anything."""
     with pytest.raises(TokenError):
         verify(KEY, "unsubscribe", token)
+
+
+@given(
+    key=st.binary(min_size=1, max_size=200),  # keys longer than SHA-256's block are hashed first
+    subscriber_id=st.integers(0, 2**64 - 1),
+    scope=st.text(max_size=30),
+)
+def test_a_signer_for_many_readers_makes_the_tokens_sign_makes(
+    key: bytes, subscriber_id: int, scope: str
+) -> None:
+    assert Signer(key, "click", scope, NOW)(subscriber_id) == sign(key, "click", subscriber_id, NOW, scope)
+
+
+def test_links_made_for_many_readers_are_the_links_made_one_at_a_time() -> None:
+    links, clicks = Links("https://n.example/", KEY), ClickLinks("https://n.example/", KEY)
+    for subscriber_id in (1, 77, 2**40):
+        assert links.urls("unsubscribe", "weekly")(subscriber_id) == links.unsubscribe(
+            subscriber_id, "weekly"
+        )
+        assert links.urls("preferences")(subscriber_id) == links.preferences(subscriber_id)
+        assert clicks.readers(12)(subscriber_id) == clicks.reader(subscriber_id, 12)
+    assert Links("https://n.example", None).urls("preferences")(5) == "https://n.example/preferences/PREVIEW"

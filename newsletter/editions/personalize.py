@@ -28,12 +28,16 @@ class Reader:
     language: str = i18n.SOURCE
     click: str = PREVIEW_CLICK  # the reader's part of a tracked link (a dummy counts nothing)
 
-    def values(self) -> dict[str, str]:
+    @property
+    def greeting(self) -> str:
         named, anonymous = greetings(self.language)
+        return named % {"name": self.name} if self.name else anonymous
+
+    def values(self) -> dict[str, str]:
         return {
             "unsubscribe_url": self.unsubscribe_url,
             "preferences_url": self.preferences_url,
-            "greeting": named % {"name": self.name} if self.name else anonymous,
+            "greeting": self.greeting,
             "click": self.click,
         }
 
@@ -56,9 +60,10 @@ class Personalizable:
         self.escape = escape
 
     def fill(self, values: dict[str, str]) -> str:
-        quote = html.escape if self.escape else str
+        """Each value escaped once, however often its marker comes (a tracked link per article)."""
+        quoted = {name: html.escape(value) for name, value in values.items()} if self.escape else values
         out = [self.literals[0]]
         for name, literal in zip(self.names, self.literals[1:], strict=True):
-            out.append(quote(values[name]))
+            out.append(quoted[name])
             out.append(literal)
         return "".join(out)

@@ -4,9 +4,12 @@ the edition was prepared are dropped from the ledger rather than mailed."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.editions.compose import Markers
@@ -19,10 +22,13 @@ from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.ledger import Mark
-from newsletter.store.models import Delivery, Subscriber, Suppression, Variant
+from newsletter.store.models import DELIVERIES, Subscriber, Suppression, Variant
 from newsletter.store.statuses import DeliveryStatus, SubscriberStatus
 from newsletter.subscribers.addresses import InvalidAddress, envelope_address
 from newsletter.subscribers.links import Links
+
+SUBSCRIBERS = Subscriber.__table__
+SUPPRESSIONS = Suppression.__table__
 
 
 @dataclass
@@ -30,6 +36,17 @@ class Batch:
     messages: list[Outgoing]
     left: int  # readers who left since the edition was prepared: suppressed, not mailed
     unsendable: int  # addresses that cannot be sent to: failed with the reason
+
+
+def among(session: Session, ids: list[int]) -> ColumnElement[bool]:
+    """`deliveries.id IN ids` with the ids bound as one value (a JSON array on SQLite, an array
+    on PostgreSQL), not one parameter each: a batch's thousands of parameters cost more to
+    render and bind than the query takes to run."""
+    if session.get_bind().dialect.name == "postgresql":
+        return DELIVERIES.c.id == func.any(bindparam("ids", ids, type_=ARRAY(Integer)))
+    values = func.json_each(bindparam("ids", json.dumps(ids)))
+    listed: Select[int] = select(literal_column("value", Integer)).select_from(values)
+    return DELIVERIES.c.id.in_(listed)
 
 
 class BatchBuilder:
@@ -54,32 +71,35 @@ class BatchBuilder:
     def build(self, ids: list[int]) -> Batch:
         """The messages for these claimed deliveries; readers who left are suppressed, and an
         address that cannot be sent to fails at once with the reason."""
+        subscribers, suppressions = SUBSCRIBERS.c, SUPPRESSIONS.c
         with reading(self.factory) as session:
             rows = session.execute(
                 select(
-                    Delivery.id,
-                    Delivery.variant_id,
-                    Delivery.attempts,
-                    Subscriber.id,
-                    Subscriber.email,
-                    Subscriber.name,
-                    Subscriber.status,
-                    Suppression.id,
+                    DELIVERIES.c.id,
+                    DELIVERIES.c.variant_id,
+                    DELIVERIES.c.attempts,
+                    subscribers.id,
+                    subscribers.email,
+                    subscribers.name,
+                    # Still a reader to mail: active, not suppressed, with a variant.
+                    (subscribers.status == SubscriberStatus.ACTIVE)
+                    & suppressions.id.is_(None)
+                    & DELIVERIES.c.variant_id.is_not(None),
                 )
-                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                .outerjoin(Suppression, Suppression.email == Subscriber.email)
-                .where(Delivery.id.in_(ids))
-                .order_by(Delivery.id)
+                .join(SUBSCRIBERS, subscribers.id == DELIVERIES.c.subscriber_id)
+                .outerjoin(SUPPRESSIONS, suppressions.email == subscribers.email)
+                .where(among(session, ids))
+                .order_by(DELIVERIES.c.id)
             ).all()
-            for missing in {
-                row.variant_id for row in rows if row.variant_id is not None
-            } - self.variants.keys():
+            for missing in {row[1] for row in rows if row[1] is not None} - self.variants.keys():
                 self.variants[missing] = self._variant(session, missing)
         gone: list[int] = []
         unsendable: list[Mark] = []
         messages: list[Outgoing] = []
-        for delivery_id, variant_id, attempts, subscriber_id, email, name, status, suppressed in rows:
-            if status != SubscriberStatus.ACTIVE or suppressed is not None or variant_id is None:
+        variants, edition_id, newsletter = self.variants, self.edition_id, self.newsletter
+        reader = self.readers()
+        for delivery_id, variant_id, attempts, subscriber_id, email, name, staying in rows:
+            if not staying:
                 gone.append(delivery_id)
                 continue
             try:
@@ -87,17 +107,18 @@ class BatchBuilder:
             except InvalidAddress as exc:
                 unsendable.append(Mark(delivery_id, DeliveryStatus.FAILED, None, str(exc)))
                 continue
+            variant = variants[variant_id]
             messages.append(
                 Outgoing(
-                    delivery_id=delivery_id,
-                    subscriber_id=subscriber_id,
-                    edition_id=self.edition_id,
-                    newsletter=self.newsletter,
-                    email=address.address,
-                    name=name,
-                    variant=self.variants[variant_id],
-                    reader=self.reader(subscriber_id, name, self.variants[variant_id].language),
-                    attempt=attempts,
+                    delivery_id,
+                    subscriber_id,
+                    edition_id,
+                    newsletter,
+                    address.address,
+                    name,
+                    variant,
+                    reader(subscriber_id, name, variant.language),
+                    attempts,
                 )
             )
         batch = Batch(messages, left=0, unsendable=len(unsendable))
@@ -107,23 +128,39 @@ class BatchBuilder:
                 ledger.record(session, unsendable)
         return batch
 
+    def readers(self) -> Callable[[int, str | None, str], Reader]:
+        """What a reader's copy needs, made per reader with today's signers, set up once per batch."""
+        unsubscribe = self.links.urls("unsubscribe", self.newsletter)
+        preferences = self.links.urls("preferences")
+        click = self.clicks.readers(self.edition_id) if self.clicks else None
+
+        def reader(subscriber_id: int, name: str | None, language: str) -> Reader:
+            return Reader(
+                name,
+                unsubscribe(subscriber_id),
+                preferences(subscriber_id),
+                language,
+                click(subscriber_id) if click else PREVIEW_CLICK,
+            )
+
+        return reader
+
     def reader(self, subscriber_id: int, name: str | None, language: str) -> Reader:
-        links = self.links
-        return Reader(
-            name,
-            links.unsubscribe(subscriber_id, self.newsletter),
-            links.preferences(subscriber_id),
-            language,
-            self.clicks.reader(subscriber_id, self.edition_id) if self.clicks else PREVIEW_CLICK,
-        )
+        return self.readers()(subscriber_id, name, language)
 
     def _variant(self, session: Session, variant_id: int) -> VariantContent:
         row = session.get(Variant, variant_id)
         if row is None:
             raise SendError(f"variant {variant_id} is missing from the store")
-        template = variant_template(self.settings, self.newsletter, row)
+        settings, newsletter = self.settings, self.newsletter
         return VariantContent(
-            row.id, row.subject, row.html, row.text, Markers(row.marker), template, row.language
+            row.id,
+            row.subject,
+            row.html,
+            row.text,
+            Markers(row.marker),
+            lambda: variant_template(settings, newsletter, row),  # SMTP's and the outbox's
+            row.language,
         )
 
 

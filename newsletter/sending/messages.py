@@ -93,9 +93,11 @@ class EncodedPart:
         self.quote = html.escape if escape else str
 
     def encode(self, values: dict[str, str]) -> bytes:
+        """Each value encoded once, however often its marker comes (a tracked link per article)."""
+        encoded = {name: _qp(self.quote(value)) for name, value in values.items()}
         out = [self.pieces[0]]
         for name, piece in zip(self.names, self.pieces[1:], strict=True):
-            out.append(_qp(self.quote(values[name])))
+            out.append(encoded[name])
             out.append(piece)
         return b"".join(out)
 

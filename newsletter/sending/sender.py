@@ -22,6 +22,7 @@ answered well two batches are with it at once, so its requests or connections (`
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import sys
@@ -30,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -100,6 +101,19 @@ OTHERS_POLL = 0.5
 DEPTH = 2
 
 
+# glibc's mallopt parameter for the most malloc arenas a process makes (M_ARENA_MAX).
+_M_ARENA_MAX = -8
+
+
+def _fewer_malloc_arenas() -> None:
+    """glibc gives each thread that allocates its own malloc arena (up to 8 per core) and keeps
+    what is freed in it: a sender's request threads, each building a body of a megabyte per
+    request, held about 30 MB more than two shared arenas do, at no cost in speed. Elsewhere
+    (not glibc) nothing changes. Arenas made before this stay."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 2)
+
+
 @contextmanager
 def _tuned_for_sending() -> Iterator[None]:
     """The interpreter set for a send, then put back. A send makes and drops a few hundred
@@ -107,6 +121,7 @@ def _tuned_for_sending() -> Iterator[None]:
     quarter of a sender's CPU went to scanning them. And threads switch every 0.5 ms, not 5: a
     thread holding the database's write lock, which other senders wait for, gets the interpreter
     back sooner from the one building the next batch (a million readers: 44 s became 35 s)."""
+    _fewer_malloc_arenas()  # for the process: not put back (the arenas are made by then)
     collector, switch = gc.get_threshold(), sys.getswitchinterval()
     gc.set_threshold(50_000, 20, 100)
     sys.setswitchinterval(0.0005)
@@ -213,6 +228,7 @@ class Sender:
                     self._take_over(edition_id, report)  # a sender that died meanwhile
                     taken_over = time.monotonic()
                 token, ids = self._claim(edition_id)
+                claimed = time.monotonic()
                 batch: list[Outgoing] = []
                 if ids:
                     built = builder.build(ids)
@@ -249,7 +265,7 @@ class Sender:
                         break
                     self.sleep(wait)
                     continue
-                batch = self._still_held(batch, token)  # settling may have slept: check
+                batch = self._still_held(batch, token, claimed)  # settling may have slept: check
                 if batch:
                     submitted = time.monotonic()
                     in_flight.append(
@@ -314,10 +330,11 @@ class Sender:
         # the end of `send --workers` (at 5 s, 50,000 readers with two senders took a third longer).
         return min(self.pace.lease.total_seconds() / 4, OTHERS_POLL)
 
-    def _still_held(self, batch: list[Outgoing], token: str) -> list[Outgoing]:
+    def _still_held(self, batch: list[Outgoing], token: str, claimed: float) -> list[Outgoing]:
         """The messages whose deliveries this claim still holds: never hand over one that another
-        sender took (after this one was stalled past its lease)."""
-        if not batch:
+        sender took (after this one was stalled past its lease). A claim made less than a
+        heartbeat ago (`claimed`, monotonic) cannot have been taken: no query then."""
+        if not batch or time.monotonic() - claimed < self.pace.lease.total_seconds() / 4:
             return batch
         with reading(self.factory) as session:
             mine = ledger.held(session, [m.delivery_id for m in batch], token)

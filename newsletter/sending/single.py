@@ -50,7 +50,9 @@ def send_one(
         newsletter=list_key,
         email=address.address,
         name=None,
-        variant=VariantContent(OUTSIDE_LEDGER, subject, html, text, markers, template),
+        variant=VariantContent(
+            OUTSIDE_LEDGER, subject, html, text, markers, lambda: template, list_headers=list_headers
+        ),
         reader=Reader(None, links.unsubscribe(0, list_key), links.preferences(0)),
     )
     outcomes: list[Outcome] = []

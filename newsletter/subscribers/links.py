@@ -4,6 +4,7 @@ preview and page that shows them."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from newsletter.settings import Settings
 from newsletter.subscribers.tokens import DAY, Signer, seal, sign
@@ -28,6 +29,14 @@ class Links:
     def _url(self, purpose: str, subscriber_id: int, scope: str = "") -> str:
         token = "PREVIEW" if self.key is None else self._signer(purpose, scope)(subscriber_id)
         return f"{self.base}/{purpose}/{token}"
+
+    def urls(self, purpose: str, scope: str = "") -> Callable[[int], str]:
+        """`_url` for many readers (a send makes two links for each): today's signer, set up
+        once with the URL it completes, not per link."""
+        prefix = f"{self.base}/{purpose}/"
+        if self.key is None:
+            return lambda _subscriber_id: f"{prefix}PREVIEW"
+        return Signer(self.key, purpose, scope, prefix=prefix)  # today's
 
     def _signer(self, purpose: str, scope: str) -> Signer:
         """Today's signer for a purpose and scope: a send signs two links per reader."""
@@ -79,3 +88,7 @@ class ClickLinks:
 
     def reader(self, subscriber_id: int, edition_id: int) -> str:
         return sign(self.key, "click", subscriber_id, scope=str(edition_id))
+
+    def readers(self, edition_id: int) -> Signer:
+        """`reader` for many readers of an edition: the key and scope set up once."""
+        return Signer(self.key, "click", str(edition_id))

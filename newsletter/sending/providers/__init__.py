@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Protocol
 
 from newsletter.editions.compose import Markers
@@ -27,15 +28,21 @@ from newsletter.settings import Settings
 
 @dataclass(frozen=True)
 class VariantContent:
-    """A composed variant as providers need it: raw parts, and the MIME template built once."""
+    """A composed variant as providers need it: raw parts, and the MIME template (SMTP, the
+    outbox) built once, on first use: an API provider never needs it, nor its memory."""
 
     id: int
     subject: str
     html: str
     text: str
     markers: Markers
-    template: MessageTemplate
+    make_template: Callable[[], MessageTemplate] = field(repr=False, compare=False)
     language: str = "en"  # the greeting's language, filled per reader
+    list_headers: bool = True  # list mail (List-Id, List-Unsubscribe), not a reader's own notice
+
+    @cached_property
+    def template(self) -> MessageTemplate:
+        return self.make_template()
 
 
 # The delivery id of a message outside the ledger (a test send, an alert), to one address.

@@ -1,5 +1,10 @@
-"""SendGrid v3 mail send through the official client: one request per variant and up to 1,000
-readers, each a personalization with its own substitutions and List-Unsubscribe header.
+"""SendGrid v3 mail send: one request per variant and up to 1,000 readers, each a
+personalization with its own substitutions and List-Unsubscribe header.
+
+Posted with the standard library's HTTP client, a fresh connection per request as the official
+client (sendgrid-python over python_http_client and urllib) made it, with the same JSON body:
+that client formatted every request's whole body for a debug line, even with debugging off
+(about 1.3 ms a 1,000-reader request), and built a urllib opener per request.
 
 A batch holds up to `concurrency` requests' worth of readers, posted from a thread pool of that
 size which all of a sender's batches share (a real API takes a few hundred milliseconds to
@@ -22,16 +27,16 @@ messages fail as "uncertain" rather than being sent again blindly (there is no i
 from __future__ import annotations
 
 import html
+import http.client
 import json
 import threading
 import time
-import urllib.error
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from email.message import Message
+from json.encoder import encode_basestring_ascii as quoted  # json.dumps's own, in C
 from typing import Any
-
-from python_http_client import exceptions as http
-from sendgrid import SendGridAPIClient
+from urllib.parse import urlsplit
 
 from newsletter.editions.personalize import PREVIEW_CLICK
 from newsletter.sending.messages import Mailto, list_id, list_unsubscribe
@@ -49,7 +54,58 @@ from newsletter.settings import Settings
 from newsletter.text import printable
 
 
-def _errors(error: http.HTTPError) -> list[dict[str, Any]]:
+class HTTPError(Exception):
+    """The API answered something else than 2xx: its status, body and headers."""
+
+    def __init__(self, status_code: int, body: bytes, headers: Message) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+        self.body = body
+        self.headers = headers
+
+
+class Unreachable(Exception):
+    """The request could not be sent (no connection, or it broke while the request went): the API
+    never had all of it."""
+
+
+class MailSend:
+    """POST /v3/mail/send as the official client posted it (its Authorization, Accept and
+    Content-Type headers), on a connection of its own per request."""
+
+    def __init__(self, host: str, api_key: str, timeout: float) -> None:
+        parts = urlsplit(host)
+        secure = parts.scheme == "https"
+        self.connection = http.client.HTTPSConnection if secure else http.client.HTTPConnection
+        self.address = parts.netloc
+        self.path = f"{parts.path.rstrip('/')}/v3/mail/send"
+        self.timeout = timeout
+        self.headers = {
+            "Authorization": f"Bearer {api_key}",
+            "User-Agent": "newsletter (sendgrid v3 mail send)",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+
+    def post(self, body: bytes) -> http.client.HTTPResponse:
+        """The API's 2xx answer; `HTTPError` for any other, `Unreachable` when the request could
+        not be sent whole; anything else (a timeout, a cut answer) after it was sent."""
+        connection = self.connection(self.address, timeout=self.timeout)
+        try:
+            try:
+                connection.request("POST", self.path, body, self.headers)
+            except OSError as error:
+                raise Unreachable(str(error)) from None
+            response = connection.getresponse()
+            data = response.read()
+        finally:
+            connection.close()
+        if not 200 <= response.status < 300:
+            raise HTTPError(response.status, data, response.headers)
+        return response
+
+
+def _errors(error: HTTPError) -> list[dict[str, Any]]:
     """The API's error objects ({"message", "field"}), or none when the body is not that."""
     body = error.body.decode("utf-8", "replace") if isinstance(error.body, bytes) else str(error.body)
     try:
@@ -59,7 +115,7 @@ def _errors(error: http.HTTPError) -> list[dict[str, Any]]:
     return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
 
 
-def _problem(error: http.HTTPError, errors: list[dict[str, Any]] | None = None) -> str:
+def _problem(error: HTTPError, errors: list[dict[str, Any]] | None = None) -> str:
     body = error.body.decode("utf-8", "replace") if isinstance(error.body, bytes) else str(error.body)
     messages = [str(e.get("message") or "") for e in (errors if errors is not None else _errors(error))]
     body = "; ".join(m for m in messages if m) or body
@@ -78,8 +134,8 @@ def _refused_personalizations(errors: list[dict[str, Any]]) -> dict[int, tuple[s
     return found
 
 
-def _retry_after(error: http.HTTPError) -> float | None:
-    headers = error.headers or {}
+def _retry_after(error: HTTPError) -> float | None:
+    headers = error.headers
     if value := headers.get("Retry-After"):
         try:
             return float(value)
@@ -106,11 +162,9 @@ class SendGridProvider:
         self.stop = stop or threading.Event()
         if settings.sendgrid_api_key is None:
             raise ProviderRefused("NEWSLETTER_SENDGRID_API_KEY is not set")
-        self.client = SendGridAPIClient(
-            settings.sendgrid_api_key.get_secret_value(), host=str(settings.sendgrid_host).rstrip("/")
-        )
         self.host = str(settings.sendgrid_host).rstrip("/")
         self.timeout = settings.sending.timeout_seconds
+        self.api = MailSend(self.host, settings.sendgrid_api_key.get_secret_value(), self.timeout)
         self.request_size = settings.sending.sendgrid_batch
         self.concurrency = settings.sending.concurrency
         self.batch_size = self.request_size * self.concurrency
@@ -120,69 +174,72 @@ class SendGridProvider:
         self.site = settings.site
         self.titles = {name: n.title for name, n in settings.newsletters.items()}
         self.mailto = Mailto.from_settings(settings)
-        self._bases: dict[int, dict[str, Any]] = {}
-        self._tokens: dict[int, dict[str, str]] = {}
+        self._keys: dict[int, dict[str, str]] = {}
 
-    def _base(self, message: Outgoing) -> dict[str, Any]:
-        """What every reader of a variant shares, built once per variant."""
+    def _head(self, message: Outgoing) -> str:
+        """The request body up to its personalizations (what every reader of a variant shares),
+        as `json.dumps` writes it: made per request (a fraction of a millisecond), not kept for
+        each of hundreds of variants (the content twice over, in memory)."""
         variant: VariantContent = message.variant
-        if variant.id not in self._bases:
-            site = self.site
-            greeting = variant.markers.token("greeting")
-            self._bases[variant.id] = {
-                "from": {"email": site.from_address, "name": printable(site.from_name)},
-                "reply_to": {"email": site.reply_to},
-                "subject": printable(variant.subject),
-                "content": [
-                    {"type": "text/plain", "value": variant.text.replace(greeting, _text_greeting(variant))},
-                    {"type": "text/html", "value": variant.html},
-                ],
-                "headers": {
-                    "List-Id": f"{printable(site.name)} {self.titles.get(message.newsletter, '')} "
-                    f"<{list_id(message.newsletter, str(site.url))}>",
-                    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-                }
-                if variant.template.list_headers
-                else {},
-                "categories": [message.newsletter],
-                "custom_args": {"newsletter": message.newsletter},
+        site = self.site
+        greeting = variant.markers.token("greeting")
+        shared = {
+            "from": {"email": site.from_address, "name": printable(site.from_name)},
+            "reply_to": {"email": site.reply_to},
+            "subject": printable(variant.subject),
+            "content": [
+                {"type": "text/plain", "value": variant.text.replace(greeting, _text_greeting(variant))},
+                {"type": "text/html", "value": variant.html},
+            ],
+            "headers": {
+                "List-Id": f"{printable(site.name)} {self.titles.get(message.newsletter, '')} "
+                f"<{list_id(message.newsletter, str(site.url))}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             }
-        return self._bases[variant.id]
-
-    def _personalization(self, message: Outgoing) -> dict[str, Any]:
-        values = message.reader.values()
-        to: dict[str, str] = {"email": message.email}
-        if message.name:
-            to["name"] = printable(message.name)
-        greeting = values["greeting"]
-        tokens = self._markers(message.variant)
-        substitutions = {
-            tokens["unsubscribe_url"]: values["unsubscribe_url"],
-            tokens["preferences_url"]: values["preferences_url"],
-            tokens["greeting"]: html.escape(greeting),
-            _text_greeting(message.variant): greeting,
-        }
-        if values["click"] != PREVIEW_CLICK:  # tracked links: the reader's part of each
-            substitutions[tokens["click"]] = values["click"]
-        listed = message.variant.template.list_headers
-        return {
-            "to": [to],
-            "substitutions": substitutions,
-            "headers": {"List-Unsubscribe": list_unsubscribe(values["unsubscribe_url"], self.mailto)}
-            if listed
+            if variant.list_headers
             else {},
-            "custom_args": {
-                "edition_id": str(message.edition_id),
-                "subscriber_id": str(message.subscriber_id),
-                "delivery_id": str(message.delivery_id),
-            },
+            "categories": [message.newsletter],
+            "custom_args": {"newsletter": message.newsletter},
+            "personalizations": [],
         }
+        return json.dumps(shared).removesuffix("]}")
+
+    def _personalization(self, message: Outgoing) -> str:
+        """This reader's personalization (address, substitutions, List-Unsubscribe, custom_args)
+        written as `json.dumps` writes it, without building the dict first: the body is the
+        same, byte for byte, at a fraction of the cost per reader."""
+        reader = message.reader
+        keys = self._markers(message.variant)
+        to = f'{{"email": {quoted(message.email)}'
+        if message.name:
+            to += f', "name": {quoted(printable(message.name))}'
+        greeting = reader.greeting
+        substitutions = (
+            f"{keys['unsubscribe_url']}{quoted(reader.unsubscribe_url)}, "
+            f"{keys['preferences_url']}{quoted(reader.preferences_url)}, "
+            f"{keys['greeting']}{quoted(html.escape(greeting))}, "
+            f"{keys['text_greeting']}{quoted(greeting)}"
+        )
+        if reader.click != PREVIEW_CLICK:  # tracked links: the reader's part of each
+            substitutions += f", {keys['click']}{quoted(reader.click)}"
+        headers = (
+            f'{{"List-Unsubscribe": {quoted(list_unsubscribe(reader.unsubscribe_url, self.mailto))}}}'
+            if message.variant.list_headers
+            else "{}"
+        )
+        return (
+            f'{{"to": [{to}}}], "substitutions": {{{substitutions}}}, "headers": {headers}, '
+            f'"custom_args": {{"edition_id": "{message.edition_id:d}", '
+            f'"subscriber_id": "{message.subscriber_id:d}", "delivery_id": "{message.delivery_id:d}"}}}}'
+        )
 
     def _markers(self, variant: VariantContent) -> dict[str, str]:
-        """The variant's marker tokens, made once per variant rather than once per reader."""
-        if variant.id not in self._tokens:
-            self._tokens[variant.id] = variant.markers.tokens()
-        return self._tokens[variant.id]
+        """The variant's marker tokens as JSON keys (`"TOKEN": `), made once per variant rather
+        than once per reader."""
+        if variant.id not in self._keys:
+            tokens = {**variant.markers.tokens(), "text_greeting": _text_greeting(variant)}
+            self._keys[variant.id] = {name: f"{quoted(token)}: " for name, token in tokens.items()}
+        return self._keys[variant.id]
 
     def requests(self, batch: Sequence[Outgoing]) -> list[list[Outgoing]]:
         """The batch as requests: one content (variant) each, at most `request_size` readers."""
@@ -252,39 +309,36 @@ class SendGridProvider:
             sendable = [m for m, go in zip(sendable, going, strict=True) if go]
         if not sendable:
             return []
-        payload = dict(self._base(sendable[0]))
-        payload["personalizations"] = personalizations
+        body = f"{self._head(sendable[0])}{', '.join(personalizations)}]}}"
         try:
-            response = self.client.client.mail.send.post(request_body=payload, timeout=self.timeout)
-        except http.BadRequestsError as error:
-            return self._refused(sendable, error, report)
-        except http.PayloadTooLargeError as error:
-            if len(sendable) == 1:
-                report([Outcome(sendable[0].delivery_id, OutcomeStatus.FAILED, None, _problem(error))])
-                return []
-            middle = len(sendable) // 2
-            self._post(sendable[:middle], report, handing)
-            return sendable[middle:]
-        except (http.UnauthorizedError, http.ForbiddenError) as error:
-            raise ProviderRefused(_problem(error)) from None
-        except http.TooManyRequestsError as error:
-            raise ProviderBusy(_problem(error), _retry_after(error)) from None
-        except http.HTTPError as error:
-            if error.status_code >= 500:
+            response = self.api.post(body.encode())
+        except HTTPError as error:
+            if error.status_code == 400:
+                return self._refused(sendable, error, report)
+            if error.status_code == 413:
+                if len(sendable) == 1:
+                    report([Outcome(sendable[0].delivery_id, OutcomeStatus.FAILED, None, _problem(error))])
+                    return []
+                middle = len(sendable) // 2
+                self._post(sendable[:middle], report, handing)
+                return sendable[middle:]
+            if error.status_code in (401, 403):
+                raise ProviderRefused(_problem(error)) from None
+            if error.status_code == 429 or error.status_code >= 500:
                 raise ProviderBusy(_problem(error), _retry_after(error)) from None
             report([Outcome(m.delivery_id, OutcomeStatus.FAILED, None, _problem(error)) for m in sendable])
             return []
-        except urllib.error.URLError as error:  # not connected: nothing was sent, and waiting won't help
-            raise ProviderRefused(f"cannot reach the API at {self.host}: {error.reason}") from None
+        except Unreachable as error:  # not connected: nothing was sent, and waiting won't help
+            raise ProviderRefused(f"cannot reach the API at {self.host}: {error}") from None
         except Exception as error:  # a timeout, a cut answer, TLS trouble: it may have gone
             detail = f"uncertain: {type(error).__name__} after the request was sent; may have been delivered"
             report([Outcome(m.delivery_id, OutcomeStatus.UNCERTAIN, None, detail) for m in sendable])
             return []
-        message_id = response.headers.get("X-Message-Id") if response.headers else None
+        message_id = response.headers.get("X-Message-Id")
         report([Outcome(m.delivery_id, OutcomeStatus.SENT, message_id) for m in sendable])
         return []
 
-    def _refused(self, group: list[Outgoing], error: http.HTTPError, report: Report) -> list[Outgoing]:
+    def _refused(self, group: list[Outgoing], error: HTTPError, report: Report) -> list[Outgoing]:
         """A 400 that names personalizations fails those readers, the rest to be posted again;
         one that names none is about the request itself (sender, content): the same for everyone."""
         errors = _errors(error)
