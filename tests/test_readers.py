@@ -152,6 +152,22 @@ def test_a_confirmation_link_mailed_before_still_confirms_with_what_it_carries(s
     assert_erin_as_she_chose(view)
 
 
+def test_an_unsubscribe_by_mail_leaves_no_thread_behind(site) -> None:
+    """`bounces` reads a mailbox of them one by one: each is written where it is asked, with no
+    writer thread waiting for more after it (a large mailbox piled hundreds of them up)."""
+    import threading
+
+    subscribers.add(site, "ann@example.org", NOW, newsletters=["weekly"])
+    token = sign(
+        site.settings.signing_key(), "unsubscribe", reader(site, "ann@example.org").id, scope="weekly"
+    )
+    before = threading.active_count()
+    for _ in range(5):
+        assert readers.unsubscribe(site, token, "mailto", NOW).newsletter == "weekly"
+    assert threading.active_count() == before
+    assert subscribers.readers(site)[0].left == ["weekly"]
+
+
 def test_leaving_one_newsletter_keeps_the_other_and_leaving_all_sticks(site) -> None:
     subscribers.add(site, "ann@example.org", NOW, newsletters=["weekly", "daily"])
     key = site.settings.signing_key()

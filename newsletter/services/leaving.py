@@ -116,6 +116,16 @@ class Leaving:
         assert asked.left is not None
         return asked.left
 
+    def leave_here(self, token: str, source: str, now: datetime) -> Left:
+        """One request written by the calling thread: a one-off (a mail to the unsubscribe
+        address, read by `bounces`) leaves no writer thread waiting for more behind it."""
+        asked = self._asked(token, source, now)
+        self._write([asked])
+        if asked.error is not None:
+            raise asked.error
+        assert asked.left is not None
+        return asked.left
+
     async def leave_soon(self, token: str, source: str, now: datetime) -> Left:
         """`leave` from an event loop: the token is checked here, the write awaited without a
         thread of the loop's pool per request."""

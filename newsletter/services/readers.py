@@ -468,7 +468,7 @@ def fresh_link(runtime: Runtime, email: str, now: datetime, later: Later = at_on
 def unsubscribe(runtime: Runtime, token: str, source: str, now: datetime) -> Left:
     """Leave the newsletter the token names, at once; again is harmless (the pages share one
     `Leaving` instead: what arrives together is written together)."""
-    return Leaving(runtime).leave(token, source, now)
+    return Leaving(runtime).leave_here(token, source, now)
 
 
 @_on_race
