@@ -6,6 +6,7 @@ start-up case, the command's).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -1139,53 +1140,18 @@ def _import_case(workdir: Path, database: str, step: str) -> dict[str, object]:
     }
 
 
-@case(f"import: `subscribers import` of {IMPORT_ROWS:,} new readers (SQLite)")
-def import_sqlite(workdir: Path) -> dict[str, object]:
-    return _import_case(workdir, "sqlite", "import")
-
-
-@case(f"import: the same {IMPORT_ROWS:,} rows again, nothing changes (SQLite)")
-def import_again_sqlite(workdir: Path) -> dict[str, object]:
-    return _import_case(workdir, "sqlite", "again")
-
-
-@case(f"import: `subscribers export` of {IMPORT_ROWS:,} readers (SQLite)")
-def export_sqlite(workdir: Path) -> dict[str, object]:
-    return _import_case(workdir, "sqlite", "export")
-
-
-@case(f"import: `subscribers import` of {IMPORT_ROWS:,} new readers (PostgreSQL)")
-def import_postgresql(workdir: Path) -> dict[str, object]:
-    return _import_case(workdir, "postgresql", "import")
-
-
-@case(f"import: the same {IMPORT_ROWS:,} rows again, nothing changes (PostgreSQL)")
-def import_again_postgresql(workdir: Path) -> dict[str, object]:
-    return _import_case(workdir, "postgresql", "again")
-
-
-@case(f"import: `subscribers export` of {IMPORT_ROWS:,} readers (PostgreSQL)")
-def export_postgresql(workdir: Path) -> dict[str, object]:
-    return _import_case(workdir, "postgresql", "export")
+IMPORT_STEPS = {
+    "import": f"import: `subscribers import` of {IMPORT_ROWS:,} new readers",
+    "again": f"import: the same {IMPORT_ROWS:,} rows again, nothing changes",
+    "export": f"import: `subscribers export` of {IMPORT_ROWS:,} readers",
+}
+for _database, _label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+    for _step, _name in IMPORT_STEPS.items():
+        case(f"{_name} ({_label})")(functools.partial(_import_case, database=_database, step=_step))
 
 
 # Readers of the workers case (on BENCH_POSTGRES, a database of its own, made and dropped).
 WORKERS_READERS = 50_000
-
-
-@case("send: `newsletter send --workers 1` on PostgreSQL, 50,000 readers, the API answering after 250 ms")
-def send_workers_1(workdir: Path) -> dict[str, object]:
-    return _send_workers(workdir, 1)
-
-
-@case("send: `newsletter send --workers 2` on PostgreSQL, 50,000 readers, the API answering after 250 ms")
-def send_workers_2(workdir: Path) -> dict[str, object]:
-    return _send_workers(workdir, 2)
-
-
-@case("send: `newsletter send --workers 4` on PostgreSQL, 50,000 readers, the API answering after 250 ms")
-def send_workers_4(workdir: Path) -> dict[str, object]:
-    return _send_workers(workdir, 4)
 
 
 def _send_workers(workdir: Path, workers: int) -> dict[str, object]:
@@ -1263,6 +1229,13 @@ def _send_workers(workdir: Path, workers: int) -> dict[str, object]:
         f"{variants} variants; CPU: the command and its senders {usage.ru_utime + usage.ru_stime:.1f} s, "
         f"API server {float(server_cpu):.1f} s; load average before {load:.1f}",
     }
+
+
+for _workers in (1, 2, 4):
+    case(
+        f"send: `newsletter send --workers {_workers}` on PostgreSQL, {WORKERS_READERS:,} readers, "
+        "the API answering after 250 ms"
+    )(functools.partial(_send_workers, workers=_workers))
 
 
 def _send_command(
