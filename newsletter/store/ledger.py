@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
 import socket
 import time
@@ -44,16 +45,19 @@ from sqlalchemy import (
     Subquery,
     Table,
     Text,
+    TypeDecorator,
     any_,
     bindparam,
     case,
     func,
     insert,
     literal,
+    literal_column,
     select,
     text,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -195,19 +199,29 @@ def _postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _among(
+class _IdList(TypeDecorator[Sequence[int]]):
+    """A list of ids bound as one JSON array, read back by SQLite's `json_each`."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Sequence[int] | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(list(value))
+
+
+def among(
     column: ColumnElement[int], postgresql: bool, ids: Sequence[int] | None = None
 ) -> ColumnElement[bool]:
-    """`column IN ids` (None: the statement's `ids` parameter, given when it runs). On PostgreSQL
-    one array parameter (`= ANY`): a sender's batch of thousands of ids as as many parameters,
-    rendered by SQLAlchemy and parsed again by psycopg for each statement, cost more CPU than
-    building the batch's messages."""
+    """`column IN ids` (None: the statement's `ids` parameter, given when it runs), the ids bound
+    as one value: an array (`= ANY`) on PostgreSQL, a JSON array read by `json_each` on SQLite.
+    A sender's batch of thousands of ids as as many parameters, rendered by SQLAlchemy and
+    parsed again by the driver for each statement, cost more CPU than building the batch's
+    messages."""
     values = None if ids is None else list(ids)
     if postgresql:
         return column == any_(bindparam("ids", values, type_=ARRAY(Integer), unique=ids is not None))
-    if values is None:
-        return column.in_(bindparam("ids", expanding=True))
-    return column.in_(values)
+    listed = func.json_each(bindparam("ids", values, type_=_IdList(), unique=ids is not None))
+    return column.in_(select(literal_column("value", Integer)).select_from(listed))
 
 
 def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]:
@@ -231,7 +245,7 @@ def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]
     if ids:
         session.execute(
             update(DELIVERIES)
-            .where(_among(DELIVERIES.c.id, postgresql, ids), DELIVERIES.c.status == DeliveryStatus.PENDING)
+            .where(among(DELIVERIES.c.id, postgresql, ids), DELIVERIES.c.status == DeliveryStatus.PENDING)
             .values(
                 status=DeliveryStatus.SENDING,
                 claimed_by=token,
@@ -296,7 +310,7 @@ def _gate(
         .exists()
     )
     held = (
-        _among(DELIVERIES.c.id, postgresql),
+        among(DELIVERIES.c.id, postgresql),
         DELIVERIES.c.status == DeliveryStatus.SENDING,
         DELIVERIES.c.claimed_by == bindparam("token"),
     )
@@ -347,7 +361,7 @@ def note_left(session: Session, ids: Sequence[int], newsletter: str) -> None:
         session.execute(
             update(DELIVERIES)
             .where(
-                _among(DELIVERIES.c.id, postgresql, ids[start : start + BATCH]),
+                among(DELIVERIES.c.id, postgresql, ids[start : start + BATCH]),
                 DELIVERIES.c.status == DeliveryStatus.SENT,
                 ~active | ~subscribed | suppressed,
             )
@@ -366,7 +380,9 @@ def suppress_claimed(session: Session, ids: list[int]) -> int:
     how many were still claimed."""
     result = session.execute(
         update(DELIVERIES)
-        .where(DELIVERIES.c.id.in_(ids), DELIVERIES.c.status == DeliveryStatus.SENDING)
+        .where(
+            among(DELIVERIES.c.id, _postgresql(session), ids), DELIVERIES.c.status == DeliveryStatus.SENDING
+        )
         .values(status=DeliveryStatus.SUPPRESSED, detail="unsubscribed or suppressed during the send")
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -393,7 +409,7 @@ def record(session: Session, marks: Sequence[Mark]) -> None:
         values = _outcome(status, now, message_id, detail)
         session.execute(
             update(DELIVERIES)
-            .where(_among(DELIVERIES.c.id, postgresql, ids), _unless_told(status))
+            .where(among(DELIVERIES.c.id, postgresql, ids), _unless_told(status))
             .values(**values)
         )
     # A statement per mark held the write lock 30 ms for 200 SMTP marks (the pages wait for it);
@@ -487,7 +503,7 @@ def held(session: Session, ids: Sequence[int], token: str) -> set[int]:
     return set(
         session.scalars(
             select(Delivery.id).where(
-                _among(DELIVERIES.c.id, _postgresql(session), ids),
+                among(DELIVERIES.c.id, _postgresql(session), ids),
                 Delivery.status == DeliveryStatus.SENDING,
                 Delivery.claimed_by == token,
             )
@@ -633,11 +649,12 @@ def give_back(session: Session, edition_id: int, worker: str) -> tuple[int, int]
 
 def _doubt(session: Session, handed: list[int]) -> None:
     """Deliveries handed over whose answer nobody recorded: uncertain, never sent again blindly."""
+    postgresql = _postgresql(session)
     for start in range(0, len(handed), BATCH):
         session.execute(
             update(DELIVERIES)
             .where(
-                DELIVERIES.c.id.in_(handed[start : start + BATCH]),
+                among(DELIVERIES.c.id, postgresql, handed[start : start + BATCH]),
                 DELIVERIES.c.status == DeliveryStatus.SENDING,
                 DELIVERIES.c.handed_at.is_not(None),
             )
@@ -661,11 +678,12 @@ def resend_uncertain(
     ids = [delivery_id for delivery_id, _edition in rows]
     for _delivery, edition in rows:
         found[edition] = found.get(edition, 0) + 1
+    postgresql = _postgresql(session)
     for start in range(0, len(ids), BATCH):
         session.execute(
             update(DELIVERIES)
             .where(
-                DELIVERIES.c.id.in_(ids[start : start + BATCH]),
+                among(DELIVERIES.c.id, postgresql, ids[start : start + BATCH]),
                 DELIVERIES.c.status == DeliveryStatus.UNCERTAIN,
             )
             .values(
@@ -687,9 +705,11 @@ def _unclaim(
     values: dict[str, Any] = {"status": DeliveryStatus.PENDING, "claimed_by": None, "claimed_at": None}
     if not attempted:
         values["attempts"] = DELIVERIES.c.attempts - 1
+    postgresql = _postgresql(session)
     for start in range(0, len(ids), BATCH):
         query = update(DELIVERIES).where(
-            DELIVERIES.c.id.in_(ids[start : start + BATCH]), DELIVERIES.c.status == DeliveryStatus.SENDING
+            among(DELIVERIES.c.id, postgresql, ids[start : start + BATCH]),
+            DELIVERIES.c.status == DeliveryStatus.SENDING,
         )
         if token is not None:  # only what this claim still holds, never another sender's
             query = query.where(DELIVERIES.c.claimed_by == token)
