@@ -27,7 +27,8 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -81,6 +82,8 @@ from newsletter.store.statuses import (
 )
 
 BATCH = 2000
+# KiB of SQLite's page cache while an edition's deliveries are written (see _roomy_cache).
+PREPARE_CACHE_KB = 16384
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,29 @@ def open_deliveries(
     ]
     if rows:
         session.execute(insert(plan_map), rows)
+    with _roomy_cache(session):
+        _insert_deliveries(session, edition_id, readers, plan_map)
+    plan_map.drop(connection)
+
+
+@contextmanager
+def _roomy_cache(session: Session) -> Iterator[None]:
+    """SQLite's page cache made room while an edition's rows, their index entries and their
+    sort are written, then put back: at its default 2 MB a million readers took about 17 s to
+    prepare, at 16 MB 10-12 s, for about 12 MB more at the sender's peak."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size = -{PREPARE_CACHE_KB}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")
+
+
+def _insert_deliveries(session: Session, edition_id: int, readers: Subquery, plan_map: Table) -> None:
     session.execute(
         insert(Delivery).from_select(
             ["edition_id", "subscriber_id", "variant_id", "status", "detail", "attempts"],
@@ -141,7 +167,8 @@ def open_deliveries(
                 plan_map.c.status,
                 plan_map.c.detail,
                 literal(0),
-            ).join(
+            )
+            .join(
                 plan_map,
                 (plan_map.c.mask == readers.c.mask)
                 & (plan_map.c.language == readers.c.language)
@@ -153,7 +180,6 @@ def open_deliveries(
             .order_by(plan_map.c.variant_id, readers.c.subscriber_id),
         )
     )
-    plan_map.drop(connection)
 
 
 # What a send's statements read besides the deliveries: the gate checks each reader in these.
