@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import event, func, insert, select, text, update
 
 from newsletter.services import sending
 from newsletter.store import ledger
@@ -100,3 +100,18 @@ def test_preparing_leaves_postgresql_statistics_that_count_the_edition(newsroom)
         deliveries = session.scalar(select(func.count()).select_from(Delivery))
         readers = session.scalar(select(func.count()).select_from(Subscriber))
     assert (counted["deliveries"], counted["subscribers"]) == (deliveries, readers)
+
+
+def test_an_editions_deliveries_are_written_in_the_order_senders_claim_them(newsroom) -> None:
+    """Each digest's readers get consecutive rows (by reader within it): a sender claims them
+    in that order, so a batch's rows share pages rather than each having one of its own."""
+    add_readers(newsroom, 30)
+    with unit_of_work(newsroom.factory) as session:  # every other reader German: digests interleaved
+        session.execute(update(Subscriber).where(Subscriber.id % 2 == 0).values(language="de"))
+    sending.prepare_next(newsroom, "weekly", WEEKLY_NOV_23, force=True)
+    with reading(newsroom.factory) as session:
+        rows = session.execute(
+            select(Delivery.variant_id, Delivery.subscriber_id).order_by(Delivery.id)
+        ).all()
+    assert len({variant for variant, _reader in rows}) >= 2
+    assert rows == sorted(rows)
