@@ -4,12 +4,10 @@ the edition was prepared are dropped from the ledger rather than mailed."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, literal_column, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.editions.compose import Markers
@@ -36,17 +34,6 @@ class Batch:
     messages: list[Outgoing]
     left: int  # readers who left since the edition was prepared: suppressed, not mailed
     unsendable: int  # addresses that cannot be sent to: failed with the reason
-
-
-def among(session: Session, ids: list[int]) -> ColumnElement[bool]:
-    """`deliveries.id IN ids` with the ids bound as one value (a JSON array on SQLite, an array
-    on PostgreSQL), not one parameter each: a batch's thousands of parameters cost more to
-    render and bind than the query takes to run."""
-    if session.get_bind().dialect.name == "postgresql":
-        return DELIVERIES.c.id == func.any(bindparam("ids", ids, type_=ARRAY(Integer)))
-    values = func.json_each(bindparam("ids", json.dumps(ids)))
-    listed: Select[int] = select(literal_column("value", Integer)).select_from(values)
-    return DELIVERIES.c.id.in_(listed)
 
 
 class BatchBuilder:
@@ -88,7 +75,7 @@ class BatchBuilder:
                 )
                 .join(SUBSCRIBERS, subscribers.id == DELIVERIES.c.subscriber_id)
                 .outerjoin(SUPPRESSIONS, suppressions.email == subscribers.email)
-                .where(among(session, ids))
+                .where(ledger.among(DELIVERIES.c.id, session.get_bind().dialect.name == "postgresql", ids))
                 .order_by(DELIVERIES.c.id)
             ).all()
             for missing in {row[1] for row in rows if row[1] is not None} - self.variants.keys():
