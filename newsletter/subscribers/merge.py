@@ -317,23 +317,28 @@ def _write(session: Session, changes: list[Change], now: datetime) -> None:
             if n not in b.newsletters  # in the row's order
         ],
     )
-    gone = [{"sid": a.id, "cid": i} for b, a in pairs for i in b.categories - a.categories]
-    if gone:
-        columns = _CATEGORIES.c
+    _delete_many(
+        session,
+        _CATEGORIES,
+        "category_id",
+        [(a.id, i) for b, a in pairs for i in b.categories - a.categories],
+    )
+    _delete_many(
+        session,
+        _SUBSCRIPTIONS,
+        "newsletter",
+        [(a.id, n) for b, a in pairs for n in b.newsletters.keys() - a.newsletters.keys()],
+    )
+
+
+def _delete_many(session: Session, table: Table, column: str, rows: list[tuple[int, Any]]) -> None:
+    """A reader's rows of `table` named by (subscriber id, `column`), in one executemany."""
+    if rows:
         session.execute(
-            delete(_CATEGORIES).where(
-                columns.subscriber_id == bindparam("sid"), columns.category_id == bindparam("cid")
+            delete(table).where(
+                table.c.subscriber_id == bindparam("sid"), table.c[column] == bindparam("value")
             ),
-            gone,
-        )
-    left = [{"sid": a.id, "name": n} for b, a in pairs for n in b.newsletters.keys() - a.newsletters.keys()]
-    if left:
-        columns = _SUBSCRIPTIONS.c
-        session.execute(
-            delete(_SUBSCRIPTIONS).where(
-                columns.subscriber_id == bindparam("sid"), columns.newsletter == bindparam("name")
-            ),
-            left,
+            [{"sid": sid, "value": value} for sid, value in rows],
         )
 
 
