@@ -478,22 +478,20 @@ def _send_sendgrid(
     ]
     results = [sender.communicate()[0].split() for sender in senders]
     end = time.perf_counter()
-    server.stdin.write("count\n")
-    server.stdin.flush()
-    accepted, unique, server_cpu, server_peak = server.stdout.readline().split()
+    accepted, unique, server_cpu, server_peak = _api_count(server)
     server.stdin.close()
     server.wait()
     sent = sum(int(r[0]) for r in results)
-    assert int(accepted) == int(unique) == sent == subscribers, (accepted, unique, sent)
+    assert accepted == unique == sent == subscribers, (accepted, unique, sent)
     worker_peak = max(float(r[1]) for r in results)
     worker_cpu = sum(float(r[2]) for r in results)
     return {
         "seconds": end - began,
         "peak_note": f"{worker_peak:.0f} MB per sender",
-        "note": f"{int(accepted):,} accepted once each, {prepared.variants} variants; prepare "
+        "note": f"{accepted:,} accepted once each, {prepared.variants} variants; prepare "
         f"{composed - began:.1f} s + {workers} senders {end - composed:.1f} s "
-        f"({int(accepted) / (end - began):,.0f}/s end to end); CPU: senders {worker_cpu:.0f} s, "
-        f"API server {float(server_cpu):.0f} s ({float(server_peak):.0f} MB); sender peak "
+        f"({accepted / (end - began):,.0f}/s end to end); CPU: senders {worker_cpu:.0f} s, "
+        f"API server {server_cpu:.0f} s ({server_peak:.0f} MB); sender peak "
         f"{worker_peak:.0f} MB; {settings.sending.concurrency} requests in flight per sender",
     }
 
@@ -528,6 +526,15 @@ def send_1m_latency(workdir: Path) -> dict[str, object]:
 
 
 SMTP_MESSAGES = int(os.environ.get("BENCH_SMTP_MESSAGES", "100000"))
+
+
+def _api_count(server: subprocess.Popen) -> tuple[int, int, float, float]:
+    """The loopback API's tally, asked once the senders are done: requests' readers accepted,
+    how many distinct, its CPU seconds and its peak MB."""
+    server.stdin.write("count\n")
+    server.stdin.flush()
+    accepted, unique, cpu, peak = server.stdout.readline().split()
+    return int(accepted), int(unique), float(cpu), float(peak)
 
 
 def _sink_count(sink: subprocess.Popen) -> tuple[int, int, float]:
@@ -1204,9 +1211,7 @@ def _send_workers(workdir: Path, workers: int) -> dict[str, object]:
         if os.waitstatus_to_exitcode(status):
             said = (workdir / "send.log").read_text(errors="replace").strip()
             raise RuntimeError(f"newsletter send --workers {workers}: {said[-300:]}")
-        server.stdin.write("count\n")
-        server.stdin.flush()
-        accepted, unique, server_cpu, _peak = server.stdout.readline().split()
+        accepted, unique, server_cpu, _peak = _api_count(server)
         with runtime.factory() as session:
             edition = session.scalars(select(Edition)).one()
             senders = (edition.finished_at - edition.started_at).total_seconds()
@@ -1219,15 +1224,15 @@ def _send_workers(workdir: Path, workers: int) -> dict[str, object]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-    assert int(accepted) == int(unique) == WORKERS_READERS, (accepted, unique)
+    assert accepted == unique == WORKERS_READERS, (accepted, unique)
     assert edition.status == EditionStatus.COMPLETE, edition.status
     return {
         "seconds": seconds,
         "peak_mb": usage.ru_maxrss / 1024,
         "note": f"{WORKERS_READERS / seconds:,.0f} readers/s command to exit ({WORKERS_READERS / senders:,.0f}/s "
-        f"from the first sender's start to the last one's end); {int(accepted):,} accepted once each, "
+        f"from the first sender's start to the last one's end); {accepted:,} accepted once each, "
         f"{variants} variants; CPU: the command and its senders {usage.ru_utime + usage.ru_stime:.1f} s, "
-        f"API server {float(server_cpu):.1f} s; load average before {load:.1f}",
+        f"API server {server_cpu:.1f} s; load average before {load:.1f}",
     }
 
 
@@ -1291,21 +1296,19 @@ def _send_command(
         )
         _pid, status, usage = os.wait4(process.pid, 0)  # its sender processes' peaks included
         wall = time.perf_counter() - began
-    server.stdin.write("count\n")
-    server.stdin.flush()
-    accepted, unique, server_cpu, _server_peak = server.stdout.readline().split()
+    accepted, unique, server_cpu, _server_peak = _api_count(server)
     server.stdin.close()
     server.wait()
     if os.waitstatus_to_exitcode(status):
         said = (workdir / "stderr.log").read_text(errors="replace").strip()
         raise RuntimeError(f"newsletter send: {said[-300:]}")
-    assert int(accepted) == int(unique) == subscribers, (accepted, unique, subscribers)
+    assert accepted == unique == subscribers, (accepted, unique, subscribers)
     peak = usage.ru_maxrss / 1024
     return {
         "seconds": wall,
         "peak_mb": peak,
-        "note": f"{int(accepted):,} accepted once each ({int(accepted) / wall:,.0f}/s); CPU "
-        f"{usage.ru_utime + usage.ru_stime:.1f} s (user + system), API server {float(server_cpu):.0f} s; "
+        "note": f"{accepted:,} accepted once each ({accepted / wall:,.0f}/s); CPU "
+        f"{usage.ru_utime + usage.ru_stime:.1f} s (user + system), API server {server_cpu:.0f} s; "
         f"peak {peak:.0f} MB per process; {workers} sender{'s' if workers > 1 else ''}; "
         f"load average before {load:.1f}",
     }
