@@ -415,15 +415,20 @@ def self_signed(tmp_path):
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)  # TLS checks certificates against the wall clock
+    # Valid whatever day the suite runs on: OpenSSL checks it against the system's clock, which
+    # NEWSLETTER_TEST_WALL_CLOCK does not move.
+    valid = (
+        datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC),
+        datetime.datetime(2049, 12, 31, tzinfo=datetime.UTC),
+    )
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_before(valid[0])
+        .not_valid_after(valid[1])
         .add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
         )
