@@ -18,7 +18,7 @@ from newsletter.sending.providers import Outgoing, VariantContent
 from newsletter.sending.report import SendError
 from newsletter.settings import Settings
 from newsletter.store import ledger
-from newsletter.store.db import reading, unit_of_work
+from newsletter.store.db import among, reading, unit_of_work
 from newsletter.store.ledger import Mark
 from newsletter.store.models import DELIVERIES, Subscriber, Suppression, Variant
 from newsletter.store.statuses import DeliveryStatus, SubscriberStatus
@@ -75,7 +75,7 @@ class BatchBuilder:
                 )
                 .join(SUBSCRIBERS, subscribers.id == DELIVERIES.c.subscriber_id)
                 .outerjoin(SUPPRESSIONS, suppressions.email == subscribers.email)
-                .where(ledger.among(DELIVERIES.c.id, session.get_bind().dialect.name == "postgresql", ids))
+                .where(among(DELIVERIES.c.id, session.get_bind().dialect.name == "postgresql", ids))
                 .order_by(DELIVERIES.c.id)
             ).all()
             for missing in {row[1] for row in rows if row[1] is not None} - self.variants.keys():

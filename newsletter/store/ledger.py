@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import os
 import socket
 import time
@@ -35,7 +34,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     Column,
     ColumnElement,
@@ -46,22 +44,19 @@ from sqlalchemy import (
     Subquery,
     Table,
     Text,
-    TypeDecorator,
-    any_,
     bindparam,
     case,
     func,
     insert,
     literal,
-    literal_column,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
+from newsletter.store.db import among
 from newsletter.store.models import (
     DELIVERIES,
     Delivery,
@@ -227,31 +222,6 @@ def received(session: Session, article_ids: list[int]) -> dict[int, frozenset[in
 
 def _postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
-
-
-class _IdList(TypeDecorator[Sequence[int]]):
-    """A list of ids bound as one JSON array, read back by SQLite's `json_each`."""
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: Sequence[int] | None, dialect: Dialect) -> str | None:
-        return None if value is None else json.dumps(list(value))
-
-
-def among(
-    column: ColumnElement[int], postgresql: bool, ids: Sequence[int] | None = None
-) -> ColumnElement[bool]:
-    """`column IN ids` (None: the statement's `ids` parameter, given when it runs), the ids bound
-    as one value: an array (`= ANY`) on PostgreSQL, a JSON array read by `json_each` on SQLite.
-    A sender's batch of thousands of ids as as many parameters, rendered by SQLAlchemy and
-    parsed again by the driver for each statement, cost more CPU than building the batch's
-    messages."""
-    values = None if ids is None else list(ids)
-    if postgresql:
-        return column == any_(bindparam("ids", values, type_=ARRAY(Integer), unique=ids is not None))
-    listed = func.json_each(bindparam("ids", values, type_=_IdList(), unique=ids is not None))
-    return column.in_(select(literal_column("value", Integer)).select_from(listed))
 
 
 def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]:

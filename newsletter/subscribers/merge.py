@@ -16,11 +16,8 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
-    ColumnElement,
     String,
     Table,
-    any_,
     bindparam,
     delete,
     select,
@@ -28,8 +25,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
+from newsletter.store.db import among
 from newsletter.store.models import (
     Category,
     Subscriber,
@@ -173,7 +171,7 @@ def known(session: Session, emails: list[str], key: bytes | None) -> Known:
                 type_coerce(Subscriber.status, String).label("status"),
                 Subscriber.confirmed_at,
                 Subscriber.unsubscribed_at,
-            ).where(_among(session, Subscriber.email, emails))
+            ).where(among(Subscriber.email, _postgresql(session), emails))
         )
     }
     by_id = {reader.id: reader for reader in readers.values()}
@@ -181,7 +179,7 @@ def known(session: Session, emails: list[str], key: bytes | None) -> Known:
         chosen: dict[int, set[int]] = {}
         for subscriber_id, category_id in session.execute(
             select(_CATEGORIES.c.subscriber_id, _CATEGORIES.c.category_id).where(
-                _among(session, _CATEGORIES.c.subscriber_id, list(by_id))
+                among(_CATEGORIES.c.subscriber_id, _postgresql(session), list(by_id))
             )
         ):
             chosen.setdefault(subscriber_id, set()).add(category_id)
@@ -192,25 +190,15 @@ def known(session: Session, emails: list[str], key: bytes | None) -> Known:
                 SubscriberNewsletter.subscriber_id,
                 SubscriberNewsletter.newsletter,
                 type_coerce(SubscriberNewsletter.status, String),
-            ).where(_among(session, SubscriberNewsletter.subscriber_id, list(by_id)))
+            ).where(among(SubscriberNewsletter.subscriber_id, _postgresql(session), list(by_id)))
         ):
             by_id[subscriber_id].newsletters[newsletter] = _SUBSCRIPTION[status]
     # A forgotten reader is suppressed by the hash of the address, never the address itself.
     hashes = {address_hash(email, key): email for email in emails} if key else {}
     listed = session.scalars(
-        select(Suppression.email).where(_among(session, Suppression.email, [*emails, *hashes]))
+        select(Suppression.email).where(among(Suppression.email, _postgresql(session), [*emails, *hashes]))
     )
     return Known(readers, {hashes.get(entry, entry) for entry in listed})
-
-
-def _among(
-    session: Session, column: ColumnElement[Any] | InstrumentedAttribute[Any], values: list[Any]
-) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL as one array parameter: psycopg parses a statement of
-    many parameters again each time, which took longer than the query."""
-    if session.get_bind().dialect.name != "postgresql":
-        return column.in_(values)
-    return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
 
 
 def decide(
@@ -285,7 +273,7 @@ def _write(session: Session, changes: list[Change], now: datetime) -> None:
             [(r.email, now, r.name, r.language, r.status, r.confirmed_at, r.unsubscribed_at) for r in new],
         )
         query = select(Subscriber.email, Subscriber.id).where(
-            _among(session, Subscriber.email, [r.email for r in new])
+            among(Subscriber.email, _postgresql(session), [r.email for r in new])
         )
         ids = {email: id_ for email, id_ in session.execute(query)}
         for reader in new:
@@ -371,3 +359,7 @@ def _insert_many(session: Session, table: Table, names: tuple[str, ...], rows: l
         batch = rows[first : first + step]
         values = ", ".join([one] * len(batch))
         connection.exec_driver_sql(f"{head}VALUES {values}", tuple(v for row in batch for v in row))
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
