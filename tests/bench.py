@@ -660,7 +660,7 @@ def _one_message(settings, runtime, edition_id: int) -> bytes:
             )
         ).first()
         content = builder._variant(session, variant_id)
-    reader = builder.reader(1, "A Reader", content.language)
+    reader = builder.readers()(1, "A Reader", content.language)
     return content.template.render("reader@example.com", "A Reader", reader, "1.1").data
 
 

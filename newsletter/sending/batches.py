@@ -132,9 +132,6 @@ class BatchBuilder:
 
         return reader
 
-    def reader(self, subscriber_id: int, name: str | None, language: str) -> Reader:
-        return self.readers()(subscriber_id, name, language)
-
     def _variant(self, session: Session, variant_id: int) -> VariantContent:
         row = session.get(Variant, variant_id)
         if row is None:
