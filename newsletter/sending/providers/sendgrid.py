@@ -26,6 +26,7 @@ messages fail as "uncertain" rather than being sent again blindly (there is no i
 
 from __future__ import annotations
 
+import base64
 import html
 import http.client
 import json
@@ -36,7 +37,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from email.message import Message
 from json.encoder import encode_basestring_ascii as quoted  # json.dumps's own, in C
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 from newsletter.editions.personalize import PREVIEW_CLICK
 from newsletter.sending.messages import Mailto, list_id, list_unsubscribe
@@ -71,7 +73,9 @@ class Unreachable(Exception):
 
 class MailSend:
     """POST /v3/mail/send as the official client posted it (its Authorization, Accept and
-    Content-Type headers), on a connection of its own per request."""
+    Content-Type headers), on a connection of its own per request, through the proxy that
+    HTTPS_PROXY / HTTP_PROXY name unless NO_PROXY spares the host (as urllib, which it used,
+    did)."""
 
     def __init__(self, host: str, api_key: str, timeout: float) -> None:
         parts = urlsplit(host)
@@ -86,11 +90,33 @@ class MailSend:
             "Accept": "application/json",
             "Content-Type": "application/json",
         }
+        self.proxy: tuple[str, dict[str, str]] | None = None  # the proxy's address, its headers
+        proxy = getproxies().get(parts.scheme)
+        if proxy and not proxy_bypass(parts.hostname or ""):
+            where = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+            told = {}
+            if where.username is not None:
+                login = f"{unquote(where.username)}:{unquote(where.password or '')}"
+                told["Proxy-Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
+            self.proxy = (f"{where.hostname}:{where.port or 80}", told)
+            if not secure:  # a plain request goes to the proxy, naming the whole URL
+                self.path = f"http://{self.address}{self.path}"
+                self.headers.update(told)
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self.proxy is None:
+            return self.connection(self.address, timeout=self.timeout)
+        address, told = self.proxy
+        if self.connection is http.client.HTTPConnection:
+            return http.client.HTTPConnection(address, timeout=self.timeout)
+        tunnelled = http.client.HTTPSConnection(address, timeout=self.timeout)
+        tunnelled.set_tunnel(self.address, headers=told)  # CONNECT, then TLS with the API
+        return tunnelled
 
     def post(self, body: bytes) -> http.client.HTTPResponse:
         """The API's 2xx answer; `HTTPError` for any other, `Unreachable` when the request could
         not be sent whole; anything else (a timeout, a cut answer) after it was sent."""
-        connection = self.connection(self.address, timeout=self.timeout)
+        connection = self._connect()
         try:
             try:
                 connection.request("POST", self.path, body, self.headers)
