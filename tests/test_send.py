@@ -167,6 +167,21 @@ def test_sendgrid_413_splits_the_request(newsroom, mail_api) -> None:
     assert sorted(mail_api.recipients()) == recipients_of(newsroom, edition_id)
 
 
+def test_a_wait_of_years_or_infinity_asked_by_the_api_is_an_hour_at_most(newsroom, mail_api) -> None:
+    """`Retry-After: 1e12` or `inf` once crashed the sender (the sleep overflowed); a year asked
+    would have stalled it for a year: the send waits at most an hour, then asks again."""
+    edition_id = prepared(newsroom)
+    mail_api.script = [
+        Scripted(429, {"errors": [{"message": "slow down"}]}, {"Retry-After": "1e12"}),
+        Scripted(429, {"errors": [{"message": "slow down"}]}, {"Retry-After": "inf"}),
+    ]
+    sleeps = Sleeps()
+    report = send_with_sendgrid(newsroom, mail_api, edition_id, sleeps=sleeps)
+    assert report.status == "complete" and report.sent == 9
+    assert len(sleeps) == 2 and sleeps[0] == 3600 and sleeps[1] <= 60
+    assert sorted(mail_api.recipients()) == recipients_of(newsroom, edition_id)
+
+
 def test_sendgrid_429_and_500_slow_down_and_retry(newsroom, mail_api) -> None:
     edition_id = prepared(newsroom)
     mail_api.script = [

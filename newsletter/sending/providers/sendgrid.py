@@ -30,6 +30,7 @@ import base64
 import html
 import http.client
 import json
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -69,6 +70,10 @@ class HTTPError(Exception):
 class Unreachable(Exception):
     """The request could not be sent (no connection, or it broke while the request went): the API
     never had all of it."""
+
+
+# The longest wait an API's answer may ask of a send; asked again after it, within max_retries.
+MAX_TOLD = 3600.0
 
 
 class MailSend:
@@ -161,18 +166,19 @@ def _refused_personalizations(errors: list[dict[str, Any]]) -> dict[int, tuple[s
 
 
 def _retry_after(error: HTTPError) -> float | None:
+    """The wait the API asked for, in seconds: at most MAX_TOLD (a year's or an infinite one
+    asked would stall the send, or overflow the sleep); None when it asked nothing usable."""
     headers = error.headers
-    if value := headers.get("Retry-After"):
-        try:
-            return float(value)
-        except ValueError:
+    try:
+        if value := headers.get("Retry-After"):
+            told = float(value)
+        elif value := headers.get("X-RateLimit-Reset"):
+            told = float(value) - time.time()
+        else:
             return None
-    if value := headers.get("X-RateLimit-Reset"):
-        try:
-            return max(float(value) - time.time(), 0.0)
-        except ValueError:
-            return None
-    return None
+    except ValueError:
+        return None
+    return min(max(told, 0.0), MAX_TOLD) if math.isfinite(told) else None
 
 
 def _text_greeting(variant: VariantContent) -> str:
