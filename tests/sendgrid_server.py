@@ -47,6 +47,7 @@ class MailAPI:
     requests: int = 0
     payloads: list[dict] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)  # each accepted request's body, as it came
+    numbered: dict[int, dict] = field(default_factory=dict)  # each accepted request's payload by number
     keep_payloads: bool = True  # False (benchmarks): only the accepted addresses are kept
     addresses: list[str] = field(default_factory=list)
     # called with the request number before answering; returning False drops the request unanswered
@@ -162,6 +163,7 @@ def start(api: MailAPI | None = None, port: int = 0) -> tuple[MailAPI, Threading
                     else:
                         api.accepted.extend(payload["personalizations"])
                         api.payloads.append(payload)
+                        api.numbered[number] = payload
                         api.bodies.append(raw)
                         api.events.extend(processed_events(payload, message_id))
                 if api.on_accepted is not None and api.on_accepted(number) is False:
