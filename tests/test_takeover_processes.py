@@ -79,5 +79,7 @@ def test_a_killed_scheduler_s_batch_is_finished_by_the_other_within_the_lease(
     assert set(counts) <= {"sent", "uncertain"} and counts.get("uncertain", 0) <= 2, counts
     assert counts["sent"] + counts.get("uncertain", 0) == READERS
     assert handler.messages == len(handler.recipients) >= counts["sent"]  # nobody twice
-    assert "deliveries taken over" in err
+    # taken over mid-send, or put back as the survivor began its own send (under load it may
+    # start only after the kill)
+    assert "deliveries taken over" in err or "deliveries of a stopped sender put back" in err, err
     assert "held by a sender" not in checked.stdout
