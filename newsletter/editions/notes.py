@@ -39,13 +39,22 @@ def _web_link(url: str) -> bool:
     return parts.scheme.lower() in SCHEMES and bool(parts.netloc)
 
 
-@lru_cache(maxsize=2)
-def _parser(strict: bool) -> MarkdownIt:
+class _Parser(MarkdownIt):
     """The subset's parser. `strict`: a link that is not an absolute http(s) URL stays text;
     else every link is one, so that `cleaned` sees (and refuses) a javascript: link too."""
-    parser = MarkdownIt("zero", {"html": False, "linkify": False, "typographer": False}).enable(RULES)
-    parser.validateLink = _web_link if strict else lambda _url: True  # type: ignore[method-assign]
-    return parser
+
+    def __init__(self, strict: bool) -> None:
+        super().__init__("zero", {"html": False, "linkify": False, "typographer": False})
+        self.enable(RULES)
+        self.strict = strict
+
+    def validateLink(self, url: str) -> bool:
+        return _web_link(url) if self.strict else True
+
+
+@lru_cache(maxsize=2)
+def _parser(strict: bool) -> MarkdownIt:
+    return _Parser(strict)
 
 
 def cleaned(source: str) -> str | None:
