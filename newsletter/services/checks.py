@@ -1,8 +1,8 @@
 """The checks before an edition goes, on the next edition (the one `preview` and `send` mean) as
 readers would get it: every article link (and each link of the editor's notes) answers, images
 carry alt text, each variant stays within Gmail's clipping limit, SpamAssassin's local score, and
-the List-Unsubscribe headers the real message builder writes. A prepared edition keeps its last checklist; a draft is prepared in
-a transaction rolled back, so checking it writes nothing.
+the List-Unsubscribe headers the real message builder writes. A prepared edition keeps its last
+checklist; a draft is prepared in a transaction rolled back, so checking it writes nothing.
 """
 
 from __future__ import annotations
