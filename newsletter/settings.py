@@ -339,10 +339,10 @@ class NewsletterSettings(Strict):
 
 
 def check_note(source: str | None) -> str | None:
-    """A standing note as an edition's is checked (newsletter/editions/notes.py); blank: none."""
+    """A standing note as an edition's is checked (newsletter/notes.py); blank: none."""
     if source is None:
         return None
-    from newsletter.editions.notes import NoteProblem, cleaned  # Markdown only where a note is set
+    from newsletter.notes import NoteProblem, cleaned  # Markdown only where a note is set
 
     try:
         return cleaned(source)

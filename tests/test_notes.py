@@ -18,8 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from newsletter import published
-from newsletter.editions import notes
+from newsletter import notes, published
 from newsletter.editions.edition import EditionError
 from newsletter.errors import InputError, SettingsError
 from newsletter.services import audit, editors, sending

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from newsletter import notes
 from newsletter.cli import output
 from newsletter.cli.options import STANDARD, AtOption, NewsletterOption, known_language, moment
 from newsletter.cli.output import out, outside
 from newsletter.cli.state import state
-from newsletter.editions import notes
 from newsletter.editions.slots import slot_time
 from newsletter.errors import InputError, NewsletterError
 from newsletter.services import editions, editors, sending

@@ -17,8 +17,7 @@ from pathlib import Path
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from newsletter import i18n
-from newsletter.editions import notes
+from newsletter import i18n, notes
 from newsletter.errors import NewsletterError
 from newsletter.settings import NewsletterSettings, SiteSettings
 

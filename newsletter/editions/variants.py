@@ -16,12 +16,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from newsletter import i18n, published
 from newsletter.editions.compose import Card, Composed, Composer, DigestView, Markers
-from newsletter.editions.notes import note_for
 from newsletter.editions.offer import Offer, Story
 from newsletter.editions.plan import Plan, plan_digest
 from newsletter.editions.slots import slot_time
 from newsletter.errors import SettingsError
 from newsletter.ingest.sanitize import plain_text
+from newsletter.notes import note_for
 from newsletter.settings import Settings
 from newsletter.store.categories import localized
 from newsletter.store.models import Edition

@@ -26,15 +26,16 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from newsletter.editions import checks, notes
+from newsletter import notes
+from newsletter.editions import checks
 from newsletter.editions.checks import Answer, Check, Checklist, Copy, SpamScore
 from newsletter.editions.compose import Composer, Markers
 from newsletter.editions.edition import EditionInfo, draft, next_slot, open_edition
-from newsletter.editions.notes import note_for
 from newsletter.editions.offer import edition_notes
 from newsletter.editions.personalize import Personalizable, Reader
 from newsletter.editions.prepare import prepare
 from newsletter.ingest.fetch import _DEADLINE, RefusedAddress, make_client
+from newsletter.notes import note_for
 from newsletter.sending.batches import variant_template
 from newsletter.services import audit
 from newsletter.services.alerts import alert

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.editions import notes
+from newsletter import notes
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import EditionError, EditionInfo, draft, next_slot, open_edition
 from newsletter.editions.offer import edition_notes as edition_notes_of

@@ -10,17 +10,17 @@ from markupsafe import Markup
 from sqlalchemy import ColumnElement, LargeBinary, cast, func, select
 from sqlalchemy.orm import Session
 
-from newsletter.editions import notes
+from newsletter import notes
 from newsletter.editions.audience import audience
 from newsletter.editions.compose import CLIP_BYTES, Composed, Markers
 from newsletter.editions.edition import EditionError, EditionInfo, draft, next_slot
-from newsletter.editions.notes import note_for
 from newsletter.editions.offer import Offer, edition_notes, load_offer
 from newsletter.editions.picks import pin_order
 from newsletter.editions.prepare import Prepared, tally
 from newsletter.editions.preview import Preview, fill, reader_for
 from newsletter.editions.variants import overrides
 from newsletter.errors import InputError, NewsletterError
+from newsletter.notes import note_for
 from newsletter.sending.providers import OutcomeStatus
 from newsletter.services import audit
 from newsletter.services.editions import grace

@@ -285,7 +285,7 @@ class EditionPick(Base):
 
 class EditionNote(Base):
     """An editor's note for one edition and one language: the Markdown source, as checked by
-    newsletter/editions/notes.py (rendered when the edition's digests are composed)."""
+    newsletter/notes.py (rendered when the edition's digests are composed)."""
 
     __tablename__ = "edition_notes"
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True)

@@ -15,7 +15,7 @@ from typing import Any
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from newsletter.editions import notes
+from newsletter import notes
 from newsletter.editions.compose import Card, Composer
 from newsletter.editions.offer import load_offer
 from newsletter.editions.variants import Variants

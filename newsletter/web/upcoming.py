@@ -16,9 +16,9 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from newsletter.editions.compose import CLIP_BYTES
-from newsletter.editions.notes import MAX_NOTE
 from newsletter.errors import NewsletterError
 from newsletter.i18n import N_
+from newsletter.notes import MAX_NOTE
 from newsletter.services import editors, upcoming
 from newsletter.store.runtime import MAX_ID
 from newsletter.store.statuses import PickAction
