@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
@@ -316,3 +317,30 @@ def test_a_test_send_carries_the_note(desk) -> None:
     assert isinstance(message, EmailMessage)
     html, text = parts(message)
     assert "<strong>matter</strong>" in html and "three things **matter** today" in text
+
+
+@pytest.mark.both_databases
+def test_two_editors_at_once_leave_one_note_and_its_digests(newsroom) -> None:
+    sending.prepare_next(newsroom, "weekly", BEFORE, ahead_ok=True, force=True)
+    texts = [f"Note number {n} from an editor." for n in range(4)]
+    failed: list[BaseException] = []
+
+    def write(text: str) -> None:
+        try:
+            editors.set_note(newsroom, "weekly", "en", text, BEFORE, ED)
+        except BaseException as exc:  # any failure is the test's
+            failed.append(exc)
+
+    writers = [threading.Thread(target=write, args=(text,)) for text in texts]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(120)
+    assert not failed
+    with newsroom.factory() as session:
+        [kept] = session.scalars(select(EditionNote)).all()
+        assert session.scalars(select(Edition.status)).all() == [EditionStatus.READY]
+    assert kept.text in texts
+    for language_texts in variant_texts(newsroom).values():
+        assert all(kept.text in text for text in language_texts)  # the digests carry the last one
+    assert len([e for e in audit.entries(newsroom, 20) if e.action == "edition note"]) == 4
