@@ -304,6 +304,8 @@ def test_the_archive_page_shows_the_note(newsroom, tmp_path) -> None:
         assert '<div class="editors-note"><p>Guten Morgen' in german.text and "<em>zählen</em>" in german.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in english.text and "<script>alert" not in english.text
         assert "Guten Morgen" not in english.text
+        feed = site.get(published.feed_path("weekly", "de", "json")).json()
+        assert feed["items"][0]["content_html"].startswith("<p>Guten Morgen: drei Dinge <em>zählen</em>")
 
 
 def test_a_test_send_carries_the_note(desk) -> None:
