@@ -79,6 +79,7 @@ def _links(tokens: list[Token]) -> list[Token]:
     return [c for t in tokens for c in t.children or [] if c.type == "link_open"]
 
 
+@lru_cache(maxsize=32)  # an edition composes many variants per language, each with its note
 def to_html(source: str) -> Markup:
     """The note as the digest's HTML shows it: its paragraphs, emphasis and http(s) links, and
     nothing else (sanitized again by nh3, so a note from anywhere is safe to mark so)."""
@@ -95,6 +96,7 @@ def to_html(source: str) -> Markup:
     )
 
 
+@lru_cache(maxsize=32)
 def to_text(source: str) -> str:
     """The note as the text part shows it: paragraphs wrapped, emphasis as written, each link's
     address in brackets after its words."""
