@@ -154,9 +154,9 @@ def _notes(settings: Settings, config: NewsletterSettings, own: dict[str, str]) 
     rows = []
     for language in settings.languages():
         found = note_for(language, site, own, standing)
-        edition_s = found is not None and found in (own.get(language), own.get(site))
+        from_standing = found is not None and found not in (own.get(language), own.get(site))
         rows.append(
-            NoteRow(language, own.get(language), notes.to_html(found) if found else None, not edition_s)
+            NoteRow(language, own.get(language), notes.to_html(found) if found else None, from_standing)
         )
     return rows
 
