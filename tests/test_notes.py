@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from newsletter import notes, published
 from newsletter.editions.edition import EditionError
 from newsletter.errors import InputError, SettingsError
-from newsletter.services import audit, editors, sending
+from newsletter.services import audit, editors, sending, upcoming
 from newsletter.services import checks as checks_service
 from newsletter.settings import load_settings
 from newsletter.store.db import unit_of_work
@@ -346,3 +346,12 @@ def test_two_editors_at_once_leave_one_note_and_its_digests(newsroom) -> None:
     for language_texts in variant_texts(newsroom).values():
         assert all(kept.text in text for text in language_texts)  # the digests carry the last one
     assert len([e for e in audit.entries(newsroom, 20) if e.action == "edition note"]) == 4
+
+
+def test_the_page_says_which_note_each_language_gets(newsroom) -> None:
+    with_weekly(newsroom, note="Standing.")
+    editors.set_note(newsroom, "weekly", "de", DE_NOTE, BEFORE, ED)
+    rows = {row.language: row for row in upcoming.upcoming(newsroom, "weekly", BEFORE).notes}
+    assert rows["en"].own is None and rows["en"].standing and rows["en"].shown == "<p>Standing.</p>"
+    assert rows["de"].own == DE_NOTE and not rows["de"].standing
+    assert rows["de"].shown is not None and "<em>zählen</em>" in rows["de"].shown
