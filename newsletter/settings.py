@@ -228,6 +228,8 @@ class NewsletterTexts(Strict):
     title: str | None = None
     subject: str | None = None
     preheader: str | None = None
+    # The standing editor's note for readers of this language (see NewsletterSettings.note).
+    note: str | None = None
 
     @field_validator("subject", "preheader")
     @classmethod
@@ -235,6 +237,11 @@ class NewsletterTexts(Strict):
         if value is not None:
             check_template(value)
         return value
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str | None) -> str | None:
+        return check_note(value)
 
 
 class NewsletterSettings(Strict):
@@ -268,7 +275,11 @@ class NewsletterSettings(Strict):
     # are mailed a link to review it; 0: composed at the slot. Keep it well under the time
     # between two slots.
     review_minutes: int = Field(0, ge=0, le=7 * 24 * 60)
-    # Per reader's language ("de"): its own title, subject or preheader, else the ones above.
+    # The standing editor's note, in the site's language: a few lines of Markdown (paragraphs,
+    # emphasis, http(s) links) after the greeting, in every edition without a note of its own
+    # (`newsletter edition note`); `translations.LANG.note` for readers of another language.
+    note: str | None = None
+    # Per reader's language ("de"): its own title, subject, preheader or note, else the ones above.
     translations: dict[str, NewsletterTexts] = Field(default_factory=dict)
 
     @field_validator("subject", "preheader")
@@ -276,6 +287,19 @@ class NewsletterSettings(Strict):
     def _template(cls, value: str) -> str:
         check_template(value)
         return value
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str | None) -> str | None:
+        return check_note(value)
+
+    def standing_notes(self, site_language: str) -> dict[str, str]:
+        """The standing notes by language: `note` is the site language's unless its own
+        translation gives one."""
+        found = {code: texts.note for code, texts in self.translations.items() if texts.note}
+        if self.note and site_language not in found:
+            found[site_language] = self.note
+        return found
 
     @field_validator("translations")
     @classmethod
@@ -297,7 +321,7 @@ class NewsletterSettings(Strict):
         texts = self.translations.get(language)
         if texts is None:
             return self
-        given = texts.model_dump(exclude_none=True)
+        given = texts.model_dump(exclude_none=True, exclude={"note"})  # a note: `standing_notes`
         return self.model_copy(update=given) if given else self
 
     @field_validator("days")
@@ -312,6 +336,18 @@ class NewsletterSettings(Strict):
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
             raise ValueError(f"use HH:MM, 24-hour: {value!r}")
         return value
+
+
+def check_note(source: str | None) -> str | None:
+    """A standing note as an edition's is checked (newsletter/notes.py); blank: none."""
+    if source is None:
+        return None
+    from newsletter.notes import NoteProblem, cleaned  # Markdown only where a note is set
+
+    try:
+        return cleaned(source)
+    except NoteProblem as exc:
+        raise ValueError(str(exc)) from None
 
 
 def check_template(source: str) -> None:

@@ -96,7 +96,7 @@ COMMANDS = (
         "edition",
         "next_edition",
         "edition_app",
-        "The next edition: the editors' pins and exclusions, holds and approvals.",
+        "The next edition: the editors' pins and exclusions, note, holds and approvals.",
     ),
     Entry(
         "subscribers",

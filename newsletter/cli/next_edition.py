@@ -3,23 +3,27 @@ and approvals."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from newsletter import notes
 from newsletter.cli import output
-from newsletter.cli.options import AtOption, NewsletterOption, moment
+from newsletter.cli.options import STANDARD, AtOption, NewsletterOption, known_language, moment
 from newsletter.cli.output import out, outside
 from newsletter.cli.state import state
 from newsletter.editions.slots import slot_time
-from newsletter.errors import NewsletterError
+from newsletter.errors import InputError, NewsletterError
 from newsletter.services import editions, editors, sending
 from newsletter.services.audit import COMMAND_LINE
 from newsletter.store.statuses import EditionStatus, PickAction
 
 edition_app = typer.Typer(
-    help="The next edition: the editors' pins and exclusions, holds and approvals.", no_args_is_help=True
+    help="The next edition: the editors' pins and exclusions, note, holds and approvals.",
+    no_args_is_help=True,
 )
 ArticleArgument = Annotated[str, typer.Argument(help="The article's id (see `trending`) or URL.")]
 
@@ -95,6 +99,66 @@ def edition_picks(ctx: typer.Context, newsletter: NewsletterOption = "weekly", a
     for p in picked:
         table.add_row(str(p.article_id), p.action, outside(p.title))
     out.print(table)
+
+
+@edition_app.command("note")
+def edition_note(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="FILE",
+            help="The note's file, UTF-8: Markdown paragraphs, *emphasis* and links to http(s) "
+            "addresses; `-` reads standard input.",
+        ),
+    ] = None,
+    newsletter: NewsletterOption = "weekly",
+    language: Annotated[
+        str | None,
+        typer.Option(help="For readers of this language (default: the site's).", callback=known_language),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the edition's note (the standing one applies).")
+    ] = False,
+    at: AtOption = None,
+) -> None:
+    """Set the editor's note of the next edition, after the greeting, for readers of one language.
+
+    Without one, readers get the newsletter's standing note (its `note` setting), if any; a
+    language with neither gets the site language's. A prepared edition is prepared again (with
+    approval required, its approval is withdrawn); one being sent cannot change."""
+    if clear == (file is not None):
+        raise InputError("FILE", "give the note's file (`-`: standard input), or --clear, not both")
+    source = None if file is None else _read_note(file)
+    if source is not None and not source.strip():
+        raise InputError("FILE", "the note is empty (use --clear to remove one)")
+    settings = state(ctx).settings
+    edition = editors.set_note(state(ctx).runtime(), newsletter, language, source, moment(settings, at))
+    done = "removed from" if clear else "set on"
+    shown = language or settings.site.language
+    output.line(f"the {shown} note {done} the {output.edition_line(edition, settings.zone)}")
+
+
+def _read_note(file: Path) -> str:
+    """The note's text, UTF-8, read no further than a note may go."""
+    limit = notes.MAX_NOTE * 4 + 16  # a longer file holds a note too long: refused, named so
+    try:
+        if file == STANDARD:
+            data = sys.stdin.buffer.read(limit)
+        else:
+            with file.open("rb") as handle:
+                data = handle.read(limit)
+    except OSError as exc:
+        raise InputError("FILE", f"cannot read {file}: {exc.strerror or exc}") from None
+    if len(data) == limit:
+        raise InputError("FILE", f"a note holds at most {notes.MAX_NOTE} characters")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(
+            "FILE", f"{'standard input' if file == STANDARD else file} is not UTF-8 text"
+        ) from None
+    return text
 
 
 def _decide(ctx: typer.Context, newsletter: str, at: str | None, action: str) -> editors.Decision:

@@ -17,7 +17,7 @@ from pathlib import Path
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from newsletter import i18n
+from newsletter import i18n, notes
 from newsletter.errors import NewsletterError
 from newsletter.settings import NewsletterSettings, SiteSettings
 
@@ -92,6 +92,8 @@ class DigestView:
     # An editor's subject and preheader for this edition: plain text, used as written.
     subject: str | None = None
     preheader: str | None = None
+    # The editor's note for this edition and language: Markdown source, rendered here.
+    note: str | None = None
     # The edition's public page in the reader's language, and the feed of the reader's sections
     # (None where the newsletter keeps no archive): the same for every reader of the variant.
     archive_url: str | None = None
@@ -188,6 +190,8 @@ class Composer:
             "preheader": preheader,
             "archive_url": view.archive_url,
             "feed_url": view.feed_url,
+            "note_html": notes.to_html(view.note) if view.note else None,
+            "note_text": notes.to_text(view.note) if view.note else None,
             **markers.tokens(),
         }
         try:

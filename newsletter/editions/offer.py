@@ -4,7 +4,7 @@ loaded once so that every reader's plan draws on the same data."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -14,7 +14,7 @@ from newsletter.editions.plan import Candidate, Rules
 from newsletter.editions.ranking import Score, Signals, rank
 from newsletter.settings import Settings
 from newsletter.store.categories import slugify
-from newsletter.store.models import Article, Category, Click, Edition, EditionPick
+from newsletter.store.models import Article, Category, Click, Edition, EditionNote, EditionPick
 from newsletter.store.statuses import PickAction
 
 
@@ -47,6 +47,8 @@ class Offer:
     translations: dict[tuple[str, str], Story]
     names: dict[str, str]
     section_order: list[str]
+    # The editors' notes for this edition, by language (Markdown source).
+    notes: dict[str, str] = field(default_factory=dict)
 
     def reader_sections(self, slugs: list[str]) -> list[str]:
         """A reader's sections in the site's order; no choice means every section."""
@@ -134,4 +136,24 @@ def load_offer(session: Session, settings: Settings, edition: Edition) -> Offer:
         pin_rank={p.article_id: p.position for p in rows if p.position is not None},
     )
     candidates = [Candidate(s.id, s.title, s.published_at, frozenset(s.sections)) for s in stories.values()]
-    return Offer(edition, rules, candidates, scores, stories, translations, names, order)
+    return Offer(
+        edition,
+        rules,
+        candidates,
+        scores,
+        stories,
+        translations,
+        names,
+        order,
+        edition_notes(session, edition),
+    )
+
+
+def edition_notes(session: Session, edition: Edition) -> dict[str, str]:
+    """The edition's own notes by language ({} for one not yet created)."""
+    if edition.id is None:
+        return {}
+    rows = session.execute(
+        select(EditionNote.language, EditionNote.text).where(EditionNote.edition_id == edition.id)
+    )
+    return {language: text for language, text in rows}

@@ -21,6 +21,7 @@ from newsletter.editions.plan import Plan, plan_digest
 from newsletter.editions.slots import slot_time
 from newsletter.errors import SettingsError
 from newsletter.ingest.sanitize import plain_text
+from newsletter.notes import note_for
 from newsletter.settings import Settings
 from newsletter.store.categories import localized
 from newsletter.store.models import Edition
@@ -92,6 +93,7 @@ class Variants:
         self.utm = {} if public else utm(settings, offer.edition.newsletter, offer.edition.slot)
         self.clicks = None if public else click_links(settings)
         self.overrides = overrides(offer.edition)
+        self.standing_notes = self.newsletter.standing_notes(settings.site.language)
         # The site's languages (`Settings.languages`), never one learnt from a reader: no page
         # tells the world that a reader of a rare language is on the list.
         self.public_languages = settings.languages()
@@ -161,8 +163,13 @@ class Variants:
             category_names=[] if every else [names[s] for s in plan.chosen],
             subject=self.overrides.get(language, {}).get("subject"),
             preheader=self.overrides.get(language, {}).get("preheader"),
+            note=self.note(language),
             **self.public_links(plan, language),
         )
+
+    def note(self, language: str) -> str | None:
+        """The editor's note readers of `language` get (Markdown source), if any."""
+        return note_for(language, self.settings.site.language, self.offer.notes, self.standing_notes)
 
     def section_names(self, language: str) -> dict[str, i18n.Name]:
         """The sections' names for readers of `language`, in an email whose lang is its catalog's."""

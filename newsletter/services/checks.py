@@ -1,8 +1,8 @@
 """The checks before an edition goes, on the next edition (the one `preview` and `send` mean) as
-readers would get it: every article link answers, images carry alt text, each variant stays
-within Gmail's clipping limit, SpamAssassin's local score, and the List-Unsubscribe headers the
-real message builder writes. A prepared edition keeps its last checklist; a draft is prepared in
-a transaction rolled back, so checking it writes nothing.
+readers would get it: every article link (and each link of the editor's notes) answers, images
+carry alt text, each variant stays within Gmail's clipping limit, SpamAssassin's local score, and
+the List-Unsubscribe headers the real message builder writes. A prepared edition keeps its last
+checklist; a draft is prepared in a transaction rolled back, so checking it writes nothing.
 """
 
 from __future__ import annotations
@@ -26,13 +26,16 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from newsletter import notes
 from newsletter.editions import checks
 from newsletter.editions.checks import Answer, Check, Checklist, Copy, SpamScore
 from newsletter.editions.compose import Composer, Markers
 from newsletter.editions.edition import EditionInfo, draft, next_slot, open_edition
+from newsletter.editions.offer import edition_notes
 from newsletter.editions.personalize import Personalizable, Reader
 from newsletter.editions.prepare import prepare
 from newsletter.ingest.fetch import _DEADLINE, RefusedAddress, make_client
+from newsletter.notes import note_for
 from newsletter.sending.batches import variant_template
 from newsletter.services import audit
 from newsletter.services.alerts import alert
@@ -74,7 +77,7 @@ def run(runtime: Runtime, newsletter: str, now: datetime, links: bool = True) ->
             edition = open_edition(session, settings, newsletter, slot)
             prepare(session, settings, edition, Composer(settings.templates_path()))  # a prepared one stays
             copies, messages = _copies(session, settings, edition)
-            urls = _article_urls(session, edition.id)
+            urls = sorted({*_article_urls(session, edition.id), *_note_urls(session, settings, edition)})
             pictured = _articles_with_images(session, edition.id)
         finally:
             transaction.rollback()  # a draft's preparation was only to see it
@@ -244,6 +247,15 @@ def _article_urls(session: Session, edition_id: int) -> list[str]:
             )
         )
     )
+
+
+def _note_urls(session: Session, settings: Settings, edition: Edition) -> list[str]:
+    """The links of the editor's notes the edition's variants carry."""
+    languages = set(session.scalars(select(Variant.language).where(Variant.edition_id == edition.id)))
+    site, own = settings.site.language, edition_notes(session, edition)
+    standing = settings.newsletter(edition.newsletter).standing_notes(site)
+    found = {note_for(language, site, own, standing) for language in languages}
+    return [url for note in found if note for url in notes.links(note)]
 
 
 def _articles_with_images(session: Session, edition_id: int) -> int:

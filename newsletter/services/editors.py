@@ -11,8 +11,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from newsletter import notes
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import EditionError, EditionInfo, draft, next_slot, open_edition
+from newsletter.editions.offer import edition_notes as edition_notes_of
 from newsletter.editions.offer import trending_signals
 from newsletter.editions.picks import find_article, move, pick, picks, unpick
 from newsletter.editions.prepare import prepare, reopen
@@ -27,7 +29,7 @@ from newsletter.services.editions import grace
 from newsletter.settings import language_code
 from newsletter.store.categories import slugify
 from newsletter.store.db import reading, unit_of_work
-from newsletter.store.models import Article, Category, Edition
+from newsletter.store.models import Article, Category, Edition, EditionNote
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import EditionStatus, PickAction
 from newsletter.text import printable
@@ -230,6 +232,60 @@ def override(
             found.pop(language, None)
         edition.overrides = json.dumps(found, ensure_ascii=False, sort_keys=True) if found else None
     return EditionInfo.of(edition)
+
+
+def set_note(
+    runtime: Runtime,
+    newsletter: str,
+    language: str | None,
+    source: str | None,
+    now: datetime,
+    editor: str = COMMAND_LINE,
+) -> EditionInfo:
+    """Set the editor's note of the next edition for readers of `language` (the site's by
+    default), or with None or blank text remove it (the standing note, if any, is theirs
+    again). A prepared edition is prepared again; each change is in the audit log."""
+    settings = runtime.settings
+    try:
+        language = language_code(language) if language else settings.site.language
+    except ValueError as exc:
+        raise InputError("language", str(exc)) from None
+    offered = settings.languages()
+    if language not in offered:
+        raise InputError(
+            "language", f"the site has no readers in {language!r} (it offers {', '.join(offered)})"
+        )
+    try:
+        text = notes.cleaned(source or "")
+    except notes.NoteProblem as exc:
+        raise InputError("note", str(exc)) from None
+    detail: dict[str, object] = {"language": language}
+    detail.update({"note": text} if text else {"note": None, "removed": True})
+    try:
+        with _changing(runtime, newsletter, now, editor, "edition note", detail) as (session, edition):
+            found = session.get(EditionNote, (edition.id, language))
+            if (found.text if found is not None else None) == text:
+                unchanged = EditionInfo.of(edition)
+                raise _Unchanged  # nothing to prepare again, nothing to log
+            if text is None:
+                session.delete(found)
+            elif found is None:
+                session.add(EditionNote(edition_id=edition.id, language=language, text=text))
+            else:
+                found.text = text
+    except _Unchanged:
+        return unchanged
+    return EditionInfo.of(edition)
+
+
+def edition_notes(runtime: Runtime, newsletter: str, now: datetime) -> dict[str, str]:
+    """The next edition's own notes by language."""
+    settings = runtime.settings
+    with reading(runtime.factory) as session:
+        edition = draft(
+            session, settings, newsletter, next_slot(session, settings, newsletter, now, grace(settings))
+        )
+        return edition_notes_of(session, edition)
 
 
 def edition_picks(runtime: Runtime, newsletter: str, now: datetime) -> tuple[EditionInfo, list[Picked]]:

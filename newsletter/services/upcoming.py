@@ -6,24 +6,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from markupsafe import Markup
 from sqlalchemy import ColumnElement, LargeBinary, cast, func, select
 from sqlalchemy.orm import Session
 
+from newsletter import notes
 from newsletter.editions.audience import audience
 from newsletter.editions.compose import CLIP_BYTES, Composed, Markers
 from newsletter.editions.edition import EditionError, EditionInfo, draft, next_slot
-from newsletter.editions.offer import Offer, load_offer
+from newsletter.editions.offer import Offer, edition_notes, load_offer
 from newsletter.editions.picks import pin_order
 from newsletter.editions.prepare import Prepared, tally
 from newsletter.editions.preview import Preview, fill, reader_for
 from newsletter.editions.variants import overrides
 from newsletter.errors import InputError, NewsletterError
+from newsletter.notes import note_for
 from newsletter.sending.providers import OutcomeStatus
 from newsletter.services import audit
 from newsletter.services.editions import grace
 from newsletter.services.editors import preview
 from newsletter.services.sending import TestSent, test_send
-from newsletter.settings import Settings
+from newsletter.settings import NewsletterSettings, Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
 from newsletter.store.models import Delivery, Edition, EditionPick, Subscriber, Variant, VariantArticle
@@ -71,6 +74,17 @@ class Offered:
 
 
 @dataclass(frozen=True)
+class NoteRow:
+    """The editor's note for one language's readers: the edition's own (None: none), and what
+    they get, rendered (the edition's, else the standing one, else the site language's)."""
+
+    language: str
+    own: str | None
+    shown: Markup | None
+    standing: bool  # what they get is the newsletter's standing note, not the edition's
+
+
+@dataclass(frozen=True)
 class Upcoming:
     edition: EditionInfo
     title: str
@@ -85,6 +99,7 @@ class Upcoming:
     overrides: dict[str, dict[str, str]]
     languages: list[str]  # the languages its readers get it in (or the site's, for a draft)
     note: str | None
+    notes: list[NoteRow]  # per language the site offers
     # A draft's readers counted as preparing it now would count them (what `send --dry-run`
     # says); None once it is prepared, when the ledger holds them.
     planned: Prepared | None
@@ -127,10 +142,23 @@ def upcoming(runtime: Runtime, newsletter: str, now: datetime) -> Upcoming:
             overrides(edition),
             languages,
             edition.note,
+            _notes(settings, config, edition_notes(session, edition)),
             None if prepared else tally(session, settings, offer),
             _variants_with_images(session, edition.id) if prepared and edition.id is not None else None,
             config.trending_images,
         )
+
+
+def _notes(settings: Settings, config: NewsletterSettings, own: dict[str, str]) -> list[NoteRow]:
+    site, standing = settings.site.language, config.standing_notes(settings.site.language)
+    rows = []
+    for language in settings.languages():
+        found = note_for(language, site, own, standing)
+        from_standing = found is not None and found not in (own.get(language), own.get(site))
+        rows.append(
+            NoteRow(language, own.get(language), notes.to_html(found) if found else None, from_standing)
+        )
+    return rows
 
 
 def _variants_with_images(session: Session, edition_id: int) -> int:

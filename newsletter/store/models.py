@@ -283,6 +283,16 @@ class EditionPick(Base):
     position: Mapped[int | None] = mapped_column(Integer)
 
 
+class EditionNote(Base):
+    """An editor's note for one edition and one language: the Markdown source, as checked by
+    newsletter/notes.py (rendered when the edition's digests are composed)."""
+
+    __tablename__ = "edition_notes"
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True)
+    language: Mapped[str] = mapped_column(String(16), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+
+
 class Variant(Base):
     """One composed digest of an edition, shared by every subscriber with the same content."""
 

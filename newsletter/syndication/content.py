@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from newsletter import notes
 from newsletter.editions.compose import Card, Composer
 from newsletter.editions.offer import load_offer
 from newsletter.editions.variants import Variants
@@ -40,6 +42,13 @@ class Digest:
     label: str
     trending: list[Card]
     sections: list[Section]
+    # The editor's note its readers got (Markdown source); None in publications made before.
+    note: str | None = None
+
+    @property
+    def note_html(self) -> Markup | None:
+        """The note as the email showed it: sanitized, so the page may show it as HTML."""
+        return notes.to_html(self.note) if self.note else None
 
     @property
     def cards(self) -> list[Card]:
@@ -61,6 +70,7 @@ class Digest:
                 Section(s["slug"], s["name"], [Card(**card) for card in s["cards"]], s.get("language"))
                 for s in data["sections"]
             ],
+            data.get("note"),
         )
 
 
@@ -110,5 +120,6 @@ def digests(session: Session, settings: Settings, edition: Edition) -> dict[str,
                 Section(slug, name, cards, name.language)
                 for (slug, _ids), (name, cards) in zip(plan.sections, view.sections, strict=True)
             ],
+            view.note,
         )
     return found

@@ -113,9 +113,11 @@ def _feed(
         if publication.withdrawn or digest is None:
             continue
         page = url(public_url, edition_path(newsletter, publication.slot, language, settings.site.language))
+        note = ""
         if category is None:
             title = gettext(ENTRY_TITLE) % {"newsletter": digest.title, "date": digest.label}
             blocks = _blocks(digest, gettext)
+            note = f"{digest.note_html}\n" if digest.note_html else ""  # sanitized, as the page shows it
         else:
             section = digest.section(category)
             if section is None:
@@ -133,7 +135,7 @@ def _feed(
                 link=page,
                 title=_clean(title),
                 summary=_summary([card.title for _heading, cards in blocks for card in cards], language),
-                content=_content(blocks, site_url),
+                content=note + _content(blocks, site_url),
                 published_at=publication.published_at.astimezone(UTC),
             )
         )

@@ -18,12 +18,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from newsletter.editions.compose import CLIP_BYTES
 from newsletter.errors import NewsletterError
 from newsletter.i18n import N_
+from newsletter.notes import MAX_NOTE
 from newsletter.services import editors, upcoming
 from newsletter.store.runtime import MAX_ID
 from newsletter.store.statuses import PickAction
 from newsletter.web.context import log, web
 from newsletter.web.forms import read_form, text
-from newsletter.web.security import CSP
+from newsletter.web.security import CSP, MAX_BODY
 from newsletter.web.signin import WINDOW_SECONDS, desk, form_refused, form_token, signed
 
 router = APIRouter()
@@ -45,6 +46,8 @@ DONE = {
     "down": N_("Moved down."),
     "unmoved": N_("It cannot move further that way."),
     "override": N_("Subject and preheader saved for this edition."),
+    "note": N_("The note is saved for this edition. The preview below shows it."),
+    "unnoted": N_("The note is removed from this edition."),
     "hold": N_("Held: it does not go until released."),
     "release": N_("Released: it goes at its slot, or at once when its slot has passed."),
     "approve": N_("Approved."),
@@ -102,6 +105,7 @@ async def page(
         shown=shown,
         chosen=chosen,
         clip=CLIP_BYTES,
+        note_limit=MAX_NOTE,
         done=DONE.get(done or ""),
     )
     response.headers["content-security-policy"] = PAGE_CSP
@@ -244,6 +248,29 @@ async def override(request: Request, newsletter: Newsletter) -> Response:
     except NewsletterError as exc:
         return _refused(request, exc)
     return _back(newsletter, "override", "#subject")
+
+
+@router.post(PREFIX + "/note")
+async def note(request: Request, newsletter: Newsletter) -> Response:
+    """The editor's note for one language's readers; an empty one removes it."""
+    posted, refused = await _posted(request, newsletter)
+    if refused is not None:
+        return refused
+    context = web(request)
+    source = text(posted, "note", MAX_BODY)  # a note too long is refused by the service, its length named
+    try:
+        await run_in_threadpool(
+            editors.set_note,
+            context.runtime,
+            newsletter,
+            text(posted, "language", 16),
+            source,
+            context.clock(),
+            signed(request).email,
+        )
+    except NewsletterError as exc:
+        return _refused(request, exc)
+    return _back(newsletter, "note" if source.strip() else "unnoted", "#note")
 
 
 @router.post(PREFIX + "/decide")
