@@ -9,6 +9,7 @@ import socket
 import tempfile
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -28,7 +29,7 @@ from newsletter.settings import FeedSettings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import Delivery, Edition, Subscriber
 from newsletter.store.runtime import Runtime
-from newsletter.subscribers.links import Links
+from newsletter.subscribers.links import Links, token_of
 from newsletter.web import serving
 from tests.conftest import ROOT, WEEKLY_NOV_23
 from tests.support.clock import FixedClock
@@ -37,6 +38,7 @@ from tests.support.serving import one_click
 from tests.support.waiting import until
 from tests.support.web import process
 from tests.support.web import serve as serving_site
+from tests.support.webhook import WebhookKeys, deliver, entry, with_webhook
 
 serve = contextmanager(serving_site)  # the pages on loopback, for a `with`
 AFTER_SLOT = WEEKLY_NOV_23.astimezone(UTC) + timedelta(minutes=45)
@@ -327,3 +329,55 @@ def test_serve_with_two_workers_sums_their_counters(newsroom, tmp_path) -> None:
         samples = scrape(url)
         assert value(samples, "newsletter_deliveries_due", newsletter="weekly") == 0
     assert not (temp / folders[0]).exists()  # removed once the workers stopped
+
+
+def test_a_confirmation_is_counted_once(make_runtime) -> None:
+    runtime = make_runtime()
+    made = registry(runtime, lambda: AFTER_SLOT)
+    before = parsed(generate_latest(made).decode())
+    notices: list[partial[object]] = []
+    asked = readers.SignUp(email="clara@example.com", newsletters=["weekly"], language="en")
+    assert readers.sign_up(runtime, asked, AFTER_SLOT, notices.append) == "confirm"
+    token = token_of(str(notices[0].args[4]))  # the confirmation link the notice carries
+    readers.confirm(runtime, token, AFTER_SLOT)
+    readers.confirm(runtime, token, AFTER_SLOT)  # followed again: already active
+    after = parsed(generate_latest(made).decode())
+    confirmed = ("newsletter_confirmations_total", ())
+    assert after[confirmed] - before.get(confirmed, 0) == 1
+    asked_once = ("newsletter_signups_total", (("outcome", "confirm"),))
+    assert after[asked_once] - before.get(asked_once, 0) == 1
+
+
+@pytest.mark.both_databases
+def test_webhook_events_are_counted_by_type_once_each(newsroom) -> None:
+    keys = WebhookKeys.make()
+    with_webhook(newsroom, keys)
+    add_readers(newsroom, 2)
+    edition_id = prepared(newsroom)
+    Sender(newsroom.settings, newsroom.factory, OutboxProvider(newsroom.settings.outbox_dir)).send(edition_id)
+    with newsroom.factory() as session:
+        rows = session.execute(
+            select(Delivery, Subscriber.email)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.edition_id == edition_id)
+            .limit(2)
+        ).all()
+    made = registry(newsroom, lambda: AFTER_SLOT)
+    before = parsed(generate_latest(made).decode())
+    now = datetime.now(UTC)
+    posted = [
+        entry("delivered", rows[0][0], rows[0][1], "m1", now),
+        entry("open", rows[0][0], rows[0][1], "m1", now),
+        entry("delivered", rows[1][0], rows[1][1], "m2", now),
+        entry("made_up_kind", rows[1][0], rows[1][1], "m2", now),
+    ]
+    deliver(newsroom, keys, posted, now)
+    deliver(newsroom, keys, posted, now + timedelta(seconds=1))  # SendGrid's retry: the same events
+    after = parsed(generate_latest(made).decode())
+
+    def counted(kind: str) -> float:
+        key = ("newsletter_webhook_events_total", (("event", kind), ("provider", "sendgrid")))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert (counted("delivered"), counted("open"), counted("other")) == (2, 1, 1)
+    assert not any("made_up_kind" in str(labels) for _name, labels in after)
