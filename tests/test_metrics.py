@@ -4,7 +4,9 @@ a proxied stranger and to a wrong token; `serve --workers 2` sums its workers' c
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import tempfile
 from contextlib import contextmanager
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
@@ -381,3 +384,26 @@ def test_webhook_events_are_counted_by_type_once_each(newsroom) -> None:
 
     assert (counted("delivered"), counted("open"), counted("other")) == (2, 1, 1)
     assert not any("made_up_kind" in str(labels) for _name, labels in after)
+
+
+def test_the_dashboard_alerts_and_readme_name_only_metrics_a_scrape_gives(newsroom) -> None:
+    """Docs stay honest: a renamed metric fails here, not on an operator's empty panel."""
+    add_readers(newsroom, 1)
+    Sender(newsroom.settings, newsroom.factory, OutboxProvider(newsroom.settings.outbox_dir)).send(
+        prepared(newsroom)
+    )
+    text = generate_latest(registry(newsroom, lambda: AFTER_SLOT)).decode()
+    families = {family.name for family in text_string_to_metric_families(text)}  # counters: no _total
+    given = families | {f"{name}_total" for name in families}
+    dashboard = json.loads((ROOT / "config" / "grafana-dashboard.json").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    alerts = yaml.safe_load((ROOT / "config" / "prometheus-alerts.yml").read_text())
+    expressions += [rule["expr"] for group in alerts["groups"] for rule in group["rules"]]
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Metrics") : readme.index("## Benchmarks")]
+    named = {name for text in [*expressions, section] for name in re.findall(r"\bnewsletter_[a-z_]+\b", text)}
+    assert named and named <= given, named - given
+    shown = {name for text in expressions for name in re.findall(r"\bnewsletter_[a-z_]+\b", text)}
+    ours = {name for name in families if name.startswith("newsletter_") and not name.endswith("_created")}
+    unshown = ours - {n.removesuffix("_total") for n in shown}
+    assert unshown == {"newsletter_edition_finished_timestamp_seconds"}  # every other one on the dashboard

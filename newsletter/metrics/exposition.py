@@ -29,7 +29,6 @@ from newsletter.metrics.counters import counters
 from newsletter.metrics.gauges import Clock, StoreCollector
 from newsletter.settings import Settings
 from newsletter.store.runtime import Runtime
-from newsletter.web.client import client_address, trusted_networks
 
 log = logging.getLogger("newsletter.metrics")
 # prometheus_client's own switch to multiprocess mode, read when it is first imported.
@@ -60,20 +59,25 @@ def scrape(made: CollectorRegistry) -> bytes:
     return generate_latest(made)
 
 
-def allowed(settings: Settings, peer: str | None, headers: dict[str, list[str]]) -> bool:
+def forwarded(headers: dict[str, list[str]]) -> bool:
+    """Whether a proxy says it forwards the request for someone (`headers`: lower-case names)."""
+    return any(headers.get(name) for name in FORWARDING)
+
+
+def allowed(settings: Settings, client: str, stranger: bool, headers: dict[str, list[str]]) -> bool:
     """Whether a scrape may be answered: with the bearer token (NEWSLETTER_METRICS_TOKEN), from
-    anywhere; without one, from an address of `[metrics] allow`. A wrong token is refused
-    whatever the address. `headers`: lower-case names, each header's lines."""
+    anywhere; without one, from a `client` address of `[metrics] allow`, unless a proxy not
+    trusted forwarded it (`stranger`: the client is then unknown, whatever the connection's
+    address). A wrong token is refused whatever the address. `headers`: lower-case names, each
+    header's lines."""
     authorization = headers.get("authorization", [])
     if authorization:
         token = settings.metrics_token
         expected = f"Bearer {token.get_secret_value()}" if token is not None else None
         given = authorization[-1].strip()
         return expected is not None and len(authorization) == 1 and hmac.compare_digest(given, expected)
-    trusted = trusted_networks(settings.readers.trusted_proxies)
-    client = client_address(peer, headers.get("x-forwarded-for", []), trusted)
-    if client == peer and any(headers.get(name) for name in FORWARDING):
-        return False  # forwarded by a proxy the settings do not trust: the client is unknown
+    if stranger:
+        return False
     try:
         address = ipaddress.ip_address(client)
     except ValueError:
@@ -149,7 +153,8 @@ class _Scrape(BaseHTTPRequestHandler):
         headers: dict[str, list[str]] = {}
         for name, value in self.headers.items():
             headers.setdefault(name.lower(), []).append(value)
-        if not allowed(self.settings, self.client_address[0], headers):
+        # No proxy is believed here: a forwarded request is a stranger's (the token still opens it).
+        if not allowed(self.settings, self.client_address[0], forwarded(headers), headers):
             self._plain(403, b"forbidden: not an allowed address, and no valid bearer token\n", body)
             return
         try:

@@ -21,7 +21,9 @@ async def metrics(request: Request) -> Response:
     headers: dict[str, list[str]] = {}
     for name, value in request.headers.items():
         headers.setdefault(name, []).append(value)
-    if not exposition.allowed(context.runtime.settings, peer, headers):
+    client = context.client(request)  # behind the proxies `[readers] trusted_proxies` names
+    stranger = client == peer and exposition.forwarded(headers)  # forwarded by a proxy not trusted
+    if not exposition.allowed(context.runtime.settings, client, stranger, headers):
         return PlainTextResponse(
             "forbidden: not an allowed address, and no valid bearer token\n",
             status_code=403,
