@@ -8,6 +8,8 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,7 +24,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 
 from newsletter.ingest.run import fetch_feeds
-from newsletter.metrics.exposition import MetricsServer, registry
+from newsletter.metrics.exposition import (
+    FOLDER_PREFIX,
+    MULTIPROCESS_VARIABLE,
+    MetricsServer,
+    registry,
+    shared_counters,
+)
 from newsletter.metrics.gauges import StoreCollector
 from newsletter.sending.providers.outbox import OutboxProvider
 from newsletter.sending.report import SendReport
@@ -34,8 +42,9 @@ from newsletter.store.models import Delivery, Edition, Subscriber
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.links import Links, token_of
 from newsletter.web import serving
-from tests.conftest import ROOT, WEEKLY_NOV_23
+from tests.conftest import ROOT, SAMPLE, WEEKLY_NOV_23
 from tests.support.clock import FixedClock
+from tests.support.run import editions, project, start, stop
 from tests.support.sending import add_readers, fast, prepared, statuses
 from tests.support.serving import one_click
 from tests.support.waiting import until
@@ -407,3 +416,58 @@ def test_the_dashboard_alerts_and_readme_name_only_metrics_a_scrape_gives(newsro
     ours = {name for name in families if name.startswith("newsletter_") and not name.endswith("_created")}
     unshown = ours - {n.removesuffix("_total") for n in shown}
     assert unshown == {"newsletter_edition_finished_timestamp_seconds"}  # every other one on the dashboard
+
+
+@pytest.mark.e2e
+def test_run_answers_on_its_metrics_port_what_it_sent(tmp_path) -> None:
+    """`newsletter run` without the pages: its own port answers /metrics while it sends a due
+    edition, and once it is sent its counter of accepted messages is the ledger's count."""
+    config = project(tmp_path, readers=30)
+    job = start(config, tmp_path, NEWSLETTER_METRICS__PORT="0")
+    try:
+        said = "".join(job.said)
+        url = re.search(r"metrics for Prometheus on (http://127\.0\.0\.1:\d+)/metrics", said)
+        assert url, said
+
+        def sent() -> bool:
+            samples = scrape(url[1])
+            return value(samples, "newsletter_deliveries_due", newsletter="weekly") == 0 and bool(
+                value(samples, "newsletter_deliveries", newsletter="weekly", status="sent")
+            )
+
+        until(sent, 60)
+        samples = scrape(url[1])
+    finally:
+        stop(job)
+    [(status, counts)] = editions(config)
+    assert status == "complete"
+    assert value(samples, "newsletter_deliveries", newsletter="weekly", status="sent") == counts["sent"]
+    assert (
+        value(samples, "newsletter_messages_sent_total", newsletter="weekly", provider="outbox")
+        == counts["sent"]
+    )
+    assert (
+        value(samples, "newsletter_feed_last_fetch_status", feed=str(SAMPLE / "site.xml"), status="ok")
+        + value(
+            samples, "newsletter_feed_last_fetch_status", feed=str(SAMPLE / "site.xml"), status="not-modified"
+        )
+        == 1
+    )
+
+
+def test_the_workers_counters_folder_is_private_fresh_and_removed(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = tmp_path / f"{FOLDER_PREFIX}{gone.stdout.strip()}-abc"  # a killed command's
+    stale.mkdir()
+    (stale / "counter_1.db").write_bytes(b"\0" * 16)
+    running = tmp_path / f"{FOLDER_PREFIX}{os.getpid()}-xyz"  # a command still running
+    running.mkdir()
+    with shared_counters() as folder:
+        assert os.environ[MULTIPROCESS_VARIABLE] == str(folder)
+        assert folder.parent == tmp_path and not os.listdir(folder)
+        assert folder.stat().st_mode & 0o777 == 0o700
+        assert not stale.exists() and running.exists()
+    assert MULTIPROCESS_VARIABLE not in os.environ and not folder.exists()

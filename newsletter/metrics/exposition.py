@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Headers by which a proxy says whom it forwards for: with them, the connection's own address is
 # the proxy's, not the client's.
 FORWARDING = ("x-forwarded-for", "forwarded", "x-real-ip")
+# The workers' counters' folder, in the temporary folder: this prefix, the command's pid, a dash.
+FOLDER_PREFIX = "newsletter-metrics-"
 # A scrape's client gets this long to send its request, and to read the answer.
 SCRAPE_SECONDS = 10.0
 
@@ -90,8 +93,11 @@ def allowed(settings: Settings, client: str, stranger: bool, headers: dict[str, 
 @contextmanager
 def shared_counters() -> Iterator[Path]:
     """A private, empty folder for the counters of the worker processes about to start (set in
-    the environment they inherit), removed with everything in it when they have stopped."""
-    folder = Path(tempfile.mkdtemp(prefix="newsletter-metrics-"))  # mode 0700, new: nothing stale
+    the environment they inherit), removed with everything in it when they have stopped; the
+    folders of commands that were killed before they could remove theirs go first."""
+    temp = Path(tempfile.gettempdir())
+    _remove_stale(temp)
+    folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))  # mode 0700, new
     previous = os.environ.get(MULTIPROCESS_VARIABLE)
     os.environ[MULTIPROCESS_VARIABLE] = str(folder)
     try:
@@ -102,6 +108,30 @@ def shared_counters() -> Iterator[Path]:
         else:
             os.environ[MULTIPROCESS_VARIABLE] = previous
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_stale(temp: Path) -> None:
+    """Our own folders (this user's) whose command is no longer running."""
+    for folder in temp.glob(f"{FOLDER_PREFIX}*"):
+        pid = folder.name.removeprefix(FOLDER_PREFIX).split("-", 1)[0]
+        try:
+            found = folder.lstat()
+        except OSError:
+            continue
+        if not pid.isdigit() or not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+            continue
+        if not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: running
+        return True
+    return True
 
 
 class MetricsServer:
