@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-from prometheus_client import Counter
-from prometheus_client.registry import Collector
+if TYPE_CHECKING:  # imported by `counters()`: a command that counts nothing never loads it (0.1 s)
+    from prometheus_client import Counter
+    from prometheus_client.registry import Collector
 
 # SendGrid's Event Webhook events (its documentation's list); anything else is counted as
 # "other", so a provider's text never makes a new series.
@@ -70,6 +72,8 @@ class Counters:
 def counters() -> Counters:
     """This process's counters, made once, at first use (never registered anywhere: a scrape's
     registry takes them, or, with several workers, reads their files)."""
+    from prometheus_client import Counter
+
     return Counters(
         sent=Counter(
             "newsletter_messages_sent",
