@@ -690,6 +690,12 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _no_token(cls, value: object) -> object:
+        """An empty NEWSLETTER_METRICS_TOKEN is no token."""
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _metrics_token(self) -> Settings:
         """A token anyone could guess opens the metrics to anyone: refused as a key would be."""

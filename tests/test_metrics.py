@@ -471,3 +471,25 @@ def test_the_workers_counters_folder_is_private_fresh_and_removed(tmp_path, monk
         assert folder.stat().st_mode & 0o777 == 0o700
         assert not stale.exists() and running.exists()
     assert MULTIPROCESS_VARIABLE not in os.environ and not folder.exists()
+
+
+def test_odd_authorization_headers_are_refused_never_a_failure(metrics_site) -> None:
+    url = f"{metrics_site.url}/metrics"
+    for value in (
+        b"Bearer \xff\xfe" + TOKEN.encode(),  # not ASCII
+        b"Bearer",
+        b"Bearer " + TOKEN.encode() + b"x",
+        b"Bearer " + TOKEN[:-1].encode(),
+        b"Token " + TOKEN.encode(),
+        b"Bearer " + b"a" * 8000,
+    ):
+        assert httpx.get(url, headers=[(b"authorization", value)]).status_code == 403, value
+    twice = [(b"authorization", f"Bearer {TOKEN}".encode())] * 2
+    assert httpx.get(url, headers=twice).status_code == 403
+    assert (
+        httpx.get(url, headers={"authorization": f"bearer  {TOKEN}"}).status_code == 200
+    )  # the scheme's case is free
+
+
+def test_an_empty_token_is_no_token(make_runtime) -> None:
+    assert make_runtime(metrics_token="").settings.metrics_token is None

@@ -76,9 +76,11 @@ def allowed(settings: Settings, client: str, stranger: bool, headers: dict[str, 
     authorization = headers.get("authorization", [])
     if authorization:
         token = settings.metrics_token
-        expected = f"Bearer {token.get_secret_value()}" if token is not None else None
-        given = authorization[-1].strip()
-        return expected is not None and len(authorization) == 1 and hmac.compare_digest(given, expected)
+        scheme, _, given = authorization[-1].strip().partition(" ")
+        if token is None or len(authorization) > 1 or scheme.lower() != "bearer":
+            return False
+        # As bytes: a header may hold any character, and compare_digest takes ASCII text only.
+        return hmac.compare_digest(given.strip().encode(errors="replace"), token.get_secret_value().encode())
     if stranger:
         return False
     try:
