@@ -171,6 +171,18 @@ def test_due_is_what_may_go_now_and_waits_since_its_slot_or_its_retry(newsroom) 
         session.execute(update(Delivery).where(Delivery.id == ids[-1]).values(retry_at=None))
     found = collected(newsroom, now)
     assert value(found, "newsletter_oldest_due_delivery_age_seconds", newsletter="weekly") == 45 * 60
+    with unit_of_work(newsroom.factory) as session:  # a sender died with two claims, one handed over
+        dead = dict(
+            status="sending", claimed_by="dead#1", claimed_at=now - timedelta(minutes=5), retry_at=None
+        )
+        session.execute(update(Delivery).where(Delivery.id.in_(ids[:2])).values(**dead))
+        session.execute(
+            update(Delivery).where(Delivery.id == ids[1]).values(handed_at=now - timedelta(minutes=5))
+        )
+    found = collected(newsroom, now)
+    assert (
+        value(found, "newsletter_deliveries_due", newsletter="weekly") == pending - 1
+    )  # the other: uncertain
     with unit_of_work(newsroom.factory) as session:
         session.get_one(Edition, edition_id).held_at = now  # an editor's hold: not the job's delay
     held = collected(newsroom, now)

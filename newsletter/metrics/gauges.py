@@ -14,7 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -140,9 +140,10 @@ def _deliveries(session: Session, found: Reading) -> None:
 
 def _due(session: Session, runtime: Runtime, now: datetime, found: Reading) -> None:
     """Pending deliveries whose edition may go (its slot come, no editor's hold or approval
-    awaited) and whose reader's mailbox asked for no later try: due since the slot, or since
-    the try it asked for."""
+    awaited) and whose reader's mailbox asked for no later try, and those a dead sender claimed
+    and never handed over: due since the slot, or since the try the mailbox asked for."""
     settings = runtime.settings
+    lease = timedelta(minutes=settings.sending.lease_minutes)
     found.due = {name: Due() for name in settings.newsletters}
     for edition in session.scalars(select(Edition).where(Edition.status.in_(UNDER_WAY))):
         config = settings.newsletters.get(edition.newsletter)
@@ -154,16 +155,21 @@ def _due(session: Session, runtime: Runtime, now: datetime, found: Reading) -> N
             slot = edition.window_end
         if edition.status == EditionStatus.READY and slot > now:
             continue  # prepared early, for review
+        stale = and_(  # claimed by a sender silent past its lease, never handed over: to go again
+            Delivery.status == DeliveryStatus.SENDING,
+            Delivery.claimed_at < now - lease,
+            Delivery.handed_at.is_(None),
+        )
+        ready = and_(
+            Delivery.status == DeliveryStatus.PENDING,
+            or_(Delivery.retry_at.is_(None), Delivery.retry_at <= now),
+        )
         count, waiting_since_slot, first_retry = session.execute(
             select(
                 func.count(),
-                func.sum(case((Delivery.retry_at.is_(None), 1), else_=0)),
+                func.sum(case((or_(Delivery.retry_at.is_(None), stale), 1), else_=0)),
                 func.min(Delivery.retry_at),
-            ).where(
-                Delivery.edition_id == edition.id,
-                Delivery.status == DeliveryStatus.PENDING,
-                or_(Delivery.retry_at.is_(None), Delivery.retry_at <= now),
-            )
+            ).where(Delivery.edition_id == edition.id, or_(ready, stale))
         ).one()
         if not count:
             continue

@@ -249,8 +249,8 @@ def leave_together(session: Session, runtime: Runtime, group: list[_Asked]) -> l
         ending = {(row[0], row[1]) for row in connection.execute(active, asked_for)} & wanted
     first: dict[tuple[int, str], _Asked] = {}
     for asked in group:  # a double click ends it once, recorded once
-        if (asked.subscriber_id, asked.newsletter) in ending:
-            asked.ended = first.setdefault((asked.subscriber_id, asked.newsletter), asked) is asked
+        key = (asked.subscriber_id, asked.newsletter)
+        asked.ended = key in ending and first.setdefault(key, asked) is asked
     if first:
         connection.execute(
             ENDED,
