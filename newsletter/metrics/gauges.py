@@ -84,6 +84,7 @@ class StoreCollector(Collector):
 
 
 def read(session: Session, runtime: Runtime, now: datetime) -> Reading:
+    """One scrape's figures, in one read-only session: the same moment of the store for all."""
     found = Reading()
     _deliveries(session, found)
     _due(session, runtime, now, found)
