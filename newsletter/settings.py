@@ -50,7 +50,7 @@ log = logging.getLogger("newsletter.settings")
 DEFAULT_CONFIG = Path("config/newsletter.toml")
 # Settings that are paths: in a file they are relative to the file, elsewhere to `home`.
 PATH_KEYS = ("outbox_dir", "smtp_ca_file", "templates_dir", "home", "bounce_maildir")
-SECRET_KEYS = ("smtp_password", "sendgrid_api_key", "secret_key", "bounce_imap_password")
+SECRET_KEYS = ("smtp_password", "sendgrid_api_key", "secret_key", "bounce_imap_password", "metrics_token")
 # What the subject and preheader templates may name (newsletter/editions/compose.py passes them).
 TEMPLATE_NAMES = frozenset({"newsletter", "top", "count", "and_more", "headlines", "site"})
 # A key spelled only from these words (any case, repeated or joined, with separators and short
@@ -66,6 +66,7 @@ MAKE_A_KEY = (
     "(changing it voids every link already mailed)"
 )
 # NEWSLETTER_* variables that are not settings but are read by the program (config_path).
+MAKE_A_TOKEN = "make one with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
 _NOT_SETTINGS = frozenset({"config"})
 SECRET_MIN_DISTINCT = 8  # different letters and digits: refuses 'aaaa…', 'abab…', '1234-1234-…'
 
@@ -547,6 +548,26 @@ class WebSettings(Strict):
     keep_alive_seconds: int = Field(5, ge=1, le=300)
 
 
+class MetricsSettings(Strict):
+    """`/metrics` for Prometheus: who may read it without the bearer token
+    (NEWSLETTER_METRICS_TOKEN), and where `newsletter run` without the web answers it."""
+
+    # Client addresses or networks that may read /metrics without the token; the client is the
+    # one `[readers] trusted_proxies` resolve, and a request a proxy forwarded from elsewhere is
+    # never taken for a local one.
+    allow: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    # `newsletter run` (without --with-web) answers /metrics on this port when set; 0: any free one.
+    port: int | None = Field(None, ge=0, le=65535)
+    host: str = "127.0.0.1"  # where that port listens: loopback unless Prometheus runs elsewhere
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, values: list[str]) -> list[str]:
+        for value in values:
+            ipaddress.ip_network(value, strict=False)  # ValueError names the bad one
+        return values
+
+
 class SyndicationSettings(Strict):
     """The public archive and its feeds: how many editions a page and a feed hold, and the
     WebSub hubs told of each new edition."""
@@ -635,6 +656,9 @@ class Settings(BaseSettings):
     editors: EditorsSettings = Field(default_factory=EditorsSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     syndication: SyndicationSettings = Field(default_factory=SyndicationSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    # The bearer token that opens /metrics from any address (Prometheus's `authorization`).
+    metrics_token: SecretStr | None = None
     # The editors' templates; default: templates/ under home, else the copy installed with the package.
     templates_dir: Path | None = None
 
@@ -701,6 +725,21 @@ class Settings(BaseSettings):
                 "(it is used in CSV cells, links and --newsletters)"
             )
         return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _no_token(cls, value: object) -> object:
+        """An empty NEWSLETTER_METRICS_TOKEN is no token."""
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _metrics_token(self) -> Settings:
+        """A token anyone could guess opens the metrics to anyone: refused as a key would be."""
+        if self.metrics_token is not None and not self.demo:
+            problem = placeholder_secret(self.metrics_token.get_secret_value())
+            if problem:
+                raise SettingsError("metrics_token", f"NEWSLETTER_METRICS_TOKEN is {problem}; {MAKE_A_TOKEN}")
+        return self
 
     @model_validator(mode="after")
     def _provider_needs(self) -> Settings:

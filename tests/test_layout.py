@@ -22,9 +22,10 @@ ALLOWED = {
     "ingest": {"store"},
     "subscribers": {"store"},
     "editions": {"store", "ingest", "subscribers"},
-    "sending": {"store", "editions", "subscribers"},
+    "metrics": {"store", "editions"},
+    "sending": {"store", "editions", "subscribers", "metrics"},
     "syndication": {"store", "ingest", "editions"},
-    "services": {"store", "ingest", "subscribers", "editions", "sending", "syndication"},
+    "services": {"store", "ingest", "subscribers", "editions", "metrics", "sending", "syndication"},
     "cli": {
         "services",
         "store",
@@ -35,8 +36,9 @@ ALLOWED = {
         "syndication",
         "scheduler",
         "web",
+        "metrics",
     },
-    "web": {"services", "store", "subscribers", "editions", "sending", "ingest"},
+    "web": {"services", "store", "subscribers", "editions", "sending", "ingest", "metrics"},
     "scheduler": {"services", "store"},
 }
 

@@ -14,10 +14,12 @@ from newsletter.cli import output
 from newsletter.cli.options import HostOption, PortOption
 from newsletter.cli.output import out
 from newsletter.cli.state import state
+from newsletter.errors import InputError
 from newsletter.scheduler.runner import Runner, wall_clock
 from newsletter.services import timetable
 
 if TYPE_CHECKING:
+    from newsletter.metrics.exposition import MetricsServer
     from newsletter.store.runtime import Runtime
     from newsletter.web.serving import Background
 
@@ -55,10 +57,14 @@ def run(
     runtime = state(ctx).runtime()
     runner = Runner(runtime)
     pages = readers_pages(runtime, host, port) if with_web else None
+    scrapes = metrics_port(runtime) if settings.metrics.port is not None else None
     runner.start()
     if pages is not None:
         pages.start()
         out.print(f"serving the readers' pages on {pages.address}", markup=False, soft_wrap=True)
+    if scrapes is not None:
+        scrapes.start()
+        out.print(f"metrics for Prometheus on {scrapes.address}", markup=False, soft_wrap=True)
     for job in timetable.jobs(runtime, wall_clock()):
         out.print(
             f"{job.job_id}: next {output.local(job.next_run, settings.zone)}", markup=False, soft_wrap=True
@@ -69,8 +75,24 @@ def run(
     runner.stop.set()  # before the pages stop: a send or a fetch starts ending at once
     if pages is not None:
         pages.stop()
+    if scrapes is not None:
+        scrapes.stop()
     runner.shutdown()
     out.print("stopped", markup=False)
+
+
+def metrics_port(runtime: Runtime) -> MetricsServer:
+    """`/metrics` on `[metrics] port`, bound now so a port in use is one clear error."""
+    from newsletter.cli.serve import bound
+    from newsletter.metrics.exposition import MetricsServer, registry
+
+    metrics = runtime.settings.metrics
+    assert metrics.port is not None
+    try:
+        sock = bound(metrics.host, metrics.port)
+    except InputError as exc:
+        raise InputError("metrics.port", exc.problem) from None
+    return MetricsServer(runtime.settings, registry(runtime, wall_clock), sock)
 
 
 def readers_pages(runtime: Runtime, host: str, port: int) -> Background:

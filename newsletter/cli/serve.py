@@ -11,6 +11,7 @@ from newsletter.cli.options import HostOption, PortOption
 from newsletter.cli.output import out
 from newsletter.cli.state import state
 from newsletter.errors import InputError
+from newsletter.metrics import exposition
 from newsletter.web import serving
 from newsletter.web.app import create_app
 
@@ -41,7 +42,8 @@ def serve(
     sock = bound(host, port)
     out.print(f"serving the readers' pages on {serving.address(sock)}", markup=False, soft_wrap=True)
     if workers > 1:
-        serving.serve_workers(state(ctx).config, sock, workers, state(ctx).settings.web)
+        with exposition.shared_counters():  # the workers' counters, summed by /metrics
+            serving.serve_workers(state(ctx).config, sock, workers, state(ctx).settings.web)
     else:
         serving.serve(app, sock)
     out.print("stopped", markup=False)

@@ -6,6 +6,7 @@ import gc
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -107,6 +108,7 @@ def fetch_feed(
         # The bytes last read in full: the same bytes again need no parsing and no storing.
         known = row.content_hash if row.last_status in READ else None
     now = utcnow()
+    began = time.monotonic()
     shown = display_url(config.url)
     size = 0
     try:
@@ -116,13 +118,13 @@ def fetch_feed(
         unchanged = fetched.content is None or digest == known
         parsed = None if unchanged else parse_feed(fetched.content or b"", fetched.url, fetched.headers)
     except FeedError as exc:
-        _record(factory, config.url, now, FeedStatus.ERROR, error=exc.problem, http_status=exc.status)
+        _record(factory, config.url, now, began, FeedStatus.ERROR, error=exc.problem, http_status=exc.status)
         return FeedReport(shown, FeedStatus.ERROR, problem=exc.problem)
     finally:
         if size > COLLECT_AFTER_BYTES:
             gc.collect()
     if parsed is None:
-        _record(factory, config.url, now, FeedStatus.NOT_MODIFIED, http_status=fetched.status)
+        _record(factory, config.url, now, began, FeedStatus.NOT_MODIFIED, http_status=fetched.status)
         return FeedReport(shown, FeedStatus.NOT_MODIFIED)
     language = config.language or parsed.language or settings.site.language
     own = feed_section(settings, config) if config.category else None
@@ -136,7 +138,7 @@ def fetch_feed(
         row.etag, row.last_modified = fetched.etag, fetched.last_modified
         row.content_hash = digest if status == FeedStatus.OK else None  # a partial read is read again
         row.entries_seen = len(parsed.entries)
-        _apply(row, now, status, fetched.status, parsed.problem)
+        _apply(row, now, began, status, fetched.status, parsed.problem)
     return FeedReport(
         shown,
         status,
@@ -148,8 +150,12 @@ def fetch_feed(
     )
 
 
-def _apply(row: Feed, now: datetime, status: FeedStatus, http_status: int | None, error: str | None) -> None:
+def _apply(
+    row: Feed, now: datetime, began: float, status: FeedStatus, http_status: int | None, error: str | None
+) -> None:
+    """The fetch's outcome on its feed's row; `began` (monotonic) times it."""
     row.last_fetched_at = now
+    row.last_fetch_seconds = round(time.monotonic() - began, 3)
     row.last_status = status
     row.last_http_status = http_status
     row.last_error = error
@@ -161,10 +167,11 @@ def _record(
     factory: sessionmaker[Session],
     url: str,
     now: datetime,
+    began: float,
     status: FeedStatus,
     error: str | None = None,
     http_status: int | None = None,
 ) -> None:
     with unit_of_work(factory) as session:
         row = session.scalars(select(Feed).where(Feed.url == url)).one()
-        _apply(row, now, status, http_status, error)
+        _apply(row, now, began, status, http_status, error)

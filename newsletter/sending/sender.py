@@ -28,7 +28,7 @@ import logging
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.editions.edition import EditionHeld
 from newsletter.errors import StoreUnavailable
+from newsletter.metrics.counters import count_sent
 from newsletter.sending.batches import BatchBuilder
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import (
@@ -71,6 +72,13 @@ MARKS = {
     OutcomeStatus.RETRY: DeliveryStatus.PENDING,
 }
 FAILED = (OutcomeStatus.FAILED, OutcomeStatus.UNCERTAIN)
+# A written outcome other than "sent" as the metrics' reason (newsletter.metrics.counters.REASONS).
+REASONS = {
+    OutcomeStatus.FAILED: "rejected",
+    OutcomeStatus.DEFERRED: "deferred",
+    OutcomeStatus.UNCERTAIN: "uncertain",
+    OutcomeStatus.RETRY: "busy",
+}
 RESUME = "nothing was lost: run `newsletter send` again to resume"
 # How long a message's hand-over waits for others to share its write (SMTP).
 GATHER = 0.002
@@ -162,6 +170,7 @@ class Sender:
         self.sleep = sleep if sleep is not None else self.stop.wait  # pacing and backoff end early on stop
         # Outcomes known but not written when the store failed: written when it is back.
         self.unsaved: list[Outcome] = []
+        self.newsletter = ""  # the edition's being sent, for the metrics
 
     def send(self, edition_id: int, retry_failed: bool = False) -> SendReport:
         """Work through the edition's open deliveries until none is left; while the store
@@ -209,7 +218,7 @@ class Sender:
         )
 
     def _send(self, edition_id: int, retry_failed: bool, report: SendReport) -> SendReport:
-        newsletter = self._begin(edition_id, retry_failed, report)
+        newsletter = self.newsletter = self._begin(edition_id, retry_failed, report)
         builder = BatchBuilder(self.settings, self.factory, self.links, edition_id, newsletter)
         started = time.monotonic()
         self.streak = 0
@@ -497,6 +506,8 @@ class Sender:
         """Write what was accepted, then give back everything else of the batch."""
         record.close()
         self._release([m.delivery_id for m in batch], token)
+        accepted = sum(o.status == OutcomeStatus.SENT for o in record.seen)
+        count_sent(self.newsletter, self.provider.name, 0, {"stopped": len(batch) - accepted})
 
     def _record(
         self,
@@ -529,6 +540,11 @@ class Sender:
             report.sent += sum(o.status == OutcomeStatus.SENT for o in outcomes)
             report.failed += spent + sum(o.status in FAILED for o in outcomes)
             report.suppressed += len(left)
+        reasons = Counter(REASONS[o.status] for o in outcomes if o.status != OutcomeStatus.SENT)
+        if bad:
+            reasons["bad_address"] = sum(o.bad_address for o in outcomes if o.status == OutcomeStatus.FAILED)
+            reasons["rejected"] -= reasons["bad_address"]
+        count_sent(self.newsletter, self.provider.name, len(outcomes) - reasons.total(), reasons)
         return handed
 
     def _settle(self, outcomes: list[Outcome], report: SendReport, started: float, submitted: float) -> bool:

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter.metrics.counters import count_events
 from newsletter.sending.events import Effect, Event, EventRefused, read_events, verifier, verify
 from newsletter.sending.report import SendReport
 from newsletter.services import editions, sending
@@ -177,7 +178,8 @@ def process(runtime: Runtime, now: datetime) -> EventsReport:
                 if batch is None:
                     break
                 batch_id = batch.id
-                outcomes = _read(session, runtime, batch, now, report)
+                provider = batch.provider
+                outcomes, kinds = _read(session, runtime, batch, now, report)
         except Exception as exc:  # one POST that cannot be read never stops the others
             if batch_id is None:
                 raise  # the store itself failed: nothing was read
@@ -188,13 +190,15 @@ def process(runtime: Runtime, now: datetime) -> EventsReport:
                 stuck.processed_at, stuck.problem = now, f"could not be read: {type(exc).__name__}"
             continue
         report.batches += 1
+        count_events(provider, kinds)  # once written: a POST read again is not counted twice
         _tell(runtime, outcomes)
     return report
 
 
 def _read(
     session: Session, runtime: Runtime, batch: WebhookBatch, now: datetime, report: EventsReport
-) -> Counter[str]:
+) -> tuple[Counter[str], list[str]]:
+    """The POST's events applied; what they did (by outcome), and the kinds of the new ones."""
     events, unreadable = read_events(batch.body)
     report.unreadable += unreadable
     known = set(
@@ -206,6 +210,7 @@ def _read(
         )
     )
     outcomes: Counter[str] = Counter()
+    kinds: list[str] = []
     touched: set[int] = set()
     # By delivery, as a sender writes its rows (by id): a live sender's marks and these events
     # then wait for each other on PostgreSQL rather than deadlock. One delivery's keep their order.
@@ -214,6 +219,7 @@ def _read(
             outcomes["repeated"] += 1
             continue
         known.add(event.event_id)
+        kinds.append(event.kind)
         outcome, delivery = _apply(session, runtime, event, now)
         outcomes[outcome] += 1
         if delivery is not None:
@@ -238,7 +244,7 @@ def _read(
     batch.processed_at, batch.body = now, ""  # the addresses in it are not kept
     batch.problem = f"{unreadable} entries could not be read" if unreadable else None
     report.outcomes.update(outcomes)
-    return outcomes
+    return outcomes, kinds
 
 
 def _delivery(session: Session, event: Event) -> tuple[Delivery | None, Subscriber | None]:

@@ -24,6 +24,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from newsletter.metrics.counters import count_unsubscribes
 from newsletter.store.availability import StoreBusy
 from newsletter.store.db import session_factory, unit_of_work
 from newsletter.store.models import Consent, Subscriber, SubscriberNewsletter, UTCDateTime
@@ -82,6 +83,7 @@ class _Asked:
     future: asyncio.Future[Left] | None = None
     left: Left | None = None
     error: BaseException | None = None
+    ended: bool = False  # this request ended the subscription (not a repeat, not already left)
 
 
 class Leaving:
@@ -197,6 +199,7 @@ class Leaving:
             for asked in group:
                 asked.error = exc
         else:
+            count_unsubscribes(asked.source for asked in group if asked.ended)
             for asked, answer in zip(group, answers, strict=True):
                 if isinstance(answer, Left):
                     asked.left = answer
@@ -246,8 +249,8 @@ def leave_together(session: Session, runtime: Runtime, group: list[_Asked]) -> l
         ending = {(row[0], row[1]) for row in connection.execute(active, asked_for)} & wanted
     first: dict[tuple[int, str], _Asked] = {}
     for asked in group:  # a double click ends it once, recorded once
-        if (asked.subscriber_id, asked.newsletter) in ending:
-            first.setdefault((asked.subscriber_id, asked.newsletter), asked)
+        key = (asked.subscriber_id, asked.newsletter)
+        asked.ended = key in ending and first.setdefault(key, asked) is asked
     if first:
         connection.execute(
             ENDED,

@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from newsletter.errors import InputError, NewsletterError
 from newsletter.i18n import N_
+from newsletter.metrics.counters import count_confirmation, count_signup
 from newsletter.services.leaving import Leaving, Left
 from newsletter.services.notices import send_notice
 from newsletter.settings import Settings, language_code
@@ -227,6 +228,7 @@ def sign_up(runtime: Runtime, request: SignUp, now: datetime, later: Later = at_
         return "confirm", partial(send_notice, runtime, "confirm", email, language, link, newsletters)
 
     kind, notice = _retried(runtime, attempt)
+    count_signup(kind)
     if notice is not None:
         later(notice)
     return kind
@@ -337,6 +339,7 @@ def confirm(runtime: Runtime, token: str, now: datetime) -> ReaderView:
     sign-up it was sent for and nothing another sign-up of the address asked (an address that
     had left everything is taken off the suppression list: this is the reader asking)."""
     settings = runtime.settings
+    activated = False
     with unit_of_work(runtime.factory) as session:
         subscriber, scope = _reader(session, settings, "confirm", token)
         if subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED):
@@ -359,7 +362,11 @@ def confirm(runtime: Runtime, token: str, now: datetime) -> ReaderView:
                 )
             )
             record_consent(session, subscriber, "confirm", "confirmation link", now)
-        return _view(settings, subscriber)
+            activated = True
+        view = _view(settings, subscriber)
+    if activated:  # counted once written
+        count_confirmation()
+    return view
 
 
 def language_of(runtime: Runtime, purpose: str, token: str) -> str:

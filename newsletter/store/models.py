@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -106,6 +107,8 @@ class Feed(Base):
     entries_seen: Mapped[int] = mapped_column(Integer, default=0)
     # SHA-256 of the body last read in full: the same bytes again are neither parsed nor stored.
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    # How long the last fetch took, reading and storing included (the metrics show it).
+    last_fetch_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 class Category(Base):

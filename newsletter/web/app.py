@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from newsletter.i18n import N_
+from newsletter.metrics.exposition import registry
 from newsletter.services.readers import ReaderError
 from newsletter.store.availability import UNAVAILABLE
 from newsletter.store.runtime import Runtime
@@ -20,6 +21,7 @@ from newsletter.web import (
     editor,
     health,
     history,
+    metrics,
     preferences,
     signup,
     unsubscribe,
@@ -51,12 +53,14 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     app.state.web = Web.build(runtime, clock)
     app.state.desk = Desk.build(runtime, app.state.web.guard.secure, clock)
+    app.state.metrics = registry(runtime, clock)
     for part in (
         signup,
         confirm,
         preferences,
         unsubscribe,
         health,
+        metrics,
         webhooks,
         clicks,
         editor,

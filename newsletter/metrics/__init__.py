@@ -1,0 +1,1 @@
+"""Metrics for Prometheus: counters of what happens in a process, gauges read from the store."""
