@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from newsletter.sending.batches import BatchBuilder
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import ProviderRefused
 from newsletter.sending.providers.outbox import OutboxProvider
@@ -28,7 +29,9 @@ from newsletter.store.models import (
     Subscriber,
     SubscriberNewsletter,
     Suppression,
+    Variant,
 )
+from newsletter.subscribers.links import Links
 from tests.sendgrid_server import API_KEY, Scripted
 from tests.support.crash import Doomed, Killed
 from tests.support.sending import (
@@ -608,3 +611,28 @@ def test_a_plain_http_public_url_is_warned_about_in_a_whole_sentence(newsroom, c
         "is not HTTPS: Gmail and Yahoo ignore a one-click unsubscribe link that is not HTTPS, and "
         "readers' mail may land in spam; set public_url to the site's https:// address"
     )
+
+
+def test_a_digest_met_again_after_others_is_built_whole(newsroom) -> None:
+    """A sender keeps only its batch's digests; one it meets again later (a reader tried again
+    after the send moved on) is read from the store again, not lost."""
+    edition_id = prepared(newsroom)
+    with newsroom.factory() as session:
+        rows = session.execute(
+            select(Delivery.id, Delivery.variant_id).where(Delivery.edition_id == edition_id)
+        )
+        by_digest: dict[int, list[int]] = {}
+        for delivery_id, variant_id in rows:
+            by_digest.setdefault(variant_id, []).append(delivery_id)
+        stored = {v.id: (v.subject, v.html, v.text) for v in session.scalars(select(Variant))}
+    # The newsroom's readers get several digests: two of them, the first met twice.
+    (first, its), (_second, others), *_rest = sorted(by_digest.items())
+    settings = newsroom.settings
+    builder = BatchBuilder(settings, newsroom.factory, Links.from_settings(settings), edition_id, "weekly")
+    before = builder.build(its).messages
+    builder.build(others)
+    again = builder.build(its).messages
+    assert [m.delivery_id for m in again] == [m.delivery_id for m in before] == sorted(its)
+    assert {(m.variant.id, m.variant.subject, m.variant.html, m.variant.text) for m in again} == {
+        (first, *stored[first])
+    }

@@ -18,7 +18,7 @@ from newsletter.editions.compose import Markers
 PREVIEW_CLICK = "preview"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a sender holds one per reader of its batches in flight
 class Reader:
     """What personalization knows of a recipient; `language` is their variant's."""
 

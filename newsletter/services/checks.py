@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,6 @@ from newsletter.editions.edition import EditionInfo, draft, next_slot, open_edit
 from newsletter.editions.offer import edition_notes
 from newsletter.editions.personalize import Personalizable, Reader
 from newsletter.editions.prepare import prepare
-from newsletter.ingest.fetch import _DEADLINE, RefusedAddress, make_client
 from newsletter.notes import note_for
 from newsletter.sending.batches import variant_template
 from newsletter.services import audit
@@ -47,6 +46,9 @@ from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import EditionStatus
 from newsletter.subscribers.links import Links
 from newsletter.text import display_url, printable
+
+if TYPE_CHECKING:  # the HTTP client is imported where links are checked, not by every send
+    import httpx
 
 log = logging.getLogger("newsletter.checks")
 # `held_by` of the hold `hold_on_failed_checks` puts on an edition just prepared.
@@ -163,6 +165,8 @@ def answer(client: httpx.Client, url: str, settings: FetchSettings) -> Answer:
     """How one link answers: HEAD, or GET where HEAD is refused, redirects followed hop by hop
     through the client's address guard; no body is read. The whole exchange ends by the fetch
     timeout (at most LINK_SECONDS)."""
+    from newsletter.ingest.fetch import _DEADLINE
+
     if not url.lower().startswith(("http://", "https://")):
         return Answer(url, problem="not a web link (http or https)")
     seconds = min(settings.timeout_seconds, LINK_SECONDS)
@@ -178,6 +182,10 @@ def answer(client: httpx.Client, url: str, settings: FetchSettings) -> Answer:
 
 def _follow(client: httpx.Client, url: str, method: str, settings: FetchSettings, seconds: float) -> Answer:
     """The last answer to `method` on `url`, each hop connecting through the guard."""
+    import httpx
+
+    from newsletter.ingest.fetch import RefusedAddress
+
     hops = 0
     where = url
     try:
@@ -208,6 +216,8 @@ def _follow(client: httpx.Client, url: str, method: str, settings: FetchSettings
 
 def _answers(urls: list[str], settings: FetchSettings) -> list[Answer]:
     """Every link's answer, a few at a time, through one client that keeps the fetch rules."""
+    from newsletter.ingest.fetch import make_client
+
     with make_client(settings) as client, ThreadPoolExecutor(LINK_WORKERS) as pool:
         return list(pool.map(lambda url: answer(client, url, settings), urls))
 

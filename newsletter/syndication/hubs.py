@@ -13,16 +13,18 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.ingest.fetch import _DEADLINE, make_client
 from newsletter.settings import Settings
 from newsletter.store.db import unit_of_work
 from newsletter.store.models import HubPush
 from newsletter.text import display_url, printable
+
+if TYPE_CHECKING:  # the HTTP client is imported where a push goes, not by every archive run
+    import httpx
 
 log = logging.getLogger("newsletter.hubs")
 
@@ -97,6 +99,8 @@ def push_due(factory: sessionmaker[Session], settings: Settings, now: datetime) 
     claimed = _claim(factory, [str(hub) for hub in settings.syndication.hubs], now, lease)
     if not claimed:
         return PushReport([])
+    from newsletter.ingest.fetch import make_client  # httpx and its backends: only for a push
+
     # The hubs are the operator's own setting: any address, but no redirect is followed.
     with make_client(settings.fetch, allowed=lambda _address: True) as client:
         outcomes = _requests(client, settings, claimed)
@@ -159,6 +163,10 @@ def _requests(client: httpx.Client, settings: Settings, claimed: list[_Claimed])
 def _publish(client: httpx.Client, hub: str, topic: str, seconds: float) -> tuple[bool, str | None]:
     """POST one publish notification; (whether the hub answered, the problem or None). The
     answer's body is never read; the whole exchange ends within `seconds`."""
+    import httpx
+
+    from newsletter.ingest.fetch import _DEADLINE
+
     deadline = _DEADLINE.set(time.monotonic() + seconds)  # fetch's own: the client's connections end by it
     try:
         with client.stream("POST", hub, data={"hub.mode": "publish", "hub.url": topic}) as response:

@@ -341,9 +341,12 @@ class SendGridProvider:
             sendable = [m for m, go in zip(sendable, going, strict=True) if go]
         if not sendable:
             return []
-        body = f"{self._head(sendable[0])}{', '.join(personalizations)}]}}"
+        body = f"{self._head(sendable[0])}{', '.join(personalizations)}]}}".encode()
+        # Only the bytes wait for the answer: the parts and the text held 2 MB more per request
+        # in flight (16 requests at a slow API's pace: over 30 MB of a sender's peak).
+        personalizations.clear()
         try:
-            response = self.api.post(body.encode())
+            response = self.api.post(body)
         except HTTPError as error:
             if error.status_code == 400:
                 return self._refused(sendable, error, report)
