@@ -69,6 +69,8 @@ def test_a_sender_waiting_for_its_edition_reads_only_an_id(newsroom, mail_api) -
     env = {
         k: v for k, v in cli_env(newsroom, **sendgrid_env(mail_api)).items() if k.startswith("NEWSLETTER_")
     }
+    superscript = newsletter("send", "--edition-on-stdin", "--no-archive", env=env, input="\u00b2\n")
+    assert superscript.returncode == 2, superscript.stderr  # a digit to Python, no id
     told = newsletter("send", "--edition-on-stdin", "--no-archive", env=env, input="1; DROP TABLE x\n")
     assert told.returncode == 2
     assert (

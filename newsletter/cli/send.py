@@ -113,43 +113,12 @@ def send(
         told = sys.stdin.readline().strip()
         if not told:  # the command that started this one refused the edition or failed
             return
-        if not told.isdigit():
+        if not (told.isascii() and told.isdigit()):
             raise InputError(ON_STDIN, f"expected an edition id on stdin, not {told[:40]!r}")
         edition_id = int(told)
+    # Waited for when the command ends, however it ends (those never told an edition leave).
     share = rate / workers if rate else None
-    with SenderProcesses(workers - 1, state(ctx).config, share) as others:
-        _send(
-            ctx,
-            others,
-            newsletter,
-            at,
-            now_ok,
-            force,
-            dry_run,
-            retry_failed,
-            edition_id,
-            resend_uncertain,
-            rate,
-            workers,
-            archive,
-        )
-
-
-def _send(
-    ctx: typer.Context,
-    others: SenderProcesses,
-    newsletter: str | None,
-    at: str | None,
-    now_ok: bool,
-    force: bool,
-    dry_run: bool,
-    retry_failed: int | None,
-    edition_id: int | None,
-    resend_uncertain: int | None,
-    rate: float | None,
-    workers: int,
-    archive: bool,
-) -> None:
+    others = ctx.with_resource(SenderProcesses(workers - 1, state(ctx).config, share))
     edition = retry_failed or resend_uncertain or edition_id
     if dry_run and edition is not None:
         raise InputError("--dry-run", "rehearses the next edition: not with --edition or --retry-failed")
