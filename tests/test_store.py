@@ -8,12 +8,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.store.db import HEAD_REVISION, alembic_config, make_engine, revisions, unit_of_work, upgrade
 from newsletter.store.models import Article, Base, Delivery, Edition, Subscriber
 from tests.support.clock import NOW
+from tests.support.store import migrate
 
 pytestmark = pytest.mark.both_databases
 
@@ -80,3 +81,26 @@ def test_one_delivery_per_edition_and_subscriber(make_runtime) -> None:
         session.add(Delivery(edition_id=ids[0], subscriber_id=ids[1]))
     with pytest.raises(IntegrityError), unit_of_work(runtime.factory) as session:
         session.add(Edition(newsletter="weekly", slot="2026-W48", window_start=now, window_end=now))
+
+
+def test_deliveries_keep_room_for_their_updates_on_postgresql(database_url) -> None:
+    """Migration 0016 keeps a fifth of each deliveries page free on PostgreSQL (SQLite has no
+    such setting: it passes both ways there), and its downgrade takes it back."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+
+    def options() -> list[str] | None:
+        if engine.dialect.name != "postgresql":
+            return None
+        with engine.connect() as connection:
+            return connection.scalar(text("SELECT reloptions FROM pg_class WHERE relname = 'deliveries'"))
+
+    postgresql = engine.dialect.name == "postgresql"
+    assert options() == (["fillfactor=80"] if postgresql else None)
+    migrate(engine, "downgrade", "0015")
+    assert options() is None
+    migrate(engine, "upgrade", "0016")
+    assert options() == (["fillfactor=80"] if postgresql else None)
+    with engine.connect() as connection:
+        assert revisions(connection) == [HEAD_REVISION]
+    engine.dispose()

@@ -4,10 +4,7 @@ or several."""
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
-import tempfile
-from contextlib import ExitStack
 from datetime import datetime
 from typing import Annotated
 
@@ -25,6 +22,7 @@ from newsletter.cli import output
 from newsletter.cli.options import AtOption, known_newsletter, moment, optional_newsletter
 from newsletter.cli.output import err, out
 from newsletter.cli.rehearsal import show_dry_run
+from newsletter.cli.senders import ON_STDIN, SenderProcesses
 from newsletter.cli.state import state
 from newsletter.editions.edition import EditionError, EditionHeld, EditionInfo
 from newsletter.editions.slots import slot_time
@@ -98,10 +96,29 @@ def send(
             help="Archive the edition once it is sent.",
         ),
     ] = True,
+    edition_on_stdin: Annotated[
+        bool,
+        typer.Option(
+            ON_STDIN,
+            hidden=True,  # for the senders of --workers, started while the edition is prepared
+            help="Start up, then resume the edition whose id comes on stdin (none: exit).",
+        ),
+    ] = False,
 ) -> None:
     """Prepare the next edition (once) when its slot has come, and send it.
 
     Run it again to resume after any stop."""
+    if edition_on_stdin:
+        state(ctx).runtime()  # started up (the store opened) while the edition is prepared
+        told = sys.stdin.readline().strip()
+        if not told:  # the command that started this one refused the edition or failed
+            return
+        if not (told.isascii() and told.isdigit()):
+            raise InputError(ON_STDIN, f"expected an edition id on stdin, not {told[:40]!r}")
+        edition_id = int(told)
+    # Waited for when the command ends, however it ends (those never told an edition leave).
+    share = rate / workers if rate else None
+    others = ctx.with_resource(SenderProcesses(workers - 1, state(ctx).config, share))
     edition = retry_failed or resend_uncertain or edition_id
     if dry_run and edition is not None:
         raise InputError("--dry-run", "rehearses the next edition: not with --edition or --retry-failed")
@@ -114,6 +131,7 @@ def send(
             dry = sending.dry_run(runtime, newsletter, now, ahead_ok=now_ok, force=force)
             show_dry_run(dry, runtime.settings)
             return
+        others.start()  # they start up while this process prepares the edition
         edition, warnings = prepared(runtime, newsletter, now, now_ok, force)
         output.warnings(warnings)
     else:  # an edition named by id is its own newsletter's, whatever the default
@@ -132,7 +150,7 @@ def send(
             )
         output.line(output.edition_line(shown.edition, runtime.settings.zone))
     if workers > 1:
-        with_workers(ctx, newsletter, edition, workers, retry_failed is not None, rate, now)
+        with_workers(ctx, others, newsletter, edition, workers, retry_failed is not None, rate, now)
         return
     report = send_with_progress(runtime, newsletter, now, edition, retry_failed is not None, rate, archive)
     output.send_report(report)
@@ -209,6 +227,7 @@ def send_with_progress(
 
 def with_workers(
     ctx: typer.Context,
+    others: SenderProcesses,
     newsletter: str,
     edition_id: int,
     workers: int,
@@ -217,35 +236,23 @@ def with_workers(
     now: datetime,
 ) -> None:
     """Let `workers` senders share the prepared edition through the ledger: this process and
-    `workers - 1` sender processes (`newsletter send --edition ID --no-archive`), which it
-    starts first, so that their start-up overlaps its sending; their joint progress shown from
-    the ledger, then the edition archived once."""
+    the `workers - 1` others (`newsletter send --edition ID --no-archive`), started first or
+    already started up (while it prepared), so that their start-up overlaps its work; their
+    joint progress shown from the ledger, then the edition archived once."""
     runtime = state(ctx).runtime()
     if retry_failed:
         sending.retry_failed(runtime, edition_id)
+    others.go(edition_id)
     share = rate / workers if rate else None
-    command = [sys.executable, "-m", "newsletter"]
-    if state(ctx).config is not None:
-        command += ["--config", str(state(ctx).config)]
-    command += ["send", "--edition", str(edition_id), "--no-archive"]
-    if share:
-        command += ["--rate", str(share)]
-    problems = []
-    with (
-        ExitStack() as files,
-        Progress(
-            TextColumn(f"[bold]sending with {workers} senders"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as bar,
-    ):
-        # Logs go to files: a full pipe would stall a sender.
-        logs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers - 1)]
-        children = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log) for log in logs]
+    with Progress(
+        TextColumn(f"[bold]sending with {workers} senders"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
         task = bar.add_task("", total=None)
 
         def show(_own: SendReport) -> None:  # after each of this sender's batches
@@ -254,16 +261,16 @@ def with_workers(
                 bar.update(task, total=total, completed=done)
 
         try:
-            sending.send(runtime, newsletter, now, edition_id, rate=share, on_progress=show, archive=False)
+            own = sending.send(
+                runtime, newsletter, now, edition_id, rate=share, on_progress=show, archive=False
+            )
+            # Finished here (its sender waits for the others' batches): archived while they exit.
+            sending.syndicate(runtime, edition_id, own.status, now)
         finally:  # whatever became of this sender, the others finish the edition
-            for child in children:
-                child.wait()
-        for child, log in zip(children, logs, strict=True):
-            if child.returncode != 0:
-                log.seek(0)
-                problems.append("\n".join(log.read().strip().splitlines()[-5:]))
+            problems = others.wait()
     report = sending.report(runtime, edition_id)
-    sending.syndicate(runtime, edition_id, report.status, now)
+    if report.status != own.status:  # finished by another sender
+        sending.syndicate(runtime, edition_id, report.status, now)
     output.send_report(report)
     for problem in problems:
         err.print(problem, highlight=False, markup=False)

@@ -611,13 +611,35 @@ def recover(session: Session, edition_id: int, lease: timedelta, me: str) -> tup
     what was never handed to the provider goes back to pending; what was handed, its answer
     lost, becomes uncertain. Returns (put back, uncertain)."""
     settle_told(session, edition_id)  # first: what the provider confirmed is sent, not in doubt
-    stale = session.execute(
-        select(Delivery.id, Delivery.claimed_by, Delivery.claimed_at, Delivery.handed_at).where(
-            Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.SENDING
-        )
-    ).all()
+    sending = (Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.SENDING)
     cutoff = utcnow() - lease
     mine = f"{me}#"  # a live sender's own claims are its own to settle, however late its heartbeat
+    # The claims first, then only the suspects' rows: a sender waiting for the others' last
+    # batches asks twice a second, and read thousands of rows each time to find none dead.
+    claims = session.execute(
+        select(Delivery.claimed_by, func.min(Delivery.claimed_at))
+        .where(*sending)
+        .group_by(Delivery.claimed_by)
+    ).all()
+    suspects = [
+        claim
+        for claim, oldest in claims
+        if not (claim or "").startswith(mine)
+        and (_claim_is_dead(claim, me) or (oldest is not None and oldest < cutoff))
+    ]
+    if not suspects:
+        return 0, 0
+    named = [claim for claim in suspects if claim is not None]
+    whose = (
+        Delivery.claimed_by.in_(named) | Delivery.claimed_by.is_(None)
+        if None in suspects
+        else Delivery.claimed_by.in_(named)
+    )
+    stale = session.execute(
+        select(Delivery.id, Delivery.claimed_by, Delivery.claimed_at, Delivery.handed_at).where(
+            *sending, whose
+        )
+    ).all()
     dead = [
         row
         for row in stale
