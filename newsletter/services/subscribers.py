@@ -37,6 +37,7 @@ from newsletter.store.statuses import (
 from newsletter.subscribers.addresses import address_hash, normalize_email
 from newsletter.subscribers.bulk import ImportReport, default_newsletters, export_csv, import_chunks
 from newsletter.subscribers.tokens import LIFETIME_DAYS
+from newsletter.subscribers.zones import reader_zone
 
 # What a confirmation link lives (tokens.py): a reader pending longer has no live link.
 LINK_LIFETIME = timedelta(days=LIFETIME_DAYS["confirm"] or 0)
@@ -157,6 +158,7 @@ class ReaderRow:
     name: str | None
     status: SubscriberStatus
     language: str
+    timezone: str | None  # None: the site's
     newsletters: list[str]  # active ones
     left: list[str]  # newsletters this reader left
     categories: list[str]
@@ -184,6 +186,7 @@ def _row(subscriber: Subscriber) -> ReaderRow:
         subscriber.name,
         SubscriberStatus(subscriber.status),
         subscriber.language,
+        subscriber.timezone,
         sorted(active),
         sorted(left),
         [c.slug for c in subscriber.categories],
@@ -207,10 +210,12 @@ def add(
     newsletters: list[str] | None = None,
     categories: list[str] | None = None,
     language: str | None = None,
+    timezone: str | None = None,
 ) -> ReaderRow:
     """Add a reader the operator vouches for (they opted in elsewhere): active at once, the
     consent recorded as given on the command line. A suppressed address is refused. With no
-    `newsletters`, a new reader takes the default (`default_newsletters`), a known one keeps theirs."""
+    `newsletters`, a new reader takes the default (`default_newsletters`), a known one keeps theirs;
+    with no `timezone` likewise (the site's for a new one; "" sets the site's)."""
     settings = runtime.settings
     mailbox = normalize_email(email)
     unknown = [n for n in newsletters or [] if n not in settings.newsletters]
@@ -219,6 +224,10 @@ def add(
             "--newsletters",
             f"no newsletter {unknown[0]!r} (configured: {', '.join(sorted(settings.newsletters))})",
         )
+    try:
+        zone = None if timezone is None else reader_zone(timezone)
+    except ValueError as exc:
+        raise InputError("--timezone", str(exc)) from None
     with unit_of_work(runtime.factory) as session:
         if session.scalars(
             select(Suppression).where(
@@ -238,6 +247,8 @@ def add(
         session.add(subscriber)
         subscriber.name = name or subscriber.name
         subscriber.language = language_code(language or subscriber.language or settings.site.language)
+        if timezone is not None:
+            subscriber.timezone = zone
         subscriber.status, subscriber.confirmed_at = SubscriberStatus.ACTIVE, subscriber.confirmed_at or now
         subscriber.categories = categories_for(session, settings, categories or [])
         have = {n.newsletter: n for n in subscriber.newsletters}

@@ -158,6 +158,8 @@ class Subscriber(Base):
         StatusType(SubscriberStatus), default=SubscriberStatus.PENDING, index=True
     )
     language: Mapped[str] = mapped_column(String(16), default="en")
+    # An IANA name (subscribers/zones.py); None: the site's zone, whatever it is at the time.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -33,9 +33,10 @@ from newsletter.store.statuses import SubscriberStatus, SubscriptionStatus
 from newsletter.subscribers import merge
 from newsletter.subscribers.addresses import InvalidAddress, normalize_email
 from newsletter.subscribers.merge import Outcome, Row
+from newsletter.subscribers.zones import reader_zone
 from newsletter.text import control_character
 
-COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
+COLUMNS = ("email", "name", "language", "categories", "newsletters", "status", "timezone")
 # A cell's list: `weekly,daily` (a quoted cell), `weekly;daily` or `weekly|daily`.
 _LIST = re.compile(r"[,;|]")
 SEPARATORS = "separate several with , ; or |"
@@ -162,8 +163,23 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
         except ValueError:
             raise ValueError(f"status must be one of {', '.join(SubscriberStatus)}") from None
     return Row(
-        email, name, language, tuple(dict.fromkeys(categories)), tuple(dict.fromkeys(newsletters)), status
+        email,
+        name,
+        language,
+        tuple(dict.fromkeys(categories)),
+        tuple(dict.fromkeys(newsletters)),
+        status,
+        _zone(raw.get("timezone")),
     )
+
+
+@lru_cache(maxsize=1024)
+def _zone(cell: str | None) -> str | None:
+    """A timezone cell's zone (None: empty, a known reader keeps theirs); a list holds few zones."""
+    try:
+        return reader_zone(cell)
+    except ValueError:
+        raise ValueError("column timezone is not an IANA time zone like 'Europe/Lisbon'") from None
 
 
 @contextmanager
@@ -423,6 +439,7 @@ def export_csv(session: Session, path: Path) -> int:
                 Subscriber.name,
                 Subscriber.language,
                 type_coerce(Subscriber.status, String),
+                Subscriber.timezone,
             )
             .where(~Subscriber.email.startswith("sha256:"), Subscriber.id > last)
             .order_by(Subscriber.id)
@@ -443,7 +460,7 @@ def export_csv(session: Session, path: Path) -> int:
                 .order_by(taken.subscriber_id, taken.newsletter)
             ):
                 newsletters.setdefault(subscriber_id, []).append(newsletter)
-            for id_, email, name, language, status in readers:
+            for id_, email, name, language, status, zone in readers:
                 cells = (
                     email,
                     name or "",
@@ -451,6 +468,7 @@ def export_csv(session: Session, path: Path) -> int:
                     ";".join(sorted(categories.get(id_, ()))),
                     ";".join(newsletters.get(id_, ())),
                     status,
+                    zone or "",
                 )
                 writer.writerow([to_cell(cell) for cell in cells])
             count += len(readers)
