@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from newsletter.editions.waves import follow
 from newsletter.errors import InputError, NewsletterError
 from newsletter.i18n import N_
 from newsletter.services.leaving import Leaving, Left
@@ -428,8 +429,9 @@ def change(
         if asked and not _may_notify(subscriber, now):
             raise InputError("new_email", "a link went to a new address less than an hour ago")
         subscriber.language = language
-        if wanted.timezone is not None:
+        if wanted.timezone is not None and zone != subscriber.timezone:
             subscriber.timezone = zone
+            follow(session, settings, subscriber.id, zone, now)
         subscriber.categories = categories_for(session, settings, wanted.categories)
         set_newsletters(subscriber, newsletters, now, "preferences", reactivate=True)
         if wanted.pause_weeks is not None:

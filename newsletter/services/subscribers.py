@@ -13,6 +13,7 @@ from typing import BinaryIO
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from newsletter.editions.waves import follow
 from newsletter.errors import InputError, NewsletterError
 from newsletter.settings import language_code
 from newsletter.store.categories import categories_for
@@ -247,8 +248,10 @@ def add(
         session.add(subscriber)
         subscriber.name = name or subscriber.name
         subscriber.language = language_code(language or subscriber.language or settings.site.language)
-        if timezone is not None:
+        if timezone is not None and zone != subscriber.timezone:
             subscriber.timezone = zone
+            if subscriber.id is not None:
+                follow(session, settings, subscriber.id, zone, now)
         subscriber.status, subscriber.confirmed_at = SubscriberStatus.ACTIVE, subscriber.confirmed_at or now
         subscriber.categories = categories_for(session, settings, categories or [])
         have = {n.newsletter: n for n in subscriber.newsletters}

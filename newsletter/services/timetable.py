@@ -19,6 +19,7 @@ from newsletter.editions.edition import (
     upcoming_slot,
 )
 from newsletter.editions.slots import next_slot_after, slot_name, wall_clock
+from newsletter.services import local_time
 from newsletter.services.editions import grace
 from newsletter.settings import SendingSettings, Settings
 from newsletter.store import ledger
@@ -72,7 +73,12 @@ def jobs(runtime: Runtime, now: datetime) -> list[JobTime]:
     with reading(runtime.factory) as session:
         last = session.scalar(select(func.max(Feed.last_fetched_at)))
         # an edition sent early (--now) is complete: the job's next run is the one after it
-        slots = {name: open_slot_after(session, settings, name, now) for name in settings.newsletters}
+        slots = {
+            name: local_time.next_wake(session, settings, name, now)
+            if settings.newsletter(name).local_time
+            else open_slot_after(session, settings, name, now)
+            for name in settings.newsletters
+        }
     every = timedelta(minutes=settings.scheduler.refresh_minutes)
     feeds = "fetch every feed" + (" and read the bounce mailbox" if reads_bounces(settings) else "")
     found = [JobTime("feeds", f"{feeds}, every {every}", max(now, last + every) if last else now)]
@@ -154,8 +160,10 @@ def stopped_sends(session: Session, settings: Settings, now: datetime) -> list[s
     than a live sender pauses (backing off, napping, waiting for the store): the newest claim,
     hand-over, send, provider event or retry time come, else the start. A silent sender's claims
     are told apart."""
-    ready = (Delivery.status == DeliveryStatus.PENDING) & (
-        Delivery.retry_at.is_(None) | (Delivery.retry_at <= now)
+    ready = (
+        (Delivery.status == DeliveryStatus.PENDING)
+        & (Delivery.retry_at.is_(None) | (Delivery.retry_at <= now))
+        & (Delivery.due_at.is_(None) | (Delivery.due_at <= now))  # a later wave is not stopped
     )
     traces = [
         func.max(Delivery.claimed_at),

@@ -346,6 +346,8 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A pending delivery deferred by the reader's mailbox (SMTP 45x) is not claimed before this.
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A local-time edition's wave: not claimed before this, the reader's hour in their zone.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When its claim's request went to a provider whose answer may be lost (an API): a sender
     # that dies after this leaves the delivery uncertain, for the provider's events to settle.
     handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

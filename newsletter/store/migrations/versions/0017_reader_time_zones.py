@@ -1,4 +1,4 @@
-"""a reader's time zone
+"""a reader's time zone, and the moment each delivery may go (local-time waves)
 
 Revision ID: 0017
 Revises: 0015
@@ -16,8 +16,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("subscribers") as batch:
         batch.add_column(sa.Column("timezone", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("deliveries") as batch:
+        batch.add_column(sa.Column("due_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("deliveries") as batch:
+        batch.drop_column("due_at")
     with op.batch_alter_table("subscribers") as batch:
         batch.drop_column("timezone")
