@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
+from newsletter.cli.output import waves_line
 from newsletter.editions.waves import moment
-from newsletter.services import sending, subscribers, timetable
+from newsletter.services import editions, sending, subscribers, timetable
 from newsletter.store import waves
 from newsletter.store.models import Delivery, Edition, Subscriber, SubscriberNewsletter
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
@@ -98,9 +99,14 @@ def test_three_zones_each_mailed_at_seven_their_time_once_in_waves(newsroom) -> 
     second = sent(newsroom)
     assert set(second) == {"all", "Europe/Helsinki", "Europe/Lisbon"}
     assert edition(newsroom).status == EditionStatus.SENDING
-    with newsroom.factory() as session:
-        shown = waves.waves(session, edition(newsroom).id)
+    summary = editions.edition(newsroom, edition(newsroom).id)
+    shown = summary.waves
     assert shown and (shown.done, shown.total, shown.next, shown.last) == (2, 3, NEW_YORK, NEW_YORK)
+    told = waves_line(summary, newsroom.settings.zone)  # `editions`, `deliveries` and `status` say
+    assert told == (
+        f"edition {summary.edition.id} in waves: 2 of 3 done; next 2026-11-23 13:00 CET "
+        f"({shown.waiting} readers waiting); last 2026-11-23 13:00 CET"
+    )
     assert wake(newsroom, LISBON) == NEW_YORK
     assert job(newsroom, NEW_YORK).action == "sent"
     last = sent(newsroom)

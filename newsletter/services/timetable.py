@@ -113,6 +113,9 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
             ).one_or_none()
             if last is not None and last.status in (EditionStatus.PARTIAL, EditionStatus.MISSED):
                 found.append(f"the {name} edition of {slot_label(last.slot, zone)} is {last.status}")
+            if settings.newsletter(name).local_time:  # in waves: one late wave is the problem
+                found += _late_waves(session, settings, name, now)
+                continue
             due = session.scalar(
                 select(Edition.status).where(Edition.newsletter == name, Edition.slot == slot_name(slot))
             )
@@ -139,6 +142,28 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
         since = wall_clock(feed.last_ok_at, settings.zone) if feed.last_ok_at else "ever"
         found.append(f"feed {display_url(feed.url)} not read since {since}: {feed.last_error or 'no answer'}")
     return found
+
+
+def _late_waves(session: Session, settings: Settings, newsletter: str, now: datetime) -> list[str]:
+    """A local-time newsletter's readers whose wave passed beyond the grace with their delivery
+    still pending (the job that records them missed, or sends them, has not run)."""
+    rows = session.execute(
+        select(Edition.slot, func.count(), func.min(Delivery.due_at))
+        .join(Delivery, Delivery.edition_id == Edition.id)
+        .where(
+            Edition.newsletter == newsletter,
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.due_at < now - grace(settings),
+        )
+        .group_by(Edition.slot)
+        .order_by(Edition.slot)
+    ).all()
+    return [
+        f"the {newsletter} edition of {slot_label(slot, settings.zone)} has {count} readers whose wave "
+        f"of {wall_clock(first, settings.zone)} has not gone out (is `newsletter run` running?)"
+        for slot, count, first in rows
+        if first is not None
+    ]
 
 
 # A sender with nothing claimed naps at most this long past a deferred delivery's retry time

@@ -107,24 +107,26 @@ class Waves:
     waiting: int
 
 
-def waves(session: Session, edition_id: int) -> Waves | None:
-    """The edition's waves as the ledger has them; None for an edition not sent in waves."""
+def waves(session: Session, edition_ids: Sequence[int]) -> dict[int, Waves]:
+    """The waves of those of these editions sent in waves, as the ledger has them."""
     rows = session.execute(
-        select(
-            Delivery.due_at,
-            func.count().filter(Delivery.status.in_(OPEN)),
-        )
-        .where(Delivery.edition_id == edition_id, Delivery.due_at.is_not(None))
-        .group_by(Delivery.due_at)
-        .order_by(Delivery.due_at)
+        select(Delivery.edition_id, Delivery.due_at, func.count().filter(Delivery.status.in_(OPEN)))
+        .where(Delivery.edition_id.in_(list(edition_ids)), Delivery.due_at.is_not(None))
+        .group_by(Delivery.edition_id, Delivery.due_at)
+        .order_by(Delivery.edition_id, Delivery.due_at)
     ).all()
-    if not rows:
-        return None
-    open_ = [(at, n) for at, n in rows if n]
-    return Waves(
-        done=len(rows) - len(open_),
-        total=len(rows),
-        next=open_[0][0] if open_ else None,
-        last=rows[-1][0],
-        waiting=sum(n for _at, n in open_),
-    )
+    moments: dict[int, list[tuple[datetime, int]]] = {}
+    for edition_id, at, count in rows:
+        if at is not None:  # never: the query asks for moments
+            moments.setdefault(edition_id, []).append((at, count))
+    found = {}
+    for edition_id, times in moments.items():
+        open_ = [(at, n) for at, n in times if n]
+        found[edition_id] = Waves(
+            done=len(times) - len(open_),
+            total=len(times),
+            next=open_[0][0] if open_ else None,
+            last=times[-1][0],
+            waiting=sum(n for _at, n in open_),
+        )
+    return found
