@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from newsletter.cli.output import waves_line
 from newsletter.editions.waves import moment
-from newsletter.services import editions, sending, subscribers, timetable
+from newsletter.services import editions, history, sending, subscribers, timetable
 from newsletter.store import waves
 from newsletter.store.models import Delivery, Edition, Subscriber, SubscriberNewsletter
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
@@ -107,6 +107,7 @@ def test_three_zones_each_mailed_at_seven_their_time_once_in_waves(newsroom) -> 
         f"edition {summary.edition.id} in waves: 2 of 3 done; next 2026-11-23 13:00 CET "
         f"({shown.waiting} readers waiting); last 2026-11-23 13:00 CET"
     )
+    assert history.report(newsroom, summary.edition.id).edition.waves == shown  # the editors' page
     assert wake(newsroom, LISBON) == NEW_YORK
     assert job(newsroom, NEW_YORK).action == "sent"
     last = sent(newsroom)
