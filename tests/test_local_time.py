@@ -209,3 +209,17 @@ def test_the_weekly_slot_is_on_the_readers_own_date() -> None:
     assert moment("2026-11-23T07:00", "07:00", ZoneInfo("Pacific/Auckland")) == datetime(
         2026, 11, 22, 18, 0, tzinfo=UTC
     )
+
+
+@pytest.mark.both_databases
+def test_a_held_edition_misses_no_wave_and_released_sends_those_passed(newsroom) -> None:
+    local(newsroom)
+    assert job(newsroom, HELSINKI).action == "wave"
+    with newsroom.factory.begin() as session:
+        session.execute(update(Edition).values(held_at=HELSINKI, held_by="ed@example.org"))
+    assert job(newsroom, LISBON + timedelta(hours=2)).action == "held"
+    assert set(sent(newsroom)) == {"all", "Europe/Helsinki"}
+    with newsroom.factory.begin() as session:
+        session.execute(update(Edition).values(released_at=LISBON + timedelta(hours=3)))
+    assert job(newsroom, LISBON + timedelta(hours=3)).action == "wave"  # Lisbon's, late but not missed
+    assert set(sent(newsroom)) == {"all", "Europe/Helsinki", "Europe/Lisbon"}

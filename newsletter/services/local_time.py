@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.compose import Composer
-from newsletter.editions.edition import FINISHED, begun, close_window, mark_missed, open_edition
+from newsletter.editions.edition import FINISHED, begun, close_window, decided, mark_missed, open_edition
 from newsletter.editions.prepare import EmptyEdition, NoNews, check_news, prepare
 from newsletter.editions.slots import last_slot, next_slot_after, slot_name, wall_clock
 from newsletter.editions.waves import moments
@@ -115,7 +115,10 @@ def _waves(
                     log.warning("the %s edition of %s: %s", newsletter, wall_clock(slot), warning)
                 prepare(session, settings, edition, Composer(settings.templates_path()))
             waiting = edition.waiting(approval)
-            missed = waves.miss(session, edition.id, now - grace(settings))
+            # An editor's decision is not a job down: held, nothing is missed; released, the
+            # waves that passed meanwhile go at once.
+            decision = decided(edition, approval)
+            missed = 0 if decision else waves.miss(session, edition.id, now - grace(settings))
             due = session.scalar(
                 select(func.count()).where(
                     Delivery.edition_id == edition.id,
