@@ -65,7 +65,9 @@ def sent(runtime) -> dict[str, list[str]]:
 
 def edition(runtime) -> Edition:
     with runtime.factory() as session:
-        return session.scalars(select(Edition).where(Edition.newsletter == "weekly")).one()
+        return session.scalars(
+            select(Edition).where(Edition.newsletter == "weekly", Edition.slot == "2026-11-23T07:00")
+        ).one()
 
 
 def job(runtime, at: datetime):
@@ -147,6 +149,18 @@ def test_a_zone_change_and_an_unsubscribe_between_waves_are_honoured(newsroom) -
 @pytest.mark.both_databases
 def test_a_missed_wave_is_recorded_and_one_within_the_grace_goes(newsroom) -> None:
     local(newsroom)
+    week_before = HELSINKI - timedelta(days=7)
+    assert job(newsroom, week_before + timedelta(hours=3)).action == "nothing"  # before its first edition
+    with newsroom.factory.begin() as session:  # the newsletter began the week before
+        session.add(
+            Edition(
+                newsletter="weekly",
+                slot="2026-11-16T07:00",
+                window_start=week_before - timedelta(days=7),
+                window_end=week_before,
+                status=EditionStatus.COMPLETE,
+            )
+        )
     late = LISBON + timedelta(minutes=10)  # down since before Helsinki's wave; back inside Lisbon's grace
     assert (
         runner(newsroom, late, misfire_grace_minutes=60, alerts_to="ops@example.org")

@@ -61,6 +61,7 @@ def run(runtime: Runtime, newsletter: str, now: datetime, stop: threading.Event)
                 )
             )
             first, last = span(session, settings, newsletter, slot)
+            started = begun(session, newsletter, slot)
         if status in FINISHED:
             continue
         if now < first - ahead:
@@ -72,6 +73,11 @@ def run(runtime: Runtime, newsletter: str, now: datetime, stop: threading.Event)
                     reason=f"its first wave is at {wall_clock(first, settings.zone)}",
                 )
             )
+            continue
+        if status is None and not started and now - first > grace(settings):
+            # as a site-time slot before the first edition: the newsletter starts with the next
+            reason = "its first wave came before the newsletter's first edition"
+            runs.append(EditionRun(newsletter, slot, "nothing", reason=reason))
             continue
         if status in (None, EditionStatus.DRAFT) and now - last > grace(settings):
             runs.append(_missed(runtime, newsletter, slot))
