@@ -121,7 +121,7 @@ def test_three_zones_each_mailed_at_seven_their_time_once_in_waves(newsroom) -> 
 
 
 @pytest.mark.both_databases
-def test_a_zone_change_and_an_unsubscribe_between_waves_are_honoured(newsroom) -> None:
+def test_a_zone_change_and_an_unsubscribe_between_waves_are_honoured(newsroom, tmp_path) -> None:
     local(newsroom)
     assert job(newsroom, HELSINKI).action == "wave"
     with newsroom.factory() as session:
@@ -132,14 +132,20 @@ def test_a_zone_change_and_an_unsubscribe_between_waves_are_honoured(newsroom) -
             for zone in ZONES
         }
     mover, leaver = by_zone["Europe/Lisbon"][0], by_zone["America/New_York"][0]
+    imported = by_zone["Europe/Lisbon"][1]  # moved by an import
     subscribers.add(newsroom, mover, LISBON - timedelta(hours=1), timezone="America/New_York")
+    (tmp_path / "moved.csv").write_text(f"email,timezone\n{imported},America/New_York\n")
+    assert subscribers.import_file(newsroom, tmp_path / "moved.csv").updated == 1
     subscribers.remove(newsroom, leaver, LISBON + timedelta(hours=1))
     job(newsroom, LISBON)
     after_lisbon = sent(newsroom)
-    assert not any(mover in after_lisbon[zone] for zone in ZONES if zone in after_lisbon)
+    assert not any(
+        who in after_lisbon[zone] for zone in ZONES if zone in after_lisbon for who in (mover, imported)
+    )
     job(newsroom, NEW_YORK)
     mailed = sent(newsroom)
     assert mover in mailed["America/New_York"] and leaver not in mailed["America/New_York"]
+    assert imported in mailed["America/New_York"]
     with newsroom.factory() as session:
         left = session.scalar(select(Delivery.status).join(Subscriber).where(Subscriber.email == leaver))
     assert left == DeliveryStatus.SUPPRESSED

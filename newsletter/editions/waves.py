@@ -27,12 +27,13 @@ def moments(slot: str, at: str, zones: Iterable[str | None], site: ZoneInfo) -> 
     return {name: moment(slot, at, zone_of(name, site)) for name in zones}
 
 
-def follow(session: Session, settings: Settings, subscriber_id: int, zone: str | None, now: datetime) -> None:
+def follow(
+    session: Session, settings: Settings, subscriber_id: int, zone: str | None, now: datetime | None = None
+) -> None:
     """A reader who changed zone gets each edition still waiting for their wave at their new
-    hour; one that has passed already, at the next wake (within the grace: not missed)."""
+    hour; one that has passed already, at the next wake (from `now`, when given: not missed)."""
     for delivery_id, newsletter, slot in waves.waiting(session, subscriber_id):
         config = settings.newsletters.get(newsletter)
         if config is not None and config.local_time:
-            waves.retime(
-                session, delivery_id, max(moment(slot, config.at, zone_of(zone, settings.zone)), now)
-            )
+            when = moment(slot, config.at, zone_of(zone, settings.zone))
+            waves.retime(session, delivery_id, max(when, now) if now is not None else when)
