@@ -9,11 +9,13 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.slots import slot_on
 from newsletter.settings import Settings
 from newsletter.store import waves
+from newsletter.store.models import Subscriber
 from newsletter.subscribers.zones import zone_of
 
 
@@ -27,11 +29,11 @@ def moments(slot: str, at: str, zones: Iterable[str | None], site: ZoneInfo) -> 
     return {name: moment(slot, at, zone_of(name, site)) for name in zones}
 
 
-def follow(
-    session: Session, settings: Settings, subscriber_id: int, zone: str | None, now: datetime | None = None
-) -> None:
-    """A reader who changed zone gets each edition still waiting for their wave at their new
-    hour; one that has passed already, at the next wake (from `now`, when given: not missed)."""
+def follow(session: Session, settings: Settings, subscriber_id: int, now: datetime | None = None) -> None:
+    """A reader who changed zone (as stored now) gets each edition still waiting for their wave
+    at their new hour; one that has passed already, at the next wake (from `now`, when given:
+    not missed)."""
+    zone = session.scalar(select(Subscriber.timezone).where(Subscriber.id == subscriber_id))
     for delivery_id, newsletter, slot in waves.waiting(session, subscriber_id):
         config = settings.newsletters.get(newsletter)
         if config is not None and config.local_time:

@@ -431,7 +431,8 @@ def change(
         subscriber.language = language
         if wanted.timezone is not None and zone != subscriber.timezone:
             subscriber.timezone = zone
-            follow(session, settings, subscriber.id, zone, now)
+            session.flush()
+            follow(session, settings, subscriber.id, now)
         subscriber.categories = categories_for(session, settings, wanted.categories)
         set_newsletters(subscriber, newsletters, now, "preferences", reactivate=True)
         if wanted.pause_weeks is not None:

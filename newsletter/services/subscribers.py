@@ -80,7 +80,7 @@ def import_file(
     if isinstance(source, Path) and not source.is_file():
         raise NewsletterError(f"no such file: {source}")
     try:
-        return import_chunks(
+        report = import_chunks(
             lambda: unit_of_work(runtime.factory),
             runtime.settings,
             source,
@@ -89,6 +89,12 @@ def import_file(
         )
     except ValueError as exc:
         raise NewsletterError(f"cannot import {name}: {exc}") from None
+    if report.moved:  # readers waiting for a local-time wave go at their new hour (an import has
+        # no clock of its own: one passed already goes at the next wake, or is missed)
+        with unit_of_work(runtime.factory) as session:
+            for subscriber_id in report.moved:
+                follow(session, runtime.settings, subscriber_id)
+    return report
 
 
 def export_file(runtime: Runtime, path: Path) -> int:
@@ -251,7 +257,8 @@ def add(
         if timezone is not None and zone != subscriber.timezone:
             subscriber.timezone = zone
             if subscriber.id is not None:
-                follow(session, settings, subscriber.id, zone, now)
+                session.flush()
+                follow(session, settings, subscriber.id, now)
         subscriber.status, subscriber.confirmed_at = SubscriberStatus.ACTIVE, subscriber.confirmed_at or now
         subscriber.categories = categories_for(session, settings, categories or [])
         have = {n.newsletter: n for n in subscriber.newsletters}

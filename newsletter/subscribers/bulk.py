@@ -26,7 +26,6 @@ from typing import BinaryIO, TextIO
 from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
-from newsletter.editions.waves import follow
 from newsletter.settings import Settings, language_code
 from newsletter.store.categories import configured_sections, slugify
 from newsletter.store.models import Category, Subscriber, SubscriberNewsletter, subscriber_categories, utcnow
@@ -72,6 +71,7 @@ class ImportReport:
     rejects_file: Path | None = None
     pending: list[int] = field(default_factory=list)
     activated: int = 0
+    moved: list[int] = field(default_factory=list)  # known readers whose time zone changed
 
     def merge(self, part: ImportReport) -> None:
         """A chunk's report added to the import's."""
@@ -82,6 +82,7 @@ class ImportReport:
         self.rejected += part.rejected
         self.pending += part.pending
         self.activated += part.activated
+        self.moved += part.moved
 
 
 def to_cell(value: str) -> str:
@@ -316,7 +317,7 @@ def _import(
             part = ImportReport()
             try:
                 with unit() as session:
-                    _import_chunk(session, settings, chunk, part, key, configured, confirmed, default)
+                    _import_chunk(session, chunk, part, key, configured, confirmed, default)
             except Exception as exc:
                 if stops and done:
                     raise ImportStopped(report, done) from exc
@@ -350,7 +351,6 @@ def _uncollected() -> Iterator[None]:
 
 def _import_chunk(
     session: Session,
-    settings: Settings,
     chunk: list[tuple[int, dict[str, str], Row | str]],
     report: ImportReport,
     key: bytes | None,
@@ -397,9 +397,7 @@ def _import_chunk(
             continue
         outcome = change.outcome
         if change.before is not None and change.before.timezone != change.after.timezone:
-            # a reader waiting for a local-time wave goes at their new hour (an import has no
-            # clock of its own: one passed already goes at the next wake, or is missed)
-            follow(session, settings, change.after.id, change.after.timezone)
+            report.moved.append(change.after.id)
         report.added += outcome is Outcome.ADDED
         report.updated += outcome is Outcome.UPDATED
         report.unchanged += outcome is Outcome.UNCHANGED

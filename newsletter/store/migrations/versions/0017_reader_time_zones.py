@@ -23,5 +23,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("due_at")
-    with op.batch_alter_table("subscribers") as batch:
-        batch.drop_column("timezone")
+    # Not a batch: SQLite would copy the readers to a new table and drop the old one, whose
+    # foreign keys would take every reader's deliveries, consents and choices with it.
+    op.execute("ALTER TABLE subscribers DROP COLUMN timezone")
