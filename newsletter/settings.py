@@ -276,6 +276,9 @@ class NewsletterSettings(Strict):
     # are mailed a link to review it; 0: composed at the slot. Keep it well under the time
     # between two slots.
     review_minutes: int = Field(0, ge=0, le=7 * 24 * 60)
+    # True: each reader gets the edition at `at` in their own time zone, on their own date for
+    # `days`; composed once, `review_minutes` before the earliest reader's hour, sent in waves.
+    local_time: bool = False
     # The standing editor's note, in the site's language: a few lines of Markdown (paragraphs,
     # emphasis, http(s) links) after the greeting, in every edition without a note of its own
     # (`newsletter edition note`); `translations.LANG.note` for readers of another language.

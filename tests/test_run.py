@@ -71,6 +71,34 @@ def test_two_schedulers_on_one_postgresql_send_one_edition_once(tmp_path, postgr
     assert editions(config) == [("complete", {"sent": 310})]
 
 
+@pytest.mark.postgres
+def test_two_schedulers_on_postgresql_send_a_local_time_wave_once_and_the_next_not_early(
+    tmp_path, postgres_database
+) -> None:
+    """End to end: two `newsletter run` processes on one PostgreSQL, a local-time weekly whose
+    site-zone readers' wave came five minutes ago and whose Cape Verde readers' (UTC-1) comes
+    in 55 minutes: the due wave goes once, the other waits, across a restart too."""
+    from tests.conftest import _truncate
+
+    _truncate(postgres_database)
+    config = project(
+        tmp_path,
+        readers=50,
+        database=postgres_database,
+        weekly="local_time = true\n",
+        zone="Atlantic/Cape_Verde",
+    )
+    jobs = [start(config, tmp_path), start(config, tmp_path)]
+    until(lambda: len(files(config)) == 10)
+    for job in jobs:
+        stop(job)
+    again = start(config, tmp_path)  # a restart within the grace: the wave is done, the next ahead
+    stop(again)
+    names = [path.name for path in files(config)]
+    assert len(names) == len(set(names)) == 10
+    assert editions(config) == [("sending", {"pending": 50, "sent": 10})]
+
+
 def test_status_check_tells_a_monitoring_system(tmp_path) -> None:
     """End to end: the exit status a monitoring system reads from a real `newsletter status
     --check` process, beside a running job's settings. A new site's slot before its first

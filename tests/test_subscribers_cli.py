@@ -58,7 +58,8 @@ def test_an_added_reader_is_listed_active(cli) -> None:
     )
     assert added.returncode == 0, added.stderr
     assert added.stdout == (
-        f"added {NEW}: active, takes daily, weekly; language pt; categories health, human-rights\n"
+        f"added {NEW}: active, takes daily, weekly; language pt; time zone the site's; "
+        "categories health, human-rights\n"
     )
     table = cli("subscribers", "list", env={"COLUMNS": "80"})  # piped: as wide as its cells
     assert table.returncode == 0, table.stderr
@@ -74,6 +75,7 @@ def test_an_added_reader_is_listed_active(cli) -> None:
         "name",
         "status",
         "language",
+        "timezone",
         "newsletters",
         "left",
         "categories",

@@ -74,6 +74,8 @@ def deliveries(
     output.line(output.edition_line(summary.edition, zone))
     counts = ", ".join(f"{summary.counts[s]} {s}" for s in DeliveryStatus if summary.counts.get(s))
     output.line(f"deliveries: {counts or 'none'}")
+    if told := output.waves_line(summary, zone):
+        output.line(told)
     if not rows:
         output.line("none listed" if status is None else f"none {' or '.join(status)}")
         return

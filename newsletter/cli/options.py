@@ -86,6 +86,21 @@ def known_language(value: str | None) -> str | None:
         ) from None
 
 
+def known_zone(value: str | None) -> str | None:
+    """A reader's time zone as the store keeps it ('europe/lisbon' -> 'Europe/Lisbon'); an empty
+    one is kept as empty: the site's zone."""
+    if value is None:
+        return None
+    from newsletter.subscribers.zones import reader_zone
+
+    try:
+        return reader_zone(value) or ""
+    except ValueError:
+        raise InputError(
+            "--timezone", f"not a time zone: {value!r} (use an IANA name like 'Europe/Lisbon')"
+        ) from None
+
+
 def mailbox(value: str | None) -> str | None:
     """One plain email address, normalized."""
     if value is None:
@@ -107,6 +122,14 @@ AtOption = Annotated[
 ]
 LanguageOption = Annotated[
     str | None, typer.Option(help="The reader's language (e.g. en, de).", callback=known_language)
+]
+TimezoneOption = Annotated[
+    str | None,
+    typer.Option(
+        "--timezone",
+        help="The reader's time zone, an IANA name (e.g. Europe/Lisbon); empty: the site's.",
+        callback=known_zone,
+    ),
 ]
 CategoriesOption = Annotated[
     list[str] | None, typer.Option("--category", help="A category the reader chose; repeat for more.")

@@ -129,7 +129,30 @@ def edition_json(summary: EditionSummary, zone: ZoneInfo) -> dict[str, Any]:
         "window_start": iso(e.window_start, zone),
         "window_end": iso(e.window_end, zone),
         "deliveries": {status.value: summary.counts.get(status, 0) for status in DeliveryStatus},
+        "waves": None
+        if summary.waves is None
+        else {
+            "done": summary.waves.done,
+            "total": summary.waves.total,
+            "next": iso(summary.waves.next, zone),
+            "last": iso(summary.waves.last, zone),
+            "waiting": summary.waves.waiting,
+        },
     }
+
+
+def waves_line(summary: EditionSummary, zone: ZoneInfo) -> str | None:
+    """A local-time edition's waves in the site's zone: how many went, the next, the last."""
+    shown = summary.waves
+    if shown is None:
+        return None
+    coming = (
+        f"next {local(shown.next, zone)} ({shown.waiting} readers waiting)" if shown.next else "none to come"
+    )
+    return (
+        f"edition {summary.edition.id} in waves: {shown.done} of {shown.total} done; {coming}; "
+        f"last {local(shown.last, zone)}"
+    )
 
 
 def emit_json(data: object) -> None:
@@ -182,6 +205,8 @@ def editions_table(summaries: list[EditionSummary], zone: ZoneInfo) -> Table:
             e.status,
             *(str(s.counts.get(d, 0)) for d in DeliveryStatus),
         )
+    if told := [line for s in summaries if (line := waves_line(s, zone))]:
+        table.caption = "\n".join(told)
     return table
 
 

@@ -15,7 +15,13 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from newsletter.cli.options import STANDARD, JsonOption, LanguageOption, optional_newsletter
+from newsletter.cli.options import (
+    STANDARD,
+    JsonOption,
+    LanguageOption,
+    TimezoneOption,
+    optional_newsletter,
+)
 from newsletter.cli.output import emit_json, err, iso, line, local, out, outside, where
 from newsletter.cli.state import state
 from newsletter.errors import InputError, NewsletterError
@@ -243,6 +249,7 @@ def subscribers_add(
         typer.Option("--categories", help="Sections the reader chose, comma-separated or repeated."),
     ] = None,
     language: LanguageOption = None,
+    timezone: TimezoneOption = None,
 ) -> None:
     """Add a reader who opted in elsewhere, or update one: active at once.
 
@@ -265,7 +272,7 @@ def subscribers_add(
             )
         chosen = known.row.categories if chosen is None else chosen
     try:
-        row = subscribers.add(runtime, email, datetime.now(UTC), named, wanted, chosen, language)
+        row = subscribers.add(runtime, email, datetime.now(UTC), named, wanted, chosen, language, timezone)
     except InputError as exc:
         if exc.name != "categories":
             raise
@@ -273,11 +280,17 @@ def subscribers_add(
     line(f"{'updated' if known else 'added'} {_summary(row)}")
 
 
+SITE_ZONE = "the site's"  # a reader who chose no zone
+
+
 def _summary(row: ReaderRow) -> str:
     takes = ", ".join(row.newsletters) or "no newsletter"
     left = f"; left {', '.join(row.left)}" if row.left else ""
     chose = ", ".join(row.categories) or "every section"
-    return f"{row.email}: {row.status}, takes {takes}{left}; language {row.language}; categories {chose}"
+    return (
+        f"{row.email}: {row.status}, takes {takes}{left}; language {row.language}; "
+        f"time zone {row.timezone or SITE_ZONE}; categories {chose}"
+    )
 
 
 @subscribers_app.command("remove")
@@ -352,6 +365,7 @@ def _row_json(row: ReaderRow, zone: ZoneInfo) -> dict[str, Any]:
         "name": row.name,
         "status": row.status.value,
         "language": row.language,
+        "timezone": row.timezone,
         "newsletters": row.newsletters,
         "left": row.left,
         "categories": row.categories,
@@ -383,6 +397,7 @@ def subscribers_show(ctx: typer.Context, email: EmailArgument, as_json: JsonOpti
     line(row.email)
     line(f"name: {row.name or 'none given'}")
     line(f"status: {row.status}; language {row.language}; categories {', '.join(row.categories) or 'all'}")
+    line(f"time zone: {row.timezone or f'{SITE_ZONE} ({zone.key})'}")
     line(
         f"added {local(row.created_at, zone)}; confirmed {local(record.confirmed_at, zone) or 'never'}; "
         f"unsubscribed {local(record.unsubscribed_at, zone) or 'never'}"

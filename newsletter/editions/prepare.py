@@ -22,8 +22,9 @@ from newsletter.editions.offer import Offer, load_offer
 from newsletter.editions.plan import Plan, Rules
 from newsletter.editions.slots import slot_time, wall_clock
 from newsletter.editions.variants import Built, Variants
+from newsletter.editions.waves import moments
 from newsletter.settings import Settings
-from newsletter.store import ledger
+from newsletter.store import ledger, waves
 from newsletter.store.ledger import Assignment
 from newsletter.store.models import Article, Category, Delivery, Edition, Feed, Variant, VariantArticle
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
@@ -270,6 +271,10 @@ def prepare(
     summary.skipped = tally.get(DeliveryStatus.SKIPPED, 0)
     summary.suppressed = tally.get(DeliveryStatus.SUPPRESSED, 0)
     summary.variants = session.scalar(select(func.count()).where(Variant.edition_id == edition.id)) or 0
+    config = settings.newsletter(edition.newsletter)
+    if config.local_time:  # each reader's wave, from their zone as it stands now
+        zones = waves.edition_zones(session, edition.id)
+        waves.time_deliveries(session, edition.id, moments(edition.slot, config.at, zones, settings.zone))
     edition.status = EditionStatus.READY
     return summary
 

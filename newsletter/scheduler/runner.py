@@ -21,7 +21,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from newsletter.errors import NewsletterError
-from newsletter.services import archive, bounces, events, feeds, maintenance, schedule, timetable
+from newsletter.services import (
+    archive,
+    bounces,
+    events,
+    feeds,
+    local_time,
+    maintenance,
+    schedule,
+    timetable,
+)
 from newsletter.services.alerts import alert
 from newsletter.store.runtime import Runtime
 
@@ -120,12 +129,16 @@ class Runner:
         try:
             if reschedule:
                 self.fetch()
-            run = schedule.run_edition(self.runtime, newsletter, self.clock(), self.stop)
+            if self.runtime.settings.newsletter(newsletter).local_time:  # in waves
+                runs = local_time.run(self.runtime, newsletter, self.clock(), self.stop)
+            else:
+                runs = [schedule.run_edition(self.runtime, newsletter, self.clock(), self.stop)]
         finally:  # whatever happened (the store down), the next slot is kept
             if reschedule:
                 self.wake_for(newsletter)
-        log.info("%s", run.told())
-        return run
+        for run in runs:
+            log.info("%s", run.told())
+        return next((run for run in runs if run.action != "nothing"), runs[-1])
 
     def review(self, newsletter: str, reschedule: bool = True) -> schedule.EditionRun:
         """`review_minutes` before a newsletter's slot: fetch first, then compose its edition and
@@ -185,7 +198,8 @@ class Runner:
         self.scheduler.start()
 
     def wake_for(self, newsletter: str) -> None:
-        """The next wake for the newsletter: its next slot, as the slot arithmetic has it."""
+        """The next wake for the newsletter: its next slot, as the slot arithmetic has it (a
+        local-time newsletter's: its next wave, or its next edition's preparation)."""
         when = next(
             job.next_run
             for job in timetable.jobs(self.runtime, self.clock())

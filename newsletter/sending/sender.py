@@ -164,8 +164,11 @@ class Sender:
         on_progress: Callable[[SendReport], None] = lambda _r: None,
         sleep: Callable[[float], object] | None = None,
         stop: threading.Event | None = None,
+        due_by: datetime | None = None,
     ) -> None:
         self.settings = settings
+        # A local-time edition's waves due by then are sent (default: as the store's clock has it).
+        self.due_by = due_by
         self.factory = factory
         self.provider = provider
         self.pace = pace
@@ -435,7 +438,7 @@ class Sender:
         self.claims += 1
         token = f"{self.worker}#{self.claims}"
         with unit_of_work(self.factory) as session:
-            return token, ledger.claim(session, edition_id, token, self.provider.batch_size)
+            return token, ledger.claim(session, edition_id, token, self.provider.batch_size, self.due_by)
 
     def _release(self, ids: Sequence[int], token: str) -> None:
         with unit_of_work(self.factory) as session:

@@ -10,11 +10,12 @@ from sqlalchemy import case, select
 
 from newsletter.editions.edition import EditionError, EditionInfo, draft, next_slot
 from newsletter.settings import Settings
-from newsletter.store import ledger
+from newsletter.store import ledger, waves
 from newsletter.store.db import reading
 from newsletter.store.models import Delivery, Edition, Subscriber
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import DeliveryStatus
+from newsletter.store.waves import Waves
 
 # The order deliveries are listed in: what needs a person's eye first.
 LISTED = (
@@ -31,6 +32,7 @@ LISTED = (
 class EditionSummary:
     edition: EditionInfo
     counts: dict[DeliveryStatus, int] = field(default_factory=dict)
+    waves: Waves | None = None  # a local-time edition's, while its delivery rows are kept
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ def next_edition(runtime: Runtime, newsletter: str, now: datetime) -> EditionSum
             session, settings, newsletter, next_slot(session, settings, newsletter, now, grace(settings))
         )
         counts = ledger.counts(session, edition.id) if edition.id is not None else {}
-        return EditionSummary(EditionInfo.of(edition), counts)
+        shown = waves.waves(session, [edition.id]) if edition.id is not None else {}
+        return EditionSummary(EditionInfo.of(edition), counts, shown.get(edition.id or 0))
 
 
 def editions(runtime: Runtime, limit: int = 50) -> list[EditionSummary]:
@@ -70,7 +73,11 @@ def editions(runtime: Runtime, limit: int = 50) -> list[EditionSummary]:
     with reading(runtime.factory) as session:
         rows = session.scalars(select(Edition).order_by(Edition.id.desc()).limit(limit)).all()
         tallies = ledger.tallies(session, [e.id for e in rows])
-        return [EditionSummary(EditionInfo.of(e), _counts(e, tallies.get(e.id, {}))) for e in rows]
+        shown = waves.waves(session, [e.id for e in rows])
+        return [
+            EditionSummary(EditionInfo.of(e), _counts(e, tallies.get(e.id, {})), shown.get(e.id))
+            for e in rows
+        ]
 
 
 def edition(runtime: Runtime, edition_id: int) -> EditionSummary:
@@ -79,7 +86,8 @@ def edition(runtime: Runtime, edition_id: int) -> EditionSummary:
         row = session.get(Edition, edition_id)
         if row is None:
             raise EditionError(f"no edition {edition_id}")
-        return EditionSummary(EditionInfo.of(row), _counts(row, ledger.counts(session, edition_id)))
+        counts = _counts(row, ledger.counts(session, edition_id))
+        return EditionSummary(EditionInfo.of(row), counts, waves.waves(session, [edition_id]).get(edition_id))
 
 
 def _counts(edition: Edition, live: dict[DeliveryStatus, int]) -> dict[DeliveryStatus, int]:

@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session, aliased
 from newsletter.editions.edition import EditionError, EditionInfo
 from newsletter.services.editions import DeliveryRow, _counts, deliveries
 from newsletter.store import ledger
+from newsletter.store import waves as store_waves
 from newsletter.store.db import reading
 from newsletter.store.models import Article, Click, Delivery, Edition, Subscriber, Suppression
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import DELIVERED, DeliveryStatus, EditionStatus, SuppressionReason
+from newsletter.store.waves import Waves
 
 # A delivery in these states was handed, or tried, to the reader's mailbox.
 MAILED = (*DELIVERED, DeliveryStatus.FAILED)
@@ -45,9 +47,10 @@ class PastEdition:
     approved_at: datetime | None
     note: str | None
     counts: dict[DeliveryStatus, int]
+    waves: Waves | None = None  # a local-time edition's
 
     @classmethod
-    def of(cls, edition: Edition, live: dict[DeliveryStatus, int]) -> PastEdition:
+    def of(cls, edition: Edition, live: dict[DeliveryStatus, int], waves: Waves | None = None) -> PastEdition:
         return cls(
             EditionInfo.of(edition),
             edition.started_at,
@@ -59,6 +62,7 @@ class PastEdition:
             edition.approved_at,
             edition.note,
             _counts(edition, live),
+            waves,
         )
 
 
@@ -129,7 +133,9 @@ def report(
         row = session.get(Edition, edition_id)
         if row is None:
             raise EditionError(f"no edition {edition_id}")
-        summary = PastEdition.of(row, ledger.counts(session, edition_id))
+        summary = PastEdition.of(
+            row, ledger.counts(session, edition_id), store_waves.waves(session, [edition_id]).get(edition_id)
+        )
         reasons, suppressed = _suppressions(session, row, suppressed_limit)
         clicks = _clicks(session, edition_id) if runtime.settings.links.track_clicks else None
     failures = deliveries(runtime, edition_id, [DeliveryStatus.FAILED], failures_limit)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from newsletter.editions.waves import follow
 from newsletter.errors import InputError, NewsletterError
 from newsletter.i18n import N_
 from newsletter.metrics.counters import count_confirmation, count_signup
@@ -32,6 +33,7 @@ from newsletter.store.statuses import ENDED, SubscriberStatus, SubscriptionStatu
 from newsletter.subscribers.addresses import address_hash, normalize_email
 from newsletter.subscribers.links import Links
 from newsletter.subscribers.tokens import TokenError, read, unseal
+from newsletter.subscribers.zones import reader_zone
 from newsletter.text import printable
 
 log = logging.getLogger("newsletter.readers")
@@ -67,6 +69,7 @@ class SignUp:
     name: str | None = None
     source: str = "signup"  # the page it came from
     wording: str | None = None  # what the reader agreed to (default: the settings' wording)
+    timezone: str | None = None  # an IANA name; None or empty: the site's
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class ReaderView:
     status: SubscriberStatus
     subscriptions: list[Subscription]
     categories: list[str]
+    timezone: str | None = None  # None: the site's
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class Change:
     language: str
     pause_weeks: int | None = 0  # None: a pause running on is kept as it is
     new_email: str | None = None
+    timezone: str | None = None  # None: kept as it is; empty: the site's
 
 
 def _key(settings: Settings) -> bytes:
@@ -138,7 +143,16 @@ def _view(settings: Settings, subscriber: Subscriber) -> ReaderView:
             for n in sorted(subscriber.newsletters, key=lambda n: n.newsletter)
         ],
         [c.slug for c in subscriber.categories],
+        subscriber.timezone,
     )
+
+
+def _zone(value: str | None) -> str | None:
+    """A reader's zone as posted, checked (InputError names the field, not the value)."""
+    try:
+        return reader_zone(value)
+    except ValueError:
+        raise InputError("timezone", "not a time zone the site knows") from None
 
 
 def record_consent(
@@ -190,6 +204,7 @@ def sign_up(runtime: Runtime, request: SignUp, now: datetime, later: Later = at_
     email = normalize_email(request.email)
     newsletters = _checked_newsletters(settings, request.newsletters)
     language = language_code(request.language or settings.site.language)
+    zone = _zone(request.timezone)
     name = " ".join(printable(request.name or "").split())[:NAME_LENGTH] or None
     wording = request.wording or settings.readers.consent_wording
 
@@ -214,11 +229,12 @@ def sign_up(runtime: Runtime, request: SignUp, now: datetime, later: Later = at_
             # No name yet: whoever asked, only the confirmation applies the one asked for.
             subscriber = Subscriber(email=email, created_at=now, status=SubscriberStatus.PENDING)
             subscriber.language, subscriber.categories = language, categories
+            subscriber.timezone = zone
             set_newsletters(subscriber, newsletters, now, "signup", reactivate=True)
             session.add(subscriber)
             session.flush()
         subscriber.confirm_sent_at = now
-        choices = Choices(newsletters, [c.slug for c in categories], language, name)
+        choices = Choices(newsletters, [c.slug for c in categories], language, name, zone)
         asked = record_consent(
             session, subscriber, "subscribe", request.source, now, wording=wording, **choices.detail()
         )
@@ -243,6 +259,7 @@ class Choices:
     categories: list[str]
     language: str
     name: str | None
+    timezone: str | None = None
 
     def detail(self) -> dict[str, object]:
         """The choices as the sign-up's consent record keeps them."""
@@ -251,6 +268,7 @@ class Choices:
             "categories": self.categories,
             "language": self.language,
             "name": self.name,
+            "timezone": self.timezone,
         }
 
     @classmethod
@@ -265,8 +283,13 @@ class Choices:
             return None
         try:
             kept = json.loads(consent.detail or "")
+            zone = kept.get("timezone")  # absent from a sign-up made before readers had zones
             return cls(
-                list(kept["newsletters"]), list(kept["categories"]), str(kept["language"]), kept["name"]
+                list(kept["newsletters"]),
+                list(kept["categories"]),
+                str(kept["language"]),
+                kept["name"],
+                reader_zone(zone) if isinstance(zone, str) else None,
             )
         except (ValueError, TypeError, KeyError):
             return None
@@ -349,6 +372,7 @@ def confirm(runtime: Runtime, token: str, now: datetime) -> ReaderView:
             # The sign-up's choices, all of them: no name another sign-up asked for survives.
             subscriber.name = choices.name
             subscriber.language = choices.language
+            subscriber.timezone = choices.timezone
             subscriber.categories = categories_for(session, settings, choices.categories)
             wanted = [n for n in choices.newsletters if n in settings.newsletters]
             set_newsletters(subscriber, wanted, now, "signup", reactivate=True)
@@ -404,6 +428,7 @@ def change(
     if wanted.pause_weeks is not None and not 0 <= wanted.pause_weeks <= MAX_PAUSE_WEEKS:
         raise InputError("pause", f"a pause is 0 to {MAX_PAUSE_WEEKS} weeks")
     new_email = normalize_email(wanted.new_email) if wanted.new_email else None
+    zone = _zone(wanted.timezone)
 
     def attempt(session: Session) -> tuple[ReaderView, str | None]:
         subscriber, _scope = _reader(session, settings, "preferences", token)
@@ -411,6 +436,10 @@ def change(
         if asked and not _may_notify(subscriber, now):
             raise InputError("new_email", "a link went to a new address less than an hour ago")
         subscriber.language = language
+        if wanted.timezone is not None and zone != subscriber.timezone:
+            subscriber.timezone = zone
+            session.flush()
+            follow(session, settings, subscriber.id, now)
         subscriber.categories = categories_for(session, settings, wanted.categories)
         set_newsletters(subscriber, newsletters, now, "preferences", reactivate=True)
         if wanted.pause_weeks is not None:
@@ -426,6 +455,7 @@ def change(
             newsletters=newsletters,
             categories=wanted.categories,
             language=language,
+            timezone=subscriber.timezone,
             pause_weeks=wanted.pause_weeks,
         )
         session.flush()

@@ -57,8 +57,8 @@ class EditionRun:
 
     newsletter: str
     slot: datetime
-    # sent (complete), partial, unfinished (stopped between batches), waiting, held, missed,
-    # stopped, composed, mailed, nothing
+    # sent (complete), partial, unfinished (stopped between batches), wave (a local-time wave
+    # sent, others to come), waiting, held, missed, stopped, composed, mailed, nothing
     action: str
     report: SendReport | None = None
     problem: str | None = None
@@ -95,7 +95,7 @@ def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threadin
     if waiting is not None:  # an editor's hold: not sent, not missed, until released or the next slot
         return EditionRun(newsletter, slot, "held", problem=waiting)
     if status == EditionStatus.SENDING or released or now - slot <= grace(settings):
-        return _send(runtime, newsletter, slot, now, stop)
+        return send_due(runtime, newsletter, slot, now, stop)
     with unit_of_work(runtime.factory) as session:
         first = not begun(session, newsletter, slot)
         missed = mark_missed(session, settings, newsletter, slot)
@@ -114,17 +114,20 @@ def run_edition(runtime: Runtime, newsletter: str, now: datetime, stop: threadin
     return EditionRun(newsletter, slot, "missed")
 
 
-def _send(
+def send_due(
     runtime: Runtime,
     newsletter: str,
     slot: datetime,
     now: datetime,
     stop: threading.Event,
     edition_id: int | None = None,
+    due_by: datetime | None = None,
 ) -> EditionRun:
+    """The edition sent (or resumed), what happened said as a run; a local-time edition's
+    waves due by `due_by` only."""
     when = wall_clock(slot)
     try:
-        report = sending.send(runtime, newsletter, now, edition_id, stop=stop)
+        report = sending.send(runtime, newsletter, now, edition_id, stop=stop, due_by=due_by)
     except NotDue:  # another scheduler, or an operator, sent it meanwhile
         return EditionRun(newsletter, slot, "nothing", reason="it went out meanwhile")
     except EditionHeld as exc:  # an editor held it meanwhile
@@ -146,6 +149,8 @@ def _send(
             [counts, f"`newsletter deliveries {report.edition_id} --status failed` lists who and why"],
         )
         return EditionRun(newsletter, slot, "partial", report, problem=counts)
+    if report.status != EditionStatus.COMPLETE and due_by is not None:  # a wave sent, others to come
+        return EditionRun(newsletter, slot, "wave", report, problem=counts)
     if report.status != EditionStatus.COMPLETE:  # stopped between batches: what is left, said
         return EditionRun(newsletter, slot, "unfinished", report, problem=counts)
     return EditionRun(newsletter, slot, "sent", report)
@@ -173,7 +178,7 @@ def take_over(runtime: Runtime, now: datetime, stop: threading.Event) -> list[Ed
             wall_clock(slot),
             stale[edition_id][0],
         )
-        runs.append(_send(runtime, newsletter, slot, now, stop, edition_id))
+        runs.append(send_due(runtime, newsletter, slot, now, stop, edition_id))
     return runs
 
 
@@ -202,7 +207,7 @@ def review_due(runtime: Runtime, newsletter: str, now: datetime) -> EditionRun:
     ahead = timedelta(minutes=config.review_minutes)
     with reading(runtime.factory) as session:
         slot = next_slot(session, settings, newsletter, now, grace(settings))
-    if not ahead or not now < slot <= now + ahead:
+    if not ahead or not now < slot <= now + ahead or config.local_time:  # composed by its first wave
         return EditionRun(newsletter, slot, "nothing")
     try:
         with unit_of_work(runtime.factory) as session:

@@ -253,9 +253,11 @@ def publish(
     force: bool = False,
     stop: threading.Event | None = None,
     archive: bool = True,
+    due_by: datetime | None = None,
 ) -> SendReport:
     """The operator's job: open the next edition, prepare it once, and send it (or resume it);
-    archived once complete, unless `archive` is off (one of several senders: see `syndicate`)."""
+    archived once complete, unless `archive` is off (one of several senders: see `syndicate`).
+    A local-time edition sends only the waves due by `due_by` (default: now)."""
     settings = runtime.settings
     warnings: list[str] = []
     if edition_id is None:
@@ -263,7 +265,7 @@ def publish(
     else:
         settings.signing_key()  # refuse a missing or placeholder key before any work
     pace = pace or Pace.from_settings(settings.sending)
-    report = Sender(settings, runtime.factory, provider, pace, on_progress, stop=stop).send(
+    report = Sender(settings, runtime.factory, provider, pace, on_progress, stop=stop, due_by=due_by).send(
         edition_id, retry_failed
     )
     report.warnings = warnings
@@ -376,6 +378,7 @@ def send(
     force: bool = False,
     stop: threading.Event | None = None,
     archive: bool = True,
+    due_by: datetime | None = None,
 ) -> SendReport:
     """`publish` through the configured provider, closed afterwards; `stop` ends it between
     batches (a scheduler shutting down)."""
@@ -395,6 +398,7 @@ def send(
             force,
             stop,
             archive,
+            due_by,
         )
     finally:
         provider.close()

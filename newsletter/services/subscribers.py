@@ -13,6 +13,7 @@ from typing import BinaryIO
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from newsletter.editions.waves import follow
 from newsletter.errors import InputError, NewsletterError
 from newsletter.settings import language_code
 from newsletter.store.categories import categories_for
@@ -37,6 +38,7 @@ from newsletter.store.statuses import (
 from newsletter.subscribers.addresses import address_hash, normalize_email
 from newsletter.subscribers.bulk import ImportReport, default_newsletters, export_csv, import_chunks
 from newsletter.subscribers.tokens import LIFETIME_DAYS
+from newsletter.subscribers.zones import reader_zone
 
 # What a confirmation link lives (tokens.py): a reader pending longer has no live link.
 LINK_LIFETIME = timedelta(days=LIFETIME_DAYS["confirm"] or 0)
@@ -78,7 +80,7 @@ def import_file(
     if isinstance(source, Path) and not source.is_file():
         raise NewsletterError(f"no such file: {source}")
     try:
-        return import_chunks(
+        report = import_chunks(
             lambda: unit_of_work(runtime.factory),
             runtime.settings,
             source,
@@ -87,6 +89,12 @@ def import_file(
         )
     except ValueError as exc:
         raise NewsletterError(f"cannot import {name}: {exc}") from None
+    if report.moved:  # readers waiting for a local-time wave go at their new hour (an import has
+        # no clock of its own: one passed already goes at the next wake, or is missed)
+        with unit_of_work(runtime.factory) as session:
+            for subscriber_id in report.moved:
+                follow(session, runtime.settings, subscriber_id)
+    return report
 
 
 def export_file(runtime: Runtime, path: Path) -> int:
@@ -157,6 +165,7 @@ class ReaderRow:
     name: str | None
     status: SubscriberStatus
     language: str
+    timezone: str | None  # None: the site's
     newsletters: list[str]  # active ones
     left: list[str]  # newsletters this reader left
     categories: list[str]
@@ -184,6 +193,7 @@ def _row(subscriber: Subscriber) -> ReaderRow:
         subscriber.name,
         SubscriberStatus(subscriber.status),
         subscriber.language,
+        subscriber.timezone,
         sorted(active),
         sorted(left),
         [c.slug for c in subscriber.categories],
@@ -207,10 +217,12 @@ def add(
     newsletters: list[str] | None = None,
     categories: list[str] | None = None,
     language: str | None = None,
+    timezone: str | None = None,
 ) -> ReaderRow:
     """Add a reader the operator vouches for (they opted in elsewhere): active at once, the
     consent recorded as given on the command line. A suppressed address is refused. With no
-    `newsletters`, a new reader takes the default (`default_newsletters`), a known one keeps theirs."""
+    `newsletters`, a new reader takes the default (`default_newsletters`), a known one keeps theirs;
+    with no `timezone` likewise (the site's for a new one; "" sets the site's)."""
     settings = runtime.settings
     mailbox = normalize_email(email)
     unknown = [n for n in newsletters or [] if n not in settings.newsletters]
@@ -219,6 +231,10 @@ def add(
             "--newsletters",
             f"no newsletter {unknown[0]!r} (configured: {', '.join(sorted(settings.newsletters))})",
         )
+    try:
+        zone = None if timezone is None else reader_zone(timezone)
+    except ValueError as exc:
+        raise InputError("--timezone", str(exc)) from None
     with unit_of_work(runtime.factory) as session:
         if session.scalars(
             select(Suppression).where(
@@ -238,6 +254,11 @@ def add(
         session.add(subscriber)
         subscriber.name = name or subscriber.name
         subscriber.language = language_code(language or subscriber.language or settings.site.language)
+        if timezone is not None and zone != subscriber.timezone:
+            subscriber.timezone = zone
+            if subscriber.id is not None:
+                session.flush()
+                follow(session, settings, subscriber.id, now)
         subscriber.status, subscriber.confirmed_at = SubscriberStatus.ACTIVE, subscriber.confirmed_at or now
         subscriber.categories = categories_for(session, settings, categories or [])
         have = {n.newsletter: n for n in subscriber.newsletters}

@@ -19,6 +19,7 @@ from newsletter.editions.edition import (
     upcoming_slot,
 )
 from newsletter.editions.slots import next_slot_after, slot_name, wall_clock
+from newsletter.services import local_time
 from newsletter.services.editions import grace
 from newsletter.settings import SendingSettings, Settings
 from newsletter.store import ledger
@@ -72,7 +73,12 @@ def jobs(runtime: Runtime, now: datetime) -> list[JobTime]:
     with reading(runtime.factory) as session:
         last = session.scalar(select(func.max(Feed.last_fetched_at)))
         # an edition sent early (--now) is complete: the job's next run is the one after it
-        slots = {name: open_slot_after(session, settings, name, now) for name in settings.newsletters}
+        slots = {
+            name: local_time.next_wake(session, settings, name, now)
+            if settings.newsletter(name).local_time
+            else open_slot_after(session, settings, name, now)
+            for name in settings.newsletters
+        }
     every = timedelta(minutes=settings.scheduler.refresh_minutes)
     feeds = "fetch every feed" + (" and read the bounce mailbox" if reads_bounces(settings) else "")
     found = [JobTime("feeds", f"{feeds}, every {every}", max(now, last + every) if last else now)]
@@ -107,6 +113,9 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
             ).one_or_none()
             if last is not None and last.status in (EditionStatus.PARTIAL, EditionStatus.MISSED):
                 found.append(f"the {name} edition of {slot_label(last.slot, zone)} is {last.status}")
+            if settings.newsletter(name).local_time:  # in waves: one late wave is the problem
+                found += _late_waves(session, settings, name, now)
+                continue
             due = session.scalar(
                 select(Edition.status).where(Edition.newsletter == name, Edition.slot == slot_name(slot))
             )
@@ -135,6 +144,28 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
     return found
 
 
+def _late_waves(session: Session, settings: Settings, newsletter: str, now: datetime) -> list[str]:
+    """A local-time newsletter's readers whose wave passed beyond the grace with their delivery
+    still pending (the job that records them missed, or sends them, has not run)."""
+    rows = session.execute(
+        select(Edition.slot, func.count(), func.min(Delivery.due_at))
+        .join(Delivery, Delivery.edition_id == Edition.id)
+        .where(
+            Edition.newsletter == newsletter,
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.due_at < now - grace(settings),
+        )
+        .group_by(Edition.slot)
+        .order_by(Edition.slot)
+    ).all()
+    return [
+        f"the {newsletter} edition of {slot_label(slot, settings.zone)} has {count} readers whose wave "
+        f"of {wall_clock(first, settings.zone)} has not gone out (is `newsletter run` running?)"
+        for slot, count, first in rows
+        if first is not None
+    ]
+
+
 # A sender with nothing claimed naps at most this long past a deferred delivery's retry time
 # (Sender._deferred_wait's cap).
 DEFERRED_NAP = timedelta(minutes=1)
@@ -154,8 +185,10 @@ def stopped_sends(session: Session, settings: Settings, now: datetime) -> list[s
     than a live sender pauses (backing off, napping, waiting for the store): the newest claim,
     hand-over, send, provider event or retry time come, else the start. A silent sender's claims
     are told apart."""
-    ready = (Delivery.status == DeliveryStatus.PENDING) & (
-        Delivery.retry_at.is_(None) | (Delivery.retry_at <= now)
+    ready = (
+        (Delivery.status == DeliveryStatus.PENDING)
+        & (Delivery.retry_at.is_(None) | (Delivery.retry_at <= now))
+        & (Delivery.due_at.is_(None) | (Delivery.due_at <= now))  # a later wave is not stopped
     )
     traces = [
         func.max(Delivery.claimed_at),

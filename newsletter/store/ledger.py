@@ -224,9 +224,12 @@ def _postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]:
+def claim(
+    session: Session, edition_id: int, token: str, size: int, due_by: datetime | None = None
+) -> list[int]:
     """Take the next batch for this worker; on PostgreSQL other workers skip the locked rows.
-    Ordered by variant: a SendGrid request carries one content for all its readers."""
+    Ordered by variant: a SendGrid request carries one content for all its readers. A
+    local-time edition's deliveries whose wave comes after `due_by` (default: now) wait."""
     now = utcnow()
     query = (
         select(Delivery.id)
@@ -234,6 +237,7 @@ def claim(session: Session, edition_id: int, token: str, size: int) -> list[int]
             Delivery.edition_id == edition_id,
             Delivery.status == DeliveryStatus.PENDING,
             (Delivery.retry_at.is_(None)) | (Delivery.retry_at <= now),
+            (Delivery.due_at.is_(None)) | (Delivery.due_at <= (due_by or now)),
         )
         .order_by(Delivery.variant_id, Delivery.id)
         .limit(size)

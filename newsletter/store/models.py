@@ -161,6 +161,8 @@ class Subscriber(Base):
         StatusType(SubscriberStatus), default=SubscriberStatus.PENDING, index=True
     )
     language: Mapped[str] = mapped_column(String(16), default="en")
+    # An IANA name (subscribers/zones.py); None: the site's zone, whatever it is at the time.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -349,6 +351,8 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A pending delivery deferred by the reader's mailbox (SMTP 45x) is not claimed before this.
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A local-time edition's wave: not claimed before this, the reader's hour in their zone.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When its claim's request went to a provider whose answer may be lost (an API): a sender
     # that dies after this leaves the delivery uncertain, for the provider's events to settle.
     handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -33,9 +33,10 @@ from newsletter.store.statuses import SubscriberStatus, SubscriptionStatus
 from newsletter.subscribers import merge
 from newsletter.subscribers.addresses import InvalidAddress, normalize_email
 from newsletter.subscribers.merge import Outcome, Row
+from newsletter.subscribers.zones import reader_zone
 from newsletter.text import control_character
 
-COLUMNS = ("email", "name", "language", "categories", "newsletters", "status")
+COLUMNS = ("email", "name", "language", "categories", "newsletters", "status", "timezone")
 # A cell's list: `weekly,daily` (a quoted cell), `weekly;daily` or `weekly|daily`.
 _LIST = re.compile(r"[,;|]")
 SEPARATORS = "separate several with , ; or |"
@@ -70,6 +71,7 @@ class ImportReport:
     rejects_file: Path | None = None
     pending: list[int] = field(default_factory=list)
     activated: int = 0
+    moved: list[int] = field(default_factory=list)  # known readers whose time zone changed
 
     def merge(self, part: ImportReport) -> None:
         """A chunk's report added to the import's."""
@@ -80,6 +82,7 @@ class ImportReport:
         self.rejected += part.rejected
         self.pending += part.pending
         self.activated += part.activated
+        self.moved += part.moved
 
 
 def to_cell(value: str) -> str:
@@ -162,8 +165,23 @@ def parse_row(raw: dict[str, str], sections: dict[str, str], settings: Settings)
         except ValueError:
             raise ValueError(f"status must be one of {', '.join(SubscriberStatus)}") from None
     return Row(
-        email, name, language, tuple(dict.fromkeys(categories)), tuple(dict.fromkeys(newsletters)), status
+        email,
+        name,
+        language,
+        tuple(dict.fromkeys(categories)),
+        tuple(dict.fromkeys(newsletters)),
+        status,
+        _zone(raw.get("timezone")),
     )
+
+
+@lru_cache(maxsize=1024)
+def _zone(cell: str | None) -> str | None:
+    """A timezone cell's zone (None: empty, a known reader keeps theirs); a list holds few zones."""
+    try:
+        return reader_zone(cell)
+    except ValueError:
+        raise ValueError("column timezone is not an IANA time zone like 'Europe/Lisbon'") from None
 
 
 @contextmanager
@@ -378,6 +396,8 @@ def _import_chunk(
             report.rejected.append((line, raw, refused))
             continue
         outcome = change.outcome
+        if change.before is not None and change.before.timezone != change.after.timezone:
+            report.moved.append(change.after.id)
         report.added += outcome is Outcome.ADDED
         report.updated += outcome is Outcome.UPDATED
         report.unchanged += outcome is Outcome.UNCHANGED
@@ -423,6 +443,7 @@ def export_csv(session: Session, path: Path) -> int:
                 Subscriber.name,
                 Subscriber.language,
                 type_coerce(Subscriber.status, String),
+                Subscriber.timezone,
             )
             .where(~Subscriber.email.startswith("sha256:"), Subscriber.id > last)
             .order_by(Subscriber.id)
@@ -443,7 +464,7 @@ def export_csv(session: Session, path: Path) -> int:
                 .order_by(taken.subscriber_id, taken.newsletter)
             ):
                 newsletters.setdefault(subscriber_id, []).append(newsletter)
-            for id_, email, name, language, status in readers:
+            for id_, email, name, language, status, zone in readers:
                 cells = (
                     email,
                     name or "",
@@ -451,6 +472,7 @@ def export_csv(session: Session, path: Path) -> int:
                     ";".join(sorted(categories.get(id_, ()))),
                     ";".join(newsletters.get(id_, ())),
                     status,
+                    zone or "",
                 )
                 writer.writerow([to_cell(cell) for cell in cells])
             count += len(readers)

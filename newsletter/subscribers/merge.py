@@ -48,7 +48,7 @@ _PARAMETERS = 999
 _READER = {status.value: status for status in SubscriberStatus}
 _SUBSCRIPTION = {status.value: status for status in SubscriptionStatus}
 # What an import writes of a reader's own row (`Reader.columns`).
-_COLUMNS = ("name", "language", "status", "confirmed_at", "unsubscribed_at")
+_COLUMNS = ("name", "language", "status", "confirmed_at", "unsubscribed_at", "timezone")
 _CATEGORIES = subscriber_categories
 _SUBSCRIBERS = Subscriber.metadata.tables[Subscriber.__tablename__]
 _SUBSCRIPTIONS = SubscriberNewsletter.metadata.tables[SubscriberNewsletter.__tablename__]
@@ -73,6 +73,7 @@ class Row:
     categories: tuple[str, ...]
     newsletters: tuple[str, ...]  # none named: a known reader's stay, a new one takes the default
     status: SubscriberStatus | None  # None: unchanged, or the import's default for a new reader
+    timezone: str | None = None  # None: a known reader keeps theirs, a new one has the site's
 
 
 @dataclass
@@ -86,16 +87,31 @@ class Reader:
     status: SubscriberStatus
     confirmed_at: datetime | None
     unsubscribed_at: datetime | None
+    timezone: str | None = None
     categories: frozenset[int] = frozenset()
     newsletters: dict[str, SubscriptionStatus] = field(default_factory=dict)
 
     def values(self) -> tuple[object, ...]:
         """What a row can change, compared before and after so a re-import reports no updates."""
-        return (self.name, self.language, self.status, self.categories, frozenset(self.newsletters.items()))
+        return (
+            self.name,
+            self.language,
+            self.status,
+            self.timezone,
+            self.categories,
+            frozenset(self.newsletters.items()),
+        )
 
     def columns(self) -> tuple[object, ...]:
         """The values of `_COLUMNS`: what an import writes of the reader's own row."""
-        return (self.name, self.language, self.status, self.confirmed_at, self.unsubscribed_at)
+        return (
+            self.name,
+            self.language,
+            self.status,
+            self.confirmed_at,
+            self.unsubscribed_at,
+            self.timezone,
+        )
 
 
 @dataclass(frozen=True)
@@ -161,6 +177,7 @@ def known(session: Session, emails: list[str], key: bytes | None) -> Known:
             _READER[row.status],
             row.confirmed_at,
             row.unsubscribed_at,
+            row.timezone,
         )
         for row in session.execute(
             select(
@@ -171,6 +188,7 @@ def known(session: Session, emails: list[str], key: bytes | None) -> Known:
                 type_coerce(Subscriber.status, String).label("status"),
                 Subscriber.confirmed_at,
                 Subscriber.unsubscribed_at,
+                Subscriber.timezone,
             ).where(among(Subscriber.email, _postgresql(session), emails))
         )
     }
@@ -232,6 +250,7 @@ def decide(
         start,
         name=row.name or start.name,
         language=row.language,
+        timezone=row.timezone or start.timezone,
         status=status,
         confirmed_at=start.confirmed_at or (now if status == SubscriberStatus.ACTIVE else None),
         unsubscribed_at=now if status == SubscriberStatus.UNSUBSCRIBED else start.unsubscribed_at,
@@ -270,7 +289,10 @@ def _write(session: Session, changes: list[Change], now: datetime) -> None:
             session,
             _SUBSCRIBERS,
             ("email", "created_at", *_COLUMNS),
-            [(r.email, now, r.name, r.language, r.status, r.confirmed_at, r.unsubscribed_at) for r in new],
+            [
+                (r.email, now, r.name, r.language, r.status, r.confirmed_at, r.unsubscribed_at, r.timezone)
+                for r in new
+            ],
         )
         query = select(Subscriber.email, Subscriber.id).where(
             among(Subscriber.email, _postgresql(session), [r.email for r in new])

@@ -118,4 +118,13 @@ def _edition(past: PastEdition, when: Callable[[datetime | None], str]) -> dict[
         "note": past.note,
         "counts": [(DELIVERY_NAMES[s], past.counts[s]) for s in DeliveryStatus if past.counts.get(s)],
         "total": sum(past.counts.values()),
+        "waves": None
+        if past.waves is None
+        else {
+            "done": past.waves.done,
+            "total": past.waves.total,
+            "next": when(past.waves.next),
+            "last": when(past.waves.last),
+            "waiting": past.waves.waiting,
+        },
     }

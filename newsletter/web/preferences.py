@@ -12,6 +12,7 @@ from newsletter.errors import InputError, NewsletterError, StoreError
 from newsletter.i18n import N_, primary_language
 from newsletter.services import readers
 from newsletter.subscribers.tokens import TokenError
+from newsletter.subscribers.zones import MAX_NAME, zone_choices
 from newsletter.web.context import Notices, Web, log, web
 from newsletter.web.forms import read_form, text, texts
 
@@ -24,6 +25,7 @@ PROBLEMS = {
     "pause": N_("Choose a pause from the list."),
     "newsletters": N_("Choose among the newsletters listed."),
     "new_email": N_("We have sent several links to this address already: try again in an hour."),
+    "timezone": N_("Choose a time zone from the list."),
 }
 # The choice a paused reader's form starts on: saving other settings leaves the pause as it is.
 KEEP = "keep"
@@ -120,6 +122,8 @@ def _wanted(context: Web, posted: FormData, current: str) -> tuple[readers.Chang
         language=language,
         pause_weeks=None if pause == KEEP else int(pause),
         new_email=text(posted, "new_email", 320) or None,
+        # A page from before readers had zones posts none: the reader's stays as it is.
+        timezone=text(posted, "timezone", MAX_NAME + 1) if "timezone" in posted else None,
     )
     return change, problem
 
@@ -147,6 +151,8 @@ def preferences_page(
         newsletters=context.pages.newsletters(view.language),
         categories=context.pages.categories(view.language),
         languages=context.pages.languages(),
+        zones=zone_choices(context.runtime.settings.timezone),
+        chosen_zone=view.timezone or "",
         # A language the site no longer offers shows as the site's, which the reader gets now.
         chosen_language=context.runtime.settings.reader_language(view.language),
         pauses=PAUSES,

@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from newsletter.errors import InputError, NewsletterError, StoreError
 from newsletter.i18n import N_, primary_language
 from newsletter.services import readers
+from newsletter.subscribers.zones import MAX_NAME, zone_choices
 from newsletter.text import printable
 from newsletter.web.context import Notices, Web, log, web
 from newsletter.web.forms import read_form, text, texts
@@ -75,6 +76,7 @@ async def subscribe(request: Request) -> Response:
         categories=texts(posted, "categories"),
         language=str(values["language"]),
         name=str(values["name"]) or None,
+        timezone=str(values["timezone"]),
         # A partner page showed its own copy of the settings' wording; ours showed the translation.
         source=_source(request, origin) if partner else f"{context.guard.own}/subscribe",
         wording=None if partner else context.pages.gettext(language, settings.readers.consent_wording),
@@ -117,6 +119,7 @@ def signup_page(
         newsletters=context.pages.newsletters(language),
         categories=context.pages.categories(language),
         languages=context.pages.languages(),
+        zones=zone_choices(settings.timezone),
         wording=settings.readers.consent_wording,
     )
     response.set_cookie(
@@ -132,6 +135,7 @@ def _values(posted: FormData, language: str) -> dict[str, object]:
         "newsletters": texts(posted, "newsletters"),
         "categories": texts(posted, "categories"),
         "language": primary_language(text(posted, "language", 35)) or language,
+        "timezone": text(posted, "timezone", MAX_NAME + 1),
     }
 
 
@@ -153,4 +157,5 @@ def _problem(field: str) -> str:
         "newsletters": N_("Choose at least one newsletter."),
         "categories": N_("Choose among the sections listed."),
         "language": N_("Choose a language."),
+        "timezone": N_("Choose a time zone from the list."),
     }.get(field, N_("Please check this value."))

@@ -40,10 +40,16 @@ def cli(*args: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess:
 
 
 def project(
-    tmp_path: Path, readers: int = 0, database: str = "sqlite:///../subscribers/newsletter.db", **extra: str
+    tmp_path: Path,
+    readers: int = 0,
+    database: str = "sqlite:///../subscribers/newsletter.db",
+    weekly: str = "",
+    zone: str = "",
+    **extra: str,
 ) -> Path:
     """A site whose weekly newsletter's slot was five minutes ago, with the demo's readers and
-    `readers` more; the settings file's path. `extra` goes in its [sending] table."""
+    `readers` more (in time zone `zone`: empty, the site's); the settings file's path. `weekly`
+    goes in the newsletter's table, `extra` in its [sending] table."""
     folder = tmp_path / "project"
     (folder / "config").mkdir(parents=True)
     slot = datetime.now(UTC) - timedelta(minutes=5)  # a real process runs on real time
@@ -52,7 +58,7 @@ def project(
     config.write_text(
         f'database_url = "{database}"\noutbox_dir = "../outbox"\ntimezone = "UTC"\npublic_url = "https://news.example"\n'
         '[site]\ncategories = ["Politics", "Health", "Europe", "Business", "Technology", "Culture", "Human Rights"]\n'
-        f'[newsletters.weekly]\ntitle = "Weekly"\ndays = "*"\nat = "{slot:%H:%M}"\nfirst_window_days = 366\n'
+        f'[newsletters.weekly]\ntitle = "Weekly"\ndays = "*"\nat = "{slot:%H:%M}"\nfirst_window_days = 366\n{weekly}'
         f"[sending]\n{sending}"
         "[scheduler]\nrefresh_minutes = 60.0\n"
         + "".join(f'[[feeds]]\nurl = "{SAMPLE / name}"\n' for name in ("site.xml", "trending.xml"))
@@ -62,7 +68,12 @@ def project(
     rows = (
         demo.replace("weekly;daily", "weekly").replace(",daily,", ",weekly,").splitlines()
     )  # one newsletter
-    rows += [f"reader{i:04d}@example.com,Reader {i},en,,weekly,active" for i in range(readers)]
+    if zone:  # the demo's columns, then a timezone column: empty (the site's) on the demo's rows
+        rows = [f"{rows[0]},timezone", *(f"{row}," for row in rows[1:])]
+    rows += [
+        f"reader{i:04d}@example.com,Reader {i},en,,weekly,active{f',{zone}' if zone else ''}"
+        for i in range(readers)
+    ]
     csv.write_text("\n".join(rows) + "\n")
     assert cli("--config", str(config), "fetch", cwd=tmp_path).returncode == 0
     imported = cli("--config", str(config), "subscribers", "import", str(csv), "--confirmed", cwd=tmp_path)
