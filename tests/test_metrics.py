@@ -190,6 +190,30 @@ def test_due_is_what_may_go_now_and_waits_since_its_slot_or_its_retry(newsroom) 
     assert value(held, "newsletter_deliveries_due", newsletter="daily") == 0  # every newsletter named
 
 
+def test_a_local_time_wave_still_ahead_is_not_due_and_one_that_came_is_due_since_its_moment(
+    newsroom,
+) -> None:
+    """A local-time edition's readers each have their moment (`Delivery.due_at`): a wave ahead is
+    not late (the operator's alert must not fire for New York at Brussels' breakfast)."""
+    add_readers(newsroom, 6)
+    edition_id = prepared(newsroom)
+    pending = statuses(newsroom, edition_id)["pending"]
+    now = AFTER_SLOT
+    with unit_of_work(newsroom.factory) as session:
+        ids = session.scalars(
+            select(Delivery.id).where(Delivery.edition_id == edition_id).order_by(Delivery.id)
+        ).all()
+        session.execute(update(Delivery).values(due_at=now + timedelta(hours=6)))  # ahead
+        session.execute(
+            update(Delivery).where(Delivery.id.in_(ids[:2])).values(due_at=now - timedelta(minutes=7))
+        )
+    found = collected(newsroom, now)
+    assert value(found, "newsletter_deliveries_due", newsletter="weekly") == 2
+    assert value(found, "newsletter_oldest_due_delivery_age_seconds", newsletter="weekly") == 7 * 60
+    later = collected(newsroom, now + timedelta(hours=6))
+    assert value(later, "newsletter_deliveries_due", newsletter="weekly") == pending
+
+
 def test_a_feed_s_last_fetch_its_outcome_and_time(make_runtime, tmp_path) -> None:
     good = ROOT / "tests" / "fixtures" / "latin1.xml"
     missing = tmp_path / "gone.xml"

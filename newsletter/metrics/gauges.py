@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -140,9 +140,10 @@ def _deliveries(session: Session, found: Reading) -> None:
 
 
 def _due(session: Session, runtime: Runtime, now: datetime, found: Reading) -> None:
-    """Pending deliveries whose edition may go (its slot come, no editor's hold or approval
-    awaited) and whose reader's mailbox asked for no later try, and those a dead sender claimed
-    and never handed over: due since the slot, or since the try the mailbox asked for."""
+    """Pending deliveries whose moment has come (the edition's slot, a local-time reader's own
+    wave, or the later try their mailbox asked for) in an edition that may go (no editor's hold
+    or approval awaited), and those a dead sender claimed and never handed over: due since that
+    moment. A wave still ahead is not late, whatever the site's slot."""
     settings = runtime.settings
     lease = timedelta(minutes=settings.sending.lease_minutes)
     found.due = {name: Due() for name in settings.newsletters}
@@ -154,30 +155,28 @@ def _due(session: Session, runtime: Runtime, now: datetime, found: Reading) -> N
             slot = slot_time(edition.slot, settings.zone)
         except ValueError:  # a slot not named by the schedule: its window's end
             slot = edition.window_end
-        if edition.status == EditionStatus.READY and slot > now:
-            continue  # prepared early, for review
+        if edition.status != EditionStatus.READY:
+            slot = min(slot, now)  # sent before its slot (by hand): due from now
+        came = literal(slot, Delivery.due_at.type)
+        wave = func.coalesce(Delivery.due_at, came)  # a local-time reader's moment, or the slot
         stale = and_(  # claimed by a sender silent past its lease, never handed over: to go again
             Delivery.status == DeliveryStatus.SENDING,
             Delivery.claimed_at < now - lease,
             Delivery.handed_at.is_(None),
         )
-        ready = and_(
-            Delivery.status == DeliveryStatus.PENDING,
-            or_(Delivery.retry_at.is_(None), Delivery.retry_at <= now),
-        )
-        count, waiting_since_slot, first_retry = session.execute(
-            select(
-                func.count(),
-                func.sum(case((or_(Delivery.retry_at.is_(None), stale), 1), else_=0)),
-                func.min(Delivery.retry_at),
-            ).where(Delivery.edition_id == edition.id, or_(ready, stale))
+        moment = case((stale, wave), else_=func.coalesce(Delivery.retry_at, wave))
+        count, oldest = session.execute(
+            select(func.count(), func.min(moment)).where(
+                Delivery.edition_id == edition.id,
+                or_(Delivery.status == DeliveryStatus.PENDING, stale),
+                moment <= now,
+            )
         ).one()
         if not count:
             continue
-        since = slot if waiting_since_slot else max(slot, first_retry)
         due = found.due.setdefault(edition.newsletter, Due())
         due.count += count
-        due.oldest = since if due.oldest is None else min(due.oldest, since)
+        due.oldest = oldest if due.oldest is None else min(due.oldest, oldest)
 
 
 def families(found: Reading, runtime: Runtime, now: datetime) -> Iterator[GaugeMetricFamily]:
