@@ -56,7 +56,7 @@ class Runner:
             if self.stop.is_set():
                 return
             self._survive(step)
-        for name in sorted(self.runtime.settings.newsletters):
+        for name in self.runtime.settings.digests():
             if self.stop.is_set():
                 return
             self._survive(partial(self.review, name, reschedule=False))
@@ -178,7 +178,7 @@ class Runner:
             id="claims",
             replace_existing=True,
         )
-        for name in sorted(settings.newsletters):
+        for name in settings.digests():
             self.wake_for(name)
             self.wake_for_review(name)
         self.wake_for_maintenance()

@@ -72,11 +72,11 @@ def jobs(runtime: Runtime, now: datetime) -> list[JobTime]:
     with reading(runtime.factory) as session:
         last = session.scalar(select(func.max(Feed.last_fetched_at)))
         # an edition sent early (--now) is complete: the job's next run is the one after it
-        slots = {name: open_slot_after(session, settings, name, now) for name in settings.newsletters}
+        slots = {name: open_slot_after(session, settings, name, now) for name in settings.digests()}
     every = timedelta(minutes=settings.scheduler.refresh_minutes)
     feeds = "fetch every feed" + (" and read the bounce mailbox" if reads_bounces(settings) else "")
     found = [JobTime("feeds", f"{feeds}, every {every}", max(now, last + every) if last else now)]
-    for name in sorted(settings.newsletters):
+    for name in settings.digests():
         found.append(JobTime(f"edition:{name}", f"the {name} edition", slots[name]))
         review = review_time(settings, name, now)
         if review is not None:
@@ -100,7 +100,7 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
     zone = settings.zone
     found: list[str] = []
     with reading(runtime.factory) as session:
-        for name in sorted(settings.newsletters):
+        for name in settings.digests():
             slot = due_slot(settings, name, now)
             last = session.scalars(
                 select(Edition).where(Edition.newsletter == name).order_by(Edition.window_end.desc()).limit(1)
