@@ -21,12 +21,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from newsletter.errors import NewsletterError
-from newsletter.services import archive, bounces, events, feeds, maintenance, schedule, timetable
+from newsletter.services import archive, bounces, breaking, events, feeds, maintenance, schedule, timetable
 from newsletter.services.alerts import alert
 from newsletter.store.runtime import Runtime
 
 log = logging.getLogger("newsletter.schedule")
 Clock = Callable[[], datetime]
+# How often alerts held by quiet hours or stopped mid-send are looked for.
+ALERT_SECONDS = 60.0
 
 
 def wall_clock() -> datetime:
@@ -52,7 +54,7 @@ class Runner:
         """Fetch every feed, then let every newsletter catch up: an edition within its review
         time is composed, a due edition goes out (or a stopped one is finished), a slot past the
         grace is recorded as missed; then the WebSub hubs are told of the feeds that changed."""
-        for step in (self.fetch, self.read_bounces, self.settle):
+        for step in (self.fetch, self.breaking, self.read_bounces, self.settle):
             if self.stop.is_set():
                 return
             self._survive(step)
@@ -91,6 +93,12 @@ class Runner:
             return
         log.info("feeds: %d read, %d failed", sum(r.read for r in reports), sum(not r.read for r in reports))
         self.alert_failing_feeds()
+
+    def breaking(self) -> None:
+        """Alerts due: opened by a feed's trigger or an editor, past their quiet hours, or
+        stopped mid-send; every minute, and at once after each fetch."""
+        for report in breaking.send_due(self.runtime, self.clock(), self.stop):
+            log.info("alert %d: %s, %d sent", report.edition_id, report.status, report.sent)
 
     def push(self) -> None:
         """The WebSub hubs told of the feeds that changed (after the sends: never before one)."""
@@ -178,6 +186,15 @@ class Runner:
             id="claims",
             replace_existing=True,
         )
+        if settings.alerts():
+            self.scheduler.add_job(
+                self._survive,
+                "interval",
+                args=[self.breaking],
+                seconds=ALERT_SECONDS,
+                id="alerts",
+                replace_existing=True,
+            )
         for name in settings.digests():
             self.wake_for(name)
             self.wake_for_review(name)

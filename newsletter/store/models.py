@@ -234,7 +234,11 @@ class Edition(Base):
     """One newsletter for one period; (newsletter, slot) is unique so a slot is sent once."""
 
     __tablename__ = "editions"
-    __table_args__ = (UniqueConstraint("newsletter", "slot", name="uq_editions_newsletter_slot"),)
+    __table_args__ = (
+        UniqueConstraint("newsletter", "slot", name="uq_editions_newsletter_slot"),
+        # An article is alerted once per newsletter, whoever asks and however often.
+        UniqueConstraint("newsletter", "article_id", name="uq_editions_newsletter_article"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     newsletter: Mapped[str] = mapped_column(String(64))
     slot: Mapped[str] = mapped_column(String(64))
@@ -262,6 +266,10 @@ class Edition(Base):
     # The last checks before it goes (links, images, size, spam score), as JSON, and when.
     checks: Mapped[str | None] = mapped_column(Text)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An alert's article (an alert newsletter's edition): None for a digest.
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    # An alert opened in its newsletter's quiet hours waits until then (None: it goes at once).
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def waiting(self, approval: str) -> str | None:
         """Why the edition may not go now (held, or not approved), else None."""

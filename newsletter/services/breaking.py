@@ -1,0 +1,319 @@
+"""Breaking-news alerts: one article opened as an edition of an alert newsletter, prepared and
+handed to the provider at once (or when its quiet hours end), by the editors' button, `newsletter
+alert`, or a fetch storing an article in a trigger category. The CLI, the pages and the scheduler
+call these."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from newsletter.editions.alert import (
+    AlertMessages,
+    alert_slot,
+    prepare_alert,
+    quiet_until,
+    subject_override,
+    the_original,
+)
+from newsletter.editions.checks import Check
+from newsletter.editions.edition import EditionError, EditionHeld, EditionInfo
+from newsletter.editions.slots import wall_clock
+from newsletter.errors import NewsletterError
+from newsletter.sending.pace import Pace
+from newsletter.sending.providers import Provider, make_provider
+from newsletter.sending.report import SendReport
+from newsletter.sending.sender import Sender
+from newsletter.services import audit
+from newsletter.settings import Settings
+from newsletter.store import ledger
+from newsletter.store.db import reading, unit_of_work
+from newsletter.store.models import Article, Edition
+from newsletter.store.runtime import Runtime
+from newsletter.store.statuses import DeliveryStatus, EditionStatus
+from newsletter.text import printable
+
+log = logging.getLogger("newsletter.alerts")
+
+
+class NotAnAlertNewsletter(EditionError):
+    """The newsletter named is a digest: alerts go to a newsletter of kind "alert"."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An alert as opening it left it: new, or the one the article already had."""
+
+    edition: EditionInfo
+    article_id: int
+    title: str
+    created: bool
+    not_before: datetime | None  # held by the quiet hours until then
+
+
+@dataclass
+class Rehearsal:
+    """What an alert would do, found in a transaction rolled back: who gets it, who is skipped
+    or suppressed, and each language's message as sent."""
+
+    newsletter: str
+    article_id: int
+    title: str
+    counts: dict[DeliveryStatus, int]
+    messages: list[tuple[str, str, str, str]]  # (language, subject, html, text)
+    already: EditionInfo | None  # the article was alerted (or opened) before: nothing new goes
+    not_before: datetime | None
+    # The digests' checks that need no network: images' text, Gmail's size, List-Unsubscribe.
+    checks: list[Check] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def alert_newsletter(settings: Settings, newsletter: str | None) -> str:
+    """The alert newsletter named, or the site's only one."""
+    alerts = settings.alerts()
+    if newsletter is None:
+        if len(alerts) == 1:
+            return alerts[0]
+        raise NotAnAlertNewsletter(
+            "name the alert newsletter (-n): " + (", ".join(alerts) if alerts else 'none has kind = "alert"')
+        )
+    if not settings.newsletter(newsletter).is_alert:
+        raise NotAnAlertNewsletter(
+            f"{newsletter} is a digest, not an alert newsletter "
+            f"(alert newsletters: {', '.join(alerts) or 'none'})"
+        )
+    return newsletter
+
+
+def find_article(session: Session, reference: str) -> Article:
+    """An article by its number (as `editions` and the pages show it), its link or its key."""
+    reference = reference.strip()
+    found = None
+    if reference.isdigit() and len(reference) < 12:
+        found = session.get(Article, int(reference))
+    if found is None and reference:
+        found = session.scalars(
+            select(Article)
+            .where(or_(Article.url == reference, Article.key == reference))
+            .order_by(Article.id)
+        ).first()
+    if found is None:
+        raise EditionError(
+            f"no article {printable(reference[:200])!r} in the store (its number, link or guid)"
+        )
+    return found
+
+
+def open_alert(
+    session: Session,
+    settings: Settings,
+    newsletter: str,
+    article: Article,
+    now: datetime,
+    subject: str | None = None,
+    urgent: bool = False,
+) -> tuple[Edition, bool]:
+    """The alert of this article (its original, whichever translation was named) for the
+    newsletter: created now, or the one it has. Safe when several processes race to create it."""
+    original = the_original(session, article)
+    existing = _existing(session, newsletter, original.id)
+    if existing is not None:
+        return existing, False
+    config = settings.newsletter(newsletter)
+    edition = Edition(
+        newsletter=newsletter,
+        slot=alert_slot(now, settings.zone, original.id),
+        window_start=now,
+        window_end=now,
+        status=EditionStatus.DRAFT,
+        article_id=original.id,
+        not_before=None if urgent else quiet_until(config.quiet_hours, settings.zone, now),
+        overrides=subject_override(subject),
+    )
+    try:
+        with session.begin_nested():
+            session.add(edition)
+    except IntegrityError:
+        found = _existing(session, newsletter, original.id)
+        if found is None:
+            raise
+        return found, False
+    return edition, True
+
+
+def _existing(session: Session, newsletter: str, article_id: int) -> Edition | None:
+    return session.scalars(
+        select(Edition).where(Edition.newsletter == newsletter, Edition.article_id == article_id)
+    ).one_or_none()
+
+
+def open_by_editor(
+    runtime: Runtime,
+    newsletter: str | None,
+    reference: str,
+    now: datetime,
+    subject: str | None = None,
+    urgent: bool = False,
+    editor: str | None = None,
+    client: str | None = "command line",
+) -> Opened:
+    """An editor's alert opened (once per article), in the audit log."""
+    settings = runtime.settings
+    name = alert_newsletter(settings, newsletter)
+    with unit_of_work(runtime.factory) as session:
+        article = find_article(session, reference)
+        edition, created = open_alert(session, settings, name, article, now, subject, urgent)
+        if created:
+            detail = {"article": edition.article_id, "subject": subject, "urgent": urgent}
+            audit.record(session, "alert", now, editor, f"{name} {edition.slot}", detail, client)
+        title = session.get_one(Article, edition.article_id).title if edition.article_id else article.title
+        return Opened(
+            EditionInfo.of(edition), edition.article_id or article.id, title, created, edition.not_before
+        )
+
+
+def send_alert(
+    runtime: Runtime,
+    edition_id: int,
+    now: datetime,
+    provider: Provider | None = None,
+    stop: threading.Event | None = None,
+) -> SendReport:
+    """Prepare the alert (once) and hand it to the provider now, or resume it; refused while
+    its quiet hours hold it (the scheduled job sends it when they end)."""
+    from newsletter.editions.compose import Composer
+
+    settings = runtime.settings
+    settings.signing_key()  # refuse a missing or placeholder key before any work
+    with unit_of_work(runtime.factory) as session:
+        edition = session.get(Edition, edition_id, with_for_update=True)
+        if edition is None or edition.article_id is None:
+            raise EditionError(f"no alert {edition_id}")
+        if edition.status == EditionStatus.DRAFT:
+            if edition.not_before is not None and now < edition.not_before:
+                raise EditionHeld(
+                    f"the {edition.newsletter} alert waits for the end of the quiet hours "
+                    f"({wall_clock(edition.not_before, settings.zone)}); --urgent sends one at once"
+                )
+            prepared = prepare_alert(session, settings, edition, Composer(settings.templates_path()), now)
+            log.info(
+                "the %s alert of article %d prepared: %d recipients, %d skipped, %d suppressed",
+                edition.newsletter,
+                edition.article_id,
+                prepared.recipients,
+                prepared.skipped,
+                prepared.suppressed,
+            )
+    with unit_of_work(runtime.factory) as session:
+        ledger.analyze(session)
+    own = provider is None
+    provider = provider or make_provider(settings, stop)
+    try:
+        return Sender(
+            settings, runtime.factory, provider, Pace.from_settings(settings.sending), stop=stop
+        ).send(edition_id)
+    finally:
+        if own:
+            provider.close()
+
+
+def rehearse(
+    runtime: Runtime,
+    newsletter: str | None,
+    reference: str,
+    now: datetime,
+    subject: str | None = None,
+    urgent: bool = False,
+) -> Rehearsal:
+    """What the alert would do now, nothing written (the transaction is rolled back)."""
+    from newsletter.editions import checks
+    from newsletter.editions.compose import Composer
+    from newsletter.services.checks import variant_copies
+
+    settings = runtime.settings
+    name = alert_newsletter(settings, newsletter)
+    with runtime.factory() as session, session.begin() as transaction:
+        try:
+            article = find_article(session, reference)
+            edition, created = open_alert(session, settings, name, article, now, subject, urgent)
+            already = None if created else EditionInfo.of(edition)
+            not_before = edition.not_before if edition.status == EditionStatus.DRAFT else None
+            composer = Composer(settings.templates_path())
+            warnings: list[str] = []
+            if edition.status == EditionStatus.DRAFT:
+                warnings = prepare_alert(session, settings, edition, composer, now).warnings
+            counts = ledger.counts(session, edition.id)
+            messages = AlertMessages(session, settings, edition, composer)
+            languages = sorted(
+                {settings.reader_language(language) for language in _reader_languages(session, edition.id)}
+            )
+            shown = [messages.build(language).composed for language in languages]
+            title = (
+                session.get_one(Article, edition.article_id).title if edition.article_id else article.title
+            )
+            article_id = edition.article_id or article.id
+            copies, _messages = variant_copies(session, settings, edition)
+            pictured = int(session.get_one(Article, article_id).image_url is not None)
+            checked = [checks.images(copies, pictured), checks.size(copies), checks.unsubscribe(copies)]
+        finally:
+            transaction.rollback()
+    return Rehearsal(
+        name,
+        article_id,
+        title,
+        counts,
+        [(language, c.subject, c.html, c.text) for language, c in zip(languages, shown, strict=True)],
+        already,
+        not_before,
+        checked,
+        warnings,
+    )
+
+
+def _reader_languages(session: Session, edition_id: int) -> list[str]:
+    from newsletter.store.models import Variant
+
+    return list(session.scalars(select(Variant.language).where(Variant.edition_id == edition_id)))
+
+
+def due(runtime: Runtime, now: datetime) -> list[int]:
+    """Alerts to send now: opened and not held by quiet hours past `now`, or begun and not done."""
+    names = runtime.settings.alerts()
+    if not names:
+        return []
+    with reading(runtime.factory) as session:
+        return list(
+            session.scalars(
+                select(Edition.id)
+                .where(
+                    Edition.newsletter.in_(names),
+                    Edition.article_id.is_not(None),
+                    (
+                        (Edition.status == EditionStatus.DRAFT)
+                        & (Edition.not_before.is_(None) | (Edition.not_before <= now))
+                    )
+                    | Edition.status.in_((EditionStatus.READY, EditionStatus.SENDING)),
+                    Edition.window_start >= now - timedelta(days=1),  # a stale alert is news no more
+                )
+                .order_by(Edition.id)
+            )
+        )
+
+
+def send_due(runtime: Runtime, now: datetime, stop: threading.Event | None = None) -> list[SendReport]:
+    """The scheduled job's part: every alert due is sent (or resumed), one after the other."""
+    reports = []
+    for edition_id in due(runtime, now):
+        if stop is not None and stop.is_set():
+            break
+        try:
+            reports.append(send_alert(runtime, edition_id, now, stop=stop))
+        except NewsletterError as exc:  # one alert's trouble (a store hiccup) stops no other
+            log.error("alert %d: %s", edition_id, exc)
+    return reports
