@@ -97,6 +97,7 @@ class Runner:
     def breaking(self) -> None:
         """Alerts due: opened by a feed's trigger or an editor, past their quiet hours, or
         stopped mid-send; every minute, and at once after each fetch."""
+        breaking.trigger(self.runtime, self.clock())
         for report in breaking.send_due(self.runtime, self.clock(), self.stop):
             log.info("alert %d: %s, %d sent", report.edition_id, report.status, report.sent)
 

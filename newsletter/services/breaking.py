@@ -34,10 +34,10 @@ from newsletter.services import audit
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
-from newsletter.store.models import Article, Edition
+from newsletter.store.models import Article, Category, Edition, article_categories
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
-from newsletter.text import printable
+from newsletter.text import printable, slugify
 
 log = logging.getLogger("newsletter.alerts")
 
@@ -280,6 +280,45 @@ def _reader_languages(session: Session, edition_id: int) -> list[str]:
     from newsletter.store.models import Variant
 
     return list(session.scalars(select(Variant.language).where(Variant.edition_id == edition_id)))
+
+
+def trigger(runtime: Runtime, now: datetime) -> list[int]:
+    """Alerts opened for articles the feeds stored in an alert newsletter's trigger categories,
+    published at most `trigger_max_age_minutes` before `now`: each article once (an editor's
+    alert of it, or another scheduler's, is the one it has). The new alerts' ids."""
+    settings = runtime.settings
+    opened: list[int] = []
+    for name in settings.alerts():
+        config = settings.newsletter(name)
+        if not config.trigger_categories:
+            continue
+        slugs = sorted({slugify(category) for category in config.trigger_categories})
+        since = now - timedelta(minutes=config.trigger_max_age_minutes)
+        alerted = select(Edition.id).where(Edition.newsletter == name, Edition.article_id == Article.id)
+        with unit_of_work(runtime.factory) as session:
+            found = session.execute(
+                select(Article, Category.slug)
+                .join(article_categories, article_categories.c.article_id == Article.id)
+                .join(Category, Category.id == article_categories.c.category_id)
+                .where(
+                    Category.slug.in_(slugs),
+                    Article.published_at >= since,
+                    Article.published_at <= now,
+                    ~alerted.exists(),
+                )
+                .order_by(Article.published_at, Article.id)
+            ).all()
+            for article, slug in found:
+                edition, created = open_alert(session, settings, name, article, now)
+                if created:
+                    session.flush()
+                    opened.append(edition.id)
+                    detail = {"article": edition.article_id, "trigger": slug}
+                    audit.record(
+                        session, "alert", now, None, f"{name} {edition.slot}", detail, "feed trigger"
+                    )
+                    log.info("article %d (%s) opened a %s alert", edition.article_id, slug, name)
+    return opened
 
 
 def due(runtime: Runtime, now: datetime) -> list[int]:
