@@ -4,6 +4,7 @@ language where a translation exists; within `max_per_day` and outside the quiet 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -190,6 +191,10 @@ def test_the_alert_command(site) -> None:
     ran = newsletter_on(site, "alert", TRANSLATED, "--at", "2026-12-02T10:00", **env)
     assert ran.returncode == 0, ran.stderr
     assert "complete" in ran.stdout
+    listed = newsletter_on(site, "editions", "--json", **env)
+    [alert] = [e for e in json.loads(listed.stdout) if e["article"] is not None]
+    assert alert["article"]["id"] == article_id(site) and alert["deliveries"]["sent"] == 2
+    assert "alert of article" in newsletter_on(site, "status", **env).stdout
     again = newsletter_on(site, "alert", TRANSLATED, "--at", "2026-12-02T10:05", **env)
     assert again.returncode == 0 and "already alerted" in again.stdout
     wrong = newsletter_on(site, "alert", TRANSLATED, "-n", "weekly", **env)

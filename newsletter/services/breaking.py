@@ -34,7 +34,7 @@ from newsletter.services import audit
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
-from newsletter.store.models import Article, Category, Edition, article_categories
+from newsletter.store.models import Article, Category, Edition, Variant, article_categories
 from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
 from newsletter.text import printable, slugify
@@ -66,7 +66,8 @@ class Rehearsal:
     article_id: int
     title: str
     counts: dict[DeliveryStatus, int]
-    messages: list[tuple[str, str, str, str]]  # (language, subject, html, text)
+    # (language, subject, html, text) as a reader gets it, links to nobody's account
+    messages: list[tuple[str, str, str, str]]
     already: EditionInfo | None  # the article was alerted (or opened) before: nothing new goes
     not_before: datetime | None
     # The digests' checks that need no network: images' text, Gmail's size, List-Unsubscribe.
@@ -233,7 +234,8 @@ def rehearse(
 ) -> Rehearsal:
     """What the alert would do now, nothing written (the transaction is rolled back)."""
     from newsletter.editions import checks
-    from newsletter.editions.compose import Composer
+    from newsletter.editions.compose import Composed, Composer, Markers
+    from newsletter.editions.preview import fill, reader_for
     from newsletter.services.checks import variant_copies
 
     settings = runtime.settings
@@ -249,11 +251,27 @@ def rehearse(
             if edition.status == EditionStatus.DRAFT:
                 warnings = prepare_alert(session, settings, edition, composer, now).warnings
             counts = ledger.counts(session, edition.id)
-            messages = AlertMessages(session, settings, edition, composer)
-            languages = sorted(
-                {settings.reader_language(language) for language in _reader_languages(session, edition.id)}
-            )
-            shown = [messages.build(language).composed for language in languages]
+            rows = session.scalars(
+                select(Variant).where(Variant.edition_id == edition.id).order_by(Variant.language)
+            ).all()
+            if not rows:  # nobody to get it: the message all the same, in the site's language
+                composed = (
+                    AlertMessages(session, settings, edition, composer).build(settings.site.language).composed
+                )
+                rows = [
+                    Variant(
+                        language=settings.site.language,
+                        subject=composed.subject,
+                        html=composed.html,
+                        text=composed.text,
+                        marker=composed.markers.nonce,
+                    )
+                ]
+            shown = []
+            for row in rows:
+                stored = Composed(row.subject, row.preheader, row.html, row.text, Markers(row.marker))
+                html, text_part = fill(stored, reader_for(settings, None, name, row.language))
+                shown.append((row.language, row.subject, html, text_part))
             title = (
                 session.get_one(Article, edition.article_id).title if edition.article_id else article.title
             )
@@ -268,18 +286,12 @@ def rehearse(
         article_id,
         title,
         counts,
-        [(language, c.subject, c.html, c.text) for language, c in zip(languages, shown, strict=True)],
+        shown,
         already,
         not_before,
         checked,
         warnings,
     )
-
-
-def _reader_languages(session: Session, edition_id: int) -> list[str]:
-    from newsletter.store.models import Variant
-
-    return list(session.scalars(select(Variant.language).where(Variant.edition_id == edition_id)))
 
 
 def trigger(runtime: Runtime, now: datetime) -> list[int]:
@@ -356,3 +368,77 @@ def send_due(runtime: Runtime, now: datetime, stop: threading.Event | None = Non
         except NewsletterError as exc:  # one alert's trouble (a store hiccup) stops no other
             log.error("alert %d: %s", edition_id, exc)
     return reports
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An article an editor may alert, as the alerts page lists it."""
+
+    id: int
+    title: str
+    language: str
+    published_at: datetime
+    alerted: bool  # by this newsletter already
+
+
+def candidates(runtime: Runtime, newsletter: str, limit: int = 30) -> list[Candidate]:
+    """The newest articles in the site's language (else any), newest first, each marked when the
+    newsletter alerted it already."""
+    language = runtime.settings.site.language
+    with reading(runtime.factory) as session:
+        alerted = set(session.scalars(select(Edition.article_id).where(Edition.newsletter == newsletter)))
+        rows = session.scalars(
+            select(Article)
+            .order_by((Article.language == language).desc(), Article.published_at.desc())
+            .limit(limit)
+        ).all()
+        return [
+            Candidate(
+                a.id,
+                a.title,
+                a.language,
+                a.published_at,
+                a.id in alerted or _original_id(session, a) in alerted,
+            )
+            for a in rows
+        ]
+
+
+def _original_id(session: Session, article: Article) -> int:
+    return the_original(session, article).id
+
+
+@dataclass(frozen=True)
+class PastAlert:
+    edition: EditionInfo
+    not_before: datetime | None
+    counts: dict[DeliveryStatus, int]
+
+
+def past(runtime: Runtime, newsletter: str, limit: int = 20) -> list[PastAlert]:
+    """The newsletter's alerts, newest first, with their deliveries per status."""
+    with reading(runtime.factory) as session:
+        found = session.scalars(
+            select(Edition)
+            .where(Edition.newsletter == newsletter, Edition.article_id.is_not(None))
+            .order_by(Edition.id.desc())
+            .limit(limit)
+        ).all()
+        tallies = ledger.tallies(session, [e.id for e in found])
+        return [PastAlert(EditionInfo.of(e), e.not_before, tallies.get(e.id, {})) for e in found]
+
+
+def send_in_background(runtime: Runtime, edition_id: int, now: datetime) -> threading.Thread:
+    """The alert sent by a thread of the caller's process (an editor's page answers at once and
+    shows its progress); a crash of the process leaves it to the scheduled job, which resumes it."""
+
+    def send() -> None:
+        try:
+            report = send_alert(runtime, edition_id, now)
+            log.info("alert %d: %s, %d sent", edition_id, report.status, report.sent)
+        except Exception:  # the page has answered: the log is where this goes
+            log.exception("alert %d could not be sent", edition_id)
+
+    thread = threading.Thread(target=send, name=f"alert-{edition_id}", daemon=True)
+    thread.start()
+    return thread

@@ -20,9 +20,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from newsletter.store.statuses import (
@@ -270,6 +271,11 @@ class Edition(Base):
     article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
     # An alert opened in its newsletter's quiet hours waits until then (None: it goes at once).
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The alert's article's title, read with the edition (a key lookup; None for a digest): what
+    # every list of editions shows of an alert.
+    article_title: Mapped[str | None] = column_property(
+        select(Article.title).where(Article.id == article_id).correlate_except(Article).scalar_subquery()
+    )
 
     def waiting(self, approval: str) -> str | None:
         """Why the edition may not go now (held, or not approved), else None."""
