@@ -4,6 +4,7 @@ language where a translation exists; within `max_per_day` and outside the quiet 
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
@@ -19,7 +20,15 @@ from newsletter.sending.providers.outbox import OutboxProvider
 from newsletter.services import breaking, readers
 from newsletter.services.breaking import NotAnAlertNewsletter
 from newsletter.store.db import unit_of_work
-from newsletter.store.models import Edition, Subscriber, SubscriberNewsletter, Suppression
+from newsletter.store.models import (
+    Article,
+    Document,
+    Edition,
+    Publication,
+    Subscriber,
+    SubscriberNewsletter,
+    Suppression,
+)
 from tests.conftest import NEWSROOM, ZONE
 from tests.support.alerts import OTHER, TRANSLATED, alert_process, article_id, ledger_of, newsletters, opt_in
 from tests.support.clock import FixedClock
@@ -231,3 +240,23 @@ def test_an_alert_killed_mid_send_and_run_again_mails_every_reader_once(site, ma
     assert again.returncode == 0, out + err
     assert sorted(mail_api.recipients()) == sorted(readers_)  # every reader, once
     assert alerts(site) == 1
+
+
+@pytest.mark.both_databases
+def test_a_sent_alert_is_archived_and_in_the_feeds_unless_archive_is_off(site, make_runtime) -> None:
+    opt_in(site, 2)
+    first = press(site, TRANSLATED, NOON)
+    second = press(site, OTHER, NOON + timedelta(minutes=5))  # two the same day: two pages
+    number = article_id(site)
+    with site.factory() as session:
+        slugs = {p.edition_id: p.slug for p in session.scalars(select(Publication))}
+        page = session.get_one(Document, f"/archive/breaking/{slugs[first]}")
+        feed = session.get_one(Document, "/feeds/breaking/en.atom")
+        title = session.get_one(Article, number).title
+    assert slugs[first] == f"2026-12-02-{number}" and len(set(slugs.values())) == 2
+    assert html.escape(title) in page.body and "alert0" not in page.body  # no reader's data
+    assert html.escape(title) in feed.body
+    quiet = make_runtime(**NEWSROOM, newsletters=newsletters(archive=False))
+    third = press(quiet, "https://www.europeantimes.example/?p=1043", NOON)
+    with quiet.factory() as session:
+        assert session.get(Publication, third) is None

@@ -29,7 +29,7 @@ from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.categories import localized
 from newsletter.store.ledger import Assignment
-from newsletter.store.models import DELIVERIES, Article, Delivery, Edition, Variant
+from newsletter.store.models import DELIVERIES, Article, Category, Delivery, Edition, Variant
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
 
 # A reader's deliveries that count against `max_per_day`: gone, going, or maybe gone.
@@ -101,7 +101,10 @@ class Message:
 class AlertMessages:
     """The alert's message per reader's language, each composed once."""
 
-    def __init__(self, session: Session, settings: Settings, edition: Edition, composer: Composer) -> None:
+    def __init__(
+        self, session: Session, settings: Settings, edition: Edition, composer: Composer, public: bool = False
+    ) -> None:
+        """`public`: for the archive and the feeds, whose links go straight to the site."""
         if edition.article_id is None:
             raise EditionError(f"edition {edition.id} is not an alert, or its article is gone")
         self.settings = settings
@@ -113,8 +116,8 @@ class AlertMessages:
         }
         self.newsletter = settings.newsletter(edition.newsletter)
         self.subject = editor_subject(edition)
-        self.clicks = click_links(settings)
-        self.utm = utm(settings, edition.newsletter, edition.slot)
+        self.clicks = None if public else click_links(settings)
+        self.utm = {} if public else utm(settings, edition.newsletter, edition.slot)
         self._built: dict[str, Message] = {}
 
     def build(self, language: str) -> Message:
@@ -149,6 +152,10 @@ class AlertMessages:
             template="alert",
         )
 
+    def sections(self) -> list[Category]:
+        """The article's sections (else its tags): the first names it on its card."""
+        return [c for c in self.original.categories if c.is_section] or list(self.original.categories)
+
     def card(self, language: str, markers: Markers | None) -> Card:
         """The article in the reader's language where a translation exists, as a digest shows it."""
         gettext = i18n.gettext_for(language)
@@ -160,7 +167,7 @@ class AlertMessages:
         if story.language != language and note is None:
             # Translators: a badge on an article shown in its original language, e.g. "In English".
             note = gettext("In %(language)s") % {"language": i18n.language_name(story.language, language)}
-        sections = [c for c in self.original.categories if c.is_section] or list(self.original.categories)
+        sections = self.sections()
         category = None
         if sections:
             page = i18n.catalog_language(language)
@@ -170,7 +177,7 @@ class AlertMessages:
         if self.clicks is not None and markers is not None and self.edition.id is not None:
             url = self.clicks.url(self.edition.id, story.id, markers.token("click"))
         else:
-            url = tagged(story.url, self.utm)
+            url = tagged(story.url, self.utm) if self.utm else story.url
         return Card(
             url=url,
             title=story.title,

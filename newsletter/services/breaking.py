@@ -31,6 +31,7 @@ from newsletter.sending.providers import Provider, make_provider
 from newsletter.sending.report import SendReport
 from newsletter.sending.sender import Sender
 from newsletter.services import audit
+from newsletter.services.sending import syndicate
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.db import reading, unit_of_work
@@ -216,12 +217,14 @@ def send_alert(
     own = provider is None
     provider = provider or make_provider(settings, stop)
     try:
-        return Sender(
+        report = Sender(
             settings, runtime.factory, provider, Pace.from_settings(settings.sending), stop=stop
         ).send(edition_id)
     finally:
         if own:
             provider.close()
+    syndicate(runtime, edition_id, report.status, now)  # archived and in the feeds, once sent
+    return report
 
 
 def rehearse(

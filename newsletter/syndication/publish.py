@@ -50,8 +50,6 @@ def keep(session: Session, settings: Settings, edition: Edition, now: datetime) 
     day (logged)."""
     if edition.newsletter not in settings.newsletters or not settings.newsletter(edition.newsletter).archive:
         return False
-    if settings.newsletter(edition.newsletter).is_alert:  # one article: no digest to publish
-        return False
     if edition.status not in SENT:
         return False
     if session.get(Publication, edition.id) is None:
