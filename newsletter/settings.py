@@ -340,6 +340,12 @@ class NewsletterSettings(Strict):
             self.title = N_("Breaking news")
         if self.kind == "alert":
             wrong = sorted(given & DIGEST_ONLY)
+            wrong += [
+                f"translations.{code}.{key}"
+                for code, texts in self.translations.items()
+                for key in ("subject", "preheader")
+                if getattr(texts, key) is not None
+            ]
             if wrong:
                 raise ValueError(
                     f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} for digests only: an alert "

@@ -40,6 +40,10 @@ def test_an_alert_newsletter_takes_its_options_and_refuses_a_digests() -> None:
     for bad in ("22-07", "22:00-22:00", "24:00-07:00"):
         with pytest.raises(ValidationError, match="quiet_hours"):
             Settings(newsletters={"b": {"kind": "alert", "quiet_hours": bad}})
+    with pytest.raises(ValidationError, match=r"translations\.de\.subject is for digests only"):
+        Settings(newsletters={"b": {"kind": "alert", "translations": {"de": {"subject": "x"}}}})
+    alert = Settings(newsletters={"b": {"kind": "alert", "translations": {"de": {"title": "Eilmeldung"}}}})
+    assert alert.newsletter("b").in_language("de").title == "Eilmeldung"
     with pytest.raises(ValidationError, match="kind"):
         Settings(newsletters={"b": {"kind": "flash"}})
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from newsletter.editions.alert import quiet_until
 from newsletter.editions.edition import EditionError, EditionHeld
+from newsletter.errors import InputError
 from newsletter.sending.providers.outbox import OutboxProvider
 from newsletter.services import breaking, readers
 from newsletter.services.breaking import NotAnAlertNewsletter
@@ -143,6 +144,10 @@ def test_a_dry_run_shows_who_and_the_message_and_writes_nothing(site) -> None:
         breaking.rehearse(site, None, "https://nowhere.example/x", NOON)
     with pytest.raises(NotAnAlertNewsletter, match="weekly is a digest"):
         breaking.open_by_editor(site, "weekly", TRANSLATED, NOON)
+    for hostile in ("Bcc: x@y\x00", "x" * 301, "a\u2028b"):
+        with pytest.raises(InputError, match="--subject"):
+            breaking.open_by_editor(site, "breaking", TRANSLATED, NOON, subject=hostile)
+    assert alerts(site) == 0
 
 
 def test_max_per_day_holds_on_the_sites_day(site) -> None:
@@ -246,7 +251,7 @@ def test_an_alert_killed_mid_send_and_run_again_mails_every_reader_once(site, ma
 def test_a_sent_alert_is_archived_and_in_the_feeds_unless_archive_is_off(site, make_runtime) -> None:
     opt_in(site, 2)
     first = press(site, TRANSLATED, NOON)
-    second = press(site, OTHER, NOON + timedelta(minutes=5))  # two the same day: two pages
+    press(site, OTHER, NOON + timedelta(minutes=5))  # two the same day: two pages
     number = article_id(site)
     with site.factory() as session:
         slugs = {p.edition_id: p.slug for p in session.scalars(select(Publication))}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,7 +26,7 @@ from newsletter.editions.alert import (
 from newsletter.editions.checks import Check
 from newsletter.editions.edition import EditionError, EditionHeld, EditionInfo
 from newsletter.editions.slots import wall_clock
-from newsletter.errors import NewsletterError
+from newsletter.errors import InputError, NewsletterError
 from newsletter.sending.pace import Pace
 from newsletter.sending.providers import Provider, make_provider
 from newsletter.sending.report import SendReport
@@ -41,6 +42,8 @@ from newsletter.store.statuses import DeliveryStatus, EditionStatus
 from newsletter.text import printable, slugify
 
 log = logging.getLogger("newsletter.alerts")
+# An editor's subject: what fits a subject line (Gmail shows about 70 characters).
+MAX_SUBJECT = 300
 
 
 class NotAnAlertNewsletter(EditionError):
@@ -91,6 +94,16 @@ def alert_newsletter(settings: Settings, newsletter: str | None) -> str:
             f"(alert newsletters: {', '.join(alerts) or 'none'})"
         )
     return newsletter
+
+
+def check_subject(subject: str | None) -> None:
+    """An editor's subject goes into a header as written: refused when it could not."""
+    if subject is None:
+        return
+    if len(subject) > MAX_SUBJECT:
+        raise InputError("--subject", f"at most {MAX_SUBJECT} characters ({len(subject)} given)")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in "\t\n" for c in subject):
+        raise InputError("--subject", "it holds a control character")
 
 
 def find_article(session: Session, reference: str) -> Article:
@@ -168,6 +181,7 @@ def open_by_editor(
     """An editor's alert opened (once per article), in the audit log."""
     settings = runtime.settings
     name = alert_newsletter(settings, newsletter)
+    check_subject(subject)
     with unit_of_work(runtime.factory) as session:
         article = find_article(session, reference)
         edition, created = open_alert(session, settings, name, article, now, subject, urgent)
@@ -243,6 +257,7 @@ def rehearse(
 
     settings = runtime.settings
     name = alert_newsletter(settings, newsletter)
+    check_subject(subject)
     with runtime.factory() as session, session.begin() as transaction:
         try:
             article = find_article(session, reference)
