@@ -20,7 +20,7 @@ from newsletter.errors import InputError
 from newsletter.sending.providers.outbox import OutboxProvider
 from newsletter.services import breaking, readers
 from newsletter.services.breaking import NotAnAlertNewsletter
-from newsletter.store.db import unit_of_work
+from newsletter.store.db import make_engine, unit_of_work
 from newsletter.store.models import (
     Article,
     Document,
@@ -35,6 +35,7 @@ from tests.support.alerts import OTHER, TRANSLATED, alert_process, article_id, l
 from tests.support.clock import FixedClock
 from tests.support.outbox import messages
 from tests.support.sending import newsletter_on, sendgrid_env
+from tests.support.store import migrate
 
 # Wednesday 2 December 2026, 10:00 in Brussels: no quiet hours.
 NOON = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -265,3 +266,21 @@ def test_a_sent_alert_is_archived_and_in_the_feeds_unless_archive_is_off(site, m
     third = press(quiet, "https://www.europeantimes.example/?p=1043", NOON)
     with quiet.factory() as session:
         assert session.get(Publication, third) is None
+
+
+@pytest.mark.both_databases
+def test_the_alerts_migration_keeps_every_edition_and_delivery(site) -> None:
+    """0016 adds its columns in place: an `editions` table copied and dropped on SQLite would
+    delete every delivery, variant and publication by cascade."""
+    opt_in(site, 3)
+    edition_id = press(site, TRANSLATED, NOON)
+    before = ledger_of(site, edition_id)
+    engine = make_engine(site.settings.database_url)
+    try:
+        migrate(engine, "downgrade", "0013")
+        migrate(engine, "upgrade", "head")
+    finally:
+        engine.dispose()
+    assert ledger_of(site, edition_id) == before and len(before) == 3
+    with site.factory() as session:
+        assert session.scalar(select(func.count()).select_from(Publication)) == 1

@@ -237,8 +237,9 @@ class Edition(Base):
     __tablename__ = "editions"
     __table_args__ = (
         UniqueConstraint("newsletter", "slot", name="uq_editions_newsletter_slot"),
-        # An article is alerted once per newsletter, whoever asks and however often.
-        UniqueConstraint("newsletter", "article_id", name="uq_editions_newsletter_article"),
+        # An article is alerted once per newsletter, whoever asks and however often (an index:
+        # the migration adds it in place).
+        Index("uq_editions_newsletter_article", "newsletter", "article_id", unique=True),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     newsletter: Mapped[str] = mapped_column(String(64))
@@ -267,8 +268,9 @@ class Edition(Base):
     # The last checks before it goes (links, images, size, spam score), as JSON, and when.
     checks: Mapped[str | None] = mapped_column(Text)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # An alert's article (an alert newsletter's edition): None for a digest.
-    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    # An alert's article (an alert newsletter's edition): None for a digest. No key: the
+    # migration adds it in place (see 0016); no article is ever deleted.
+    article_id: Mapped[int | None] = mapped_column(Integer)
     # An alert opened in its newsletter's quiet hours waits until then (None: it goes at once).
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The alert's article's title, read with the edition (a key lookup; None for a digest): what

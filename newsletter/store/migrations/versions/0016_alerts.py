@@ -3,6 +3,10 @@ time a quiet-hours alert waits for
 
 Revision ID: 0016
 Revises: 0013
+
+Columns and an index are added in place, the article's id without a foreign key: on SQLite a
+key would need `editions` copied and the old table dropped, and dropping it deletes every
+delivery, variant and publication its keys cascade to. (No article is ever deleted.)
 """
 
 import sqlalchemy as sa
@@ -15,22 +19,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("editions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("article_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_foreign_key(
-            batch_op.f("fk_editions_article_id_articles"),
-            "articles",
-            ["article_id"],
-            ["id"],
-            ondelete="SET NULL",
-        )
-        batch_op.create_unique_constraint("uq_editions_newsletter_article", ["newsletter", "article_id"])
+    op.add_column("editions", sa.Column("article_id", sa.Integer(), nullable=True))
+    op.add_column("editions", sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
+    op.create_index("uq_editions_newsletter_article", "editions", ["newsletter", "article_id"], unique=True)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("editions", schema=None) as batch_op:
-        batch_op.drop_constraint("uq_editions_newsletter_article", type_="unique")
-        batch_op.drop_constraint(batch_op.f("fk_editions_article_id_articles"), type_="foreignkey")
-        batch_op.drop_column("not_before")
-        batch_op.drop_column("article_id")
+    op.drop_index("uq_editions_newsletter_article", table_name="editions")
+    op.drop_column("editions", "not_before")  # in place on SQLite 3.35+ too
+    op.drop_column("editions", "article_id")
