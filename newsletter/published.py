@@ -27,8 +27,10 @@ MEDIA_TYPES = {
 
 
 def slug(slot: str) -> str:
-    """An edition's slug: its slot's date ("2026-11-23T07:00" -> "2026-11-23"); one slot a day."""
-    return slot.split("T", 1)[0]
+    """An edition's slug: its slot's date ("2026-11-23T07:00" -> "2026-11-23"); one slot a day.
+    An alert's names its article too ("2026-12-02T10:00~1045" -> "2026-12-02-1045"): several a day."""
+    day = slot.split("T", 1)[0]
+    return f"{day}-{slot.split('~', 1)[1]}" if "~" in slot else day
 
 
 def edition_path(newsletter: str, slot: str, language: str, site_language: str) -> str:

@@ -285,6 +285,17 @@ class NewsletterSettings(Strict):
     note: str | None = None
     # Per reader's language ("de"): its own title, subject, preheader or note, else the ones above.
     translations: dict[str, NewsletterTexts] = Field(default_factory=dict)
+    # "digest": editions on a schedule; "alert": one article at a time, sent at once (`newsletter
+    # alert`, or a feed storing it in `trigger_categories`), to the readers who opted in.
+    kind: Literal["digest", "alert"] = "digest"
+    # Alerts only: at most this many reach a reader per day (the site's day); none: no limit.
+    max_per_day: int | None = Field(None, ge=1, le=100)
+    # Alerts only: "22:00-07:00" in the site's zone holds an alert until they end, unless urgent.
+    quiet_hours: str | None = None
+    # Alerts only: an article a fetch stores for the first time in one of these categories (a
+    # feed category or WordPress tag, by name or slug) is alerted, unless older than the age.
+    trigger_categories: list[str] = Field(default_factory=list)
+    trigger_max_age_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
 
     @field_validator("subject", "preheader")
     @classmethod
@@ -334,6 +345,53 @@ class NewsletterSettings(Strict):
         weekdays(value)
         return value
 
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        clock = r"([01]\d|2[0-3]):[0-5]\d"
+        if value is not None and not re.fullmatch(f"{clock}-{clock}", value):
+            raise ValueError(f"use HH:MM-HH:MM, 24-hour, in the site's zone (like '22:00-07:00'): {value!r}")
+        if value is not None and value[:5] == value[6:]:
+            raise ValueError(f"the quiet hours {value!r} start and end at once")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_options(self) -> NewsletterSettings:
+        """An option of the other kind is refused, named, rather than silently ignored."""
+        # Given and not the default: a dumped and reloaded settings object passes (tests, reloads).
+        given = {
+            name
+            for name in self.model_fields_set
+            if getattr(self, name) != type(self).model_fields[name].get_default(call_default_factory=True)
+        }
+        if self.kind == "alert" and "title" not in self.model_fields_set:
+            self.title = N_("Breaking news")
+        if self.kind == "alert":
+            wrong = sorted(given & DIGEST_ONLY)
+            wrong += [
+                f"translations.{code}.{key}"
+                for code, texts in self.translations.items()
+                for key in ("subject", "preheader", "note")
+                if getattr(texts, key) is not None
+            ]
+            if wrong:
+                raise ValueError(
+                    f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} for digests only: an alert "
+                    "newsletter sends one article when an editor or a feed says so (remove the line)"
+                )
+        else:
+            wrong = sorted(given & ALERT_ONLY)
+            if wrong:
+                raise ValueError(
+                    f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} for alert newsletters "
+                    'only: add kind = "alert" or remove the line'
+                )
+        return self
+
+    @property
+    def is_alert(self) -> bool:
+        return self.kind == "alert"
+
     @field_validator("at")
     @classmethod
     def _at(cls, value: str) -> str:
@@ -352,6 +410,27 @@ def check_note(source: str | None) -> str | None:
         return cleaned(source)
     except NoteProblem as exc:
         raise ValueError(str(exc)) from None
+
+
+# Options that mean something to one kind of newsletter only (see `NewsletterSettings.kind`).
+DIGEST_ONLY = frozenset(
+    {
+        "days",
+        "at",
+        "first_window_days",
+        "per_category",
+        "trending",
+        "trending_images",
+        "subject",
+        "preheader",
+        "approval",
+        "hold_on_failed_checks",
+        "review_minutes",
+        "local_time",
+        "note",
+    }
+)
+ALERT_ONLY = frozenset({"max_per_day", "quiet_hours", "trigger_categories", "trigger_max_age_minutes"})
 
 
 def check_template(source: str) -> None:
@@ -828,6 +907,14 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+    def digests(self) -> list[str]:
+        """The newsletters sent on a schedule, sorted: the ones with slots and editions to plan."""
+        return sorted(name for name, config in self.newsletters.items() if not config.is_alert)
+
+    def alerts(self) -> list[str]:
+        """The alert newsletters, sorted."""
+        return sorted(name for name, config in self.newsletters.items() if config.is_alert)
 
     def newsletter(self, name: str) -> NewsletterSettings:
         if name not in self.newsletters:

@@ -1346,6 +1346,67 @@ def send_command_1m_latency(workdir: Path) -> dict[str, object]:
     )
 
 
+# Readers opted in to the alerts in the alert case.
+ALERT_READERS = int(os.environ.get("BENCH_ALERT_READERS", "100000"))
+
+
+@case(
+    f"alert: {ALERT_READERS:,} opted-in readers handed to SendGrid from the editor's confirmation, "
+    "the API answering after 250 ms"
+)
+def alert_100k(workdir: Path) -> dict[str, object]:
+    """What the editors' page does on confirmation (services.breaking: the alert opened, then
+    prepared and sent by one sender), timed from the click to the last reader handed over."""
+    from sqlalchemy import insert, literal, select
+
+    from newsletter.services import breaking
+    from newsletter.settings import Settings
+    from newsletter.store.models import Article, Subscriber, SubscriberNewsletter
+    from newsletter.store.runtime import open_runtime
+
+    _populated(workdir, ALERT_READERS)  # readers of the weekly, in two languages
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.sendgrid_server", "--latency", str(API_LATENCY)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    port = int(server.stdout.readline())
+    base, settings = _sendgrid_settings(workdir, port)
+    base.close()
+    settings = Settings(
+        **{**settings.model_dump(), "newsletters": {"weekly": {}, "breaking": {"kind": "alert"}}}
+    )
+    runtime = open_runtime(settings)
+    with runtime.factory() as session, session.begin():
+        session.execute(
+            insert(SubscriberNewsletter).from_select(
+                ["subscriber_id", "newsletter", "status"],
+                select(Subscriber.id, literal("breaking"), literal("active")),
+            )
+        )
+        article = session.scalars(select(Article.key).order_by(Article.published_at.desc()).limit(1)).one()
+    now = datetime.now(UTC)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    began = time.perf_counter()
+    opened = breaking.open_by_editor(runtime, "breaking", article, now, editor="ed@example.com")
+    assert opened.edition.id is not None
+    report = breaking.send_alert(runtime, opened.edition.id, now)
+    end = time.perf_counter()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    accepted, unique, server_cpu, _peak = _api_count(server)
+    server.stdin.close()
+    server.wait()
+    assert accepted == unique == report.sent == ALERT_READERS, (accepted, unique, report.sent)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {
+        "seconds": end - began,
+        "note": f"{accepted:,} accepted once each ({accepted / (end - began):,.0f}/s from the click); "
+        f"CPU: this process {cpu:.1f} s, API server {server_cpu:.1f} s; "
+        f"{settings.sending.concurrency} requests in flight; aim: 60 s",
+    }
+
+
 # Web processes for the load case (`newsletter serve --workers`): one per core.
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
 

@@ -60,6 +60,13 @@ COMMANDS = (
     ),
     Entry("send", "send", "send", "Prepare the next edition (once) when its slot has come, and send it."),
     Entry(
+        "alert",
+        "alert",
+        "alert",
+        "Send one article now to the readers of an alert newsletter (once per article, however "
+        "often asked); in its quiet hours it waits for their end unless --urgent.",
+    ),
+    Entry(
         "test-send",
         "rehearsal",
         "test_send",

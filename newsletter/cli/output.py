@@ -128,6 +128,7 @@ def edition_json(summary: EditionSummary, zone: ZoneInfo) -> dict[str, Any]:
         "status": e.status.value,
         "window_start": iso(e.window_start, zone),
         "window_end": iso(e.window_end, zone),
+        "article": None if e.article_id is None else {"id": e.article_id, "title": e.article_title},
         "deliveries": {status.value: summary.counts.get(status, 0) for status in DeliveryStatus},
         "waves": None
         if summary.waves is None
@@ -198,10 +199,13 @@ def editions_table(summaries: list[EditionSummary], zone: ZoneInfo) -> Table:
         table.add_column(column, overflow="fold")
     for s in summaries:
         e = s.edition
+        slot = local(slot_time(e.slot, zone), zone)
+        if e.article_id is not None:  # an alert: its article, named
+            slot = f"{slot}, alert of article {e.article_id}: {e.article_title or 'gone'}"
         table.add_row(
             str(e.id),
             outside(e.newsletter),
-            local(slot_time(e.slot, zone), zone),
+            outside(slot),
             e.status,
             *(str(s.counts.get(d, 0)) for d in DeliveryStatus),
         )

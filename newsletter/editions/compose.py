@@ -98,6 +98,8 @@ class DigestView:
     # (None where the newsletter keeps no archive): the same for every reader of the variant.
     archive_url: str | None = None
     feed_url: str | None = None
+    # The templates it renders: email/digest.html and .txt, or email/alert.* (one article).
+    template: str | None = None  # None: "digest"
 
     @property
     def cards(self) -> list[Card]:
@@ -192,13 +194,14 @@ class Composer:
             "feed_url": view.feed_url,
             "note_html": notes.to_html(view.note) if view.note else None,
             "note_text": notes.to_text(view.note) if view.note else None,
+            "article": cards[0],
             **markers.tokens(),
         }
         try:
-            html = html_env.get_template("email/digest.html").render(
+            html = html_env.get_template(f"email/{view.template or 'digest'}.html").render(
                 context, stylesheet=self.stylesheet, responsive=self.responsive
             )
-            text = text_env.get_template("email/digest.txt").render(context)
+            text = text_env.get_template(f"email/{view.template or 'digest'}.txt").render(context)
         except Exception as exc:  # a template may fail on data (None + 1): name it, never a traceback
             raise TemplateProblem(
                 f"a template in {self.templates / 'email'} cannot render: {exc!r}"

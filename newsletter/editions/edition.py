@@ -42,6 +42,9 @@ class EditionInfo:
     status: EditionStatus
     window_start: datetime
     window_end: datetime
+    # An alert's article (its id and title); None for a digest.
+    article_id: int | None = None
+    article_title: str | None = None
 
     @classmethod
     def of(cls, edition: Edition) -> EditionInfo:
@@ -52,6 +55,8 @@ class EditionInfo:
             EditionStatus(edition.status),
             edition.window_start,
             edition.window_end,
+            edition.article_id,
+            edition.article_title if edition.article_id is not None else None,
         )
 
 

@@ -62,5 +62,5 @@ def slot_name(slot: datetime) -> str:
 def slot_time(name: str, zone: ZoneInfo) -> datetime:
     """The instant a slot's name stands for (`slot_name` undone): an edition composed early for
     review has a window that ends before its slot, so the slot is read from its name."""
-    day, at = name.split("T")
+    day, at = name[:16].split("T")  # an alert's slot names its article after the minute
     return slot_on(date.fromisoformat(day), at, zone)

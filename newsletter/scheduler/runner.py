@@ -24,6 +24,7 @@ from newsletter.errors import NewsletterError
 from newsletter.services import (
     archive,
     bounces,
+    breaking,
     events,
     feeds,
     local_time,
@@ -36,6 +37,8 @@ from newsletter.store.runtime import Runtime
 
 log = logging.getLogger("newsletter.schedule")
 Clock = Callable[[], datetime]
+# How often alerts held by quiet hours or stopped mid-send are looked for.
+ALERT_SECONDS = 60.0
 
 
 def wall_clock() -> datetime:
@@ -61,11 +64,11 @@ class Runner:
         """Fetch every feed, then let every newsletter catch up: an edition within its review
         time is composed, a due edition goes out (or a stopped one is finished), a slot past the
         grace is recorded as missed; then the WebSub hubs are told of the feeds that changed."""
-        for step in (self.fetch, self.read_bounces, self.settle):
+        for step in (self.fetch, self.breaking, self.read_bounces, self.settle):
             if self.stop.is_set():
                 return
             self._survive(step)
-        for name in sorted(self.runtime.settings.newsletters):
+        for name in self.runtime.settings.digests():
             if self.stop.is_set():
                 return
             self._survive(partial(self.review, name, reschedule=False))
@@ -100,6 +103,13 @@ class Runner:
             return
         log.info("feeds: %d read, %d failed", sum(r.read for r in reports), sum(not r.read for r in reports))
         self.alert_failing_feeds()
+
+    def breaking(self) -> None:
+        """Alerts due: opened by a feed's trigger or an editor, past their quiet hours, or
+        stopped mid-send; every minute, and at once after each fetch."""
+        breaking.trigger(self.runtime, self.clock())
+        for report in breaking.send_due(self.runtime, self.clock(), self.stop):
+            log.info("alert %d: %s, %d sent", report.edition_id, report.status, report.sent)
 
     def push(self) -> None:
         """The WebSub hubs told of the feeds that changed (after the sends: never before one)."""
@@ -191,7 +201,16 @@ class Runner:
             id="claims",
             replace_existing=True,
         )
-        for name in sorted(settings.newsletters):
+        if settings.alerts():
+            self.scheduler.add_job(
+                self._survive,
+                "interval",
+                args=[self.breaking],
+                seconds=ALERT_SECONDS,
+                id="alerts",
+                replace_existing=True,
+            )
+        for name in settings.digests():
             self.wake_for(name)
             self.wake_for_review(name)
         self.wake_for_maintenance()

@@ -78,7 +78,7 @@ def run(runtime: Runtime, newsletter: str, now: datetime, links: bool = True) ->
             info = EditionInfo.of(draft(session, settings, newsletter, slot))
             edition = open_edition(session, settings, newsletter, slot)
             prepare(session, settings, edition, Composer(settings.templates_path()))  # a prepared one stays
-            copies, messages = _copies(session, settings, edition)
+            copies, messages = variant_copies(session, settings, edition)
             urls = sorted({*_article_urls(session, edition.id), *_note_urls(session, settings, edition)})
             pictured = _articles_with_images(session, edition.id)
         finally:
@@ -222,7 +222,7 @@ def _answers(urls: list[str], settings: FetchSettings) -> list[Answer]:
         return list(pool.map(lambda url: answer(client, url, settings), urls))
 
 
-def _copies(session: Session, settings: Settings, edition: Edition) -> tuple[list[Copy], list[bytes]]:
+def variant_copies(session: Session, settings: Settings, edition: Edition) -> tuple[list[Copy], list[bytes]]:
     """Each variant of a prepared edition as a reader gets it, and its whole message as the
     real message builder makes it (the links are dummies), largest first."""
     newsletter = edition.newsletter

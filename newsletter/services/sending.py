@@ -164,6 +164,11 @@ def _prepare(
     from newsletter.editions.prepare import NoNews, check_news, prepare
 
     settings = runtime.settings
+    if settings.newsletter(newsletter).is_alert:
+        raise EditionError(
+            f"{newsletter} is an alert newsletter: it sends one article at a time "
+            f"(`newsletter alert ARTICLE -n {newsletter}`), not editions on a schedule"
+        )
     slot = next_slot(session, settings, newsletter, now, grace(settings))
     # An edition that has begun going out (sent early, then stopped) is resumed whatever its slot.
     started = (

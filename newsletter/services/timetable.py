@@ -77,12 +77,12 @@ def jobs(runtime: Runtime, now: datetime) -> list[JobTime]:
             name: local_time.next_wake(session, settings, name, now)
             if settings.newsletter(name).local_time
             else open_slot_after(session, settings, name, now)
-            for name in settings.newsletters
+            for name in settings.digests()
         }
     every = timedelta(minutes=settings.scheduler.refresh_minutes)
     feeds = "fetch every feed" + (" and read the bounce mailbox" if reads_bounces(settings) else "")
     found = [JobTime("feeds", f"{feeds}, every {every}", max(now, last + every) if last else now)]
-    for name in sorted(settings.newsletters):
+    for name in settings.digests():
         found.append(JobTime(f"edition:{name}", f"the {name} edition", slots[name]))
         review = review_time(settings, name, now)
         if review is not None:
@@ -106,7 +106,7 @@ def problems(runtime: Runtime, now: datetime) -> list[str]:
     zone = settings.zone
     found: list[str] = []
     with reading(runtime.factory) as session:
-        for name in sorted(settings.newsletters):
+        for name in settings.digests():
             slot = due_slot(settings, name, now)
             last = session.scalars(
                 select(Edition).where(Edition.newsletter == name).order_by(Edition.window_end.desc()).limit(1)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration: a store already there is not handed to alembic, whose import and scripts
 # cost a command that only reads the store more than its own work (tests/test_store.py keeps it so).
-HEAD_REVISION = "0017"
+HEAD_REVISION = "0018"
 # How long a SQLite writer waits for the database's lock unless told otherwise (`write_wait`).
 BUSY_SECONDS = 30.0
 # The longest sleep between two tries for another process's write lock.

@@ -21,9 +21,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from newsletter.store.statuses import (
@@ -239,7 +240,12 @@ class Edition(Base):
     """One newsletter for one period; (newsletter, slot) is unique so a slot is sent once."""
 
     __tablename__ = "editions"
-    __table_args__ = (UniqueConstraint("newsletter", "slot", name="uq_editions_newsletter_slot"),)
+    __table_args__ = (
+        UniqueConstraint("newsletter", "slot", name="uq_editions_newsletter_slot"),
+        # An article is alerted once per newsletter, whoever asks and however often (an index:
+        # the migration adds it in place).
+        Index("uq_editions_newsletter_article", "newsletter", "article_id", unique=True),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     newsletter: Mapped[str] = mapped_column(String(64))
     slot: Mapped[str] = mapped_column(String(64))
@@ -267,6 +273,16 @@ class Edition(Base):
     # The last checks before it goes (links, images, size, spam score), as JSON, and when.
     checks: Mapped[str | None] = mapped_column(Text)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An alert's article (an alert newsletter's edition): None for a digest. No key: the
+    # migration adds it in place (see 0018); no article is ever deleted.
+    article_id: Mapped[int | None] = mapped_column(Integer)
+    # An alert opened in its newsletter's quiet hours waits until then (None: it goes at once).
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The alert's article's title, read with the edition (a key lookup; None for a digest): what
+    # every list of editions shows of an alert.
+    article_title: Mapped[str | None] = column_property(
+        select(Article.title).where(Article.id == article_id).correlate_except(Article).scalar_subquery()
+    )
 
     def waiting(self, approval: str) -> str | None:
         """Why the edition may not go now (held, or not approved), else None."""

@@ -100,8 +100,9 @@ def from_cell(cell: str) -> str:
 
 def default_newsletters(settings: Settings) -> list[str]:
     """What a new reader takes when no newsletter is named (an import's empty cell, `subscribers
-    add` without --newsletters): every newsletter the site sends, the only one on a site of one."""
-    return list(settings.newsletters)
+    add` without --newsletters): every digest the site sends, the only one on a site of one. An
+    alert newsletter is taken only when named: readers opt in to alerts."""
+    return [name for name, config in settings.newsletters.items() if not config.is_alert]
 
 
 def _split(value: str | None) -> list[str]:

@@ -103,7 +103,10 @@ class Published:
 
 def digests(session: Session, settings: Settings, edition: Edition) -> dict[str, Digest]:
     """The edition's generic digest (a reader of every section who got nothing before) in each
-    language the archive publishes it in; empty when it holds no article."""
+    language the archive publishes it in; empty when it holds no article. An alert's is its
+    one article, as its message shows it."""
+    if edition.article_id is not None:
+        return _alert(session, settings, edition)
     offer = load_offer(session, settings, edition)
     variants = Variants(settings, offer, Composer(settings.templates_path()), public=True)
     plan = variants.plan(list(offer.section_order), frozenset())
@@ -121,5 +124,26 @@ def digests(session: Session, settings: Settings, edition: Edition) -> dict[str,
                 for (slug, _ids), (name, cards) in zip(plan.sections, view.sections, strict=True)
             ],
             view.note,
+        )
+    return found
+
+
+def _alert(session: Session, settings: Settings, edition: Edition) -> dict[str, Digest]:
+    """An alert's one article in each language the archive publishes, in its first section."""
+    from newsletter.editions.alert import AlertMessages
+
+    messages = AlertMessages(session, settings, edition, Composer(settings.templates_path()), public=True)
+    sections = messages.sections()
+    found = {}
+    for language in settings.languages():
+        view = messages.view(language, None)
+        [card] = view.cards
+        name = card.category or view.newsletter.title
+        slug = sections[0].slug if sections else "alert"
+        found[language] = Digest(
+            view.newsletter.title,
+            view.edition_label,
+            [],
+            [Section(slug, name, [card], card.category_language)],
         )
     return found

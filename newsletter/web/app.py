@@ -15,6 +15,7 @@ from newsletter.store.availability import UNAVAILABLE
 from newsletter.store.runtime import Runtime
 from newsletter.subscribers.tokens import TokenError
 from newsletter.web import (
+    alerts,
     checks,
     clicks,
     confirm,
@@ -67,6 +68,7 @@ def create_app(runtime: Runtime, clock: Clock = wall_clock) -> FastAPI:
         history,
         upcoming,
         checks,
+        alerts,
     ):
         app.include_router(part.router)
     app.router.default = Slashes(app.router, str(runtime.settings.public_url))

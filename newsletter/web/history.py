@@ -106,6 +106,7 @@ def _edition(past: PastEdition, when: Callable[[datetime | None], str]) -> dict[
         "id": info.id,
         "newsletter": info.newsletter,
         "slot": info.slot,
+        "article": info.article_title if info.article_id is not None else None,
         "status": EDITION_NAMES[info.status],
         "window": f"{when(info.window_start)} – {when(info.window_end)}",
         "started": when(past.started_at),

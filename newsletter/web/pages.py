@@ -71,7 +71,8 @@ class Pages:
             format_date=lambda moment: i18n.format_date(moment, language, self.settings.zone),
             local_time=self.local,
             slot_time=self.slot,
-            site_newsletters=sorted(self.settings.newsletters),
+            site_newsletters=self.settings.digests(),
+            site_alerts=self.settings.alerts(),
         )
 
     def gettext(self, language: str, message: str) -> str:

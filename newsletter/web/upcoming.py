@@ -59,7 +59,7 @@ VariantId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _known(request: Request, newsletter: str) -> Response | None:
-    if newsletter not in web(request).runtime.settings.newsletters:
+    if newsletter not in web(request).runtime.settings.digests():  # an alert's page is /editor/alerts/
         return web(request).error(request, 404, N_("Page not found"), N_("There is no page at this address."))
     return None
 
