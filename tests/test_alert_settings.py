@@ -119,3 +119,20 @@ def test_subscribers_add_names_the_alert_newsletter(newsroom, tmp_path) -> None:
     shown = newsletter("subscribers", "list", "--json", "--config", str(config), env=SECRET_ENV, cwd=tmp_path)
     [fay] = [r for r in json.loads(shown.stdout) if r["email"] == "fay@example.org"]
     assert fay["newsletters"] == ["breaking"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["preview"], ["check"], ["test-send", "me@example.org"], ["edition", "hold"], ["edition", "picks"]],
+)
+def test_the_next_edition_s_commands_refuse_an_alert_newsletter_and_say_what_to_use(
+    newsroom, tmp_path, command: list[str]
+) -> None:
+    """An alert newsletter has no next edition: previewing, checking or holding one would show
+    a digest it never sends."""
+    extra = '[newsletters.weekly]\n[newsletters.breaking]\nkind = "alert"\n'
+    config = settings_file(newsroom, tmp_path, extra)
+    done = newsletter(*command, "-n", "breaking", "--config", str(config), env=SECRET_ENV, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout
+    assert "breaking is an alert newsletter" in done.stderr and "--dry-run" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -67,6 +67,19 @@ def known_newsletter(ctx: typer.Context, value: str) -> str:
     return value
 
 
+def digest_newsletter(ctx: typer.Context, value: str) -> str:
+    """A newsletter with editions on a schedule: the next edition's commands (preview, checks,
+    test-send, picks, notes, holds) have none to show for an alert newsletter."""
+    value = known_newsletter(ctx, value)
+    if not ctx.resilient_parsing and state(ctx).settings.newsletter(value).is_alert:
+        raise InputError(
+            "-n/--newsletter",
+            f"{value} is an alert newsletter: it has no next edition "
+            f"(see one alert as sent with `newsletter alert ARTICLE -n {value} --dry-run`)",
+        )
+    return value
+
+
 def optional_newsletter(ctx: typer.Context, value: str | None) -> str | None:
     """`-n/--newsletter` checked as every command checks it, but with no default."""
     return None if value is None else known_newsletter(ctx, value)
@@ -114,7 +127,7 @@ def mailbox(value: str | None) -> str | None:
 
 
 NewsletterOption = Annotated[
-    str, typer.Option("--newsletter", "-n", help="Which newsletter.", callback=known_newsletter)
+    str, typer.Option("--newsletter", "-n", help="Which newsletter.", callback=digest_newsletter)
 ]
 AtOption = Annotated[
     str | None,
