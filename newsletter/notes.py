@@ -9,6 +9,7 @@ a reader, whatever the source. A note is data: never a template, never a persona
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Mapping
 from functools import lru_cache
@@ -25,6 +26,12 @@ from newsletter.text import control_character
 MAX_NOTE = 2000
 # The text part's lines, as the digest's excerpts wrap.
 WIDTH = 74
+# Deeper nesting is no emphasis a reader sees, and past ~255 elements libxml2 (under premailer)
+# drops the rest of the digest: articles, footer and unsubscribe link with it.
+MAX_DEPTH = 8
+# Bidi embeddings, overrides and isolates, zero-width space, byte-order mark: they reorder or hide
+# what a reader sees (`gnp.exe`). Joiners and the RTL/LTR marks stay: scripts and emoji need them.
+_SPOOF = re.compile("[\u200b\u202a-\u202e\u2066-\u2069\ufeff]")
 RULES = ["emphasis", "link", "newline", "escape"]
 TAGS = {"p", "em", "strong", "a", "br"}
 SCHEMES = {"http", "https"}
@@ -67,12 +74,28 @@ def cleaned(source: str) -> str | None:
         raise NoteProblem(f"a note holds at most {MAX_NOTE} characters, not {len(text)}")
     if (found := control_character(text)) is not None:
         raise NoteProblem(f"a note cannot hold the control character {found}")
-    for token in _links(_parser(strict=False).parse(text)):
+    if (mark := _SPOOF.search(text)) is not None:
+        raise NoteProblem(f"a note cannot hold the invisible character U+{ord(mark[0]):04X}")
+    parsed = _parser(strict=False).parse(text)
+    if (depth := _depth(parsed)) > MAX_DEPTH:
+        raise NoteProblem(f"a note nests emphasis and links at most {MAX_DEPTH} deep, not {depth}")
+    for token in _links(parsed):
         href = str(token.attrs.get("href", ""))
         if not _web_link(href):
             shown = href if len(href) <= 80 else f"{href[:80]}…"
             raise NoteProblem(f"a note's links go to http or https addresses only, not {shown!r}")
     return text
+
+
+def _depth(tokens: list[Token]) -> int:
+    """How deep the note's inline markup nests (emphasis within emphasis, links)."""
+    deepest = 0
+    for token in tokens:
+        level = 0
+        for child in token.children or []:
+            level += child.nesting
+            deepest = max(deepest, level)
+    return deepest
 
 
 def _links(tokens: list[Token]) -> list[Token]:

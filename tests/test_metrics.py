@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -343,6 +344,44 @@ def test_run_s_own_port_answers_the_same_and_refuses_the_same(make_runtime) -> N
         )
     finally:
         server.stop()
+
+
+def test_run_s_own_port_holds_a_bounded_number_of_connections_and_no_traceback_for_one_gone(
+    make_runtime, monkeypatch, capfd
+) -> None:
+    """Idle connections beyond the cap are closed at once (no thread each); a client that goes
+    before its answer is a debug line, not a traceback on standard error."""
+    from newsletter.metrics import exposition
+
+    monkeypatch.setattr(exposition, "MAX_SCRAPES", 2)
+    runtime = make_runtime(metrics={"port": 0})
+    server = MetricsServer(
+        runtime.settings, registry(runtime, lambda: AFTER_SLOT), serving.listen("127.0.0.1", 0)
+    )
+    server.start()
+    host, port = server.sock.getsockname()[:2]
+    idle = [socket.create_connection((host, port)) for _ in range(2)]
+    try:
+        extra = socket.create_connection((host, port))
+        extra.settimeout(5)
+        assert extra.recv(1) == b""  # closed unanswered: both slots are held
+        extra.close()
+        for held in idle:
+            held.sendall(b"GET /metrics HTTP/1.1\r\n")  # never finished
+            held.close()
+        gone = socket.create_connection((host, port))
+        gone.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        gone.close()  # before the answer
+        for _ in range(50):  # the slots come back as their threads end
+            try:
+                answer = httpx.get(server.address, timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer.status_code == 200
+    finally:
+        server.stop()
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_a_guessable_token_is_refused(make_runtime) -> None:

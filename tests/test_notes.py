@@ -178,6 +178,8 @@ def test_hostile_notes_stay_inert_data(newsroom) -> None:
         ("[here](/relative)", "http or https addresses only"),
         ("x" * (notes.MAX_NOTE + 1), f"at most {notes.MAX_NOTE} characters, not {notes.MAX_NOTE + 1}"),
         ("bell \x07 here", "control character U+0007"),
+        ("see \u202egnp.exe", "invisible character U+202E"),  # reads as "exe.png"
+        ("*" * 300 + "deep" + "*" * 300, "at most 8 deep, not 150"),  # past ~255, lxml cut the digest
     ):
         with pytest.raises(InputError, match=re.escape(said)):
             editors.set_note(newsroom, "weekly", "en", bad, BEFORE, ED)
@@ -186,6 +188,7 @@ def test_hostile_notes_stay_inert_data(newsroom) -> None:
     with pytest.raises(InputError, match="language"):
         editors.set_note(newsroom, "weekly", "not a language", "x", BEFORE, ED)
     assert notes.cleaned("x" * notes.MAX_NOTE) == "x" * notes.MAX_NOTE  # the limit itself is fine
+    assert notes.cleaned("Familie 👨\u200d👩\u200d👧, ***sehr*** _wichtig_") is not None  # joiners stay
 
 
 def test_standing_notes_in_the_settings_file(tmp_path) -> None:

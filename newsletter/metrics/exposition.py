@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -41,6 +42,9 @@ FORWARDING = ("x-forwarded-for", "forwarded", "x-real-ip")
 FOLDER_PREFIX = "newsletter-metrics-"
 # A scrape's client gets this long to send its request, and to read the answer.
 SCRAPE_SECONDS = 10.0
+# Connections `[metrics] port` serves at once: a monitor needs one or two; a few hundred idle
+# ones cost a few MB, thousands would cost hundreds.
+MAX_SCRAPES = 256
 
 
 def registry(runtime: Runtime, clock: Clock) -> CollectorRegistry:
@@ -136,16 +140,46 @@ def _running(pid: int) -> bool:
     return True
 
 
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, at most MAX_SCRAPES at once: more are closed unanswered, so idle
+    connections cannot pile up threads; a client gone early is a debug line, not a traceback on
+    standard error."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slots = threading.BoundedSemaphore(MAX_SCRAPES)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("metrics: a scrape from %s ended early", client_address[0], exc_info=True)
+
+
 class MetricsServer:
     """`/metrics` on its own port (`[metrics] port`), from a thread of `newsletter run`."""
 
     def __init__(self, settings: Settings, made: CollectorRegistry, sock: socket.socket) -> None:
         self.sock = sock
         handler = type("Handler", (_Scrape,), {"settings": settings, "made": made})
-        self.server = ThreadingHTTPServer(sock.getsockname()[:2], handler, bind_and_activate=False)
+        self.server = _Server(sock.getsockname()[:2], handler, bind_and_activate=False)
         self.server.socket.close()
         self.server.socket = sock
-        self.server.daemon_threads = True
         self.thread = threading.Thread(
             target=self.server.serve_forever, name="newsletter-metrics", daemon=True
         )

@@ -46,6 +46,8 @@ BUSY_SECONDS = 30.0
 FLOCK_PAUSE = 0.001
 # A session factory's `info` key: the seconds a unit of work may wait for the write lock.
 WRITE_WAIT = "write_wait"
+# Seconds to open a PostgreSQL connection, unless the URL says (`?connect_timeout=`).
+CONNECT_SECONDS = 10
 
 
 def make_engine(url: str) -> Engine:
@@ -54,7 +56,11 @@ def make_engine(url: str) -> Engine:
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+        # A server that takes the connection and never answers (stalled, or a half-open link)
+        # is given up on after CONNECT_SECONDS, not libpq's minutes: a scrape or a health check
+        # says the store is down while a monitor still waits. The URL's own value wins.
+        timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_SECONDS}
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True, connect_args=timeout)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, connect_args={"timeout": BUSY_SECONDS}, hide_parameters=True)
