@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from newsletter.cli.output import waves_line
 from newsletter.editions.waves import moment
@@ -243,3 +243,77 @@ def test_a_held_edition_misses_no_wave_and_released_sends_those_passed(newsroom)
         session.execute(update(Edition).values(released_at=LISBON + timedelta(hours=3)))
     assert job(newsroom, LISBON + timedelta(hours=3)).action == "wave"  # Lisbon's, late but not missed
     assert set(sent(newsroom)) == {"all", "Europe/Helsinki", "Europe/Lisbon"}
+
+
+@pytest.mark.both_databases
+def test_a_begun_wave_s_tail_and_a_deferred_reader_go_however_late(newsroom) -> None:
+    """A wave some sender began is not missed when its tail goes past the grace (a long wave, a
+    second scheduler coming late), nor is a reader whose mailbox asked for a later try."""
+    local(newsroom)
+    assert job(newsroom, HELSINKI).action == "wave"
+    with newsroom.factory.begin() as session:
+        ids = session.scalars(
+            select(Delivery.id)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Subscriber.timezone == "Europe/Helsinki", Delivery.status == DeliveryStatus.SENT)
+            .order_by(Delivery.id)
+        ).all()
+        assert len(ids) >= 3
+        tail = dict(status=DeliveryStatus.PENDING, attempts=0, sent_at=None, handed_at=None)
+        session.execute(update(Delivery).where(Delivery.id.in_(ids[1:-1])).values(**tail))  # never claimed
+        deferred = dict(tail, attempts=3, detail="451 greylisted", retry_at=LISBON - timedelta(minutes=1))
+        session.execute(update(Delivery).where(Delivery.id == ids[-1]).values(**deferred))
+    job(newsroom, LISBON)  # more than the grace after Helsinki's wave
+    with newsroom.factory() as session:
+        found = dict(session.execute(select(Delivery.id, Delivery.status).where(Delivery.id.in_(ids))).all())
+    assert set(found.values()) == {DeliveryStatus.SENT}, found
+
+
+def test_a_grace_of_zero_misses_no_wave_run_a_moment_late(newsroom) -> None:
+    local(newsroom)
+    scheduler = newsroom.settings.model_dump()["scheduler"]
+    newsroom.settings = with_settings(newsroom, scheduler={**scheduler, "misfire_grace_minutes": 0})
+    assert job(newsroom, HELSINKI).action == "wave"
+    assert job(newsroom, LISBON + timedelta(milliseconds=5)).action == "wave"
+    assert sent(newsroom)["Europe/Lisbon"]
+    with newsroom.factory() as session:
+        assert waves.MISSED not in set(session.scalars(select(Delivery.detail)))
+
+
+@pytest.mark.both_databases
+def test_a_wave_a_day_from_the_site_s_slot_still_goes(newsroom) -> None:
+    """A daily from Auckland (+13) to Pago Pago (-11): a reader's 07:00 is 24 hours after the
+    site's, past the next slot; the job still sends that wave and completes the edition."""
+    newsletters = newsroom.settings.model_dump()["newsletters"]
+    newsletters["weekly"] = {
+        **newsletters["weekly"],
+        "local_time": True,
+        "days": "*",
+        "at": "07:00",
+        "first_window_days": 366,
+    }
+    newsroom.settings = with_settings(newsroom, newsletters=newsletters, timezone="Pacific/Auckland")
+    with newsroom.factory.begin() as session:  # half of them there, half in the site's zone
+        ids = session.scalars(select(Subscriber.id).order_by(Subscriber.id)).all()
+        session.execute(
+            update(Subscriber).where(Subscriber.id.in_(ids[1::2])).values(timezone="Pacific/Pago_Pago")
+        )
+    at = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    while at < datetime(2026, 11, 25, 20, 0, tzinfo=UTC):
+        runner(newsroom, at).edition("weekly", reschedule=False)
+        at += timedelta(minutes=30)
+    with newsroom.factory() as session:
+        stuck = session.scalars(
+            select(Edition.slot).where(
+                Edition.status.in_((EditionStatus.READY, EditionStatus.SENDING)),
+                Edition.slot < "2026-11-24",
+            )
+        ).all()
+        left = session.scalar(
+            select(func.count()).where(
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.due_at < datetime(2026, 11, 25, 12, tzinfo=UTC),
+            )
+        )
+    assert stuck == [] and left == 0
+    assert sent(newsroom)["Pacific/Pago_Pago"]

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from newsletter.editions.compose import Composer
 from newsletter.editions.edition import FINISHED, begun, close_window, decided, mark_missed, open_edition
 from newsletter.editions.prepare import EmptyEdition, NoNews, check_news, prepare
-from newsletter.editions.slots import last_slot, next_slot_after, slot_name, wall_clock
+from newsletter.editions.slots import last_slot, next_slot_after, slot_name, slot_time, wall_clock
 from newsletter.editions.waves import moments
 from newsletter.services.alerts import alert
 from newsletter.services.editions import grace
@@ -31,6 +31,9 @@ from newsletter.store.runtime import Runtime
 from newsletter.store.statuses import OPEN, DeliveryStatus, EditionStatus
 
 log = logging.getLogger("newsletter.schedule")
+# A wave is missed only this late at least, whatever the grace: the job wakes a moment after
+# each wave's time, and a grace of 0 must not make that moment a miss.
+LATE = timedelta(minutes=1)
 
 
 def span(session: Session, settings: Settings, newsletter: str, slot: datetime) -> tuple[datetime, datetime]:
@@ -52,8 +55,21 @@ def run(runtime: Runtime, newsletter: str, now: datetime, stop: threading.Event)
     ahead = timedelta(minutes=config.review_minutes)
     previous = last_slot(config.days, config.at, settings.zone, now)
     upcoming = next_slot_after(config.days, config.at, settings.zone, now)
+    with reading(runtime.factory) as session:  # older editions whose far zones' waves are still to go
+        under_way = session.scalars(
+            select(Edition.slot).where(
+                Edition.newsletter == newsletter,
+                Edition.status.in_((EditionStatus.READY, EditionStatus.SENDING)),
+            )
+        ).all()
+    older = set()
+    for name in under_way:
+        try:
+            older.add(slot_time(name, settings.zone))
+        except ValueError:  # a slot the schedule never names (an edition sent by hand)
+            continue
     runs = []
-    for slot in (previous, upcoming):
+    for slot in sorted({previous, upcoming, *older}):
         with reading(runtime.factory) as session:
             status = session.scalar(
                 select(Edition.status).where(
@@ -124,7 +140,7 @@ def _waves(
             # An editor's decision is not a job down: held, nothing is missed; released, the
             # waves that passed meanwhile go at once.
             decision = decided(edition, approval)
-            missed = 0 if decision else waves.miss(session, edition.id, now - grace(settings))
+            missed = 0 if decision else waves.miss(session, edition.id, now - max(grace(settings), LATE))
             due = session.scalar(
                 select(func.count()).where(
                     Delivery.edition_id == edition.id,

@@ -80,15 +80,33 @@ def retime(session: Session, delivery_id: int, moment: datetime) -> None:
     )
 
 
+# A wave some sender has begun: its other readers go, however late (a long wave, a second
+# scheduler coming in after the grace); only a wave nobody began was missed.
+BEGUN = (DeliveryStatus.SENDING, DeliveryStatus.SENT, DeliveryStatus.UNCERTAIN, DeliveryStatus.FAILED)
+
+
 def miss(session: Session, edition_id: int, before: datetime) -> int:
-    """Deliveries whose wave came before `before` (the grace's start) still unclaimed: skipped,
-    with why; their readers' articles were not received, so later editions may carry them."""
+    """Deliveries of waves that came before `before` (the grace's start) and that no sender
+    began, never tried: skipped, with why; their readers' articles were not received, so later
+    editions may carry them. A reader whose mailbox asked for a later try keeps it."""
+    other = DELIVERIES.alias("other")
+    begun = (
+        select(other.c.id)
+        .where(
+            other.c.edition_id == DELIVERIES.c.edition_id,
+            other.c.due_at == DELIVERIES.c.due_at,
+            other.c.status.in_(BEGUN),
+        )
+        .exists()
+    )
     result = session.execute(
         update(DELIVERIES)
         .where(
             DELIVERIES.c.edition_id == edition_id,
             DELIVERIES.c.status == DeliveryStatus.PENDING,
             DELIVERIES.c.due_at < before,
+            DELIVERIES.c.retry_at.is_(None),
+            ~begun,
         )
         .values(status=DeliveryStatus.SKIPPED, detail=MISSED)
     )
