@@ -187,6 +187,24 @@ def test_quiet_hours_hold_an_alert_until_they_end_then_the_job_sends_it(site) ->
     assert sorted(m["To"] for m in messages(site, edition_id)) == sorted(readers_)
 
 
+def test_a_held_alert_pressed_again_as_urgent_goes_now_with_the_new_subject(site) -> None:
+    """Opened at night without "urgent", held by the quiet hours: the editor's second press,
+    urgent and with a subject, sends the same alert now (one edition, each reader once)."""
+    readers_ = opt_in(site, 3)
+    night = datetime(2026, 12, 2, 23, 30, tzinfo=ZONE)
+    held = breaking.open_by_editor(site, "breaking", TRANSLATED, night)
+    assert held.not_before is not None
+    again = breaking.open_by_editor(
+        site, "breaking", TRANSLATED, night + timedelta(minutes=1), subject="Now: the vote", urgent=True
+    )
+    assert again.edition.id == held.edition.id and not again.created and again.not_before is None
+    edition_id = press(site, TRANSLATED, night + timedelta(minutes=2))  # a third press: nothing more
+    assert edition_id == held.edition.id and alerts(site) == 1
+    sent = messages(site, edition_id)
+    assert sorted(m["To"] for m in sent) == sorted(readers_)
+    assert {m["Subject"] for m in sent} == {"Now: the vote"}
+
+
 def test_quiet_hours_arithmetic() -> None:
     at = lambda h, m=0, d=2: datetime(2026, 12, d, h, m, tzinfo=ZONE)  # noqa: E731
     assert quiet_until("22:00-07:00", ZONE, at(21, 59)) is None

@@ -178,14 +178,24 @@ def open_by_editor(
     editor: str | None = None,
     client: str | None = "command line",
 ) -> Opened:
-    """An editor's alert opened (once per article), in the audit log."""
+    """An editor's alert opened (once per article), in the audit log. Pressed again before it
+    was prepared (held by the quiet hours), "urgent" releases it and a subject replaces the
+    first: the editor's second word on the same story, not a second alert."""
     settings = runtime.settings
     name = alert_newsletter(settings, newsletter)
     check_subject(subject)
     with unit_of_work(runtime.factory) as session:
         article = find_article(session, reference)
         edition, created = open_alert(session, settings, name, article, now, subject, urgent)
-        if created:
+        changed = False
+        if not created and edition.status == EditionStatus.DRAFT:
+            session.refresh(edition, with_for_update=True)  # a sender preparing it goes first
+            if edition.status == EditionStatus.DRAFT:
+                if urgent and edition.not_before is not None:
+                    edition.not_before, changed = None, True
+                if subject is not None:
+                    edition.overrides, changed = subject_override(subject), True
+        if created or changed:
             detail = {"article": edition.article_id, "subject": subject, "urgent": urgent}
             audit.record(session, "alert", now, editor, f"{name} {edition.slot}", detail, client)
         title = session.get_one(Article, edition.article_id).title if edition.article_id else article.title

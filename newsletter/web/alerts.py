@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from newsletter.errors import NewsletterError
 from newsletter.i18n import N_
 from newsletter.services import breaking
+from newsletter.store.statuses import EditionStatus
 from newsletter.web.context import log, web
 from newsletter.web.forms import read_form, text
 from newsletter.web.signin import form_refused, form_token, signed
@@ -134,7 +135,7 @@ async def send(request: Request, newsletter: Newsletter) -> Response:
         )
     except NewsletterError as exc:
         return context.error(request, 409, N_("This cannot be done"), str(exc))
-    if not opened.created:
+    if not opened.created and opened.edition.status != EditionStatus.DRAFT:
         done = "already"
     elif opened.not_before is not None and now < opened.not_before:
         done = "held"
