@@ -22,14 +22,14 @@ from newsletter import i18n
 from newsletter.editions.audience import audience
 from newsletter.editions.compose import Card, Composed, Composer, DigestView, Markers
 from newsletter.editions.edition import EditionError
-from newsletter.editions.prepare import SUPPRESSED, Prepared
+from newsletter.editions.prepare import SUPPRESSED, Prepared, save_variant
 from newsletter.editions.slots import slot_name, slot_on
 from newsletter.editions.variants import click_links, excerpt, tagged, utm
 from newsletter.settings import Settings
 from newsletter.store import ledger
 from newsletter.store.categories import localized
 from newsletter.store.ledger import Assignment
-from newsletter.store.models import DELIVERIES, Article, Category, Delivery, Edition, Variant
+from newsletter.store.models import DELIVERIES, Article, Category, Delivery, Edition
 from newsletter.store.statuses import DeliveryStatus, EditionStatus
 
 # A reader's deliveries that count against `max_per_day`: gone, going, or maybe gone.
@@ -275,18 +275,4 @@ def _over_the_limit(
 
 
 def _save(session: Session, edition: Edition, message: Message) -> int:
-    composed = message.composed
-    variant = Variant(
-        edition_id=edition.id,
-        key=message.key,
-        language=message.language,
-        categories="",
-        subject=composed.subject,
-        preheader=composed.preheader,
-        html=composed.html,
-        text=composed.text,
-        marker=composed.markers.nonce,
-    )
-    session.add(variant)
-    session.flush()
-    return variant.id
+    return save_variant(session, edition, message.key, message.language, "", message.composed).id

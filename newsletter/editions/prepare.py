@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from newsletter.editions.audience import audience
-from newsletter.editions.compose import Composer
+from newsletter.editions.compose import Composed, Composer
 from newsletter.editions.edition import EditionError, previous_end
 from newsletter.editions.offer import Offer, load_offer
 from newsletter.editions.plan import Plan, Rules
@@ -318,13 +318,16 @@ def tally(session: Session, settings: Settings, offer: Offer) -> Prepared:
     )
 
 
-def _save_variant(session: Session, edition: Edition, built: Built) -> int:
-    composed = built.composed
+def save_variant(
+    session: Session, edition: Edition, key: str, language: str, categories: str, composed: Composed
+) -> Variant:
+    """A composed variant stored for the edition (flushed: its id is known); a digest's and an
+    alert's alike."""
     variant = Variant(
         edition_id=edition.id,
-        key=built.key,
-        language=built.language,
-        categories=",".join(built.plan.chosen),
+        key=key,
+        language=language,
+        categories=categories,
         subject=composed.subject,
         preheader=composed.preheader,
         html=composed.html,
@@ -333,6 +336,12 @@ def _save_variant(session: Session, edition: Edition, built: Built) -> int:
     )
     session.add(variant)
     session.flush()
+    return variant
+
+
+def _save_variant(session: Session, edition: Edition, built: Built) -> int:
+    categories = ",".join(built.plan.chosen)
+    variant = save_variant(session, edition, built.key, built.language, categories, built.composed)
     session.execute(
         insert(VariantArticle),
         [
